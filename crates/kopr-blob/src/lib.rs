@@ -1,0 +1,1 @@
+//! Blob storage: named immutable byte blobs on a filesystem, in memory, or behind fault injection.

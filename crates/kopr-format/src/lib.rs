@@ -1,0 +1,12 @@
+//! Kopia's on-disk format, as pure encoding and decoding: no I/O happens here.
+//!
+//! Every layout, constant and algorithm name in this crate is byte-compatible with
+//! Kopia's repository format (see `docs/format.md` in the repository root).
+
+pub mod compression;
+pub mod error;
+pub mod crypto;
+pub mod encryption;
+pub mod hashing;
+pub mod index;
+pub use error::{FormatError, Result};

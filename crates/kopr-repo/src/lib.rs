@@ -1,0 +1,1 @@
+//! The kopr repository layer.
