@@ -3,10 +3,13 @@
 //! Every layout, constant and algorithm name in this crate is byte-compatible with
 //! Kopia's repository format (see `docs/format.md` in the repository root).
 
+pub mod blob_crypto;
 pub mod compression;
 pub mod error;
 pub mod crypto;
 pub mod encryption;
 pub mod hashing;
 pub mod index;
+pub mod pack;
+pub mod repository_blob;
 pub use error::{FormatError, Result};

@@ -1,0 +1,246 @@
+//! The command tree and its flags, mirroring Kopia's.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Fast and secure backups in Kopia's repository format.
+#[derive(Debug, Parser)]
+#[command(name = "kopr", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Specify the config file to use [env: KOPR_CONFIG_PATH, KOPIA_CONFIG_PATH].
+    #[arg(long = "config-file", global = true)]
+    pub config_file: Option<PathBuf>,
+    /// Repository password [env: KOPR_PASSWORD, KOPIA_PASSWORD].
+    #[arg(long, short = 'p', global = true, hide_env_values = true)]
+    pub password: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Commands to manipulate repository.
+    #[command(subcommand, visible_alias = "repo")]
+    Repository(RepositoryCommand),
+    /// Commands to manipulate content in repository.
+    #[command(subcommand)]
+    Content(ContentCommand),
+    /// Commands to manipulate BLOBs.
+    #[command(subcommand)]
+    Blob(BlobCommand),
+    /// Commands to manipulate content index.
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+/// `repository …`
+#[derive(Debug, Subcommand)]
+pub enum RepositoryCommand {
+    /// Create new repository in a specified location.
+    #[command(subcommand)]
+    Create(CreateStorage),
+    /// Connect to a repository.
+    #[command(subcommand)]
+    Connect(ConnectStorage),
+    /// Disconnect from a repository.
+    Disconnect,
+    /// Display the status of connected repository.
+    Status(StatusArgs),
+}
+
+/// Storage kinds for `repository create`.
+#[derive(Debug, Subcommand)]
+pub enum CreateStorage {
+    /// Create a repository in a filesystem.
+    Filesystem {
+        #[command(flatten)]
+        fs: FilesystemArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// Storage kinds for `repository connect`.
+#[derive(Debug, Subcommand)]
+pub enum ConnectStorage {
+    /// Connect to a repository in a filesystem.
+    Filesystem {
+        #[command(flatten)]
+        fs: FilesystemArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// Filesystem storage flags.
+#[derive(Debug, Args)]
+pub struct FilesystemArgs {
+    /// Path to the repository.
+    #[arg(long)]
+    pub path: PathBuf,
+}
+
+/// Flags of `repository create` (format choices).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Content hash algorithm.
+    #[arg(long = "block-hash", default_value = kopr_format::hashing::DEFAULT_HASH)]
+    pub block_hash: String,
+    /// Content encryption algorithm.
+    #[arg(long, default_value = kopr_format::encryption::DEFAULT_ENCRYPTION)]
+    pub encryption: String,
+    /// The splitter to use for new objects in the repository.
+    #[arg(long = "object-splitter", default_value = kopr_format::splitter::DEFAULT_SPLITTER)]
+    pub object_splitter: String,
+    /// Algorithm to derive the encryption key for the format block from the repository password.
+    #[arg(
+        long = "format-block-key-derivation-algorithm",
+        default_value = kopr_format::crypto::SCRYPT_ALGORITHM
+    )]
+    pub key_derivation: String,
+    /// Set the blob retention-mode for supported storage backends (GOVERNANCE or COMPLIANCE).
+    #[arg(long = "retention-mode")]
+    pub retention_mode: Option<String>,
+    /// Set the blob retention-period for supported storage backends (e.g. 24h, 30d).
+    #[arg(long = "retention-period")]
+    pub retention_period: Option<String>,
+    /// Create repository, but don't connect to it.
+    #[arg(long = "create-only", short = 'c')]
+    pub create_only: bool,
+}
+
+/// Flags of `repository connect` (also accepted by create).
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Cache directory [env: KOPIA_CACHE_DIRECTORY].
+    #[arg(long = "cache-directory")]
+    pub cache_directory: Option<PathBuf>,
+    /// Make repository read-only to avoid accidental changes.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Human-readable description of the repository.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Override hostname used by this repository connection.
+    #[arg(long = "override-hostname", hide = true)]
+    pub override_hostname: Option<String>,
+    /// Override username used by this repository connection.
+    #[arg(long = "override-username", hide = true)]
+    pub override_username: Option<String>,
+}
+
+/// `repository status` flags.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output result in JSON format to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `content …`
+#[derive(Debug, Subcommand)]
+pub enum ContentCommand {
+    /// Content statistics.
+    Stats {
+        /// Raw numbers.
+        #[arg(long, short = 'r')]
+        raw: bool,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List contents.
+    #[command(visible_alias = "list")]
+    Ls(ContentListArgs),
+    /// Show contents by ID.
+    #[command(visible_alias = "cat")]
+    Show {
+        /// IDs of contents to show.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Pretty-print JSON content.
+        #[arg(long, short = 'j')]
+        json: bool,
+    },
+}
+
+/// `content ls` flags.
+#[derive(Debug, Args)]
+pub struct ContentListArgs {
+    /// Long output.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    /// Compression.
+    #[arg(long, short = 'c')]
+    pub compression: bool,
+    /// Include deleted content.
+    #[arg(long)]
+    pub deleted: bool,
+    /// Only show deleted content.
+    #[arg(long = "deleted-only")]
+    pub deleted_only: bool,
+    /// Summarize the list.
+    #[arg(long, short = 's')]
+    pub summary: bool,
+    /// Only contents with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Output result in JSON format to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `blob …`
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// List BLOBs.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Blob ID prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Minimum size.
+        #[arg(long = "min-size")]
+        min_size: Option<u64>,
+        /// Maximum size.
+        #[arg(long = "max-size")]
+        max_size: Option<u64>,
+        /// Only list data blobs.
+        #[arg(long = "data-only")]
+        data_only: bool,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Blob statistics.
+    Stats {
+        /// Blob name prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Raw numbers.
+        #[arg(long, short = 'r')]
+        raw: bool,
+    },
+}
+
+/// `index …`
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// List content indexes.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Display index blob summary.
+        #[arg(long)]
+        summary: bool,
+        /// Index blob sort order.
+        #[arg(long, default_value = "time", value_parser = ["time", "size", "name"])]
+        sort: String,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,116 @@
+//! Command implementations, one module per command group.
+
+mod blob;
+mod content;
+mod index;
+mod repository;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use kopr_blob::BlobStorage;
+use kopr_repo::content::WriterIdentity;
+use kopr_repo::{OpenOptions, RepoError, Repository};
+
+use crate::app::{Cli, Command};
+use crate::config::{self, ConnectionConfig};
+use crate::storage;
+
+/// What every command gets: global flags and the config location.
+pub struct Context {
+    /// `--config-file` resolved.
+    pub config_path: PathBuf,
+    /// `--password` or the environment.
+    pub password: Option<String>,
+}
+
+impl Context {
+    fn from_cli(cli: &Cli) -> Result<Context> {
+        let password = cli
+            .password
+            .clone()
+            .or_else(|| std::env::var("KOPR_PASSWORD").ok())
+            .or_else(|| std::env::var("KOPIA_PASSWORD").ok());
+        Ok(Context {
+            config_path: config::config_path(cli.config_file.as_deref())?,
+            password,
+        })
+    }
+
+    /// The password from flags, environment, the persisted file, or a prompt on a terminal.
+    pub fn password(&self, prompt: &str, use_persisted: bool) -> Result<String> {
+        if let Some(p) = &self.password {
+            return Ok(p.clone());
+        }
+        if use_persisted {
+            if let Some(p) = config::load_password(&self.config_path) {
+                return Ok(p);
+            }
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("password required: use --password or set KOPR_PASSWORD (or KOPIA_PASSWORD)");
+        }
+        rpassword::prompt_password(prompt).context("cannot read password")
+    }
+
+    /// Loads the connection and opens the repository.
+    pub fn open_repository(&self) -> Result<(ConnectionConfig, Repository)> {
+        let cfg = ConnectionConfig::load(&self.config_path)?;
+        let st = storage::open(&cfg.storage)?;
+        let password = self.password("Enter password to open repository: ", true)?;
+        let repo = open_with(st, &password, &cfg)?;
+        Ok((cfg, repo))
+    }
+}
+
+/// Opens a repository in `st` with the identity and cache of `cfg`.
+pub fn open_with(st: Arc<dyn BlobStorage>, password: &str, cfg: &ConnectionConfig) -> Result<Repository> {
+    let opts = OpenOptions {
+        cache_dir: (!cfg.caching.cache_directory.is_empty()).then(|| PathBuf::from(&cfg.caching.cache_directory)),
+        identity: WriterIdentity {
+            user: cfg.username.clone(),
+            host: cfg.hostname.clone(),
+        },
+        ..OpenOptions::default()
+    };
+    Repository::open(st, password, opts).map_err(|e| match e {
+        RepoError::InvalidPassword => anyhow!("invalid repository password"),
+        e => anyhow!(e).context("unable to open repository"),
+    })
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::from_cli(&cli)?;
+    match cli.command {
+        Command::Repository(c) => repository::run(&ctx, c),
+        Command::Content(c) => content::run(&ctx, c),
+        Command::Blob(c) => blob::run(&ctx, c),
+        Command::Index(c) => index::run(&ctx, c),
+    }
+}
+
+/// Prints a histogram of sizes in Kopia's `N between A and B (total T)` shape.
+pub fn print_histogram(sizes: impl Iterator<Item = i64>, fmt: &dyn Fn(i64) -> String) {
+    let thresholds: Vec<i64> = (1..=8).map(|i| 10i64.pow(i)).collect();
+    let mut counts = vec![0u64; thresholds.len()];
+    let mut totals = vec![0i64; thresholds.len()];
+    for s in sizes {
+        if let Some(i) = thresholds.iter().position(|&t| s < t) {
+            counts[i] += 1;
+            totals[i] += s;
+        }
+    }
+    let mut last = 0;
+    for (i, &t) in thresholds.iter().enumerate() {
+        println!("{:>9} between {} and {} (total {})", counts[i], fmt(last), fmt(t), fmt(totals[i]));
+        last = t;
+    }
+}
+
+/// Kopia's timestamp format, in local time.
+pub fn format_timestamp(ts: chrono::DateTime<chrono::Utc>) -> String {
+    ts.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+}

@@ -1,0 +1,273 @@
+//! `repository create | connect | disconnect | status`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use kopr_format::repository_blob::BlobStorageConfig;
+use kopr_repo::format_manager::CreateOptions;
+use kopr_repo::{RepoError, Repository};
+use serde_json::json;
+
+use super::{open_with, Context};
+use crate::app::{ConnectArgs, ConnectStorage, CreateStorage, RepositoryCommand, StatusArgs};
+use crate::config::{self, CachingConfig, ConnectionConfig, StorageConfig};
+use crate::storage;
+use crate::units;
+
+pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
+    match cmd {
+        RepositoryCommand::Create(CreateStorage::Filesystem { fs, create, connect }) => {
+            let sc = storage::filesystem_config(&fs.path)?;
+            let opts = CreateOptions {
+                hash: create.block_hash,
+                encryption: create.encryption,
+                splitter: create.object_splitter,
+                key_derivation: create.key_derivation,
+                blob_config: retention(create.retention_mode, create.retention_period)?,
+                max_pack_size: 0,
+            };
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
+            let sc = storage::filesystem_config(&fs.path)?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Disconnect => {
+            if config::remove(&ctx.config_path)? {
+                println!("Disconnected from repository.");
+            } else {
+                println!("Not connected to a repository.");
+            }
+            Ok(())
+        }
+        RepositoryCommand::Status(args) => status(ctx, args),
+    }
+}
+
+/// Parses a Go-style duration (`24h`, `90m`, `1h30m`) or days (`30d`) into nanoseconds.
+pub fn parse_duration_nanos(s: &str) -> Result<i64> {
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
+        num.clear();
+        let unit: i64 = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => bail!("invalid duration {s:?}: unknown unit {c:?}"),
+        };
+        total = n
+            .checked_mul(unit * 1_000_000_000)
+            .and_then(|v| total.checked_add(v))
+            .with_context(|| format!("duration {s:?} is too long"))?;
+    }
+    if !num.is_empty() || total == 0 && !s.trim().is_empty() && s.trim() != "0" {
+        bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
+    }
+    Ok(total)
+}
+
+fn retention(mode: Option<String>, period: Option<String>) -> Result<BlobStorageConfig> {
+    let cfg = BlobStorageConfig {
+        retention_mode: mode.map(|m| m.to_uppercase()).unwrap_or_default(),
+        retention_period_nanos: period.as_deref().map(parse_duration_nanos).transpose()?.unwrap_or(0),
+    };
+    if !cfg.retention_mode.is_empty() && !matches!(cfg.retention_mode.as_str(), "GOVERNANCE" | "COMPLIANCE") {
+        bail!("invalid --retention-mode {:?}: use GOVERNANCE or COMPLIANCE", cfg.retention_mode);
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn new_password(ctx: &Context) -> Result<String> {
+    if let Some(p) = &ctx.password {
+        return Ok(p.clone());
+    }
+    let p1 = ctx.password("Enter password to create new repository: ", false)?;
+    let p2 = ctx.password("Re-enter password for verification: ", false)?;
+    if p1 != p2 {
+        bail!("passwords don't match");
+    }
+    Ok(p1)
+}
+
+fn create_repository(
+    ctx: &Context,
+    sc: StorageConfig,
+    opts: &CreateOptions,
+    create_only: bool,
+    connect: ConnectArgs,
+) -> Result<()> {
+    let password = new_password(ctx)?;
+    if password.is_empty() {
+        bail!("password cannot be empty");
+    }
+    let st = storage::open_or_create(&sc, true)?;
+    println!("Initializing repository with:");
+    println!("  block hash:          {}", opts.hash);
+    println!("  encryption:          {}", opts.encryption);
+    println!("  key derivation:      {}", opts.key_derivation);
+    println!("  splitter:            {}", opts.splitter);
+    Repository::create(&*st, opts, &password).map_err(|e| match e {
+        RepoError::AlreadyInitialized(_) => anyhow::anyhow!("repository already initialized at {}", display(&sc)),
+        e => anyhow::Error::new(e).context("cannot create repository"),
+    })?;
+    if create_only {
+        return Ok(());
+    }
+    connect_repository(ctx, sc, connect, Some(password))
+}
+
+fn display(sc: &StorageConfig) -> String {
+    sc.config
+        .get("path")
+        .and_then(|p| p.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| sc.config.to_string())
+}
+
+fn connect_repository(
+    ctx: &Context,
+    sc: StorageConfig,
+    args: ConnectArgs,
+    password: Option<String>,
+) -> Result<()> {
+    let st = storage::open(&sc)?;
+    let cache_dir: PathBuf = args
+        .cache_directory
+        .or_else(|| std::env::var_os("KOPIA_CACHE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| config::default_cache_dir(&ctx.config_path));
+    let cfg = ConnectionConfig {
+        description: args
+            .description
+            .unwrap_or_else(|| format!("Repository in {}: {}", title(&sc.kind), display(&sc))),
+        storage: sc,
+        caching: CachingConfig {
+            cache_directory: cache_dir.to_string_lossy().to_string(),
+        },
+        hostname: args.override_hostname.unwrap_or_else(config::current_hostname),
+        username: args.override_username.unwrap_or_else(config::current_username),
+        read_only: args.readonly,
+    };
+    let password = match password {
+        Some(p) => p,
+        None => ctx.password("Enter password to open repository: ", false)?,
+    };
+    // Opening proves the password and the format before anything is written locally.
+    open_with(st, &password, &cfg)?;
+    cfg.save(&ctx.config_path)?;
+    config::save_password(&ctx.config_path, &password)?;
+    println!("Connected to repository.");
+    Ok(())
+}
+
+fn title(kind: &str) -> String {
+    match kind {
+        "filesystem" => "Filesystem".into(),
+        "s3" => "S3".into(),
+        k => k.to_string(),
+    }
+}
+
+fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
+    let (cfg, repo) = ctx.open_repository()?;
+    let f = repo.format();
+    let c = &f.config;
+    let epoch = repo.contents().epochs().current()?;
+    if args.json {
+        let v = json!({
+            "configFile": ctx.config_path,
+            "description": cfg.description,
+            "hostname": cfg.hostname,
+            "username": cfg.username,
+            "readonly": cfg.read_only,
+            "storage": { "type": cfg.storage.kind, "config": cfg.storage.config },
+            "uniqueIDHex": f.unique_id_hex(),
+            "contentFormat": {
+                "hash": c.hash,
+                "encryption": c.encryption,
+                "version": c.version,
+                "maxPackSize": c.effective_max_pack_size(),
+                "indexVersion": c.effective_index_version(),
+                "epochParameters": c.epoch_parameters,
+                "enablePasswordChange": c.enable_password_change,
+            },
+            "objectFormat": { "splitter": c.splitter },
+            "blobRetention": {
+                "retentionMode": f.blob_config.retention_mode,
+                "retentionPeriod": f.blob_config.retention_period_nanos,
+            },
+            "currentEpoch": epoch.write_epoch,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let ep = &c.epoch_parameters;
+    let dur = |n: i64| units::duration(chrono::Duration::nanoseconds(n));
+    println!("Config file:         {}", ctx.config_path.display());
+    println!();
+    println!("Description:         {}", cfg.description);
+    println!("Hostname:            {}", cfg.hostname);
+    println!("Username:            {}", cfg.username);
+    println!("Read-only:           {}", cfg.read_only);
+    println!();
+    println!("Storage type:        {}", cfg.storage.kind);
+    println!("Storage config:      {}", serde_json::to_string(&cfg.storage.config)?);
+    println!();
+    println!("Unique ID:           {}", f.unique_id_hex());
+    println!("Hash:                {}", c.hash);
+    println!("Encryption:          {}", c.encryption);
+    println!("Splitter:            {}", c.splitter);
+    println!("Format version:      {}", c.version);
+    println!("Content compression: {}", c.effective_index_version() >= 2);
+    println!("Password changes:    {}", c.enable_password_change);
+    println!("Max pack length:     {}", units::bytes(i64::from(c.effective_max_pack_size())));
+    println!("Index Format:        v{}", c.effective_index_version());
+    if f.blob_config.is_retention_enabled() {
+        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
+        println!("Blob retention period:   {}", dur(f.blob_config.retention_period_nanos));
+    }
+    println!();
+    if ep.enabled {
+        println!("Epoch Manager:       enabled");
+        println!("Current Epoch: {}", epoch.write_epoch);
+        println!();
+        println!("Epoch refresh frequency: {}", dur(ep.refresh_frequency_nanos));
+        println!("Epoch advance on:        {} blobs or {}, minimum {}", ep.advance_on_count_threshold, units::bytes(ep.advance_on_total_size_bytes_threshold), dur(ep.min_epoch_duration_nanos));
+        println!("Epoch cleanup margin:    {}", dur(ep.cleanup_safety_margin_nanos));
+        println!("Epoch checkpoint every:  {} epochs", ep.full_checkpoint_frequency);
+    } else {
+        println!("Epoch Manager:       disabled");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kopia_flags() {
+        assert_eq!(parse_duration_nanos("24h").unwrap(), 86_400_000_000_000);
+        assert_eq!(parse_duration_nanos("1h30m").unwrap(), 5_400_000_000_000);
+        assert_eq!(parse_duration_nanos("30d").unwrap(), 30 * 86_400_000_000_000);
+        assert!(parse_duration_nanos("24").is_err());
+        assert!(parse_duration_nanos("abc").is_err());
+        assert!(parse_duration_nanos("5y").is_err());
+    }
+
+    #[test]
+    fn retention_flags_are_validated() {
+        assert!(retention(None, None).unwrap() == BlobStorageConfig::default());
+        assert!(retention(Some("governance".into()), Some("48h".into())).is_ok());
+        assert!(retention(Some("governance".into()), None).is_err());
+        assert!(retention(Some("other".into()), Some("48h".into())).is_err());
+        assert!(retention(Some("COMPLIANCE".into()), Some("1h".into())).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The per-user connection config: which storage, which cache, who we are — and the persisted
+//! password, kept beside it in a file readable only by the user (as Kopia does without a keyring).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// Storage location, as `{"type": ..., "config": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageConfig {
+    /// `filesystem` or `s3`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Backend-specific settings.
+    pub config: serde_json::Value,
+}
+
+/// Local caching settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CachingConfig {
+    /// Cache directory.
+    #[serde(rename = "cacheDirectory", default, skip_serializing_if = "String::is_empty")]
+    pub cache_directory: String,
+}
+
+/// The connection config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionConfig {
+    /// Where the repository is.
+    pub storage: StorageConfig,
+    /// Local cache.
+    #[serde(default)]
+    pub caching: CachingConfig,
+    /// Host name recorded in snapshots and sessions.
+    pub hostname: String,
+    /// User name recorded in snapshots and sessions.
+    pub username: String,
+    /// Human-readable description.
+    #[serde(default)]
+    pub description: String,
+    /// Open read-only.
+    #[serde(rename = "readonly", default)]
+    pub read_only: bool,
+}
+
+/// Where the config file lives: `--config-file`, `KOPR_CONFIG_PATH`/`KOPIA_CONFIG_PATH`, else
+/// `repository.config` in the per-user config directory.
+pub fn config_path(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    for var in ["KOPR_CONFIG_PATH", "KOPIA_CONFIG_PATH"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return Ok(PathBuf::from(v));
+            }
+        }
+    }
+    let dir = dirs::config_dir().ok_or_else(|| anyhow!("cannot determine the user's config directory"))?;
+    Ok(dir.join("kopr").join("repository.config"))
+}
+
+/// The default cache directory for a config file.
+pub fn default_cache_dir(config_path: &Path) -> PathBuf {
+    let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("kopr");
+    let digest = crc32fast::hash(config_path.to_string_lossy().as_bytes());
+    base.join(format!("{digest:08x}"))
+}
+
+fn password_path(config_path: &Path) -> PathBuf {
+    let mut s = config_path.as_os_str().to_owned();
+    s.push(".kopia-password");
+    PathBuf::from(s)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+impl ConnectionConfig {
+    /// Loads the config; a missing file means "not connected".
+    pub fn load(path: &Path) -> Result<ConnectionConfig> {
+        let data = match fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("not connected to a repository, use `kopr repository connect` or `kopr repository create`")
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        serde_json::from_slice(&data).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Saves the config (mode 0600).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut data = serde_json::to_vec_pretty(self)?;
+        data.push(b'\n');
+        write_private(path, &data)
+    }
+}
+
+/// Persists the password beside the config file.
+pub fn save_password(config_path: &Path, password: &str) -> Result<()> {
+    write_private(&password_path(config_path), B64.encode(password.as_bytes()).as_bytes())
+}
+
+/// The persisted password, if any.
+pub fn load_password(config_path: &Path) -> Option<String> {
+    let data = fs::read(password_path(config_path)).ok()?;
+    let raw = B64.decode(String::from_utf8(data).ok()?.trim()).ok()?;
+    String::from_utf8(raw).ok()
+}
+
+/// Removes the config, the persisted password and the cache.
+pub fn remove(config_path: &Path) -> Result<bool> {
+    let existed = config_path.exists();
+    if let Ok(cfg) = ConnectionConfig::load(config_path) {
+        if !cfg.caching.cache_directory.is_empty() {
+            let _ = fs::remove_dir_all(&cfg.caching.cache_directory);
+        }
+    }
+    for p in [config_path.to_path_buf(), password_path(config_path)] {
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+        }
+    }
+    Ok(existed)
+}
+
+/// The current user name (`$USER`, `$LOGNAME`, else the owner of this process).
+pub fn current_username() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return v;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+            return "root".into();
+        }
+    }
+    "user".into()
+}
+
+/// The current host name.
+pub fn current_hostname() -> String {
+    gethostname::gethostname()
+        .to_string_lossy()
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_password_round_trip_privately() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/repository.config");
+        let cfg = ConnectionConfig {
+            storage: StorageConfig {
+                kind: "filesystem".into(),
+                config: serde_json::json!({"path": "/tmp/x"}),
+            },
+            caching: CachingConfig::default(),
+            hostname: "h".into(),
+            username: "u".into(),
+            description: "d".into(),
+            read_only: false,
+        };
+        cfg.save(&p).unwrap();
+        assert_eq!(ConnectionConfig::load(&p).unwrap(), cfg);
+        save_password(&p, "pä ss").unwrap();
+        assert_eq!(load_password(&p).as_deref(), Some("pä ss"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(password_path(&p)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(remove(&p).unwrap());
+        assert!(ConnectionConfig::load(&p).is_err());
+        assert_eq!(load_password(&p), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! Drives the real `kopr` binary: create, connect, status, content/blob/index listings,
+//! disconnect, reconnect with right and wrong passwords.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use kopr_blob::filesystem::FilesystemStorage;
+use kopr_blob::BlobStorage;
+use kopr_repo::{OpenOptions, Repository};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    config: PathBuf,
+    home: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        Env {
+            repo: dir.path().join("repo"),
+            config: dir.path().join("cfg/repository.config"),
+            home: dir.path().join("home"),
+            _dir: dir,
+        }
+    }
+
+    fn kopr(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kopr"));
+        c.args(args)
+            .env_remove("KOPR_PASSWORD")
+            .env_remove("KOPIA_PASSWORD")
+            .env("KOPR_CONFIG_PATH", &self.config)
+            .env("HOME", &self.home)
+            .env("XDG_CACHE_HOME", self.home.join("cache"))
+            .stdin(std::process::Stdio::null());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kopr(args, &[("KOPR_PASSWORD", "pass1234")]);
+        assert!(
+            out.status.success(),
+            "kopr {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn create(&self) {
+        self.ok(&[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            self.repo.to_str().unwrap(),
+        ]);
+    }
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "error must be one line: {err}");
+    assert!(err.starts_with("ERROR: "), "{err}");
+    err
+}
+
+fn write_contents(repo: &Path, items: &[Vec<u8>]) -> Vec<String> {
+    let st: Arc<dyn BlobStorage> = Arc::new(FilesystemStorage::open(repo).unwrap());
+    let r = Repository::open(st, "pass1234", OpenOptions::default()).unwrap();
+    let ids = items
+        .iter()
+        .map(|d| r.contents().write_content(d, None, Some("zstd-fastest")).unwrap().to_string())
+        .collect();
+    r.flush().unwrap();
+    ids
+}
+
+#[test]
+fn create_status_and_listings() {
+    let env = Env::new();
+    env.create();
+    assert!(env.repo.join("kopia.repository.f").exists() || env.repo.join("kopia.repository").exists());
+    let status = env.ok(&["repository", "status"]);
+    for want in [
+        "Hash:                BLAKE2B-256-128",
+        "Encryption:          AES256-GCM-HMAC-SHA256",
+        "Splitter:            DYNAMIC-4M-BUZHASH",
+        "Format version:      3",
+        "Index Format:        v2",
+        "Epoch Manager:       enabled",
+    ] {
+        assert!(status.contains(want), "status lacks {want:?}:\n{status}");
+    }
+    let js: serde_json::Value = serde_json::from_str(&env.ok(&["repository", "status", "--json"])).unwrap();
+    assert_eq!(js["contentFormat"]["hash"], "BLAKE2B-256-128");
+    assert_eq!(js["objectFormat"]["splitter"], "DYNAMIC-4M-BUZHASH");
+
+    // empty repository
+    assert_eq!(env.ok(&["content", "stats"]), "Count: 0\nTotal Bytes: 0 B\n");
+
+    let text = b"kopr ".repeat(4000);
+    let small = b"0123456789abcdefghij".to_vec();
+    let ids = write_contents(&env.repo, &[text.clone(), small.clone()]);
+
+    let listed = env.ok(&["content", "ls"]);
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), want);
+
+    let shown = Command::new(env!("CARGO_BIN_EXE_kopr"))
+        .args(["content", "show", &ids[0]])
+        .env("KOPR_CONFIG_PATH", &env.config)
+        .env("KOPR_PASSWORD", "pass1234")
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    assert_eq!(shown.stdout, text);
+
+    let stats = env.ok(&["content", "stats"]);
+    let lines: Vec<&str> = stats.lines().collect();
+    assert_eq!(lines[0], "Count: 2");
+    assert_eq!(lines[1], "Total Bytes: 20 KB");
+    assert!(lines[2].starts_with("Total Packed: "), "{stats}");
+    assert_eq!(lines[3], "By Method:");
+    assert!(lines[4].starts_with("  (uncompressed)         count: 1 size: 20 B"), "{stats}");
+    assert!(lines[5].starts_with("  zstd-fastest           count: 1 size: 20 KB packed: "), "{stats}");
+    assert!(lines.contains(&"Histogram:"));
+    assert_eq!(lines.iter().filter(|l| l.contains(" between ")).count(), 8);
+    assert!(stats.contains("        0 between 0 B and 10 B (total 0 B)\n"), "{stats}");
+
+    let blobs = env.ok(&["blob", "ls"]);
+    assert!(blobs.lines().any(|l| l.starts_with("kopia.repository ")), "{blobs}");
+    assert!(blobs.lines().any(|l| l.starts_with('p')), "{blobs}");
+    assert!(blobs.lines().any(|l| l.starts_with("xn0_")), "{blobs}");
+    let only_p = env.ok(&["blob", "ls", "--prefix", "p"]);
+    assert_eq!(only_p.lines().count(), 1);
+    let bstats = env.ok(&["blob", "stats"]);
+    assert!(bstats.starts_with("Count: "), "{bstats}");
+    let idx = env.ok(&["index", "ls", "--summary"]);
+    assert!(idx.lines().next().unwrap().starts_with("xn0_"), "{idx}");
+    assert!(idx.ends_with("total 1 indexes\n"), "{idx}");
+}
+
+#[test]
+fn disconnect_and_reconnect_with_right_and_wrong_password() {
+    let env = Env::new();
+    env.create();
+    let ids = write_contents(&env.repo, &[b"some data".to_vec()]);
+    env.ok(&["repository", "disconnect"]);
+    assert!(!env.config.exists());
+    let err = one_line_error(&env.kopr(&["content", "ls"], &[("KOPR_PASSWORD", "pass1234")]));
+    assert!(err.contains("not connected"), "{err}");
+
+    let path = env.repo.to_str().unwrap();
+    let before: Vec<_> = walk(&env.repo);
+    let err = one_line_error(&env.kopr(
+        &["repository", "connect", "filesystem", "--path", path],
+        &[("KOPIA_PASSWORD", "wrong")],
+    ));
+    assert!(err.contains("invalid repository password"), "{err}");
+    assert!(!env.config.exists(), "no config written on a failed connect");
+    assert_eq!(walk(&env.repo), before, "nothing written to the repository");
+
+    let out = env.kopr(
+        &["repository", "connect", "filesystem", "--path", path],
+        &[("KOPIA_PASSWORD", "pass1234")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // the password was persisted: no env needed now
+    let out = env.kopr(&["content", "ls"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), ids[0]);
+    // --password flag wins over a wrong environment variable
+    let out = env.kopr(&["--password", "pass1234", "content", "ls"], &[("KOPR_PASSWORD", "nope")]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors() {
+    let env = Env::new();
+    // missing repository
+    let missing = env.home.join("nowhere");
+    let err = one_line_error(&env.kopr(
+        &["repository", "connect", "filesystem", "--path", missing.to_str().unwrap()],
+        &[("KOPR_PASSWORD", "x")],
+    ));
+    assert!(err.contains("nowhere") || err.contains("not initialized"), "{err}");
+    // an empty directory is not a repository
+    std::fs::create_dir_all(&env.repo).unwrap();
+    let err = one_line_error(&env.kopr(
+        &["repository", "connect", "filesystem", "--path", env.repo.to_str().unwrap()],
+        &[("KOPR_PASSWORD", "x")],
+    ));
+    assert!(err.contains("not initialized"), "{err}");
+    // create twice
+    env.create();
+    let err = one_line_error(&env.kopr(
+        &["repository", "create", "filesystem", "--path", env.repo.to_str().unwrap()],
+        &[("KOPR_PASSWORD", "pass1234")],
+    ));
+    assert!(err.contains("already initialized"), "{err}");
+    // unknown algorithm
+    let other = env.home.join("other");
+    let out = env.kopr(
+        &["repository", "create", "filesystem", "--path", other.to_str().unwrap(), "--block-hash", "MD5"],
+        &[("KOPR_PASSWORD", "pass1234")],
+    );
+    let err = one_line_error(&out);
+    assert!(err.contains("MD5"), "{err}");
+    assert!(!other.join("kopia.repository.f").exists());
+    // no password and no terminal
+    let out = env.kopr(&["repository", "create", "filesystem", "--path", other.to_str().unwrap()], &[]);
+    let err = one_line_error(&out);
+    assert!(err.contains("password"), "{err}");
+    // malformed flag: clap's usage error, non-zero
+    let out = env.kopr(&["repository", "create", "filesystem"], &[]);
+    assert!(!out.status.success());
+    // invalid content id
+    let err = one_line_error(&env.kopr(&["content", "show", "zz!"], &[("KOPR_PASSWORD", "pass1234")]));
+    assert!(err.contains("zz!"), "{err}");
+}
+
+#[test]
+fn chacha_and_other_hashes_can_be_chosen_at_create() {
+    let env = Env::new();
+    env.ok(&[
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        env.repo.to_str().unwrap(),
+        "--block-hash",
+        "BLAKE3-256",
+        "--encryption",
+        "CHACHA20-POLY1305-HMAC-SHA256",
+        "--object-splitter",
+        "FIXED-4M",
+        "--format-block-key-derivation-algorithm",
+        "pbkdf2-sha256-600000",
+    ]);
+    let status = env.ok(&["repository", "status"]);
+    assert!(status.contains("Hash:                BLAKE3-256\n"), "{status}");
+    assert!(status.contains("Encryption:          CHACHA20-POLY1305-HMAC-SHA256\n"), "{status}");
+    assert!(status.contains("Splitter:            FIXED-4M\n"), "{status}");
+    let ids = write_contents(&env.repo, &[vec![5u8; 1000]]);
+    assert_eq!(env.ok(&["content", "ls"]).trim(), ids[0]);
+}
+
+fn walk(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::metadata(&p).unwrap().len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

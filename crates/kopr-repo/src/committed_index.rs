@@ -1,0 +1,159 @@
+//! The committed index: the merged view of every index blob in the current epoch set.
+//!
+//! When the same content appears in several index blobs, Kopia's rule picks the winner (newest
+//! timestamp, then a deleted entry over a live one). Deleted entries at or before the deletion
+//! watermark are ignored altogether.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kopr_blob::{BlobMetadata, BlobStorage};
+use kopr_format::blob_crypto;
+use kopr_format::encryption::Encryptor;
+use kopr_format::index::{pick_winner, ContentId, Index, IndexEntry};
+
+use crate::error::{RepoError, Result};
+use crate::index_cache::BlobCache;
+
+/// One loaded index blob.
+#[derive(Debug)]
+pub struct LoadedIndex {
+    /// Where it came from.
+    pub blob: BlobMetadata,
+    /// The parsed index.
+    pub index: Index,
+}
+
+/// The merged view of a set of index blobs.
+#[derive(Debug, Default)]
+pub struct CommittedIndex {
+    indexes: Vec<Arc<LoadedIndex>>,
+    watermark: Option<DateTime<Utc>>,
+}
+
+/// Whether an entry is hidden by the deletion watermark.
+pub fn hidden_by_watermark(e: &IndexEntry, watermark: Option<DateTime<Utc>>) -> bool {
+    match watermark {
+        Some(w) => e.deleted && e.timestamp_seconds <= w.timestamp(),
+        None => false,
+    }
+}
+
+/// Returns the winner of two entries of the same content per Kopia's merge rule.
+pub fn merge_entries(a: IndexEntry, b: IndexEntry) -> IndexEntry {
+    if pick_winner(&a, &b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// Reads, decrypts and parses an index blob, using the local cache when possible.
+pub fn load_index_blob(
+    st: &dyn BlobStorage,
+    enc: &Encryptor,
+    cache: &BlobCache,
+    bm: &BlobMetadata,
+) -> Result<LoadedIndex> {
+    let data = match cache.get(&bm.id) {
+        Some(d) => d,
+        None => {
+            let d = st.get_blob(&bm.id, 0, None)?;
+            cache.put(&bm.id, &d);
+            d
+        }
+    };
+    let plain = blob_crypto::decrypt_blob(enc, &data, &bm.id).map_err(|e| {
+        RepoError::Invalid(format!("index blob {} cannot be decrypted: {e}", bm.id))
+    })?;
+    let index = Index::parse(plain)
+        .map_err(|e| RepoError::Invalid(format!("index blob {} is malformed: {e}", bm.id)))?;
+    Ok(LoadedIndex {
+        blob: bm.clone(),
+        index,
+    })
+}
+
+impl CommittedIndex {
+    /// Replaces the set of indexes with `set`, reusing already loaded ones.
+    pub fn update(
+        &mut self,
+        st: &dyn BlobStorage,
+        enc: &Encryptor,
+        cache: &BlobCache,
+        set: &[BlobMetadata],
+        watermark: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut old: HashMap<String, Arc<LoadedIndex>> = self
+            .indexes
+            .drain(..)
+            .map(|l| (l.blob.id.clone(), l))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut new = Vec::with_capacity(set.len());
+        for bm in set {
+            if !seen.insert(bm.id.clone()) {
+                continue;
+            }
+            match old.remove(&bm.id) {
+                Some(l) => new.push(l),
+                None => new.push(Arc::new(load_index_blob(st, enc, cache, bm)?)),
+            }
+        }
+        self.indexes = new;
+        self.watermark = watermark;
+        Ok(())
+    }
+
+    /// Adds one freshly written index blob.
+    pub fn add(&mut self, loaded: LoadedIndex) {
+        if !self.indexes.iter().any(|l| l.blob.id == loaded.blob.id) {
+            self.indexes.push(Arc::new(loaded));
+        }
+    }
+
+    /// The blobs currently making up the view.
+    pub fn blobs(&self) -> Vec<BlobMetadata> {
+        self.indexes.iter().map(|l| l.blob.clone()).collect()
+    }
+
+    /// The deletion watermark in force.
+    pub fn watermark(&self) -> Option<DateTime<Utc>> {
+        self.watermark
+    }
+
+    /// The winning entry for `id`, if any.
+    pub fn get(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
+        let mut best: Option<IndexEntry> = None;
+        for l in &self.indexes {
+            if let Some(e) = l.index.get(id)? {
+                best = Some(match best {
+                    Some(b) => merge_entries(b, e),
+                    None => e,
+                });
+            }
+        }
+        Ok(best.filter(|e| !hidden_by_watermark(e, self.watermark)))
+    }
+
+    /// Every winning entry, in content-id order.
+    pub fn all(&self) -> Result<BTreeMap<ContentId, IndexEntry>> {
+        let mut out: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
+        for l in &self.indexes {
+            for e in l.index.iter() {
+                let e = e?;
+                match out.remove(&e.content_id) {
+                    Some(prev) => {
+                        out.insert(e.content_id, merge_entries(prev, e));
+                    }
+                    None => {
+                        out.insert(e.content_id, e);
+                    }
+                }
+            }
+        }
+        out.retain(|_, e| !hidden_by_watermark(e, self.watermark));
+        Ok(out)
+    }
+}

@@ -1,0 +1,586 @@
+//! The content manager: content-addressed, deduplicated, compressed and encrypted storage of
+//! byte strings in pack blobs, found again through index blobs.
+//!
+//! Writing hashes the data (the content id), skips it when the id is already known, compresses
+//! and encrypts it outside any lock, and appends it to the open pack of its kind (`p` for data,
+//! `q` for prefixed metadata contents). Full packs are written while other threads go on;
+//! [`ContentManager::flush`] writes the remaining packs and one index blob for all of them
+//! through the epoch manager, then ends the write session.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use chrono::Utc;
+use kopr_blob::clock::Clock;
+use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
+use kopr_format::compression::{self, HeaderId};
+use kopr_format::index::{encode_index_v2, ContentId, Index, IndexEntry};
+use kopr_format::{blob_crypto, pack};
+use rand::RngCore;
+
+use crate::committed_index::{CommittedIndex, LoadedIndex};
+use crate::epoch::EpochManager;
+use crate::error::{RepoError, Result};
+use crate::format_manager::FormatManager;
+use crate::index_cache::BlobCache;
+use crate::session::{generate_session_id, SessionInfo, SESSION_PREFIX};
+
+/// Who writes: recorded in session markers.
+#[derive(Debug, Clone)]
+pub struct WriterIdentity {
+    /// User name.
+    pub user: String,
+    /// Host name.
+    pub host: String,
+}
+
+/// A pack being filled.
+#[derive(Debug)]
+struct OpenPack {
+    blob_id: String,
+    data: Vec<u8>,
+    items: HashMap<ContentId, IndexEntry>,
+}
+
+/// Mutable state of the writer, behind one lock.
+#[derive(Debug, Default)]
+struct WriteState {
+    open: HashMap<&'static str, OpenPack>,
+    /// Packs being uploaded, readable until they land.
+    uploading: HashMap<String, Arc<Vec<u8>>>,
+    uploading_items: HashMap<ContentId, IndexEntry>,
+    /// Contents in written packs whose index blob is not written yet.
+    uncommitted: BTreeMap<ContentId, IndexEntry>,
+    session: Option<SessionInfo>,
+    session_markers: Vec<String>,
+    failed: Option<String>,
+}
+
+/// Counters of what a manager did, for progress and summaries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Contents written into packs.
+    pub written_contents: u64,
+    /// Their bytes before compression.
+    pub written_bytes: u64,
+    /// Contents skipped because they already existed.
+    pub deduplicated_contents: u64,
+    /// Bytes of those.
+    pub deduplicated_bytes: u64,
+    /// Pack blobs written.
+    pub packs_written: u64,
+}
+
+/// Content-level access to a repository.
+#[derive(Debug)]
+pub struct ContentManager {
+    st: Arc<dyn BlobStorage>,
+    format: Arc<FormatManager>,
+    epochs: Arc<EpochManager>,
+    clock: Arc<dyn Clock>,
+    cache: BlobCache,
+    identity: WriterIdentity,
+    committed: RwLock<CommittedIndex>,
+    state: Mutex<WriteState>,
+    uploads_done: Condvar,
+    stats: Mutex<WriteStats>,
+}
+
+fn pack_prefix(id: &ContentId) -> &'static str {
+    if id.prefix().is_some() {
+        pack::PACK_PREFIX_METADATA
+    } else {
+        pack::PACK_PREFIX_DATA
+    }
+}
+
+impl ContentManager {
+    /// A manager over an opened repository; loads the committed index.
+    pub fn new(
+        st: Arc<dyn BlobStorage>,
+        format: Arc<FormatManager>,
+        clock: Arc<dyn Clock>,
+        cache: BlobCache,
+        identity: WriterIdentity,
+    ) -> Result<Self> {
+        let epochs = Arc::new(EpochManager::new(
+            st.clone(),
+            format.config.epoch_parameters.clone(),
+            clock.clone(),
+        ));
+        let cm = ContentManager {
+            st,
+            format,
+            epochs,
+            clock,
+            cache,
+            identity,
+            committed: RwLock::new(CommittedIndex::default()),
+            state: Mutex::new(WriteState::default()),
+            uploads_done: Condvar::new(),
+            stats: Mutex::new(WriteStats::default()),
+        };
+        cm.refresh()?;
+        Ok(cm)
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &Arc<dyn BlobStorage> {
+        &self.st
+    }
+
+    /// The repository format.
+    pub fn format(&self) -> &Arc<FormatManager> {
+        &self.format
+    }
+
+    /// The epoch manager.
+    pub fn epochs(&self) -> &Arc<EpochManager> {
+        &self.epochs
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// What this manager wrote so far.
+    pub fn write_stats(&self) -> WriteStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Reloads the set of index blobs from storage.
+    pub fn refresh(&self) -> Result<()> {
+        self.epochs.invalidate();
+        let (set, watermark) = self.epochs.complete_index_set()?;
+        let mut c = self.committed.write().map_err(|_| poisoned())?;
+        c.update(&*self.st, &self.format.encryptor, &self.cache, &set, watermark)?;
+        let keep = c.blobs().into_iter().map(|b| b.id).collect();
+        self.cache.retain(&keep);
+        Ok(())
+    }
+
+    /// The index blobs currently loaded.
+    pub fn index_blobs(&self) -> Result<Vec<BlobMetadata>> {
+        Ok(self.committed.read().map_err(|_| poisoned())?.blobs())
+    }
+
+    /// Hashes `data` into the content id it would be stored under.
+    pub fn content_id_for(&self, data: &[u8], prefix: Option<u8>) -> Result<ContentId> {
+        let h = self.format.hasher.hash(data);
+        Ok(ContentId::new(prefix, h.as_bytes())?)
+    }
+
+    /// Information about a content, including uncommitted writes of this manager.
+    pub fn content_info(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
+        {
+            let s = self.state.lock().map_err(|_| poisoned())?;
+            if let Some(e) = local_entry(&s, id) {
+                return Ok(Some(e));
+            }
+        }
+        self.committed.read().map_err(|_| poisoned())?.get(id)
+    }
+
+    /// Stores `data` and returns its id; a content already present is not written again.
+    ///
+    /// `compression` names a compressor (e.g. `zstd-fastest`); data that does not shrink is
+    /// stored uncompressed.
+    pub fn write_content(
+        &self,
+        data: &[u8],
+        prefix: Option<u8>,
+        compression: Option<&str>,
+    ) -> Result<ContentId> {
+        let id = self.content_id_for(data, prefix)?;
+        let previous = self.content_info(&id)?;
+        if let Some(e) = &previous {
+            if !e.deleted {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.deduplicated_contents += 1;
+                    s.deduplicated_bytes += data.len() as u64;
+                }
+                return Ok(id);
+            }
+        }
+        let (payload, header) = self.compress_and_encrypt(&id, data, compression)?;
+        let full = {
+            let mut s = self.state.lock().map_err(|_| poisoned())?;
+            if let Some(msg) = &s.failed {
+                return Err(RepoError::Invalid(format!("an earlier pack write failed: {msg}")));
+            }
+            if previous.is_none() && local_entry(&s, &id).is_some() {
+                return Ok(id); // another thread stored it meanwhile
+            }
+            let prev_ts = previous.map(|e| e.timestamp_seconds).unwrap_or(-1);
+            let ts = self.write_time(prev_ts);
+            let prefix = pack_prefix(&id);
+            if !s.open.contains_key(prefix) {
+                let p = self.new_open_pack(&mut s, prefix)?;
+                s.open.insert(prefix, p);
+            }
+            let version = self.format.config.version as u8;
+            let open = s.open.get_mut(prefix).ok_or_else(poisoned)?;
+            let entry = IndexEntry {
+                content_id: id,
+                pack_blob_id: open.blob_id.clone(),
+                pack_offset: open.data.len() as u32,
+                packed_length: payload.len() as u32,
+                original_length: data.len() as u32,
+                timestamp_seconds: ts,
+                deleted: false,
+                format_version: version,
+                compression_header_id: header.0,
+                encryption_key_id: 0,
+            };
+            open.data.extend_from_slice(&payload);
+            open.items.insert(id, entry);
+            if open.data.len() >= self.format.config.effective_max_pack_size() as usize {
+                let p = s.open.remove(prefix);
+                p.map(|p| self.start_upload(&mut s, p))
+            } else {
+                None
+            }
+        };
+        if let Ok(mut st) = self.stats.lock() {
+            st.written_contents += 1;
+            st.written_bytes += data.len() as u64;
+        }
+        if let Some(p) = full {
+            self.upload(p)?;
+        }
+        Ok(id)
+    }
+
+    fn write_time(&self, previous: i64) -> i64 {
+        let now = self.clock.now().timestamp();
+        if now > previous {
+            now
+        } else {
+            previous + 1
+        }
+    }
+
+    fn compress_and_encrypt(
+        &self,
+        id: &ContentId,
+        data: &[u8],
+        comp: Option<&str>,
+    ) -> Result<(Vec<u8>, HeaderId)> {
+        let mut compressed = Vec::new();
+        let mut header = HeaderId(0);
+        let mut plain: &[u8] = data;
+        if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
+            let c = compression::by_name(name).ok_or_else(|| {
+                RepoError::Invalid(format!("unknown compression algorithm: {name}"))
+            })?;
+            c.compress(data, &mut compressed)?;
+            if compressed.len() < data.len() {
+                header = c.header_id();
+                plain = &compressed;
+            }
+        }
+        let mut out = Vec::with_capacity(plain.len() + self.format.encryptor.overhead());
+        self.format
+            .encryptor
+            .encrypt(plain, pack::content_iv(id.hash()), &mut out);
+        Ok((out, header))
+    }
+
+    fn new_open_pack(&self, s: &mut WriteState, prefix: &'static str) -> Result<OpenPack> {
+        let session = self.session_id(s)?;
+        let mut rnd = [0u8; pack::PACK_ID_RANDOM_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut rnd);
+        let mut data = Vec::with_capacity(1 << 20);
+        data.resize(pack::PREAMBLE_LEN, 0);
+        rand::rngs::OsRng.fill_bytes(&mut data[..]);
+        Ok(OpenPack {
+            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
+            data,
+            items: HashMap::new(),
+        })
+    }
+
+    fn session_id(&self, s: &mut WriteState) -> Result<String> {
+        if let Some(si) = &s.session {
+            return Ok(si.id.clone());
+        }
+        let now = self.clock.now();
+        let info = SessionInfo {
+            id: generate_session_id(now),
+            start_time: now,
+            checkpoint_time: now,
+            user: self.identity.user.clone(),
+            host: self.identity.host.clone(),
+        };
+        let json = serde_json::to_vec(&info).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        let (blob_id, bytes) = blob_crypto::encrypt_blob(
+            &self.format.hasher,
+            &self.format.encryptor,
+            &json,
+            SESSION_PREFIX,
+            &info.id,
+        )?;
+        self.st.put_blob(&blob_id, &bytes, &PutOptions::default())?;
+        s.session_markers.push(blob_id);
+        let id = info.id.clone();
+        s.session = Some(info);
+        Ok(id)
+    }
+
+    /// Moves a full pack to the uploading set; the caller uploads it without the lock.
+    fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> (String, Arc<Vec<u8>>, Vec<IndexEntry>) {
+        let items: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
+        let data = Arc::new(std::mem::take(&mut p.data));
+        s.uploading.insert(p.blob_id.clone(), data.clone());
+        for e in &items {
+            s.uploading_items.insert(e.content_id, e.clone());
+        }
+        (p.blob_id, data, items)
+    }
+
+    fn upload(&self, (blob_id, data, items): (String, Arc<Vec<u8>>, Vec<IndexEntry>)) -> Result<()> {
+        let result = self.finish_pack(&data, &items).and_then(|bytes| {
+            self.st
+                .put_blob(&blob_id, &bytes, &PutOptions::default())
+                .map_err(RepoError::from)
+        });
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        s.uploading.remove(&blob_id);
+        for e in &items {
+            s.uploading_items.remove(&e.content_id);
+        }
+        match &result {
+            Ok(()) => {
+                for e in items {
+                    s.uncommitted.insert(e.content_id, e);
+                }
+                if let Ok(mut st) = self.stats.lock() {
+                    st.packs_written += 1;
+                }
+            }
+            Err(e) => s.failed = Some(format!("pack {blob_id}: {e}")),
+        }
+        drop(s);
+        self.uploads_done.notify_all();
+        result
+    }
+
+    /// Appends padding, the encrypted local index and the postamble to pack contents.
+    fn finish_pack(&self, data: &[u8], items: &[IndexEntry]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(data.len() + pack::PADDING_UNIT + items.len() * 40 + 512);
+        out.extend_from_slice(data);
+        let pad = pack::padding_len(out.len());
+        let start = out.len();
+        out.resize(start + pad, 0);
+        rand::rngs::OsRng.fill_bytes(&mut out[start..]);
+        let local_index = encode_index_v2(items.iter().cloned())?;
+        let iv = self.format.hasher.hash(&local_index);
+        let offset = out.len();
+        self.format
+            .encryptor
+            .encrypt(&local_index, iv.as_bytes(), &mut out);
+        let postamble = pack::Postamble {
+            local_index_iv: iv.as_bytes().to_vec(),
+            local_index_offset: offset as u32,
+            local_index_length: (out.len() - offset) as u32,
+        };
+        out.extend_from_slice(&postamble.to_bytes()?);
+        Ok(out)
+    }
+
+    /// Marks a content deleted (the data stays in its pack until maintenance drops it).
+    pub fn delete_content(&self, id: &ContentId) -> Result<()> {
+        let Some(mut e) = self.content_info(id)? else {
+            return Err(RepoError::ContentNotFound(id.to_string()));
+        };
+        if e.deleted {
+            return Ok(());
+        }
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        e.deleted = true;
+        e.timestamp_seconds = self.write_time(e.timestamp_seconds);
+        for p in s.open.values_mut() {
+            if let Some(item) = p.items.get_mut(id) {
+                *item = e.clone();
+                return Ok(());
+            }
+        }
+        s.uncommitted.insert(*id, e);
+        Ok(())
+    }
+
+    /// Writes open packs and an index blob for everything written, then ends the session.
+    pub fn flush(&self) -> Result<()> {
+        let to_upload: Vec<_> = {
+            let mut s = self.state.lock().map_err(|_| poisoned())?;
+            let open: Vec<OpenPack> = s.open.drain().map(|(_, p)| p).collect();
+            open.into_iter()
+                .filter(|p| !p.items.is_empty())
+                .map(|p| self.start_upload(&mut s, p))
+                .collect()
+        };
+        for p in to_upload {
+            self.upload(p)?;
+        }
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        while !s.uploading.is_empty() {
+            s = self.uploads_done.wait(s).map_err(|_| poisoned())?;
+        }
+        if let Some(msg) = s.failed.take() {
+            return Err(RepoError::Invalid(format!("pack write failed: {msg}")));
+        }
+        if s.uncommitted.is_empty() {
+            return self.end_session(&mut s);
+        }
+        let entries: Vec<IndexEntry> = s.uncommitted.values().cloned().collect();
+        let session = match &s.session {
+            Some(si) => si.id.clone(),
+            None => self.session_id(&mut s)?,
+        };
+        let index_bytes = encode_index_v2(entries)?;
+        let (id, encrypted) = blob_crypto::encrypt_blob(
+            &self.format.hasher,
+            &self.format.encryptor,
+            &index_bytes,
+            "",
+            &session,
+        )?;
+        let written = self.epochs.write_index(&[(id, encrypted)])?;
+        let index = Index::parse(index_bytes)?;
+        if let Some(bm) = written.into_iter().next() {
+            self.committed
+                .write()
+                .map_err(|_| poisoned())?
+                .add(LoadedIndex { blob: bm, index });
+        }
+        s.uncommitted.clear();
+        self.end_session(&mut s)?;
+        drop(s);
+        self.epochs.maybe_advance_write_epoch()?;
+        Ok(())
+    }
+
+    fn end_session(&self, s: &mut WriteState) -> Result<()> {
+        for id in s.session_markers.drain(..) {
+            self.st.delete_blob(&id)?;
+        }
+        s.session = None;
+        Ok(())
+    }
+
+    /// Reads a content back: fetches its packed bytes, authenticates, decrypts, decompresses.
+    pub fn get_content(&self, id: &ContentId) -> Result<Vec<u8>> {
+        let (entry, local) = {
+            let s = self.state.lock().map_err(|_| poisoned())?;
+            match local_bytes(&s, id) {
+                Some((e, b)) => (e, Some(b)),
+                None => (
+                    self.committed
+                        .read()
+                        .map_err(|_| poisoned())?
+                        .get(id)?
+                        .or_else(|| s.uncommitted.get(id).cloned())
+                        .ok_or_else(|| RepoError::ContentNotFound(id.to_string()))?,
+                    None,
+                ),
+            }
+        };
+        let packed = match local {
+            Some(b) => b,
+            None => self.st.get_blob(
+                &entry.pack_blob_id,
+                u64::from(entry.pack_offset),
+                Some(u64::from(entry.packed_length)),
+            )?,
+        };
+        self.decode_packed(&entry, &packed)
+    }
+
+    /// Decodes the packed bytes of a content described by `entry`.
+    pub fn decode_packed(&self, entry: &IndexEntry, packed: &[u8]) -> Result<Vec<u8>> {
+        let corrupt = |detail: String| RepoError::CorruptContent {
+            id: entry.content_id.to_string(),
+            detail,
+        };
+        if entry.encryption_key_id != 0 {
+            return Err(corrupt(format!(
+                "unsupported encryption key id {}",
+                entry.encryption_key_id
+            )));
+        }
+        let mut plain = Vec::with_capacity(packed.len());
+        self.format
+            .encryptor
+            .decrypt(packed, pack::content_iv(entry.content_id.hash()), &mut plain)
+            .map_err(|e| {
+                corrupt(format!(
+                    "{e} (pack {} offset {} length {})",
+                    entry.pack_blob_id, entry.pack_offset, entry.packed_length
+                ))
+            })?;
+        if entry.compression_header_id == 0 {
+            return Ok(plain);
+        }
+        let mut out = Vec::with_capacity(entry.original_length as usize);
+        let header = compression::decompress(&plain, &mut out).map_err(|e| corrupt(e.to_string()))?;
+        if header.0 != entry.compression_header_id {
+            return Err(corrupt(format!(
+                "compression header {:08x} does not match index {:08x}",
+                header.0, entry.compression_header_id
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Every content known (committed and written by this manager), in id order.
+    pub fn list_contents(&self, include_deleted: bool) -> Result<Vec<IndexEntry>> {
+        let mut all = self.committed.read().map_err(|_| poisoned())?.all()?;
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        for e in s
+            .uncommitted
+            .values()
+            .chain(s.uploading_items.values())
+            .chain(s.open.values().flat_map(|p| p.items.values()))
+        {
+            all.insert(e.content_id, e.clone());
+        }
+        Ok(all
+            .into_values()
+            .filter(|e| include_deleted || !e.deleted)
+            .collect())
+    }
+
+    /// The committed-index watermark.
+    pub fn deletion_watermark(&self) -> Option<chrono::DateTime<Utc>> {
+        self.committed.read().ok().and_then(|c| c.watermark())
+    }
+}
+
+fn local_entry(s: &WriteState, id: &ContentId) -> Option<IndexEntry> {
+    s.open
+        .values()
+        .find_map(|p| p.items.get(id))
+        .or_else(|| s.uploading_items.get(id))
+        .or_else(|| s.uncommitted.get(id))
+        .cloned()
+}
+
+fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> {
+    let slice = |data: &[u8], e: &IndexEntry| {
+        let start = e.pack_offset as usize;
+        data.get(start..start + e.packed_length as usize).map(<[u8]>::to_vec)
+    };
+    for p in s.open.values() {
+        if let Some(e) = p.items.get(id) {
+            return slice(&p.data, e).map(|b| (e.clone(), b));
+        }
+    }
+    let e = s.uploading_items.get(id)?;
+    let data = s.uploading.get(&e.pack_blob_id)?;
+    slice(data, e).map(|b| (e.clone(), b))
+}
+
+fn poisoned() -> RepoError {
+    RepoError::Invalid("internal lock poisoned by an earlier panic".into())
+}

@@ -1,0 +1,42 @@
+//! The repository layer's error type.
+
+use kopr_blob::BlobError;
+use kopr_format::FormatError;
+use thiserror::Error;
+
+/// Everything that can go wrong in the repository layer.
+#[derive(Debug, Error)]
+pub enum RepoError {
+    /// The storage failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// Encoded data could not be decoded, or encoding failed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The password does not open the repository.
+    #[error("invalid repository password")]
+    InvalidPassword,
+    /// There is no `kopia.repository` blob at the location.
+    #[error("repository not initialized in the provided storage ({0})")]
+    NotInitialized(String),
+    /// `create` was asked for a location that already holds a repository.
+    #[error("repository already initialized in the provided storage ({0})")]
+    AlreadyInitialized(String),
+    /// A content id that no index knows.
+    #[error("content {0} not found")]
+    ContentNotFound(String),
+    /// A content whose bytes fail authentication or decoding.
+    #[error("content {id} is corrupt: {detail}")]
+    CorruptContent {
+        /// The content id.
+        id: String,
+        /// What was found.
+        detail: String,
+    },
+    /// Something stored in the repository does not follow the format.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias for the repository layer.
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;

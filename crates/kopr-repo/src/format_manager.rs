@@ -1,0 +1,145 @@
+//! Opening and creating a repository: reads `kopia.repository`, derives the keys from the password
+//! and builds the hashing and encryption every other layer uses.
+
+use std::sync::Arc;
+
+use kopr_blob::{BlobError, BlobStorage, PutOptions};
+use kopr_format::encryption::{self, Encryptor};
+use kopr_format::hashing::{self, Hasher};
+use kopr_format::repository_blob::{
+    BlobStorageConfig, RepositoryBlob, RepositoryConfig, BLOBCFG_BLOB_ID, REPOSITORY_BLOB_ID,
+};
+use kopr_format::FormatError;
+
+use crate::error::{RepoError, Result};
+
+/// Options of `repository create`; empty strings mean Kopia's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Content hash algorithm.
+    pub hash: String,
+    /// Content encryption algorithm.
+    pub encryption: String,
+    /// Object splitter.
+    pub splitter: String,
+    /// Password key derivation (`scrypt-65536-8-1` by default).
+    pub key_derivation: String,
+    /// Object-lock settings.
+    pub blob_config: BlobStorageConfig,
+    /// Pack size, 0 for 20 MiB.
+    pub max_pack_size: u32,
+}
+
+/// Everything derived from the format blob and the password.
+#[derive(Debug, Clone)]
+pub struct FormatManager {
+    /// The plaintext format blob.
+    pub repository_blob: RepositoryBlob,
+    /// The decrypted configuration.
+    pub config: RepositoryConfig,
+    /// Object-lock settings.
+    pub blob_config: BlobStorageConfig,
+    /// Content hashing, keyed by the repository secret.
+    pub hasher: Hasher,
+    /// Content encryption.
+    pub encryptor: Arc<Encryptor>,
+}
+
+/// Tool name written into new repositories.
+pub const TOOL_NAME: &str = "kopr";
+
+fn read_optional(st: &dyn BlobStorage, id: &str) -> Result<Option<Vec<u8>>> {
+    match st.get_blob(id, 0, None) {
+        Ok(b) => Ok(Some(b)),
+        Err(BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes a new repository's `kopia.blobcfg` and `kopia.repository` into empty storage.
+pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) -> Result<()> {
+    if read_optional(st, REPOSITORY_BLOB_ID)?.is_some() {
+        return Err(RepoError::AlreadyInitialized(st.display_name()));
+    }
+    if read_optional(st, BLOBCFG_BLOB_ID)?.is_some() {
+        return Err(RepoError::Invalid(
+            "possible corruption: blobcfg blob exists, but format blob is not found".into(),
+        ));
+    }
+    let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
+    let hash = or(&opts.hash, hashing::DEFAULT_HASH);
+    let enc = or(&opts.encryption, encryption::DEFAULT_ENCRYPTION);
+    let splitter = or(&opts.splitter, kopr_format::splitter::DEFAULT_SPLITTER);
+    let kdf = or(&opts.key_derivation, kopr_format::crypto::SCRYPT_ALGORITHM);
+    // Validate the algorithm names before anything is written.
+    Hasher::new(&hash, &[0u8; 32])?;
+    Encryptor::new(&enc, &[0u8; 32])?;
+    kopr_format::splitter::new_splitter(&splitter)?;
+    opts.blob_config.validate()?;
+
+    let mut config = RepositoryConfig::new_default(&hash, &enc, &splitter);
+    if opts.max_pack_size != 0 {
+        config.max_pack_size = opts.max_pack_size;
+    }
+    let mut blob = RepositoryBlob::new(TOOL_NAME, env!("CARGO_PKG_VERSION"), &kdf);
+    let key = blob.derive_format_key(password)?;
+    blob.encrypt_config(&config, &key)?;
+    let put = PutOptions {
+        retention_mode: non_empty(&opts.blob_config.retention_mode),
+        retention_period: retention(&opts.blob_config),
+        ..PutOptions::default()
+    };
+    st.put_blob(BLOBCFG_BLOB_ID, &blob.encode_blobcfg(&opts.blob_config, &key)?, &put)?;
+    st.put_blob(REPOSITORY_BLOB_ID, &blob.to_bytes(), &put)?;
+    Ok(())
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn retention(c: &BlobStorageConfig) -> Option<std::time::Duration> {
+    (c.retention_period_nanos > 0).then(|| std::time::Duration::from_nanos(c.retention_period_nanos as u64))
+}
+
+impl FormatManager {
+    /// Opens the repository in `st` with `password`.
+    pub fn open(st: &dyn BlobStorage, password: &str) -> Result<FormatManager> {
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        let blob = RepositoryBlob::parse(&bytes)?;
+        let key = blob.derive_format_key(password)?;
+        Self::open_with_key(st, blob, &key)
+    }
+
+    /// Opens with an already-derived format key (used by tests and by cached connections).
+    pub fn open_with_key(st: &dyn BlobStorage, blob: RepositoryBlob, key: &[u8]) -> Result<FormatManager> {
+        let config = match blob.decrypt_config(key) {
+            Ok(c) => c,
+            Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
+            Err(e) => return Err(e.into()),
+        };
+        config.validate()?;
+        let blob_config = match read_optional(st, BLOBCFG_BLOB_ID)? {
+            Some(b) => blob.decode_blobcfg(&b, key).map_err(|e| match e {
+                FormatError::Decrypt(_) => RepoError::Invalid("unable to decrypt kopia.blobcfg".into()),
+                e => e.into(),
+            })?,
+            None => BlobStorageConfig::default(),
+        };
+        let hasher = Hasher::new(&config.hash, &config.hmac_secret)?;
+        let encryptor = Arc::new(Encryptor::new(&config.encryption, &config.master_key)?);
+        Ok(FormatManager {
+            repository_blob: blob,
+            config,
+            blob_config,
+            hasher,
+            encryptor,
+        })
+    }
+
+    /// The repository's unique id, hex-encoded.
+    pub fn unique_id_hex(&self) -> String {
+        hex::encode(&self.repository_blob.unique_id)
+    }
+}

@@ -1,0 +1,105 @@
+//! A connected repository: storage, format and content manager, opened with a password.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kopr_blob::clock::{Clock, SystemClock};
+use kopr_blob::BlobStorage;
+
+use crate::content::{ContentManager, WriterIdentity};
+use crate::error::Result;
+use crate::format_manager::{self, CreateOptions, FormatManager};
+use crate::index_cache::BlobCache;
+
+/// How to open a repository.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Local cache directory (index blobs); `None` disables caching.
+    pub cache_dir: Option<PathBuf>,
+    /// Who writes.
+    pub identity: WriterIdentity,
+    /// The clock (tests inject a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_dir: None,
+            identity: WriterIdentity {
+                user: "kopr".into(),
+                host: "localhost".into(),
+            },
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// An open repository.
+#[derive(Debug)]
+pub struct Repository {
+    storage: Arc<dyn BlobStorage>,
+    format: Arc<FormatManager>,
+    contents: ContentManager,
+    options: OpenOptions,
+}
+
+impl Repository {
+    /// Creates a new repository in empty storage.
+    pub fn create(storage: &dyn BlobStorage, opts: &CreateOptions, password: &str) -> Result<()> {
+        format_manager::initialize(storage, opts, password)
+    }
+
+    /// Opens the repository in `storage`.
+    pub fn open(storage: Arc<dyn BlobStorage>, password: &str, options: OpenOptions) -> Result<Self> {
+        let format = Arc::new(FormatManager::open(&*storage, password)?);
+        Self::from_format(storage, format, options)
+    }
+
+    /// Opens with an already opened format (no password derivation).
+    pub fn from_format(
+        storage: Arc<dyn BlobStorage>,
+        format: Arc<FormatManager>,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let cache = BlobCache::new(options.cache_dir.as_ref().map(|d| d.join("indexes")));
+        let contents = ContentManager::new(
+            storage.clone(),
+            format.clone(),
+            options.clock.clone(),
+            cache,
+            options.identity.clone(),
+        )?;
+        Ok(Repository {
+            storage,
+            format,
+            contents,
+            options,
+        })
+    }
+
+    /// The blob storage.
+    pub fn storage(&self) -> &Arc<dyn BlobStorage> {
+        &self.storage
+    }
+
+    /// The format (algorithms, keys, parameters).
+    pub fn format(&self) -> &Arc<FormatManager> {
+        &self.format
+    }
+
+    /// The content manager.
+    pub fn contents(&self) -> &ContentManager {
+        &self.contents
+    }
+
+    /// The options the repository was opened with.
+    pub fn options(&self) -> &OpenOptions {
+        &self.options
+    }
+
+    /// Writes everything pending.
+    pub fn flush(&self) -> Result<()> {
+        self.contents.flush()
+    }
+}
