@@ -9,6 +9,7 @@ pub mod content;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;
+pub mod object;
 pub mod index_cache;
 pub mod repository;
 pub mod session;

@@ -1,0 +1,279 @@
+//! Objects: byte streams of any length, split into contents by a content-defined splitter.
+//!
+//! A stream that fits in one chunk is the object id of that content. Longer streams get an
+//! *indirect* object: a JSON list of `(start, length, object)` entries stored as an object
+//! itself (under the `x` content prefix, or the writer's prefix), and the id gains an `I`.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use kopr_format::compression;
+use kopr_format::object_id::{decode_indirect, encode_indirect, IndirectEntry, ObjectId};
+use kopr_format::splitter::{new_splitter, Splitter};
+
+use crate::content::ContentManager;
+use crate::error::{RepoError, Result};
+
+/// Content prefix of indirect object lists written by data writers.
+pub const INDIRECT_CONTENT_PREFIX: u8 = b'x';
+
+/// How an object is written.
+#[derive(Debug, Clone, Default)]
+pub struct WriterOptions {
+    /// Content id prefix (`k` for directories, `m` for manifests, none for file data).
+    pub prefix: Option<u8>,
+    /// Compressor for the data chunks (`None` for no compression).
+    pub compression: Option<String>,
+    /// Compressor for indirect lists.
+    pub metadata_compression: Option<String>,
+    /// Splitter name; the repository's when `None`.
+    pub splitter: Option<String>,
+}
+
+/// Writes one object; call [`ObjectWriter::result`] to get its id.
+pub struct ObjectWriter<'a> {
+    cm: &'a ContentManager,
+    opts: WriterOptions,
+    splitter: Box<dyn Splitter>,
+    buf: Vec<u8>,
+    entries: Vec<IndirectEntry>,
+    position: u64,
+}
+
+impl std::fmt::Debug for ObjectWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWriter")
+            .field("position", &self.position)
+            .field("chunks", &self.entries.len())
+            .finish()
+    }
+}
+
+impl<'a> ObjectWriter<'a> {
+    /// A writer storing into `cm`.
+    pub fn new(cm: &'a ContentManager, opts: WriterOptions) -> Result<Self> {
+        let name = opts
+            .splitter
+            .clone()
+            .unwrap_or_else(|| cm.format().config.splitter.clone());
+        let splitter = new_splitter(&name)?;
+        Ok(ObjectWriter {
+            cm,
+            opts,
+            splitter,
+            buf: Vec::new(),
+            entries: Vec::new(),
+            position: 0,
+        })
+    }
+
+    /// Appends bytes to the object.
+    pub fn write_bytes(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            match self.splitter.next_split_point(data) {
+                Some(n) => {
+                    self.buf.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    self.flush_chunk()?;
+                }
+                None => {
+                    self.buf.extend_from_slice(data);
+                    data = &[];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<()> {
+        let cid = self.cm.write_content(
+            &self.buf,
+            self.opts.prefix,
+            self.opts.compression.as_deref(),
+        )?;
+        let length = self.buf.len() as u64;
+        self.entries.push(IndirectEntry {
+            start: self.position,
+            length,
+            object: ObjectId::direct(cid),
+        });
+        self.position += length;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Finishes the object and returns its id.
+    pub fn result(mut self) -> Result<ObjectId> {
+        if !self.buf.is_empty() || self.entries.is_empty() {
+            self.flush_chunk()?;
+        }
+        if self.entries.len() == 1 {
+            return Ok(self.entries[0].object.clone());
+        }
+        let list = encode_indirect(&self.entries);
+        let mut iw = ObjectWriter::new(
+            self.cm,
+            WriterOptions {
+                prefix: Some(self.opts.prefix.unwrap_or(INDIRECT_CONTENT_PREFIX)),
+                compression: self.opts.metadata_compression.clone(),
+                metadata_compression: self.opts.metadata_compression.clone(),
+                splitter: None,
+            },
+        )?;
+        iw.write_bytes(&list)?;
+        Ok(ObjectId::indirect(iw.result()?))
+    }
+}
+
+impl Write for ObjectWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_bytes(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `data` as one object.
+pub fn write_object(cm: &ContentManager, data: &[u8], opts: WriterOptions) -> Result<ObjectId> {
+    let mut w = ObjectWriter::new(cm, opts)?;
+    w.write_bytes(data)?;
+    w.result()
+}
+
+fn read_direct(cm: &ContentManager, oid: &ObjectId) -> Result<Vec<u8>> {
+    let cid = oid
+        .content_id()
+        .ok_or_else(|| RepoError::Invalid(format!("object {oid} is not direct")))?;
+    let data = cm.get_content(&cid)?;
+    if oid.is_compressed() {
+        let mut out = Vec::new();
+        compression::decompress(&data, &mut out).map_err(|e| RepoError::CorruptContent {
+            id: cid.to_string(),
+            detail: e.to_string(),
+        })?;
+        return Ok(out);
+    }
+    Ok(data)
+}
+
+/// The chunk list of an object (a single entry for direct objects).
+pub fn object_entries(cm: &ContentManager, oid: &ObjectId) -> Result<Vec<IndirectEntry>> {
+    match oid.index_object_id() {
+        Some(index) => {
+            let list = read_object(cm, &index)?;
+            Ok(decode_indirect(&list).map_err(|e| RepoError::Invalid(format!("object {oid}: {e}")))?)
+        }
+        None => {
+            let len = match oid.content_id() {
+                Some(cid) if !oid.is_compressed() => cm
+                    .content_info(&cid)?
+                    .map(|e| u64::from(e.original_length))
+                    .ok_or_else(|| RepoError::ContentNotFound(cid.to_string()))?,
+                _ => read_direct(cm, oid)?.len() as u64,
+            };
+            Ok(vec![IndirectEntry {
+                start: 0,
+                length: len,
+                object: oid.clone(),
+            }])
+        }
+    }
+}
+
+/// Reads a whole object into memory (for small objects: directories, manifests).
+pub fn read_object(cm: &ContentManager, oid: &ObjectId) -> Result<Vec<u8>> {
+    match oid.index_object_id() {
+        None => read_direct(cm, oid),
+        Some(_) => {
+            let mut r = ObjectReader::open(cm, oid)?;
+            let mut out = Vec::with_capacity(r.len() as usize);
+            r.read_to_end(&mut out).map_err(|e| RepoError::Invalid(e.to_string()))?;
+            Ok(out)
+        }
+    }
+}
+
+/// A seekable reader over an object, fetching one chunk at a time.
+pub struct ObjectReader<'a> {
+    cm: &'a ContentManager,
+    entries: Vec<IndirectEntry>,
+    total: u64,
+    pos: u64,
+    current: Option<(usize, Vec<u8>)>,
+}
+
+impl<'a> ObjectReader<'a> {
+    /// Opens `oid` for reading.
+    pub fn open(cm: &'a ContentManager, oid: &ObjectId) -> Result<Self> {
+        let entries = object_entries(cm, oid)?;
+        let total = entries.last().map(|e| e.start + e.length).unwrap_or(0);
+        Ok(ObjectReader {
+            cm,
+            entries,
+            total,
+            pos: 0,
+            current: None,
+        })
+    }
+
+    /// Length of the object.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn chunk(&mut self, idx: usize) -> Result<&[u8]> {
+        if self.current.as_ref().map(|c| c.0) != Some(idx) {
+            let e = &self.entries[idx];
+            let data = read_object(self.cm, &e.object)?;
+            if data.len() as u64 != e.length {
+                return Err(RepoError::Invalid(format!(
+                    "chunk {} has {} bytes, index says {}",
+                    e.object,
+                    data.len(),
+                    e.length
+                )));
+            }
+            self.current = Some((idx, data));
+        }
+        Ok(self.current.as_ref().map(|c| c.1.as_slice()).unwrap_or(&[]))
+    }
+}
+
+impl Read for ObjectReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.total || buf.is_empty() {
+            return Ok(0);
+        }
+        let pos = self.pos;
+        let idx = self.entries.partition_point(|e| e.start + e.length <= pos);
+        let start = self.entries[idx].start;
+        let chunk = self.chunk(idx).map_err(io::Error::other)?;
+        let off = (pos - start) as usize;
+        let n = buf.len().min(chunk.len() - off);
+        buf[..n].copy_from_slice(&chunk[off..off + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ObjectReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.total as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if new < 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}
