@@ -1,0 +1,245 @@
+//! Fault injection: wraps any storage and makes chosen calls fail, lie or stall, so tests can
+//! prove that nothing acknowledged is lost when storage misbehaves.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
+
+/// The kind of call a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `get_blob` and `get_metadata`.
+    Get,
+    /// `put_blob`.
+    Put,
+    /// `delete_blob`.
+    Delete,
+    /// `list_blobs`.
+    List,
+}
+
+/// What goes wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail with a transient error (retrying may help).
+    Transient,
+    /// Fail with a permanent error.
+    Permanent,
+    /// Return only the first N bytes (gets only).
+    Truncate(usize),
+    /// Flip the bits of the byte at this offset (gets only).
+    FlipByte(usize),
+    /// Sleep, then proceed.
+    Delay(Duration),
+}
+
+/// A rule: apply `fault` to the `nth` (1-based) matching call, or to every one when `nth` is 0.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The call kind.
+    pub op: Op,
+    /// Only ids with this prefix.
+    pub prefix: String,
+    /// Which matching call (1-based); 0 for all.
+    pub nth: u64,
+    /// What happens.
+    pub fault: Fault,
+    seen: u64,
+}
+
+impl Rule {
+    /// A new rule.
+    pub fn new(op: Op, prefix: &str, nth: u64, fault: Fault) -> Self {
+        Rule { op, prefix: prefix.to_string(), nth, fault, seen: 0 }
+    }
+}
+
+/// Storage that injects faults into another storage.
+#[derive(Debug)]
+pub struct FaultyStorage {
+    inner: Arc<dyn BlobStorage>,
+    rules: Mutex<Vec<Rule>>,
+    counts: [AtomicU64; 4],
+    /// Hide blobs from listings until this many later puts happened (eventual consistency).
+    list_lag: Mutex<(usize, Vec<(String, u64)>)>,
+    puts: AtomicU64,
+}
+
+impl FaultyStorage {
+    /// Wraps `inner` with no faults.
+    pub fn new(inner: Arc<dyn BlobStorage>) -> Self {
+        FaultyStorage {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            counts: Default::default(),
+            list_lag: Mutex::new((0, Vec::new())),
+            puts: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds a rule.
+    pub fn add_rule(&self, r: Rule) {
+        if let Ok(mut g) = self.rules.lock() {
+            g.push(r);
+        }
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        if let Ok(mut g) = self.rules.lock() {
+            g.clear();
+        }
+    }
+
+    /// Newly written blobs stay out of listings until `n` more puts happened.
+    pub fn set_list_lag(&self, n: usize) {
+        if let Ok(mut g) = self.list_lag.lock() {
+            g.0 = n;
+        }
+    }
+
+    /// How many calls of a kind were made.
+    pub fn calls(&self, op: Op) -> u64 {
+        self.counts[op as usize].load(Ordering::SeqCst)
+    }
+
+    fn check(&self, op: Op, id: &str) -> Option<Fault> {
+        self.counts[op as usize].fetch_add(1, Ordering::SeqCst);
+        let mut g = self.rules.lock().ok()?;
+        let mut fired = None;
+        for r in g.iter_mut().filter(|r| r.op == op && id.starts_with(&r.prefix)) {
+            r.seen += 1;
+            if fired.is_none() && (r.nth == 0 || r.nth == r.seen) {
+                fired = Some(r.fault.clone());
+            }
+        }
+        fired
+    }
+
+    fn fail(f: &Fault, op: Op, id: &str) -> Result<()> {
+        match f {
+            Fault::Transient => Err(BlobError::Transient(format!("injected {op:?} fault on {id}"))),
+            Fault::Permanent => Err(BlobError::Other(format!("injected permanent {op:?} fault on {id}"))),
+            Fault::Delay(d) => {
+                std::thread::sleep(*d);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl BlobStorage for FaultyStorage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let f = self.check(Op::Get, id);
+        if let Some(f) = &f {
+            Self::fail(f, Op::Get, id)?;
+        }
+        let mut data = self.inner.get_blob(id, offset, length)?;
+        match f {
+            Some(Fault::Truncate(n)) => data.truncate(n),
+            Some(Fault::FlipByte(i)) if i < data.len() => data[i] ^= 0xff,
+            _ => {}
+        }
+        Ok(data)
+    }
+
+    fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
+        if let Some(f) = self.check(Op::Get, id) {
+            Self::fail(&f, Op::Get, id)?;
+        }
+        self.inner.get_metadata(id)
+    }
+
+    fn put_blob(&self, id: &str, data: &[u8], opts: &PutOptions) -> Result<()> {
+        if let Some(f) = self.check(Op::Put, id) {
+            Self::fail(&f, Op::Put, id)?;
+        }
+        self.inner.put_blob(id, data, opts)?;
+        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(mut g) = self.list_lag.lock() {
+            if g.0 > 0 {
+                g.1.push((id.to_string(), n));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_blob(&self, id: &str) -> Result<()> {
+        if let Some(f) = self.check(Op::Delete, id) {
+            Self::fail(&f, Op::Delete, id)?;
+        }
+        self.inner.delete_blob(id)
+    }
+
+    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+        if let Some(f) = self.check(Op::List, prefix) {
+            Self::fail(&f, Op::List, prefix)?;
+        }
+        let now = self.puts.load(Ordering::SeqCst);
+        let hidden: Vec<String> = self
+            .list_lag
+            .lock()
+            .map(|g| g.1.iter().filter(|(_, at)| now < at + g.0 as u64).map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default();
+        self.inner.list_blobs(prefix, &mut |m| if hidden.contains(&m.id) { Ok(()) } else { cb(m) })
+    }
+
+    fn display_name(&self) -> String {
+        format!("faulty({})", self.inner.display_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStorage;
+
+    fn faulty() -> FaultyStorage {
+        FaultyStorage::new(Arc::new(MemoryStorage::new()))
+    }
+
+    #[test]
+    fn conformance_without_faults() {
+        crate::conformance::run(&faulty());
+    }
+
+    #[test]
+    fn nth_call_fails_exactly_once() {
+        let st = faulty();
+        st.add_rule(Rule::new(Op::Put, "p", 2, Fault::Transient));
+        let o = PutOptions::default();
+        st.put_blob("p1", b"a", &o).unwrap();
+        assert!(st.put_blob("p2", b"b", &o).unwrap_err().is_transient());
+        st.put_blob("p3", b"c", &o).unwrap();
+        st.put_blob("q1", b"d", &o).unwrap();
+        assert_eq!(st.calls(Op::Put), 4);
+        assert_eq!(st.list_all("p").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn gets_can_lie() {
+        let st = faulty();
+        st.put_blob("a", b"hello", &PutOptions::default()).unwrap();
+        st.add_rule(Rule::new(Op::Get, "a", 1, Fault::Truncate(2)));
+        st.add_rule(Rule::new(Op::Get, "a", 2, Fault::FlipByte(0)));
+        assert_eq!(st.get_blob("a", 0, None).unwrap(), b"he");
+        assert_eq!(st.get_blob("a", 0, None).unwrap(), [b'h' ^ 0xff, b'e', b'l', b'l', b'o']);
+        assert_eq!(st.get_blob("a", 0, None).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn eventually_consistent_listing_hides_recent_writes() {
+        let st = faulty();
+        st.set_list_lag(2);
+        let o = PutOptions::default();
+        st.put_blob("x1", b"", &o).unwrap();
+        assert!(st.list_all("x").unwrap().is_empty());
+        st.put_blob("y1", b"", &o).unwrap();
+        st.put_blob("y2", b"", &o).unwrap();
+        assert_eq!(st.list_all("x").unwrap().len(), 1);
+        assert!(st.get_blob("y2", 0, None).is_ok(), "reads are consistent");
+    }
+}
