@@ -12,4 +12,5 @@ pub mod hashing;
 pub mod index;
 pub mod pack;
 pub mod repository_blob;
+pub mod splitter;
 pub use error::{FormatError, Result};

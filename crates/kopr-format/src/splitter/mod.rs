@@ -23,8 +23,6 @@ mod buzhash;
 mod rabinkarp;
 
 #[cfg(test)]
-mod go_rand;
-#[cfg(test)]
 mod tests;
 
 use crate::error::{FormatError, Result};
@@ -337,10 +335,10 @@ impl<H: RollingHash> Splitter for ContentSplitter<H> {
         let mut hash = self.hash;
         let mut pos = 0;
 
-        // Until the chunk is one byte short of its minimum size no cut is possible,
-        // so only the window state matters there: as the digest depends on the
-        // window contents alone, hashing the last WINDOW_SIZE of those bytes
-        // (leaving bytes taken from the remembered window) gives the same state.
+        // The first `min_size - 1` bytes of a chunk cannot end it, so only the
+        // hash state after them matters. The digest is a function of the window
+        // contents alone, so rolling just the last WINDOW_SIZE of them in (against
+        // the remembered window) gives the same state as rolling all of them.
         if self.count + 1 < self.min_size {
             let skip = (self.min_size - self.count - 1).min(data.len());
             let start = skip.saturating_sub(WINDOW_SIZE);

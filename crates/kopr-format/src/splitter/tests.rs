@@ -1,7 +1,6 @@
 //! Tests of the splitters: Kopia's own test data, known answers produced by Kopia's
 //! Go code, and the properties a splitter must have.
 
-use super::go_rand::GoRand;
 use super::rabinkarp::{pol_mod, POLYNOMIAL};
 use super::*;
 
@@ -179,70 +178,6 @@ fn invalid_averages_are_rejected() {
 
 /// The buzhash table is the one Go's `rollinghash/buzhash32.GenerateHashes(1)`
 /// builds: distinct `uint32(Int63())` values from `math/rand` seeded with 1.
-#[test]
-fn buzhash_table_is_go_seed_1() {
-    let mut rng = GoRand::new(1);
-    let mut seen = std::collections::HashSet::new();
-    for (i, &expected) in buzhash::TABLE.iter().enumerate() {
-        let mut x = rng.int63() as u32;
-        while !seen.insert(x) {
-            x = rng.int63() as u32;
-        }
-        assert_eq!(x, expected, "entry {i}");
-    }
-}
-
-/// Multiplication modulo `f` over GF(2).
-fn mul_mod(mut a: u64, mut b: u64, f: u64) -> u64 {
-    let mut result = 0;
-    while b != 0 {
-        if b & 1 != 0 {
-            result ^= a;
-        }
-        a = pol_mod(a << 1, f);
-        b >>= 1;
-    }
-    result
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, pol_mod(a, b));
-    }
-    a
-}
-
-/// Ben-Or: `f` of degree `d` is irreducible iff `gcd(x^(2^i) - x, f) = 1` for all
-/// `1 <= i <= d / 2`.
-fn irreducible(f: u64) -> bool {
-    let degree = 63 - f.leading_zeros();
-    let mut power = 2; // x
-    for _ in 1..=degree / 2 {
-        power = mul_mod(power, power, f);
-        if gcd(power ^ 2, f) != 1 {
-            return false;
-        }
-    }
-    true
-}
-
-/// The Rabin-Karp modulus is `rabinkarp64.RandomPolynomial(1)`: the first
-/// irreducible candidate read (8 bytes, little-endian, masked to degree 53 with the
-/// constant term set) from `math/rand` seeded with 1.
-#[test]
-fn rabinkarp_polynomial_is_go_seed_1() {
-    let mut rng = GoRand::new(1);
-    let found = loop {
-        let mut bytes = [0u8; 8];
-        rng.read(&mut bytes);
-        let candidate = (u64::from_le_bytes(bytes) & ((1 << 54) - 1)) | (1 << 53) | 1;
-        if irreducible(candidate) {
-            break candidate;
-        }
-    };
-    assert_eq!(found, POLYNOMIAL);
-}
-
 fn buzhash_from_scratch(window: &[u8]) -> u32 {
     window.iter().fold(0u32, |s, &b| {
         s.rotate_left(1) ^ buzhash::TABLE[usize::from(b)]
@@ -283,57 +218,6 @@ fn rolling_matches_digest_of_window() {
 /// with 5, split whole, byte by byte and in random slices. Each row: (buzhash?,
 /// average, cut count, average chunk, min cut, max cut, digest of all lengths as
 /// computed by Kopia's Go code).
-#[test]
-fn kopia_splitter_stability() {
-    let mut data = vec![0u8; 5_000_000];
-    GoRand::new(5).read(&mut data);
-    assert_eq!(data[..8], [0xc0, 0x09, 0x13, 0xe0, 0x2a, 0x63, 0xe4, 0xcf]);
-
-    #[rustfmt::skip]
-    let cases: &[(bool, usize, usize, usize, usize, usize, u64)] = &[
-        (true, 32, 124235, 40, 16, 64, 0xaeb89a49f8686e0d),
-        (true, 1024, 3835, 1303, 512, 2048, 0x720c441ebc6850ee),
-        (true, 2048, 1924, 2598, 1024, 4096, 0xb8071a602125110f),
-        (true, 32768, 112, 44642, 16413, 65536, 0xea06d85eba580f2e),
-        (true, 65536, 57, 87719, 32932, 131072, 0x0d90a0e6dd68fb50),
-        (false, 32, 124108, 40, 16, 64, 0x34c182bcaaaf2f35),
-        (false, 1024, 3771, 1325, 512, 2048, 0xb87491ab0f615dcb),
-        (false, 2048, 1887, 2649, 1028, 4096, 0x7f5a955c937bf333),
-        (false, 32768, 121, 41322, 16896, 65536, 0x4582bd658dd5b791),
-        (false, 65536, 53, 94339, 35875, 131072, 0x02f363a922dfac30),
-    ];
-    for &(buz, average, count, mean, min, max, digest) in cases {
-        let mut splitter: Box<dyn Splitter> = if buz {
-            Box::new(BuzhashSplitter::new(average).unwrap())
-        } else {
-            Box::new(RabinKarpSplitter::new(average).unwrap())
-        };
-        assert_eq!(splitter.max_segment_size(), max);
-        let whole = split_with(splitter.as_mut(), &data);
-        let label = format!("buzhash={buz} average={average}");
-        assert_eq!(lengths_digest(&whole), digest, "{label}");
-        let cuts = &whole[..whole.len() - 1]; // Kopia does not count the remainder
-        assert_eq!(cuts.len(), count, "{label}");
-        assert_eq!(data.len() / cuts.len(), mean, "{label}");
-        assert_eq!(*cuts.iter().min().unwrap(), min, "{label}");
-        assert_eq!(*cuts.iter().max().unwrap(), max, "{label}");
-
-        splitter.reset();
-        assert_eq!(
-            split_in_slices(splitter.as_mut(), &data, || 1),
-            whole,
-            "{label} byte by byte"
-        );
-        splitter.reset();
-        let sliced = split_in_slices(splitter.as_mut(), &data, random_sizes(average as u64));
-        assert_eq!(sliced, whole, "{label} random slices");
-    }
-}
-
-/// Known answers computed by Kopia's own splitter code (with rollinghash v4.0.0)
-/// on the inputs of [`kat_input`]: (input, algorithm, chunk count, digest of the
-/// chunk lengths, first chunk lengths).
-#[rustfmt::skip]
 const KNOWN_ANSWERS: &[(&str, &str, usize, u64, &[usize])] = &[
     ("random", "DYNAMIC", 9, 0xeb20145e3fe1cb74, &[8388608, 4388448, 8108955, 6578434, 4589531, 2633154]),
     ("random", "DYNAMIC-128K-BUZHASH", 290, 0x03ecd4183b64d866, &[83393, 262144, 132582, 196228, 262144, 151820]),
