@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod encryption;
 pub mod hashing;
 pub mod index;
+pub mod object_id;
 pub mod pack;
 pub mod repository_blob;
 pub mod splitter;

@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use kopr_blob::BlobStorage;
 use kopr_repo::content::WriterIdentity;
 use kopr_repo::{OpenOptions, RepoError, Repository};
