@@ -1,36 +1,85 @@
 //! Behaviour every [`BlobStorage`] must show; run by each backend's tests.
 
-
 use crate::{BlobError, BlobStorage, PutOptions};
 
 pub fn run(st: &dyn BlobStorage) {
     let o = PutOptions::default();
-    assert!(matches!(st.get_blob("pmissing00", 0, None), Err(BlobError::NotFound(_))));
-    assert!(matches!(st.get_metadata("pmissing00"), Err(BlobError::NotFound(_))));
-    st.put_blob("pabc0123456789abcdef0123456789abcdef", b"hello world", &o).unwrap();
-    st.put_blob("qdef0123456789abcdef0123456789abcdef", b"", &o).unwrap();
+    assert!(matches!(
+        st.get_blob("pmissing00", 0, None),
+        Err(BlobError::NotFound(_))
+    ));
+    assert!(matches!(
+        st.get_metadata("pmissing00"),
+        Err(BlobError::NotFound(_))
+    ));
+    st.put_blob("pabc0123456789abcdef0123456789abcdef", b"hello world", &o)
+        .unwrap();
+    st.put_blob("qdef0123456789abcdef0123456789abcdef", b"", &o)
+        .unwrap();
     st.put_blob("kopia.repository", b"{}", &o).unwrap();
-    assert_eq!(st.get_blob("pabc0123456789abcdef0123456789abcdef", 0, None).unwrap(), b"hello world");
-    assert_eq!(st.get_blob("pabc0123456789abcdef0123456789abcdef", 6, Some(5)).unwrap(), b"world");
-    assert_eq!(st.get_blob("pabc0123456789abcdef0123456789abcdef", 11, Some(0)).unwrap(), b"");
+    assert_eq!(
+        st.get_blob("pabc0123456789abcdef0123456789abcdef", 0, None)
+            .unwrap(),
+        b"hello world"
+    );
+    assert_eq!(
+        st.get_blob("pabc0123456789abcdef0123456789abcdef", 6, Some(5))
+            .unwrap(),
+        b"world"
+    );
+    assert_eq!(
+        st.get_blob("pabc0123456789abcdef0123456789abcdef", 11, Some(0))
+            .unwrap(),
+        b""
+    );
     assert!(matches!(
         st.get_blob("pabc0123456789abcdef0123456789abcdef", 6, Some(6)),
         Err(BlobError::InvalidRange { .. })
     ));
-    assert!(st.get_blob("pabc0123456789abcdef0123456789abcdef", 12, None).is_err());
-    assert_eq!(st.get_blob("qdef0123456789abcdef0123456789abcdef", 0, None).unwrap(), b"");
-    assert_eq!(st.get_metadata("pabc0123456789abcdef0123456789abcdef").unwrap().length, 11);
-    let p: Vec<String> = st.list_all("p").unwrap().into_iter().map(|m| m.id).collect();
+    assert!(st
+        .get_blob("pabc0123456789abcdef0123456789abcdef", 12, None)
+        .is_err());
+    assert_eq!(
+        st.get_blob("qdef0123456789abcdef0123456789abcdef", 0, None)
+            .unwrap(),
+        b""
+    );
+    assert_eq!(
+        st.get_metadata("pabc0123456789abcdef0123456789abcdef")
+            .unwrap()
+            .length,
+        11
+    );
+    let p: Vec<String> = st
+        .list_all("p")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(p, vec!["pabc0123456789abcdef0123456789abcdef"]);
     assert_eq!(st.list_all("").unwrap().len(), 3);
     assert!(st.list_all("z").unwrap().is_empty());
-    st.put_blob("pabc0123456789abcdef0123456789abcdef", b"replaced", &o).unwrap();
-    assert_eq!(st.get_blob("pabc0123456789abcdef0123456789abcdef", 0, None).unwrap(), b"replaced");
+    st.put_blob("pabc0123456789abcdef0123456789abcdef", b"replaced", &o)
+        .unwrap();
+    assert_eq!(
+        st.get_blob("pabc0123456789abcdef0123456789abcdef", 0, None)
+            .unwrap(),
+        b"replaced"
+    );
     assert!(st
-        .put_blob("pabc0123456789abcdef0123456789abcdef", b"x", &PutOptions { do_not_overwrite: true, ..o.clone() })
+        .put_blob(
+            "pabc0123456789abcdef0123456789abcdef",
+            b"x",
+            &PutOptions {
+                do_not_overwrite: true,
+                ..o.clone()
+            }
+        )
         .is_err());
-    st.delete_blob("pabc0123456789abcdef0123456789abcdef").unwrap();
-    st.delete_blob("pabc0123456789abcdef0123456789abcdef").unwrap();
+    st.delete_blob("pabc0123456789abcdef0123456789abcdef")
+        .unwrap();
+    st.delete_blob("pabc0123456789abcdef0123456789abcdef")
+        .unwrap();
     assert!(st.list_all("p").unwrap().is_empty());
     // concurrent writers
     std::thread::scope(|s| {
@@ -38,7 +87,8 @@ pub fn run(st: &dyn BlobStorage) {
             s.spawn(move || {
                 for i in 0..25 {
                     let id = format!("c{t}{i:03}0123456789abcdef0123456789");
-                    st.put_blob(&id, id.as_bytes(), &PutOptions::default()).unwrap();
+                    st.put_blob(&id, id.as_bytes(), &PutOptions::default())
+                        .unwrap();
                 }
             });
         }

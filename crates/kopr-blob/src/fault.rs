@@ -52,7 +52,13 @@ pub struct Rule {
 impl Rule {
     /// A new rule.
     pub fn new(op: Op, prefix: &str, nth: u64, fault: Fault) -> Self {
-        Rule { op, prefix: prefix.to_string(), nth, fault, seen: 0 }
+        Rule {
+            op,
+            prefix: prefix.to_string(),
+            nth,
+            fault,
+            seen: 0,
+        }
     }
 }
 
@@ -109,7 +115,10 @@ impl FaultyStorage {
         self.counts[op as usize].fetch_add(1, Ordering::SeqCst);
         let mut g = self.rules.lock().ok()?;
         let mut fired = None;
-        for r in g.iter_mut().filter(|r| r.op == op && id.starts_with(&r.prefix)) {
+        for r in g
+            .iter_mut()
+            .filter(|r| r.op == op && id.starts_with(&r.prefix))
+        {
             r.seen += 1;
             if fired.is_none() && (r.nth == 0 || r.nth == r.seen) {
                 fired = Some(r.fault.clone());
@@ -120,8 +129,12 @@ impl FaultyStorage {
 
     fn fail(f: &Fault, op: Op, id: &str) -> Result<()> {
         match f {
-            Fault::Transient => Err(BlobError::Transient(format!("injected {op:?} fault on {id}"))),
-            Fault::Permanent => Err(BlobError::Other(format!("injected permanent {op:?} fault on {id}"))),
+            Fault::Transient => Err(BlobError::Transient(format!(
+                "injected {op:?} fault on {id}"
+            ))),
+            Fault::Permanent => Err(BlobError::Other(format!(
+                "injected permanent {op:?} fault on {id}"
+            ))),
             Fault::Delay(d) => {
                 std::thread::sleep(*d);
                 Ok(())
@@ -174,7 +187,11 @@ impl BlobStorage for FaultyStorage {
         self.inner.delete_blob(id)
     }
 
-    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
         if let Some(f) = self.check(Op::List, prefix) {
             Self::fail(&f, Op::List, prefix)?;
         }
@@ -182,9 +199,20 @@ impl BlobStorage for FaultyStorage {
         let hidden: Vec<String> = self
             .list_lag
             .lock()
-            .map(|g| g.1.iter().filter(|(_, at)| now < at + g.0 as u64).map(|(id, _)| id.clone()).collect())
+            .map(|g| {
+                g.1.iter()
+                    .filter(|(_, at)| now < at + g.0 as u64)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
             .unwrap_or_default();
-        self.inner.list_blobs(prefix, &mut |m| if hidden.contains(&m.id) { Ok(()) } else { cb(m) })
+        self.inner.list_blobs(prefix, &mut |m| {
+            if hidden.contains(&m.id) {
+                Ok(())
+            } else {
+                cb(m)
+            }
+        })
     }
 
     fn display_name(&self) -> String {
@@ -226,7 +254,10 @@ mod tests {
         st.add_rule(Rule::new(Op::Get, "a", 1, Fault::Truncate(2)));
         st.add_rule(Rule::new(Op::Get, "a", 2, Fault::FlipByte(0)));
         assert_eq!(st.get_blob("a", 0, None).unwrap(), b"he");
-        assert_eq!(st.get_blob("a", 0, None).unwrap(), [b'h' ^ 0xff, b'e', b'l', b'l', b'o']);
+        assert_eq!(
+            st.get_blob("a", 0, None).unwrap(),
+            [b'h' ^ 0xff, b'e', b'l', b'l', b'o']
+        );
         assert_eq!(st.get_blob("a", 0, None).unwrap(), b"hello");
     }
 

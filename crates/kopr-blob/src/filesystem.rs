@@ -45,7 +45,11 @@ pub struct PrefixShards {
 
 impl ShardParameters {
     fn with(shards: &[usize]) -> Self {
-        ShardParameters { default_shards: shards.to_vec(), unsharded_length: 20, overrides: vec![] }
+        ShardParameters {
+            default_shards: shards.to_vec(),
+            unsharded_length: 20,
+            overrides: vec![],
+        }
     }
 
     /// The relative directory parts and file name of `id`.
@@ -91,26 +95,40 @@ impl FilesystemStorage {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let root = path.as_ref().to_path_buf();
         let md = fs::metadata(&root).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => BlobError::Other(format!("repository directory {} does not exist", root.display())),
+            std::io::ErrorKind::NotFound => BlobError::Other(format!(
+                "repository directory {} does not exist",
+                root.display()
+            )),
             _ => BlobError::from_io("open", &root.to_string_lossy(), e),
         })?;
         if !md.is_dir() {
-            return Err(BlobError::Other(format!("{} is not a directory", root.display())));
+            return Err(BlobError::Other(format!(
+                "{} is not a directory",
+                root.display()
+            )));
         }
         let shards = match fs::read(root.join(SHARDS_FILE)) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| BlobError::Other(format!("invalid {SHARDS_FILE} in {}: {e}", root.display())))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                BlobError::Other(format!("invalid {SHARDS_FILE} in {}: {e}", root.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::with(&[3, 3]),
             Err(e) => return Err(BlobError::from_io("read", SHARDS_FILE, e)),
         };
-        Ok(FilesystemStorage { root, shards, clock: None })
+        Ok(FilesystemStorage {
+            root,
+            shards,
+            clock: None,
+        })
     }
 
     /// Opens storage at `path`, creating the directory and `.shards` of a new repository.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let root = path.as_ref().to_path_buf();
         if root.exists() && !root.is_dir() {
-            return Err(BlobError::Other(format!("{} is not a directory", root.display())));
+            return Err(BlobError::Other(format!(
+                "{} is not a directory",
+                root.display()
+            )));
         }
         create_dir_all(&root)?;
         if !root.join(SHARDS_FILE).exists() {
@@ -142,7 +160,13 @@ impl FilesystemStorage {
         p
     }
 
-    fn walk(&self, dir: &Path, id_prefix: &str, want: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+    fn walk(
+        &self,
+        dir: &Path,
+        id_prefix: &str,
+        want: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
         let rd = match fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -155,7 +179,9 @@ impl FilesystemStorage {
             if name.starts_with('.') {
                 continue;
             }
-            let ft = e.file_type().map_err(|err| BlobError::from_io("list", &name, err))?;
+            let ft = e
+                .file_type()
+                .map_err(|err| BlobError::from_io("list", &name, err))?;
             if ft.is_dir() {
                 let p = format!("{id_prefix}{name}");
                 let n = p.len().min(want.len());
@@ -180,8 +206,15 @@ impl FilesystemStorage {
 }
 
 fn meta(id: String, md: &fs::Metadata) -> BlobMetadata {
-    let ts: DateTime<Utc> = md.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
-    BlobMetadata { id, length: md.len(), timestamp: ts }
+    let ts: DateTime<Utc> = md
+        .modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now());
+    BlobMetadata {
+        id,
+        length: md.len(),
+        timestamp: ts,
+    }
 }
 
 fn create_dir_all(p: &Path) -> Result<()> {
@@ -192,7 +225,8 @@ fn create_dir_all(p: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(p).map_err(|e| BlobError::from_io("mkdir", &p.to_string_lossy(), e))
+    b.create(p)
+        .map_err(|e| BlobError::from_io("mkdir", &p.to_string_lossy(), e))
 }
 
 fn write_atomic(path: &Path, data: &[u8], id: &str) -> Result<()> {
@@ -212,7 +246,8 @@ fn write_atomic(path: &Path, data: &[u8], id: &str) -> Result<()> {
             if let Some(parent) = path.parent() {
                 create_dir_all(parent)?;
             }
-            opts.open(&tmp).map_err(|e| BlobError::from_io("write", id, e))?
+            opts.open(&tmp)
+                .map_err(|e| BlobError::from_io("write", id, e))?
         }
         Err(e) => return Err(BlobError::from_io("write", id, e)),
     };
@@ -228,8 +263,12 @@ fn write_atomic(path: &Path, data: &[u8], id: &str) -> Result<()> {
 impl BlobStorage for FilesystemStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         valid_id(id)?;
-        let mut f = fs::File::open(self.blob_path(id)).map_err(|e| BlobError::from_io("read", id, e))?;
-        let actual = f.metadata().map_err(|e| BlobError::from_io("read", id, e))?.len();
+        let mut f =
+            fs::File::open(self.blob_path(id)).map_err(|e| BlobError::from_io("read", id, e))?;
+        let actual = f
+            .metadata()
+            .map_err(|e| BlobError::from_io("read", id, e))?
+            .len();
         let r = checked_range(id, actual, offset, length)?;
         let mut buf = vec![0u8; r.len()];
         f.seek(SeekFrom::Start(offset))
@@ -253,8 +292,12 @@ impl BlobStorage for FilesystemStorage {
         write_atomic(&path, data, id)?;
         if let Some(c) = &self.clock {
             let t: std::time::SystemTime = c.now().into();
-            let f = fs::File::options().write(true).open(&path).map_err(|e| BlobError::from_io("touch", id, e))?;
-            f.set_modified(t).map_err(|e| BlobError::from_io("touch", id, e))?;
+            let f = fs::File::options()
+                .write(true)
+                .open(&path)
+                .map_err(|e| BlobError::from_io("touch", id, e))?;
+            f.set_modified(t)
+                .map_err(|e| BlobError::from_io("touch", id, e))?;
         }
         Ok(())
     }
@@ -268,7 +311,11 @@ impl BlobStorage for FilesystemStorage {
         }
     }
 
-    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
         self.walk(&self.root, "", prefix, cb)
     }
 
@@ -291,20 +338,38 @@ mod tests {
     fn layout_matches_kopia() {
         let d = tempfile::tempdir().unwrap();
         let st = FilesystemStorage::create(d.path()).unwrap();
-        assert_eq!(fs::read_to_string(d.path().join(".shards")).unwrap(), "{\"default\":[1,3],\"maxNonShardedLength\":20}\n");
+        assert_eq!(
+            fs::read_to_string(d.path().join(".shards")).unwrap(),
+            "{\"default\":[1,3],\"maxNonShardedLength\":20}\n"
+        );
         let pack = "p0123456789abcdef0123456789abcdef-s0011223344556677123";
         st.put_blob(pack, b"x", &PutOptions::default()).unwrap();
-        assert!(d.path().join("p/012/3456789abcdef0123456789abcdef-s0011223344556677123.f").is_file());
-        st.put_blob("kopia.repository", b"{}", &PutOptions::default()).unwrap();
+        assert!(d
+            .path()
+            .join("p/012/3456789abcdef0123456789abcdef-s0011223344556677123.f")
+            .is_file());
+        st.put_blob("kopia.repository", b"{}", &PutOptions::default())
+            .unwrap();
         assert!(d.path().join("kopia.repository.f").is_file());
-        st.put_blob("xn0_0123456789abcdef0123", b"i", &PutOptions::default()).unwrap();
+        st.put_blob("xn0_0123456789abcdef0123", b"i", &PutOptions::default())
+            .unwrap();
         assert!(d.path().join("x/n0_/0123456789abcdef0123.f").is_file());
         let ids: Vec<String> = st.list_all("").unwrap().into_iter().map(|m| m.id).collect();
-        assert_eq!(ids, vec!["kopia.repository", pack, "xn0_0123456789abcdef0123"]);
+        assert_eq!(
+            ids,
+            vec!["kopia.repository", pack, "xn0_0123456789abcdef0123"]
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(d.path().join("kopia.repository.f")).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(d.path().join("kopia.repository.f"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600
+            );
         }
     }
 
@@ -312,8 +377,17 @@ mod tests {
     fn reads_an_old_layout_without_shards_file() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("p01/234")).unwrap();
-        fs::write(d.path().join("p01/234/56789abcdef0123456789abcdef.f"), b"old").unwrap();
-        fs::write(d.path().join("p01/234/56789abcdef0123456789abcdef.f.tmp.0011223344556677"), b"partial").unwrap();
+        fs::write(
+            d.path().join("p01/234/56789abcdef0123456789abcdef.f"),
+            b"old",
+        )
+        .unwrap();
+        fs::write(
+            d.path()
+                .join("p01/234/56789abcdef0123456789abcdef.f.tmp.0011223344556677"),
+            b"partial",
+        )
+        .unwrap();
         let st = FilesystemStorage::open(d.path()).unwrap();
         let all = st.list_all("p").unwrap();
         assert_eq!(all.len(), 1);
@@ -329,10 +403,14 @@ mod tests {
         let e = FilesystemStorage::open(&file).unwrap_err().to_string();
         assert!(e.contains("not a directory"), "{e}");
         assert!(FilesystemStorage::create(&file).is_err());
-        let e = FilesystemStorage::open(d.path().join("missing")).unwrap_err().to_string();
+        let e = FilesystemStorage::open(d.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
         let st = FilesystemStorage::create(d.path().join("r")).unwrap();
-        assert!(st.put_blob("../escape", b"x", &PutOptions::default()).is_err());
+        assert!(st
+            .put_blob("../escape", b"x", &PutOptions::default())
+            .is_err());
     }
 
     #[cfg(unix)]
@@ -344,7 +422,9 @@ mod tests {
         fs::set_permissions(d.path(), fs::Permissions::from_mode(0o500)).unwrap();
         let r = st.put_blob("kopia.x", b"x", &PutOptions::default());
         fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
-        let is_root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+        let is_root = fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
         if !is_root {
             assert!(matches!(r, Err(BlobError::Permission(_))), "{r:?}");
         }

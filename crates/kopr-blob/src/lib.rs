@@ -80,12 +80,18 @@ impl BlobError {
     pub fn from_io(op: &'static str, id: &str, e: std::io::Error) -> BlobError {
         match e.kind() {
             std::io::ErrorKind::NotFound => BlobError::NotFound(id.to_string()),
-            std::io::ErrorKind::PermissionDenied => BlobError::Permission(format!("{op} {id}: {e}")),
+            std::io::ErrorKind::PermissionDenied => {
+                BlobError::Permission(format!("{op} {id}: {e}"))
+            }
             _ if e.raw_os_error() == Some(libc::ENOSPC) => BlobError::NoSpace(id.to_string()),
             std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => {
                 BlobError::Transient(format!("{op} {id}: {e}"))
             }
-            _ => BlobError::Io { op, id: id.to_string(), source: e },
+            _ => BlobError::Io {
+                op,
+                id: id.to_string(),
+                source: e,
+            },
         }
     }
 }
@@ -115,7 +121,11 @@ pub trait BlobStorage: Send + Sync + std::fmt::Debug {
     /// Deletes a blob; deleting a missing blob succeeds.
     fn delete_blob(&self, id: &str) -> Result<()>;
     /// Calls `cb` for every blob whose id starts with `prefix`.
-    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()>;
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()>;
     /// A short human-readable name of the location.
     fn display_name(&self) -> String;
 
@@ -131,11 +141,21 @@ pub trait BlobStorage: Send + Sync + std::fmt::Debug {
 }
 
 /// Checks a requested range against a blob length and returns the byte range.
-pub fn checked_range(id: &str, actual: u64, offset: u64, length: Option<u64>) -> Result<std::ops::Range<usize>> {
+pub fn checked_range(
+    id: &str,
+    actual: u64,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<std::ops::Range<usize>> {
     let len = length.unwrap_or(actual.saturating_sub(offset));
     match offset.checked_add(len) {
         Some(end) if end <= actual => Ok(offset as usize..end as usize),
-        _ => Err(BlobError::InvalidRange { id: id.to_string(), offset, length: len, actual }),
+        _ => Err(BlobError::InvalidRange {
+            id: id.to_string(),
+            offset,
+            length: len,
+            actual,
+        }),
     }
 }
 

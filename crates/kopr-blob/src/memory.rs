@@ -6,10 +6,13 @@ use std::sync::{Arc, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
 
+/// A stored blob: its bytes and when it was written.
+type Stored = (Arc<Vec<u8>>, chrono::DateTime<chrono::Utc>);
+
 /// Blobs in a map.
 #[derive(Debug)]
 pub struct MemoryStorage {
-    blobs: RwLock<BTreeMap<String, (Arc<Vec<u8>>, chrono::DateTime<chrono::Utc>)>>,
+    blobs: RwLock<BTreeMap<String, Stored>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -27,7 +30,10 @@ impl MemoryStorage {
 
     /// Empty storage whose timestamps come from `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        MemoryStorage { blobs: RwLock::new(BTreeMap::new()), clock }
+        MemoryStorage {
+            blobs: RwLock::new(BTreeMap::new()),
+            clock,
+        }
     }
 }
 
@@ -38,15 +44,23 @@ fn poisoned() -> BlobError {
 impl BlobStorage for MemoryStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         let g = self.blobs.read().map_err(|_| poisoned())?;
-        let (data, _) = g.get(id).ok_or_else(|| BlobError::NotFound(id.to_string()))?;
+        let (data, _) = g
+            .get(id)
+            .ok_or_else(|| BlobError::NotFound(id.to_string()))?;
         let r = checked_range(id, data.len() as u64, offset, length)?;
         Ok(data[r].to_vec())
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
         let g = self.blobs.read().map_err(|_| poisoned())?;
-        let (data, ts) = g.get(id).ok_or_else(|| BlobError::NotFound(id.to_string()))?;
-        Ok(BlobMetadata { id: id.to_string(), length: data.len() as u64, timestamp: *ts })
+        let (data, ts) = g
+            .get(id)
+            .ok_or_else(|| BlobError::NotFound(id.to_string()))?;
+        Ok(BlobMetadata {
+            id: id.to_string(),
+            length: data.len() as u64,
+            timestamp: *ts,
+        })
     }
 
     fn put_blob(&self, id: &str, data: &[u8], opts: &PutOptions) -> Result<()> {
@@ -63,12 +77,20 @@ impl BlobStorage for MemoryStorage {
         Ok(())
     }
 
-    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
         let items: Vec<BlobMetadata> = {
             let g = self.blobs.read().map_err(|_| poisoned())?;
             g.range(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(k, (d, ts))| BlobMetadata { id: k.clone(), length: d.len() as u64, timestamp: *ts })
+                .map(|(k, (d, ts))| BlobMetadata {
+                    id: k.clone(),
+                    length: d.len() as u64,
+                    timestamp: *ts,
+                })
                 .collect()
         };
         for m in items {
@@ -102,6 +124,9 @@ mod tests {
         clock.advance(std::time::Duration::from_secs(7200));
         st.put_blob("b", b"2", &PutOptions::default()).unwrap();
         assert_eq!(st.get_metadata("a").unwrap().timestamp, t0);
-        assert_eq!(st.get_metadata("b").unwrap().timestamp, t0 + chrono::Duration::hours(2));
+        assert_eq!(
+            st.get_metadata("b").unwrap().timestamp,
+            t0 + chrono::Duration::hours(2)
+        );
     }
 }

@@ -17,7 +17,11 @@ pub struct RetryingStorage {
 impl RetryingStorage {
     /// Retries up to `attempts` times in all, waiting `base_delay`, then twice as long, ...
     pub fn new(inner: Arc<dyn BlobStorage>, attempts: u32, base_delay: Duration) -> Self {
-        RetryingStorage { inner, attempts: attempts.max(1), base_delay }
+        RetryingStorage {
+            inner,
+            attempts: attempts.max(1),
+            base_delay,
+        }
     }
 
     fn retry<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
@@ -49,7 +53,11 @@ impl BlobStorage for RetryingStorage {
     fn delete_blob(&self, id: &str) -> Result<()> {
         self.retry(|| self.inner.delete_blob(id))
     }
-    fn list_blobs(&self, prefix: &str, cb: &mut dyn FnMut(BlobMetadata) -> Result<()>) -> Result<()> {
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
         // Collect first so a retried listing never reports a blob twice.
         let all = self.retry(|| self.inner.list_all(prefix))?;
         for m in all {
@@ -95,7 +103,10 @@ mod tests {
         f.add_rule(Rule::new(Op::Delete, "b", 0, Fault::Permanent));
         assert!(r.delete_blob("b").is_err());
         assert_eq!(f.calls(Op::Delete), 1);
-        assert!(matches!(r.get_blob("missing", 0, None), Err(BlobError::NotFound(_))));
+        assert!(matches!(
+            r.get_blob("missing", 0, None),
+            Err(BlobError::NotFound(_))
+        ));
         assert_eq!(f.calls(Op::Get), 5);
     }
 }

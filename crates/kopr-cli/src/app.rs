@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Commands to manipulate repository.
     #[command(subcommand, visible_alias = "repo")]
-    Repository(RepositoryCommand),
+    Repository(Box<RepositoryCommand>),
     /// Commands to manipulate content in repository.
     #[command(subcommand)]
     Content(ContentCommand),

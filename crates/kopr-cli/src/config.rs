@@ -24,7 +24,11 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CachingConfig {
     /// Cache directory.
-    #[serde(rename = "cacheDirectory", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "cacheDirectory",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cache_directory: String,
 }
 
@@ -61,13 +65,16 @@ pub fn config_path(flag: Option<&Path>) -> Result<PathBuf> {
             }
         }
     }
-    let dir = dirs::config_dir().ok_or_else(|| anyhow!("cannot determine the user's config directory"))?;
+    let dir = dirs::config_dir()
+        .ok_or_else(|| anyhow!("cannot determine the user's config directory"))?;
     Ok(dir.join("kopr").join("repository.config"))
 }
 
 /// The default cache directory for a config file.
 pub fn default_cache_dir(config_path: &Path) -> PathBuf {
-    let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("kopr");
+    let base = dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kopr");
     let digest = crc32fast::hash(config_path.to_string_lossy().as_bytes());
     base.join(format!("{digest:08x}"))
 }
@@ -80,7 +87,8 @@ fn password_path(config_path: &Path) -> PathBuf {
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = fs::OpenOptions::new();
@@ -90,7 +98,9 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);
@@ -108,7 +118,8 @@ impl ConnectionConfig {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        serde_json::from_slice(&data).with_context(|| format!("invalid config file {}", path.display()))
+        serde_json::from_slice(&data)
+            .with_context(|| format!("invalid config file {}", path.display()))
     }
 
     /// Saves the config (mode 0600).
@@ -121,7 +132,10 @@ impl ConnectionConfig {
 
 /// Persists the password beside the config file.
 pub fn save_password(config_path: &Path, password: &str) -> Result<()> {
-    write_private(&password_path(config_path), B64.encode(password.as_bytes()).as_bytes())
+    write_private(
+        &password_path(config_path),
+        B64.encode(password.as_bytes()).as_bytes(),
+    )
 }
 
 /// The persisted password, if any.
@@ -161,7 +175,10 @@ pub fn current_username() -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        if fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+        if fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+        {
             return "root".into();
         }
     }
@@ -204,7 +221,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(password_path(&p)).unwrap().permissions().mode();
+            let mode = fs::metadata(password_path(&p))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(remove(&p).unwrap());

@@ -24,7 +24,12 @@ pub fn bytes(b: i64) -> String {
         .map(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
         .unwrap_or(false);
     if base2 {
-        decimal_unit(b as f64, 1024.0, &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"], "B")
+        decimal_unit(
+            b as f64,
+            1024.0,
+            &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"],
+            "B",
+        )
     } else {
         decimal_unit(b as f64, 1000.0, &["", "K", "M", "G", "T", "P", "E"], "B")
     }
@@ -35,7 +40,10 @@ pub fn compression_percentage(original: i64, compressed: i64) -> String {
     if compressed >= original || original == 0 {
         return "0%".into();
     }
-    format!("{:.1}%", 100.0 * (1.0 - compressed as f64 / original as f64))
+    format!(
+        "{:.1}%",
+        100.0 * (1.0 - compressed as f64 / original as f64)
+    )
 }
 
 /// Go's duration formatting for whole durations: `59m59s`, `24h0m0s`, `0s`.
@@ -43,7 +51,11 @@ pub fn duration(d: chrono::Duration) -> String {
     let total = d.num_seconds();
     if total == 0 {
         let ms = d.num_milliseconds();
-        return if ms == 0 { "0s".into() } else { format!("{ms}ms") };
+        return if ms == 0 {
+            "0s".into()
+        } else {
+            format!("{ms}ms")
+        };
     }
     let neg = total < 0;
     let t = total.unsigned_abs();

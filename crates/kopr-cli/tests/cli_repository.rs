@@ -76,7 +76,12 @@ fn write_contents(repo: &Path, items: &[Vec<u8>]) -> Vec<String> {
     let r = Repository::open(st, "pass1234", OpenOptions::default()).unwrap();
     let ids = items
         .iter()
-        .map(|d| r.contents().write_content(d, None, Some("zstd-fastest")).unwrap().to_string())
+        .map(|d| {
+            r.contents()
+                .write_content(d, None, Some("zstd-fastest"))
+                .unwrap()
+                .to_string()
+        })
         .collect();
     r.flush().unwrap();
     ids
@@ -86,7 +91,9 @@ fn write_contents(repo: &Path, items: &[Vec<u8>]) -> Vec<String> {
 fn create_status_and_listings() {
     let env = Env::new();
     env.create();
-    assert!(env.repo.join("kopia.repository.f").exists() || env.repo.join("kopia.repository").exists());
+    assert!(
+        env.repo.join("kopia.repository.f").exists() || env.repo.join("kopia.repository").exists()
+    );
     let status = env.ok(&["repository", "status"]);
     for want in [
         "Hash:                BLAKE2B-256-128",
@@ -98,12 +105,16 @@ fn create_status_and_listings() {
     ] {
         assert!(status.contains(want), "status lacks {want:?}:\n{status}");
     }
-    let js: serde_json::Value = serde_json::from_str(&env.ok(&["repository", "status", "--json"])).unwrap();
+    let js: serde_json::Value =
+        serde_json::from_str(&env.ok(&["repository", "status", "--json"])).unwrap();
     assert_eq!(js["contentFormat"]["hash"], "BLAKE2B-256-128");
     assert_eq!(js["objectFormat"]["splitter"], "DYNAMIC-4M-BUZHASH");
 
     // empty repository
-    assert_eq!(env.ok(&["content", "stats"]), "Count: 0\nTotal Bytes: 0 B\n");
+    assert_eq!(
+        env.ok(&["content", "stats"]),
+        "Count: 0\nTotal Bytes: 0 B\n"
+    );
 
     let text = b"kopr ".repeat(4000);
     let small = b"0123456789abcdefghij".to_vec();
@@ -129,14 +140,26 @@ fn create_status_and_listings() {
     assert_eq!(lines[1], "Total Bytes: 20 KB");
     assert!(lines[2].starts_with("Total Packed: "), "{stats}");
     assert_eq!(lines[3], "By Method:");
-    assert!(lines[4].starts_with("  (uncompressed)         count: 1 size: 20 B"), "{stats}");
-    assert!(lines[5].starts_with("  zstd-fastest           count: 1 size: 20 KB packed: "), "{stats}");
+    assert!(
+        lines[4].starts_with("  (uncompressed)         count: 1 size: 20 B"),
+        "{stats}"
+    );
+    assert!(
+        lines[5].starts_with("  zstd-fastest           count: 1 size: 20 KB packed: "),
+        "{stats}"
+    );
     assert!(lines.contains(&"Histogram:"));
     assert_eq!(lines.iter().filter(|l| l.contains(" between ")).count(), 8);
-    assert!(stats.contains("        0 between 0 B and 10 B (total 0 B)\n"), "{stats}");
+    assert!(
+        stats.contains("        0 between 0 B and 10 B (total 0 B)\n"),
+        "{stats}"
+    );
 
     let blobs = env.ok(&["blob", "ls"]);
-    assert!(blobs.lines().any(|l| l.starts_with("kopia.repository ")), "{blobs}");
+    assert!(
+        blobs.lines().any(|l| l.starts_with("kopia.repository ")),
+        "{blobs}"
+    );
     assert!(blobs.lines().any(|l| l.starts_with('p')), "{blobs}");
     assert!(blobs.lines().any(|l| l.starts_with("xn0_")), "{blobs}");
     let only_p = env.ok(&["blob", "ls", "--prefix", "p"]);
@@ -165,20 +188,34 @@ fn disconnect_and_reconnect_with_right_and_wrong_password() {
         &[("KOPIA_PASSWORD", "wrong")],
     ));
     assert!(err.contains("invalid repository password"), "{err}");
-    assert!(!env.config.exists(), "no config written on a failed connect");
+    assert!(
+        !env.config.exists(),
+        "no config written on a failed connect"
+    );
     assert_eq!(walk(&env.repo), before, "nothing written to the repository");
 
     let out = env.kopr(
         &["repository", "connect", "filesystem", "--path", path],
         &[("KOPIA_PASSWORD", "pass1234")],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // the password was persisted: no env needed now
     let out = env.kopr(&["content", "ls"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), ids[0]);
     // --password flag wins over a wrong environment variable
-    let out = env.kopr(&["--password", "pass1234", "content", "ls"], &[("KOPR_PASSWORD", "nope")]);
+    let out = env.kopr(
+        &["--password", "pass1234", "content", "ls"],
+        &[("KOPR_PASSWORD", "nope")],
+    );
     assert!(out.status.success());
 }
 
@@ -188,42 +225,83 @@ fn bad_inputs_give_one_line_errors() {
     // missing repository
     let missing = env.home.join("nowhere");
     let err = one_line_error(&env.kopr(
-        &["repository", "connect", "filesystem", "--path", missing.to_str().unwrap()],
+        &[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            missing.to_str().unwrap(),
+        ],
         &[("KOPR_PASSWORD", "x")],
     ));
-    assert!(err.contains("nowhere") || err.contains("not initialized"), "{err}");
+    assert!(
+        err.contains("nowhere") || err.contains("not initialized"),
+        "{err}"
+    );
     // an empty directory is not a repository
     std::fs::create_dir_all(&env.repo).unwrap();
     let err = one_line_error(&env.kopr(
-        &["repository", "connect", "filesystem", "--path", env.repo.to_str().unwrap()],
+        &[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            env.repo.to_str().unwrap(),
+        ],
         &[("KOPR_PASSWORD", "x")],
     ));
     assert!(err.contains("not initialized"), "{err}");
     // create twice
     env.create();
     let err = one_line_error(&env.kopr(
-        &["repository", "create", "filesystem", "--path", env.repo.to_str().unwrap()],
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            env.repo.to_str().unwrap(),
+        ],
         &[("KOPR_PASSWORD", "pass1234")],
     ));
     assert!(err.contains("already initialized"), "{err}");
     // unknown algorithm
     let other = env.home.join("other");
     let out = env.kopr(
-        &["repository", "create", "filesystem", "--path", other.to_str().unwrap(), "--block-hash", "MD5"],
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            other.to_str().unwrap(),
+            "--block-hash",
+            "MD5",
+        ],
         &[("KOPR_PASSWORD", "pass1234")],
     );
     let err = one_line_error(&out);
     assert!(err.contains("MD5"), "{err}");
     assert!(!other.join("kopia.repository.f").exists());
     // no password and no terminal
-    let out = env.kopr(&["repository", "create", "filesystem", "--path", other.to_str().unwrap()], &[]);
+    let out = env.kopr(
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            other.to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = one_line_error(&out);
     assert!(err.contains("password"), "{err}");
     // malformed flag: clap's usage error, non-zero
     let out = env.kopr(&["repository", "create", "filesystem"], &[]);
     assert!(!out.status.success());
     // invalid content id
-    let err = one_line_error(&env.kopr(&["content", "show", "zz!"], &[("KOPR_PASSWORD", "pass1234")]));
+    let err = one_line_error(&env.kopr(
+        &["content", "show", "zz!"],
+        &[("KOPR_PASSWORD", "pass1234")],
+    ));
     assert!(err.contains("zz!"), "{err}");
 }
 
@@ -246,9 +324,18 @@ fn chacha_and_other_hashes_can_be_chosen_at_create() {
         "pbkdf2-sha256-600000",
     ]);
     let status = env.ok(&["repository", "status"]);
-    assert!(status.contains("Hash:                BLAKE3-256\n"), "{status}");
-    assert!(status.contains("Encryption:          CHACHA20-POLY1305-HMAC-SHA256\n"), "{status}");
-    assert!(status.contains("Splitter:            FIXED-4M\n"), "{status}");
+    assert!(
+        status.contains("Hash:                BLAKE3-256\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Encryption:          CHACHA20-POLY1305-HMAC-SHA256\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Splitter:            FIXED-4M\n"),
+        "{status}"
+    );
     let ids = write_contents(&env.repo, &[vec![5u8; 1000]]);
     assert_eq!(env.ok(&["content", "ls"]).trim(), ids[0]);
 }

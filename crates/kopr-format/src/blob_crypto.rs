@@ -12,7 +12,10 @@ use crate::hashing::Hasher;
 pub fn blob_iv(blob_id: &str) -> Result<[u8; 16]> {
     let base = blob_id.split('-').next().unwrap_or(blob_id);
     if base.len() < 32 || !base.is_char_boundary(base.len() - 32) {
-        return Err(FormatError::malformed("blob id", format!("too short: {blob_id}")));
+        return Err(FormatError::malformed(
+            "blob id",
+            format!("too short: {blob_id}"),
+        ));
     }
     let mut iv = [0u8; 16];
     hex::decode_to_slice(&base[base.len() - 32..], &mut iv)
@@ -79,7 +82,9 @@ mod tests {
 
     #[test]
     fn iv_comes_from_last_32_hex_before_dash() {
-        let iv = blob_iv("xn0_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff-s01").unwrap();
+        let iv =
+            blob_iv("xn0_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff-s01")
+                .unwrap();
         assert_eq!(hex::encode(iv), "00112233445566778899aabbccddeeff");
     }
 }

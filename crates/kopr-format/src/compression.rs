@@ -77,24 +77,114 @@ pub struct Compressor {
 }
 
 static ALL: &[Compressor] = &[
-    Compressor { name: "deflate-best-compression", id: ids::DEFLATE_BEST_COMPRESSION, kind: Kind::Deflate(9), deprecated: false },
-    Compressor { name: "deflate-best-speed", id: ids::DEFLATE_BEST_SPEED, kind: Kind::Deflate(1), deprecated: false },
-    Compressor { name: "deflate-default", id: ids::DEFLATE, kind: Kind::Deflate(6), deprecated: false },
-    Compressor { name: "gzip", id: ids::GZIP, kind: Kind::Gzip(6), deprecated: false },
-    Compressor { name: "gzip-best-compression", id: ids::GZIP_BEST_COMPRESSION, kind: Kind::Gzip(9), deprecated: false },
-    Compressor { name: "gzip-best-speed", id: ids::GZIP_BEST_SPEED, kind: Kind::Gzip(1), deprecated: false },
-    Compressor { name: "lz4", id: ids::LZ4_REMOVED, kind: Kind::Unsupported, deprecated: true },
-    Compressor { name: "pgzip", id: ids::PGZIP, kind: Kind::Gzip(6), deprecated: false },
-    Compressor { name: "pgzip-best-compression", id: ids::PGZIP_BEST_COMPRESSION, kind: Kind::Gzip(9), deprecated: false },
-    Compressor { name: "pgzip-best-speed", id: ids::PGZIP_BEST_SPEED, kind: Kind::Gzip(1), deprecated: false },
-    Compressor { name: "s2-better", id: ids::S2_BETTER, kind: Kind::S2, deprecated: false },
-    Compressor { name: "s2-default", id: ids::S2_DEFAULT, kind: Kind::S2, deprecated: false },
-    Compressor { name: "s2-parallel-4", id: ids::S2_PARALLEL_4, kind: Kind::S2, deprecated: false },
-    Compressor { name: "s2-parallel-8", id: ids::S2_PARALLEL_8, kind: Kind::S2, deprecated: false },
-    Compressor { name: "zstd", id: ids::ZSTD, kind: Kind::Zstd(3), deprecated: false },
-    Compressor { name: "zstd-best-compression", id: ids::ZSTD_BEST, kind: Kind::Zstd(11), deprecated: true },
-    Compressor { name: "zstd-better-compression", id: ids::ZSTD_BETTER, kind: Kind::Zstd(7), deprecated: false },
-    Compressor { name: "zstd-fastest", id: ids::ZSTD_FASTEST, kind: Kind::Zstd(1), deprecated: false },
+    Compressor {
+        name: "deflate-best-compression",
+        id: ids::DEFLATE_BEST_COMPRESSION,
+        kind: Kind::Deflate(9),
+        deprecated: false,
+    },
+    Compressor {
+        name: "deflate-best-speed",
+        id: ids::DEFLATE_BEST_SPEED,
+        kind: Kind::Deflate(1),
+        deprecated: false,
+    },
+    Compressor {
+        name: "deflate-default",
+        id: ids::DEFLATE,
+        kind: Kind::Deflate(6),
+        deprecated: false,
+    },
+    Compressor {
+        name: "gzip",
+        id: ids::GZIP,
+        kind: Kind::Gzip(6),
+        deprecated: false,
+    },
+    Compressor {
+        name: "gzip-best-compression",
+        id: ids::GZIP_BEST_COMPRESSION,
+        kind: Kind::Gzip(9),
+        deprecated: false,
+    },
+    Compressor {
+        name: "gzip-best-speed",
+        id: ids::GZIP_BEST_SPEED,
+        kind: Kind::Gzip(1),
+        deprecated: false,
+    },
+    Compressor {
+        name: "lz4",
+        id: ids::LZ4_REMOVED,
+        kind: Kind::Unsupported,
+        deprecated: true,
+    },
+    Compressor {
+        name: "pgzip",
+        id: ids::PGZIP,
+        kind: Kind::Gzip(6),
+        deprecated: false,
+    },
+    Compressor {
+        name: "pgzip-best-compression",
+        id: ids::PGZIP_BEST_COMPRESSION,
+        kind: Kind::Gzip(9),
+        deprecated: false,
+    },
+    Compressor {
+        name: "pgzip-best-speed",
+        id: ids::PGZIP_BEST_SPEED,
+        kind: Kind::Gzip(1),
+        deprecated: false,
+    },
+    Compressor {
+        name: "s2-better",
+        id: ids::S2_BETTER,
+        kind: Kind::S2,
+        deprecated: false,
+    },
+    Compressor {
+        name: "s2-default",
+        id: ids::S2_DEFAULT,
+        kind: Kind::S2,
+        deprecated: false,
+    },
+    Compressor {
+        name: "s2-parallel-4",
+        id: ids::S2_PARALLEL_4,
+        kind: Kind::S2,
+        deprecated: false,
+    },
+    Compressor {
+        name: "s2-parallel-8",
+        id: ids::S2_PARALLEL_8,
+        kind: Kind::S2,
+        deprecated: false,
+    },
+    Compressor {
+        name: "zstd",
+        id: ids::ZSTD,
+        kind: Kind::Zstd(3),
+        deprecated: false,
+    },
+    Compressor {
+        name: "zstd-best-compression",
+        id: ids::ZSTD_BEST,
+        kind: Kind::Zstd(11),
+        deprecated: true,
+    },
+    Compressor {
+        name: "zstd-better-compression",
+        id: ids::ZSTD_BETTER,
+        kind: Kind::Zstd(7),
+        deprecated: false,
+    },
+    Compressor {
+        name: "zstd-fastest",
+        id: ids::ZSTD_FASTEST,
+        kind: Kind::Zstd(1),
+        deprecated: false,
+    },
 ];
 
 /// Every compressor Kopia registers, sorted by name.
@@ -142,25 +232,31 @@ impl Compressor {
         out.extend_from_slice(&self.id.0.to_be_bytes());
         match self.kind {
             Kind::Zstd(level) => {
-                let mut enc = zstd::stream::Encoder::new(&mut *out, level).map_err(|e| err("zstd", e))?;
+                let mut enc =
+                    zstd::stream::Encoder::new(&mut *out, level).map_err(|e| err("zstd", e))?;
                 enc.include_checksum(false).map_err(|e| err("zstd", e))?;
                 enc.write_all(input).map_err(|e| err("zstd", e))?;
                 enc.finish().map_err(|e| err("zstd", e))?;
             }
             Kind::Gzip(level) => {
-                let mut enc = flate2::write::GzEncoder::new(&mut *out, flate2::Compression::new(level));
+                let mut enc =
+                    flate2::write::GzEncoder::new(&mut *out, flate2::Compression::new(level));
                 enc.write_all(input).map_err(|e| err("gzip", e))?;
                 enc.finish().map_err(|e| err("gzip", e))?;
             }
             Kind::Deflate(level) => {
-                let mut enc = flate2::write::DeflateEncoder::new(&mut *out, flate2::Compression::new(level));
+                let mut enc =
+                    flate2::write::DeflateEncoder::new(&mut *out, flate2::Compression::new(level));
                 enc.write_all(input).map_err(|e| err("deflate", e))?;
                 enc.finish().map_err(|e| err("deflate", e))?;
             }
             Kind::S2 => s2::encode_stream(input, out)?,
             Kind::Unsupported => {
                 out.truncate(out.len() - 4);
-                return Err(FormatError::UnsupportedAlgorithm { kind: "compression", name: self.name.into() });
+                return Err(FormatError::UnsupportedAlgorithm {
+                    kind: "compression",
+                    name: self.name.into(),
+                });
             }
         }
         Ok(())
@@ -179,7 +275,8 @@ pub fn decompress_limited(input: &[u8], out: &mut Vec<u8>, max_output: usize) ->
         return Err(err("header", "too short"));
     }
     let id = HeaderId(u32::from_be_bytes([input[0], input[1], input[2], input[3]]));
-    let c = by_header_id(id).ok_or_else(|| err("header", format!("unknown compression header {:08x}", id.0)))?;
+    let c = by_header_id(id)
+        .ok_or_else(|| err("header", format!("unknown compression header {:08x}", id.0)))?;
     let body = &input[4..];
     let start = out.len();
     let limit = max_output as u64 + 1;
@@ -189,10 +286,19 @@ pub fn decompress_limited(input: &[u8], out: &mut Vec<u8>, max_output: usize) ->
             .take(limit)
             .read_to_end(out)
             .map_err(|e| err("zstd", e)),
-        Kind::Gzip(_) => flate2::read::MultiGzDecoder::new(body).take(limit).read_to_end(out).map_err(|e| err("gzip", e)),
-        Kind::Deflate(_) => flate2::read::DeflateDecoder::new(body).take(limit).read_to_end(out).map_err(|e| err("deflate", e)),
+        Kind::Gzip(_) => flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(out)
+            .map_err(|e| err("gzip", e)),
+        Kind::Deflate(_) => flate2::read::DeflateDecoder::new(body)
+            .take(limit)
+            .read_to_end(out)
+            .map_err(|e| err("deflate", e)),
         Kind::S2 => s2::decode_stream(body, out, max_output).map(|_| 0),
-        Kind::Unsupported => Err(FormatError::UnsupportedAlgorithm { kind: "compression", name: c.name.into() }),
+        Kind::Unsupported => Err(FormatError::UnsupportedAlgorithm {
+            kind: "compression",
+            name: c.name.into(),
+        }),
     };
     res?;
     if out.len() - start > max_output {
@@ -223,7 +329,11 @@ pub mod s2 {
         let mut enc = snap::raw::Encoder::new();
         for block in input.chunks(MAX_BLOCK) {
             let compressed = enc.compress_vec(block).map_err(|e| err("s2", e))?;
-            let (kind, body): (u8, &[u8]) = if compressed.len() < block.len() { (0x00, &compressed) } else { (0x01, block) };
+            let (kind, body): (u8, &[u8]) = if compressed.len() < block.len() {
+                (0x00, &compressed)
+            } else {
+                (0x01, block)
+            };
             let len = body.len() + 4;
             out.push(kind);
             out.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
@@ -243,7 +353,9 @@ pub mod s2 {
             }
             let kind = input[0];
             let len = u32::from_le_bytes([input[1], input[2], input[3], 0]) as usize;
-            let body = input.get(4..4 + len).ok_or_else(|| err("s2", "truncated chunk"))?;
+            let body = input
+                .get(4..4 + len)
+                .ok_or_else(|| err("s2", "truncated chunk"))?;
             input = &input[4 + len..];
             match kind {
                 0xff => {
@@ -341,7 +453,11 @@ pub mod s2 {
                             }
                             7 => {
                                 s += 3;
-                                (get(s - 3)? as usize | (get(s - 2)? as usize) << 8 | (get(s - 1)? as usize) << 16) + (1 << 16) + 4
+                                (get(s - 3)? as usize
+                                    | (get(s - 2)? as usize) << 8
+                                    | (get(s - 1)? as usize) << 16)
+                                    + (1 << 16)
+                                    + 4
                             }
                             _ => v + 4,
                         };
@@ -360,7 +476,9 @@ pub mod s2 {
                 }
                 _ => {
                     let len = (tag >> 2) as usize + 1;
-                    let offset = u32::from_le_bytes([get(s + 1)?, get(s + 2)?, get(s + 3)?, get(s + 4)?]) as usize;
+                    let offset =
+                        u32::from_le_bytes([get(s + 1)?, get(s + 2)?, get(s + 3)?, get(s + 4)?])
+                            as usize;
                     s += 5;
                     last_offset = offset;
                     copy(out, base, offset, len, dlen).ok_or_else(|| bad("bad copy"))?;
@@ -405,7 +523,13 @@ mod tests {
                 x as u8
             })
             .collect();
-        vec![vec![], b"a".to_vec(), b"hello hello hello hello".repeat(500), random, vec![0u8; 3 << 20]]
+        vec![
+            vec![],
+            b"a".to_vec(),
+            b"hello hello hello hello".repeat(500),
+            random,
+            vec![0u8; 3 << 20],
+        ]
     }
 
     #[test]
@@ -416,7 +540,12 @@ mod tests {
                 c.compress(&s, &mut buf).unwrap();
                 assert_eq!(&buf[..4], &c.header_id().0.to_be_bytes());
                 let mut out = Vec::new();
-                assert_eq!(decompress(&buf, &mut out).unwrap(), c.header_id(), "{}", c.name());
+                assert_eq!(
+                    decompress(&buf, &mut out).unwrap(),
+                    c.header_id(),
+                    "{}",
+                    c.name()
+                );
                 assert_eq!(out, s, "{}", c.name());
             }
         }
@@ -425,11 +554,24 @@ mod tests {
     #[test]
     fn names_and_ids_match_kopia() {
         let table = [
-            ("gzip", 0x1000), ("gzip-best-speed", 0x1001), ("gzip-best-compression", 0x1002),
-            ("zstd", 0x1100), ("zstd-fastest", 0x1101), ("zstd-better-compression", 0x1102), ("zstd-best-compression", 0x1103),
-            ("s2-default", 0x1200), ("s2-better", 0x1201), ("s2-parallel-4", 0x1202), ("s2-parallel-8", 0x1203),
-            ("pgzip", 0x1300), ("pgzip-best-speed", 0x1301), ("pgzip-best-compression", 0x1302), ("lz4", 0x1400),
-            ("deflate-default", 0x1500), ("deflate-best-speed", 0x1501), ("deflate-best-compression", 0x1502),
+            ("gzip", 0x1000),
+            ("gzip-best-speed", 0x1001),
+            ("gzip-best-compression", 0x1002),
+            ("zstd", 0x1100),
+            ("zstd-fastest", 0x1101),
+            ("zstd-better-compression", 0x1102),
+            ("zstd-best-compression", 0x1103),
+            ("s2-default", 0x1200),
+            ("s2-better", 0x1201),
+            ("s2-parallel-4", 0x1202),
+            ("s2-parallel-8", 0x1203),
+            ("pgzip", 0x1300),
+            ("pgzip-best-speed", 0x1301),
+            ("pgzip-best-compression", 0x1302),
+            ("lz4", 0x1400),
+            ("deflate-default", 0x1500),
+            ("deflate-best-speed", 0x1501),
+            ("deflate-best-compression", 0x1502),
         ];
         for (name, id) in table {
             assert_eq!(by_name(name).unwrap().header_id(), HeaderId(id), "{name}");
@@ -437,7 +579,10 @@ mod tests {
         }
         assert_eq!(all().len(), table.len());
         assert!(!by_name("lz4").unwrap().is_supported());
-        assert!(by_name("lz4").unwrap().compress(b"x", &mut Vec::new()).is_err());
+        assert!(by_name("lz4")
+            .unwrap()
+            .compress(b"x", &mut Vec::new())
+            .is_err());
     }
 
     #[test]
@@ -456,10 +601,22 @@ mod tests {
         assert_eq!(out, b"hello\n");
         // a hand-made S2 stream with a repeat-offset copy: "abcabcabcabc"
         // literal "abc", copy(offset 3, len 5), repeat(len 4)
-        let block = [12u8, 0b0000_1000, b'a', b'b', b'c', 0b0000_0101, 3, 0b0000_0001, 0];
+        let block = [
+            12u8,
+            0b0000_1000,
+            b'a',
+            b'b',
+            b'c',
+            0b0000_0101,
+            3,
+            0b0000_0001,
+            0,
+        ];
         let mut s2s = vec![0, 0, 0x12, 0];
         s2s.extend_from_slice(b"\xff\x06\x00\x00S2sTwO");
-        let crc = crc32c::crc32c(b"abcabcabcabc").rotate_right(15).wrapping_add(0xa282_ead8);
+        let crc = crc32c::crc32c(b"abcabcabcabc")
+            .rotate_right(15)
+            .wrapping_add(0xa282_ead8);
         let len = block.len() + 4;
         s2s.extend_from_slice(&[0x00, len as u8, 0, 0]);
         s2s.extend_from_slice(&crc.to_le_bytes());
@@ -476,13 +633,22 @@ mod tests {
         assert!(decompress(&[0, 0, 0x77, 0x77, 1, 2], &mut out).is_err());
         for c in ["zstd", "gzip", "deflate-default", "s2-default"] {
             let mut buf = Vec::new();
-            by_name(c).unwrap().compress(&b"some text some text some text".repeat(100), &mut buf).unwrap();
+            by_name(c)
+                .unwrap()
+                .compress(&b"some text some text some text".repeat(100), &mut buf)
+                .unwrap();
             for cut in [5, buf.len() / 2, buf.len() - 1] {
                 let mut out = Vec::new();
-                assert!(decompress(&buf[..cut], &mut out).is_err(), "{c} truncated at {cut}");
+                assert!(
+                    decompress(&buf[..cut], &mut out).is_err(),
+                    "{c} truncated at {cut}"
+                );
             }
             let mut out = Vec::new();
-            assert!(decompress_limited(&buf, &mut out, 100).is_err(), "{c} limit");
+            assert!(
+                decompress_limited(&buf, &mut out, 100).is_err(),
+                "{c} limit"
+            );
         }
     }
 

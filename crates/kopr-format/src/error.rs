@@ -25,7 +25,10 @@ pub enum FormatError {
 impl FormatError {
     /// Shorthand for [`FormatError::Malformed`].
     pub fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        FormatError::Malformed { what, detail: detail.into() }
+        FormatError::Malformed {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -37,7 +37,10 @@ impl ContentId {
     /// Builds an id; the prefix must be `g`..=`z`, the hash 1..=32 bytes.
     pub fn new(prefix: Option<u8>, hash: &[u8]) -> Result<Self> {
         if hash.is_empty() || hash.len() > MAX_HASH_LEN {
-            return Err(FormatError::InvalidInput(format!("invalid hash length {}", hash.len())));
+            return Err(FormatError::InvalidInput(format!(
+                "invalid hash length {}",
+                hash.len()
+            )));
         }
         if let Some(p) = prefix {
             if !(b'g'..=b'z').contains(&p) {
@@ -48,7 +51,11 @@ impl ContentId {
         }
         let mut h = [0u8; MAX_HASH_LEN];
         h[..hash.len()].copy_from_slice(hash);
-        Ok(ContentId { prefix: prefix.unwrap_or(0), len: hash.len() as u8, hash: h })
+        Ok(ContentId {
+            prefix: prefix.unwrap_or(0),
+            len: hash.len() as u8,
+            hash: h,
+        })
     }
 
     /// The prefix letter, if any.
@@ -70,8 +77,11 @@ impl ContentId {
     }
 
     fn from_key(k: &[u8]) -> Result<Self> {
-        let (&p, h) = k.split_first().ok_or_else(|| FormatError::malformed("index", "empty key"))?;
-        ContentId::new((p != 0).then_some(p), h).map_err(|e| FormatError::malformed("index", e.to_string()))
+        let (&p, h) = k
+            .split_first()
+            .ok_or_else(|| FormatError::malformed("index", "empty key"))?;
+        ContentId::new((p != 0).then_some(p), h)
+            .map_err(|e| FormatError::malformed("index", e.to_string()))
     }
 }
 
@@ -196,7 +206,9 @@ pub fn encode_index_v2_stable(entries: impl IntoIterator<Item = IndexEntry>) -> 
     }
     let sorted: Vec<&IndexEntry> = by_id.values().collect();
     let Some(first) = sorted.first() else {
-        return Err(FormatError::InvalidInput("cannot build an empty index".into()));
+        return Err(FormatError::InvalidInput(
+            "cannot build an empty index".into(),
+        ));
     };
     let key_len = 1 + first.content_id.hash().len();
     let mut formats: Vec<FormatKey> = Vec::new();
@@ -205,9 +217,15 @@ pub fn encode_index_v2_stable(entries: impl IntoIterator<Item = IndexEntry>) -> 
     let (mut max_len, mut max_off) = (0u32, 0u32);
     for e in &sorted {
         if 1 + e.content_id.hash().len() != key_len {
-            return Err(FormatError::InvalidInput("content ids of different lengths in one index".into()));
+            return Err(FormatError::InvalidInput(
+                "content ids of different lengths in one index".into(),
+            ));
         }
-        let f = (e.compression_header_id, e.format_version, e.encryption_key_id);
+        let f = (
+            e.compression_header_id,
+            e.format_version,
+            e.encryption_key_id,
+        );
         if !formats.contains(&f) {
             formats.push(f);
         }
@@ -219,10 +237,14 @@ pub fn encode_index_v2_stable(entries: impl IntoIterator<Item = IndexEntry>) -> 
         max_off = max_off.max(e.pack_offset);
     }
     if formats.len() > 255 || packs.len() > 1 << 24 {
-        return Err(FormatError::InvalidInput("too many formats or packs in one index".into()));
+        return Err(FormatError::InvalidInput(
+            "too many formats or packs in one index".into(),
+        ));
     }
     if max_len >= MAX_CONTENT_LEN || max_off >= MAX_PACK_OFFSET {
-        return Err(FormatError::InvalidInput("content length or pack offset too large".into()));
+        return Err(FormatError::InvalidInput(
+            "content length or pack offset too large".into(),
+        ));
     }
     let mut entry_size = ENTRY_MIN;
     if formats.len() > 1 {
@@ -258,7 +280,11 @@ pub fn encode_index_v2_stable(entries: impl IntoIterator<Item = IndexEntry>) -> 
         v[11..14].copy_from_slice(&e.packed_length.to_be_bytes()[1..]);
         let pi = pack_index[e.pack_blob_id.as_str()];
         v[14..16].copy_from_slice(&(pi as u16).to_be_bytes());
-        let f = (e.compression_header_id, e.format_version, e.encryption_key_id);
+        let f = (
+            e.compression_header_id,
+            e.format_version,
+            e.encryption_key_id,
+        );
         v[16] = formats.iter().position(|x| *x == f).unwrap_or(0) as u8;
         v[17] = (pi >> 16) as u8;
         v[18] = ((e.packed_length >> 24) as u8) | (((e.original_length >> 24) as u8) << 4);
@@ -307,7 +333,12 @@ pub struct Index {
 fn slice(data: &[u8], off: usize, len: usize) -> Result<&[u8]> {
     off.checked_add(len)
         .and_then(|end| data.get(off..end))
-        .ok_or_else(|| FormatError::malformed("index", format!("section {off}+{len} outside {} bytes", data.len())))
+        .ok_or_else(|| {
+            FormatError::malformed(
+                "index",
+                format!("section {off}+{len} outside {} bytes", data.len()),
+            )
+        })
 }
 
 impl Index {
@@ -316,15 +347,29 @@ impl Index {
         let h = slice(&data, 0, HEADER_SIZE)?;
         match h[0] {
             2 => {}
-            1 => return Err(FormatError::malformed("index", "index version 1 is not supported yet")),
-            v => return Err(FormatError::malformed("index", format!("unknown index version {v}"))),
+            1 => {
+                return Err(FormatError::malformed(
+                    "index",
+                    "index version 1 is not supported yet",
+                ))
+            }
+            v => {
+                return Err(FormatError::malformed(
+                    "index",
+                    format!("unknown index version {v}"),
+                ))
+            }
         }
         let key_size = h[1] as usize;
         let entry_size = u16::from_be_bytes([h[2], h[3]]) as usize;
         let count = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
         let pack_count = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
         let format_count = h[12] as usize;
-        if key_size <= 1 || !(ENTRY_MIN..=ENTRY_MAX).contains(&entry_size) || key_size + entry_size > 256 || format_count == 255 {
+        if key_size <= 1
+            || !(ENTRY_MIN..=ENTRY_MAX).contains(&entry_size)
+            || key_size + entry_size > 256
+            || format_count == 255
+        {
             return Err(FormatError::malformed("index", "invalid header"));
         }
         let stride = key_size + entry_size;
@@ -350,7 +395,14 @@ impl Index {
             let name = slice(&data, off, p[0] as usize)?;
             packs.push(String::from_utf8_lossy(name).into_owned());
         }
-        Ok(Index { data, key_size, entry_size, count, formats, packs })
+        Ok(Index {
+            data,
+            key_size,
+            entry_size,
+            count,
+            formats,
+            packs,
+        })
     }
 
     /// Number of entries.
@@ -385,12 +437,20 @@ impl Index {
             packed |= u32::from(v[18] & 0xf) << 24;
         }
         let fid = if v.len() > 16 { v[16] as usize } else { 0 };
-        let (compression, version, key_id) = self.formats.get(fid).copied().unwrap_or((0xffff, 0xff, 0xff));
+        let (compression, version, key_id) = self
+            .formats
+            .get(fid)
+            .copied()
+            .unwrap_or((0xffff, 0xff, 0xff));
         let mut pi = u16::from_be_bytes([v[14], v[15]]) as usize;
         if v.len() > 17 {
             pi |= (v[17] as usize) << 16;
         }
-        let pack = self.packs.get(pi).cloned().unwrap_or_else(|| "---invalid---".into());
+        let pack = self
+            .packs
+            .get(pi)
+            .cloned()
+            .unwrap_or_else(|| "---invalid---".into());
         let off = be32(4);
         Ok(IndexEntry {
             content_id: ContentId::from_key(k)?,
@@ -452,21 +512,29 @@ mod tests {
 
     #[test]
     fn ids_parse_and_print_like_kopia() {
-        let id: ContentId = "x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f".parse().unwrap();
-        assert_eq!(id.to_string(), "x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f");
+        let id: ContentId = "x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            id.to_string(),
+            "x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"
+        );
         assert_eq!(id.prefix(), Some(b'x'));
         for bad in [
             "x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f11", // too long
-            "a00",                                                             // bad prefix
-            "zzz",                                                             // not hex
-            "x",                                                               // too short
+            "a00",                                                                 // bad prefix
+            "zzz",                                                                 // not hex
+            "x",                                                                   // too short
             "",
         ] {
             assert!(bad.parse::<ContentId>().is_err(), "{bad}");
         }
         let plain: ContentId = "abcd".parse().unwrap();
         assert_eq!(plain.prefix(), None);
-        assert!(plain < "gabcd".parse().unwrap(), "unprefixed ids sort first");
+        assert!(
+            plain < "gabcd".parse().unwrap(),
+            "unprefixed ids sort first"
+        );
         assert!("k00".parse::<ContentId>().unwrap() < "m00".parse().unwrap());
     }
 
@@ -524,7 +592,10 @@ mod tests {
 
     #[test]
     fn hostile_bytes_never_panic() {
-        let good = encode_index_v2_stable((0..50u8).map(|i| entry(&format!("{i:02x}aa"), &format!("p{}", i % 3), u32::from(i)))).unwrap();
+        let good = encode_index_v2_stable(
+            (0..50u8).map(|i| entry(&format!("{i:02x}aa"), &format!("p{}", i % 3), u32::from(i))),
+        )
+        .unwrap();
         for n in 0..good.len() {
             if let Ok(idx) = Index::parse(good[..n].to_vec()) {
                 let _ = idx.iter().count();

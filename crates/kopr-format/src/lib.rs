@@ -5,9 +5,9 @@
 
 pub mod blob_crypto;
 pub mod compression;
-pub mod error;
 pub mod crypto;
 pub mod encryption;
+pub mod error;
 pub mod hashing;
 pub mod index;
 pub mod object_id;

@@ -25,17 +25,28 @@ pub struct ObjectId {
 impl ObjectId {
     /// The object whose only chunk is `content`.
     pub fn direct(content: ContentId) -> Self {
-        ObjectId { content, indirection: 0, compressed: false }
+        ObjectId {
+            content,
+            indirection: 0,
+            compressed: false,
+        }
     }
 
     /// A direct object compressed at the object layer.
     pub fn compressed(content: ContentId) -> Self {
-        ObjectId { content, indirection: 0, compressed: true }
+        ObjectId {
+            content,
+            indirection: 0,
+            compressed: true,
+        }
     }
 
     /// The object whose chunk list is stored in `index`.
     pub fn indirect(index: ObjectId) -> Self {
-        ObjectId { indirection: index.indirection.saturating_add(1), ..index }
+        ObjectId {
+            indirection: index.indirection.saturating_add(1),
+            ..index
+        }
     }
 
     /// Levels of indirection.
@@ -55,7 +66,10 @@ impl ObjectId {
 
     /// For an indirect object, the object holding its chunk list.
     pub fn index_object_id(&self) -> Option<ObjectId> {
-        (self.indirection > 0).then(|| ObjectId { indirection: self.indirection - 1, ..self.clone() })
+        (self.indirection > 0).then(|| ObjectId {
+            indirection: self.indirection - 1,
+            ..self.clone()
+        })
     }
 }
 
@@ -105,7 +119,11 @@ impl FromStr for ObjectId {
         let content = s
             .parse()
             .map_err(|e| FormatError::InvalidInput(format!("malformed object ID {s0:?}: {e}")))?;
-        Ok(ObjectId { content, indirection, compressed })
+        Ok(ObjectId {
+            content,
+            indirection,
+            compressed,
+        })
     }
 }
 
@@ -150,23 +168,32 @@ const INDIRECT_STREAM: &str = "kopia:indirect";
 
 /// Encodes a chunk list as Kopia writes it.
 pub fn encode_indirect(entries: &[IndirectEntry]) -> Vec<u8> {
-    let mut out = serde_json::to_vec(&IndirectList { stream: INDIRECT_STREAM.into(), entries: entries.to_vec() })
-        .unwrap_or_default();
+    let mut out = serde_json::to_vec(&IndirectList {
+        stream: INDIRECT_STREAM.into(),
+        entries: entries.to_vec(),
+    })
+    .unwrap_or_default();
     out.push(b'\n');
     out
 }
 
 /// Decodes and validates a chunk list (chunks must be contiguous from offset 0).
 pub fn decode_indirect(data: &[u8]) -> Result<Vec<IndirectEntry>> {
-    let list: IndirectList =
-        serde_json::from_slice(data).map_err(|e| FormatError::malformed("indirect object", e.to_string()))?;
+    let list: IndirectList = serde_json::from_slice(data)
+        .map_err(|e| FormatError::malformed("indirect object", e.to_string()))?;
     if list.stream != INDIRECT_STREAM {
-        return Err(FormatError::malformed("indirect object", format!("unexpected stream {:?}", list.stream)));
+        return Err(FormatError::malformed(
+            "indirect object",
+            format!("unexpected stream {:?}", list.stream),
+        ));
     }
     let mut pos = 0u64;
     for e in &list.entries {
         if e.start != pos {
-            return Err(FormatError::malformed("indirect object", format!("chunk at {} expected at {pos}", e.start)));
+            return Err(FormatError::malformed(
+                "indirect object",
+                format!("chunk at {} expected at {pos}", e.start),
+            ));
         }
         pos = pos
             .checked_add(e.length)
@@ -193,14 +220,25 @@ mod tests {
         assert_eq!(i.indirection(), 2);
         assert_eq!(i.index_object_id().unwrap().to_string(), "Ikabcd");
         assert_eq!(i.content_id(), None);
-        assert_eq!(ObjectId::indirect("xab".parse().unwrap()).to_string(), "Ixab");
+        assert_eq!(
+            ObjectId::indirect("xab".parse().unwrap()).to_string(),
+            "Ixab"
+        );
     }
 
     #[test]
     fn indirect_list_has_kopias_shape() {
         let e = vec![
-            IndirectEntry { start: 0, length: 10, object: "aa".parse().unwrap() },
-            IndirectEntry { start: 10, length: 5, object: "bb".parse().unwrap() },
+            IndirectEntry {
+                start: 0,
+                length: 10,
+                object: "aa".parse().unwrap(),
+            },
+            IndirectEntry {
+                start: 10,
+                length: 5,
+                object: "bb".parse().unwrap(),
+            },
         ];
         let enc = encode_indirect(&e);
         assert_eq!(
@@ -211,7 +249,10 @@ mod tests {
         // Kopia's documented sample with the legacy D prefix
         let sample = br#"{"stream":"kopia:indirect","entries":[{"l":1698099,"o":"D13ea27f9ad891ad4a2edfa983906863d"},{"s":1698099,"l":1302081,"o":"De8ca8327cd3af5f4edbd5ed1009c525e"}]}"#;
         assert_eq!(decode_indirect(sample).unwrap().len(), 2);
-        assert!(decode_indirect(br#"{"stream":"kopia:indirect","entries":[{"s":5,"l":1,"o":"aa"}]}"#).is_err());
+        assert!(decode_indirect(
+            br#"{"stream":"kopia:indirect","entries":[{"s":5,"l":1,"o":"aa"}]}"#
+        )
+        .is_err());
         assert!(decode_indirect(br#"{"stream":"other","entries":[]}"#).is_err());
         assert!(decode_indirect(b"garbage").is_err());
     }

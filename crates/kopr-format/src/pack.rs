@@ -72,7 +72,9 @@ impl Postamble {
         out.extend_from_slice(&crc.to_be_bytes());
         let n = out.len();
         if n > 255 {
-            return Err(FormatError::InvalidInput(format!("postamble too long: {n}")));
+            return Err(FormatError::InvalidInput(format!(
+                "postamble too long: {n}"
+            )));
         }
         out.push(n as u8);
         Ok(out)
@@ -160,13 +162,20 @@ mod tests {
 
     #[test]
     fn damaged_postamble_is_none() {
-        let p = Postamble { local_index_iv: vec![1; 16], local_index_offset: 1, local_index_length: 2 };
+        let p = Postamble {
+            local_index_iv: vec![1; 16],
+            local_index_offset: 1,
+            local_index_length: 2,
+        };
         let good = p.to_bytes().unwrap();
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
             if let Some(found) = Postamble::find(&bad) {
-                assert_eq!(found, p, "flipping byte {i} must not yield a different postamble");
+                assert_eq!(
+                    found, p,
+                    "flipping byte {i} must not yield a different postamble"
+                );
             }
         }
         assert_eq!(Postamble::find(&[]), None);

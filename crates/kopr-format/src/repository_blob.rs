@@ -139,7 +139,11 @@ pub struct RepositoryConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ecc: String,
     /// Error-correction space overhead.
-    #[serde(rename = "eccOverheadPercent", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "eccOverheadPercent",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub ecc_overhead_percent: i64,
     /// Secret keying the content hash.
     #[serde(
@@ -176,7 +180,11 @@ pub struct RepositoryConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub splitter: String,
     /// An upgrade lock, kept as-is.
-    #[serde(rename = "upgradeLock", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "upgradeLock",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub upgrade_lock: Option<serde_json::Value>,
     /// Features a client must understand, kept as-is.
     #[serde(
@@ -204,7 +212,11 @@ struct EncryptedConfigWrapper {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BlobStorageConfig {
     /// `GOVERNANCE` or `COMPLIANCE`, empty when off.
-    #[serde(rename = "retentionMode", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "retentionMode",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub retention_mode: String,
     /// Retention period in nanoseconds, 0 when off.
     #[serde(rename = "retentionPeriod", default, skip_serializing_if = "is_zero")]
@@ -406,7 +418,11 @@ mod tests {
     fn config_round_trip_through_encryption() {
         let mut blob = fast_blob();
         let key = blob.derive_format_key("secret").unwrap();
-        let cfg = RepositoryConfig::new_default("BLAKE2B-256-128", "AES256-GCM-HMAC-SHA256", "DYNAMIC-4M-BUZHASH");
+        let cfg = RepositoryConfig::new_default(
+            "BLAKE2B-256-128",
+            "AES256-GCM-HMAC-SHA256",
+            "DYNAMIC-4M-BUZHASH",
+        );
         blob.encrypt_config(&cfg, &key).unwrap();
         let parsed = RepositoryBlob::parse(&blob.to_bytes()).unwrap();
         assert_eq!(parsed, blob);
@@ -417,10 +433,14 @@ mod tests {
     fn wrong_password_is_a_decrypt_error() {
         let mut blob = fast_blob();
         let key = blob.derive_format_key("secret").unwrap();
-        let cfg = RepositoryConfig::new_default("BLAKE2B-256-128", "AES256-GCM-HMAC-SHA256", "FIXED-1M");
+        let cfg =
+            RepositoryConfig::new_default("BLAKE2B-256-128", "AES256-GCM-HMAC-SHA256", "FIXED-1M");
         blob.encrypt_config(&cfg, &key).unwrap();
         let wrong = blob.derive_format_key("Secret").unwrap();
-        assert!(matches!(blob.decrypt_config(&wrong), Err(FormatError::Decrypt(_))));
+        assert!(matches!(
+            blob.decrypt_config(&wrong),
+            Err(FormatError::Decrypt(_))
+        ));
     }
 
     #[test]
@@ -443,7 +463,11 @@ mod tests {
 
     #[test]
     fn config_json_field_names_and_order_match_kopia() {
-        let mut cfg = RepositoryConfig::new_default("BLAKE2B-256-128", "AES256-GCM-HMAC-SHA256", "DYNAMIC-4M-BUZHASH");
+        let mut cfg = RepositoryConfig::new_default(
+            "BLAKE2B-256-128",
+            "AES256-GCM-HMAC-SHA256",
+            "DYNAMIC-4M-BUZHASH",
+        );
         cfg.hmac_secret = vec![0; 2];
         cfg.master_key = vec![1; 2];
         let json = serde_json::to_string(&EncryptedConfigWrapper { format: cfg }).unwrap();
@@ -470,12 +494,18 @@ mod tests {
         let bytes = blob.encode_blobcfg(&cfg, &key).unwrap();
         assert_eq!(blob.decode_blobcfg(&bytes, &key).unwrap(), cfg);
         assert!(BlobStorageConfig::default().validate().is_ok());
-        assert!(BlobStorageConfig { retention_mode: "GOVERNANCE".into(), retention_period_nanos: 0 }
-            .validate()
-            .is_err());
-        assert!(BlobStorageConfig { retention_mode: "GOVERNANCE".into(), retention_period_nanos: NANOS_PER_HOUR }
-            .validate()
-            .is_err());
+        assert!(BlobStorageConfig {
+            retention_mode: "GOVERNANCE".into(),
+            retention_period_nanos: 0
+        }
+        .validate()
+        .is_err());
+        assert!(BlobStorageConfig {
+            retention_mode: "GOVERNANCE".into(),
+            retention_period_nanos: NANOS_PER_HOUR
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

@@ -154,7 +154,13 @@ impl ContentManager {
         self.epochs.invalidate();
         let (set, watermark) = self.epochs.complete_index_set()?;
         let mut c = self.committed.write().map_err(|_| poisoned())?;
-        c.update(&*self.st, &self.format.encryptor, &self.cache, &set, watermark)?;
+        c.update(
+            &*self.st,
+            &self.format.encryptor,
+            &self.cache,
+            &set,
+            watermark,
+        )?;
         let keep = c.blobs().into_iter().map(|b| b.id).collect();
         self.cache.retain(&keep);
         Ok(())
@@ -207,7 +213,9 @@ impl ContentManager {
         let full = {
             let mut s = self.state.lock().map_err(|_| poisoned())?;
             if let Some(msg) = &s.failed {
-                return Err(RepoError::Invalid(format!("an earlier pack write failed: {msg}")));
+                return Err(RepoError::Invalid(format!(
+                    "an earlier pack write failed: {msg}"
+                )));
             }
             if previous.is_none() && local_entry(&s, &id).is_some() {
                 return Ok(id); // another thread stored it meanwhile
@@ -329,7 +337,11 @@ impl ContentManager {
     }
 
     /// Moves a full pack to the uploading set; the caller uploads it without the lock.
-    fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> (String, Arc<Vec<u8>>, Vec<IndexEntry>) {
+    fn start_upload(
+        &self,
+        s: &mut WriteState,
+        mut p: OpenPack,
+    ) -> (String, Arc<Vec<u8>>, Vec<IndexEntry>) {
         let items: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
         let data = Arc::new(std::mem::take(&mut p.data));
         s.uploading.insert(p.blob_id.clone(), data.clone());
@@ -339,7 +351,10 @@ impl ContentManager {
         (p.blob_id, data, items)
     }
 
-    fn upload(&self, (blob_id, data, items): (String, Arc<Vec<u8>>, Vec<IndexEntry>)) -> Result<()> {
+    fn upload(
+        &self,
+        (blob_id, data, items): (String, Arc<Vec<u8>>, Vec<IndexEntry>),
+    ) -> Result<()> {
         let result = self.finish_pack(&data, &items).and_then(|bytes| {
             self.st
                 .put_blob(&blob_id, &bytes, &PutOptions::default())
@@ -512,7 +527,11 @@ impl ContentManager {
         let mut plain = Vec::with_capacity(packed.len());
         self.format
             .encryptor
-            .decrypt(packed, pack::content_iv(entry.content_id.hash()), &mut plain)
+            .decrypt(
+                packed,
+                pack::content_iv(entry.content_id.hash()),
+                &mut plain,
+            )
             .map_err(|e| {
                 corrupt(format!(
                     "{e} (pack {} offset {} length {})",
@@ -523,7 +542,8 @@ impl ContentManager {
             return Ok(plain);
         }
         let mut out = Vec::with_capacity(entry.original_length as usize);
-        let header = compression::decompress(&plain, &mut out).map_err(|e| corrupt(e.to_string()))?;
+        let header =
+            compression::decompress(&plain, &mut out).map_err(|e| corrupt(e.to_string()))?;
         if header.0 != entry.compression_header_id {
             return Err(corrupt(format!(
                 "compression header {:08x} does not match index {:08x}",
@@ -569,7 +589,8 @@ fn local_entry(s: &WriteState, id: &ContentId) -> Option<IndexEntry> {
 fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> {
     let slice = |data: &[u8], e: &IndexEntry| {
         let start = e.pack_offset as usize;
-        data.get(start..start + e.packed_length as usize).map(<[u8]>::to_vec)
+        data.get(start..start + e.packed_length as usize)
+            .map(<[u8]>::to_vec)
     };
     for p in s.open.values() {
         if let Some(e) = p.items.get(id) {

@@ -77,7 +77,11 @@ pub fn complete_sets(bms: &[BlobMetadata]) -> Vec<Vec<BlobMetadata>> {
     for bm in bms {
         let parts: Vec<&str> = bm.id.split('-').collect();
         let grouped = parts.len() >= 3 && parts[1].starts_with('s') && parts[2].starts_with('c');
-        let count = if grouped { parts[2][1..].parse::<usize>().ok() } else { None };
+        let count = if grouped {
+            parts[2][1..].parse::<usize>().ok()
+        } else {
+            None
+        };
         match count {
             Some(count) => {
                 let set = partial.entry(parts[1]).or_default();
@@ -284,18 +288,22 @@ impl EpochManager {
         let ranges: Vec<RangeCheckpoint> = by_range
             .into_iter()
             .filter_map(|((min, max), bms)| {
-                complete_sets(&bms).into_iter().next().map(|blobs| RangeCheckpoint {
-                    min_epoch: min,
-                    max_epoch: max,
-                    blobs,
-                })
+                complete_sets(&bms)
+                    .into_iter()
+                    .next()
+                    .map(|blobs| RangeCheckpoint {
+                        min_epoch: min,
+                        max_epoch: max,
+                        blobs,
+                    })
             })
             .collect();
         s.range_checkpoints = longest_range_checkpoints(&ranges);
 
         for n in (s.write_epoch - 1)..=(s.write_epoch + 1) {
             if n >= 0 {
-                s.uncompacted.insert(n, self.st.list_all(&uncompacted_epoch_prefix(n))?);
+                s.uncompacted
+                    .insert(n, self.st.list_all(&uncompacted_epoch_prefix(n))?);
             }
         }
         Ok(s)
@@ -365,7 +373,8 @@ impl EpochManager {
             return Ok(false);
         }
         let id = format!("{EPOCH_MARKER_PREFIX}{}", s.write_epoch + 1);
-        self.st.put_blob(&id, b"epoch-marker", &PutOptions::default())?;
+        self.st
+            .put_blob(&id, b"epoch-marker", &PutOptions::default())?;
         self.invalidate();
         Ok(true)
     }
@@ -406,13 +415,20 @@ mod tests {
             bm("xs0_c-s2-c2"),
             bm("xs0_d-s1-c2"),
         ]);
-        let ids: Vec<Vec<&str>> = sets.iter().map(|s| s.iter().map(|b| b.id.as_str()).collect()).collect();
+        let ids: Vec<Vec<&str>> = sets
+            .iter()
+            .map(|s| s.iter().map(|b| b.id.as_str()).collect())
+            .collect();
         assert_eq!(ids, vec![vec!["xs0_b"], vec!["xs0_a-s1-c2", "xs0_d-s1-c2"]]);
     }
 
     #[test]
     fn longest_chain_prefers_reach_then_fewer_links() {
-        let r = |a, b| RangeCheckpoint { min_epoch: a, max_epoch: b, blobs: vec![] };
+        let r = |a, b| RangeCheckpoint {
+            min_epoch: a,
+            max_epoch: b,
+            blobs: vec![],
+        };
         let got = longest_range_checkpoints(&[r(0, 2), r(3, 5), r(0, 5), r(6, 9), r(1, 20)]);
         assert_eq!(got, vec![r(0, 5), r(6, 9)]);
         assert!(longest_range_checkpoints(&[r(1, 3)]).is_empty());
@@ -426,7 +442,10 @@ mod tests {
         params.advance_on_count_threshold = 2;
         let em = EpochManager::new(st.clone(), params, clock.clone());
         em.write_index(&[("aa".into(), vec![1])]).unwrap();
-        assert!(!em.maybe_advance_write_epoch().unwrap(), "one blob is below thresholds");
+        assert!(
+            !em.maybe_advance_write_epoch().unwrap(),
+            "one blob is below thresholds"
+        );
         clock.advance(std::time::Duration::from_secs(25 * 3600));
         em.write_index(&[("bb".into(), vec![2])]).unwrap();
         assert!(em.maybe_advance_write_epoch().unwrap());
@@ -441,7 +460,10 @@ mod tests {
     fn settled_epochs_read_from_compactions_and_ranges() {
         let clock = Arc::new(ManualClock::new(Utc.timestamp_opt(1_000_000, 0).unwrap()));
         let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::with_clock(clock.clone()));
-        for id in ["xe1", "xe2", "xe3", "xe4", "xn0_a", "xn1_b", "xn2_c", "xn3_d", "xn4_e", "xs1_bb", "xs2_cc", "xr0_0_r", "xw1000"] {
+        for id in [
+            "xe1", "xe2", "xe3", "xe4", "xn0_a", "xn1_b", "xn2_c", "xn3_d", "xn4_e", "xs1_bb",
+            "xs2_cc", "xr0_0_r", "xw1000",
+        ] {
             st.put_blob(id, b"x", &PutOptions::default()).unwrap();
         }
         let em = EpochManager::new(st, EpochParameters::kopia_default(), clock);

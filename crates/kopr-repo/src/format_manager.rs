@@ -66,7 +66,13 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
             "possible corruption: blobcfg blob exists, but format blob is not found".into(),
         ));
     }
-    let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
+    let or = |v: &str, d: &str| {
+        if v.is_empty() {
+            d.to_string()
+        } else {
+            v.to_string()
+        }
+    };
     let hash = or(&opts.hash, hashing::DEFAULT_HASH);
     let enc = or(&opts.encryption, encryption::DEFAULT_ENCRYPTION);
     let splitter = or(&opts.splitter, kopr_format::splitter::DEFAULT_SPLITTER);
@@ -89,7 +95,11 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
         retention_period: retention(&opts.blob_config),
         ..PutOptions::default()
     };
-    st.put_blob(BLOBCFG_BLOB_ID, &blob.encode_blobcfg(&opts.blob_config, &key)?, &put)?;
+    st.put_blob(
+        BLOBCFG_BLOB_ID,
+        &blob.encode_blobcfg(&opts.blob_config, &key)?,
+        &put,
+    )?;
     st.put_blob(REPOSITORY_BLOB_ID, &blob.to_bytes(), &put)?;
     Ok(())
 }
@@ -99,7 +109,8 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 fn retention(c: &BlobStorageConfig) -> Option<std::time::Duration> {
-    (c.retention_period_nanos > 0).then(|| std::time::Duration::from_nanos(c.retention_period_nanos as u64))
+    (c.retention_period_nanos > 0)
+        .then(|| std::time::Duration::from_nanos(c.retention_period_nanos as u64))
 }
 
 impl FormatManager {
@@ -113,7 +124,11 @@ impl FormatManager {
     }
 
     /// Opens with an already-derived format key (used by tests and by cached connections).
-    pub fn open_with_key(st: &dyn BlobStorage, blob: RepositoryBlob, key: &[u8]) -> Result<FormatManager> {
+    pub fn open_with_key(
+        st: &dyn BlobStorage,
+        blob: RepositoryBlob,
+        key: &[u8],
+    ) -> Result<FormatManager> {
         let config = match blob.decrypt_config(key) {
             Ok(c) => c,
             Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
@@ -122,7 +137,9 @@ impl FormatManager {
         config.validate()?;
         let blob_config = match read_optional(st, BLOBCFG_BLOB_ID)? {
             Some(b) => blob.decode_blobcfg(&b, key).map_err(|e| match e {
-                FormatError::Decrypt(_) => RepoError::Invalid("unable to decrypt kopia.blobcfg".into()),
+                FormatError::Decrypt(_) => {
+                    RepoError::Invalid("unable to decrypt kopia.blobcfg".into())
+                }
                 e => e.into(),
             })?,
             None => BlobStorageConfig::default(),

@@ -20,7 +20,10 @@ impl BlobCache {
     }
 
     fn path(&self, id: &str) -> Option<PathBuf> {
-        let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        let ok = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
         self.dir.as_ref().filter(|_| ok).map(|d| d.join(id))
     }
 

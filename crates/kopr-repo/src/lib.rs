@@ -9,8 +9,8 @@ pub mod content;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;
-pub mod object;
 pub mod index_cache;
+pub mod object;
 pub mod repository;
 pub mod session;
 

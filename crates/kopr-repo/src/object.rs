@@ -163,7 +163,8 @@ pub fn object_entries(cm: &ContentManager, oid: &ObjectId) -> Result<Vec<Indirec
     match oid.index_object_id() {
         Some(index) => {
             let list = read_object(cm, &index)?;
-            Ok(decode_indirect(&list).map_err(|e| RepoError::Invalid(format!("object {oid}: {e}")))?)
+            Ok(decode_indirect(&list)
+                .map_err(|e| RepoError::Invalid(format!("object {oid}: {e}")))?)
         }
         None => {
             let len = match oid.content_id() {
@@ -189,7 +190,8 @@ pub fn read_object(cm: &ContentManager, oid: &ObjectId) -> Result<Vec<u8>> {
         Some(_) => {
             let mut r = ObjectReader::open(cm, oid)?;
             let mut out = Vec::with_capacity(r.len() as usize);
-            r.read_to_end(&mut out).map_err(|e| RepoError::Invalid(e.to_string()))?;
+            r.read_to_end(&mut out)
+                .map_err(|e| RepoError::Invalid(e.to_string()))?;
             Ok(out)
         }
     }
@@ -271,7 +273,10 @@ impl Seek for ObjectReader<'_> {
             SeekFrom::Current(d) => self.pos as i128 + d as i128,
         };
         if new < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.pos = new as u64;
         Ok(self.pos)

@@ -51,7 +51,11 @@ impl Repository {
     }
 
     /// Opens the repository in `storage`.
-    pub fn open(storage: Arc<dyn BlobStorage>, password: &str, options: OpenOptions) -> Result<Self> {
+    pub fn open(
+        storage: Arc<dyn BlobStorage>,
+        password: &str,
+        options: OpenOptions,
+    ) -> Result<Self> {
         let format = Arc::new(FormatManager::open(&*storage, password)?);
         Self::from_format(storage, format, options)
     }

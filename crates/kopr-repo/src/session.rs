@@ -31,7 +31,10 @@ pub struct SessionInfo {
 pub fn generate_session_id(now: DateTime<Utc>) -> String {
     let mut r = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut r);
-    let base = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or_default();
+    let base = Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     let granularity = 30 * 24 * 3600;
     let epoch = ((now - base).num_seconds() / granularity).max(0);
     format!("{SESSION_PREFIX}{}{epoch:x}", hex::encode(r))
@@ -39,7 +42,9 @@ pub fn generate_session_id(now: DateTime<Utc>) -> String {
 
 /// The session id embedded in a blob id such as `p…-s…` (the first `-`-part starting with `s`).
 pub fn session_id_from_blob_id(id: &str) -> Option<&str> {
-    id.split('-').skip(1).find(|p| p.starts_with(SESSION_PREFIX))
+    id.split('-')
+        .skip(1)
+        .find(|p| p.starts_with(SESSION_PREFIX))
 }
 
 #[cfg(test)]

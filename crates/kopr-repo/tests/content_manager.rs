@@ -49,11 +49,15 @@ fn contents_round_trip_before_and_after_flush_and_reopen() {
     let repo = new_repo(st.clone());
     let cm = repo.contents();
     let small = b"hello kopr".to_vec();
-    let text = "the quick brown fox jumps over the lazy dog ".repeat(1000).into_bytes();
+    let text = "the quick brown fox jumps over the lazy dog "
+        .repeat(1000)
+        .into_bytes();
     let rnd = random_bytes(1, 300_000);
     let a = cm.write_content(&small, None, None).unwrap();
     let b = cm.write_content(&text, None, Some("zstd-fastest")).unwrap();
-    let c = cm.write_content(&rnd, Some(b'k'), Some("zstd-fastest")).unwrap();
+    let c = cm
+        .write_content(&rnd, Some(b'k'), Some("zstd-fastest"))
+        .unwrap();
     assert_eq!(c.prefix(), Some(b'k'));
     // readable while still in open packs
     assert_eq!(cm.get_content(&a).unwrap(), small);
@@ -68,13 +72,32 @@ fn contents_round_trip_before_and_after_flush_and_reopen() {
     assert_eq!(cm.get_content(&b).unwrap(), text);
     assert_eq!(cm.get_content(&c).unwrap(), rnd);
     let info_b = cm.content_info(&b).unwrap().unwrap();
-    assert_ne!(info_b.compression_header_id, 0, "compressible data is compressed");
+    assert_ne!(
+        info_b.compression_header_id, 0,
+        "compressible data is compressed"
+    );
     assert!(info_b.packed_length < info_b.original_length);
     let info_c = cm.content_info(&c).unwrap().unwrap();
-    assert_eq!(info_c.compression_header_id, 0, "random data is stored uncompressed");
-    assert!(info_c.pack_blob_id.starts_with('q'), "prefixed contents go to q packs");
-    assert!(cm.content_info(&a).unwrap().unwrap().pack_blob_id.starts_with('p'));
-    let listed: Vec<_> = cm.list_contents(false).unwrap().into_iter().map(|e| e.content_id).collect();
+    assert_eq!(
+        info_c.compression_header_id, 0,
+        "random data is stored uncompressed"
+    );
+    assert!(
+        info_c.pack_blob_id.starts_with('q'),
+        "prefixed contents go to q packs"
+    );
+    assert!(cm
+        .content_info(&a)
+        .unwrap()
+        .unwrap()
+        .pack_blob_id
+        .starts_with('p'));
+    let listed: Vec<_> = cm
+        .list_contents(false)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.content_id)
+        .collect();
     assert_eq!(listed.len(), 3);
     assert!(listed.windows(2).all(|w| w[0] < w[1]));
 }
@@ -118,12 +141,16 @@ fn wrong_password_is_refused_and_nothing_is_written() {
 fn flipped_bit_in_a_pack_is_reported_as_corrupt_content() {
     let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::new());
     let repo = new_repo(st.clone());
-    let id = repo.contents().write_content(b"precious data", None, None).unwrap();
+    let id = repo
+        .contents()
+        .write_content(b"precious data", None, None)
+        .unwrap();
     repo.flush().unwrap();
     let info = repo.contents().content_info(&id).unwrap().unwrap();
     let mut pack = st.get_blob(&info.pack_blob_id, 0, None).unwrap();
     pack[info.pack_offset as usize + 3] ^= 0x10;
-    st.put_blob(&info.pack_blob_id, &pack, &PutOptions::default()).unwrap();
+    st.put_blob(&info.pack_blob_id, &pack, &PutOptions::default())
+        .unwrap();
     let err = repo.contents().get_content(&id).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RepoError::CorruptContent { .. }), "{msg}");
@@ -135,20 +162,36 @@ fn packs_carry_a_local_index_and_index_blobs_are_epoch_managed() {
     let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::new());
     let repo = new_repo(st.clone());
     let ids: Vec<_> = (0..20)
-        .map(|i| repo.contents().write_content(&random_bytes(i, 5000), None, None).unwrap())
+        .map(|i| {
+            repo.contents()
+                .write_content(&random_bytes(i, 5000), None, None)
+                .unwrap()
+        })
         .collect();
     repo.flush().unwrap();
-    assert!(st.list_all("s").unwrap().is_empty(), "session markers are removed after flush");
+    assert!(
+        st.list_all("s").unwrap().is_empty(),
+        "session markers are removed after flush"
+    );
     let packs = st.list_all("p").unwrap();
     assert_eq!(packs.len(), 1);
     let pack_id = &packs[0].id;
-    assert_eq!(pack_id.split('-').count(), 2, "pack id is p<random>-<session>");
+    assert_eq!(
+        pack_id.split('-').count(),
+        2,
+        "pack id is p<random>-<session>"
+    );
     assert_eq!(pack_id.split('-').next().unwrap().len(), 33);
     let pack = st.get_blob(pack_id, 0, None).unwrap();
     let post = Postamble::find(&pack).expect("postamble");
     let enc = &repo.format().encryptor;
     let mut local = Vec::new();
-    enc.decrypt(post.local_index(&pack).unwrap(), &post.local_index_iv, &mut local).unwrap();
+    enc.decrypt(
+        post.local_index(&pack).unwrap(),
+        &post.local_index_iv,
+        &mut local,
+    )
+    .unwrap();
     let local = Index::parse(local).unwrap();
     let mut local_ids: Vec<_> = local.iter().map(|e| e.unwrap().content_id).collect();
     let mut expect = ids.clone();
@@ -159,7 +202,8 @@ fn packs_carry_a_local_index_and_index_blobs_are_epoch_managed() {
     let index_blobs = st.list_all("xn0_").unwrap();
     assert_eq!(index_blobs.len(), 1);
     let ib = &index_blobs[0];
-    let plain = blob_crypto::decrypt_blob(enc, &st.get_blob(&ib.id, 0, None).unwrap(), &ib.id).unwrap();
+    let plain =
+        blob_crypto::decrypt_blob(enc, &st.get_blob(&ib.id, 0, None).unwrap(), &ib.id).unwrap();
     assert_eq!(Index::parse(plain).unwrap().len(), 20);
     // the id names the session that wrote it
     assert!(ib.id.split('-').nth(1).unwrap().starts_with('s'));
@@ -178,38 +222,66 @@ fn concurrent_writers_in_one_process_store_everything_once() {
                         // half of the data is shared between threads
                         let seed = if i % 2 == 0 { 1000 + i } else { t * 1000 + i };
                         let data = random_bytes(seed, 20_000);
-                        (repo.contents().write_content(&data, None, Some("zstd-fastest")).unwrap(), data)
+                        (
+                            repo.contents()
+                                .write_content(&data, None, Some("zstd-fastest"))
+                                .unwrap(),
+                            data,
+                        )
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let written: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let written: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     repo.flush().unwrap();
     let reopened = Repository::open(st, PW, OpenOptions::default()).unwrap();
     for (id, data) in &written {
         assert_eq!(&reopened.contents().get_content(id).unwrap(), data);
     }
     let unique: std::collections::HashSet<_> = written.iter().map(|(id, _)| *id).collect();
-    assert_eq!(reopened.contents().list_contents(false).unwrap().len(), unique.len());
+    assert_eq!(
+        reopened.contents().list_contents(false).unwrap().len(),
+        unique.len()
+    );
 }
 
 #[test]
 fn two_repositories_writing_at_once_see_each_other_after_refresh() {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
     let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::with_clock(clock.clone()));
     Repository::create(&*st, &fast_create_options(), PW).unwrap();
-    let opts = OpenOptions { clock: clock.clone(), ..OpenOptions::default() };
+    let opts = OpenOptions {
+        clock: clock.clone(),
+        ..OpenOptions::default()
+    };
     let r1 = Repository::open(st.clone(), PW, opts.clone()).unwrap();
     let r2 = Repository::open(st.clone(), PW, opts).unwrap();
-    let a = r1.contents().write_content(b"from one", None, None).unwrap();
-    let b = r2.contents().write_content(b"from two", None, None).unwrap();
+    let a = r1
+        .contents()
+        .write_content(b"from one", None, None)
+        .unwrap();
+    let b = r2
+        .contents()
+        .write_content(b"from two", None, None)
+        .unwrap();
     r1.flush().unwrap();
     r2.flush().unwrap();
-    assert!(r1.contents().content_info(&b).unwrap().is_none(), "not visible before refresh");
+    assert!(
+        r1.contents().content_info(&b).unwrap().is_none(),
+        "not visible before refresh"
+    );
     r1.contents().refresh().unwrap();
     assert_eq!(r1.contents().get_content(&b).unwrap(), b"from two");
-    assert_eq!(r2.contents().get_content(&a).unwrap_or_default(), Vec::<u8>::new());
+    assert_eq!(
+        r2.contents().get_content(&a).unwrap_or_default(),
+        Vec::<u8>::new()
+    );
     r2.contents().refresh().unwrap();
     assert_eq!(r2.contents().get_content(&a).unwrap(), b"from one");
 }
@@ -218,7 +290,10 @@ fn two_repositories_writing_at_once_see_each_other_after_refresh() {
 fn deleted_contents_are_hidden_from_listing_but_kept_in_index() {
     let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::new());
     let repo = new_repo(st.clone());
-    let id = repo.contents().write_content(b"to be deleted", None, None).unwrap();
+    let id = repo
+        .contents()
+        .write_content(b"to be deleted", None, None)
+        .unwrap();
     repo.flush().unwrap();
     repo.contents().delete_content(&id).unwrap();
     repo.flush().unwrap();
@@ -228,7 +303,10 @@ fn deleted_contents_are_hidden_from_listing_but_kept_in_index() {
     assert!(reopened.contents().list_contents(false).unwrap().is_empty());
     assert_eq!(reopened.contents().list_contents(true).unwrap().len(), 1);
     // writing it again undeletes it with a newer timestamp
-    reopened.contents().write_content(b"to be deleted", None, None).unwrap();
+    reopened
+        .contents()
+        .write_content(b"to be deleted", None, None)
+        .unwrap();
     reopened.flush().unwrap();
     let e2 = reopened.contents().content_info(&id).unwrap().unwrap();
     assert!(!e2.deleted && e2.timestamp_seconds > e.timestamp_seconds - 1);
@@ -241,13 +319,23 @@ fn format_blob_is_kopia_shaped_json() {
     let raw = st.get_blob("kopia.repository", 0, None).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    for k in ["tool", "buildVersion", "buildInfo", "uniqueID", "keyAlgo", "encryption", "encryptedBlockFormat"] {
+    for k in [
+        "tool",
+        "buildVersion",
+        "buildInfo",
+        "uniqueID",
+        "keyAlgo",
+        "encryption",
+        "encryptedBlockFormat",
+    ] {
         assert!(keys.contains(&k), "missing {k}");
     }
     assert_eq!(v["encryption"], "AES256_GCM");
     let blob = RepositoryBlob::parse(&raw).unwrap();
     assert_eq!(blob.unique_id.len(), 32);
-    let cfg = blob.decrypt_config(&blob.derive_format_key(PW).unwrap()).unwrap();
+    let cfg = blob
+        .decrypt_config(&blob.derive_format_key(PW).unwrap())
+        .unwrap();
     assert_eq!(cfg.hash, "BLAKE2B-256-128");
     assert_eq!(cfg.encryption, "AES256-GCM-HMAC-SHA256");
     assert_eq!(cfg.splitter, "DYNAMIC-4M-BUZHASH");
@@ -269,10 +357,17 @@ fn every_hash_and_encryption_combination_round_trips() {
             Repository::create(&*st, &opts, PW).unwrap();
             let repo = Repository::open(st.clone(), PW, OpenOptions::default()).unwrap();
             let data = random_bytes(7, 10_000);
-            let id = repo.contents().write_content(&data, Some(b'm'), Some("zstd")).unwrap();
+            let id = repo
+                .contents()
+                .write_content(&data, Some(b'm'), Some("zstd"))
+                .unwrap();
             repo.flush().unwrap();
             let reopened = Repository::open(st, PW, OpenOptions::default()).unwrap();
-            assert_eq!(reopened.contents().get_content(&id).unwrap(), data, "{hash} {enc}");
+            assert_eq!(
+                reopened.contents().get_content(&id).unwrap(),
+                data,
+                "{hash} {enc}"
+            );
             assert_eq!(reopened.format().config.hash, *hash);
         }
     }

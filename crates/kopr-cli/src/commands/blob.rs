@@ -13,7 +13,13 @@ pub fn run(ctx: &Context, cmd: BlobCommand) -> Result<()> {
     let (_, repo) = ctx.open_repository()?;
     let st = repo.storage();
     match cmd {
-        BlobCommand::Ls { prefix, min_size, max_size, data_only, json: as_json } => {
+        BlobCommand::Ls {
+            prefix,
+            min_size,
+            max_size,
+            data_only,
+            json: as_json,
+        } => {
             let mut out = std::io::stdout().lock();
             let mut blobs = st.list_all(prefix.as_deref().unwrap_or(""))?;
             blobs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -21,13 +27,24 @@ pub fn run(ctx: &Context, cmd: BlobCommand) -> Result<()> {
                 if data_only && !b.id.starts_with('p') {
                     continue;
                 }
-                if min_size.is_some_and(|m| b.length < m) || max_size.is_some_and(|m| b.length > m) {
+                if min_size.is_some_and(|m| b.length < m) || max_size.is_some_and(|m| b.length > m)
+                {
                     continue;
                 }
                 if as_json {
-                    writeln!(out, "{}", json!({"id": b.id, "length": b.length, "timestamp": b.timestamp}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"id": b.id, "length": b.length, "timestamp": b.timestamp})
+                    )?;
                 } else {
-                    writeln!(out, "{:<70} {:>10} {}", b.id, b.length, format_timestamp(b.timestamp))?;
+                    writeln!(
+                        out,
+                        "{:<70} {:>10} {}",
+                        b.id,
+                        b.length,
+                        format_timestamp(b.timestamp)
+                    )?;
                 }
             }
             Ok(())

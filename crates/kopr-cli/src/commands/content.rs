@@ -17,11 +17,15 @@ pub fn run(ctx: &Context, cmd: ContentCommand) -> Result<()> {
     let cm = repo.contents();
     match cmd {
         ContentCommand::Stats { raw, json } => stats(&cm.list_contents(false)?, raw, json),
-        ContentCommand::Ls(args) => list(&cm.list_contents(args.deleted || args.deleted_only)?, &args),
+        ContentCommand::Ls(args) => {
+            list(&cm.list_contents(args.deleted || args.deleted_only)?, &args)
+        }
         ContentCommand::Show { ids, json } => {
             let mut out = std::io::stdout().lock();
             for id in ids {
-                let cid: ContentId = id.parse().with_context(|| format!("invalid content ID {id:?}"))?;
+                let cid: ContentId = id
+                    .parse()
+                    .with_context(|| format!("invalid content ID {id:?}"))?;
                 let data = cm.get_content(&cid)?;
                 if json {
                     let v: serde_json::Value = serde_json::from_slice(&data)
@@ -52,7 +56,10 @@ fn stats(entries: &[IndexEntry], raw: bool, as_json: bool) -> Result<()> {
     let mut total = Totals::default();
     let mut by_method: BTreeMap<u32, Totals> = BTreeMap::new();
     for e in entries {
-        for t in [&mut total, by_method.entry(e.compression_header_id).or_default()] {
+        for t in [
+            &mut total,
+            by_method.entry(e.compression_header_id).or_default(),
+        ] {
             t.count += 1;
             t.original += i64::from(e.original_length);
             t.packed += i64::from(e.packed_length);
@@ -62,30 +69,61 @@ fn stats(entries: &[IndexEntry], raw: bool, as_json: bool) -> Result<()> {
         let methods: serde_json::Map<String, serde_json::Value> = by_method
             .iter()
             .map(|(h, t)| {
-                let name = if *h == 0 { "(uncompressed)".to_string() } else { compression_name(*h).map(str::to_string).unwrap_or_else(|| format!("compression-{h:x}")) };
-                (name, json!({"count": t.count, "originalSize": t.original, "packedSize": t.packed}))
+                let name = if *h == 0 {
+                    "(uncompressed)".to_string()
+                } else {
+                    compression_name(*h)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("compression-{h:x}"))
+                };
+                (
+                    name,
+                    json!({"count": t.count, "originalSize": t.original, "packedSize": t.packed}),
+                )
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "count": total.count, "totalOriginalSize": total.original, "totalPackedSize": total.packed, "byMethod": methods,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "count": total.count, "totalOriginalSize": total.original, "totalPackedSize": total.packed, "byMethod": methods,
+            }))?
+        );
         return Ok(());
     }
     let size = |v: i64| if raw { v.to_string() } else { units::bytes(v) };
     println!("Count: {}", total.count);
     println!("Total Bytes: {}", size(total.original));
     if total.packed < total.original {
-        println!("Total Packed: {} (compression {})", size(total.packed), units::compression_percentage(total.original, total.packed));
+        println!(
+            "Total Packed: {} (compression {})",
+            size(total.packed),
+            units::compression_percentage(total.original, total.packed)
+        );
     }
     if by_method.len() > 1 {
         println!("By Method:");
         if let Some(t) = by_method.get(&0) {
-            println!("  {:<22} count: {} size: {}", "(uncompressed)", t.count, size(t.original));
+            println!(
+                "  {:<22} count: {} size: {}",
+                "(uncompressed)",
+                t.count,
+                size(t.original)
+            );
         }
-        let mut named: Vec<(&str, &Totals)> = by_method.iter().filter_map(|(h, t)| Some((compression_name(*h)?, t))).collect();
+        let mut named: Vec<(&str, &Totals)> = by_method
+            .iter()
+            .filter_map(|(h, t)| Some((compression_name(*h)?, t)))
+            .collect();
         named.sort_by_key(|(n, _)| *n);
         for (name, t) in named {
-            println!("  {:<22} count: {} size: {} packed: {} compression: {}", name, t.count, size(t.original), size(t.packed), units::compression_percentage(t.original, t.packed));
+            println!(
+                "  {:<22} count: {} size: {} packed: {} compression: {}",
+                name,
+                t.count,
+                size(t.original),
+                size(t.packed),
+                units::compression_percentage(t.original, t.packed)
+            );
         }
     }
     if total.count == 0 {
@@ -102,10 +140,15 @@ fn compression_info(e: &IndexEntry) -> String {
     if e.compression_header_id == 0 {
         return "-".into();
     }
-    let mut s = compression_name(e.compression_header_id).map(str::to_string).unwrap_or_else(|| format!("compression-{:x}", e.compression_header_id));
+    let mut s = compression_name(e.compression_header_id)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("compression-{:x}", e.compression_header_id));
     if e.original_length > 0 {
         s.push(' ');
-        s.push_str(&units::compression_percentage(i64::from(e.original_length), i64::from(e.packed_length)));
+        s.push_str(&units::compression_percentage(
+            i64::from(e.original_length),
+            i64::from(e.packed_length),
+        ));
     }
     s
 }
@@ -130,10 +173,25 @@ fn list(entries: &[IndexEntry], args: &ContentListArgs) -> Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&entry_json(e))?)?;
         } else if args.compression {
-            writeln!(out, "{id} length {} packed {} {} {deleted}", e.original_length, e.packed_length, compression_info(e))?;
+            writeln!(
+                out,
+                "{id} length {} packed {} {} {deleted}",
+                e.original_length,
+                e.packed_length,
+                compression_info(e)
+            )?;
         } else if args.long {
             let ts = chrono::DateTime::from_timestamp(e.timestamp_seconds, 0).unwrap_or_default();
-            writeln!(out, "{id} {} {} {} {}+{}{deleted} {}", e.original_length, format_timestamp(ts), e.pack_blob_id, e.pack_offset, e.packed_length, compression_info(e))?;
+            writeln!(
+                out,
+                "{id} {} {} {} {}+{}{deleted} {}",
+                e.original_length,
+                format_timestamp(ts),
+                e.pack_blob_id,
+                e.pack_offset,
+                e.packed_length,
+                compression_info(e)
+            )?;
         } else {
             writeln!(out, "{id}")?;
         }

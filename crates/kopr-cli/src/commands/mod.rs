@@ -66,9 +66,14 @@ impl Context {
 }
 
 /// Opens a repository in `st` with the identity and cache of `cfg`.
-pub fn open_with(st: Arc<dyn BlobStorage>, password: &str, cfg: &ConnectionConfig) -> Result<Repository> {
+pub fn open_with(
+    st: Arc<dyn BlobStorage>,
+    password: &str,
+    cfg: &ConnectionConfig,
+) -> Result<Repository> {
     let opts = OpenOptions {
-        cache_dir: (!cfg.caching.cache_directory.is_empty()).then(|| PathBuf::from(&cfg.caching.cache_directory)),
+        cache_dir: (!cfg.caching.cache_directory.is_empty())
+            .then(|| PathBuf::from(&cfg.caching.cache_directory)),
         identity: WriterIdentity {
             user: cfg.username.clone(),
             host: cfg.hostname.clone(),
@@ -85,7 +90,7 @@ pub fn open_with(st: Arc<dyn BlobStorage>, password: &str, cfg: &ConnectionConfi
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
-        Command::Repository(c) => repository::run(&ctx, c),
+        Command::Repository(c) => repository::run(&ctx, *c),
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
@@ -105,12 +110,20 @@ pub fn print_histogram(sizes: impl Iterator<Item = i64>, fmt: &dyn Fn(i64) -> St
     }
     let mut last = 0;
     for (i, &t) in thresholds.iter().enumerate() {
-        println!("{:>9} between {} and {} (total {})", counts[i], fmt(last), fmt(t), fmt(totals[i]));
+        println!(
+            "{:>9} between {} and {} (total {})",
+            counts[i],
+            fmt(last),
+            fmt(t),
+            fmt(totals[i])
+        );
         last = t;
     }
 }
 
 /// Kopia's timestamp format, in local time.
 pub fn format_timestamp(ts: chrono::DateTime<chrono::Utc>) -> String {
-    ts.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+    ts.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
 }

@@ -16,7 +16,11 @@ use crate::units;
 
 pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
     match cmd {
-        RepositoryCommand::Create(CreateStorage::Filesystem { fs, create, connect }) => {
+        RepositoryCommand::Create(CreateStorage::Filesystem {
+            fs,
+            create,
+            connect,
+        }) => {
             let sc = storage::filesystem_config(&fs.path)?;
             let opts = CreateOptions {
                 hash: create.block_hash,
@@ -53,7 +57,9 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64> {
             num.push(c);
             continue;
         }
-        let n: i64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
+        let n: i64 = num
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
         num.clear();
         let unit: i64 = match c {
             'd' => 86_400,
@@ -76,10 +82,19 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64> {
 fn retention(mode: Option<String>, period: Option<String>) -> Result<BlobStorageConfig> {
     let cfg = BlobStorageConfig {
         retention_mode: mode.map(|m| m.to_uppercase()).unwrap_or_default(),
-        retention_period_nanos: period.as_deref().map(parse_duration_nanos).transpose()?.unwrap_or(0),
+        retention_period_nanos: period
+            .as_deref()
+            .map(parse_duration_nanos)
+            .transpose()?
+            .unwrap_or(0),
     };
-    if !cfg.retention_mode.is_empty() && !matches!(cfg.retention_mode.as_str(), "GOVERNANCE" | "COMPLIANCE") {
-        bail!("invalid --retention-mode {:?}: use GOVERNANCE or COMPLIANCE", cfg.retention_mode);
+    if !cfg.retention_mode.is_empty()
+        && !matches!(cfg.retention_mode.as_str(), "GOVERNANCE" | "COMPLIANCE")
+    {
+        bail!(
+            "invalid --retention-mode {:?}: use GOVERNANCE or COMPLIANCE",
+            cfg.retention_mode
+        );
     }
     cfg.validate()?;
     Ok(cfg)
@@ -115,7 +130,9 @@ fn create_repository(
     println!("  key derivation:      {}", opts.key_derivation);
     println!("  splitter:            {}", opts.splitter);
     Repository::create(&*st, opts, &password).map_err(|e| match e {
-        RepoError::AlreadyInitialized(_) => anyhow::anyhow!("repository already initialized at {}", display(&sc)),
+        RepoError::AlreadyInitialized(_) => {
+            anyhow::anyhow!("repository already initialized at {}", display(&sc))
+        }
         e => anyhow::Error::new(e).context("cannot create repository"),
     })?;
     if create_only {
@@ -151,8 +168,12 @@ fn connect_repository(
         caching: CachingConfig {
             cache_directory: cache_dir.to_string_lossy().to_string(),
         },
-        hostname: args.override_hostname.unwrap_or_else(config::current_hostname),
-        username: args.override_username.unwrap_or_else(config::current_username),
+        hostname: args
+            .override_hostname
+            .unwrap_or_else(config::current_hostname),
+        username: args
+            .override_username
+            .unwrap_or_else(config::current_username),
         read_only: args.readonly,
     };
     let password = match password {
@@ -218,7 +239,10 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     println!("Read-only:           {}", cfg.read_only);
     println!();
     println!("Storage type:        {}", cfg.storage.kind);
-    println!("Storage config:      {}", serde_json::to_string(&cfg.storage.config)?);
+    println!(
+        "Storage config:      {}",
+        serde_json::to_string(&cfg.storage.config)?
+    );
     println!();
     println!("Unique ID:           {}", f.unique_id_hex());
     println!("Hash:                {}", c.hash);
@@ -227,21 +251,41 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     println!("Format version:      {}", c.version);
     println!("Content compression: {}", c.effective_index_version() >= 2);
     println!("Password changes:    {}", c.enable_password_change);
-    println!("Max pack length:     {}", units::bytes(i64::from(c.effective_max_pack_size())));
+    println!(
+        "Max pack length:     {}",
+        units::bytes(i64::from(c.effective_max_pack_size()))
+    );
     println!("Index Format:        v{}", c.effective_index_version());
     if f.blob_config.is_retention_enabled() {
         println!("Blob retention mode:     {}", f.blob_config.retention_mode);
-        println!("Blob retention period:   {}", dur(f.blob_config.retention_period_nanos));
+        println!(
+            "Blob retention period:   {}",
+            dur(f.blob_config.retention_period_nanos)
+        );
     }
     println!();
     if ep.enabled {
         println!("Epoch Manager:       enabled");
         println!("Current Epoch: {}", epoch.write_epoch);
         println!();
-        println!("Epoch refresh frequency: {}", dur(ep.refresh_frequency_nanos));
-        println!("Epoch advance on:        {} blobs or {}, minimum {}", ep.advance_on_count_threshold, units::bytes(ep.advance_on_total_size_bytes_threshold), dur(ep.min_epoch_duration_nanos));
-        println!("Epoch cleanup margin:    {}", dur(ep.cleanup_safety_margin_nanos));
-        println!("Epoch checkpoint every:  {} epochs", ep.full_checkpoint_frequency);
+        println!(
+            "Epoch refresh frequency: {}",
+            dur(ep.refresh_frequency_nanos)
+        );
+        println!(
+            "Epoch advance on:        {} blobs or {}, minimum {}",
+            ep.advance_on_count_threshold,
+            units::bytes(ep.advance_on_total_size_bytes_threshold),
+            dur(ep.min_epoch_duration_nanos)
+        );
+        println!(
+            "Epoch cleanup margin:    {}",
+            dur(ep.cleanup_safety_margin_nanos)
+        );
+        println!(
+            "Epoch checkpoint every:  {} epochs",
+            ep.full_checkpoint_frequency
+        );
     } else {
         println!("Epoch Manager:       disabled");
     }
@@ -256,7 +300,10 @@ mod tests {
     fn durations_parse_like_kopia_flags() {
         assert_eq!(parse_duration_nanos("24h").unwrap(), 86_400_000_000_000);
         assert_eq!(parse_duration_nanos("1h30m").unwrap(), 5_400_000_000_000);
-        assert_eq!(parse_duration_nanos("30d").unwrap(), 30 * 86_400_000_000_000);
+        assert_eq!(
+            parse_duration_nanos("30d").unwrap(),
+            30 * 86_400_000_000_000
+        );
         assert!(parse_duration_nanos("24").is_err());
         assert!(parse_duration_nanos("abc").is_err());
         assert!(parse_duration_nanos("5y").is_err());
