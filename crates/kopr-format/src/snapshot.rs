@@ -1,0 +1,365 @@
+//! Snapshot data as Kopia stores it: directory objects (`k`-prefixed JSON listing entries with
+//! names, types, octal modes, sizes, times, owners and object ids, plus a summary) and snapshot
+//! manifests (source `user@host:path`, start/end times, stats, root entry).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{FormatError, Result};
+use crate::object_id::ObjectId;
+
+/// Content prefix of directory objects.
+pub const DIRECTORY_PREFIX: u8 = b'k';
+/// The `stream` of directory objects.
+pub const DIRECTORY_STREAM: &str = "kopia:directory";
+/// The manifest `type` label of snapshots.
+pub const SNAPSHOT_MANIFEST_TYPE: &str = "snapshot";
+
+/// Serde for Kopia's nanosecond timestamps written as Go times.
+pub mod utc_nanos {
+    use super::*;
+
+    /// Unix nanoseconds to a time.
+    pub fn to_time(n: i64) -> DateTime<Utc> {
+        Utc.timestamp_nanos(n)
+    }
+
+    /// Writes a Go time.
+    pub fn serialize<S: Serializer>(n: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::gotime::format(&to_time(*n)))
+    }
+
+    /// Reads an RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+        let t = crate::gotime::deserialize(d)?;
+        t.timestamp_nanos_opt().ok_or_else(|| serde::de::Error::custom("time out of range"))
+    }
+}
+
+/// Unix permission bits, written as an octal string such as `"0644"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions(pub u32);
+
+impl Serialize for Permissions {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0{:o}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        u32::from_str_radix(&s, 8).map(Permissions).map_err(serde::de::Error::custom)
+    }
+}
+
+fn is_zero_perm(p: &Permissions) -> bool {
+    p.0 == 0
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Kind of a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryType {
+    /// Regular file.
+    #[serde(rename = "f")]
+    File,
+    /// Directory.
+    #[serde(rename = "d")]
+    Directory,
+    /// Symbolic link.
+    #[serde(rename = "s")]
+    Symlink,
+    /// Anything else Kopia may record.
+    #[serde(other, rename = "")]
+    Unknown,
+}
+
+/// Totals of a directory tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DirectorySummary {
+    /// Bytes in files.
+    #[serde(rename = "size")]
+    pub total_file_size: i64,
+    /// Files.
+    #[serde(rename = "files")]
+    pub total_file_count: i64,
+    /// Symlinks.
+    #[serde(rename = "symlinks")]
+    pub total_symlink_count: i64,
+    /// Directories.
+    #[serde(rename = "dirs")]
+    pub total_dir_count: i64,
+    /// Newest mtime below, unix nanoseconds.
+    #[serde(rename = "maxTime", with = "utc_nanos")]
+    pub max_mod_time: i64,
+    /// Why the tree is incomplete.
+    #[serde(rename = "incomplete", default, skip_serializing_if = "String::is_empty")]
+    pub incomplete_reason: String,
+    /// Entries that failed.
+    #[serde(rename = "numFailed")]
+    pub fatal_error_count: i64,
+    /// Errors ignored by policy.
+    #[serde(rename = "numIgnoredErrors", default, skip_serializing_if = "is_zero_i64")]
+    pub ignored_error_count: i64,
+    /// First failed entries.
+    #[serde(rename = "errors", default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_entries: Vec<EntryError>,
+}
+
+/// A failed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryError {
+    /// Path relative to the snapshot root.
+    #[serde(rename = "path")]
+    pub entry_path: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// One entry of a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// File name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Kind.
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// Permission bits.
+    #[serde(rename = "mode", default, skip_serializing_if = "is_zero_perm")]
+    pub permissions: Permissions,
+    /// Size in bytes.
+    #[serde(rename = "size", default, skip_serializing_if = "is_zero_i64")]
+    pub file_size: i64,
+    /// Modification time, unix nanoseconds.
+    #[serde(rename = "mtime", with = "utc_nanos")]
+    pub mod_time: i64,
+    /// Owner.
+    #[serde(rename = "uid", default, skip_serializing_if = "is_zero_u32")]
+    pub user_id: u32,
+    /// Group.
+    #[serde(rename = "gid", default, skip_serializing_if = "is_zero_u32")]
+    pub group_id: u32,
+    /// The content: file data, directory object or symlink target.
+    #[serde(rename = "obj")]
+    pub object_id: ObjectId,
+    /// For directories, the summary of the subtree.
+    #[serde(rename = "summ", default, skip_serializing_if = "Option::is_none")]
+    pub dir_summary: Option<DirectorySummary>,
+}
+
+/// A directory object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirManifest {
+    /// Always `kopia:directory`.
+    pub stream: String,
+    /// Entries, sorted by name.
+    pub entries: Vec<DirEntry>,
+    /// Totals.
+    pub summary: Option<DirectorySummary>,
+}
+
+impl DirManifest {
+    /// Encodes as Kopia writes it (JSON and a newline).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Decodes a directory object.
+    pub fn decode(data: &[u8]) -> Result<DirManifest> {
+        let d: DirManifest =
+            serde_json::from_slice(data).map_err(|e| FormatError::malformed("directory", e.to_string()))?;
+        if d.stream != DIRECTORY_STREAM {
+            return Err(FormatError::malformed("directory", format!("unexpected stream {:?}", d.stream)));
+        }
+        Ok(d)
+    }
+}
+
+/// What was snapshotted: `user@host:path`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct SourceInfo {
+    /// Host name.
+    pub host: String,
+    /// User name.
+    #[serde(rename = "userName")]
+    pub user_name: String,
+    /// Absolute path.
+    pub path: String,
+}
+
+impl fmt::Display for SourceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.host.is_empty(), self.path.is_empty()) {
+            (true, _) => f.write_str("(global)"),
+            (false, true) => write!(f, "{}@{}", self.user_name, self.host),
+            _ => write!(f, "{}@{}:{}", self.user_name, self.host, self.path),
+        }
+    }
+}
+
+impl SourceInfo {
+    /// Manifest labels identifying this source.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("type".to_string(), SNAPSHOT_MANIFEST_TYPE.to_string());
+        m.insert("hostname".to_string(), self.host.clone());
+        if !self.user_name.is_empty() {
+            m.insert("username".to_string(), self.user_name.clone());
+        }
+        if !self.path.is_empty() {
+            m.insert("path".to_string(), self.path.clone());
+        }
+        m
+    }
+}
+
+/// Counters of one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SnapshotStats {
+    /// Bytes in files.
+    #[serde(rename = "totalSize")]
+    pub total_file_size: i64,
+    /// Bytes in excluded files.
+    #[serde(rename = "excludedTotalSize")]
+    pub excluded_total_file_size: i64,
+    /// Files.
+    #[serde(rename = "fileCount")]
+    pub total_file_count: i32,
+    /// Files reused from the previous snapshot.
+    #[serde(rename = "cachedFiles")]
+    pub cached_files: i32,
+    /// Files read and hashed.
+    #[serde(rename = "nonCachedFiles")]
+    pub non_cached_files: i32,
+    /// Directories.
+    #[serde(rename = "dirCount")]
+    pub total_directory_count: i32,
+    /// Excluded files.
+    #[serde(rename = "excludedFileCount")]
+    pub excluded_file_count: i32,
+    /// Excluded directories.
+    #[serde(rename = "excludedDirCount")]
+    pub excluded_dir_count: i32,
+    /// Errors ignored by policy.
+    #[serde(rename = "ignoredErrorCount")]
+    pub ignored_error_count: i32,
+    /// Errors.
+    #[serde(rename = "errorCount")]
+    pub error_count: i32,
+}
+
+/// A snapshot manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotManifest {
+    /// The manifest id (filled in when loaded).
+    #[serde(default)]
+    pub id: String,
+    /// What was snapshotted.
+    pub source: SourceInfo,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Start time, unix nanoseconds.
+    #[serde(rename = "startTime", with = "utc_nanos")]
+    pub start_time: i64,
+    /// End time, unix nanoseconds.
+    #[serde(rename = "endTime", with = "utc_nanos")]
+    pub end_time: i64,
+    /// Counters.
+    #[serde(default)]
+    pub stats: SnapshotStats,
+    /// Why the snapshot is incomplete (e.g. cancelled).
+    #[serde(rename = "incomplete", default, skip_serializing_if = "String::is_empty")]
+    pub incomplete_reason: String,
+    /// The root directory.
+    #[serde(rename = "rootEntry")]
+    pub root_entry: Option<DirEntry>,
+    /// User tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Storage statistics, kept as-is.
+    #[serde(rename = "storageStats", default, skip_serializing_if = "Option::is_none")]
+    pub storage_stats: Option<serde_json::Value>,
+    /// Pins that keep the snapshot from expiring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_entry() -> DirEntry {
+        DirEntry {
+            name: "a.txt".into(),
+            entry_type: EntryType::File,
+            permissions: Permissions(0o644),
+            file_size: 5,
+            mod_time: 1_700_000_000_123_000_000,
+            user_id: 1000,
+            group_id: 0,
+            object_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            dir_summary: None,
+        }
+    }
+
+    #[test]
+    fn directory_json_has_kopias_shape() {
+        let d = DirManifest {
+            stream: DIRECTORY_STREAM.into(),
+            entries: vec![file_entry()],
+            summary: Some(DirectorySummary { total_file_size: 5, total_file_count: 1, max_mod_time: 1_700_000_000_123_000_000, ..Default::default() }),
+        };
+        let s = String::from_utf8(d.encode()).unwrap();
+        assert_eq!(
+            s,
+            "{\"stream\":\"kopia:directory\",\"entries\":[{\"name\":\"a.txt\",\"type\":\"f\",\"mode\":\"0644\",\"size\":5,\"mtime\":\"2023-11-14T22:13:20.123Z\",\"uid\":1000,\"obj\":\"0123456789abcdef0123456789abcdef\"}],\"summary\":{\"size\":5,\"files\":1,\"symlinks\":0,\"dirs\":0,\"maxTime\":\"2023-11-14T22:13:20.123Z\",\"numFailed\":0}}\n"
+        );
+        assert_eq!(DirManifest::decode(s.as_bytes()).unwrap(), d);
+        assert!(DirManifest::decode(b"{\"stream\":\"x\",\"entries\":[],\"summary\":null}").is_err());
+        assert!(DirManifest::decode(b"[]").is_err());
+    }
+
+    #[test]
+    fn sources_print_like_kopia() {
+        let s = SourceInfo { host: "h".into(), user_name: "u".into(), path: "/p".into() };
+        assert_eq!(s.to_string(), "u@h:/p");
+        assert_eq!(SourceInfo { path: String::new(), ..s.clone() }.to_string(), "u@h");
+        assert_eq!(SourceInfo::default().to_string(), "(global)");
+        assert_eq!(s.labels().get("path").map(String::as_str), Some("/p"));
+    }
+
+    #[test]
+    fn snapshot_manifest_round_trips() {
+        let m = SnapshotManifest {
+            id: String::new(),
+            source: SourceInfo { host: "h".into(), user_name: "u".into(), path: "/p".into() },
+            description: String::new(),
+            start_time: 1_700_000_000_000_000_000,
+            end_time: 1_700_000_001_000_000_000,
+            stats: SnapshotStats { total_file_size: 5, total_file_count: 1, ..Default::default() },
+            incomplete_reason: String::new(),
+            root_entry: Some(file_entry()),
+            tags: BTreeMap::new(),
+            storage_stats: None,
+            pins: vec![],
+        };
+        let js = serde_json::to_string(&m).unwrap();
+        assert!(js.starts_with("{\"id\":\"\",\"source\":{\"host\":\"h\",\"userName\":\"u\",\"path\":\"/p\"},\"description\":\"\",\"startTime\":\"2023-11-14T22:13:20Z\""), "{js}");
+        assert_eq!(serde_json::from_str::<SnapshotManifest>(&js).unwrap(), m);
+    }
+}
