@@ -28,7 +28,9 @@ pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
 /// Parses any RFC 3339 time.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let s = String::deserialize(d)?;
-    DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -40,7 +42,13 @@ mod tests {
     fn matches_go() {
         let t = Utc.with_ymd_and_hms(2024, 11, 2, 18, 39, 44).unwrap();
         assert_eq!(format(&t), "2024-11-02T18:39:44Z");
-        assert_eq!(format(&(t + chrono::Duration::nanoseconds(120_000_000))), "2024-11-02T18:39:44.12Z");
-        assert_eq!(format(&(t + chrono::Duration::nanoseconds(1))), "2024-11-02T18:39:44.000000001Z");
+        assert_eq!(
+            format(&(t + chrono::Duration::nanoseconds(120_000_000))),
+            "2024-11-02T18:39:44.12Z"
+        );
+        assert_eq!(
+            format(&(t + chrono::Duration::nanoseconds(1))),
+            "2024-11-02T18:39:44.000000001Z"
+        );
     }
 }

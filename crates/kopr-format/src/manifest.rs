@@ -60,12 +60,16 @@ pub fn new_manifest_id() -> String {
 
 /// Encodes entries as a manifest content (gzip of the JSON batch plus newline).
 pub fn encode_batch(entries: &[ManifestEntry]) -> Result<Vec<u8>> {
-    let mut json = serde_json::to_vec(&Batch { entries: entries.to_vec() })
-        .map_err(|e| FormatError::InvalidInput(e.to_string()))?;
+    let mut json = serde_json::to_vec(&Batch {
+        entries: entries.to_vec(),
+    })
+    .map_err(|e| FormatError::InvalidInput(e.to_string()))?;
     json.push(b'\n');
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&json).map_err(|e| FormatError::InvalidInput(e.to_string()))?;
-    gz.finish().map_err(|e| FormatError::InvalidInput(e.to_string()))
+    gz.write_all(&json)
+        .map_err(|e| FormatError::InvalidInput(e.to_string()))?;
+    gz.finish()
+        .map_err(|e| FormatError::InvalidInput(e.to_string()))
 }
 
 /// Decodes a manifest content (at most 256 MiB of JSON).
@@ -75,7 +79,8 @@ pub fn decode_batch(data: &[u8]) -> Result<Vec<ManifestEntry>> {
         .take(256 << 20)
         .read_to_end(&mut json)
         .map_err(|e| FormatError::malformed("manifest", format!("gzip: {e}")))?;
-    let b: Batch = serde_json::from_slice(&json).map_err(|e| FormatError::malformed("manifest", e.to_string()))?;
+    let b: Batch = serde_json::from_slice(&json)
+        .map_err(|e| FormatError::malformed("manifest", e.to_string()))?;
     Ok(b.entries)
 }
 
@@ -88,14 +93,20 @@ mod tests {
     fn batch_round_trip_keeps_data_bytes() {
         let e = ManifestEntry {
             id: new_manifest_id(),
-            labels: [("type".to_string(), "snapshot".to_string()), ("hostname".into(), "h".into())].into(),
+            labels: [
+                ("type".to_string(), "snapshot".to_string()),
+                ("hostname".into(), "h".into()),
+            ]
+            .into(),
             modified: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             deleted: false,
             data: RawValue::from_string("{\"z\":1,\"a\":[2]}".into()).unwrap(),
         };
         let enc = encode_batch(std::slice::from_ref(&e)).unwrap();
         let mut json = String::new();
-        flate2::read::GzDecoder::new(&enc[..]).read_to_string(&mut json).unwrap();
+        flate2::read::GzDecoder::new(&enc[..])
+            .read_to_string(&mut json)
+            .unwrap();
         assert_eq!(
             json,
             format!("{{\"entries\":[{{\"id\":\"{}\",\"labels\":{{\"hostname\":\"h\",\"type\":\"snapshot\"}},\"modified\":\"2026-01-02T03:04:05Z\",\"data\":{{\"z\":1,\"a\":[2]}}}}]}}\n", e.id)

@@ -35,7 +35,8 @@ pub mod utc_nanos {
     /// Reads an RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
         let t = crate::gotime::deserialize(d)?;
-        t.timestamp_nanos_opt().ok_or_else(|| serde::de::Error::custom("time out of range"))
+        t.timestamp_nanos_opt()
+            .ok_or_else(|| serde::de::Error::custom("time out of range"))
     }
 }
 
@@ -52,7 +53,9 @@ impl Serialize for Permissions {
 impl<'de> Deserialize<'de> for Permissions {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        u32::from_str_radix(&s, 8).map(Permissions).map_err(serde::de::Error::custom)
+        u32::from_str_radix(&s, 8)
+            .map(Permissions)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -104,13 +107,21 @@ pub struct DirectorySummary {
     #[serde(rename = "maxTime", with = "utc_nanos")]
     pub max_mod_time: i64,
     /// Why the tree is incomplete.
-    #[serde(rename = "incomplete", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "incomplete",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub incomplete_reason: String,
     /// Entries that failed.
     #[serde(rename = "numFailed")]
     pub fatal_error_count: i64,
     /// Errors ignored by policy.
-    #[serde(rename = "numIgnoredErrors", default, skip_serializing_if = "is_zero_i64")]
+    #[serde(
+        rename = "numIgnoredErrors",
+        default,
+        skip_serializing_if = "is_zero_i64"
+    )]
     pub ignored_error_count: i64,
     /// First failed entries.
     #[serde(rename = "errors", default, skip_serializing_if = "Vec::is_empty")]
@@ -180,10 +191,13 @@ impl DirManifest {
 
     /// Decodes a directory object.
     pub fn decode(data: &[u8]) -> Result<DirManifest> {
-        let d: DirManifest =
-            serde_json::from_slice(data).map_err(|e| FormatError::malformed("directory", e.to_string()))?;
+        let d: DirManifest = serde_json::from_slice(data)
+            .map_err(|e| FormatError::malformed("directory", e.to_string()))?;
         if d.stream != DIRECTORY_STREAM {
-            return Err(FormatError::malformed("directory", format!("unexpected stream {:?}", d.stream)));
+            return Err(FormatError::malformed(
+                "directory",
+                format!("unexpected stream {:?}", d.stream),
+            ));
         }
         Ok(d)
     }
@@ -283,7 +297,11 @@ pub struct SnapshotManifest {
     #[serde(default)]
     pub stats: SnapshotStats,
     /// Why the snapshot is incomplete (e.g. cancelled).
-    #[serde(rename = "incomplete", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "incomplete",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub incomplete_reason: String,
     /// The root directory.
     #[serde(rename = "rootEntry")]
@@ -292,7 +310,11 @@ pub struct SnapshotManifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// Storage statistics, kept as-is.
-    #[serde(rename = "storageStats", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "storageStats",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub storage_stats: Option<serde_json::Value>,
     /// Pins that keep the snapshot from expiring.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -322,7 +344,12 @@ mod tests {
         let d = DirManifest {
             stream: DIRECTORY_STREAM.into(),
             entries: vec![file_entry()],
-            summary: Some(DirectorySummary { total_file_size: 5, total_file_count: 1, max_mod_time: 1_700_000_000_123_000_000, ..Default::default() }),
+            summary: Some(DirectorySummary {
+                total_file_size: 5,
+                total_file_count: 1,
+                max_mod_time: 1_700_000_000_123_000_000,
+                ..Default::default()
+            }),
         };
         let s = String::from_utf8(d.encode()).unwrap();
         assert_eq!(
@@ -330,15 +357,28 @@ mod tests {
             "{\"stream\":\"kopia:directory\",\"entries\":[{\"name\":\"a.txt\",\"type\":\"f\",\"mode\":\"0644\",\"size\":5,\"mtime\":\"2023-11-14T22:13:20.123Z\",\"uid\":1000,\"obj\":\"0123456789abcdef0123456789abcdef\"}],\"summary\":{\"size\":5,\"files\":1,\"symlinks\":0,\"dirs\":0,\"maxTime\":\"2023-11-14T22:13:20.123Z\",\"numFailed\":0}}\n"
         );
         assert_eq!(DirManifest::decode(s.as_bytes()).unwrap(), d);
-        assert!(DirManifest::decode(b"{\"stream\":\"x\",\"entries\":[],\"summary\":null}").is_err());
+        assert!(
+            DirManifest::decode(b"{\"stream\":\"x\",\"entries\":[],\"summary\":null}").is_err()
+        );
         assert!(DirManifest::decode(b"[]").is_err());
     }
 
     #[test]
     fn sources_print_like_kopia() {
-        let s = SourceInfo { host: "h".into(), user_name: "u".into(), path: "/p".into() };
+        let s = SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/p".into(),
+        };
         assert_eq!(s.to_string(), "u@h:/p");
-        assert_eq!(SourceInfo { path: String::new(), ..s.clone() }.to_string(), "u@h");
+        assert_eq!(
+            SourceInfo {
+                path: String::new(),
+                ..s.clone()
+            }
+            .to_string(),
+            "u@h"
+        );
         assert_eq!(SourceInfo::default().to_string(), "(global)");
         assert_eq!(s.labels().get("path").map(String::as_str), Some("/p"));
     }
@@ -347,11 +387,19 @@ mod tests {
     fn snapshot_manifest_round_trips() {
         let m = SnapshotManifest {
             id: String::new(),
-            source: SourceInfo { host: "h".into(), user_name: "u".into(), path: "/p".into() },
+            source: SourceInfo {
+                host: "h".into(),
+                user_name: "u".into(),
+                path: "/p".into(),
+            },
             description: String::new(),
             start_time: 1_700_000_000_000_000_000,
             end_time: 1_700_000_001_000_000_000,
-            stats: SnapshotStats { total_file_size: 5, total_file_count: 1, ..Default::default() },
+            stats: SnapshotStats {
+                total_file_size: 5,
+                total_file_count: 1,
+                ..Default::default()
+            },
             incomplete_reason: String::new(),
             root_entry: Some(file_entry()),
             tags: BTreeMap::new(),

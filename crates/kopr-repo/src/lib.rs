@@ -10,9 +10,11 @@ pub mod epoch;
 pub mod error;
 pub mod format_manager;
 pub mod index_cache;
+pub mod manifest;
 pub mod object;
 pub mod repository;
 pub mod session;
+pub mod snapshot;
 
 pub use error::{RepoError, Result};
 pub use repository::{OpenOptions, Repository};

@@ -10,6 +10,7 @@ use crate::content::{ContentManager, WriterIdentity};
 use crate::error::Result;
 use crate::format_manager::{self, CreateOptions, FormatManager};
 use crate::index_cache::BlobCache;
+use crate::manifest::ManifestManager;
 
 /// How to open a repository.
 #[derive(Debug, Clone)]
@@ -41,6 +42,7 @@ pub struct Repository {
     storage: Arc<dyn BlobStorage>,
     format: Arc<FormatManager>,
     contents: ContentManager,
+    manifests: ManifestManager,
     options: OpenOptions,
 }
 
@@ -78,6 +80,7 @@ impl Repository {
             storage,
             format,
             contents,
+            manifests: ManifestManager::new(),
             options,
         })
     }
@@ -97,6 +100,11 @@ impl Repository {
         &self.contents
     }
 
+    /// The manifest manager (snapshots, policies).
+    pub fn manifests(&self) -> &ManifestManager {
+        &self.manifests
+    }
+
     /// The options the repository was opened with.
     pub fn options(&self) -> &OpenOptions {
         &self.options
@@ -104,6 +112,7 @@ impl Repository {
 
     /// Writes everything pending.
     pub fn flush(&self) -> Result<()> {
+        self.manifests.flush(&self.contents)?;
         self.contents.flush()
     }
 }

@@ -1,0 +1,508 @@
+//! Snapshots: uploading a directory tree as objects and directory manifests, saving snapshot
+//! manifests, listing them, and restoring a tree.
+//!
+//! Files whose size and modification time match the previous snapshot of the same source are
+//! not read again: their object ids are reused. Unreadable entries are recorded as errors in
+//! the directory summaries and the snapshot stats, and the snapshot goes on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, DirectorySummary, EntryError, EntryType, Permissions, SnapshotManifest,
+    SnapshotStats, SourceInfo, DIRECTORY_PREFIX, DIRECTORY_STREAM,
+};
+
+use crate::error::{RepoError, Result};
+use crate::object::{read_object, ObjectReader, ObjectWriter, WriterOptions};
+use crate::repository::Repository;
+
+/// How a snapshot is taken.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Compressor for file contents (`None`: Kopia's default policy, no compression).
+    pub compression: Option<String>,
+    /// Free-text description.
+    pub description: String,
+}
+
+/// Progress callbacks' view of the work.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Files hashed so far.
+    pub hashed_files: u64,
+    /// Bytes hashed so far.
+    pub hashed_bytes: u64,
+    /// Files reused from the previous snapshot.
+    pub cached_files: u64,
+    /// Bytes of those.
+    pub cached_bytes: u64,
+    /// Errors so far.
+    pub errors: u64,
+}
+
+struct Uploader<'a> {
+    repo: &'a Repository,
+    opts: &'a UploadOptions,
+    stats: SnapshotStats,
+    progress: Progress,
+    on_progress: &'a mut dyn FnMut(&Progress),
+}
+
+fn mtime_nanos(md: &fs::Metadata) -> i64 {
+    md.modified()
+        .ok()
+        .and_then(|t| chrono::DateTime::<chrono::Utc>::from(t).timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    (md.mode() & 0o7777, md.uid(), md.gid())
+}
+
+#[cfg(not(unix))]
+fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
+    (
+        if md.permissions().readonly() {
+            0o444
+        } else {
+            0o644
+        },
+        0,
+        0,
+    )
+}
+
+impl Uploader<'_> {
+    fn error(&mut self, summary: &mut DirectorySummary, rel: &str, e: impl std::fmt::Display) {
+        summary.fatal_error_count += 1;
+        if summary.failed_entries.len() < 10 {
+            summary.failed_entries.push(EntryError {
+                entry_path: rel.to_string(),
+                error: e.to_string(),
+            });
+        }
+        self.stats.error_count += 1;
+        self.progress.errors += 1;
+    }
+
+    fn upload_file(&mut self, path: &Path, size: i64) -> Result<ObjectId> {
+        let cm = self.repo.contents();
+        let mut f = fs::File::open(path)
+            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+        let mut w = ObjectWriter::new(
+            cm,
+            WriterOptions {
+                prefix: None,
+                compression: self.opts.compression.clone(),
+                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                splitter: None,
+            },
+        )?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            w.write_bytes(&buf[..n])?;
+            self.progress.hashed_bytes += n as u64;
+        }
+        let _ = size;
+        w.result()
+    }
+
+    fn upload_dir(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        previous: Option<&DirManifest>,
+    ) -> Result<(ObjectId, DirectorySummary)> {
+        let mut summary = DirectorySummary::default();
+        let mut names: Vec<(String, PathBuf)> = Vec::new();
+        match fs::read_dir(dir) {
+            Ok(rd) => {
+                for e in rd {
+                    match e {
+                        Ok(e) => {
+                            names.push((e.file_name().to_string_lossy().into_owned(), e.path()))
+                        }
+                        Err(err) => self.error(&mut summary, rel, err),
+                    }
+                }
+            }
+            Err(err) => self.error(&mut summary, rel, err),
+        }
+        names.sort();
+        let prev: HashMap<&str, &DirEntry> = previous
+            .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
+            .unwrap_or_default();
+        let mut entries = Vec::with_capacity(names.len());
+        for (name, path) in names {
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let md = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.error(&mut summary, &child_rel, e);
+                    continue;
+                }
+            };
+            let (mode, uid, gid) = owner(&md);
+            let mtime = mtime_nanos(&md);
+            summary.max_mod_time = summary.max_mod_time.max(mtime);
+            let ft = md.file_type();
+            let mut entry = DirEntry {
+                name: name.clone(),
+                entry_type: EntryType::File,
+                permissions: Permissions(mode),
+                file_size: 0,
+                mod_time: mtime,
+                user_id: uid,
+                group_id: gid,
+                object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
+                dir_summary: None,
+            };
+            if ft.is_dir() {
+                let prev_dir = match prev.get(name.as_str()) {
+                    Some(p) if p.entry_type == EntryType::Directory => {
+                        read_object(self.repo.contents(), &p.object_id)
+                            .ok()
+                            .and_then(|b| DirManifest::decode(&b).ok())
+                    }
+                    _ => None,
+                };
+                let (oid, sub) = self.upload_dir(&path, &child_rel, prev_dir.as_ref())?;
+                summary.total_file_size += sub.total_file_size;
+                summary.total_file_count += sub.total_file_count;
+                summary.total_symlink_count += sub.total_symlink_count;
+                summary.total_dir_count += sub.total_dir_count + 1;
+                summary.fatal_error_count += sub.fatal_error_count;
+                summary.max_mod_time = summary.max_mod_time.max(sub.max_mod_time);
+                for fe in &sub.failed_entries {
+                    if summary.failed_entries.len() < 10 {
+                        summary.failed_entries.push(fe.clone());
+                    }
+                }
+                entry.entry_type = EntryType::Directory;
+                entry.object_id = oid;
+                entry.dir_summary = Some(sub);
+                self.stats.total_directory_count += 1;
+            } else if ft.is_symlink() {
+                let target = match fs::read_link(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.error(&mut summary, &child_rel, e);
+                        continue;
+                    }
+                };
+                let bytes = target.to_string_lossy().into_owned().into_bytes();
+                entry.entry_type = EntryType::Symlink;
+                entry.file_size = bytes.len() as i64;
+                entry.object_id = crate::object::write_object(
+                    self.repo.contents(),
+                    &bytes,
+                    WriterOptions::default(),
+                )?;
+                summary.total_symlink_count += 1;
+            } else if ft.is_file() {
+                let size = md.len() as i64;
+                entry.file_size = size;
+                let cached = prev.get(name.as_str()).filter(|p| {
+                    p.entry_type == EntryType::File && p.file_size == size && p.mod_time == mtime
+                });
+                if let Some(p) = cached {
+                    entry.object_id = p.object_id.clone();
+                    self.stats.cached_files += 1;
+                    self.progress.cached_files += 1;
+                    self.progress.cached_bytes += size as u64;
+                } else {
+                    match self.upload_file(&path, size) {
+                        Ok(oid) => entry.object_id = oid,
+                        Err(e @ RepoError::Invalid(_)) => {
+                            self.error(&mut summary, &child_rel, e);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    self.stats.non_cached_files += 1;
+                    self.progress.hashed_files += 1;
+                }
+                summary.total_file_count += 1;
+                summary.total_file_size += size;
+                self.stats.total_file_count += 1;
+                self.stats.total_file_size += size;
+            } else {
+                continue; // sockets, fifos and devices are not backed up
+            }
+            (self.on_progress)(&self.progress);
+            entries.push(entry);
+        }
+        let manifest = DirManifest {
+            stream: DIRECTORY_STREAM.into(),
+            entries,
+            summary: Some(summary.clone()),
+        };
+        let oid = crate::object::write_object(
+            self.repo.contents(),
+            &manifest.encode(),
+            WriterOptions {
+                prefix: Some(DIRECTORY_PREFIX),
+                compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                splitter: None,
+            },
+        )?;
+        Ok((oid, summary))
+    }
+}
+
+/// Snapshots of `source`, oldest first.
+pub fn list_snapshots(
+    repo: &Repository,
+    source: Option<&SourceInfo>,
+) -> Result<Vec<SnapshotManifest>> {
+    let labels = match source {
+        Some(s) => s.labels(),
+        None => [("type".to_string(), "snapshot".to_string())].into(),
+    };
+    let mut out = Vec::new();
+    for e in repo.manifests().find(repo.contents(), &labels)? {
+        let mut m: SnapshotManifest = serde_json::from_str(e.data.get()).map_err(|err| {
+            RepoError::Invalid(format!("snapshot manifest {} is malformed: {err}", e.id))
+        })?;
+        m.id = e.id;
+        out.push(m);
+    }
+    out.sort_by_key(|m| m.start_time);
+    Ok(out)
+}
+
+/// Loads one snapshot by manifest id.
+pub fn load_snapshot(repo: &Repository, id: &str) -> Result<SnapshotManifest> {
+    let (e, mut m): (_, SnapshotManifest) = repo.manifests().get(repo.contents(), id)?;
+    if e.labels.get("type").map(String::as_str) != Some("snapshot") {
+        return Err(RepoError::Invalid(format!(
+            "manifest {id} is not a snapshot"
+        )));
+    }
+    m.id = e.id;
+    Ok(m)
+}
+
+/// Takes a snapshot of `dir` as `source`, saves its manifest and flushes the repository.
+pub fn create_snapshot(
+    repo: &Repository,
+    dir: &Path,
+    source: &SourceInfo,
+    opts: &UploadOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<SnapshotManifest> {
+    let start = repo.contents().clock().now();
+    let md = fs::metadata(dir)
+        .map_err(|e| RepoError::Invalid(format!("cannot snapshot {}: {e}", dir.display())))?;
+    if !md.is_dir() {
+        return Err(RepoError::Invalid(format!(
+            "cannot snapshot {}: not a directory",
+            dir.display()
+        )));
+    }
+    let previous = list_snapshots(repo, Some(source))?
+        .into_iter()
+        .rev()
+        .find(|m| m.incomplete_reason.is_empty())
+        .and_then(|m| m.root_entry)
+        .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
+        .and_then(|b| DirManifest::decode(&b).ok());
+    let mut up = Uploader {
+        repo,
+        opts,
+        stats: SnapshotStats::default(),
+        progress: Progress::default(),
+        on_progress,
+    };
+    let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
+    let (mode, uid, gid) = owner(&md);
+    let root = DirEntry {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into()),
+        entry_type: EntryType::Directory,
+        permissions: Permissions(mode),
+        file_size: 0,
+        mod_time: mtime_nanos(&md),
+        user_id: uid,
+        group_id: gid,
+        object_id: oid,
+        dir_summary: Some(summary),
+    };
+    let mut stats = up.stats;
+    stats.total_directory_count += 1;
+    let end = repo.contents().clock().now();
+    let mut manifest = SnapshotManifest {
+        id: String::new(),
+        source: source.clone(),
+        description: opts.description.clone(),
+        start_time: start.timestamp_nanos_opt().unwrap_or(0),
+        end_time: end.timestamp_nanos_opt().unwrap_or(0),
+        stats,
+        incomplete_reason: String::new(),
+        root_entry: Some(root),
+        tags: BTreeMap::new(),
+        storage_stats: None,
+        pins: vec![],
+    };
+    // Data and directories first, so the manifest never points at unwritten contents.
+    repo.contents().flush()?;
+    manifest.id = repo
+        .manifests()
+        .put(repo.contents(), source.labels(), &manifest)?;
+    repo.flush()?;
+    Ok(manifest)
+}
+
+/// Options of a restore.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// Replace existing files.
+    pub overwrite: bool,
+    /// Restore owners (needs root).
+    pub restore_owners: bool,
+}
+
+/// Counters of a restore.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Files written.
+    pub files: u64,
+    /// Directories created.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+fn io_err(p: &Path, e: std::io::Error) -> RepoError {
+    RepoError::Invalid(format!("{}: {e}", p.display()))
+}
+
+/// Restores the tree of `entry` (a directory, file or symlink) to `dest`.
+pub fn restore(
+    repo: &Repository,
+    entry: &DirEntry,
+    dest: &Path,
+    opts: RestoreOptions,
+) -> Result<RestoreStats> {
+    if entry.entry_type == EntryType::Directory && dest.exists() && !opts.overwrite {
+        let non_empty = fs::read_dir(dest)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+        if non_empty {
+            return Err(RepoError::Invalid(format!(
+                "{} already exists and is not empty (use --overwrite to restore into it)",
+                dest.display()
+            )));
+        }
+    }
+    let mut stats = RestoreStats::default();
+    restore_entry(repo, entry, dest, opts, &mut stats)?;
+    Ok(stats)
+}
+
+fn restore_entry(
+    repo: &Repository,
+    e: &DirEntry,
+    dest: &Path,
+    opts: RestoreOptions,
+    st: &mut RestoreStats,
+) -> Result<()> {
+    let cm = repo.contents();
+    match e.entry_type {
+        EntryType::Directory => {
+            fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
+            let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
+            for child in &dm.entries {
+                if child.name.is_empty()
+                    || child.name == "."
+                    || child.name == ".."
+                    || child.name.contains('/')
+                {
+                    return Err(RepoError::Invalid(format!(
+                        "unsafe entry name {:?} in directory {}",
+                        child.name, e.object_id
+                    )));
+                }
+                restore_entry(repo, child, &dest.join(&child.name), opts, st)?;
+            }
+            st.dirs += 1;
+        }
+        EntryType::File => {
+            if dest.exists() && !opts.overwrite {
+                return Err(RepoError::Invalid(format!(
+                    "{} already exists (use --overwrite)",
+                    dest.display()
+                )));
+            }
+            let tmp = dest.with_file_name(format!(".kopr-restore-{:016x}", rand::random::<u64>()));
+            let mut f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
+            let mut r = ObjectReader::open(cm, &e.object_id)?;
+            let n = std::io::copy(&mut r, &mut f).map_err(|err| io_err(dest, err))?;
+            f.flush().map_err(|err| io_err(&tmp, err))?;
+            drop(f);
+            fs::rename(&tmp, dest).map_err(|err| io_err(dest, err))?;
+            st.files += 1;
+            st.bytes += n;
+        }
+        EntryType::Symlink => {
+            let target = String::from_utf8_lossy(&read_object(cm, &e.object_id)?).into_owned();
+            if fs::symlink_metadata(dest).is_ok() {
+                if !opts.overwrite {
+                    return Err(RepoError::Invalid(format!(
+                        "{} already exists (use --overwrite)",
+                        dest.display()
+                    )));
+                }
+                fs::remove_file(dest).map_err(|err| io_err(dest, err))?;
+            }
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&target, dest).map_err(|err| io_err(dest, err))?;
+            st.symlinks += 1;
+            return Ok(());
+        }
+        EntryType::Unknown => return Ok(()),
+    }
+    set_metadata(e, dest, opts)
+}
+
+fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if opts.restore_owners {
+            let _ = std::os::unix::fs::lchown(dest, Some(e.user_id), Some(e.group_id));
+        }
+        if e.permissions.0 != 0 {
+            fs::set_permissions(dest, fs::Permissions::from_mode(e.permissions.0))
+                .map_err(|err| io_err(dest, err))?;
+        }
+    }
+    let t = kopr_format::snapshot::utc_nanos::to_time(e.mod_time);
+    let times = fs::FileTimes::new().set_modified(t.into());
+    if let Ok(f) = fs::File::options().read(true).open(dest) {
+        let _ = f.set_times(times);
+    }
+    Ok(())
+}
