@@ -33,6 +33,87 @@ pub enum Command {
     /// Commands to manipulate content index.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Commands to manipulate snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// List a directory stored in repository object.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Object ID or snapshot ID (optionally with /sub/path).
+        object_path: String,
+        /// Long output.
+        #[arg(long, short = 'l')]
+        long: bool,
+        /// Recursive output.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        /// Show object IDs.
+        #[arg(long = "show-object-id", short = 'o')]
+        show_object_id: bool,
+    },
+    /// Displays the contents of a repository object.
+    #[command(visible_alias = "cat")]
+    Show {
+        /// Object ID or snapshot ID (optionally with /sub/path).
+        object_path: String,
+    },
+}
+
+/// `snapshot …`
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Creates a snapshot of local directory or file.
+    Create {
+        /// Files or directories to create snapshot(s) of.
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// Free-form snapshot description.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Compression for file contents (e.g. zstd-fastest); none by default, as Kopia's policy.
+        #[arg(long)]
+        compression: Option<String>,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots of files and directories.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// File or directory to show history of.
+        source: Option<PathBuf>,
+        /// Show all snapshots (not just current username/host).
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Include manifest item ID.
+        #[arg(long = "manifest-id", short = 'm')]
+        manifest_id: bool,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a directory or file from a snapshot into the specified target path.
+    Restore {
+        /// Snapshot ID or root object ID (optionally with /sub/path).
+        source: String,
+        /// Where to restore.
+        target: PathBuf,
+        /// Overwrite existing files and directories.
+        #[arg(long, visible_alias = "overwrite-files")]
+        overwrite: bool,
+        /// Restore file owners (root only).
+        #[arg(long = "restore-owners")]
+        restore_owners: bool,
+    },
+    /// Explicitly delete a snapshot by providing a snapshot ID.
+    Delete {
+        /// Snapshot IDs to be deleted.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Confirm deletion.
+        #[arg(long)]
+        delete: bool,
+    },
 }
 
 /// `repository …`

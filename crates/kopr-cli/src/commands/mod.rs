@@ -4,6 +4,7 @@ mod blob;
 mod content;
 mod index;
 mod repository;
+mod snapshot;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -94,6 +95,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Ls {
+            object_path,
+            long,
+            recursive,
+            show_object_id,
+        } => snapshot::ls(&ctx, &object_path, long, recursive, show_object_id),
+        Command::Show { object_path } => snapshot::show(&ctx, &object_path),
     }
 }
 

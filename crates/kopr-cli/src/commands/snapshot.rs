@@ -1,0 +1,363 @@
+//! `snapshot create | ls | restore | delete`, `ls` and `show`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SourceInfo,
+};
+use kopr_repo::object::{read_object, ObjectReader};
+use kopr_repo::snapshot::{self as snap, Progress, RestoreOptions, UploadOptions};
+use kopr_repo::Repository;
+
+use super::{format_timestamp, Context};
+use crate::app::SnapshotCommand;
+use crate::config::ConnectionConfig;
+use crate::units;
+
+fn source_for(cfg: &ConnectionConfig, path: &Path) -> Result<SourceInfo> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("invalid source {}", path.display()))?;
+    Ok(SourceInfo {
+        host: cfg.hostname.clone(),
+        user_name: cfg.username.clone(),
+        path: abs.to_string_lossy().into_owned(),
+    })
+}
+
+/// Go's `os.FileMode.String()` for the modes kopr records.
+pub fn mode_string(t: EntryType, p: Permissions) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match t {
+        EntryType::Directory => 'd',
+        EntryType::Symlink => 'L',
+        _ => '-',
+    });
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        s.push(if p.0 & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    s
+}
+
+fn ts(nanos: i64) -> String {
+    format_timestamp(kopr_format::snapshot::utc_nanos::to_time(nanos))
+}
+
+pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
+    let (cfg, repo) = ctx.open_repository()?;
+    match cmd {
+        SnapshotCommand::Create {
+            sources,
+            description,
+            compression,
+            json: as_json,
+        } => {
+            if let Some(c) = &compression {
+                if kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
+                    bail!("unknown compression algorithm {c:?}");
+                }
+            }
+            if cfg.read_only {
+                bail!("repository is connected read-only");
+            }
+            for src in sources {
+                let si = source_for(&cfg, &src)?;
+                let started = Instant::now();
+                let tty = std::io::stderr().is_terminal() && !as_json;
+                let mut last = Instant::now() - Duration::from_secs(1);
+                let mut on_progress = |p: &Progress| {
+                    if tty && last.elapsed() >= Duration::from_millis(200) {
+                        last = Instant::now();
+                        eprint!(
+                            "\r * {} hashed ({}), {} cached ({}), {} errors   ",
+                            p.hashed_files,
+                            units::bytes(p.hashed_bytes as i64),
+                            p.cached_files,
+                            units::bytes(p.cached_bytes as i64),
+                            p.errors
+                        );
+                        let _ = std::io::stderr().flush();
+                    }
+                };
+                if !as_json {
+                    eprintln!("Snapshotting {si} ...");
+                }
+                let m = snap::create_snapshot(
+                    &repo,
+                    &src,
+                    &si,
+                    &UploadOptions {
+                        compression: compression.clone(),
+                        description: description.clone(),
+                    },
+                    &mut on_progress,
+                )?;
+                if tty {
+                    eprintln!();
+                }
+                let root = m
+                    .root_entry
+                    .as_ref()
+                    .map(|r| r.object_id.to_string())
+                    .unwrap_or_default();
+                if as_json {
+                    println!("{}", serde_json::to_string_pretty(&m)?);
+                } else {
+                    let st = &m.stats;
+                    println!(
+                        "Created snapshot with root {root} and ID {} in {:.1}s: {} files ({}), {} cached, {} directories, {} errors",
+                        m.id,
+                        started.elapsed().as_secs_f64(),
+                        st.total_file_count,
+                        units::bytes(st.total_file_size),
+                        st.cached_files,
+                        st.total_directory_count,
+                        st.error_count
+                    );
+                }
+                if m.stats.error_count > 0 {
+                    for fe in m
+                        .root_entry
+                        .as_ref()
+                        .and_then(|r| r.dir_summary.as_ref())
+                        .map(|s| s.failed_entries.clone())
+                        .unwrap_or_default()
+                    {
+                        eprintln!("error: {}: {}", fe.entry_path, fe.error);
+                    }
+                }
+            }
+            Ok(())
+        }
+        SnapshotCommand::Ls {
+            source,
+            all,
+            manifest_id,
+            json: as_json,
+        } => {
+            let filter = match &source {
+                Some(p) => Some(source_for(&cfg, p)?),
+                None => None,
+            };
+            let mut list = snap::list_snapshots(&repo, filter.as_ref())?;
+            if filter.is_none() && !all {
+                list.retain(|m| {
+                    m.source.host == cfg.hostname && m.source.user_name == cfg.username
+                });
+            }
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let mut by_source: std::collections::BTreeMap<SourceInfo, Vec<&SnapshotManifest>> =
+                Default::default();
+            for m in &list {
+                by_source.entry(m.source.clone()).or_default().push(m);
+            }
+            let mut first = true;
+            for (src, snaps) in by_source {
+                if !first {
+                    println!();
+                }
+                first = false;
+                println!("{src}");
+                for m in snaps {
+                    let Some(root) = &m.root_entry else { continue };
+                    let size = root
+                        .dir_summary
+                        .as_ref()
+                        .map(|s| s.total_file_size)
+                        .unwrap_or(root.file_size);
+                    let mut bits = vec![
+                        units::bytes(size),
+                        mode_string(root.entry_type, root.permissions),
+                    ];
+                    if manifest_id {
+                        bits.push(format!("manifest:{}", m.id));
+                    }
+                    if let Some(s) = &root.dir_summary {
+                        bits.push(format!("files:{}", s.total_file_count));
+                        bits.push(format!("dirs:{}", s.total_dir_count));
+                        if s.fatal_error_count > 0 {
+                            bits.push(format!("errors:{}", s.fatal_error_count));
+                        }
+                    }
+                    if !m.incomplete_reason.is_empty() {
+                        bits.insert(0, format!("incomplete:{}", m.incomplete_reason));
+                    }
+                    println!(
+                        "  {} {} {}",
+                        ts(m.start_time),
+                        root.object_id,
+                        bits.join(" ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        SnapshotCommand::Restore {
+            source,
+            target,
+            overwrite,
+            restore_owners,
+        } => {
+            let entry = resolve(&repo, &source)?;
+            let started = Instant::now();
+            let st = snap::restore(
+                &repo,
+                &entry,
+                &target,
+                RestoreOptions {
+                    overwrite,
+                    restore_owners,
+                },
+            )?;
+            println!(
+                "Restored {} files, {} directories and {} symbolic links ({}) in {:.1}s.",
+                st.files,
+                st.dirs,
+                st.symlinks,
+                units::bytes(st.bytes as i64),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        SnapshotCommand::Delete { ids, delete } => {
+            for id in &ids {
+                let m = snap::load_snapshot(&repo, id)
+                    .with_context(|| format!("snapshot {id} not found"))?;
+                if !delete {
+                    println!(
+                        "Would delete snapshot {id} of {} at {} (pass --delete to confirm)",
+                        m.source,
+                        ts(m.start_time)
+                    );
+                    continue;
+                }
+                repo.manifests().delete(repo.contents(), id)?;
+                println!(
+                    "Deleted snapshot {id} of {} at {}",
+                    m.source,
+                    ts(m.start_time)
+                );
+            }
+            repo.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves `ID[/sub/path]` where ID is a snapshot manifest id or an object id.
+fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
+    let (head, rest) = spec.split_once('/').unwrap_or((spec, ""));
+    let mut entry = match snap::load_snapshot(repo, head) {
+        Ok(m) => m
+            .root_entry
+            .ok_or_else(|| anyhow!("snapshot {head} has no root"))?,
+        Err(_) => {
+            let oid: ObjectId = head
+                .parse()
+                .with_context(|| format!("{head:?} is neither a snapshot ID nor an object ID"))?;
+            let is_dir = oid.content_id().and_then(|c| c.prefix()) == Some(b'k')
+                || read_object(repo.contents(), &oid)
+                    .ok()
+                    .is_some_and(|b| DirManifest::decode(&b).is_ok());
+            DirEntry {
+                name: String::new(),
+                entry_type: if is_dir {
+                    EntryType::Directory
+                } else {
+                    EntryType::File
+                },
+                permissions: Permissions(0),
+                file_size: 0,
+                mod_time: 0,
+                user_id: 0,
+                group_id: 0,
+                object_id: oid,
+                dir_summary: None,
+            }
+        }
+    };
+    for part in rest.split('/').filter(|p| !p.is_empty()) {
+        if entry.entry_type != EntryType::Directory {
+            bail!("{part}: parent is not a directory");
+        }
+        let dm = DirManifest::decode(&read_object(repo.contents(), &entry.object_id)?)?;
+        entry = dm
+            .entries
+            .into_iter()
+            .find(|e| e.name == part)
+            .ok_or_else(|| anyhow!("{part} not found in {spec}"))?;
+    }
+    Ok(entry)
+}
+
+pub fn ls(ctx: &Context, spec: &str, long: bool, recursive: bool, show_oid: bool) -> Result<()> {
+    let (_, repo) = ctx.open_repository()?;
+    let entry = resolve(&repo, spec)?;
+    if entry.entry_type != EntryType::Directory {
+        bail!("{spec} is not a directory");
+    }
+    list_dir(&repo, &entry.object_id, "", long, recursive, show_oid)
+}
+
+fn list_dir(
+    repo: &Repository,
+    oid: &ObjectId,
+    prefix: &str,
+    long: bool,
+    recursive: bool,
+    show_oid: bool,
+) -> Result<()> {
+    let dm = DirManifest::decode(&read_object(repo.contents(), oid)?)?;
+    let mut out = std::io::stdout().lock();
+    for e in &dm.entries {
+        let name = if e.entry_type == EntryType::Directory {
+            format!("{prefix}{}/", e.name)
+        } else {
+            format!("{prefix}{}", e.name)
+        };
+        let size = e
+            .dir_summary
+            .as_ref()
+            .map(|s| s.total_file_size)
+            .unwrap_or(e.file_size);
+        let oid_col = if show_oid {
+            format!("{} ", e.object_id)
+        } else {
+            String::new()
+        };
+        if long {
+            writeln!(
+                out,
+                "{} {:>12} {} {}{}",
+                mode_string(e.entry_type, e.permissions),
+                size,
+                ts(e.mod_time),
+                oid_col,
+                name
+            )?;
+        } else {
+            writeln!(out, "{oid_col}{name}")?;
+        }
+        if recursive && e.entry_type == EntryType::Directory {
+            drop(out);
+            list_dir(repo, &e.object_id, &name, long, recursive, show_oid)?;
+            out = std::io::stdout().lock();
+        }
+    }
+    Ok(())
+}
+
+pub fn show(ctx: &Context, spec: &str) -> Result<()> {
+    let (_, repo) = ctx.open_repository()?;
+    let entry = resolve(&repo, spec)?;
+    let mut r = ObjectReader::open(repo.contents(), &entry.object_id)?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut r, &mut out)?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Drives `kopr snapshot create | ls | restore | delete`, `ls` and `show` end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kopr(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kopr"))
+        .args(args)
+        .env("KOPR_CONFIG_PATH", cfg)
+        .env("KOPR_PASSWORD", "pw123")
+        .env_remove("KOPIA_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(cfg: &Path, args: &[&str]) -> String {
+    let out = kopr(cfg, args);
+    assert!(
+        out.status.success(),
+        "kopr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn snapshot_lifecycle_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("repository.config");
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(src.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
+    let repo = tmp.path().join("repo");
+    ok(
+        &cfg,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ],
+    );
+
+    let created = ok(&cfg, &["snapshot", "create", src.to_str().unwrap()]);
+    assert!(
+        created.starts_with("Created snapshot with root k"),
+        "{created}"
+    );
+    let again = ok(
+        &cfg,
+        &["snapshot", "create", src.to_str().unwrap(), "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["stats"]["cachedFiles"], 2);
+    assert_eq!(v["stats"]["nonCachedFiles"], 0);
+
+    let listed = ok(&cfg, &["snapshot", "ls", "-m"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[0].ends_with(&format!(
+            ":{}",
+            std::fs::canonicalize(&src).unwrap().display()
+        )),
+        "{listed}"
+    );
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[1].contains(" drwx") && lines[1].contains("files:2"),
+        "{listed}"
+    );
+    let id = lines[1]
+        .split("manifest:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let ls = ok(&cfg, &["ls", "-l", &id]);
+    assert!(ls.lines().any(|l| l.ends_with(" a.txt")), "{ls}");
+    assert!(ls.lines().any(|l| l.ends_with(" sub/")), "{ls}");
+    assert_eq!(ok(&cfg, &["show", &format!("{id}/a.txt")]), "alpha");
+
+    let dst = tmp.path().join("restored");
+    ok(&cfg, &["snapshot", "restore", &id, dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
+    assert_eq!(
+        std::fs::read(dst.join("sub/b.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let refused = kopr(&cfg, &["snapshot", "restore", &id, dst.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--overwrite"));
+
+    // delete needs --delete, then the snapshot is gone
+    let dry = ok(&cfg, &["snapshot", "delete", &id]);
+    assert!(dry.contains("--delete"), "{dry}");
+    assert_eq!(ok(&cfg, &["snapshot", "ls"]).lines().count(), 3);
+    ok(&cfg, &["snapshot", "delete", &id, "--delete"]);
+    assert_eq!(ok(&cfg, &["snapshot", "ls"]).lines().count(), 2);
+
+    let missing = kopr(
+        &cfg,
+        &[
+            "snapshot",
+            "create",
+            tmp.path().join("nope").to_str().unwrap(),
+        ],
+    );
+    assert!(!missing.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr)
+            .trim()
+            .lines()
+            .count(),
+        1
+    );
+}
