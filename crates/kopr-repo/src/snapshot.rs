@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::object_id::ObjectId;
@@ -43,6 +44,81 @@ pub struct Progress {
     pub cached_bytes: u64,
     /// Errors so far.
     pub errors: u64,
+}
+
+/// Reads one file into an object; `hashed` counts bytes read.
+fn upload_file(
+    repo: &Repository,
+    compression: Option<&str>,
+    path: &Path,
+    hashed: &AtomicU64,
+) -> Result<ObjectId> {
+    let mut f =
+        fs::File::open(path).map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+    let mut w = ObjectWriter::new(
+        repo.contents(),
+        WriterOptions {
+            prefix: None,
+            compression: compression.map(str::to_string),
+            metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+            splitter: None,
+        },
+    )?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        w.write_bytes(&buf[..n])?;
+        hashed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    w.result()
+}
+
+/// Uploads files on every core; results come back in input order.
+fn upload_files(
+    repo: &Repository,
+    compression: Option<&str>,
+    paths: &[PathBuf],
+    hashed: &AtomicU64,
+) -> Vec<Result<ObjectId>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(paths.len().max(1));
+    if workers <= 1 {
+        return paths
+            .iter()
+            .map(|p| upload_file(repo, compression, p, hashed))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<ObjectId>>>> =
+        paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = paths.get(i) else { break };
+                let r = upload_file(repo, compression, p, hashed);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(RepoError::Invalid("upload worker failed".into())))
+        })
+        .collect()
 }
 
 struct Uploader<'a> {
@@ -92,34 +168,6 @@ impl Uploader<'_> {
         self.progress.errors += 1;
     }
 
-    fn upload_file(&mut self, path: &Path, size: i64) -> Result<ObjectId> {
-        let cm = self.repo.contents();
-        let mut f = fs::File::open(path)
-            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
-        let mut w = ObjectWriter::new(
-            cm,
-            WriterOptions {
-                prefix: None,
-                compression: self.opts.compression.clone(),
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                splitter: None,
-            },
-        )?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            w.write_bytes(&buf[..n])?;
-            self.progress.hashed_bytes += n as u64;
-        }
-        let _ = size;
-        w.result()
-    }
-
     fn upload_dir(
         &mut self,
         dir: &Path,
@@ -146,6 +194,8 @@ impl Uploader<'_> {
             .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
             .unwrap_or_default();
         let mut entries = Vec::with_capacity(names.len());
+        // (entry index, Some((path, relative path)) when the file must be read)
+        let mut files: Vec<(usize, Option<(PathBuf, String)>)> = Vec::new();
         for (name, path) in names {
             let child_rel = if rel.is_empty() {
                 name.clone()
@@ -227,28 +277,57 @@ impl Uploader<'_> {
                     self.stats.cached_files += 1;
                     self.progress.cached_files += 1;
                     self.progress.cached_bytes += size as u64;
+                    files.push((entries.len(), None));
                 } else {
-                    match self.upload_file(&path, size) {
-                        Ok(oid) => entry.object_id = oid,
-                        Err(e @ RepoError::Invalid(_)) => {
-                            self.error(&mut summary, &child_rel, e);
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    self.stats.non_cached_files += 1;
-                    self.progress.hashed_files += 1;
+                    files.push((entries.len(), Some((path.clone(), child_rel.clone()))));
                 }
-                summary.total_file_count += 1;
-                summary.total_file_size += size;
-                self.stats.total_file_count += 1;
-                self.stats.total_file_size += size;
             } else {
                 continue; // sockets, fifos and devices are not backed up
             }
             (self.on_progress)(&self.progress);
             entries.push(entry);
         }
+        let to_upload: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|(_, u)| u.as_ref().map(|(p, _)| p.clone()))
+            .collect();
+        let hashed = AtomicU64::new(0);
+        let mut results = upload_files(
+            self.repo,
+            self.opts.compression.as_deref(),
+            &to_upload,
+            &hashed,
+        )
+        .into_iter();
+        self.progress.hashed_bytes += hashed.load(Ordering::Relaxed);
+        let mut failed = Vec::new();
+        for (idx, upload) in &files {
+            if let Some((_, rel_path)) = upload {
+                match results.next() {
+                    Some(Ok(oid)) => {
+                        entries[*idx].object_id = oid;
+                        self.stats.non_cached_files += 1;
+                        self.progress.hashed_files += 1;
+                    }
+                    Some(Err(e @ RepoError::Invalid(_))) => {
+                        self.error(&mut summary, rel_path, e);
+                        failed.push(*idx);
+                        continue;
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(RepoError::Invalid("upload result missing".into())),
+                }
+            }
+            let size = entries[*idx].file_size;
+            summary.total_file_count += 1;
+            summary.total_file_size += size;
+            self.stats.total_file_count += 1;
+            self.stats.total_file_size += size;
+        }
+        for idx in failed.into_iter().rev() {
+            entries.remove(idx);
+        }
+        (self.on_progress)(&self.progress);
         let manifest = DirManifest {
             stream: DIRECTORY_STREAM.into(),
             entries,
