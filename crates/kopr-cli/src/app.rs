@@ -105,6 +105,14 @@ pub enum SnapshotCommand {
         #[arg(long = "restore-owners")]
         restore_owners: bool,
     },
+    /// Verify the contents of snapshots: every content is read, authenticated and decoded.
+    Verify {
+        /// Snapshot IDs to verify (all snapshots when none).
+        ids: Vec<String>,
+        /// Accepted for Kopia compatibility: kopr always reads 100% of the file contents.
+        #[arg(long = "verify-files-percent", default_value_t = 100.0)]
+        verify_files_percent: f64,
+    },
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete {
         /// Snapshot IDs to be deleted.

@@ -98,6 +98,13 @@ fn snapshot_lifecycle_through_the_cli() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--overwrite"));
 
+    let verified = ok(&cfg, &["snapshot", "verify"]);
+    assert!(
+        verified.starts_with("Verified 2 snapshots, ")
+            && verified.trim_end().ends_with(": 0 errors."),
+        "{verified}"
+    );
+
     // delete needs --delete, then the snapshot is gone
     let dry = ok(&cfg, &["snapshot", "delete", &id]);
     assert!(dry.contains("--delete"), "{dry}");

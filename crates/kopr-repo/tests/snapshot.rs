@@ -309,3 +309,46 @@ fn unreadable_files_are_recorded_not_fatal() {
         "secret"
     );
 }
+
+#[test]
+fn verify_reports_every_damaged_file_by_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let root = m.root_entry.unwrap();
+    let clean = kopr_repo::snapshot::verify(&repo, &root, "");
+    assert!(clean.errors.is_empty(), "{:?}", clean.errors);
+    assert!(clean.bytes >= 5 << 20);
+    // corrupt the content holding small.txt inside its pack
+    let dm = kopr_format::snapshot::DirManifest::decode(
+        &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
+    )
+    .unwrap();
+    let small = dm.entries.iter().find(|e| e.name == "small.txt").unwrap();
+    let info = repo
+        .contents()
+        .content_info(&small.object_id.content_id().unwrap())
+        .unwrap()
+        .unwrap();
+    let mut pack = st.get_blob(&info.pack_blob_id, 0, None).unwrap();
+    pack[info.pack_offset as usize + 20] ^= 0x55;
+    st.put_blob(&info.pack_blob_id, &pack, &Default::default())
+        .unwrap();
+    let report = kopr_repo::snapshot::verify(&repo, &root, "");
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].starts_with("/small.txt: content "),
+        "{}",
+        report.errors[0]
+    );
+    assert!(report.errors[0].contains("corrupt"), "{}", report.errors[0]);
+}

@@ -225,6 +225,47 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             );
             Ok(())
         }
+        SnapshotCommand::Verify {
+            ids,
+            verify_files_percent: _,
+        } => {
+            let snaps = if ids.is_empty() {
+                snap::list_snapshots(&repo, None)?
+            } else {
+                ids.iter()
+                    .map(|id| {
+                        snap::load_snapshot(&repo, id)
+                            .with_context(|| format!("snapshot {id} not found"))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let mut errors = 0usize;
+            let (mut objects, mut bytes) = (0u64, 0u64);
+            for m in &snaps {
+                let Some(root) = &m.root_entry else { continue };
+                let r = snap::verify(&repo, root, &m.source.path);
+                objects += r.objects;
+                bytes += r.bytes;
+                for e in &r.errors {
+                    eprintln!(
+                        "error: snapshot {} ({} at {}): {e}",
+                        m.id,
+                        m.source,
+                        ts(m.start_time)
+                    );
+                }
+                errors += r.errors.len();
+            }
+            println!(
+                "Verified {} snapshots, {objects} objects, {} of data: {errors} errors.",
+                snaps.len(),
+                units::bytes(bytes as i64)
+            );
+            if errors > 0 {
+                bail!("{errors} errors found while verifying snapshots");
+            }
+            Ok(())
+        }
         SnapshotCommand::Delete { ids, delete } => {
             for id in &ids {
                 let m = snap::load_snapshot(&repo, id)
