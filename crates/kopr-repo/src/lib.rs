@@ -9,6 +9,7 @@ pub mod content;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;
+pub mod ignore;
 pub mod index_cache;
 pub mod manifest;
 pub mod object;

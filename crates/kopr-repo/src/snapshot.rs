@@ -127,6 +127,7 @@ struct Uploader<'a> {
     stats: SnapshotStats,
     progress: Progress,
     on_progress: &'a mut dyn FnMut(&Progress),
+    rules: Vec<crate::ignore::Rule>,
 }
 
 fn mtime_nanos(md: &fs::Metadata) -> i64 {
@@ -190,6 +191,10 @@ impl Uploader<'_> {
             Err(err) => self.error(&mut summary, rel, err),
         }
         names.sort();
+        let rules_before = self.rules.len();
+        if let Ok(text) = fs::read_to_string(dir.join(crate::ignore::IGNORE_FILE)) {
+            self.rules.extend(crate::ignore::parse(rel, &text));
+        }
         let prev: HashMap<&str, &DirEntry> = previous
             .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
             .unwrap_or_default();
@@ -209,6 +214,15 @@ impl Uploader<'_> {
                     continue;
                 }
             };
+            if crate::ignore::is_ignored(&self.rules, &child_rel, md.is_dir()) {
+                if md.is_dir() {
+                    self.stats.excluded_dir_count += 1;
+                } else {
+                    self.stats.excluded_file_count += 1;
+                    self.stats.excluded_total_file_size += md.len() as i64;
+                }
+                continue;
+            }
             let (mode, uid, gid) = owner(&md);
             let mtime = mtime_nanos(&md);
             summary.max_mod_time = summary.max_mod_time.max(mtime);
@@ -328,6 +342,7 @@ impl Uploader<'_> {
             entries.remove(idx);
         }
         (self.on_progress)(&self.progress);
+        self.rules.truncate(rules_before);
         let manifest = DirManifest {
             stream: DIRECTORY_STREAM.into(),
             entries,
@@ -410,6 +425,7 @@ pub fn create_snapshot(
         stats: SnapshotStats::default(),
         progress: Progress::default(),
         on_progress,
+        rules: Vec::new(),
     };
     let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
     let (mode, uid, gid) = owner(&md);

@@ -352,3 +352,61 @@ fn verify_reports_every_damaged_file_by_path() {
     );
     assert!(report.errors[0].contains("corrupt"), "{}", report.errors[0]);
 }
+
+#[test]
+fn kopiaignore_rules_exclude_files_and_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("cache/deep")).unwrap();
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join(".kopiaignore"), "*.tmp\ncache/\n").unwrap();
+    fs::write(src.join("keep.txt"), b"k").unwrap();
+    fs::write(src.join("drop.tmp"), b"1234").unwrap();
+    fs::write(src.join("cache/deep/x"), b"x").unwrap();
+    fs::write(src.join("sub/.kopiaignore"), "!important.tmp\nsecret\n").unwrap();
+    fs::write(src.join("sub/important.tmp"), b"i").unwrap();
+    fs::write(src.join("sub/other.tmp"), b"o").unwrap();
+    fs::write(src.join("sub/secret"), b"s").unwrap();
+    fs::write(
+        src.join("secret"),
+        b"top-level secret is not covered by sub's rules",
+    )
+    .unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        m.stats.excluded_file_count, 3,
+        "drop.tmp, sub/other.tmp, sub/secret"
+    );
+    assert_eq!(m.stats.excluded_dir_count, 1);
+    let dst = tmp.path().join("dst");
+    restore(
+        &repo,
+        m.root_entry.as_ref().unwrap(),
+        &dst,
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    let got: Vec<String> = walk(&dst)
+        .into_iter()
+        .map(|e| e.0.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ".kopiaignore",
+            "keep.txt",
+            "secret",
+            "sub",
+            "sub/.kopiaignore",
+            "sub/important.tmp"
+        ]
+    );
+}
