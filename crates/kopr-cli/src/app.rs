@@ -113,6 +113,13 @@ pub enum SnapshotCommand {
         #[arg(long = "verify-files-percent", default_value_t = 100.0)]
         verify_files_percent: f64,
     },
+    /// Displays differences between two snapshots (or directory object IDs).
+    Diff {
+        /// First snapshot ID or object ID.
+        first: String,
+        /// Second snapshot ID or object ID.
+        second: String,
+    },
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete {
         /// Snapshot IDs to be deleted.

@@ -410,3 +410,58 @@ fn kopiaignore_rules_exclude_files_and_directories() {
         ]
     );
 }
+
+#[test]
+fn diff_lists_added_removed_and_modified_entries() {
+    use kopr_format::snapshot::EntryType;
+    use kopr_repo::snapshot::{diff, Change};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("same")).unwrap();
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("same/x"), b"x").unwrap();
+    fs::write(src.join("d/change"), b"v1").unwrap();
+    fs::write(src.join("gone"), b"g").unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let a = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    fs::write(src.join("d/change"), b"v2!").unwrap();
+    fs::remove_file(src.join("gone")).unwrap();
+    fs::write(src.join("new"), b"n").unwrap();
+    let b = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut changes = diff(
+        &repo,
+        a.root_entry.as_ref().unwrap(),
+        b.root_entry.as_ref().unwrap(),
+    )
+    .unwrap();
+    changes.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        changes,
+        vec![
+            Change::Added("./new".into(), EntryType::File),
+            Change::Modified("./d/change".into(), EntryType::File),
+            Change::Removed("./gone".into(), EntryType::File),
+        ]
+    );
+    assert!(diff(
+        &repo,
+        a.root_entry.as_ref().unwrap(),
+        a.root_entry.as_ref().unwrap()
+    )
+    .unwrap()
+    .is_empty());
+}

@@ -266,6 +266,26 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             }
             Ok(())
         }
+        SnapshotCommand::Diff { first, second } => {
+            let (a, b) = (resolve(&repo, &first)?, resolve(&repo, &second)?);
+            if a.entry_type != EntryType::Directory || b.entry_type != EntryType::Directory {
+                bail!("diff compares directories");
+            }
+            for c in snap::diff(&repo, &a, &b)? {
+                let (what, path, t) = match &c {
+                    snap::Change::Added(p, t) => ("added", p, t),
+                    snap::Change::Removed(p, t) => ("removed", p, t),
+                    snap::Change::Modified(p, t) => ("changed", p, t),
+                };
+                let kind = match t {
+                    EntryType::Directory => "directory",
+                    EntryType::Symlink => "symlink",
+                    _ => "file",
+                };
+                println!("{what} {kind} {path}");
+            }
+            Ok(())
+        }
         SnapshotCommand::Delete { ids, delete } => {
             for id in &ids {
                 let m = snap::load_snapshot(&repo, id)
