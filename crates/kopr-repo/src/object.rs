@@ -37,6 +37,9 @@ pub struct ObjectWriter<'a> {
     buf: Vec<u8>,
     entries: Vec<IndirectEntry>,
     position: u64,
+    /// Chunks cut but not yet stored: written in parallel batches.
+    queued: Vec<(u64, Vec<u8>)>,
+    parallelism: usize,
 }
 
 impl std::fmt::Debug for ObjectWriter<'_> {
@@ -63,6 +66,10 @@ impl<'a> ObjectWriter<'a> {
             buf: Vec::new(),
             entries: Vec::new(),
             position: 0,
+            queued: Vec::new(),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         })
     }
 
@@ -85,27 +92,54 @@ impl<'a> ObjectWriter<'a> {
     }
 
     fn flush_chunk(&mut self) -> Result<()> {
-        let cid = self.cm.write_content(
-            &self.buf,
-            self.opts.prefix,
-            self.opts.compression.as_deref(),
-        )?;
-        let length = self.buf.len() as u64;
-        self.entries.push(IndirectEntry {
-            start: self.position,
-            length,
-            object: ObjectId::direct(cid),
-        });
-        self.position += length;
-        self.buf.clear();
+        let chunk = std::mem::take(&mut self.buf);
+        let start = self.position;
+        self.position += chunk.len() as u64;
+        self.queued.push((start, chunk));
+        if self.queued.len() >= self.parallelism {
+            self.store_queued()?;
+        }
+        Ok(())
+    }
+
+    /// Stores queued chunks, one thread per chunk, keeping their order.
+    fn store_queued(&mut self) -> Result<()> {
+        let queued = std::mem::take(&mut self.queued);
+        let (cm, prefix, comp) = (self.cm, self.opts.prefix, self.opts.compression.as_deref());
+        let ids: Vec<Result<kopr_format::index::ContentId>> = if queued.len() == 1 {
+            vec![cm.write_content(&queued[0].1, prefix, comp)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = queued
+                    .iter()
+                    .map(|(_, data)| s.spawn(move || cm.write_content(data, prefix, comp)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(RepoError::Invalid("chunk writer panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for ((start, data), id) in queued.into_iter().zip(ids) {
+            self.entries.push(IndirectEntry {
+                start,
+                length: data.len() as u64,
+                object: ObjectId::direct(id?),
+            });
+        }
         Ok(())
     }
 
     /// Finishes the object and returns its id.
     pub fn result(mut self) -> Result<ObjectId> {
-        if !self.buf.is_empty() || self.entries.is_empty() {
+        if !self.buf.is_empty() || (self.entries.is_empty() && self.queued.is_empty()) {
             self.flush_chunk()?;
         }
+        self.store_queued()?;
         if self.entries.len() == 1 {
             return Ok(self.entries[0].object.clone());
         }
