@@ -14,6 +14,7 @@ pub mod index;
 pub mod manifest;
 pub mod object_id;
 pub mod pack;
+pub mod policy;
 pub mod repository_blob;
 pub mod snapshot;
 pub mod splitter;

@@ -13,6 +13,7 @@ pub mod ignore;
 pub mod index_cache;
 pub mod manifest;
 pub mod object;
+pub mod policy;
 pub mod repository;
 pub mod session;
 pub mod snapshot;

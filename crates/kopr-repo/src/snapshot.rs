@@ -81,8 +81,7 @@ fn upload_file(
 /// Uploads files on every core; results come back in input order.
 fn upload_files(
     repo: &Repository,
-    compression: Option<&str>,
-    paths: &[PathBuf],
+    paths: &[(PathBuf, Option<String>)],
     hashed: &AtomicU64,
 ) -> Vec<Result<ObjectId>> {
     let workers = std::thread::available_parallelism()
@@ -92,7 +91,7 @@ fn upload_files(
     if workers <= 1 {
         return paths
             .iter()
-            .map(|p| upload_file(repo, compression, p, hashed))
+            .map(|(p, c)| upload_file(repo, c.as_deref(), p, hashed))
             .collect();
     }
     let next = AtomicUsize::new(0);
@@ -102,8 +101,8 @@ fn upload_files(
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = paths.get(i) else { break };
-                let r = upload_file(repo, compression, p, hashed);
+                let Some((p, c)) = paths.get(i) else { break };
+                let r = upload_file(repo, c.as_deref(), p, hashed);
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(r);
                 }
@@ -128,6 +127,7 @@ struct Uploader<'a> {
     progress: Progress,
     on_progress: &'a mut dyn FnMut(&Progress),
     rules: Vec<crate::ignore::Rule>,
+    policy: kopr_format::policy::Policy,
 }
 
 fn mtime_nanos(md: &fs::Metadata) -> i64 {
@@ -192,8 +192,10 @@ impl Uploader<'_> {
         }
         names.sort();
         let rules_before = self.rules.len();
-        if let Ok(text) = fs::read_to_string(dir.join(crate::ignore::IGNORE_FILE)) {
-            self.rules.extend(crate::ignore::parse(rel, &text));
+        for name in &self.policy.files.dot_ignore_files {
+            if let Ok(text) = fs::read_to_string(dir.join(name)) {
+                self.rules.extend(crate::ignore::parse(rel, &text));
+            }
         }
         let prev: HashMap<&str, &DirEntry> = previous
             .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
@@ -301,18 +303,22 @@ impl Uploader<'_> {
             (self.on_progress)(&self.progress);
             entries.push(entry);
         }
-        let to_upload: Vec<PathBuf> = files
+        let to_upload: Vec<(PathBuf, Option<String>)> = files
             .iter()
-            .filter_map(|(_, u)| u.as_ref().map(|(p, _)| p.clone()))
+            .filter_map(|(idx, u)| {
+                u.as_ref().map(|(p, _)| {
+                    let e = &entries[*idx];
+                    let c = self.opts.compression.clone().or_else(|| {
+                        self.policy
+                            .compressor_for(&e.name, e.file_size)
+                            .map(str::to_string)
+                    });
+                    (p.clone(), c)
+                })
+            })
             .collect();
         let hashed = AtomicU64::new(0);
-        let mut results = upload_files(
-            self.repo,
-            self.opts.compression.as_deref(),
-            &to_upload,
-            &hashed,
-        )
-        .into_iter();
+        let mut results = upload_files(self.repo, &to_upload, &hashed).into_iter();
         self.progress.hashed_bytes += hashed.load(Ordering::Relaxed);
         let mut failed = Vec::new();
         for (idx, upload) in &files {
@@ -419,13 +425,15 @@ pub fn create_snapshot(
         .and_then(|m| m.root_entry)
         .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
         .and_then(|b| DirManifest::decode(&b).ok());
+    let policy = crate::policy::effective(repo, source)?;
     let mut up = Uploader {
         repo,
         opts,
         stats: SnapshotStats::default(),
         progress: Progress::default(),
         on_progress,
-        rules: Vec::new(),
+        rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
+        policy,
     };
     let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
     let (mode, uid, gid) = owner(&md);

@@ -465,3 +465,87 @@ fn diff_lists_added_removed_and_modified_entries() {
     .unwrap()
     .is_empty());
 }
+
+#[test]
+fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
+    use kopr_format::policy::Policy;
+    use kopr_repo::policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), "compress me ".repeat(1000)).unwrap();
+    fs::write(src.join("b.zip"), "zipped already ".repeat(1000)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    let mut global = Policy::kopia_default();
+    global.compression.compressor_name = "zstd-fastest".into();
+    global.compression.never_compress = vec![".zip".into()];
+    policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    let mut mine = Policy::default();
+    mine.retention.keep_latest = Some(2);
+    mine.retention.keep_hourly = Some(0);
+    mine.retention.keep_daily = Some(0);
+    mine.retention.keep_weekly = Some(0);
+    mine.retention.keep_monthly = Some(0);
+    mine.retention.keep_annual = Some(0);
+    policy::set(&repo, &si, &mine).unwrap();
+    repo.flush().unwrap();
+    let eff = policy::effective(&repo, &si).unwrap();
+    assert_eq!(eff.retention.keep_latest, Some(2));
+    assert_eq!(eff.compression.compressor_name, "zstd-fastest");
+
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        fs::write(src.join("n"), format!("{i}")).unwrap();
+        ids.push(
+            create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {}).unwrap(),
+        );
+    }
+    // compression policy applied per file
+    let dm = kopr_format::snapshot::DirManifest::decode(
+        &kopr_repo::object::read_object(
+            repo.contents(),
+            &ids[0].root_entry.as_ref().unwrap().object_id,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let info = |name: &str| {
+        let e = dm.entries.iter().find(|e| e.name == name).unwrap();
+        repo.contents()
+            .content_info(&e.object_id.content_id().unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    assert_ne!(info("a.txt").compression_header_id, 0);
+    assert_eq!(info("b.zip").compression_header_id, 0);
+
+    // pin the oldest: it survives expiry
+    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) =
+        repo.manifests().get(repo.contents(), &ids[0].id).unwrap();
+    pinned.pins = vec!["keep".into()];
+    repo.manifests().delete(repo.contents(), &entry.id).unwrap();
+    let pinned_id = repo
+        .manifests()
+        .put(repo.contents(), entry.labels.clone(), &pinned)
+        .unwrap();
+    repo.flush().unwrap();
+
+    let dry = policy::expire(&repo, &si, false).unwrap();
+    assert_eq!(
+        dry.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        vec![ids[1].id.clone()]
+    );
+    assert_eq!(
+        list_snapshots(&repo, Some(&si)).unwrap().len(),
+        4,
+        "dry run deletes nothing"
+    );
+    policy::expire(&repo, &si, true).unwrap();
+    let left: Vec<String> = list_snapshots(&repo, Some(&si))
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left, vec![pinned_id, ids[2].id.clone(), ids[3].id.clone()]);
+}

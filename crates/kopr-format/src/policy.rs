@@ -1,0 +1,269 @@
+//! Snapshot policies as Kopia stores them (manifests with `type=policy`): retention, files
+//! (ignore rules), compression; every other section is kept verbatim so kopr never drops
+//! settings it does not interpret.
+
+use serde::{Deserialize, Serialize};
+
+/// Retention settings; `None` inherits from the parent policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RetentionPolicy {
+    /// Newest snapshots to keep.
+    #[serde(
+        rename = "keepLatest",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_latest: Option<i64>,
+    /// Hourly snapshots to keep.
+    #[serde(
+        rename = "keepHourly",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_hourly: Option<i64>,
+    /// Daily snapshots to keep.
+    #[serde(rename = "keepDaily", default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<i64>,
+    /// Weekly snapshots to keep.
+    #[serde(
+        rename = "keepWeekly",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_weekly: Option<i64>,
+    /// Monthly snapshots to keep.
+    #[serde(
+        rename = "keepMonthly",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_monthly: Option<i64>,
+    /// Annual snapshots to keep.
+    #[serde(
+        rename = "keepAnnual",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_annual: Option<i64>,
+    /// Do not keep snapshots identical to the previous one.
+    #[serde(
+        rename = "ignoreIdenticalSnapshots",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_identical_snapshots: Option<bool>,
+}
+
+/// Which files are snapshotted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FilesPolicy {
+    /// Ignore patterns (gitignore syntax).
+    #[serde(rename = "ignore", default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_rules: Vec<String>,
+    /// Do not inherit ignore rules.
+    #[serde(
+        rename = "noParentIgnore",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub no_parent_ignore_rules: bool,
+    /// Names of per-directory ignore files.
+    #[serde(
+        rename = "ignoreDotFiles",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub dot_ignore_files: Vec<String>,
+    /// Do not inherit ignore file names.
+    #[serde(
+        rename = "noParentDotFiles",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub no_parent_dot_ignore_files: bool,
+    /// Other fields, kept as-is.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How file contents are compressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CompressionPolicy {
+    /// Compressor name (`none` or empty for no compression).
+    #[serde(
+        rename = "compressorName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub compressor_name: String,
+    /// Only compress files with these extensions (e.g. `.txt`).
+    #[serde(
+        rename = "onlyCompress",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub only_compress: Vec<String>,
+    /// Never compress files with these extensions.
+    #[serde(
+        rename = "neverCompress",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub never_compress: Vec<String>,
+    /// Smallest file size to compress.
+    #[serde(rename = "minSize", default, skip_serializing_if = "is_zero")]
+    pub min_size: i64,
+    /// Largest file size to compress (0: no limit).
+    #[serde(rename = "maxSize", default, skip_serializing_if = "is_zero")]
+    pub max_size: i64,
+    /// Other fields, kept as-is.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Policy {
+    /// Retention.
+    #[serde(rename = "retention", default)]
+    pub retention: RetentionPolicy,
+    /// Files.
+    #[serde(rename = "files", default)]
+    pub files: FilesPolicy,
+    /// Compression.
+    #[serde(rename = "compression", default)]
+    pub compression: CompressionPolicy,
+    /// Do not inherit from parent policies.
+    #[serde(
+        rename = "noParent",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub no_parent: bool,
+    /// Sections kopr does not interpret (scheduling, actions, …), kept verbatim.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Policy {
+    /// Kopia's default global policy (the parts kopr interprets).
+    pub fn kopia_default() -> Self {
+        Policy {
+            retention: RetentionPolicy {
+                keep_latest: Some(10),
+                keep_hourly: Some(48),
+                keep_daily: Some(7),
+                keep_weekly: Some(4),
+                keep_monthly: Some(24),
+                keep_annual: Some(3),
+                ignore_identical_snapshots: Some(false),
+            },
+            files: FilesPolicy {
+                dot_ignore_files: vec![".kopiaignore".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Fills every unset setting of `self` from `parent` (more specific policies come first).
+    pub fn inherit(&mut self, parent: &Policy) {
+        let r = &mut self.retention;
+        let p = &parent.retention;
+        r.keep_latest = r.keep_latest.or(p.keep_latest);
+        r.keep_hourly = r.keep_hourly.or(p.keep_hourly);
+        r.keep_daily = r.keep_daily.or(p.keep_daily);
+        r.keep_weekly = r.keep_weekly.or(p.keep_weekly);
+        r.keep_monthly = r.keep_monthly.or(p.keep_monthly);
+        r.keep_annual = r.keep_annual.or(p.keep_annual);
+        r.ignore_identical_snapshots = r
+            .ignore_identical_snapshots
+            .or(p.ignore_identical_snapshots);
+        if !self.files.no_parent_ignore_rules {
+            for rule in &parent.files.ignore_rules {
+                if !self.files.ignore_rules.contains(rule) {
+                    self.files.ignore_rules.push(rule.clone());
+                }
+            }
+        }
+        if self.files.dot_ignore_files.is_empty() && !self.files.no_parent_dot_ignore_files {
+            self.files.dot_ignore_files = parent.files.dot_ignore_files.clone();
+        }
+        let c = &mut self.compression;
+        if c.compressor_name.is_empty() {
+            c.compressor_name = parent.compression.compressor_name.clone();
+        }
+        if c.only_compress.is_empty() {
+            c.only_compress = parent.compression.only_compress.clone();
+        }
+        if c.never_compress.is_empty() {
+            c.never_compress = parent.compression.never_compress.clone();
+        }
+        if c.min_size == 0 {
+            c.min_size = parent.compression.min_size;
+        }
+        if c.max_size == 0 {
+            c.max_size = parent.compression.max_size;
+        }
+    }
+
+    /// The compressor for a file with this name and size, per the compression policy.
+    pub fn compressor_for(&self, file_name: &str, size: i64) -> Option<&str> {
+        let c = &self.compression;
+        if c.compressor_name.is_empty() || c.compressor_name == "none" {
+            return None;
+        }
+        let ext = file_name
+            .rfind('.')
+            .map(|i| file_name[i..].to_ascii_lowercase())
+            .unwrap_or_default();
+        let has = |list: &[String]| list.iter().any(|e| e.to_ascii_lowercase() == ext);
+        if (!c.only_compress.is_empty() && !has(&c.only_compress)) || has(&c.never_compress) {
+            return None;
+        }
+        if size < c.min_size || (c.max_size > 0 && size > c.max_size) {
+            return None;
+        }
+        Some(&c.compressor_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_and_unknown_sections_survive() {
+        let text = r#"{"retention":{"keepLatest":5,"keepDaily":14},"files":{"ignore":["*.tmp"],"ignoreDotFiles":[".kopiaignore"],"oneFileSystem":true},"compression":{"compressorName":"zstd","neverCompress":[".zip"]},"scheduling":{"intervalSeconds":3600},"actions":{}}"#;
+        let p: Policy = serde_json::from_str(text).unwrap();
+        assert_eq!(p.retention.keep_latest, Some(5));
+        assert_eq!(p.files.ignore_rules, vec!["*.tmp"]);
+        assert_eq!(p.files.extra["oneFileSystem"], true);
+        assert_eq!(p.extra["scheduling"]["intervalSeconds"], 3600);
+        let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn inheritance_and_compression_rules() {
+        let mut p = Policy::default();
+        p.retention.keep_latest = Some(3);
+        p.compression.never_compress = vec![".zip".into()];
+        let mut global = Policy::kopia_default();
+        global.compression.compressor_name = "zstd-fastest".into();
+        global.compression.min_size = 100;
+        p.inherit(&global);
+        assert_eq!(p.retention.keep_latest, Some(3));
+        assert_eq!(p.retention.keep_daily, Some(7));
+        assert_eq!(p.compressor_for("a.TXT", 1000), Some("zstd-fastest"));
+        assert_eq!(p.compressor_for("a.zip", 1000), None);
+        assert_eq!(p.compressor_for("a.txt", 10), None);
+        p.compression.only_compress = vec![".log".into()];
+        assert_eq!(p.compressor_for("a.txt", 1000), None);
+        assert_eq!(p.compressor_for("x.log", 1000), Some("zstd-fastest"));
+    }
+}
