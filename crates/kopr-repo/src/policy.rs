@@ -42,11 +42,7 @@ pub fn labels_for(si: &SourceInfo) -> BTreeMap<String, String> {
 /// The policy defined exactly for `si`, if any.
 pub fn get_defined(repo: &Repository, si: &SourceInfo) -> Result<Option<(String, Policy)>> {
     let found = repo.manifests().find(repo.contents(), &labels_for(si))?;
-    let Some(e) = found
-        .into_iter()
-        .filter(|e| e.labels == labels_for(si))
-        .next_back()
-    else {
+    let Some(e) = found.into_iter().rfind(|e| e.labels == labels_for(si)) else {
         return Ok(None);
     };
     let p: Policy = serde_json::from_str(e.data.get())
@@ -122,6 +118,9 @@ pub fn effective(repo: &Repository, si: &SourceInfo) -> Result<Policy> {
     Ok(result)
 }
 
+/// (cutoff time, period id, reason kind, how many to keep)
+type RetentionCase<'a> = (Option<DateTime<Local>>, String, &'a str, Option<i64>);
+
 const INCOMPLETE_KEEP_YOUNGER_THAN_HOURS: i64 = 4;
 const INCOMPLETE_KEEP_MIN_COUNT: usize = 3;
 
@@ -187,7 +186,7 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
         }
         let t = to_local(s.start_time);
         let iso = t.iso_week();
-        let cases: [(Option<DateTime<Local>>, String, &str, Option<i64>); 6] = [
+        let cases: [RetentionCase; 6] = [
             (None, i.to_string(), "latest", keep_latest),
             (
                 Some(annual),
