@@ -36,6 +36,9 @@ pub enum Command {
     /// Commands to manipulate snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Commands to manipulate snapshotting policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// List a directory stored in repository object.
     #[command(visible_alias = "list")]
     Ls {
@@ -57,6 +60,81 @@ pub enum Command {
         /// Object ID or snapshot ID (optionally with /sub/path).
         object_path: String,
     },
+}
+
+/// `policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set snapshot policy for a single directory, user@host or a global policy.
+    Set(PolicySetArgs),
+    /// Show snapshot policy.
+    #[command(visible_alias = "get")]
+    Show {
+        /// Target: a path, user@host[:path], @host.
+        target: Option<String>,
+        /// Show the global policy.
+        #[arg(long)]
+        global: bool,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List policies.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `policy set` flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// Target: a path, user@host[:path], @host.
+    pub target: Option<String>,
+    /// Set the global policy.
+    #[arg(long)]
+    pub global: bool,
+    /// Number of most recent backups to keep per source (or 'inherit').
+    #[arg(long = "keep-latest")]
+    pub keep_latest: Option<String>,
+    /// Number of most-recent hourly backups to keep per source (or 'inherit').
+    #[arg(long = "keep-hourly")]
+    pub keep_hourly: Option<String>,
+    /// Number of most-recent daily backups to keep per source (or 'inherit').
+    #[arg(long = "keep-daily")]
+    pub keep_daily: Option<String>,
+    /// Number of most-recent weekly backups to keep per source (or 'inherit').
+    #[arg(long = "keep-weekly")]
+    pub keep_weekly: Option<String>,
+    /// Number of most-recent monthly backups to keep per source (or 'inherit').
+    #[arg(long = "keep-monthly")]
+    pub keep_monthly: Option<String>,
+    /// Number of most-recent annual backups to keep per source (or 'inherit').
+    #[arg(long = "keep-annual")]
+    pub keep_annual: Option<String>,
+    /// Compression algorithm ('none' or a compressor name, 'inherit' to clear).
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Add extensions that are never compressed (e.g. .zip).
+    #[arg(long = "add-never-compress")]
+    pub add_never_compress: Vec<String>,
+    /// Add extensions that are the only ones compressed.
+    #[arg(long = "add-only-compress")]
+    pub add_only_compress: Vec<String>,
+    /// Minimum file size to compress.
+    #[arg(long = "compression-min-size")]
+    pub compression_min_size: Option<i64>,
+    /// Add ignore rules (gitignore syntax).
+    #[arg(long = "add-ignore")]
+    pub add_ignore: Vec<String>,
+    /// Remove ignore rules.
+    #[arg(long = "remove-ignore")]
+    pub remove_ignore: Vec<String>,
+    /// Add names of per-directory ignore files.
+    #[arg(long = "add-dot-ignore")]
+    pub add_dot_ignore: Vec<String>,
 }
 
 /// `snapshot …`
@@ -119,6 +197,17 @@ pub enum SnapshotCommand {
         first: String,
         /// Second snapshot ID or object ID.
         second: String,
+    },
+    /// Remove old snapshots according to defined expiration policies.
+    Expire {
+        /// Sources (paths) to apply retention to.
+        paths: Vec<PathBuf>,
+        /// Expire all sources.
+        #[arg(long)]
+        all: bool,
+        /// Whether to actually delete snapshots.
+        #[arg(long)]
+        delete: bool,
     },
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete {

@@ -129,3 +129,83 @@ fn snapshot_lifecycle_through_the_cli() {
         1
     );
 }
+
+#[test]
+fn policies_and_expire_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("repository.config");
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    let repo = tmp.path().join("repo");
+    ok(
+        &cfg,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ],
+    );
+    let global = ok(&cfg, &["policy", "show", "--global"]);
+    assert!(global.contains("Latest snapshots:    10 "), "{global}");
+    assert!(global.contains("Daily snapshots:     7 "), "{global}");
+    let s = src.to_str().unwrap();
+    ok(
+        &cfg,
+        &[
+            "policy",
+            "set",
+            s,
+            "--keep-latest",
+            "2",
+            "--keep-hourly",
+            "0",
+            "--keep-daily",
+            "0",
+            "--keep-weekly",
+            "0",
+            "--keep-monthly",
+            "0",
+            "--keep-annual",
+            "0",
+            "--add-ignore",
+            "*.tmp",
+            "--compression",
+            "zstd",
+        ],
+    );
+    let shown = ok(&cfg, &["policy", "show", s]);
+    assert!(
+        shown.contains("Latest snapshots:    2          (defined for this target)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("*.tmp") && shown.contains("Compressor: zstd"),
+        "{shown}"
+    );
+    let list = ok(&cfg, &["policy", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let bad = kopr(&cfg, &["policy", "set", s, "--keep-latest", "many"]);
+    assert!(!bad.status.success());
+
+    std::fs::write(src.join("x.tmp"), b"ignored").unwrap();
+    for i in 0..4 {
+        std::fs::write(src.join("f"), format!("{i}")).unwrap();
+        let out = ok(&cfg, &["snapshot", "create", s, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["stats"]["excludedFileCount"], 1);
+    }
+    let listed = ok(&cfg, &["snapshot", "ls"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("(latest-")).count(),
+        2,
+        "{listed}"
+    );
+    let dry = ok(&cfg, &["snapshot", "expire", s]);
+    assert!(dry.contains("Would delete 2 snapshots"), "{dry}");
+    ok(&cfg, &["snapshot", "expire", s, "--delete"]);
+    assert_eq!(ok(&cfg, &["snapshot", "ls"]).lines().count(), 3);
+}

@@ -3,6 +3,7 @@
 mod blob;
 mod content;
 mod index;
+mod policy;
 mod repository;
 mod snapshot;
 
@@ -96,6 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Policy(c) => policy::run(&ctx, c),
         Command::Ls {
             object_path,
             long,

@@ -135,6 +135,22 @@ fn create_repository(
         }
         e => anyhow::Error::new(e).context("cannot create repository"),
     })?;
+    // As Kopia does, a new repository starts with the default global policy.
+    let cfg_for_policy = ConnectionConfig {
+        storage: sc.clone(),
+        caching: CachingConfig::default(),
+        hostname: config::current_hostname(),
+        username: config::current_username(),
+        description: String::new(),
+        read_only: false,
+    };
+    let repo = open_with(st, &password, &cfg_for_policy)?;
+    kopr_repo::policy::set(
+        &repo,
+        &kopr_format::snapshot::SourceInfo::default(),
+        &kopr_format::policy::Policy::kopia_default(),
+    )?;
+    repo.flush()?;
     if create_only {
         return Ok(());
     }

@@ -164,7 +164,10 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 }
                 first = false;
                 println!("{src}");
-                for m in snaps {
+                let pol = kopr_repo::policy::effective(&repo, &src)?;
+                let owned: Vec<SnapshotManifest> = snaps.iter().map(|m| (*m).clone()).collect();
+                let reasons = kopr_repo::policy::retention_reasons(&pol, &owned);
+                for (m, why) in snaps.into_iter().zip(reasons) {
                     let Some(root) = &m.root_entry else { continue };
                     let size = root
                         .dir_summary
@@ -187,6 +190,12 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     }
                     if !m.incomplete_reason.is_empty() {
                         bits.insert(0, format!("incomplete:{}", m.incomplete_reason));
+                    }
+                    if !why.is_empty() {
+                        bits.push(format!("({})", why.join(",")));
+                    }
+                    if !m.pins.is_empty() {
+                        bits.push(format!("pins:{}", m.pins.join(",")));
                     }
                     println!(
                         "  {} {} {}",
@@ -283,6 +292,40 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     _ => "file",
                 };
                 println!("{what} {kind} {path}");
+            }
+            Ok(())
+        }
+        SnapshotCommand::Expire { paths, all, delete } => {
+            let sources: Vec<SourceInfo> = if all {
+                let mut v: Vec<SourceInfo> = snap::list_snapshots(&repo, None)?
+                    .into_iter()
+                    .map(|m| m.source)
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            } else if paths.is_empty() {
+                bail!("specify paths to expire or --all");
+            } else {
+                paths
+                    .iter()
+                    .map(|p| source_for(&cfg, p))
+                    .collect::<Result<_>>()?
+            };
+            for si in sources {
+                let expired = kopr_repo::policy::expire(&repo, &si, delete)?;
+                if expired.is_empty() {
+                    println!("{si}: nothing to expire");
+                    continue;
+                }
+                let verb = if delete { "Deleted" } else { "Would delete" };
+                println!("{si}: {verb} {} snapshots:", expired.len());
+                for m in &expired {
+                    println!("  {} {}", ts(m.start_time), m.id);
+                }
+                if !delete {
+                    println!("(pass --delete to actually delete)");
+                }
             }
             Ok(())
         }
