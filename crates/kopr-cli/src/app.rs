@@ -19,6 +19,8 @@ pub struct Cli {
 }
 
 /// Top-level commands.
+// Parsed once per process: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Commands to manipulate repository.
@@ -63,6 +65,7 @@ pub enum Command {
 }
 
 /// `policy …`
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Set snapshot policy for a single directory, user@host or a global policy.
