@@ -116,3 +116,65 @@ fn killed_snapshot_then_rerun_restores_everything() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_that_the_next_run_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("repository.config");
+    let src = tmp.path().join("data");
+    for d in 0..16 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..4 {
+            std::fs::write(
+                dir.join(format!("f{f}")),
+                random_bytes(d * 100 + f + 7, 1 << 20),
+            )
+            .unwrap();
+        }
+    }
+    let repo = tmp.path().join("repo");
+    let st = kopr(&cfg)
+        .args([
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let child = kopr(&cfg)
+        .args(["snapshot", "create", src.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return; // finished before the signal arrived: nothing to prove on this machine
+    }
+    assert!(err.contains("incomplete (canceled)"), "{err}");
+    let ls = kopr(&cfg).args(["snapshot", "ls"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("incomplete:canceled"));
+    let out = kopr(&cfg)
+        .args(["snapshot", "create", src.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["stats"]["fileCount"], 64);
+    assert!(m.get("incomplete").is_none());
+}

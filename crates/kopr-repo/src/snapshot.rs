@@ -29,7 +29,12 @@ pub struct UploadOptions {
     pub compression: Option<String>,
     /// Free-text description.
     pub description: String,
+    /// Set to stop the snapshot early; what was stored is saved as an incomplete checkpoint.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// Reason recorded on snapshots stopped by the user.
+pub const INCOMPLETE_CANCELED: &str = "canceled";
 
 /// Progress callbacks' view of the work.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +88,7 @@ fn upload_files(
     repo: &Repository,
     paths: &[(PathBuf, Option<String>)],
     hashed: &AtomicU64,
+    cancel: &(dyn Fn() -> bool + Sync),
 ) -> Vec<Result<ObjectId>> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -91,7 +97,12 @@ fn upload_files(
     if workers <= 1 {
         return paths
             .iter()
-            .map(|(p, c)| upload_file(repo, c.as_deref(), p, hashed))
+            .map(|(p, c)| {
+                if cancel() {
+                    return Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()));
+                }
+                upload_file(repo, c.as_deref(), p, hashed)
+            })
             .collect();
     }
     let next = AtomicUsize::new(0);
@@ -102,7 +113,11 @@ fn upload_files(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((p, c)) = paths.get(i) else { break };
-                let r = upload_file(repo, c.as_deref(), p, hashed);
+                let r = if cancel() {
+                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                } else {
+                    upload_file(repo, c.as_deref(), p, hashed)
+                };
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(r);
                 }
@@ -157,6 +172,13 @@ fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
 }
 
 impl Uploader<'_> {
+    fn canceled(&self) -> bool {
+        self.opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
     fn error(&mut self, summary: &mut DirectorySummary, rel: &str, e: impl std::fmt::Display) {
         summary.fatal_error_count += 1;
         if summary.failed_entries.len() < 10 {
@@ -204,6 +226,10 @@ impl Uploader<'_> {
         // (entry index, Some((path, relative path)) when the file must be read)
         let mut files: Vec<(usize, Option<(PathBuf, String)>)> = Vec::new();
         for (name, path) in names {
+            if self.canceled() {
+                summary.incomplete_reason = INCOMPLETE_CANCELED.into();
+                break;
+            }
             let child_rel = if rel.is_empty() {
                 name.clone()
             } else {
@@ -255,6 +281,9 @@ impl Uploader<'_> {
                 summary.total_symlink_count += sub.total_symlink_count;
                 summary.total_dir_count += sub.total_dir_count + 1;
                 summary.fatal_error_count += sub.fatal_error_count;
+                if !sub.incomplete_reason.is_empty() {
+                    summary.incomplete_reason = sub.incomplete_reason.clone();
+                }
                 summary.max_mod_time = summary.max_mod_time.max(sub.max_mod_time);
                 for fe in &sub.failed_entries {
                     if summary.failed_entries.len() < 10 {
@@ -318,7 +347,9 @@ impl Uploader<'_> {
             })
             .collect();
         let hashed = AtomicU64::new(0);
-        let mut results = upload_files(self.repo, &to_upload, &hashed).into_iter();
+        let cancel = self.opts.cancel.clone();
+        let is_canceled = move || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+        let mut results = upload_files(self.repo, &to_upload, &hashed, &is_canceled).into_iter();
         self.progress.hashed_bytes += hashed.load(Ordering::Relaxed);
         let mut failed = Vec::new();
         for (idx, upload) in &files {
@@ -328,6 +359,11 @@ impl Uploader<'_> {
                         entries[*idx].object_id = oid;
                         self.stats.non_cached_files += 1;
                         self.progress.hashed_files += 1;
+                    }
+                    Some(Err(RepoError::Invalid(m))) if m == INCOMPLETE_CANCELED => {
+                        summary.incomplete_reason = INCOMPLETE_CANCELED.into();
+                        failed.push(*idx);
+                        continue;
                     }
                     Some(Err(e @ RepoError::Invalid(_))) => {
                         self.error(&mut summary, rel_path, e);
@@ -418,10 +454,10 @@ pub fn create_snapshot(
             dir.display()
         )));
     }
+    // The newest snapshot, complete or a checkpoint, supplies unchanged files.
     let previous = list_snapshots(repo, Some(source))?
         .into_iter()
-        .rev()
-        .find(|m| m.incomplete_reason.is_empty())
+        .next_back()
         .and_then(|m| m.root_entry)
         .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
         .and_then(|b| DirManifest::decode(&b).ok());
@@ -461,7 +497,11 @@ pub fn create_snapshot(
         start_time: start.timestamp_nanos_opt().unwrap_or(0),
         end_time: end.timestamp_nanos_opt().unwrap_or(0),
         stats,
-        incomplete_reason: String::new(),
+        incomplete_reason: root
+            .dir_summary
+            .as_ref()
+            .map(|s| s.incomplete_reason.clone())
+            .unwrap_or_default(),
         root_entry: Some(root),
         tags: BTreeMap::new(),
         storage_stats: None,

@@ -549,3 +549,72 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
         .collect();
     assert_eq!(left, vec![pinned_id, ids[2].id.clone(), ids[3].id.clone()]);
 }
+
+#[test]
+fn canceled_snapshot_is_a_checkpoint_and_resuming_reuses_its_files() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..4 {
+        fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        for f in 0..3 {
+            fs::write(
+                src.join(format!("d{d}/f{f}")),
+                random_bytes(d * 10 + f, 50_000),
+            )
+            .unwrap();
+        }
+    }
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let opts = UploadOptions {
+        cancel: Some(cancel.clone()),
+        ..Default::default()
+    };
+    let m1 = create_snapshot(&repo, &src, &source(&src), &opts, &mut |p| {
+        if p.hashed_files >= 3 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(m1.incomplete_reason, "canceled");
+    let done = m1.stats.total_file_count;
+    assert!(
+        (3..12).contains(&done),
+        "checkpoint holds part of the tree: {done}"
+    );
+    assert_eq!(list_snapshots(&repo, None).unwrap().len(), 1);
+
+    let m2 = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(m2.incomplete_reason.is_empty());
+    assert_eq!(m2.stats.total_file_count, 12);
+    assert_eq!(
+        m2.stats.cached_files, done,
+        "files of the checkpoint are not read again"
+    );
+    let dst = tmp.path().join("dst");
+    restore(
+        &repo,
+        m2.root_entry.as_ref().unwrap(),
+        &dst,
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        walk(&src)
+            .into_iter()
+            .map(|e| (e.0, e.2))
+            .collect::<Vec<_>>(),
+        walk(&dst)
+            .into_iter()
+            .map(|e| (e.0, e.2))
+            .collect::<Vec<_>>()
+    );
+}

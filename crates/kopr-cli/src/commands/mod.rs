@@ -134,7 +134,9 @@ pub fn print_histogram(sizes: impl Iterator<Item = i64>, fmt: &dyn Fn(i64) -> St
 
 /// Kopia's timestamp format, in local time.
 pub fn format_timestamp(ts: chrono::DateTime<chrono::Utc>) -> String {
-    ts.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S %Z")
-        .to_string()
+    let local = ts.with_timezone(&chrono::Local);
+    if local.offset().local_minus_utc() == 0 {
+        return ts.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    }
+    local.format("%Y-%m-%d %H:%M:%S %Z").to_string()
 }

@@ -63,6 +63,17 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             if cfg.read_only {
                 bail!("repository is connected read-only");
             }
+            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            {
+                let c = cancel.clone();
+                // A second Ctrl-C while the first is honoured ends the process as usual.
+                let _ = ctrlc::set_handler(move || {
+                    if c.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        std::process::exit(130);
+                    }
+                    eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
+                });
+            }
             for src in sources {
                 let si = source_for(&cfg, &src)?;
                 let started = Instant::now();
@@ -92,6 +103,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     &UploadOptions {
                         compression: compression.clone(),
                         description: description.clone(),
+                        cancel: Some(cancel.clone()),
                     },
                     &mut on_progress,
                 )?;
@@ -116,6 +128,13 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                         st.cached_files,
                         st.total_directory_count,
                         st.error_count
+                    );
+                }
+                if !m.incomplete_reason.is_empty() {
+                    bail!(
+                        "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
+                        m.id,
+                        m.incomplete_reason
                     );
                 }
                 if m.stats.error_count > 0 {
