@@ -169,6 +169,9 @@ pub enum SnapshotCommand {
         /// Include manifest item ID.
         #[arg(long = "manifest-id", short = 'm')]
         manifest_id: bool,
+        /// Compute and show storage statistics.
+        #[arg(long = "storage-stats")]
+        storage_stats: bool,
         /// Output result in JSON format to stdout.
         #[arg(long)]
         json: bool,

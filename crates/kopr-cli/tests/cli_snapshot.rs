@@ -82,6 +82,14 @@ fn snapshot_lifecycle_through_the_cli() {
         .unwrap()
         .to_string();
 
+    let stats = ok(&cfg, &["snapshot", "ls", "--all", "--storage-stats"]);
+    let rows: Vec<&str> = stats.lines().skip(1).collect();
+    assert!(rows[0].contains(" new-files:2 new-dirs:2 "), "{stats}");
+    assert!(
+        rows[1].contains(" new-data:0 B new-files:0 new-dirs:0 "),
+        "{stats}"
+    );
+
     let ls = ok(&cfg, &["ls", "-l", &id]);
     assert!(ls.lines().any(|l| l.ends_with(" a.txt")), "{ls}");
     assert!(ls.lines().any(|l| l.ends_with(" sub/")), "{ls}");

@@ -618,3 +618,53 @@ fn canceled_snapshot_is_a_checkpoint_and_resuming_reuses_its_files() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn storage_stats_count_new_data_per_snapshot() {
+    use kopr_repo::snapshot::storage_stats;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), random_bytes(1, 100_000)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    fs::write(src.join("b"), random_bytes(2, 50_000)).unwrap();
+    create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let snaps = list_snapshots(&repo, None).unwrap();
+    let st = storage_stats(&repo, &snaps).unwrap();
+    assert_eq!(st[0].0.file_objects, 1);
+    assert_eq!(st[0].0.original_content_bytes, 100_000);
+    assert_eq!(st[0].0.dir_objects, 1);
+    assert_eq!(
+        st[1].0,
+        Default::default(),
+        "identical snapshot adds nothing"
+    );
+    assert_eq!(st[2].0.file_objects, 1);
+    assert_eq!(st[2].0.original_content_bytes, 50_000);
+    assert_eq!(st[2].0.dir_objects, 1);
+    assert_eq!(st[2].1.original_content_bytes, 150_000);
+    assert_eq!(st[2].1.file_objects, 2);
+}

@@ -155,6 +155,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             source,
             all,
             manifest_id,
+            storage_stats,
             json: as_json,
         } => {
             let filter = match &source {
@@ -186,7 +187,12 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 let pol = kopr_repo::policy::effective(&repo, &src)?;
                 let owned: Vec<SnapshotManifest> = snaps.iter().map(|m| (*m).clone()).collect();
                 let reasons = kopr_repo::policy::retention_reasons(&pol, &owned);
-                for (m, why) in snaps.into_iter().zip(reasons) {
+                let usage = if storage_stats {
+                    snap::storage_stats(&repo, &owned)?
+                } else {
+                    Vec::new()
+                };
+                for (i, (m, why)) in snaps.into_iter().zip(reasons).enumerate() {
                     let Some(root) = &m.root_entry else { continue };
                     let size = root
                         .dir_summary
@@ -209,6 +215,21 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     }
                     if !m.incomplete_reason.is_empty() {
                         bits.insert(0, format!("incomplete:{}", m.incomplete_reason));
+                    }
+                    if let Some((new, _)) = usage.get(i) {
+                        bits.push(format!(
+                            "new-data:{}",
+                            units::bytes(new.packed_content_bytes)
+                        ));
+                        bits.push(format!("new-files:{}", new.file_objects));
+                        bits.push(format!("new-dirs:{}", new.dir_objects));
+                        bits.push(format!(
+                            "compression:{}",
+                            units::compression_percentage(
+                                new.original_content_bytes,
+                                new.packed_content_bytes
+                            )
+                        ));
                     }
                     if !why.is_empty() {
                         bits.push(format!("({})", why.join(",")));
