@@ -3,6 +3,7 @@
 
 #![cfg(unix)]
 
+use kopr_testkit::random_bytes;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,18 +15,6 @@ fn kopr(cfg: &Path) -> Command {
         .env_remove("KOPIA_PASSWORD")
         .stdin(Stdio::null());
     c
-}
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Behaviour of the content layer over real storage: round trips, deduplication, reopening,
 //! concurrent writers, corruption detection, and the pack/index layout Kopia expects.
 
+use kopr_testkit::random_bytes;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -28,18 +29,6 @@ fn fast_create_options() -> CreateOptions {
 fn new_repo(st: Arc<dyn BlobStorage>) -> Repository {
     Repository::create(&*st, &fast_create_options(), PW).unwrap();
     Repository::open(st, PW, OpenOptions::default()).unwrap()
-}
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Snapshots of real directory trees: round trips byte for byte with metadata, deduplication
 //! of unchanged trees, small changes writing little, listing and deleting.
 
+use kopr_testkit::random_bytes;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,18 +14,6 @@ use kopr_repo::snapshot::{
     create_snapshot, list_snapshots, load_snapshot, restore, RestoreOptions, UploadOptions,
 };
 use kopr_repo::{OpenOptions, Repository};
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn repo_at(dir: &Path, splitter: &str) -> (Arc<dyn BlobStorage>, Repository) {
     let st: Arc<dyn BlobStorage> = Arc::new(FilesystemStorage::create(dir).unwrap());
