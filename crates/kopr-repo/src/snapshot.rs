@@ -279,7 +279,7 @@ impl Uploader<'_> {
                 summary.total_file_size += sub.total_file_size;
                 summary.total_file_count += sub.total_file_count;
                 summary.total_symlink_count += sub.total_symlink_count;
-                summary.total_dir_count += sub.total_dir_count + 1;
+                summary.total_dir_count += sub.total_dir_count;
                 summary.fatal_error_count += sub.fatal_error_count;
                 if !sub.incomplete_reason.is_empty() {
                     summary.incomplete_reason = sub.incomplete_reason.clone();
@@ -385,6 +385,11 @@ impl Uploader<'_> {
         }
         (self.on_progress)(&self.progress);
         self.rules.truncate(rules_before);
+        // As Kopia: a directory counts itself, and an empty one takes its own mtime.
+        summary.total_dir_count += 1;
+        if entries.is_empty() {
+            summary.max_mod_time = fs::metadata(dir).map(|m| mtime_nanos(&m)).unwrap_or(0);
+        }
         let manifest = DirManifest {
             stream: DIRECTORY_STREAM.into(),
             entries,

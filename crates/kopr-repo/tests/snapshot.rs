@@ -123,6 +123,12 @@ fn tree_round_trips_with_metadata() {
         "directories are k contents: {}",
         root.object_id
     );
+    let summ = root.dir_summary.clone().unwrap();
+    assert_eq!(
+        summ.total_dir_count, 32,
+        "root + empty-dir + 30 nested, each counting itself"
+    );
+    assert_eq!(summ.total_symlink_count, 2);
 
     // reopen from storage: the snapshot is listed and restores identically
     drop(repo);
