@@ -453,9 +453,9 @@ pub fn create_snapshot(
     let start = repo.contents().clock().now();
     let md = fs::metadata(dir)
         .map_err(|e| RepoError::Invalid(format!("cannot snapshot {}: {e}", dir.display())))?;
-    if !md.is_dir() {
+    if !md.is_dir() && !md.is_file() {
         return Err(RepoError::Invalid(format!(
-            "cannot snapshot {}: not a directory",
+            "cannot snapshot {}: not a directory or regular file",
             dir.display()
         )));
     }
@@ -464,6 +464,7 @@ pub fn create_snapshot(
         .into_iter()
         .next_back()
         .and_then(|m| m.root_entry)
+        .filter(|r| r.entry_type == EntryType::Directory)
         .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
         .and_then(|b| DirManifest::decode(&b).ok());
     let policy = crate::policy::effective(repo, source)?;
@@ -476,24 +477,50 @@ pub fn create_snapshot(
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
         policy,
     };
-    let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
     let (mode, uid, gid) = owner(&md);
-    let root = DirEntry {
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into()),
-        entry_type: EntryType::Directory,
-        permissions: Permissions(mode),
-        file_size: 0,
-        mod_time: mtime_nanos(&md),
-        user_id: uid,
-        group_id: gid,
-        object_id: oid,
-        dir_summary: Some(summary),
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let root = if md.is_file() {
+        let compression = opts.compression.clone().or_else(|| {
+            up.policy
+                .compressor_for(&name, md.len() as i64)
+                .map(str::to_string)
+        });
+        let oid = upload_file(repo, compression.as_deref(), dir, &AtomicU64::new(0))?;
+        up.stats.total_file_count = 1;
+        up.stats.non_cached_files = 1;
+        up.stats.total_file_size = md.len() as i64;
+        DirEntry {
+            name,
+            entry_type: EntryType::File,
+            permissions: Permissions(mode),
+            file_size: md.len() as i64,
+            mod_time: mtime_nanos(&md),
+            user_id: uid,
+            group_id: gid,
+            object_id: oid,
+            dir_summary: None,
+        }
+    } else {
+        let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
+        DirEntry {
+            name,
+            entry_type: EntryType::Directory,
+            permissions: Permissions(mode),
+            file_size: 0,
+            mod_time: mtime_nanos(&md),
+            user_id: uid,
+            group_id: gid,
+            object_id: oid,
+            dir_summary: Some(summary),
+        }
     };
     let mut stats = up.stats;
-    stats.total_directory_count += 1;
+    if root.entry_type == EntryType::Directory {
+        stats.total_directory_count += 1;
+    }
     let end = repo.contents().clock().now();
     let mut manifest = SnapshotManifest {
         id: String::new(),

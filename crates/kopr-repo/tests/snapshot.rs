@@ -663,3 +663,38 @@ fn storage_stats_count_new_data_per_snapshot() {
     assert_eq!(st[2].1.original_content_bytes, 150_000);
     assert_eq!(st[2].1.file_objects, 2);
 }
+
+#[test]
+fn a_single_file_can_be_snapshotted_and_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("report.bin");
+    fs::write(&file, random_bytes(5, 300_000)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &file,
+        &source(&file),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let root = m.root_entry.clone().unwrap();
+    assert_eq!(root.entry_type, kopr_format::snapshot::EntryType::File);
+    assert_eq!(root.file_size, 300_000);
+    assert_eq!(
+        (m.stats.total_file_count, m.stats.total_directory_count),
+        (1, 0)
+    );
+    let m2 = create_snapshot(
+        &repo,
+        &file,
+        &source(&file),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(m2.root_entry.unwrap().object_id, root.object_id);
+    let dst = tmp.path().join("restored.bin");
+    restore(&repo, &root, &dst, RestoreOptions::default()).unwrap();
+    assert_eq!(fs::read(&dst).unwrap(), fs::read(&file).unwrap());
+}
