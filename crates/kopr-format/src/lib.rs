@@ -11,6 +11,7 @@ pub mod error;
 pub mod gotime;
 pub mod hashing;
 pub mod index;
+pub mod maintenance;
 pub mod manifest;
 pub mod object_id;
 pub mod pack;

@@ -118,6 +118,11 @@ impl CommittedIndex {
         self.indexes.iter().map(|l| l.blob.clone()).collect()
     }
 
+    /// The loaded indexes (cheap clones of shared handles).
+    pub fn loaded(&self) -> Vec<Arc<LoadedIndex>> {
+        self.indexes.clone()
+    }
+
     /// The deletion watermark in force.
     pub fn watermark(&self) -> Option<DateTime<Utc>> {
         self.watermark

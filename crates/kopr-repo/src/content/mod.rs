@@ -25,6 +25,9 @@ use crate::format_manager::FormatManager;
 use crate::index_cache::BlobCache;
 use crate::session::{generate_session_id, SessionInfo, SESSION_PREFIX};
 
+mod maintenance;
+pub use maintenance::{is_pack_or_session_blob, pack_session, PackUsage, INDEX_SHARD_SIZE};
+
 /// Who writes: recorded in session markers.
 #[derive(Debug, Clone)]
 pub struct WriterIdentity {
@@ -459,7 +462,7 @@ impl ContentManager {
             &self.format.encryptor,
             &index_bytes,
             "",
-            &session,
+            &format!("{session}-c1"),
         )?;
         let written = self.epochs.write_index(&[(id, encrypted)])?;
         let index = Index::parse(index_bytes)?;

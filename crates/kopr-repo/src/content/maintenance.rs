@@ -1,0 +1,268 @@
+//! Content operations that maintenance needs: streaming every index entry, rewriting and
+//! undeleting contents, the set of packs still referenced, active write sessions, and merging
+//! index blobs into compacted ones.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use kopr_blob::{BlobMetadata, PutOptions};
+use kopr_format::blob_crypto;
+use kopr_format::index::{encode_index_v2_stable, ContentId, IndexBuilder, IndexEntry};
+use rand::RngCore;
+
+use super::{local_entry, poisoned, ContentManager};
+use crate::committed_index::{hidden_by_watermark, load_index_blob, merge_entries};
+use crate::error::{RepoError, Result};
+use crate::session::{session_id_from_blob_id, SessionInfo, SESSION_PREFIX};
+
+/// Index entries per index blob shard (Kopia's default shard size).
+pub const INDEX_SHARD_SIZE: usize = 16_000_000;
+
+/// What a pack holds, by the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackUsage {
+    /// Contents (deleted ones included) pointing into the pack.
+    pub contents: u64,
+    /// Of those, deleted.
+    pub deleted: u64,
+    /// Packed bytes of all of them.
+    pub bytes: u64,
+}
+
+struct HeapItem {
+    entry: IndexEntry,
+    source: usize,
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, o: &Self) -> bool {
+        self.entry.content_id == o.entry.content_id && self.source == o.source
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for HeapItem {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: reverse for ascending content ids.
+        o.entry
+            .content_id
+            .cmp(&self.entry.content_id)
+            .then(o.source.cmp(&self.source))
+    }
+}
+
+impl ContentManager {
+    /// Calls `cb` for every committed content in id order, merging index blobs on the fly
+    /// (memory stays proportional to the number of index blobs, not of contents).
+    ///
+    /// No lock is held while `cb` runs, so it may write, delete or flush.
+    pub fn for_each_committed(
+        &self,
+        include_deleted: bool,
+        cb: &mut dyn FnMut(&IndexEntry) -> Result<()>,
+    ) -> Result<()> {
+        let (indexes, watermark) = {
+            let c = self.committed.read().map_err(|_| poisoned())?;
+            (c.loaded(), c.watermark())
+        };
+        let mut iters: Vec<_> = indexes.iter().map(|l| l.index.iter()).collect();
+        let mut heap = BinaryHeap::with_capacity(iters.len());
+        for (source, it) in iters.iter_mut().enumerate() {
+            if let Some(e) = it.next() {
+                heap.push(HeapItem { entry: e?, source });
+            }
+        }
+        while let Some(HeapItem { entry, source }) = heap.pop() {
+            if let Some(next) = iters[source].next() {
+                heap.push(HeapItem {
+                    entry: next?,
+                    source,
+                });
+            }
+            let mut best = entry;
+            while heap
+                .peek()
+                .is_some_and(|h| h.entry.content_id == best.content_id)
+            {
+                let Some(HeapItem { entry, source }) = heap.pop() else {
+                    break;
+                };
+                if let Some(next) = iters[source].next() {
+                    heap.push(HeapItem {
+                        entry: next?,
+                        source,
+                    });
+                }
+                best = merge_entries(best, entry);
+            }
+            if hidden_by_watermark(&best, watermark) || (best.deleted && !include_deleted) {
+                continue;
+            }
+            cb(&best)?;
+        }
+        Ok(())
+    }
+
+    /// For every pack blob referenced by the committed index, what it holds.
+    pub fn pack_usage(&self) -> Result<HashMap<String, PackUsage>> {
+        let mut packs: HashMap<String, PackUsage> = HashMap::new();
+        self.for_each_committed(true, &mut |e| {
+            let u = packs.entry(e.pack_blob_id.clone()).or_default();
+            u.contents += 1;
+            u.bytes += u64::from(e.packed_length);
+            if e.deleted {
+                u.deleted += 1;
+            }
+            Ok(())
+        })?;
+        Ok(packs)
+    }
+
+    /// Writes a content again into a new pack, keeping its deleted flag (or clearing it when
+    /// `undelete`). The packed bytes are authenticated before they are copied.
+    fn rewrite(&self, id: &ContentId, undelete: bool) -> Result<bool> {
+        let Some(old) = self.content_info(id)? else {
+            return Err(RepoError::ContentNotFound(id.to_string()));
+        };
+        if undelete && !old.deleted {
+            return Ok(false);
+        }
+        let packed = self.st.get_blob(
+            &old.pack_blob_id,
+            u64::from(old.pack_offset),
+            Some(u64::from(old.packed_length)),
+        )?;
+        self.decode_packed(&old, &packed)?;
+        let prefix = old.content_id.pack_prefix();
+        let full = {
+            let mut s = self.state.lock().map_err(|_| poisoned())?;
+            if let Some(msg) = &s.failed {
+                return Err(RepoError::Invalid(format!(
+                    "an earlier pack write failed: {msg}"
+                )));
+            }
+            if let Some(local) = local_entry(&s, id) {
+                if local.pack_blob_id != old.pack_blob_id && !(undelete && local.deleted) {
+                    return Ok(false); // already rewritten by this manager
+                }
+            }
+            if !s.open.contains_key(prefix) {
+                let p = self.new_open_pack(&mut s, prefix)?;
+                s.open.insert(prefix, p);
+            }
+            let ts = self.write_time(old.timestamp_seconds);
+            let open = s.open.get_mut(prefix).ok_or_else(poisoned)?;
+            let entry = IndexEntry {
+                pack_blob_id: open.blob_id.clone(),
+                pack_offset: open.data.len() as u32,
+                timestamp_seconds: ts,
+                deleted: old.deleted && !undelete,
+                ..old
+            };
+            open.data.extend_from_slice(&packed);
+            open.items.insert(*id, entry);
+            if open.data.len() >= self.format.config.effective_max_pack_size() as usize {
+                let p = s.open.remove(prefix);
+                p.map(|p| self.start_upload(&mut s, p))
+            } else {
+                None
+            }
+        };
+        if let Some(p) = full {
+            self.upload(p)?;
+        }
+        Ok(true)
+    }
+
+    /// Moves a content into a new pack (used to empty short or sparse packs).
+    pub fn rewrite_content(&self, id: &ContentId) -> Result<bool> {
+        self.rewrite(id, false)
+    }
+
+    /// Makes a deleted content live again by writing it anew; a live one is left alone.
+    pub fn undelete_content(&self, id: &ContentId) -> Result<bool> {
+        self.rewrite(id, true)
+    }
+
+    /// Write sessions whose marker blobs are present, by session id.
+    pub fn active_sessions(&self) -> Result<HashMap<String, SessionInfo>> {
+        let mut out = HashMap::new();
+        for bm in self.st.list_all(SESSION_PREFIX)? {
+            let Some(sid) = session_id_from_blob_id(&bm.id) else {
+                return Err(RepoError::Invalid(format!(
+                    "found invalid session blob {}",
+                    bm.id
+                )));
+            };
+            let data = match self.st.get_blob(&bm.id, 0, None) {
+                Ok(d) => d,
+                Err(kopr_blob::BlobError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let plain = blob_crypto::decrypt_blob(&self.format.encryptor, &data, &bm.id)
+                .map_err(|e| RepoError::Invalid(format!("session blob {}: {e}", bm.id)))?;
+            let info: SessionInfo = serde_json::from_slice(&plain)
+                .map_err(|e| RepoError::Invalid(format!("session blob {}: {e}", bm.id)))?;
+            out.insert(sid.to_string(), info);
+        }
+        Ok(out)
+    }
+
+    /// Merges the index blobs `inputs` into new blobs named `output_prefix…`, as Kopia's epoch
+    /// compaction does (one set `…-s<random>-c<shards>`). Returns the written blobs.
+    pub fn compact_index_blobs(
+        &self,
+        inputs: &[BlobMetadata],
+        output_prefix: &str,
+    ) -> Result<Vec<BlobMetadata>> {
+        let mut builder = IndexBuilder::new();
+        let mut seen = HashSet::new();
+        for bm in inputs {
+            if !seen.insert(bm.id.as_str()) {
+                continue;
+            }
+            let loaded = load_index_blob(&*self.st, &self.format.encryptor, &self.cache, bm)?;
+            for e in loaded.index.iter() {
+                builder.add(e?);
+            }
+        }
+        let shards = builder.shard(INDEX_SHARD_SIZE)?;
+        let mut rnd = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut rnd);
+        let session = format!("s{}-c{}", hex::encode(rnd), shards.len());
+        let mut written = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let bytes = encode_index_v2_stable(shard.into_entries())?;
+            let (id, encrypted) = blob_crypto::encrypt_blob(
+                &self.format.hasher,
+                &self.format.encryptor,
+                &bytes,
+                output_prefix,
+                &session,
+            )?;
+            self.st.put_blob(&id, &encrypted, &PutOptions::default())?;
+            written.push(BlobMetadata {
+                id,
+                length: encrypted.len() as u64,
+                timestamp: self.clock.now(),
+            });
+        }
+        Ok(written)
+    }
+}
+
+/// Whether a blob id belongs to a pack or session marker (the blobs pack GC may delete).
+pub fn is_pack_or_session_blob(id: &str) -> bool {
+    id.starts_with(kopr_format::pack::PACK_PREFIX_DATA)
+        || id.starts_with(kopr_format::pack::PACK_PREFIX_METADATA)
+        || id.starts_with(SESSION_PREFIX)
+}
+
+/// The write session a pack belongs to, from its name.
+pub fn pack_session(id: &str) -> Option<&str> {
+    session_id_from_blob_id(id)
+}
