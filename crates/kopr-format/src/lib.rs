@@ -19,4 +19,5 @@ pub mod policy;
 pub mod repository_blob;
 pub mod snapshot;
 pub mod splitter;
+pub mod units;
 pub use error::{FormatError, Result};

@@ -321,6 +321,25 @@ impl EpochManager {
         }
     }
 
+    /// The index blobs that describe epochs `min..=max` (compacted sets for settled epochs).
+    pub fn index_blobs_of_epochs(
+        &self,
+        s: &EpochState,
+        min: i64,
+        max: i64,
+    ) -> Result<Vec<BlobMetadata>> {
+        let mut out = Vec::new();
+        for epoch in min..=max {
+            out.extend(self.indexes_of_epoch(s, epoch)?);
+        }
+        Ok(out)
+    }
+
+    /// The blob storage the manager works on.
+    pub fn storage(&self) -> &Arc<dyn BlobStorage> {
+        &self.st
+    }
+
     /// Every index blob needed to know all contents, with the deletion watermark.
     pub fn complete_index_set(&self) -> Result<(Vec<BlobMetadata>, Option<DateTime<Utc>>)> {
         let s = self.current()?;

@@ -33,6 +33,12 @@ pub enum RepoError {
         /// What was found.
         detail: String,
     },
+    /// Maintenance was asked of a user who does not own it.
+    #[error("maintenance must be run by designated user: {0}")]
+    NotMaintenanceOwner(String),
+    /// Maintenance stopped on purpose (tests simulate a crash between tasks).
+    #[error("maintenance aborted before task {0}")]
+    MaintenanceAborted(String),
     /// Something stored in the repository does not follow the format.
     #[error("{0}")]
     Invalid(String),

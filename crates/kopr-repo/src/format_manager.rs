@@ -155,6 +155,17 @@ impl FormatManager {
         })
     }
 
+    /// A key for `purpose` derived from the master key (HKDF-SHA256, salted with the unique id),
+    /// as Kopia derives its per-purpose keys.
+    pub fn derive_key(&self, purpose: &[u8], len: usize) -> Result<Vec<u8>> {
+        Ok(kopr_format::crypto::derive_key_from_master_key(
+            &self.config.master_key,
+            &self.repository_blob.unique_id,
+            purpose,
+            len,
+        )?)
+    }
+
     /// The repository's unique id, hex-encoded.
     pub fn unique_id_hex(&self) -> String {
         hex::encode(&self.repository_blob.unique_id)

@@ -11,6 +11,7 @@ pub mod error;
 pub mod format_manager;
 pub mod ignore;
 pub mod index_cache;
+pub mod maintenance;
 pub mod manifest;
 pub mod object;
 pub mod policy;

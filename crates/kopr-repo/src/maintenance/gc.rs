@@ -1,0 +1,251 @@
+//! Snapshot garbage collection: walk every live snapshot, remember the contents it uses in a
+//! compact set, then mark every other content deleted (old enough ones only) and undelete
+//! the deleted contents that are in use again.
+//!
+//! The set holds 64-bit fingerprints of content ids in a sorted vector (8 bytes a content,
+//! no memory-mapped file). A fingerprint collision can only make an unused content look used,
+//! which keeps it: the set errs on the side of keeping data.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use kopr_format::index::ContentId;
+use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{DirManifest, EntryType};
+use kopr_format::units;
+use serde::Serialize;
+
+use super::safety::SafetyParameters;
+use super::Observer;
+use crate::error::{RepoError, Result};
+use crate::object::read_object;
+use crate::repository::Repository;
+use crate::snapshot::{list_snapshots, object_content_ids};
+
+/// A set of content ids kept as sorted 64-bit fingerprints.
+#[derive(Debug, Default)]
+pub struct ContentSet {
+    sorted: Vec<u64>,
+    pending: Vec<u64>,
+}
+
+/// The fingerprint of a content id: its first 8 hash bytes mixed with its prefix.
+pub fn fingerprint(id: &ContentId) -> u64 {
+    let h = id.hash();
+    let mut b = [0u8; 8];
+    let n = h.len().min(8);
+    b[..n].copy_from_slice(&h[..n]);
+    u64::from_le_bytes(b) ^ (u64::from(id.prefix().unwrap_or(0)) << 56).rotate_left(7)
+}
+
+impl ContentSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a content id.
+    pub fn insert(&mut self, id: &ContentId) {
+        self.pending.push(fingerprint(id));
+        if self.pending.len() >= (1 << 20).max(self.sorted.len()) {
+            self.consolidate();
+        }
+    }
+
+    fn consolidate(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.sorted.append(&mut self.pending);
+        self.sorted.sort_unstable();
+        self.sorted.dedup();
+        self.sorted.shrink_to_fit();
+    }
+
+    /// Makes lookups possible; call after the last insert.
+    pub fn seal(&mut self) {
+        self.consolidate();
+        self.pending = Vec::new();
+    }
+
+    /// Whether the id (or one sharing its fingerprint) was added. Requires [`Self::seal`].
+    pub fn contains(&self, id: &ContentId) -> bool {
+        self.sorted.binary_search(&fingerprint(id)).is_ok()
+    }
+
+    /// Distinct fingerprints held.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.pending.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of memory the set holds.
+    pub fn memory_bytes(&self) -> usize {
+        (self.sorted.capacity() + self.pending.capacity()) * 8
+    }
+}
+
+/// Every content reachable from live snapshots (directories, file chunks, chunk lists).
+///
+/// Directories shared by several snapshots are read once. A content that a snapshot
+/// references but no index knows is an error: collecting garbage around a damaged snapshot
+/// could delete what a repair would need.
+pub fn find_in_use_contents(repo: &Repository) -> Result<(ContentSet, usize)> {
+    let snaps = list_snapshots(repo, None)?;
+    let mut used = ContentSet::new();
+    let mut seen_dirs: HashSet<ObjectId> = HashSet::new();
+    let mut stack = Vec::new();
+    for m in &snaps {
+        if let Some(root) = &m.root_entry {
+            stack.push((
+                root.object_id.clone(),
+                root.entry_type == EntryType::Directory,
+            ));
+        }
+        while let Some((oid, is_dir)) = stack.pop() {
+            if is_dir && !seen_dirs.insert(oid.clone()) {
+                continue;
+            }
+            let ids = object_content_ids(repo, &oid)
+                .map_err(|e| RepoError::Invalid(format!("error verifying {oid}: {e}")))?;
+            for cid in &ids {
+                if repo.contents().content_info(cid)?.is_none() {
+                    return Err(RepoError::Invalid(format!(
+                        "error verifying {oid}: content {cid} not found (snapshot {})",
+                        m.id
+                    )));
+                }
+                used.insert(cid);
+            }
+            if is_dir {
+                let dm = DirManifest::decode(&read_object(repo.contents(), &oid)?)?;
+                for e in dm.entries {
+                    stack.push((e.object_id, e.entry_type == EntryType::Directory));
+                }
+            }
+        }
+    }
+    used.seal();
+    Ok((used, snaps.len()))
+}
+
+/// Counters of one GC run (Kopia's `snapshotGCStats`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GcStats {
+    /// Contents no live snapshot uses, old enough to be marked.
+    pub unreferenced_content_count: u64,
+    /// Their packed bytes.
+    pub unreferenced_content_size: u64,
+    /// Of those, newly marked deleted now.
+    pub deleted_content_count: u64,
+    /// Their packed bytes.
+    pub deleted_content_size: u64,
+    /// Unused contents too young to mark.
+    pub unreferenced_recent_content_count: u64,
+    /// Their packed bytes.
+    pub unreferenced_recent_content_size: u64,
+    /// Contents in use.
+    pub in_use_content_count: u64,
+    /// Their packed bytes.
+    pub in_use_content_size: u64,
+    /// Manifest contents (never collected here).
+    pub in_use_system_content_count: u64,
+    /// Their packed bytes.
+    pub in_use_system_content_size: u64,
+    /// Deleted contents found in use again and restored.
+    pub recovered_content_count: u64,
+    /// Their packed bytes.
+    pub recovered_content_size: u64,
+}
+
+/// Marks unused contents deleted and undeletes used ones. `start` is the maintenance start
+/// time that content ages are measured against.
+pub fn run_gc(
+    repo: &Repository,
+    safety: &SafetyParameters,
+    start: DateTime<Utc>,
+    obs: &dyn Observer,
+) -> Result<GcStats> {
+    obs.log("Looking for active contents...");
+    let (used, snapshots) = find_in_use_contents(repo)?;
+    obs.debug(&format!(
+        "found {} contents in use by {snapshots} snapshots ({} of memory)",
+        used.len(),
+        units::bytes(used.memory_bytes() as i64)
+    ));
+    obs.log("Looking for unreferenced contents...");
+    let mut st = GcStats::default();
+    let cm = repo.contents();
+    let mut since_flush = 0u64;
+    cm.for_each_committed(true, &mut |e| {
+        let len = u64::from(e.packed_length);
+        if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) {
+            st.in_use_system_content_count += 1;
+            st.in_use_system_content_size += len;
+            return Ok(());
+        }
+        if used.contains(&e.content_id) {
+            if e.deleted {
+                cm.undelete_content(&e.content_id)?;
+                st.recovered_content_count += 1;
+                st.recovered_content_size += len;
+            }
+            st.in_use_content_count += 1;
+            st.in_use_content_size += len;
+            return Ok(());
+        }
+        let age = start.timestamp() - e.timestamp_seconds;
+        if age < safety.min_content_age_subject_to_gc.num_seconds() {
+            st.unreferenced_recent_content_count += 1;
+            st.unreferenced_recent_content_size += len;
+            return Ok(());
+        }
+        st.unreferenced_content_count += 1;
+        st.unreferenced_content_size += len;
+        if !e.deleted {
+            cm.delete_content(&e.content_id)?;
+            st.deleted_content_count += 1;
+            st.deleted_content_size += len;
+            since_flush += 1;
+            if since_flush >= 100_000 {
+                cm.flush()?;
+                since_flush = 0;
+            }
+        }
+        Ok(())
+    })?;
+    let b = |n: u64| units::bytes(n as i64);
+    obs.log(&format!(
+        "GC found {} unused contents ({})",
+        st.unreferenced_content_count,
+        b(st.unreferenced_content_size)
+    ));
+    obs.log(&format!(
+        "GC found {} unused contents that are too recent to delete ({})",
+        st.unreferenced_recent_content_count,
+        b(st.unreferenced_recent_content_size)
+    ));
+    obs.log(&format!(
+        "GC found {} in-use contents ({})",
+        st.in_use_content_count,
+        b(st.in_use_content_size)
+    ));
+    obs.log(&format!(
+        "GC found {} in-use system-contents ({})",
+        st.in_use_system_content_count,
+        b(st.in_use_system_content_size)
+    ));
+    obs.log(&format!(
+        "GC undeleted {} contents ({})",
+        st.recovered_content_count,
+        b(st.recovered_content_size)
+    ));
+    cm.flush()?;
+    Ok(st)
+}

@@ -1,0 +1,458 @@
+//! Maintenance, with Kopia's tasks, order, safety rules and schedule.
+//!
+//! A *full* cycle collects garbage: snapshot GC marks contents no live snapshot uses, a later
+//! cycle forgets them (deletion watermark) once two GC runs far enough apart agree, and pack
+//! blobs nothing references any more are then deleted. A *quick* cycle keeps metadata compact:
+//! short `q` packs are rewritten, orphaned packs deleted, settled epochs compacted. Every task's
+//! run is recorded in the schedule blob `kopia.maintenance`, which Kopia reads too, and
+//! [`explain`] turns the same rules into an answer to "when will this space come back?".
+
+pub mod blobs;
+pub mod epoch_tasks;
+pub mod explain;
+pub mod gc;
+pub mod logs;
+pub mod params;
+pub mod rewrite;
+pub mod safety;
+pub mod schedule;
+
+use chrono::{DateTime, Duration, Utc};
+use kopr_format::maintenance::{MaintenanceParams, RunInfo, Schedule};
+use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
+use serde::Serialize;
+
+use crate::error::{RepoError, Result};
+use crate::repository::Repository;
+use crate::session::SESSION_PREFIX;
+pub use safety::SafetyParameters;
+
+/// Task names as Kopia records them in the schedule.
+pub mod task {
+    /// Snapshot garbage collection.
+    pub const SNAPSHOT_GC: &str = "snapshot-gc";
+    /// Deleting unreferenced `q` packs.
+    pub const DELETE_BLOBS_QUICK: &str = "quick-delete-blobs";
+    /// Deleting unreferenced `p`, `q` and `s` blobs.
+    pub const DELETE_BLOBS_FULL: &str = "full-delete-blobs";
+    /// Rewriting contents of short `q` packs.
+    pub const REWRITE_QUICK: &str = "quick-rewrite-contents";
+    /// Rewriting contents of all short packs.
+    pub const REWRITE_FULL: &str = "full-rewrite-contents";
+    /// Forgetting deleted contents (moving the deletion watermark).
+    pub const DROP_DELETED_FULL: &str = "full-drop-deleted-content";
+    /// Index compaction (non-epoch repositories).
+    pub const INDEX_COMPACTION: &str = "index-compaction";
+    /// Extending object-lock retention.
+    pub const EXTEND_RETENTION: &str = "extend-blob-retention-time";
+    /// Deleting old log blobs.
+    pub const CLEANUP_LOGS: &str = "cleanup-logs";
+    /// Writing the next epoch marker.
+    pub const EPOCH_ADVANCE: &str = "advance-epoch";
+    /// Deleting index blobs that compactions replaced.
+    pub const EPOCH_DELETE_SUPERSEDED: &str = "delete-superseded-epoch-indexes";
+    /// Deleting old epoch markers and watermarks.
+    pub const EPOCH_CLEANUP_MARKERS: &str = "cleanup-epoch-markers";
+    /// Range checkpoints.
+    pub const EPOCH_GENERATE_RANGE: &str = "generate-epoch-range-index";
+    /// Single-epoch compaction.
+    pub const EPOCH_COMPACT_SINGLE: &str = "compact-single-epoch";
+}
+
+/// The largest difference between the local clock and the storage's that maintenance accepts.
+pub fn max_clock_skew() -> Duration {
+    Duration::minutes(5)
+}
+
+/// Where maintenance reports to; tests also use it to act between tasks.
+pub trait Observer: Sync {
+    /// A line users grep for.
+    fn log(&self, msg: &str);
+    /// Detail for `--log-level=debug`.
+    fn debug(&self, _msg: &str) {}
+    /// Called before each task starts; an error stops the cycle there.
+    fn before_task(&self, _task: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn log(&self, _msg: &str) {}
+}
+
+/// Quick or full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Metadata and index upkeep.
+    Quick,
+    /// Garbage collection of contents and packs.
+    Full,
+}
+
+impl Mode {
+    /// `quick` or `full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Quick => "quick",
+            Mode::Full => "full",
+        }
+    }
+}
+
+/// How to run maintenance.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Which cycle.
+    pub mode: Mode,
+    /// Safety margins.
+    pub safety: SafetyParameters,
+    /// Run even when this user does not own maintenance.
+    pub force: bool,
+}
+
+/// Whether a recorded rewrite run may have orphaned packs: Kopia-written runs without
+/// statistics count; runs whose statistics show nothing rewritten do not.
+pub fn rewrite_orphaned_packs(r: &RunInfo) -> bool {
+    let Some(extra) = r.extra.as_ref().and_then(|e| e.as_array()) else {
+        return true;
+    };
+    for x in extra {
+        if x.get("kind").and_then(|k| k.as_str()) == Some("rewriteContentsStats") {
+            let n = x
+                .get("data")
+                .and_then(|d| d.get("rewrittenContentCount"))
+                .and_then(|n| n.as_u64());
+            return n != Some(0);
+        }
+    }
+    true
+}
+
+fn latest_end(s: &Schedule, tasks: &[&str], only_orphaning: bool) -> Option<DateTime<Utc>> {
+    tasks
+        .iter()
+        .flat_map(|t| s.runs_of(t))
+        .filter(|r| r.success && (!only_orphaning || rewrite_orphaned_packs(r)))
+        .map(|r| r.end)
+        .max()
+}
+
+fn latest_rewrite_end(s: &Schedule, tasks: &[&str]) -> Option<DateTime<Utc>> {
+    latest_end(s, tasks, true)
+}
+
+fn latest_blob_delete(s: &Schedule) -> Option<DateTime<Utc>> {
+    latest_end(
+        s,
+        &[task::DELETE_BLOBS_FULL, task::DELETE_BLOBS_QUICK],
+        false,
+    )
+}
+
+/// Whether a rewrite may start: the previous one's orphans must have been deleted first.
+pub fn should_rewrite(s: &Schedule, tasks: &[&str], safety: &SafetyParameters) -> bool {
+    let Some(rewrite) = latest_rewrite_end(s, tasks) else {
+        return true;
+    };
+    if safety.min_rewrite_to_orphan_deletion_delay.is_zero() {
+        return true;
+    }
+    latest_blob_delete(s).is_some_and(|d| d >= rewrite)
+}
+
+/// The earliest time orphaned blobs may be deleted (`None`: any time).
+pub fn next_blob_delete_time(s: &Schedule, safety: &SafetyParameters) -> Option<DateTime<Utc>> {
+    latest_rewrite_end(s, &[task::REWRITE_FULL, task::REWRITE_QUICK])
+        .map(|t| t + safety.min_rewrite_to_orphan_deletion_delay)
+}
+
+fn had_recent_full_rewrite(s: &Schedule) -> bool {
+    latest_rewrite_end(s, &[task::REWRITE_FULL]) >= latest_rewrite_end(s, &[task::REWRITE_QUICK])
+}
+
+/// The time before which deleted contents may be forgotten, from the history of successful
+/// GC runs: the start of the newest run that ended more than `MarginBetweenSnapshotGC`
+/// before the latest run started, minus `DropContentFromIndexExtraMargin`.
+pub fn find_safe_drop_time(
+    gc_runs: &[RunInfo],
+    safety: &SafetyParameters,
+) -> Option<DateTime<Utc>> {
+    let mut ok: Vec<&RunInfo> = gc_runs.iter().filter(|r| r.success).collect();
+    if ok.len() <= 1 {
+        return None;
+    }
+    ok.sort_by(|a, b| b.start.cmp(&a.start));
+    let newest = ok[0].start;
+    ok[1..]
+        .iter()
+        .find(|r| newest - r.end > safety.margin_between_snapshot_gc)
+        .map(|r| r.start - safety.drop_content_from_index_extra_margin)
+}
+
+/// Go's rounding of a duration for "(59m59s left)".
+fn left(d: Duration) -> String {
+    kopr_format::units::duration(Duration::seconds(d.num_seconds().max(0)))
+}
+
+struct Cycle<'a> {
+    repo: &'a Repository,
+    params: MaintenanceParams,
+    safety: SafetyParameters,
+    start: DateTime<Utc>,
+    obs: &'a dyn Observer,
+    schedule: Schedule,
+}
+
+impl Cycle<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.repo.contents().clock().now()
+    }
+
+    /// Runs one task and records it (Kopia's `ReportRun`).
+    fn task<T: Serialize>(
+        &mut self,
+        name: &str,
+        kind: Option<&str>,
+        f: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<T> {
+        self.obs.before_task(name)?;
+        let start = self.now();
+        let result = f(self);
+        let end = self.now();
+        let extra = match (&result, kind) {
+            (Ok(stats), Some(kind)) => serde_json::to_value(stats)
+                .ok()
+                .map(|data| serde_json::json!([{ "kind": kind, "data": data }])),
+            _ => None,
+        };
+        let info = RunInfo {
+            start,
+            end,
+            success: result.is_ok(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+            extra,
+        };
+        self.schedule.report_run(name, info.clone());
+        if let Err(e) = schedule::record_run(self.repo, name, info) {
+            self.obs.log(&format!("unable to report run: {e}"));
+        }
+        result
+    }
+
+    fn delete_blobs(&mut self, name: &str, prefixes: &[&str]) -> Result<()> {
+        self.task(name, Some("deleteUnreferencedPacksStats"), |c| {
+            blobs::delete_unreferenced(c.repo, prefixes, c.start, &c.safety, c.obs)
+        })?;
+        Ok(())
+    }
+
+    fn maybe_delete_blobs(&mut self, quick: bool) -> Result<()> {
+        let now = self.now();
+        match next_blob_delete_time(&self.schedule, &self.safety) {
+            Some(t) if now < t => {
+                self.obs.log(&format!(
+                    "Skipping blob deletion because not enough time has passed yet ({} left)",
+                    left(t - now)
+                ));
+                Ok(())
+            }
+            _ if !quick || had_recent_full_rewrite(&self.schedule) => self.delete_blobs(
+                task::DELETE_BLOBS_FULL,
+                &[PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX],
+            ),
+            _ => self.delete_blobs(task::DELETE_BLOBS_QUICK, &[PACK_PREFIX_METADATA]),
+        }
+    }
+
+    fn rewrite(&mut self, name: &str, prefix: &'static str, only_prefixed: bool) -> Result<()> {
+        let tasks = [task::REWRITE_FULL, task::REWRITE_QUICK];
+        let gate: &[&str] = if name == task::REWRITE_FULL {
+            &tasks[..1]
+        } else {
+            &tasks
+        };
+        if !should_rewrite(&self.schedule, gate, &self.safety) {
+            self.obs.debug(
+                "Previous content rewrite has not been finalized yet, waiting until the next blob deletion.",
+            );
+            return Ok(());
+        }
+        self.task(name, Some("rewriteContentsStats"), |c| {
+            rewrite::rewrite_short_packs(c.repo, prefix, only_prefixed, &c.safety, c.obs)
+        })?;
+        Ok(())
+    }
+
+    fn drop_deleted(&mut self) -> Result<()> {
+        let safe = if self.safety.require_two_gc_cycles {
+            find_safe_drop_time(self.schedule.runs_of(task::SNAPSHOT_GC), &self.safety)
+        } else {
+            Some(self.now())
+        };
+        let Some(safe) = safe else {
+            self.obs.log("Not forgetting deleted contents yet since not enough time has passed since previous successful Snapshot GC. Will try again next time.");
+            return Ok(());
+        };
+        self.obs
+            .debug(&format!("Found safe time to drop indexes: {safe}"));
+        self.task(task::DROP_DELETED_FULL, None, |c| {
+            epoch_tasks::advance_deletion_watermark(c.repo, safe)
+        })?;
+        Ok(())
+    }
+
+    fn epoch_tasks(&mut self, full: bool) -> Result<()> {
+        self.obs.log("Compacting an eligible uncompacted epoch...");
+        self.task(task::EPOCH_COMPACT_SINGLE, None, |c| {
+            epoch_tasks::compact_single_epoch(c.repo, c.obs)
+        })?;
+        self.obs.log("Advancing epoch markers...");
+        self.task(task::EPOCH_ADVANCE, None, |c| {
+            epoch_tasks::advance_epoch(c.repo)
+        })?;
+        if !full {
+            return Ok(());
+        }
+        self.obs
+            .log("Attempting to compact a range of epoch indexes ...");
+        self.task(task::EPOCH_GENERATE_RANGE, None, |c| {
+            epoch_tasks::generate_range_checkpoint(c.repo, c.obs)
+        })?;
+        self.obs.log("Cleaning up unneeded epoch markers...");
+        self.task(task::EPOCH_CLEANUP_MARKERS, None, |c| {
+            epoch_tasks::cleanup_markers(c.repo)
+        })?;
+        self.obs
+            .log("Cleaning up old index blobs which have already been compacted...");
+        self.task(task::EPOCH_DELETE_SUPERSEDED, None, |c| {
+            epoch_tasks::cleanup_superseded_indexes(c.repo)
+        })?;
+        Ok(())
+    }
+
+    fn cleanup_logs(&mut self) -> Result<()> {
+        let retention = self.params.log_retention.clone();
+        self.task(task::CLEANUP_LOGS, None, |c| {
+            logs::cleanup_logs(c.repo, &retention, c.obs)
+        })?;
+        Ok(())
+    }
+
+    fn full(&mut self) -> Result<()> {
+        self.task(task::SNAPSHOT_GC, Some("snapshotGCStats"), |c| {
+            gc::run_gc(c.repo, &c.safety, c.start, c.obs)
+        })?;
+        self.schedule = schedule::get_schedule(self.repo)?;
+        self.rewrite(task::REWRITE_FULL, "", false)?;
+        self.drop_deleted()?;
+        self.maybe_delete_blobs(false)?;
+        if self.params.extend_object_locks {
+            self.task(task::EXTEND_RETENTION, None, |c| extend_retention(c.repo))?;
+        } else {
+            self.obs
+                .log("Extending object lock retention-period is disabled.");
+        }
+        self.epoch_tasks(true)?;
+        self.cleanup_logs()
+    }
+
+    fn quick(&mut self) -> Result<()> {
+        self.schedule = schedule::get_schedule(self.repo)?;
+        self.rewrite(task::REWRITE_QUICK, PACK_PREFIX_METADATA, true)?;
+        self.maybe_delete_blobs(true)?;
+        self.epoch_tasks(true)?;
+        self.cleanup_logs()
+    }
+}
+
+fn extend_retention(repo: &Repository) -> Result<()> {
+    let cfg = &repo.format().blob_config;
+    if cfg.retention_mode.is_empty() || cfg.retention_period_nanos <= 0 {
+        return Err(RepoError::Invalid(
+            "object lock extension is enabled but the repository has no retention mode/period"
+                .into(),
+        ));
+    }
+    Err(RepoError::Invalid(format!(
+        "extending object-lock retention is not supported by {}",
+        repo.storage().display_name()
+    )))
+}
+
+/// Checks that this user may run maintenance.
+pub fn check_owner(params: &MaintenanceParams, user: &str) -> Result<()> {
+    if params.owner == user {
+        return Ok(());
+    }
+    Err(RepoError::NotMaintenanceOwner(if params.owner.is_empty() {
+        "(none set; use 'maintenance set --owner=me')".into()
+    } else {
+        params.owner.clone()
+    }))
+}
+
+/// Runs one maintenance cycle.
+pub fn run(repo: &Repository, opts: &RunOptions, obs: &dyn Observer) -> Result<()> {
+    repo.contents().refresh()?;
+    repo.manifests().invalidate();
+    let params = params::get_params(repo)?;
+    if !opts.force {
+        check_owner(&params, &params::this_user(repo))?;
+    }
+    let now = repo.contents().clock().now();
+    let mut s = schedule::get_schedule(repo)?;
+    if opts.mode == Mode::Full {
+        s.next_full = Some(now + chrono_dur(params.full.interval));
+    }
+    s.next_quick = Some(now + chrono_dur(params.quick.interval));
+    schedule::set_schedule(repo, &s)?;
+    let start = schedule::schedule_blob_time(repo)?;
+    let skew = (start - now).abs();
+    if skew > max_clock_skew() {
+        return Err(RepoError::Invalid(format!(
+            "clock skew detected: local clock is out of sync with repository timestamp by more than allowed 5m0s (local: {now} repository: {start} skew: {}). Refusing to run maintenance.",
+            kopr_format::units::duration(skew)
+        )));
+    }
+    obs.log(&format!("Running {} maintenance...", opts.mode.name()));
+    let mut cycle = Cycle {
+        repo,
+        params,
+        safety: opts.safety,
+        start,
+        obs,
+        schedule: s,
+    };
+    let result = match opts.mode {
+        Mode::Full => cycle.full(),
+        Mode::Quick => cycle.quick(),
+    };
+    obs.log(&format!("Finished {} maintenance.", opts.mode.name()));
+    result
+}
+
+/// A std duration as chrono's (saturating).
+pub fn chrono_dur(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+/// Which cycle is due at `now`, if any (for `maintenance run` without `--full` in auto mode
+/// and for `maintenance info`).
+pub fn due_mode(params: &MaintenanceParams, s: &Schedule, now: DateTime<Utc>) -> Option<Mode> {
+    if params.full.enabled && s.next_full.is_none_or(|t| now >= t) {
+        return Some(Mode::Full);
+    }
+    if params.quick.enabled && s.next_quick.is_none_or(|t| now >= t) {
+        return Some(Mode::Quick);
+    }
+    None
+}

@@ -1,0 +1,520 @@
+//! Maintenance on an injected clock: the full timeline of a deleted snapshot (when its
+//! contents are marked, forgotten and their packs deleted) for `--safety=full` and `none`,
+//! snapshots written by another client between every two tasks of a cycle, and cycles that
+//! stop after each task.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{TimeZone, Utc};
+use kopr_blob::clock::ManualClock;
+use kopr_blob::memory::MemoryStorage;
+use kopr_blob::BlobStorage;
+use kopr_format::index::ContentId;
+use kopr_format::snapshot::SourceInfo;
+use kopr_repo::content::WriterIdentity;
+use kopr_repo::format_manager::CreateOptions;
+use kopr_repo::maintenance::{self, params, Mode, Observer, RunOptions, SafetyParameters};
+use kopr_repo::snapshot::{
+    create_snapshot, list_snapshots, restore, RestoreOptions, UploadOptions,
+};
+use kopr_repo::{OpenOptions, RepoError, Repository};
+use kopr_testkit::random_bytes;
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    st: Arc<dyn BlobStorage>,
+    tmp: tempfile::TempDir,
+}
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+impl Observer for Lines {
+    fn log(&self, msg: &str) {
+        self.0.lock().unwrap().push(msg.to_string());
+    }
+}
+
+impl Lines {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn source(p: &Path) -> SourceInfo {
+    SourceInfo {
+        host: "h".into(),
+        user_name: "u".into(),
+        path: p.to_string_lossy().into_owned(),
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::with_clock(clock.clone()));
+        let opts = CreateOptions {
+            key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+            ..Default::default()
+        };
+        Repository::create(&*st, &opts, "pw").unwrap();
+        let h = Harness {
+            clock,
+            st,
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        let r = h.open("u");
+        let mut p = params::get_params(&r).unwrap();
+        p.owner = "u@h".into();
+        params::set_params(&r, &p).unwrap();
+        r.flush().unwrap();
+        h
+    }
+
+    fn open(&self, user: &str) -> Repository {
+        Repository::open(
+            self.st.clone(),
+            "pw",
+            OpenOptions {
+                clock: self.clock.clone(),
+                identity: WriterIdentity {
+                    user: user.into(),
+                    host: "h".into(),
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn advance_hours(&self, h: u64) {
+        self.clock.advance(StdDuration::from_secs(h * 3600));
+    }
+
+    /// Writes a directory with `files` random files and snapshots it; returns the manifest id.
+    fn snapshot(&self, r: &Repository, name: &str, seed: u64, files: usize) -> String {
+        let dir = self.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..files {
+            std::fs::write(
+                dir.join(format!("f{i}")),
+                random_bytes(seed * 1000 + i as u64, 200_000),
+            )
+            .unwrap();
+        }
+        let m = create_snapshot(
+            r,
+            &dir,
+            &source(&dir),
+            &UploadOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        m.id
+    }
+
+    fn pack_ids(&self) -> Vec<String> {
+        self.st
+            .list_all("p")
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect()
+    }
+
+    fn cycle(&self, safety: SafetyParameters) -> Vec<String> {
+        let r = self.open("u");
+        let lines = Lines::default();
+        maintenance::run(
+            &r,
+            &RunOptions {
+                mode: Mode::Full,
+                safety,
+                force: false,
+            },
+            &lines,
+        )
+        .unwrap();
+        lines.take()
+    }
+
+    fn restore_all(&self) {
+        let r = self.open("u");
+        for (i, m) in list_snapshots(&r, None).unwrap().iter().enumerate() {
+            let dest = self.tmp.path().join(format!("restore-{}-{i}", m.id));
+            let _ = std::fs::remove_dir_all(&dest);
+            let root = m.root_entry.as_ref().unwrap();
+            restore(&r, root, &dest, RestoreOptions::default()).unwrap();
+            let src = Path::new(&m.source.path);
+            for e in std::fs::read_dir(src).unwrap().flatten() {
+                let got = std::fs::read(dest.join(e.file_name())).unwrap();
+                assert_eq!(got, std::fs::read(e.path()).unwrap(), "{:?}", e.path());
+            }
+        }
+    }
+}
+
+/// State of the contents of a deleted snapshot in a fresh view of the repository.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Fate {
+    Live,
+    MarkedDeleted,
+    Dropped,
+}
+
+fn fate(h: &Harness, ids: &[ContentId]) -> Fate {
+    let r = h.open("u");
+    let infos: Vec<_> = ids
+        .iter()
+        .map(|id| r.contents().content_info(id).unwrap())
+        .collect();
+    if infos.iter().all(|i| i.is_none()) {
+        Fate::Dropped
+    } else if infos.iter().all(|i| i.as_ref().is_some_and(|e| e.deleted)) {
+        Fate::MarkedDeleted
+    } else {
+        assert!(infos.iter().all(|i| i.as_ref().is_some_and(|e| !e.deleted)));
+        Fate::Live
+    }
+}
+
+/// Creates snapshot `keep` and snapshot `doomed` (deleted at once); returns the doomed
+/// snapshot's data contents and packs.
+fn keep_and_delete(h: &Harness) -> (Vec<ContentId>, Vec<String>) {
+    let r = h.open("u");
+    h.snapshot(&r, "keep", 1, 3);
+    let before = h.pack_ids();
+    let doomed = h.snapshot(&r, "doomed", 2, 3);
+    let packs: Vec<String> = h
+        .pack_ids()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(!packs.is_empty());
+    let ids: Vec<ContentId> = r
+        .contents()
+        .list_contents(false)
+        .unwrap()
+        .into_iter()
+        .filter(|e| packs.contains(&e.pack_blob_id))
+        .map(|e| e.content_id)
+        .collect();
+    assert!(!ids.is_empty());
+    r.manifests().delete(r.contents(), &doomed).unwrap();
+    r.flush().unwrap();
+    (ids, packs)
+}
+
+fn present(h: &Harness, packs: &[String]) -> bool {
+    let all = h.pack_ids();
+    packs.iter().all(|p| all.contains(p))
+}
+
+#[test]
+fn safety_full_timeline_with_a_cycle_four_hours_after_the_first_gc() {
+    let h = Harness::new();
+    let (ids, packs) = keep_and_delete(&h);
+    // (hours since deletion, expected fate after the cycle, packs still stored)
+    let steps = [
+        (1, Fate::Live, true),           // contents younger than 24h: not marked
+        (24, Fate::MarkedDeleted, true), // first GC that may mark them
+        (28, Fate::MarkedDeleted, true), // exactly 4h after: not "more than" 4h apart
+        (48, Fate::Dropped, false),      // GC at 28h ended >4h before: drop and delete
+        (72, Fate::Dropped, false),
+    ];
+    let mut now = 0;
+    for (at, want, stored) in steps {
+        h.advance_hours(at - now);
+        now = at;
+        let log = h.cycle(SafetyParameters::full());
+        assert_eq!(fate(&h, &ids), want, "after the cycle at {at}h: {log:#?}");
+        assert_eq!(present(&h, &packs), stored, "packs after {at}h: {log:#?}");
+        assert!(log.iter().any(|l| l == "Running full maintenance..."));
+        assert!(log.iter().any(|l| l.starts_with("GC found ")));
+    }
+    h.restore_all();
+}
+
+#[test]
+fn safety_full_daily_cycles_delete_a_snapshot_removed_at_creation_after_72_hours() {
+    let h = Harness::new();
+    let (ids, packs) = keep_and_delete(&h);
+    let steps = [
+        (1, Fate::Live, true),
+        (24, Fate::MarkedDeleted, true),
+        (48, Fate::MarkedDeleted, true), // the GC at 24h marked them after the 1h run's drop time
+        (72, Fate::Dropped, false),
+    ];
+    let mut now = 0;
+    for (at, want, stored) in steps {
+        h.advance_hours(at - now);
+        now = at;
+        let log = h.cycle(SafetyParameters::full());
+        assert_eq!(fate(&h, &ids), want, "after the cycle at {at}h: {log:#?}");
+        assert_eq!(present(&h, &packs), stored, "packs after {at}h: {log:#?}");
+    }
+    h.restore_all();
+}
+
+#[test]
+fn safety_none_frees_everything_in_one_cycle() {
+    let h = Harness::new();
+    let (ids, packs) = keep_and_delete(&h);
+    h.clock.advance(StdDuration::from_secs(60));
+    let log = h.cycle(SafetyParameters::none());
+    assert_eq!(fate(&h, &ids), Fate::Dropped, "{log:#?}");
+    assert!(!present(&h, &packs), "{log:#?}");
+    assert!(log
+        .iter()
+        .any(|l| l.starts_with("Found ") && l.contains("blobs to delete")));
+    assert!(log.iter().any(|l| l.starts_with("Deleted total ")));
+    h.restore_all();
+}
+
+#[test]
+fn a_second_full_cycle_within_the_hour_skips_blob_deletion() {
+    let h = Harness::new();
+    let r = h.open("u");
+    for i in 0..3 {
+        h.snapshot(&r, &format!("s{i}"), 10 + i, 1);
+    }
+    drop(r);
+    h.advance_hours(3); // contents older than RewriteMinAge: short packs get merged
+    let first = h.cycle(SafetyParameters::full());
+    assert!(
+        first.iter().any(|l| l.starts_with(
+            "Skipping blob deletion because not enough time has passed yet (59m59s left)"
+        ) || l.starts_with(
+            "Skipping blob deletion because not enough time has passed yet (1h0m0s left)"
+        )),
+        "{first:#?}"
+    );
+    h.advance_hours(2);
+    let second = h.cycle(SafetyParameters::full());
+    assert!(
+        second
+            .iter()
+            .any(|l| l.starts_with("found ") && l.ends_with("pack blobs not in use")),
+        "{second:#?}"
+    );
+    h.restore_all();
+}
+
+#[test]
+fn only_the_owner_runs_maintenance_unless_forced() {
+    let h = Harness::new();
+    let other = h.open("intruder");
+    let opts = RunOptions {
+        mode: Mode::Quick,
+        safety: SafetyParameters::full(),
+        force: false,
+    };
+    let err = maintenance::run(&other, &opts, &Lines::default()).unwrap_err();
+    assert!(
+        matches!(err, RepoError::NotMaintenanceOwner(ref o) if o == "u@h"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "maintenance must be run by designated user: u@h"
+    );
+    maintenance::run(
+        &other,
+        &RunOptions {
+            force: true,
+            ..opts
+        },
+        &Lines::default(),
+    )
+    .unwrap();
+}
+
+/// Another client whose snapshot straddles one task of the cycle: its contents (and index)
+/// are written before task `at`, its manifest only before the task after it, as a snapshot
+/// still uploading when GC lists the snapshots.
+struct Interleave<'a> {
+    h: &'a Harness,
+    at: String,
+    seed: u64,
+    reuse_doomed: bool,
+    done: Mutex<bool>,
+    pending: Mutex<Option<(Repository, kopr_format::snapshot::SnapshotManifest)>>,
+}
+
+impl Interleave<'_> {
+    fn upload_contents(&self) {
+        let r = self.h.open("other");
+        let dir = self.h.tmp.path().join(format!("conc-{}", self.seed));
+        std::fs::create_dir_all(&dir).unwrap();
+        if self.reuse_doomed {
+            // the deleted snapshot's bytes: deduplicated against contents that this very
+            // cycle may be marking deleted or dropping
+            for e in std::fs::read_dir(self.h.tmp.path().join("doomed")).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+        } else {
+            for i in 0..2 {
+                std::fs::write(
+                    dir.join(format!("f{i}")),
+                    random_bytes(self.seed * 7 + i, 150_000),
+                )
+                .unwrap();
+            }
+        }
+        let m = create_snapshot(
+            &r,
+            &dir,
+            &source(&dir),
+            &UploadOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        // hide the manifest again: the upload is "still running"
+        r.manifests().delete(r.contents(), &m.id).unwrap();
+        r.flush().unwrap();
+        *self.pending.lock().unwrap() = Some((r, m));
+    }
+
+    fn finish_upload(&self) {
+        if let Some((r, m)) = self.pending.lock().unwrap().take() {
+            r.manifests()
+                .put(r.contents(), m.source.labels(), &m)
+                .unwrap();
+            r.flush().unwrap();
+        }
+    }
+}
+
+impl Observer for Interleave<'_> {
+    fn log(&self, _msg: &str) {}
+    fn before_task(&self, task: &str) -> kopr_repo::Result<()> {
+        self.finish_upload();
+        if task == self.at {
+            let mut done = self.done.lock().unwrap();
+            if !*done {
+                *done = true;
+                self.upload_contents();
+            }
+        }
+        Ok(())
+    }
+}
+
+const FULL_TASKS: &[&str] = &[
+    "snapshot-gc",
+    "full-rewrite-contents",
+    "full-drop-deleted-content",
+    "full-delete-blobs",
+    "compact-single-epoch",
+    "advance-epoch",
+    "generate-epoch-range-index",
+    "cleanup-epoch-markers",
+    "delete-superseded-epoch-indexes",
+    "cleanup-logs",
+];
+
+#[test]
+fn snapshots_written_during_every_task_of_a_full_cycle_survive() {
+    let mut interleaved = std::collections::BTreeSet::new();
+    // (concurrent snapshot reuses the deleted snapshot's bytes, hours of the cycle it runs in):
+    // at 24h the deleted contents are being marked, at 48h they are being dropped.
+    for (i, task) in FULL_TASKS.iter().enumerate() {
+        for (reuse, at_hour) in [(false, 48), (true, 24), (true, 48)] {
+            let h = Harness::new();
+            let _ = keep_and_delete(&h);
+            let mut now = 0;
+            for at in [1, 24, 28] {
+                if at < at_hour {
+                    h.advance_hours(at - now);
+                    now = at;
+                    h.cycle(SafetyParameters::full());
+                }
+            }
+            h.advance_hours(at_hour - now);
+            let obs = Interleave {
+                h: &h,
+                at: task.to_string(),
+                seed: 100 + i as u64,
+                reuse_doomed: reuse,
+                done: Mutex::new(false),
+                pending: Mutex::new(None),
+            };
+            let r = h.open("u");
+            maintenance::run(
+                &r,
+                &RunOptions {
+                    mode: Mode::Full,
+                    safety: SafetyParameters::full(),
+                    force: false,
+                },
+                &obs,
+            )
+            .unwrap();
+            obs.finish_upload();
+            drop(r);
+            // and every later cycle keeps what the concurrent snapshot needs
+            for at in [1, 24, 4, 20, 24] {
+                h.advance_hours(at);
+                h.cycle(SafetyParameters::full());
+            }
+            h.restore_all();
+            if *obs.done.lock().unwrap() {
+                interleaved.insert(*task);
+            }
+        }
+    }
+    let all: std::collections::BTreeSet<&str> = FULL_TASKS.iter().copied().collect();
+    assert_eq!(
+        interleaved, all,
+        "every task had a snapshot written before it"
+    );
+}
+
+struct StopAt(String);
+
+impl Observer for StopAt {
+    fn log(&self, _msg: &str) {}
+    fn before_task(&self, task: &str) -> kopr_repo::Result<()> {
+        if task == self.0 {
+            return Err(RepoError::MaintenanceAborted(task.into()));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cycle_stopped_before_any_task_leaves_a_working_repository() {
+    for task in FULL_TASKS {
+        let h = Harness::new();
+        let _ = keep_and_delete(&h);
+        for (at, stop) in [(1, false), (23, false), (4, false), (20, true), (24, false)] {
+            h.advance_hours(at);
+            if stop {
+                let r = h.open("u");
+                let err = maintenance::run(
+                    &r,
+                    &RunOptions {
+                        mode: Mode::Full,
+                        safety: SafetyParameters::full(),
+                        force: false,
+                    },
+                    &StopAt(task.to_string()),
+                );
+                assert!(
+                    err.is_err()
+                        || *task == "full-rewrite-contents"
+                        || *task == "full-drop-deleted-content"
+                        || *task == "full-delete-blobs"
+                );
+            } else {
+                h.cycle(SafetyParameters::full());
+            }
+            h.restore_all();
+        }
+    }
+}
