@@ -25,6 +25,7 @@ pub const AUTO_COMPACTION_THRESHOLD: usize = 16;
 #[derive(Debug, Default)]
 struct State {
     committed: HashMap<String, ManifestEntry>,
+    deleted: HashMap<String, ManifestEntry>,
     contents: Vec<ContentId>,
     pending: Vec<ManifestEntry>,
     loaded: bool,
@@ -73,8 +74,10 @@ impl ManifestManager {
             }
             contents.push(e.content_id);
         }
-        merged.retain(|_, e| !e.deleted);
-        s.committed = merged;
+        let (deleted, live): (HashMap<_, _>, HashMap<_, _>) =
+            merged.into_iter().partition(|(_, e)| e.deleted);
+        s.committed = live;
+        s.deleted = deleted;
         s.contents = contents;
         s.loaded = true;
         Ok(())
@@ -165,6 +168,25 @@ impl ManifestManager {
             .view(cm)?
             .into_values()
             .filter(|e| labels.iter().all(|(k, val)| e.labels.get(k) == Some(val)))
+            .collect();
+        v.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    /// Deletion records (labels kept, payload gone) whose labels include all of `labels`,
+    /// oldest first. Compaction forgets them, so this is what is still on record.
+    pub fn find_deleted(
+        &self,
+        cm: &ContentManager,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ManifestEntry>> {
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        self.ensure_loaded(cm, &mut s)?;
+        let mut v: Vec<ManifestEntry> = s
+            .deleted
+            .values()
+            .filter(|e| labels.iter().all(|(k, val)| e.labels.get(k) == Some(val)))
+            .cloned()
             .collect();
         v.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.id.cmp(&b.id)));
         Ok(v)

@@ -518,3 +518,51 @@ fn a_cycle_stopped_before_any_task_leaves_a_working_repository() {
         }
     }
 }
+
+#[test]
+fn explain_predicts_when_the_deleted_snapshot_leaves_storage() {
+    use kopr_repo::maintenance::explain::{explain, Rule};
+    let h = Harness::new();
+    let (_, packs) = keep_and_delete(&h);
+    h.advance_hours(1);
+    h.cycle(SafetyParameters::full());
+    // next full cycle is due 24h after that one: 25h, then 49h, 73h
+    let r = h.open("u");
+    let x = explain(&r, &SafetyParameters::full()).unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let hours = |n: i64| t0 + chrono::Duration::hours(n);
+    assert_eq!(x.next_full_cycle, Some(hours(25)));
+    for p in &packs {
+        let fate = x
+            .packs
+            .iter()
+            .find(|f| &f.blob_id == p)
+            .expect("pack explained");
+        assert_eq!(fate.rule, Rule::MinContentAgeSubjectToGc, "{fate:?}");
+        assert_eq!(fate.earliest_deletion, Some(hours(73)), "{fate:?}");
+    }
+    assert_eq!(x.deleted_snapshots.len(), 1);
+    assert_eq!(x.deleted_snapshots[0].new_data_gone_by, Some(hours(73)));
+    assert_eq!(x.full_cycle_now.blobs, 0, "{:?}", x.full_cycle_now);
+    assert!(x.full_cycle_now_safety_none.blobs >= packs.len() as u64);
+    assert!(serde_json::to_string(&x)
+        .unwrap()
+        .contains("\"minContentAgeSubjectToGc\""));
+    drop(r);
+    // and the prediction holds
+    for (at, gone) in [(25, false), (49, false), (73, true)] {
+        h.clock.set(hours(at));
+        h.cycle(SafetyParameters::full());
+        assert_eq!(!present(&h, &packs), gone, "at {at}h");
+        if !gone {
+            let r = h.open("u");
+            let x = explain(&r, &SafetyParameters::full()).unwrap();
+            let fate = x.packs.iter().find(|f| f.blob_id == packs[0]).unwrap();
+            assert_eq!(
+                fate.earliest_deletion,
+                Some(hours(73)),
+                "at {at}h: {fate:?}"
+            );
+        }
+    }
+}

@@ -1,1 +1,491 @@
-//! placeholder
+//! `maintenance explain`: for every pack blob that holds garbage and every deleted snapshot,
+//! the safety rule that keeps it in storage and the earliest time it can leave, given the
+//! schedule of full cycles; and what a full cycle would free right now, with `--safety=full`
+//! and with `--safety=none`.
+//!
+//! The answer replays the rules of [`super::run`] on future cycles: contents unused for
+//! `MinContentAgeSubjectToGC` are marked by the next GC, forgotten once two GC runs more than
+//! `MarginBetweenSnapshotGC` apart have passed (minus `DropContentFromIndexExtraMargin`), and
+//! their packs are deleted once nothing else in them is referenced and they are older than
+//! `BlobDeleteMinAge` (and not part of a live session).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use kopr_format::maintenance::RunInfo;
+use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
+use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
+use serde::Serialize;
+
+use super::blobs::{retention, unreferenced_blobs, Retention};
+use super::gc::find_in_use_contents;
+use super::safety::SafetyParameters;
+use super::{chrono_dur, find_safe_drop_time, params, schedule, task};
+use crate::error::Result;
+use crate::repository::Repository;
+use crate::session::SESSION_PREFIX;
+
+/// How many future full cycles are simulated.
+pub const SIMULATED_CYCLES: usize = 60;
+
+/// The rule holding some storage back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum Rule {
+    /// Unreferenced contents younger than `MinContentAgeSubjectToGC`: not marked yet.
+    MinContentAgeSubjectToGc,
+    /// Unreferenced and old enough, waiting for the next GC to mark them.
+    AwaitingNextGc,
+    /// Marked deleted; waiting for a second GC run (`RequireTwoGCCycles`,
+    /// `MarginBetweenSnapshotGC`, `DropContentFromIndexExtraMargin`).
+    RequireTwoGcCycles,
+    /// Forgotten, but the pack is younger than `BlobDeleteMinAge`.
+    BlobDeleteMinAge,
+    /// The pack belongs to a write session that is still live (`SessionExpirationAge`).
+    SessionExpirationAge,
+    /// Written after the maintenance run would start.
+    NewerThanMaintenanceStart,
+    /// The pack also holds contents live snapshots use: it stays until a rewrite empties it.
+    SharesPackWithLiveContents,
+    /// Full maintenance is disabled or not scheduled.
+    FullMaintenanceDisabled,
+}
+
+impl Rule {
+    /// A sentence for humans.
+    pub fn describe(self, s: &SafetyParameters) -> String {
+        let d = |x: Duration| kopr_format::units::duration(x);
+        match self {
+            Rule::MinContentAgeSubjectToGc => format!(
+                "unreferenced contents younger than MinContentAgeSubjectToGC ({}) are not marked yet",
+                d(s.min_content_age_subject_to_gc)
+            ),
+            Rule::AwaitingNextGc => "unreferenced; the next snapshot GC marks it deleted".into(),
+            Rule::RequireTwoGcCycles => format!(
+                "marked deleted; forgotten only after a second GC run more than {} after the first (RequireTwoGCCycles, MarginBetweenSnapshotGC) less {} (DropContentFromIndexExtraMargin)",
+                d(s.margin_between_snapshot_gc),
+                d(s.drop_content_from_index_extra_margin)
+            ),
+            Rule::BlobDeleteMinAge => format!(
+                "no longer referenced; pack blobs younger than BlobDeleteMinAge ({}) are kept",
+                d(s.blob_delete_min_age)
+            ),
+            Rule::SessionExpirationAge => format!(
+                "part of a write session that checkpointed less than SessionExpirationAge ({}) ago",
+                d(s.session_expiration_age)
+            ),
+            Rule::NewerThanMaintenanceStart => "written after maintenance would start".into(),
+            Rule::SharesPackWithLiveContents => {
+                "the pack also holds contents that live snapshots use; it leaves only after a content rewrite moves them".into()
+            }
+            Rule::FullMaintenanceDisabled => {
+                "full maintenance is disabled: nothing is collected".into()
+            }
+        }
+    }
+}
+
+/// One pack blob that holds garbage.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackFate {
+    /// The blob.
+    pub blob_id: String,
+    /// Its size in storage.
+    pub bytes: u64,
+    /// Packed bytes of garbage contents in it (0 for blobs no index references).
+    pub garbage_bytes: u64,
+    /// Contents in it that live snapshots use.
+    pub live_contents: u64,
+    /// What keeps it now.
+    pub rule: Rule,
+    /// The earliest time it can leave storage (`None`: not by the simulated schedule).
+    pub earliest_deletion: Option<DateTime<Utc>>,
+}
+
+/// A snapshot whose manifest was deleted.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedSnapshot {
+    /// Manifest id.
+    pub id: String,
+    /// `user@host:path`.
+    pub source: String,
+    /// When it was deleted.
+    pub deleted_at: DateTime<Utc>,
+    /// Its exclusive data written more than `MinContentAgeSubjectToGC` before deletion
+    /// leaves storage by then.
+    pub old_data_gone_by: Option<DateTime<Utc>>,
+    /// Data written just before deletion leaves by then.
+    pub new_data_gone_by: Option<DateTime<Utc>>,
+}
+
+/// Totals per rule.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleTotal {
+    /// The rule.
+    pub rule: Rule,
+    /// Its description.
+    pub description: String,
+    /// Pack blobs it holds.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The earliest any of them can leave.
+    pub earliest_deletion: Option<DateTime<Utc>>,
+}
+
+/// What one full cycle would delete.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reclaimable {
+    /// Pack blobs.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// When it was computed.
+    pub now: DateTime<Utc>,
+    /// `full`, `none` or `custom`.
+    pub safety: String,
+    /// Whether full cycles run.
+    pub full_enabled: bool,
+    /// Full cycle interval.
+    pub full_interval: String,
+    /// When the next full cycle is due.
+    pub next_full_cycle: Option<DateTime<Utc>>,
+    /// Successful GC runs on record.
+    pub gc_runs: usize,
+    /// Deleted snapshots still known to the manifests.
+    pub deleted_snapshots: Vec<DeletedSnapshot>,
+    /// Storage held back, by rule.
+    pub by_rule: Vec<RuleTotal>,
+    /// Every pack blob with garbage in it.
+    pub packs: Vec<PackFate>,
+    /// What a full cycle run now would delete.
+    pub full_cycle_now: Reclaimable,
+    /// What a full cycle with `--safety=none` run now would delete.
+    pub full_cycle_now_safety_none: Reclaimable,
+}
+
+/// Future full cycles and the GC history they extend.
+struct Plan<'a> {
+    safety: &'a SafetyParameters,
+    history: &'a [RunInfo],
+    cycles: Vec<DateTime<Utc>>,
+}
+
+impl Plan<'_> {
+    /// The first cycle that marks a content written at `ts`.
+    fn marking_cycle(&self, ts: DateTime<Utc>) -> Option<usize> {
+        self.cycles
+            .iter()
+            .position(|c| *c - ts >= self.safety.min_content_age_subject_to_gc)
+    }
+
+    /// The first cycle at or after `from` that forgets a content marked at `marked`.
+    fn drop_cycle(&self, marked: DateTime<Utc>, from: usize) -> Option<usize> {
+        if !self.safety.require_two_gc_cycles {
+            return (from < self.cycles.len()).then_some(from);
+        }
+        let mut runs: Vec<RunInfo> = self.history.to_vec();
+        for (k, c) in self.cycles.iter().enumerate() {
+            runs.push(RunInfo {
+                start: *c,
+                end: *c,
+                success: true,
+                error: String::new(),
+                extra: None,
+            });
+            if k < from {
+                continue;
+            }
+            if find_safe_drop_time(&runs, self.safety).is_some_and(|t| marked <= t) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// The first cycle at or after `from` that may delete a blob written at `ts`.
+    fn blob_cycle(&self, ts: DateTime<Utc>, from: usize) -> Option<usize> {
+        (from..self.cycles.len()).find(|&k| {
+            self.cycles[k] + Duration::seconds(1) - ts >= self.safety.blob_delete_min_age
+        })
+    }
+
+    fn at(&self, k: Option<usize>) -> Option<DateTime<Utc>> {
+        k.and_then(|k| self.cycles.get(k).copied())
+    }
+}
+
+#[derive(Default)]
+struct PackAgg {
+    garbage: u64,
+    live: u64,
+    /// The latest cycle at which one of its garbage contents is forgotten, and why.
+    worst: Option<(Option<usize>, Rule)>,
+    /// Whether some garbage in it survives a cycle started now.
+    not_now: bool,
+}
+
+fn cycles_from(first: DateTime<Utc>, interval: Duration) -> Vec<DateTime<Utc>> {
+    let step = if interval <= Duration::zero() {
+        Duration::hours(24)
+    } else {
+        interval
+    };
+    (0..SIMULATED_CYCLES as i32)
+        .map(|i| first + step * i)
+        .collect()
+}
+
+/// Computes the explanation with the given safety level for the schedule.
+pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanation> {
+    repo.contents().refresh()?;
+    repo.manifests().invalidate();
+    let now = repo.contents().clock().now();
+    let params = params::get_params(repo)?;
+    let sched = schedule::get_schedule(repo)?;
+    let history: Vec<RunInfo> = sched
+        .runs_of(task::SNAPSHOT_GC)
+        .iter()
+        .filter(|r| r.success)
+        .cloned()
+        .collect();
+    let interval = chrono_dur(params.full.interval);
+    let next_full = sched.next_full.map(|t| t.max(now)).unwrap_or(now);
+    let scheduled = if params.full.enabled {
+        cycles_from(next_full, interval)
+    } else {
+        Vec::new()
+    };
+    let plan = Plan {
+        safety,
+        history: &history,
+        cycles: scheduled,
+    };
+    let (used, _) = find_in_use_contents(repo)?;
+    let now_plan = Plan {
+        safety,
+        history: &history,
+        cycles: vec![now],
+    };
+
+    // Walk the index once: per pack, its live contents and the last of its garbage to go.
+    let mut packs: HashMap<String, PackAgg> = HashMap::new();
+    repo.contents().for_each_committed(true, &mut |e| {
+        if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) {
+            packs.entry(e.pack_blob_id.clone()).or_default().live += 1;
+            return Ok(());
+        }
+        let agg = packs.entry(e.pack_blob_id.clone()).or_default();
+        if used.contains(&e.content_id) {
+            agg.live += 1;
+            return Ok(());
+        }
+        agg.garbage += u64::from(e.packed_length);
+        let ts = DateTime::from_timestamp(e.timestamp_seconds, 0).unwrap_or(now);
+        let dropped_now = if e.deleted {
+            now_plan.drop_cycle(ts, 0).is_some()
+        } else {
+            now_plan.marking_cycle(ts).is_some() && now_plan.drop_cycle(now, 0).is_some()
+        };
+        agg.not_now |= !dropped_now;
+        let (drop, rule) = if e.deleted {
+            (plan.drop_cycle(ts, 0), Rule::RequireTwoGcCycles)
+        } else {
+            let rule = if now - ts < safety.min_content_age_subject_to_gc {
+                Rule::MinContentAgeSubjectToGc
+            } else {
+                Rule::AwaitingNextGc
+            };
+            let k = plan.marking_cycle(ts);
+            (k.and_then(|k| plan.drop_cycle(plan.cycles[k], k)), rule)
+        };
+        let later = match &agg.worst {
+            None => true,
+            Some((w, _)) => match (w, drop) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b > *a,
+            },
+        };
+        if later {
+            agg.worst = Some((drop, rule));
+        }
+        Ok(())
+    })?;
+
+    let sizes: HashMap<String, (u64, DateTime<Utc>)> = [PACK_PREFIX_DATA, PACK_PREFIX_METADATA]
+        .iter()
+        .map(|p| repo.storage().list_all(p))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .map(|b| (b.id, (b.length, b.timestamp)))
+        .collect();
+    let sessions = repo.contents().active_sessions()?;
+    let mut out_packs = Vec::new();
+    for (id, agg) in &packs {
+        let Some((drop, rule)) = agg.worst else {
+            continue;
+        };
+        let Some(&(bytes, written)) = sizes.get(id) else {
+            continue;
+        };
+        let (rule, earliest) = if !params.full.enabled {
+            (Rule::FullMaintenanceDisabled, None)
+        } else if agg.live > 0 {
+            (Rule::SharesPackWithLiveContents, None)
+        } else {
+            let k = drop.and_then(|d| plan.blob_cycle(written, d));
+            (rule, plan.at(k))
+        };
+        out_packs.push(PackFate {
+            blob_id: id.clone(),
+            bytes,
+            garbage_bytes: agg.garbage,
+            live_contents: agg.live,
+            rule,
+            earliest_deletion: earliest,
+        });
+    }
+    // Blobs no index entry references any more.
+    let cutoff = plan.cycles.first().copied().unwrap_or(now) + Duration::seconds(1);
+    let mut unreferenced_ok_now = std::collections::HashSet::new();
+    for bm in unreferenced_blobs(
+        repo,
+        &[PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX],
+    )? {
+        if retention(&bm, now + Duration::seconds(1), &sessions, safety).is_none() {
+            unreferenced_ok_now.insert(bm.id.clone());
+        }
+        let (rule, earliest) = if !params.full.enabled {
+            (Rule::FullMaintenanceDisabled, None)
+        } else {
+            match retention(&bm, cutoff, &sessions, safety) {
+                None => (Rule::BlobDeleteMinAge, plan.at(Some(0))),
+                Some(Retention::AfterCutoff) => (Rule::NewerThanMaintenanceStart, plan.at(Some(1))),
+                Some(Retention::BelowMinAge { until }) => (
+                    Rule::BlobDeleteMinAge,
+                    plan.cycles.iter().copied().find(|c| *c >= until),
+                ),
+                Some(Retention::ActiveSession { until, .. }) => (
+                    Rule::SessionExpirationAge,
+                    plan.cycles.iter().copied().find(|c| *c >= until),
+                ),
+            }
+        };
+        out_packs.push(PackFate {
+            blob_id: bm.id,
+            bytes: bm.length,
+            garbage_bytes: 0,
+            live_contents: 0,
+            rule,
+            earliest_deletion: earliest,
+        });
+    }
+    out_packs.sort_by(|a, b| {
+        a.earliest_deletion
+            .is_none()
+            .cmp(&b.earliest_deletion.is_none())
+            .then(a.earliest_deletion.cmp(&b.earliest_deletion))
+            .then(a.blob_id.cmp(&b.blob_id))
+    });
+
+    let mut totals: HashMap<Rule, RuleTotal> = HashMap::new();
+    for p in &out_packs {
+        let t = totals.entry(p.rule).or_insert_with(|| RuleTotal {
+            rule: p.rule,
+            description: p.rule.describe(safety),
+            blobs: 0,
+            bytes: 0,
+            earliest_deletion: p.earliest_deletion,
+        });
+        t.blobs += 1;
+        t.bytes += p.bytes;
+        t.earliest_deletion = match (t.earliest_deletion, p.earliest_deletion) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    let mut by_rule: Vec<RuleTotal> = totals.into_values().collect();
+    by_rule.sort_by_key(|t| t.rule);
+
+    // A cycle started now: with this safety level, and with none.
+    let mut full_cycle_now = Reclaimable::default();
+    let mut none_now = Reclaimable::default();
+    let now_cutoff = now + Duration::seconds(1);
+    for p in &out_packs {
+        if p.live_contents > 0 || p.rule == Rule::NewerThanMaintenanceStart {
+            continue;
+        }
+        none_now.blobs += 1;
+        none_now.bytes += p.bytes;
+        let ok = match packs.get(&p.blob_id) {
+            Some(a) => {
+                !a.not_now
+                    && sizes
+                        .get(&p.blob_id)
+                        .is_some_and(|x| now_cutoff - x.1 >= safety.blob_delete_min_age)
+            }
+            None => unreferenced_ok_now.contains(&p.blob_id),
+        };
+        if ok {
+            full_cycle_now.blobs += 1;
+            full_cycle_now.bytes += p.bytes;
+        }
+    }
+
+    let deleted_snapshots = deleted_snapshots(repo, &plan)?;
+    Ok(Explanation {
+        now,
+        safety: safety.name().to_string(),
+        full_enabled: params.full.enabled,
+        full_interval: kopr_format::units::duration(interval),
+        next_full_cycle: params.full.enabled.then_some(next_full),
+        gc_runs: history.len(),
+        deleted_snapshots,
+        by_rule,
+        packs: out_packs,
+        full_cycle_now,
+        full_cycle_now_safety_none: none_now,
+    })
+}
+
+fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSnapshot>> {
+    let labels = [("type".to_string(), "snapshot".to_string())].into();
+    let mut out = Vec::new();
+    for e in repo.manifests().find_deleted(repo.contents(), &labels)? {
+        let source = format!(
+            "{}@{}:{}",
+            e.labels.get("username").map(String::as_str).unwrap_or(""),
+            e.labels.get("hostname").map(String::as_str).unwrap_or(""),
+            e.labels.get("path").map(String::as_str).unwrap_or("")
+        );
+        let when = |written: DateTime<Utc>| {
+            let k = plan.marking_cycle(written.max(e.modified - Duration::days(3650)))?;
+            let k = k.max(plan.cycles.iter().position(|c| *c >= e.modified)?);
+            let d = plan.drop_cycle(plan.cycles[k], k)?;
+            plan.at(plan.blob_cycle(written, d))
+        };
+        out.push(DeletedSnapshot {
+            id: e.id.clone(),
+            source,
+            deleted_at: e.modified,
+            old_data_gone_by: when(
+                e.modified - plan.safety.min_content_age_subject_to_gc - Duration::seconds(1),
+            ),
+            new_data_gone_by: when(e.modified),
+        });
+    }
+    out.sort_by_key(|d| d.deleted_at);
+    Ok(out)
+}
