@@ -3,6 +3,7 @@
 mod blob;
 mod content;
 mod index;
+mod maintenance;
 mod policy;
 mod repository;
 mod snapshot;
@@ -98,6 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(c) => index::run(&ctx, c),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Policy(c) => policy::run(&ctx, c),
+        Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Ls {
             object_path,
             long,

@@ -150,6 +150,10 @@ fn create_repository(
         &kopr_format::snapshot::SourceInfo::default(),
         &kopr_format::policy::Policy::kopia_default(),
     )?;
+    // ...and with maintenance owned by its creator.
+    let mut mp = kopr_format::maintenance::MaintenanceParams::kopia_default();
+    mp.owner = kopr_repo::maintenance::params::this_user(&repo);
+    kopr_repo::maintenance::params::set_params(&repo, &mp)?;
     repo.flush()?;
     if create_only {
         return Ok(());

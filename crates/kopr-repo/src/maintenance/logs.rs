@@ -19,7 +19,7 @@ pub fn logs_to_delete(
     retention: &LogRetention,
     now: DateTime<Utc>,
 ) -> (Vec<BlobMetadata>, usize, u64) {
-    logs.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    logs.sort_by_key(|b| std::cmp::Reverse(b.timestamp));
     let mut kept_size = 0u64;
     let mut cut = logs.len();
     let max_age = chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);

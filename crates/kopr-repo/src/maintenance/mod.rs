@@ -186,7 +186,7 @@ pub fn find_safe_drop_time(
     if ok.len() <= 1 {
         return None;
     }
-    ok.sort_by(|a, b| b.start.cmp(&a.start));
+    ok.sort_by_key(|r| std::cmp::Reverse(r.start));
     let newest = ok[0].start;
     ok[1..]
         .iter()

@@ -1,0 +1,209 @@
+//! `kopr maintenance info | status | set | run | explain` end to end: ownership, the field
+//! guide's log lines, JSON output, and a process that dies before each task of a cycle.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kopr_testkit::random_bytes;
+
+fn kopr_env(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kopr"));
+    c.args(args)
+        .env("KOPR_CONFIG_PATH", cfg)
+        .env("KOPR_PASSWORD", "pw123")
+        .env_remove("KOPIA_PASSWORD")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn kopr(cfg: &Path, args: &[&str]) -> Output {
+    kopr_env(cfg, args, &[])
+}
+
+fn ok(cfg: &Path, args: &[&str]) -> (String, String) {
+    let out = kopr(cfg, args);
+    assert!(
+        out.status.success(),
+        "kopr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn setup(tmp: &Path) -> (std::path::PathBuf, String, String) {
+    let cfg = tmp.join("repository.config");
+    let repo = tmp.join("repo");
+    ok(
+        &cfg,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ],
+    );
+    let mut ids = Vec::new();
+    for name in ["keep", "gone"] {
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..3u64 {
+            let seed = if name == "keep" { i } else { 100 + i };
+            std::fs::write(dir.join(format!("f{i}")), random_bytes(seed, 300_000)).unwrap();
+        }
+        ok(&cfg, &["snapshot", "create", dir.to_str().unwrap()]);
+        let (ls, _) = ok(&cfg, &["snapshot", "ls", dir.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
+        ids.push(v[0]["id"].as_str().unwrap().to_string());
+    }
+    (cfg, ids[0].clone(), ids[1].clone())
+}
+
+fn restore_matches(cfg: &Path, tmp: &Path, id: &str, n: usize) {
+    let dest = tmp.join(format!("restore-{id}-{n}"));
+    ok(cfg, &["snapshot", "restore", id, dest.to_str().unwrap()]);
+    for i in 0..3u64 {
+        assert_eq!(
+            std::fs::read(dest.join(format!("f{i}"))).unwrap(),
+            random_bytes(i, 300_000)
+        );
+    }
+}
+
+#[test]
+fn ownership_info_and_the_field_guide_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, _, gone) = setup(tmp.path());
+    let (info, _) = ok(&cfg, &["maintenance", "info"]);
+    assert!(info.starts_with("Owner: "), "{info}");
+    assert!(info.contains("Quick Cycle:\n  scheduled: true\n  interval: 1h0m0s\n  next run: now"));
+    assert!(info.contains("Full Cycle:\n  scheduled: true\n  interval: 24h0m0s\n"));
+
+    ok(&cfg, &["snapshot", "delete", &gone, "--delete"]);
+    let (_, log) = ok(&cfg, &["maintenance", "run", "--full"]);
+    for line in [
+        "Running full maintenance...",
+        "GC found 0 unused contents (0 B)",
+        "found 0 pack blobs not in use",
+        "Found 0 blobs to delete (0 B)",
+        "Deleted total 0 unreferenced blobs (0 B)",
+        "Extending object lock retention-period is disabled.",
+        "Finished full maintenance.",
+    ] {
+        assert!(
+            log.lines().any(|l| l == line),
+            "missing {line:?} in:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("GC found 4 unused contents that are too recent to delete"),
+        "{log}"
+    );
+
+    // someone else owns it now: refused with the owner's name, unless forced
+    let (_, set) = ok(&cfg, &["maintenance", "set", "--owner=velero@cluster"]);
+    assert!(set.contains("Setting maintenance owner to velero@cluster"));
+    let out = kopr(&cfg, &["maintenance", "run", "--full"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("maintenance must be run by designated user: velero@cluster"),
+        "{err}"
+    );
+    ok(&cfg, &["maintenance", "run", "--force"]);
+    ok(
+        &cfg,
+        &[
+            "maintenance",
+            "set",
+            "--owner=me",
+            "--full-interval=12h",
+            "--no-enable-quick",
+        ],
+    );
+
+    let (json, _) = ok(&cfg, &["maintenance", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["full"]["interval"], 12u64 * 3600 * 1_000_000_000);
+    assert_eq!(v["quick"]["enabled"], false);
+    assert!(v["schedule"]["runs"]["snapshot-gc"][0]["success"] == true);
+
+    let (_, auto) = ok(&cfg, &["maintenance", "run", "--auto"]);
+    assert!(
+        auto.contains("not due for full maintenance cycle until "),
+        "{auto}"
+    );
+
+    let (x, _) = ok(&cfg, &["maintenance", "explain", "--json"]);
+    let x: serde_json::Value = serde_json::from_str(&x).unwrap();
+    assert_eq!(x["deletedSnapshots"].as_array().unwrap().len(), 1);
+    assert!(
+        x["fullCycleNowSafetyNone"]["blobs"].as_u64().unwrap() >= 1,
+        "{x:#}"
+    );
+    let (human, _) = ok(&cfg, &["maintenance", "explain"]);
+    assert!(
+        human.contains("A full cycle now would delete 0 blobs"),
+        "{human}"
+    );
+
+    for bad in [
+        vec!["maintenance", "run", "--safety=some"],
+        vec!["maintenance", "set", "--full-interval=soon"],
+        vec!["maintenance", "set"],
+    ] {
+        let out = kopr(&cfg, &bad);
+        assert!(!out.status.success(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_process_dying_before_any_task_leaves_a_repository_that_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, keep, gone) = setup(tmp.path());
+    ok(&cfg, &["snapshot", "delete", &gone, "--delete"]);
+    let tasks = [
+        "snapshot-gc",
+        "full-rewrite-contents",
+        "full-drop-deleted-content",
+        "full-delete-blobs",
+        "compact-single-epoch",
+        "advance-epoch",
+        "generate-epoch-range-index",
+        "cleanup-epoch-markers",
+        "delete-superseded-epoch-indexes",
+        "cleanup-logs",
+    ];
+    for (n, task) in tasks.iter().enumerate() {
+        let out = kopr_env(
+            &cfg,
+            &["maintenance", "run", "--full", "--safety=none"],
+            &[("KOPR_TEST_CRASH_BEFORE_TASK", task)],
+        );
+        assert!(
+            !out.status.success(),
+            "the run before {task} should have died"
+        );
+        ok(&cfg, &["snapshot", "verify"]);
+        restore_matches(&cfg, tmp.path(), &keep, n);
+    }
+    let (_, log) = ok(&cfg, &["maintenance", "run", "--full", "--safety=none"]);
+    assert!(log.contains("Deleted total "), "{log}");
+    ok(&cfg, &["snapshot", "verify"]);
+    restore_matches(&cfg, tmp.path(), &keep, 99);
+    let (x, _) = ok(&cfg, &["maintenance", "explain", "--json", "--safety=none"]);
+    let x: serde_json::Value = serde_json::from_str(&x).unwrap();
+    assert_eq!(
+        x["fullCycleNowSafetyNone"]["blobs"], 0,
+        "all garbage is gone: {x:#}"
+    );
+}
