@@ -207,3 +207,29 @@ fn a_process_dying_before_any_task_leaves_a_repository_that_restores() {
         "all garbage is gone: {x:#}"
     );
 }
+
+#[test]
+fn an_unusable_cache_directory_is_not_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, keep, _) = setup(tmp.path());
+    let blocker = tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, b"a file where the cache directory would go").unwrap();
+    let cache = blocker.join("cache");
+    let repo = tmp.path().join("repo");
+    ok(&cfg, &["repository", "disconnect"]);
+    ok(
+        &cfg,
+        &[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--cache-directory",
+            cache.to_str().unwrap(),
+        ],
+    );
+    ok(&cfg, &["maintenance", "run", "--full"]);
+    ok(&cfg, &["maintenance", "run"]);
+    restore_matches(&cfg, tmp.path(), &keep, 0);
+}

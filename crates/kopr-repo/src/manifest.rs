@@ -53,10 +53,7 @@ impl ManifestManager {
         }
         let mut merged: HashMap<String, ManifestEntry> = HashMap::new();
         let mut contents = Vec::new();
-        for e in cm.list_contents(false)? {
-            if e.content_id.prefix() != Some(MANIFEST_CONTENT_PREFIX) {
-                continue;
-            }
+        for e in cm.list_prefixed(MANIFEST_CONTENT_PREFIX, false)? {
             let data = cm.get_content(&e.content_id)?;
             let entries = decode_batch(&data).map_err(|err| {
                 RepoError::Invalid(format!(

@@ -566,3 +566,44 @@ fn explain_predicts_when_the_deleted_snapshot_leaves_storage() {
         }
     }
 }
+
+#[test]
+fn gc_refuses_to_collect_around_a_snapshot_with_missing_contents() {
+    use kopr_format::object_id::ObjectId;
+    use kopr_format::snapshot::{DirEntry, EntryType, Permissions};
+    let h = Harness::new();
+    let (ids, packs) = keep_and_delete(&h);
+    let r = h.open("u");
+    let ghost = ContentId::new(None, &[0xab; 32]).unwrap();
+    let mut m = list_snapshots(&r, None).unwrap().remove(0);
+    m.root_entry = Some(DirEntry {
+        name: "ghost".into(),
+        entry_type: EntryType::File,
+        permissions: Permissions(0o644),
+        file_size: 1,
+        mod_time: 0,
+        user_id: 0,
+        group_id: 0,
+        object_id: ObjectId::direct(ghost),
+        dir_summary: None,
+    });
+    r.manifests()
+        .put(r.contents(), m.source.labels(), &m)
+        .unwrap();
+    r.flush().unwrap();
+    drop(r);
+    h.advance_hours(1);
+    let err = maintenance::run(
+        &h.open("u"),
+        &RunOptions {
+            mode: Mode::Full,
+            safety: SafetyParameters::none(),
+            force: false,
+        },
+        &Lines::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("missing from the index"), "{err}");
+    assert_eq!(fate(&h, &ids), Fate::Live, "nothing was marked");
+    assert!(present(&h, &packs));
+}

@@ -131,12 +131,24 @@ impl ContentManager {
         if undelete && !old.deleted {
             return Ok(false);
         }
+        {
+            let s = self.state.lock().map_err(|_| poisoned())?;
+            if local_entry(&s, id).is_some() && !undelete {
+                return Ok(false); // written by this manager already
+            }
+        }
         let packed = self.st.get_blob(
             &old.pack_blob_id,
             u64::from(old.pack_offset),
             Some(u64::from(old.packed_length)),
         )?;
-        self.decode_packed(&old, &packed)?;
+        self.rewrite_packed(old, &packed, undelete)
+    }
+
+    /// Appends the packed bytes of `old` to a new pack under a fresh index entry.
+    fn rewrite_packed(&self, old: IndexEntry, packed: &[u8], undelete: bool) -> Result<bool> {
+        self.decode_packed(&old, packed)?;
+        let id = old.content_id;
         let prefix = old.content_id.pack_prefix();
         let full = {
             let mut s = self.state.lock().map_err(|_| poisoned())?;
@@ -145,7 +157,7 @@ impl ContentManager {
                     "an earlier pack write failed: {msg}"
                 )));
             }
-            if let Some(local) = local_entry(&s, id) {
+            if let Some(local) = local_entry(&s, &id) {
                 if local.pack_blob_id != old.pack_blob_id && !(undelete && local.deleted) {
                     return Ok(false); // already rewritten by this manager
                 }
@@ -163,8 +175,8 @@ impl ContentManager {
                 deleted: old.deleted && !undelete,
                 ..old
             };
-            open.data.extend_from_slice(&packed);
-            open.items.insert(*id, entry);
+            open.data.extend_from_slice(packed);
+            open.items.insert(id, entry);
             if open.data.len() >= self.format.config.effective_max_pack_size() as usize {
                 let p = s.open.remove(prefix);
                 p.map(|p| self.start_upload(&mut s, p))
@@ -176,6 +188,60 @@ impl ContentManager {
             self.upload(p)?;
         }
         Ok(true)
+    }
+
+    /// Moves the given contents of one pack into new packs, reading the pack once. Returns
+    /// how many were moved.
+    pub fn rewrite_pack_contents(&self, pack_blob_id: &str, entries: &[IndexEntry]) -> Result<u64> {
+        let data = self.st.get_blob(pack_blob_id, 0, None)?;
+        let mut moved = 0;
+        for e in entries {
+            let start = e.pack_offset as usize;
+            let Some(packed) = data.get(start..start + e.packed_length as usize) else {
+                return Err(RepoError::CorruptContent {
+                    id: e.content_id.to_string(),
+                    detail: format!(
+                        "pack {pack_blob_id} is {} bytes, shorter than offset {} + length {}",
+                        data.len(),
+                        e.pack_offset,
+                        e.packed_length
+                    ),
+                });
+            };
+            if self.rewrite_packed(e.clone(), packed, false)? {
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Marks the content of a committed entry deleted without looking it up again (maintenance
+    /// passes the entry it is iterating over). Writes of this manager take precedence.
+    pub fn mark_deleted(&self, committed: &IndexEntry) -> Result<()> {
+        let local = {
+            let s = self.state.lock().map_err(|_| poisoned())?;
+            local_entry(&s, &committed.content_id)
+        };
+        if local.is_some() {
+            return self.delete_content(&committed.content_id);
+        }
+        if committed.deleted {
+            return Ok(());
+        }
+        let mut e = committed.clone();
+        e.deleted = true;
+        e.timestamp_seconds = self.write_time(e.timestamp_seconds);
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        s.uncommitted.insert(e.content_id, e);
+        Ok(())
+    }
+
+    /// Contents written or deleted by this manager and not yet in an index blob.
+    pub fn pending_count(&self) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.uncommitted.len() + s.uploading_items.len())
+            .unwrap_or(0)
     }
 
     /// Moves a content into a new pack (used to empty short or sparse packs).

@@ -574,6 +574,33 @@ impl ContentManager {
             .collect())
     }
 
+    /// Contents whose id has `prefix` (committed and written by this manager), in id order,
+    /// streaming the index so that memory holds only the matching entries.
+    pub fn list_prefixed(&self, prefix: u8, include_deleted: bool) -> Result<Vec<IndexEntry>> {
+        let mut out: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
+        self.for_each_committed(true, &mut |e| {
+            if e.content_id.prefix() == Some(prefix) {
+                out.insert(e.content_id, e.clone());
+            }
+            Ok(())
+        })?;
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        for e in s
+            .uncommitted
+            .values()
+            .chain(s.uploading_items.values())
+            .chain(s.open.values().flat_map(|p| p.items.values()))
+        {
+            if e.content_id.prefix() == Some(prefix) {
+                out.insert(e.content_id, e.clone());
+            }
+        }
+        Ok(out
+            .into_values()
+            .filter(|e| include_deleted || !e.deleted)
+            .collect())
+    }
+
     /// The committed-index watermark.
     pub fn deletion_watermark(&self) -> Option<chrono::DateTime<Utc>> {
         self.committed.read().ok().and_then(|c| c.watermark())

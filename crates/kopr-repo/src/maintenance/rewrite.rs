@@ -5,9 +5,9 @@
 //! short pack has nothing to merge with). Deleted contents stay where they are: they leave
 //! with their pack once they are dropped, and copying them would restart their clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use kopr_format::index::{ContentId, IndexEntry};
+use kopr_format::index::IndexEntry;
 use serde::Serialize;
 
 use super::safety::SafetyParameters;
@@ -36,19 +36,22 @@ pub struct RewriteStats {
     pub retained_content_size: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct PackSummary {
     total: u64,
-    live: Vec<(ContentId, u32, i64)>,
+    live: u64,
 }
 
 /// The live contents of short packs whose blob id starts with `pack_prefix` (all packs when
 /// empty), restricted to prefixed content ids when `only_prefixed`.
+///
+/// Two passes over the index: pack sizes first, then the contents of the chosen packs, so
+/// memory holds one summary per pack and only the contents that will move.
 pub fn contents_in_short_packs(
     repo: &Repository,
     pack_prefix: &str,
     only_prefixed: bool,
-) -> Result<Vec<(ContentId, u32, i64)>> {
+) -> Result<Vec<IndexEntry>> {
     let max = u64::from(repo.format().config.effective_max_pack_size());
     let threshold = max * SHORT_PACK_THRESHOLD_PERCENT / 100;
     let mut packs: HashMap<String, PackSummary> = HashMap::new();
@@ -57,33 +60,47 @@ pub fn contents_in_short_packs(
             if !e.pack_blob_id.starts_with(pack_prefix) {
                 return Ok(());
             }
-            let p = packs.entry(e.pack_blob_id.clone()).or_default();
+            let p = match packs.get_mut(&e.pack_blob_id) {
+                Some(p) => p,
+                None => packs.entry(e.pack_blob_id.clone()).or_default(),
+            };
             p.total += u64::from(e.packed_length);
             if !e.deleted && (!only_prefixed || e.content_id.has_prefix()) {
-                p.live
-                    .push((e.content_id, e.packed_length, e.timestamp_seconds));
+                p.live += 1;
             }
             Ok(())
         })?;
-    let mut by_prefix: BTreeMap<String, Vec<(String, PackSummary)>> = BTreeMap::new();
-    for (id, p) in packs {
-        if p.total < threshold && !p.live.is_empty() {
+    let mut by_prefix: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, p) in &packs {
+        if p.total < threshold && p.live > 0 {
             by_prefix
                 .entry(id[..1].to_string())
                 .or_default()
-                .push((id, p));
+                .push(id.clone());
         }
     }
+    let chosen: HashSet<String> = by_prefix
+        .into_values()
+        .filter(|v| v.len() >= 2)
+        .flatten()
+        .collect();
+    drop(packs);
     let mut out = Vec::new();
-    for (_, mut short) in by_prefix {
-        if short.len() < 2 {
-            continue;
-        }
-        short.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, p) in short {
-            out.extend(p.live);
-        }
+    if chosen.is_empty() {
+        return Ok(out);
     }
+    repo.contents()
+        .for_each_committed(false, &mut |e: &IndexEntry| {
+            if chosen.contains(&e.pack_blob_id) && (!only_prefixed || e.content_id.has_prefix()) {
+                out.push(e.clone());
+            }
+            Ok(())
+        })?;
+    out.sort_by(|a, b| {
+        a.pack_blob_id
+            .cmp(&b.pack_blob_id)
+            .then(a.pack_offset.cmp(&b.pack_offset))
+    });
     Ok(out)
 }
 
@@ -98,19 +115,72 @@ pub fn rewrite_short_packs(
     obs.log("Rewriting contents from short packs...");
     let now = repo.contents().clock().now().timestamp();
     let mut st = RewriteStats::default();
-    for (id, len, ts) in contents_in_short_packs(repo, pack_prefix, only_prefixed)? {
-        let len = u64::from(len);
-        if now - ts < safety.rewrite_min_age.num_seconds() {
+    let candidates = contents_in_short_packs(repo, pack_prefix, only_prefixed)?;
+    // Group by pack, keeping only contents old enough to move.
+    let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
+    for e in candidates {
+        let len = u64::from(e.packed_length);
+        if now - e.timestamp_seconds < safety.rewrite_min_age.num_seconds() {
             st.retained_content_count += 1;
             st.retained_content_size += len;
             continue;
         }
         st.to_rewrite_content_count += 1;
         st.to_rewrite_content_size += len;
-        if repo.contents().rewrite_content(&id)? {
-            st.rewritten_content_count += 1;
-            st.rewritten_content_size += len;
+        match groups.last_mut() {
+            Some(g) if g[0].pack_blob_id == e.pack_blob_id => g.push(e),
+            _ => groups.push(vec![e]),
         }
+    }
+    // Rounds of about 100k contents: packs are read and re-packed on every core, and the
+    // index is written after each round so memory stays bounded.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut rest = groups.as_slice();
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut take = 0;
+        while take < rest.len() && (n < 100_000 || take == 0) {
+            n += rest[take].len();
+            take += 1;
+        }
+        let (round, tail) = rest.split_at(take);
+        rest = tail;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<(u64, u64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.min(round.len()))
+                .map(|_| {
+                    scope.spawn(|| -> Result<(u64, u64)> {
+                        let mut done = (0, 0);
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(g) = round.get(i) else {
+                                return Ok(done);
+                            };
+                            done.0 += repo
+                                .contents()
+                                .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
+                            done.1 += g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::error::RepoError::Invalid(
+                            "content rewrite worker panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            let (count, bytes) = r?;
+            st.rewritten_content_count += count;
+            st.rewritten_content_size += bytes;
+        }
+        repo.contents().flush()?;
     }
     repo.contents().flush()?;
     obs.debug(&format!(

@@ -1,0 +1,247 @@
+//! Full maintenance on a synthetic repository with many contents and snapshots, to measure
+//! its time and peak memory (run each step as its own process so peak RSS is its own):
+//!
+//! ```sh
+//! cargo run --release -p kopr-repo --example gc_scale -- build /tmp/gcrepo 1000000 20
+//! cargo run --release -p kopr-repo --example gc_scale -- gc /tmp/gcrepo
+//! ```
+//!
+//! `build DIR CONTENTS SNAPSHOTS` writes snapshots of 1000-file directories in which each
+//! snapshot replaces a tenth of the directories with new files, then deletes the older half
+//! of the snapshots. `gc DIR` runs one full cycle with `--safety=none` and prints the time,
+//! the contents in use and the process's peak RSS.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kopr_blob::filesystem::FilesystemStorage;
+use kopr_blob::BlobStorage;
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SourceInfo, DIRECTORY_PREFIX,
+    DIRECTORY_STREAM,
+};
+use kopr_repo::format_manager::CreateOptions;
+use kopr_repo::maintenance::{self, params, Mode, Observer, RunOptions, SafetyParameters};
+use kopr_repo::object::{write_object, WriterOptions};
+use kopr_repo::{OpenOptions, Repository};
+
+const FILES_PER_DIR: usize = 1000;
+
+struct Print(Instant);
+impl Observer for Print {
+    fn log(&self, msg: &str) {
+        eprintln!(
+            "[{:7.2}s {:5} MiB] {msg}",
+            self.0.elapsed().as_secs_f64(),
+            peak_rss_kib() / 1024
+        );
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn open(dir: &str) -> Repository {
+    let st: Arc<dyn BlobStorage> = Arc::new(FilesystemStorage::open(dir).expect("storage"));
+    Repository::open(st, "pw", OpenOptions::default()).expect("open")
+}
+
+fn write_dir(repo: &Repository, dir_no: u64) -> DirEntry {
+    let mut entries = Vec::with_capacity(FILES_PER_DIR);
+    for f in 0..FILES_PER_DIR as u64 {
+        let data = format!("synthetic file {dir_no}/{f} {}", dir_no * 1_000_003 + f);
+        let cid = repo
+            .contents()
+            .write_content(data.as_bytes(), None, None)
+            .expect("write");
+        entries.push(DirEntry {
+            name: format!("f{f:04}"),
+            entry_type: EntryType::File,
+            permissions: Permissions(0o644),
+            file_size: data.len() as i64,
+            mod_time: 1_700_000_000_000_000_000,
+            user_id: 0,
+            group_id: 0,
+            object_id: ObjectId::direct(cid),
+            dir_summary: None,
+        });
+    }
+    let dm = DirManifest {
+        stream: DIRECTORY_STREAM.into(),
+        entries,
+        summary: None,
+    };
+    let oid = write_object(
+        repo.contents(),
+        &dm.encode(),
+        WriterOptions {
+            prefix: Some(DIRECTORY_PREFIX),
+            compression: Some("zstd-fastest".into()),
+            metadata_compression: Some("zstd-fastest".into()),
+            splitter: None,
+        },
+    )
+    .expect("dir");
+    DirEntry {
+        name: format!("d{dir_no}"),
+        entry_type: EntryType::Directory,
+        permissions: Permissions(0o755),
+        file_size: 0,
+        mod_time: 1_700_000_000_000_000_000,
+        user_id: 0,
+        group_id: 0,
+        object_id: oid,
+        dir_summary: None,
+    }
+}
+
+fn build(dir: &str, contents: u64, snapshots: u64) {
+    let st = FilesystemStorage::create(dir).expect("create storage");
+    let opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        ..Default::default()
+    };
+    Repository::create(&st, &opts, "pw").expect("create repo");
+    let repo = open(dir);
+    let mut p = params::get_params(&repo).expect("params");
+    p.owner = params::this_user(&repo);
+    params::set_params(&repo, &p).expect("params");
+    // contents = dirs * 1000 * (1 + 0.1 * (snapshots - 1))
+    let dirs = ((contents as f64 / FILES_PER_DIR as f64) / (1.0 + 0.1 * (snapshots - 1) as f64))
+        .ceil()
+        .max(10.0) as u64;
+    let churn = (dirs / 10).max(1);
+    let t = Instant::now();
+    let mut current: Vec<DirEntry> = (0..dirs).map(|d| write_dir(&repo, d)).collect();
+    let mut next_dir = dirs;
+    let mut ids = Vec::new();
+    for s in 0..snapshots {
+        if s > 0 {
+            for i in 0..churn {
+                let slot = ((s * churn + i) % dirs) as usize;
+                current[slot] = write_dir(&repo, next_dir);
+                next_dir += 1;
+            }
+        }
+        let mut entries = current.clone();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let root = DirManifest {
+            stream: DIRECTORY_STREAM.into(),
+            entries,
+            summary: None,
+        };
+        let oid = write_object(
+            repo.contents(),
+            &root.encode(),
+            WriterOptions {
+                prefix: Some(DIRECTORY_PREFIX),
+                compression: Some("zstd-fastest".into()),
+                metadata_compression: Some("zstd-fastest".into()),
+                splitter: None,
+            },
+        )
+        .expect("root");
+        let src = SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/data".into(),
+        };
+        let m = SnapshotManifest {
+            source: src.clone(),
+            start_time: 1_700_000_000_000_000_000 + s as i64,
+            end_time: 1_700_000_000_000_000_000 + s as i64,
+            root_entry: Some(DirEntry {
+                name: "data".into(),
+                entry_type: EntryType::Directory,
+                permissions: Permissions(0o755),
+                file_size: 0,
+                mod_time: 0,
+                user_id: 0,
+                group_id: 0,
+                object_id: oid,
+                dir_summary: None,
+            }),
+            id: String::new(),
+            description: String::new(),
+            stats: Default::default(),
+            incomplete_reason: String::new(),
+            tags: Default::default(),
+            storage_stats: None,
+            pins: Vec::new(),
+        };
+        let id = repo
+            .manifests()
+            .put(repo.contents(), src.labels(), &m)
+            .expect("manifest");
+        ids.push(id);
+        repo.flush().expect("flush");
+    }
+    for id in &ids[..ids.len() / 2] {
+        repo.manifests()
+            .delete(repo.contents(), id)
+            .expect("delete");
+    }
+    repo.flush().expect("flush");
+    let written = next_dir * FILES_PER_DIR as u64;
+    println!(
+        "built {written} file contents in {next_dir} directories, {snapshots} snapshots (older half deleted) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn gc(dir: &str) {
+    let repo = open(dir);
+    let opened = peak_rss_kib();
+    let t = Instant::now();
+    let (used, snaps) = maintenance::gc::find_in_use_contents(&repo).expect("walk");
+    let walk = t.elapsed();
+    println!(
+        "walk: {} contents in use by {snaps} snapshots in {:.2}s, set {} KiB",
+        used.len(),
+        walk.as_secs_f64(),
+        used.memory_bytes() / 1024
+    );
+    drop(used);
+    let t = Instant::now();
+    maintenance::run(
+        &repo,
+        &RunOptions {
+            mode: Mode::Full,
+            safety: SafetyParameters::none(),
+            force: true,
+        },
+        &Print(Instant::now()),
+    )
+    .expect("maintenance");
+    println!(
+        "full cycle (safety none): {:.2}s; peak RSS after open {} MiB, overall {} MiB",
+        t.elapsed().as_secs_f64(),
+        opened / 1024,
+        peak_rss_kib() / 1024
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("build") if args.len() >= 5 => build(
+            &args[2],
+            args[3].parse().expect("contents"),
+            args[4].parse().expect("snapshots"),
+        ),
+        Some("gc") if args.len() >= 3 => gc(&args[2]),
+        _ => {
+            eprintln!("usage: gc_scale build DIR CONTENTS SNAPSHOTS | gc DIR");
+            std::process::exit(2);
+        }
+    }
+}
