@@ -452,6 +452,21 @@ pub enum ContentCommand {
         #[arg(long, short = 'j')]
         json: bool,
     },
+    /// Verify that each content is backed by a valid blob.
+    Verify {
+        /// Full verification (including download).
+        #[arg(long)]
+        full: bool,
+        /// Download a percentage of contents [0.0 .. 100.0].
+        #[arg(long = "download-percent", default_value_t = 0.0)]
+        download_percent: f64,
+        /// Include deleted contents.
+        #[arg(long = "include-deleted")]
+        include_deleted: bool,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `content ls` flags.
@@ -528,5 +543,20 @@ pub enum IndexCommand {
         /// Output result in JSON format to stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Recover index entries from pack blobs.
+    Recover {
+        /// Prefixes of pack blobs to recover from (default: all packs).
+        #[arg(long = "blob-prefixes", value_delimiter = ',')]
+        blob_prefixes: Vec<String>,
+        /// Names of pack blobs to recover from (default: all packs).
+        #[arg(long = "blobs", value_delimiter = ',')]
+        blobs: Vec<String>,
+        /// Ignore errors when recovering.
+        #[arg(long = "ignore-errors")]
+        ignore_errors: bool,
+        /// Commit recovered content.
+        #[arg(long)]
+        commit: bool,
     },
 }

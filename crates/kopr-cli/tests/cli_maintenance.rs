@@ -233,3 +233,65 @@ fn an_unusable_cache_directory_is_not_an_error() {
     ok(&cfg, &["maintenance", "run"]);
     restore_matches(&cfg, tmp.path(), &keep, 0);
 }
+
+#[test]
+fn content_verify_and_index_recover_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, keep, _) = setup(tmp.path());
+    let (_, v) = ok(&cfg, &["content", "verify", "--full"]);
+    assert!(v.contains("found 0 errors"), "{v}");
+    // lose every index blob of epoch 0 (and the cache of them)
+    let xn = tmp.path().join("repo").join("x").join("n0_");
+    std::fs::remove_dir_all(&xn).unwrap();
+    let cache = dirs_cache(&cfg);
+    if let Some(c) = cache {
+        let _ = std::fs::remove_dir_all(c);
+    }
+    let out = kopr(
+        &cfg,
+        &[
+            "snapshot",
+            "restore",
+            &keep,
+            tmp.path().join("r0").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "restore needs the index");
+    let (_, dry) = ok(&cfg, &["index", "recover"]);
+    assert!(
+        dry.contains("but not committed. Re-run with --commit"),
+        "{dry}"
+    );
+    let (_, done) = ok(&cfg, &["index", "recover", "--commit"]);
+    assert!(done.starts_with("Recovered "), "{done}");
+    restore_matches(&cfg, tmp.path(), &keep, 0);
+    let (_, v) = ok(&cfg, &["content", "verify", "--download-percent=50"]);
+    assert!(v.contains("found 0 errors"), "{v}");
+    // a damaged pack: verify fails, naming the content and the file that needs it
+    let p_dir = tmp.path().join("repo").join("p");
+    let shard = std::fs::read_dir(&p_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(&shard)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[40] ^= 0x80;
+    std::fs::write(&file, bytes).unwrap();
+    let out = kopr(&cfg, &["content", "verify", "--full"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("used by snapshot "), "{err}");
+    assert!(err.contains("found 1 errors"), "{err}");
+}
+
+fn dirs_cache(cfg: &Path) -> Option<std::path::PathBuf> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg).ok()?).ok()?;
+    Some(v["caching"]["cacheDirectory"].as_str()?.into())
+}

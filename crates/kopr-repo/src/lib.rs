@@ -18,6 +18,7 @@ pub mod policy;
 pub mod repository;
 pub mod session;
 pub mod snapshot;
+pub mod verify;
 
 pub use error::{RepoError, Result};
 pub use repository::{OpenOptions, Repository};

@@ -17,6 +17,12 @@ pub fn run(ctx: &Context, cmd: ContentCommand) -> Result<()> {
     let cm = repo.contents();
     match cmd {
         ContentCommand::Stats { raw, json } => stats(&cm.list_contents(false)?, raw, json),
+        ContentCommand::Verify {
+            full,
+            download_percent,
+            include_deleted,
+            json: as_json,
+        } => verify(&repo, full, download_percent, include_deleted, as_json),
         ContentCommand::Ls(args) => {
             list(&cm.list_contents(args.deleted || args.deleted_only)?, &args)
         }
@@ -216,4 +222,41 @@ pub fn entry_json(e: &IndexEntry) -> serde_json::Value {
         "compression": e.compression_header_id,
         "encryptionKeyID": e.encryption_key_id,
     })
+}
+
+fn verify(
+    repo: &kopr_repo::Repository,
+    full: bool,
+    download_percent: f64,
+    include_deleted: bool,
+    as_json: bool,
+) -> Result<()> {
+    if !(0.0..=100.0).contains(&download_percent) {
+        anyhow::bail!("invalid --download-percent {download_percent}: use 0 to 100");
+    }
+    let percent = if full { 100.0 } else { download_percent };
+    let report = kopr_repo::verify::verify_contents(repo, percent, include_deleted)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for p in &report.problems {
+            eprintln!(
+                "content {} in pack {}: {}",
+                p.content_id, p.pack_blob_id, p.problem
+            );
+            for u in &p.used_by {
+                eprintln!("  used by snapshot {u}");
+            }
+        }
+        eprintln!(
+            "Finished verifying {} contents ({} downloaded), found {} errors.",
+            report.verified,
+            report.downloaded,
+            report.problems.len()
+        );
+    }
+    if !report.problems.is_empty() {
+        anyhow::bail!("encountered {} errors", report.problems.len());
+    }
+    Ok(())
 }

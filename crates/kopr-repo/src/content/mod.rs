@@ -26,6 +26,7 @@ use crate::index_cache::BlobCache;
 use crate::session::{generate_session_id, SessionInfo, SESSION_PREFIX};
 
 mod maintenance;
+mod recover;
 pub use maintenance::{is_pack_or_session_blob, pack_session, PackUsage, INDEX_SHARD_SIZE};
 
 /// Who writes: recorded in session markers.
