@@ -6,9 +6,8 @@
 //! best first, in Kopia's layout, and, where Kopia does, the flag that selects the best one.
 //! No repository is needed.
 //!
-//! - [`crypto`]: `hashing`, `encryption`, `crypto`.
-//! - [`splitter`]: `splitter`.
-//! - [`compression`]: `compression`.
+//! The [`crypto`] module runs `hashing`, `encryption` and `crypto`; [`splitter`] and
+//! [`compression`] run the commands of the same names.
 
 mod compression;
 mod crypto;
