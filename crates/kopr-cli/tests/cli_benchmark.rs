@@ -421,3 +421,34 @@ fn bad_flags_fail_on_one_line() {
         );
     }
 }
+
+#[test]
+fn defaults_are_kopias() {
+    let help = |cmd: &str| ok(&["benchmark", cmd, "--help"]);
+    let has = |text: &str, flag: &str, default: &str| {
+        text.lines().any(|l| {
+            l.trim_start().starts_with(flag) && l.contains(&format!("[default: {default}]"))
+        })
+    };
+    for (cmd, repeat) in [
+        ("hashing", "100"),
+        ("crypto", "100"),
+        ("encryption", "1000"),
+    ] {
+        let h = help(cmd);
+        assert!(has(&h, "--repeat", repeat), "{cmd}: {h}");
+        assert!(has(&h, "--block-size", "1MB"), "{cmd}: {h}");
+        assert!(has(&h, "--parallel", "1"), "{cmd}: {h}");
+    }
+    let h = help("splitter");
+    assert!(
+        has(&h, "--data-size", "32MB") && has(&h, "--block-count", "16"),
+        "{h}"
+    );
+    assert!(has(&h, "--rand-seed", "42"), "{h}");
+    let h = help("compression");
+    assert!(
+        has(&h, "--repeat", "0") && has(&h, "--operations", "both"),
+        "{h}"
+    );
+}

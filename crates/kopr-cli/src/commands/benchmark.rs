@@ -28,25 +28,42 @@ pub enum BenchmarkCommand {
     /// Run compression benchmarks.
     Compression(CompressionArgs),
     /// Run combined hash and encryption benchmarks.
-    Crypto(BlockArgs<100>),
+    Crypto(HashArgs),
     /// Run splitter benchmarks.
     Splitter(SplitterArgs),
     /// Run hashing function benchmarks.
     #[command(visible_alias = "hash")]
-    Hashing(BlockArgs<100>),
+    Hashing(HashArgs),
     /// Run encryption benchmarks.
-    Encryption(BlockArgs<1000>),
+    Encryption(EncryptionArgs),
 }
 
-/// Flags of `hashing`, `encryption` and `crypto`; `REPEAT` is the default of `--repeat`.
+/// Flags of `hashing` and `crypto`.
 #[derive(Debug, Args)]
-pub struct BlockArgs<const REPEAT: u64> {
+pub struct HashArgs {
+    /// Number of repetitions.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    #[command(flatten)]
+    pub block: BlockArgs,
+}
+
+/// Flags of `encryption` (more repetitions by default, as in Kopia).
+#[derive(Debug, Args)]
+pub struct EncryptionArgs {
+    /// Number of repetitions.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    #[command(flatten)]
+    pub block: BlockArgs,
+}
+
+/// Flags shared by `hashing`, `encryption` and `crypto`.
+#[derive(Debug, Args)]
+pub struct BlockArgs {
     /// Size of a block to process (1KB = 1024 bytes, as in Kopia).
     #[arg(long = "block-size", default_value = "1MB", value_parser = parse_size)]
     pub block_size: usize,
-    /// Number of repetitions.
-    #[arg(long, default_value_t = REPEAT, value_parser = clap::value_parser!(u64).range(1..))]
-    pub repeat: u64,
     /// Number of parallel threads.
     #[arg(long, default_value_t = 1, value_parser = parse_parallel)]
     pub parallel: usize,
@@ -116,9 +133,9 @@ pub struct CompressionArgs {
 /// Runs one benchmark command.
 pub fn run(cmd: BenchmarkCommand) -> Result<()> {
     match cmd {
-        BenchmarkCommand::Hashing(a) => crypto::hashing(&a),
-        BenchmarkCommand::Encryption(a) => crypto::encryption(&a),
-        BenchmarkCommand::Crypto(a) => crypto::combined(&a),
+        BenchmarkCommand::Hashing(a) => crypto::hashing(&a.block, a.repeat),
+        BenchmarkCommand::Encryption(a) => crypto::encryption(&a.block, a.repeat),
+        BenchmarkCommand::Crypto(a) => crypto::combined(&a.block, a.repeat),
         BenchmarkCommand::Splitter(a) => splitter::run(&a),
         BenchmarkCommand::Compression(a) => compression::run(&a),
     }

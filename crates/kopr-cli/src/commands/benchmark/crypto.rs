@@ -22,13 +22,13 @@ struct Measured {
 const SECRET: [u8; 32] = [0; 32];
 
 /// Times `work` (one repetition) `--repeat` times on `--parallel` threads.
-fn measure<const R: u64>(args: &BlockArgs<R>, work: impl Fn() + Sync) -> f64 {
+fn measure(args: &BlockArgs, repeat: u64, work: impl Fn() + Sync) -> f64 {
     let (_, elapsed) = run_in_parallel(args.parallel, || {
-        for _ in 0..args.repeat {
+        for _ in 0..repeat {
             work();
         }
     });
-    let total = args.parallel as f64 * args.block_size as f64 * args.repeat as f64;
+    let total = args.parallel as f64 * args.block_size as f64 * repeat as f64;
     throughput(total, elapsed)
 }
 
@@ -40,23 +40,23 @@ fn sorted(mut results: Vec<Measured>) -> Result<Vec<Measured>> {
     Ok(results)
 }
 
-fn announce<const R: u64>(what: &str, args: &BlockArgs<R>) {
+fn announce(what: &str, args: &BlockArgs, repeat: u64) {
     eprintln!(
         "Benchmarking {what} ({} x {} bytes, parallelism {})",
-        args.repeat, args.block_size, args.parallel
+        repeat, args.block_size, args.parallel
     );
 }
 
 /// `benchmark hashing`.
-pub fn hashing<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
+pub fn hashing(args: &BlockArgs, repeat: u64) -> Result<()> {
     let data = vec![0u8; args.block_size];
     let mut results = Vec::new();
     for &name in supported_hash_algorithms() {
         let Ok(hasher) = Hasher::new(name, &SECRET) else {
             continue;
         };
-        announce(&format!("hash '{name}'"), args);
-        let bytes_per_second = measure(args, || {
+        announce(&format!("hash '{name}'"), args, repeat);
+        let bytes_per_second = measure(args, repeat, || {
             black_box(hasher.hash(black_box(&data)));
         });
         results.push(Measured {
@@ -89,7 +89,7 @@ pub fn hashing<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
 }
 
 /// `benchmark encryption`: sealing under a fixed 32-byte content id.
-pub fn encryption<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
+pub fn encryption(args: &BlockArgs, repeat: u64) -> Result<()> {
     let data = vec![0u8; args.block_size];
     let content_id = [0u8; 32];
     let mut results = Vec::new();
@@ -97,8 +97,8 @@ pub fn encryption<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
         let Ok(enc) = Encryptor::new(name, &SECRET) else {
             continue;
         };
-        announce(&format!("encryption '{name}'"), args);
-        let bytes_per_second = measure_with_buffer(args, |out| {
+        announce(&format!("encryption '{name}'"), args, repeat);
+        let bytes_per_second = measure_with_buffer(args, repeat, |out| {
             enc.encrypt(black_box(&data), &content_id, out);
         });
         results.push(Measured {
@@ -131,7 +131,7 @@ pub fn encryption<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
 }
 
 /// `benchmark crypto`: hash the block, then seal it under its hash, for every pair.
-pub fn combined<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
+pub fn combined(args: &BlockArgs, repeat: u64) -> Result<()> {
     let data = vec![0u8; args.block_size];
     let mut results = Vec::new();
     for &hash in supported_hash_algorithms() {
@@ -145,8 +145,9 @@ pub fn combined<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
             announce(
                 &format!("hash '{hash}' and encryption '{encryption}'"),
                 args,
+                repeat,
             );
-            let bytes_per_second = measure_with_buffer(args, |out| {
+            let bytes_per_second = measure_with_buffer(args, repeat, |out| {
                 let id = hasher.hash(black_box(&data));
                 enc.encrypt(&data, id.as_bytes(), out);
             });
@@ -183,18 +184,15 @@ pub fn combined<const R: u64>(args: &BlockArgs<R>) -> Result<()> {
 
 /// [`measure`] for work that writes into an output buffer, one buffer per thread, cleared
 /// before each repetition.
-fn measure_with_buffer<const R: u64>(
-    args: &BlockArgs<R>,
-    work: impl Fn(&mut Vec<u8>) + Sync,
-) -> f64 {
+fn measure_with_buffer(args: &BlockArgs, repeat: u64, work: impl Fn(&mut Vec<u8>) + Sync) -> f64 {
     let (_, elapsed) = run_in_parallel(args.parallel, || {
         let mut out = Vec::with_capacity(args.block_size + 64);
-        for _ in 0..args.repeat {
+        for _ in 0..repeat {
             out.clear();
             work(&mut out);
             black_box(&out);
         }
     });
-    let total = args.parallel as f64 * args.block_size as f64 * args.repeat as f64;
+    let total = args.parallel as f64 * args.block_size as f64 * repeat as f64;
     throughput(total, elapsed)
 }
