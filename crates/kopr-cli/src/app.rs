@@ -65,6 +65,9 @@ pub enum Command {
         /// Object ID or snapshot ID (optionally with /sub/path).
         object_path: String,
     },
+    /// Commands to test performance of algorithms.
+    #[command(subcommand)]
+    Benchmark(crate::commands::benchmark::BenchmarkCommand),
 }
 
 /// `maintenance …`

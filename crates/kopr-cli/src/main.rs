@@ -3,6 +3,7 @@
 //! The command tree, flag names and environment variables follow Kopia's, so the commands of
 //! Kopia's field guides run unchanged with `kopia` replaced by `kopr`.
 
+mod alloc_count;
 mod app;
 mod commands;
 mod config;
@@ -11,10 +12,17 @@ mod units;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
+
 fn main() -> ExitCode {
-    let cli = app::Cli::parse();
+    let cli = match app::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -23,4 +31,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go out as clap prints them; a bad command line is reported on one line,
+/// as Kopia does (`kopr: error: …, try --help`), with clap's exit code.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // The message is the first paragraph (a list of missing flags follows on its own lines).
+    let rendered = e.render().to_string();
+    let msg = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    eprintln!("kopr: error: {msg}, try --help");
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

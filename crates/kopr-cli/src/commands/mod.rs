@@ -1,5 +1,6 @@
 //! Command implementations, one module per command group.
 
+pub mod benchmark;
 mod blob;
 mod content;
 mod index;
@@ -91,8 +92,12 @@ pub fn open_with(
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if let Command::Benchmark(c) = cli.command {
+        return benchmark::run(c);
+    }
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
+        Command::Benchmark(_) => unreachable!("handled above"),
         Command::Repository(c) => repository::run(&ctx, *c),
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),

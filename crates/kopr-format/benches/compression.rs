@@ -1,0 +1,44 @@
+//! Throughput of every supported, non-deprecated compressor over 256 KiB of text-like data,
+//! compressing and decompressing (throughput counts uncompressed bytes).
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kopr_format::compression;
+
+fn compressors() -> impl Iterator<Item = &'static compression::Compressor> {
+    compression::all()
+        .iter()
+        .filter(|c| c.is_supported() && !c.is_deprecated())
+}
+
+fn compression(c: &mut Criterion) {
+    let data = common::text_bytes(256 << 10);
+    let mut g = c.benchmark_group("compression");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    for comp in compressors() {
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        g.bench_function(BenchmarkId::new("compress", comp.name()), |b| {
+            b.iter(|| {
+                out.clear();
+                comp.compress(&data, &mut out).unwrap();
+            })
+        });
+        let mut packed = Vec::new();
+        comp.compress(&data, &mut packed).unwrap();
+        g.bench_function(BenchmarkId::new("decompress", comp.name()), |b| {
+            b.iter(|| {
+                out.clear();
+                compression::decompress(&packed, &mut out).unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::quick();
+    targets = compression
+}
+criterion_main!(benches);
