@@ -10,6 +10,7 @@ pub mod encryption;
 pub mod error;
 pub mod gotime;
 pub mod hashing;
+pub mod hostile;
 pub mod index;
 pub mod maintenance;
 pub mod manifest;

@@ -1,0 +1,81 @@
+//! Every parser of bytes read from storage, behind one entry point per format, for the fuzz
+//! targets (`fuzz/`) and the hostile-input tests: each must return an error on bad input,
+//! never panic, and never allocate without bound.
+
+use crate::index::{ContentId, Index};
+use crate::manifest::decode_batch;
+use crate::maintenance::Schedule;
+use crate::object_id::{decode_indirect, ObjectId};
+use crate::pack::Postamble;
+use crate::repository_blob::RepositoryBlob;
+use crate::snapshot::DirManifest;
+
+/// The key the fuzz entry points use where a format needs one.
+pub const FUZZ_KEY: [u8; 32] = [7u8; 32];
+
+/// Output cap for decompression (as the repository uses for contents).
+pub const FUZZ_MAX_OUTPUT: usize = 16 << 20;
+
+/// The formats that have an entry point.
+pub const TARGETS: &[&str] = &[
+    "repository_blob",
+    "index",
+    "pack_postamble",
+    "manifest_batch",
+    "directory",
+    "decompress",
+    "indirect",
+    "ids",
+    "schedule",
+];
+
+/// Feeds `data` to the parser of `target` (one of [`TARGETS`]); returns whether it parsed.
+pub fn parse(target: &str, data: &[u8]) -> bool {
+    match target {
+        "repository_blob" => match RepositoryBlob::parse(data) {
+            Ok(b) => {
+                let _ = b.decrypt_config(&FUZZ_KEY);
+                let _ = b.decode_blobcfg(data, &FUZZ_KEY);
+                true
+            }
+            Err(_) => false,
+        },
+        "index" => match Index::parse(data.to_vec()) {
+            Ok(ix) => {
+                let mut last = None;
+                for e in ix.iter() {
+                    match e {
+                        Ok(e) => last = Some(e.content_id),
+                        Err(_) => break,
+                    }
+                }
+                if let Some(id) = last {
+                    let _ = ix.get(&id);
+                }
+                true
+            }
+            Err(_) => false,
+        },
+        "pack_postamble" => match Postamble::find(data) {
+            Some(p) => p.local_index(data).is_ok(),
+            None => false,
+        },
+        "manifest_batch" => decode_batch(data).is_ok(),
+        "directory" => DirManifest::decode(data).is_ok(),
+        "decompress" => {
+            let mut out = Vec::new();
+            let ok = crate::compression::decompress_limited(data, &mut out, FUZZ_MAX_OUTPUT).is_ok();
+            assert!(out.len() <= FUZZ_MAX_OUTPUT + 1, "output beyond the cap");
+            ok
+        }
+        "indirect" => decode_indirect(data).is_ok(),
+        "ids" => {
+            let s = String::from_utf8_lossy(data);
+            let a = s.parse::<ObjectId>().is_ok();
+            let b = s.parse::<ContentId>().is_ok();
+            a || b
+        }
+        "schedule" => Schedule::open(&FUZZ_KEY, data).is_ok(),
+        _ => false,
+    }
+}
