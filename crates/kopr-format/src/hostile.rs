@@ -3,8 +3,8 @@
 //! never panic, and never allocate without bound.
 
 use crate::index::{ContentId, Index};
-use crate::manifest::decode_batch;
 use crate::maintenance::Schedule;
+use crate::manifest::decode_batch;
 use crate::object_id::{decode_indirect, ObjectId};
 use crate::pack::Postamble;
 use crate::repository_blob::RepositoryBlob;
@@ -64,7 +64,8 @@ pub fn parse(target: &str, data: &[u8]) -> bool {
         "directory" => DirManifest::decode(data).is_ok(),
         "decompress" => {
             let mut out = Vec::new();
-            let ok = crate::compression::decompress_limited(data, &mut out, FUZZ_MAX_OUTPUT).is_ok();
+            let ok =
+                crate::compression::decompress_limited(data, &mut out, FUZZ_MAX_OUTPUT).is_ok();
             assert!(out.len() <= FUZZ_MAX_OUTPUT + 1, "output beyond the cap");
             ok
         }

@@ -47,7 +47,10 @@ fn samples(target: &str) -> Vec<Vec<u8>> {
                     encryption_key_id: 0,
                 });
             }
-            vec![bld.encode_v2_stable().unwrap(), bld.encode_v1_stable().unwrap()]
+            vec![
+                bld.encode_v2_stable().unwrap(),
+                bld.encode_v1_stable().unwrap(),
+            ]
         }
         "pack_postamble" => {
             let mut pack = vec![0u8; 64];
@@ -162,9 +165,18 @@ fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
         (any::<usize>(), 1..=255u8).prop_map(|(i, m)| Damage::Flip(i, m)),
         any::<usize>().prop_map(Damage::Truncate),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
             .prop_map(|(i, b)| Damage::Insert(i, b)),
-        (any::<usize>(), proptest::collection::vec(prop_oneof![Just(0u8), Just(0xff), Just(0x7f), any::<u8>()], 1..12))
+        (
+            any::<usize>(),
+            proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(0xff), Just(0x7f), any::<u8>()],
+                1..12
+            )
+        )
             .prop_map(|(i, b)| Damage::Overwrite(i, b)),
     ]
 }
