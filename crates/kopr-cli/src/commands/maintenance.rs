@@ -368,8 +368,11 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
                 when(t.earliest_deletion, now)
             );
         }
-        println!("Blobs:");
-        for p in &x.packs {
+        println!("Blobs (first 50; --json lists all):");
+        if x.packs.len() > 50 {
+            println!("  ... {} blobs in all", x.packs.len());
+        }
+        for p in x.packs.iter().take(50) {
             println!(
                 "  {} {} {:?} -> {}",
                 p.blob_id,
