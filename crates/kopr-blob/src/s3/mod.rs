@@ -439,7 +439,7 @@ impl S3Storage {
                         self.base_url()
                     )),
                     (404, "NoSuchKey" | "") => BlobError::NotFound(id.to_string()),
-                    (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+                    (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "NotSignedUp") => {
                         BlobError::Permission(format!(
                             "S3 rejected the credentials ({code}): check --access-key and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
                         ))

@@ -23,22 +23,22 @@ fn opts(srv: &S3Server, bucket: &str, prefix: &str) -> S3Options {
 #[test]
 fn conformance_with_and_without_prefix() {
     let Some(srv) = S3Server::start() else { return };
-    srv.create_bucket("b1");
-    let st = S3Storage::connect(opts(&srv, "b1", "repo/x-")).unwrap();
+    srv.create_bucket("bucket1");
+    let st = S3Storage::connect(opts(&srv, "bucket1", "repo/x-")).unwrap();
     crate::conformance::run(&st);
-    srv.create_bucket("b2");
-    let st = S3Storage::connect(opts(&srv, "b2", "")).unwrap();
+    srv.create_bucket("bucket2");
+    let st = S3Storage::connect(opts(&srv, "bucket2", "")).unwrap();
     crate::conformance::run(&st);
 }
 
 #[test]
 fn keys_are_prefix_plus_blob_id_and_listing_pages() {
     let Some(srv) = S3Server::start() else { return };
-    srv.create_bucket("bk");
-    let st = S3Storage::connect(opts(&srv, "bk", "velero/kopia/ns1/"))
+    srv.create_bucket("bucket-k");
+    let st = S3Storage::connect(opts(&srv, "bucket-k", "velero/kopia/ns1/"))
         .unwrap()
         .with_list_page_size(2);
-    let other = S3Storage::connect(opts(&srv, "bk", "velero/kopia/ns10/")).unwrap();
+    let other = S3Storage::connect(opts(&srv, "bucket-k", "velero/kopia/ns10/")).unwrap();
     other
         .put_blob("kopia.repository", b"other", &PutOptions::default())
         .unwrap();
@@ -46,7 +46,7 @@ fn keys_are_prefix_plus_blob_id_and_listing_pages() {
     st.put_blob(pack, b"pack", &PutOptions::default()).unwrap();
     // Kopia's layout: no sharding, the prefix is prepended as is.
     assert_eq!(
-        std::fs::read(srv.data().join("bk/velero/kopia/ns1").join(pack)).unwrap(),
+        std::fs::read(srv.data().join("bucket-k/velero/kopia/ns1").join(pack)).unwrap(),
         b"pack"
     );
     for i in 0..5 {
@@ -98,21 +98,25 @@ fn clear_errors() {
     o.secret_access_key = "wrong".into();
     let e = S3Storage::connect(o).unwrap_err();
     assert!(matches!(e, BlobError::Permission(_)), "{e:?}");
+    eprintln!("{e}");
     assert!(e.to_string().contains("S3 rejected the credentials"), "{e}");
     // Wrong access key.
     let mut o = opts(&srv, "bkt", "p/");
     o.access_key_id = "nobody".into();
     let e = S3Storage::connect(o).unwrap_err().to_string();
+    eprintln!("{e}");
     assert!(e.contains("S3 rejected the credentials"), "{e}");
     // Missing bucket.
     let e = S3Storage::connect(opts(&srv, "missing", "p/"))
         .unwrap_err()
         .to_string();
+    eprintln!("{e}");
     assert!(e.contains("bucket \"missing\" does not exist"), "{e}");
     // TLS spoken to a plain-HTTP server.
     let mut o = opts(&srv, "bkt", "p/");
     o.do_not_use_tls = false;
     let e = S3Storage::connect(o).unwrap_err().to_string();
+    eprintln!("{e}");
     assert!(
         e.contains("TLS") && e.contains("--disable-tls") && !e.contains('\n'),
         "{e}"
@@ -137,6 +141,7 @@ fn clear_errors() {
     let e = S3Storage::connect(o).unwrap_err();
     assert!(!e.is_transient(), "{e:?}");
     let e = e.to_string();
+    eprintln!("{e}");
     assert!(e.contains("cannot reach S3 endpoint"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(10));
 }
@@ -146,8 +151,8 @@ fn outage_is_transient_and_retried() {
     let Some(mut srv) = S3Server::start() else {
         return;
     };
-    srv.create_bucket("o");
-    let st = Arc::new(S3Storage::connect(opts(&srv, "o", "r/")).unwrap());
+    srv.create_bucket("outage");
+    let st = Arc::new(S3Storage::connect(opts(&srv, "outage", "r/")).unwrap());
     st.put_blob("qa", b"before", &PutOptions::default()).unwrap();
     srv.stop();
     let e = st.put_blob("qb", b"x", &PutOptions::default()).unwrap_err();
