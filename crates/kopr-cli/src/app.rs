@@ -297,14 +297,14 @@ pub struct S3Args {
     pub region: Option<String>,
     /// Access key ID.
     #[arg(long = "access-key", env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
-    pub access_key: String,
+    pub access_key: Option<String>,
     /// Secret access key.
     #[arg(
         long = "secret-access-key",
         env = "AWS_SECRET_ACCESS_KEY",
         hide_env_values = true
     )]
-    pub secret_access_key: String,
+    pub secret_access_key: Option<String>,
     /// Session token of temporary credentials.
     #[arg(long = "session-token", env = "AWS_SESSION_TOKEN", hide_env_values = true)]
     pub session_token: Option<String>,

@@ -57,8 +57,8 @@ pub fn s3_options(a: &S3Args) -> Result<S3Options> {
         do_not_use_tls: a.disable_tls,
         do_not_verify_tls: a.disable_tls_verification,
         root_ca,
-        access_key_id: a.access_key.clone(),
-        secret_access_key: a.secret_access_key.clone(),
+        access_key_id: a.access_key.clone().unwrap_or_default(),
+        secret_access_key: a.secret_access_key.clone().unwrap_or_default(),
         session_token: a.session_token.clone().unwrap_or_default(),
         region: a.region.clone().unwrap_or_default(),
     }
