@@ -306,7 +306,11 @@ pub struct S3Args {
     )]
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials.
-    #[arg(long = "session-token", env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "session-token",
+        env = "AWS_SESSION_TOKEN",
+        hide_env_values = true
+    )]
     pub session_token: Option<String>,
     /// Prefix to use for objects in the bucket (Kopia adds no separator: end it with '/').
     #[arg(long, default_value = "")]

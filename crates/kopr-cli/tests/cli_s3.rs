@@ -239,7 +239,9 @@ fn s3_errors_are_clear_one_liners() {
     a.retain(|s| s != "--disable-tls");
     let e = env.err(&strs(&a));
     assert!(
-        e.contains("TLS") && e.contains("--disable-tls-verification") && e.contains("--root-ca-pem-path"),
+        e.contains("TLS")
+            && e.contains("--disable-tls-verification")
+            && e.contains("--root-ca-pem-path"),
         "{e}"
     );
 
@@ -301,15 +303,25 @@ fn server_killed_mid_snapshot() {
     while packs(&objects) == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+    let killed_mid_snapshot = packs(&objects) > before;
     env.srv.stop();
+    eprintln!("server killed (mid-snapshot: {killed_mid_snapshot})");
     std::thread::sleep(Duration::from_millis(1500));
     env.srv.restart();
     let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "snapshot during the outage: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     let second_id = if out.status.success() {
         Some(snapshot_id(&String::from_utf8(out.stdout).unwrap()))
     } else {
         let e = String::from_utf8(out.stderr).unwrap();
-        assert!(e.contains("ERROR: ") && e.contains("S3"), "unclear failure: {e}");
+        assert!(
+            e.contains("ERROR: ") && e.contains("S3"),
+            "unclear failure: {e}"
+        );
         None
     };
 

@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(s.next_full, None);
         assert_eq!(
             s.next_quick,
-            Some(Utc.with_ymd_and_hms(2024, 11, 1, 16, 29, 4).unwrap() + chrono::Duration::milliseconds(500))
+            Some(
+                Utc.with_ymd_and_hms(2024, 11, 1, 16, 29, 4).unwrap()
+                    + chrono::Duration::milliseconds(500)
+            )
         );
         let mut s = s;
         let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
@@ -304,7 +307,11 @@ mod tests {
                     start: t + chrono::Duration::seconds(i),
                     end: t + chrono::Duration::seconds(i + 1),
                     success: i % 2 == 0,
-                    error: if i % 2 == 0 { String::new() } else { "boom".into() },
+                    error: if i % 2 == 0 {
+                        String::new()
+                    } else {
+                        "boom".into()
+                    },
                     extra: None,
                 },
             );
@@ -334,7 +341,11 @@ mod tests {
         let cipher = Aes256Gcm::new_from_slice(&key).unwrap();
         let json = serde_json::to_vec(&s).unwrap();
         let mut other = vec![1u8; 12];
-        other.extend(cipher.encrypt(Nonce::from_slice(&[1u8; 12]), json.as_slice()).unwrap());
+        other.extend(
+            cipher
+                .encrypt(Nonce::from_slice(&[1u8; 12]), json.as_slice())
+                .unwrap(),
+        );
         assert!(Schedule::open(&key, &other).is_err());
     }
 }

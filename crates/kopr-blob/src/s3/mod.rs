@@ -226,9 +226,11 @@ impl S3Storage {
         }
         let host = endpoint.split(':').next().unwrap_or_default();
         let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
-        let dns_bucket = opts.bucket.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
-        }) && (opts.do_not_use_tls || !opts.bucket.contains('.'));
+        let dns_bucket = opts
+            .bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && (opts.do_not_use_tls || !opts.bucket.contains('.'));
         let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(15))
@@ -553,14 +555,15 @@ impl BlobStorage for S3Storage {
         if ranged {
             let range = match length {
                 Some(l) => {
-                    let last = offset
-                        .checked_add(l - 1)
-                        .ok_or_else(|| BlobError::InvalidRange {
-                            id: id.to_string(),
-                            offset,
-                            length: l,
-                            actual: 0,
-                        })?;
+                    let last =
+                        offset
+                            .checked_add(l - 1)
+                            .ok_or_else(|| BlobError::InvalidRange {
+                                id: id.to_string(),
+                                offset,
+                                length: l,
+                                actual: 0,
+                            })?;
                     format!("bytes={offset}-{last}")
                 }
                 None => format!("bytes={offset}-"),
@@ -588,7 +591,8 @@ impl BlobStorage for S3Storage {
         let total = resp
             .header("content-range")
             .and_then(total_from_content_range);
-        let content_length: Option<u64> = resp.header("content-length").and_then(|v| v.parse().ok());
+        let content_length: Option<u64> =
+            resp.header("content-length").and_then(|v| v.parse().ok());
         let limit = length.or(content_length).unwrap_or(u64::MAX);
         let mut buf = Vec::with_capacity(limit.min(64 << 20) as usize);
         resp.into_reader()
@@ -703,9 +707,7 @@ impl BlobStorage for S3Storage {
             if let Some(t) = &token {
                 req = req.query("continuation-token", t.clone());
             }
-            let resp = self
-                .execute(&req)
-                .map_err(|f| self.error(f, "list", ""))?;
+            let resp = self.execute(&req).map_err(|f| self.error(f, "list", ""))?;
             let mut body = String::new();
             resp.into_reader()
                 .take(MAX_DOC)

@@ -153,7 +153,8 @@ fn outage_is_transient_and_retried() {
     };
     srv.create_bucket("outage");
     let st = Arc::new(S3Storage::connect(opts(&srv, "outage", "r/")).unwrap());
-    st.put_blob("qa", b"before", &PutOptions::default()).unwrap();
+    st.put_blob("qa", b"before", &PutOptions::default())
+        .unwrap();
     srv.stop();
     let e = st.put_blob("qb", b"x", &PutOptions::default()).unwrap_err();
     assert!(e.is_transient(), "{e:?}");
@@ -224,7 +225,10 @@ fn addressing_follows_the_endpoint() {
         ..base.clone()
     })
     .unwrap();
-    assert_eq!(eu.location(None).0, "my-bucket.s3.eu-central-1.amazonaws.com");
+    assert_eq!(
+        eu.location(None).0,
+        "my-bucket.s3.eu-central-1.amazonaws.com"
+    );
     let minio = S3Storage::new(S3Options {
         endpoint: "10.0.0.5:9000".into(),
         ..base

@@ -30,9 +30,9 @@ pub fn client_config(root_ca_pem: Option<&[u8]>, verify: bool) -> Result<ClientC
                 let cert = cert.map_err(|e| {
                     BlobError::Other(format!("invalid root CA PEM (--root-ca-pem-path): {e}"))
                 })?;
-                roots.add(cert).map_err(|e| {
-                    BlobError::Other(format!("invalid root CA certificate: {e}"))
-                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| BlobError::Other(format!("invalid root CA certificate: {e}")))?;
                 n += 1;
             }
             if n == 0 {

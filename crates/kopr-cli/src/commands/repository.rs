@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use kopr_blob::s3::S3Options;
 use kopr_blob::{BlobError, BlobStorage};
-use kopr_format::repository_blob::REPOSITORY_BLOB_ID;
 use kopr_format::repository_blob::BlobStorageConfig;
+use kopr_format::repository_blob::REPOSITORY_BLOB_ID;
 use kopr_repo::format_manager::CreateOptions;
 use kopr_repo::{RepoError, Repository};
 use serde_json::json;
@@ -182,7 +182,12 @@ fn create_repository(
 
 fn display(sc: &StorageConfig) -> String {
     if sc.kind == "s3" {
-        let get = |k: &str| sc.config.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
         return format!("s3://{}/{}", get("bucket"), get("prefix"));
     }
     sc.config
