@@ -419,7 +419,7 @@ impl S3Storage {
         let what = if id.is_empty() {
             format!("s3://{}/{}", self.opts.bucket, self.opts.prefix)
         } else {
-            format!("{id}")
+            id.to_string()
         };
         match f {
             Failure::Status {
