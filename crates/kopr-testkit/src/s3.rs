@@ -137,3 +137,87 @@ impl Drop for S3Server {
         self.stop();
     }
 }
+
+/// The PEM of the CA that signed [`TlsProxy`]'s certificate (for `--root-ca-pem-path`).
+pub const TEST_CA_PEM: &str = include_str!("../testdata/ca.pem");
+
+/// A TLS front for a plain-TCP port: a certificate for `127.0.0.1` signed by [`TEST_CA_PEM`]
+/// (a test-only CA whose key was discarded). One thread per connection; stops with the test.
+pub struct TlsProxy {
+    port: u16,
+}
+
+impl TlsProxy {
+    /// Listens on a free loopback port and forwards decrypted bytes to `upstream`.
+    pub fn start(upstream: u16) -> TlsProxy {
+        use std::sync::Arc;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &include_bytes!("../testdata/server.pem")[..])
+            .collect::<Result<_, _>>()
+            .expect("test certificate");
+        let key = rustls_pemfile::private_key(&mut &include_bytes!("../testdata/server.key")[..])
+            .expect("test key")
+            .expect("a key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .expect("server certificate"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let cfg = cfg.clone();
+                std::thread::spawn(move || forward(tcp, cfg, upstream));
+            }
+        });
+        TlsProxy { port }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+fn forward(tcp: TcpStream, cfg: std::sync::Arc<rustls::ServerConfig>, upstream: u16) {
+    use std::io::{ErrorKind, Read, Write};
+    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+        return;
+    };
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let tick = Some(Duration::from_millis(5));
+    if tcp.set_read_timeout(tick).is_err() || up.set_read_timeout(tick).is_err() {
+        return;
+    }
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = vec![0u8; 64 << 10];
+    let idle = |e: &std::io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if up.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if idle(&e) => {}
+            Err(_) => return,
+        }
+        match up.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if idle(&e) => {}
+            Err(_) => return,
+        }
+    }
+}

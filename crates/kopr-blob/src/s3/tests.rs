@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kopr_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+use kopr_testkit::s3::{S3Server, TlsProxy, ACCESS_KEY, SECRET_KEY, TEST_CA_PEM};
 
 use super::*;
 use crate::retrying::RetryingStorage;
@@ -238,4 +238,42 @@ fn addressing_follows_the_endpoint() {
         minio.location(Some("a b")),
         ("10.0.0.5:9000".to_string(), "/my-bucket/a%20b".to_string())
     );
+}
+
+#[test]
+fn tls_with_private_ca_or_without_verification() {
+    let Some(srv) = S3Server::start() else { return };
+    srv.create_bucket("tls");
+    let proxy = TlsProxy::start(srv.port());
+    let tls_opts = |ca: Option<&str>, verify: bool| S3Options {
+        endpoint: proxy.endpoint(),
+        do_not_use_tls: false,
+        do_not_verify_tls: !verify,
+        root_ca: ca.map(|c| c.as_bytes().to_vec()),
+        ..opts(&srv, "tls", "r/")
+    };
+    // Unknown issuer: a one-line error naming the flags that fix it.
+    let e = S3Storage::connect(tls_opts(None, true)).unwrap_err();
+    assert!(!e.is_transient(), "{e:?}");
+    let e = e.to_string();
+    eprintln!("{e}");
+    assert!(
+        e.contains("certificate")
+            && e.contains("--root-ca-pem-path")
+            && e.contains("--disable-tls-verification"),
+        "{e}"
+    );
+    // The private CA.
+    let st = S3Storage::connect(tls_opts(Some(TEST_CA_PEM), true)).unwrap();
+    st.put_blob("kopia.repository", b"over tls", &PutOptions::default())
+        .unwrap();
+    assert_eq!(st.get_blob("kopia.repository", 0, None).unwrap(), b"over tls");
+    // No verification.
+    let st = S3Storage::connect(tls_opts(None, false)).unwrap();
+    assert_eq!(st.list_all("").unwrap().len(), 1);
+    // A PEM without certificates is refused up front.
+    let e = S3Storage::new(tls_opts(Some("not a pem"), true))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("root CA"), "{e}");
 }
