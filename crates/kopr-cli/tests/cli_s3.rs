@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kopr_testkit::random_bytes;
-use kopr_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+use kopr_testkit::s3::{S3Server, TlsProxy, ACCESS_KEY, SECRET_KEY, TEST_CA_PEM};
 
 const PASSWORD: &str = "static-passw0rd";
 
@@ -338,4 +338,36 @@ fn server_killed_mid_snapshot() {
     env.ok(&["snapshot", "restore", &second_id, dst.to_str().unwrap()]);
     assert_same_tree(&src, &dst);
     env.ok(&["snapshot", "verify"]);
+}
+
+#[test]
+fn tls_flags_through_the_cli() {
+    let Some(env) = Env::new("tlsbucket") else {
+        return;
+    };
+    let proxy = TlsProxy::start(env.srv.port());
+    let ca = env.tmp.path().join("ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).unwrap();
+    let tls_args = |verb: &str, extra: &[&str]| {
+        let mut a = env.s3_args(verb, "tlsbucket", "tls/", extra);
+        a.retain(|s| s != "--disable-tls");
+        a[7] = format!("--endpoint={}", proxy.endpoint());
+        a
+    };
+    let e = env.err(&strs(&tls_args("create", &[])));
+    assert!(
+        e.contains("UnknownIssuer") && e.contains("--root-ca-pem-path"),
+        "{e}"
+    );
+    env.ok(&strs(&tls_args(
+        "create",
+        &[&format!("--root-ca-pem-path={}", ca.display())],
+    )));
+    let src = env.tmp.path().join("src");
+    make_tree(&src, 7, 3, 1000);
+    env.ok(&["snapshot", "create", src.to_str().unwrap()]);
+    env.ok(&["repository", "disconnect"]);
+    env.ok(&strs(&tls_args("connect", &["--disable-tls-verification"])));
+    let ls = env.ok(&["snapshot", "ls"]);
+    assert!(ls.contains("files:3"), "{ls}");
 }

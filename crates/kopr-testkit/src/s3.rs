@@ -151,9 +151,10 @@ impl TlsProxy {
     /// Listens on a free loopback port and forwards decrypted bytes to `upstream`.
     pub fn start(upstream: u16) -> TlsProxy {
         use std::sync::Arc;
-        let certs: Vec<_> = rustls_pemfile::certs(&mut &include_bytes!("../testdata/server.pem")[..])
-            .collect::<Result<_, _>>()
-            .expect("test certificate");
+        let certs: Vec<_> =
+            rustls_pemfile::certs(&mut &include_bytes!("../testdata/server.pem")[..])
+                .collect::<Result<_, _>>()
+                .expect("test certificate");
         let key = rustls_pemfile::private_key(&mut &include_bytes!("../testdata/server.key")[..])
             .expect("test key")
             .expect("a key");

@@ -267,7 +267,10 @@ fn tls_with_private_ca_or_without_verification() {
     let st = S3Storage::connect(tls_opts(Some(TEST_CA_PEM), true)).unwrap();
     st.put_blob("kopia.repository", b"over tls", &PutOptions::default())
         .unwrap();
-    assert_eq!(st.get_blob("kopia.repository", 0, None).unwrap(), b"over tls");
+    assert_eq!(
+        st.get_blob("kopia.repository", 0, None).unwrap(),
+        b"over tls"
+    );
     // No verification.
     let st = S3Storage::connect(tls_opts(None, false)).unwrap();
     assert_eq!(st.list_all("").unwrap().len(), 1);
@@ -276,4 +279,59 @@ fn tls_with_private_ca_or_without_verification() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("root CA"), "{e}");
+}
+
+#[test]
+fn answers_map_to_error_kinds() {
+    let st = S3Storage::new(S3Options {
+        bucket: "b".into(),
+        endpoint: "127.0.0.1:1".into(),
+        access_key_id: "A".into(),
+        secret_access_key: "S".into(),
+        ..S3Options::default()
+    })
+    .unwrap();
+    let status = |s: u16, code: &str, region: &str| Failure::Status {
+        status: s,
+        code: code.into(),
+        message: "msg".into(),
+        region: region.into(),
+        content_range: None,
+    };
+    for (s, code) in [
+        (500, "InternalError"),
+        (502, ""),
+        (503, "SlowDown"),
+        (503, "ServiceUnavailable"),
+        (429, ""),
+        (400, "RequestTimeout"),
+    ] {
+        let e = st.error(status(s, code, ""), "put", "p1");
+        assert!(e.is_transient(), "{s} {code}: {e:?}");
+    }
+    assert!(matches!(
+        st.error(status(404, "NoSuchKey", ""), "get", "p1"),
+        BlobError::NotFound(id) if id == "p1"
+    ));
+    assert!(matches!(
+        st.error(status(404, "", ""), "stat", "p1"),
+        BlobError::NotFound(_)
+    ));
+    let e = st.error(status(403, "AccessDenied", ""), "put", "p1");
+    assert!(matches!(e, BlobError::Permission(_)) && e.to_string().contains("AccessDenied"));
+    let e = st
+        .error(status(301, "PermanentRedirect", "eu-west-1"), "list", "")
+        .to_string();
+    assert!(e.contains("--region eu-west-1"), "{e}");
+    let e = st
+        .error(status(403, "RequestTimeTooSkewed", ""), "list", "")
+        .to_string();
+    assert!(e.contains("clock"), "{e}");
+    let e = st.error(status(400, "InvalidArgument", ""), "put", "p1");
+    assert!(!e.is_transient() && e.to_string().contains("InvalidArgument"));
+    assert!(st
+        .error(Failure::Unreachable("reset".into()), "get", "p1")
+        .is_transient());
+    let e = st.error(Failure::Dns("no such host".into()), "get", "p1");
+    assert!(!e.is_transient() && e.to_string().contains("cannot resolve"));
 }
