@@ -326,8 +326,10 @@ mod tests {
     #[test]
     fn schedule_blob_seals_and_opens() {
         let key = [7u8; 32];
-        let mut s = Schedule::default();
-        s.next_full = Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let s = Schedule {
+            next_full: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+            ..Schedule::default()
+        };
         let blob = s.seal_with_nonce(&key, &[1u8; 12]).unwrap();
         assert_eq!(&blob[..12], &[1u8; 12]);
         assert_eq!(Schedule::open(&key, &blob).unwrap(), s);
