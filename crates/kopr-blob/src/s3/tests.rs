@@ -53,8 +53,25 @@ fn keys_are_prefix_plus_blob_id_and_listing_pages() {
         st.put_blob(&format!("xn0_{i}"), b"i", &PutOptions::default())
             .unwrap();
     }
+    // The server pages as asked, so the listing below really follows continuation tokens.
+    let req = Req::new("GET", None)
+        .query("list-type", "2")
+        .query("max-keys", "2")
+        .query("prefix", "velero/kopia/ns1/");
+    let mut body = String::new();
+    st.execute(&req)
+        .unwrap()
+        .into_reader()
+        .read_to_string(&mut body)
+        .unwrap();
+    let page = xml::parse_list(&body).unwrap();
+    assert_eq!(page.objects.len(), 2);
+    assert!(page.next_token.is_some(), "{body}");
     let ids: Vec<String> = st.list_all("").unwrap().into_iter().map(|m| m.id).collect();
     assert_eq!(ids.len(), 6, "{ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
     assert!(!ids.contains(&"kopia.repository".to_string()));
     let x = st.list_all("xn0_").unwrap();
     assert_eq!(x.len(), 5);
