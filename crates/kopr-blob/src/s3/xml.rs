@@ -212,4 +212,36 @@ mod tests {
         assert_eq!(text("<A/><A>x</A>", "A").as_deref(), Some(""));
         assert_eq!(elements("<Keys>1</Keys><Key>2</Key>", "Key"), vec!["2"]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_input(s in ".{0,300}") {
+            let _ = parse_list(&s);
+            let _ = parse_error(&s);
+            let _ = unescape(&s);
+        }
+
+        #[test]
+        fn never_panics_on_xmlish_input(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("<ListBucketResult>".to_string()),
+                    proptest::strategy::Just("</ListBucketResult>".to_string()),
+                    proptest::strategy::Just("<Contents>".to_string()),
+                    proptest::strategy::Just("</Contents>".to_string()),
+                    proptest::strategy::Just("<Key>".to_string()),
+                    proptest::strategy::Just("</Key>".to_string()),
+                    proptest::strategy::Just("<Size/>".to_string()),
+                    proptest::strategy::Just("<IsTruncated>true</IsTruncated>".to_string()),
+                    proptest::strategy::Just("&amp;&#x1F600;&#99999999;".to_string()),
+                    "[a-zé<>/&;]{0,6}",
+                ],
+                0..40,
+            )
+        ) {
+            let s = parts.concat();
+            let _ = parse_list(&s);
+            let _ = parse_error(&s);
+        }
+    }
 }
