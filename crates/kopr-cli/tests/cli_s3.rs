@@ -338,6 +338,23 @@ fn server_killed_mid_snapshot() {
     env.ok(&["snapshot", "restore", &second_id, dst.to_str().unwrap()]);
     assert_same_tree(&src, &dst);
     env.ok(&["snapshot", "verify"]);
+
+    // A server that is down when a command starts: a prompt, clear failure.
+    env.srv.stop();
+    let t = Instant::now();
+    let mut c = env.cmd(&["snapshot", "create", first.to_str().unwrap()]);
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        e.starts_with("ERROR: ")
+            && e.contains("cannot reach S3 endpoint")
+            && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(15));
+    env.srv.restart();
+    assert!(env.ok(&["snapshot", "ls"]).contains("files:"));
 }
 
 #[test]
