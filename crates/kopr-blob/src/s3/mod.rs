@@ -4,6 +4,7 @@
 //! [`BlobError::Transient`], so [`crate::retrying::RetryingStorage`] retries them; everything
 //! else is a one-line error that says what to change.
 
+mod list;
 pub mod sigv4;
 pub mod tls;
 pub mod xml;
@@ -187,6 +188,7 @@ pub struct S3Storage {
     virtual_host: bool,
     region: RwLock<String>,
     list_page_size: usize,
+    parallel_list: bool,
 }
 
 impl fmt::Debug for S3Storage {
@@ -251,6 +253,7 @@ impl S3Storage {
             agent,
             region: RwLock::new(region),
             list_page_size: 1000,
+            parallel_list: true,
             opts,
         })
     }
@@ -299,6 +302,12 @@ impl S3Storage {
     /// Lists with pages of `n` keys (tests of pagination).
     pub fn with_list_page_size(mut self, n: usize) -> S3Storage {
         self.list_page_size = n.clamp(1, 1000);
+        self
+    }
+
+    /// Lists long prefixes one page after another instead of in parallel key ranges.
+    pub fn with_sequential_listing(mut self) -> S3Storage {
+        self.parallel_list = false;
         self
     }
 
@@ -697,47 +706,7 @@ impl BlobStorage for S3Storage {
         prefix: &str,
         cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
     ) -> Result<()> {
-        let full = format!("{}{prefix}", self.opts.prefix);
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = Req::new("GET", None)
-                .query("list-type", "2")
-                .query("max-keys", self.list_page_size.to_string())
-                .query("prefix", full.clone());
-            if let Some(t) = &token {
-                req = req.query("continuation-token", t.clone());
-            }
-            let resp = self.execute(&req).map_err(|f| self.error(f, "list", ""))?;
-            let mut body = String::new();
-            resp.into_reader()
-                .take(MAX_DOC)
-                .read_to_string(&mut body)
-                .map_err(|e| self.read_failure("list", prefix, e))?;
-            let page = xml::parse_list(&body)
-                .map_err(|e| BlobError::Other(format!("S3 list of {full:?}: {e}")))?;
-            for o in page.objects {
-                let Some(id) = o.key.strip_prefix(&self.opts.prefix) else {
-                    continue;
-                };
-                if id.is_empty() || !id.starts_with(prefix) {
-                    continue;
-                }
-                cb(BlobMetadata {
-                    id: id.to_string(),
-                    length: o.size,
-                    timestamp: o.last_modified,
-                })?;
-            }
-            match page.next_token {
-                Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
-                Some(_) => {
-                    return Err(BlobError::Other(format!(
-                        "S3 list of {full:?}: the server repeated a continuation token"
-                    )))
-                }
-                None => return Ok(()),
-            }
-        }
+        self.list(prefix, cb)
     }
 
     fn display_name(&self) -> String {

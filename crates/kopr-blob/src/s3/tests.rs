@@ -352,3 +352,69 @@ fn answers_map_to_error_kinds() {
     let e = st.error(Failure::Dns("no such host".into()), "get", "p1");
     assert!(!e.is_transient() && e.to_string().contains("cannot resolve"));
 }
+
+#[test]
+fn long_listings_in_parallel_ranges_match_sequential_listing() {
+    let Some(srv) = S3Server::start() else { return };
+    srv.create_bucket("paged");
+    let base = S3Storage::connect(opts(&srv, "paged", "r/")).unwrap();
+    let mut ids: Vec<String> = (0..16).map(|i| format!("p{i:x}0123-s9")).collect();
+    ids.extend(
+        [
+            "p",
+            "q0",
+            "qf",
+            "xn0_1",
+            "xn1_2",
+            "kopia.repository",
+            "kopia.blobcfg",
+            "_log_x",
+            "1",
+            "a",
+            "z",
+            "9x",
+            "~t",
+            "Zupper",
+            "s0",
+            "q",
+        ]
+        .map(String::from),
+    );
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(8) {
+            let base = &base;
+            s.spawn(move || {
+                for id in chunk {
+                    base.put_blob(id, id.as_bytes(), &PutOptions::default())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    // Outside the storage prefix, before and after it.
+    let outside = S3Storage::connect(opts(&srv, "paged", "r")).unwrap();
+    outside.put_blob("0x", b"", &PutOptions::default()).unwrap();
+    outside
+        .put_blob("s/y", b"", &PutOptions::default())
+        .unwrap();
+    ids.sort();
+    let parallel = S3Storage::connect(opts(&srv, "paged", "r/"))
+        .unwrap()
+        .with_list_page_size(3);
+    let sequential = S3Storage::connect(opts(&srv, "paged", "r/"))
+        .unwrap()
+        .with_list_page_size(3)
+        .with_sequential_listing();
+    let list = |st: &S3Storage, p: &str| -> Vec<String> {
+        st.list_all(p).unwrap().into_iter().map(|m| m.id).collect()
+    };
+    assert_eq!(list(&parallel, ""), ids);
+    assert_eq!(list(&sequential, ""), ids);
+    for p in ["p", "q", "x", "kopia", "zz", "~"] {
+        let want: Vec<String> = ids.iter().filter(|i| i.starts_with(p)).cloned().collect();
+        assert_eq!(list(&parallel, p), want, "prefix {p}");
+        assert_eq!(list(&sequential, p), want, "prefix {p}");
+    }
+    let m = parallel.list_all("p").unwrap();
+    assert!(m.iter().all(|m| m.length == m.id.len() as u64));
+}
