@@ -59,7 +59,8 @@ pub struct S3Options {
     /// Secret access key; `AWS_SECRET_ACCESS_KEY` when empty.
     #[serde(rename = "secretAccessKey", default)]
     pub secret_access_key: String,
-    /// Session token of temporary credentials; `AWS_SESSION_TOKEN` when empty.
+    /// Session token of temporary credentials; `AWS_SESSION_TOKEN` when empty and the keys
+    /// come from the environment too.
     #[serde(rename = "sessionToken", default)]
     pub session_token: String,
     /// Signing region; `AWS_REGION`, else `us-east-1`, when empty.
@@ -208,7 +209,12 @@ impl S3Storage {
         }
         let access_key = env_or(&opts.access_key_id, "AWS_ACCESS_KEY_ID");
         let secret_key = env_or(&opts.secret_access_key, "AWS_SECRET_ACCESS_KEY");
-        let session_token = env_or(&opts.session_token, "AWS_SESSION_TOKEN");
+        // A token from the environment belongs to the environment's keys only.
+        let session_token = if opts.access_key_id.is_empty() {
+            env_or(&opts.session_token, "AWS_SESSION_TOKEN")
+        } else {
+            opts.session_token.clone()
+        };
         if access_key.is_empty() || secret_key.is_empty() {
             return Err(BlobError::Other(
                 "no S3 credentials: use --access-key and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into(),
