@@ -206,6 +206,41 @@ fn field_guide_connect_snapshot_and_restore() {
     let again = snapshot_id(&env.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]));
     assert_ne!(again, id);
     assert!(env.ok(&["content", "stats"]).contains("Count:"));
+
+    // A connection config shaped like Kopia's, with fields kopr does not use, works as is.
+    let kopia_cfg = env.tmp.path().join("kopia/repository.config");
+    std::fs::create_dir_all(kopia_cfg.parent().unwrap()).unwrap();
+    let v = serde_json::json!({
+        "storage": {"type": "s3", "config": {
+            "bucket": "velero-bucket", "prefix": prefix, "endpoint": env.srv.endpoint(),
+            "doNotUseTLS": true, "accessKeyID": ACCESS_KEY, "secretAccessKey": SECRET_KEY,
+            "sessionToken": "", "roleARN": "", "roleSessionName": "", "duration": "0s",
+            "roleEndpoint": "", "roleRegion": "", "maxDownloadSpeedBytesPerSecond": 0}},
+        "caching": {"cacheDirectory": env.tmp.path().join("kopia-cache"),
+            "maxCacheSize": 5242880000u64, "maxMetadataCacheSize": 5242880000u64,
+            "maxListCacheDuration": 30},
+        "hostname": "h", "username": "u", "description": "Repository in S3: x",
+        "enableActions": false, "formatBlobCacheDuration": 900000000000u64
+    });
+    std::fs::write(&kopia_cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let out = env
+        .cmd(&[
+            "--config-file",
+            kopia_cfg.to_str().unwrap(),
+            "snapshot",
+            "ls",
+            "--all",
+            "--password",
+            PASSWORD,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("files:14"));
 }
 
 #[test]
