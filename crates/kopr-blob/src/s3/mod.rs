@@ -5,6 +5,7 @@
 //! else is a one-line error that says what to change.
 
 mod list;
+pub mod proxy;
 pub mod sigv4;
 pub mod tls;
 pub mod xml;
@@ -232,25 +233,19 @@ impl S3Storage {
         if endpoint == DEFAULT_ENDPOINT && region != DEFAULT_REGION {
             endpoint = format!("s3.{region}.amazonaws.com");
         }
-        let host = endpoint.split(':').next().unwrap_or_default();
+        let host = split_host_port(&endpoint, 0).0;
         let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
         let dns_bucket = opts
             .bucket
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
             && (opts.do_not_use_tls || !opts.bucket.contains('.'));
-        let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(120))
-            .timeout_write(Duration::from_secs(120))
-            .redirects(0)
-            .max_idle_connections_per_host(32)
-            .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
-            .tls_config(Arc::new(tls))
-            .build();
+        let scheme = if opts.do_not_use_tls { "http" } else { "https" };
+        let (host, port) = split_host_port(&endpoint, if opts.do_not_use_tls { 80 } else { 443 });
+        let proxy = proxy::from_env(scheme, &host, port, |k| std::env::var(k).ok());
+        let agent = build_agent(&opts, proxy.as_deref())?;
         Ok(S3Storage {
-            scheme: if opts.do_not_use_tls { "http" } else { "https" },
+            scheme,
             virtual_host: aws && dns_bucket,
             endpoint,
             access_key,
@@ -309,6 +304,12 @@ impl S3Storage {
     pub fn with_list_page_size(mut self, n: usize) -> S3Storage {
         self.list_page_size = n.clamp(1, 1000);
         self
+    }
+
+    /// Sends every request through the HTTP proxy at `url` (tests; users set `HTTPS_PROXY`).
+    pub fn with_proxy(mut self, url: &str) -> Result<S3Storage> {
+        self.agent = build_agent(&self.opts, Some(url))?;
+        Ok(self)
     }
 
     /// Lists long prefixes one page after another instead of in parallel key ranges.
@@ -502,6 +503,39 @@ impl S3Storage {
             self.base_url()
         ))
     }
+}
+
+/// `host[:port]` (or `[v6]:port`) → host and port (`default` when absent).
+fn split_host_port(endpoint: &str, default: u16) -> (String, u16) {
+    if let Some(rest) = endpoint.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h.to_string(), port.unwrap_or(default));
+        }
+    }
+    match endpoint.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(default)),
+        _ => (endpoint.to_string(), default),
+    }
+}
+
+fn build_agent(opts: &S3Options, proxy: Option<&str>) -> Result<ureq::Agent> {
+    let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
+    let mut b = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(120))
+        .timeout_write(Duration::from_secs(120))
+        .redirects(0)
+        .max_idle_connections_per_host(32)
+        .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
+        .tls_config(Arc::new(tls));
+    if let Some(p) = proxy {
+        let proxy = ureq::Proxy::new(p).map_err(|e| {
+            BlobError::Other(format!("invalid proxy {p:?} (HTTPS_PROXY/HTTP_PROXY): {e}"))
+        })?;
+        b = b.proxy(proxy);
+    }
+    Ok(b.build())
 }
 
 fn status_failure(resp: ureq::Response) -> Failure {
