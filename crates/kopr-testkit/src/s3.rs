@@ -222,3 +222,73 @@ fn forward(tcp: TcpStream, cfg: std::sync::Arc<rustls::ServerConfig>, upstream: 
         }
     }
 }
+
+/// An HTTP CONNECT proxy on loopback that counts the tunnels it opened.
+pub struct ConnectProxy {
+    port: u16,
+    tunnels: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectProxy {
+    /// Listens on a free loopback port.
+    pub fn start() -> ConnectProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tunnels = Arc::new(AtomicUsize::new(0));
+        let count = tunnels.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    if tunnel(client).is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        ConnectProxy { port, tunnels }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many tunnels were opened.
+    pub fn tunnels(&self) -> usize {
+        self.tunnels.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn tunnel(mut client: TcpStream) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut b)? == 0 || head.len() > 8192 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut words = head.split_whitespace();
+    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+        client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")?;
+        return Err(std::io::ErrorKind::InvalidData.into());
+    };
+    let upstream = TcpStream::connect(target)?;
+    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    let (mut c2, mut u2) = (client.try_clone()?, upstream.try_clone()?);
+    let (mut c1, mut u1) = (client, upstream);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut u2, &mut c2);
+        let _ = c2.shutdown(std::net::Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c1, &mut u1);
+        let _ = u1.shutdown(std::net::Shutdown::Write);
+    });
+    Ok(())
+}

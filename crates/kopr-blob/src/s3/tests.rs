@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kopr_testkit::s3::{S3Server, TlsProxy, ACCESS_KEY, SECRET_KEY, TEST_CA_PEM};
+use kopr_testkit::s3::{ConnectProxy, S3Server, TlsProxy, ACCESS_KEY, SECRET_KEY, TEST_CA_PEM};
 
 use super::*;
 use crate::retrying::RetryingStorage;
@@ -295,6 +295,26 @@ fn tls_with_private_ca_or_without_verification() {
     // No verification.
     let st = S3Storage::connect(tls_opts(None, false)).unwrap();
     assert_eq!(st.list_all("").unwrap().len(), 1);
+    // Through an HTTPS proxy (CONNECT tunnel), certificate still checked end to end.
+    let tunnel = ConnectProxy::start();
+    let st = S3Storage::new(tls_opts(Some(TEST_CA_PEM), true))
+        .unwrap()
+        .with_proxy(&tunnel.url())
+        .unwrap();
+    st.probe().unwrap();
+    assert_eq!(
+        st.get_blob("kopia.repository", 0, None).unwrap(),
+        b"over tls"
+    );
+    assert!(tunnel.tunnels() >= 1);
+    let e = S3Storage::new(tls_opts(None, true))
+        .unwrap()
+        .with_proxy(&tunnel.url())
+        .unwrap()
+        .probe()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("UnknownIssuer"), "{e}");
     // A PEM without certificates is refused up front.
     let e = S3Storage::new(tls_opts(Some("not a pem"), true))
         .unwrap_err()
