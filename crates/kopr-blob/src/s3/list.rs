@@ -3,11 +3,10 @@
 //! UTF-8 binary order, so a range starts with `start-after` and stops at its upper bound. The
 //! ranges partition the keys after the first page, so every key is reported once, in order.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{xml, Req, S3Storage, MAX_DOC};
+use super::{xml, Req, S3Storage};
 use crate::{BlobError, BlobMetadata, Result};
 
 /// Where a long listing is split, after the listed prefix (Kopia ids are lower-case hex/ASCII).
@@ -40,11 +39,7 @@ impl S3Storage {
             req = req.query("start-after", s);
         }
         let resp = self.execute(&req).map_err(|f| self.error(f, "list", ""))?;
-        let mut body = String::new();
-        resp.into_reader()
-            .take(MAX_DOC)
-            .read_to_string(&mut body)
-            .map_err(|e| self.read_failure("list", full, e))?;
+        let body = self.read_doc(resp, "list", full)?;
         xml::parse_list(&body).map_err(|e| BlobError::Other(format!("S3 list of {full:?}: {e}")))
     }
 

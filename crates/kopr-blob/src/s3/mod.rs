@@ -5,6 +5,7 @@
 //! else is a one-line error that says what to change.
 
 mod list;
+mod multipart;
 pub mod proxy;
 pub mod sigv4;
 pub mod tls;
@@ -25,6 +26,12 @@ use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Res
 pub const DEFAULT_ENDPOINT: &str = "s3.amazonaws.com";
 /// The region requests are signed for when none is given.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// Blobs larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: usize = 64 << 20;
+/// Part size of multipart uploads.
+const PART_SIZE: usize = 16 << 20;
+/// S3's smallest part (but the last).
+const MIN_PART_SIZE: usize = 5 << 20;
 /// Largest error document or listing page read into memory.
 const MAX_DOC: u64 = 16 << 20;
 
@@ -191,6 +198,8 @@ pub struct S3Storage {
     region: RwLock<String>,
     list_page_size: usize,
     parallel_list: bool,
+    multipart_threshold: usize,
+    part_size: usize,
 }
 
 impl fmt::Debug for S3Storage {
@@ -255,6 +264,8 @@ impl S3Storage {
             region: RwLock::new(region),
             list_page_size: 1000,
             parallel_list: true,
+            multipart_threshold: MULTIPART_THRESHOLD,
+            part_size: PART_SIZE,
             opts,
         })
     }
@@ -310,6 +321,13 @@ impl S3Storage {
     pub fn with_proxy(mut self, url: &str) -> Result<S3Storage> {
         self.agent = build_agent(&self.opts, Some(url))?;
         Ok(self)
+    }
+
+    /// Uploads blobs larger than `threshold` in parts of `part_size` (at least 5 MiB).
+    pub fn with_multipart(mut self, threshold: usize, part_size: usize) -> S3Storage {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size.max(MIN_PART_SIZE);
+        self
     }
 
     /// Lists long prefixes one page after another instead of in parallel key ranges.
@@ -495,6 +513,16 @@ impl S3Storage {
             )),
             Failure::Other(m) => BlobError::Other(format!("S3 {op} of {what}: {m}")),
         }
+    }
+
+    /// Reads a small XML answer.
+    fn read_doc(&self, resp: ureq::Response, op: &str, id: &str) -> Result<String> {
+        let mut body = String::new();
+        resp.into_reader()
+            .take(MAX_DOC)
+            .read_to_string(&mut body)
+            .map_err(|e| self.read_failure(op, id, e))?;
+        Ok(body)
     }
 
     fn read_failure(&self, op: &str, id: &str, e: std::io::Error) -> BlobError {
@@ -706,6 +734,9 @@ impl BlobStorage for S3Storage {
                 Err(e) => return Err(e),
             }
             req = req.header("if-none-match", "*");
+        }
+        if data.len() > self.multipart_threshold && opts.retention_mode.is_none() {
+            return self.put_multipart(id, &key, data);
         }
         if let (Some(mode), Some(period)) = (&opts.retention_mode, opts.retention_period) {
             let until = Utc::now()

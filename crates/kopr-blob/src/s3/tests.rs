@@ -108,6 +108,17 @@ fn large_blob_round_trip() {
         st.get_blob("pbig", 5 << 20, Some(1000)).unwrap(),
         &data[5 << 20..(5 << 20) + 1000]
     );
+    // In parts: 5 + 5 + 2 MiB (less 3 bytes), then read back whole and across a part border.
+    let st = st.with_multipart(6 << 20, 5 << 20);
+    let data = kopr_testkit::random_bytes(8, (12 << 20) - 3);
+    st.put_blob("pparts", &data, &PutOptions::default())
+        .unwrap();
+    assert_eq!(st.get_metadata("pparts").unwrap().length, data.len() as u64);
+    assert_eq!(st.get_blob("pparts", 0, None).unwrap(), data);
+    assert_eq!(
+        st.get_blob("pparts", (5 << 20) - 10, Some(20)).unwrap(),
+        &data[(5 << 20) - 10..(5 << 20) + 10]
+    );
 }
 
 #[test]
