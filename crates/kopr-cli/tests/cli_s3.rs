@@ -167,6 +167,10 @@ fn field_guide_connect_snapshot_and_restore() {
     let status = env.ok(&["repository", "status"]);
     assert!(status.contains("Storage type:        s3"), "{status}");
     assert!(!status.contains(SECRET_KEY), "secret shown: {status}");
+    let json = env.ok(&["repository", "status", "--json"]);
+    assert!(!json.contains(SECRET_KEY), "secret shown: {json}");
+    let blobs = env.ok(&["blob", "ls"]);
+    assert!(blobs.contains("kopia.repository") && blobs.contains("xn0_"), "{blobs}");
     let dst = env.tmp.path().join("restored");
     env.ok(&["snapshot", "restore", &id, dst.to_str().unwrap()]);
     assert_same_tree(&src, &dst);

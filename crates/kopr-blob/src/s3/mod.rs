@@ -368,14 +368,17 @@ impl S3Storage {
         }
     }
 
+    fn current_region(&self) -> String {
+        self.region
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
     fn execute(&self, req: &Req) -> std::result::Result<ureq::Response, Failure> {
         let mut retried = false;
         loop {
-            let region = self
-                .region
-                .read()
-                .map(|r| r.clone())
-                .unwrap_or_else(|p| p.into_inner().clone());
+            let region = self.current_region();
             match self.execute_once(req, &region) {
                 // The bucket lives elsewhere: sign for its region and try once more.
                 Err(Failure::Status { region: r, .. })
@@ -486,7 +489,7 @@ impl S3Storage {
                     (_, "ExpiredToken" | "InvalidToken") => BlobError::Permission(format!(
                         "S3 rejected the session token ({code}): renew --session-token (AWS_SESSION_TOKEN)"
                     )),
-                    (301 | 307 | 400, _) if !region.is_empty() => BlobError::Other(format!(
+                    (301 | 307 | 400, _) if !region.is_empty() && region != self.current_region() => BlobError::Other(format!(
                         "S3 bucket {:?} is in region {region}: use --region {region}",
                         self.opts.bucket
                     )),
