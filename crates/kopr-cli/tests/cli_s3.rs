@@ -169,6 +169,10 @@ fn field_guide_connect_snapshot_and_restore() {
     assert!(!status.contains(SECRET_KEY), "secret shown: {status}");
     let json = env.ok(&["repository", "status", "--json"]);
     assert!(!json.contains(SECRET_KEY), "secret shown: {json}");
+    // The field guide's basic commands.
+    assert!(env.ok(&["content", "stats"]).contains("Count:"));
+    let all = env.ok(&["snapshot", "ls", "--all", "--storage-stats"]);
+    assert!(all.contains("files:14"), "{all}");
     let blobs = env.ok(&["blob", "ls"]);
     assert!(blobs.contains("kopia.repository") && blobs.contains("xn0_"), "{blobs}");
     let dst = env.tmp.path().join("restored");
