@@ -174,7 +174,10 @@ fn field_guide_connect_snapshot_and_restore() {
     let all = env.ok(&["snapshot", "ls", "--all", "--storage-stats"]);
     assert!(all.contains("files:14"), "{all}");
     let blobs = env.ok(&["blob", "ls"]);
-    assert!(blobs.contains("kopia.repository") && blobs.contains("xn0_"), "{blobs}");
+    assert!(
+        blobs.contains("kopia.repository") && blobs.contains("xn0_"),
+        "{blobs}"
+    );
     let dst = env.tmp.path().join("restored");
     env.ok(&["snapshot", "restore", &id, dst.to_str().unwrap()]);
     assert_same_tree(&src, &dst);
