@@ -1,5 +1,5 @@
-//! Blob storage: named, immutable byte blobs on a filesystem, in memory, or behind fault
-//! injection and retries. Everything above this crate sees storage only through
+//! Blob storage: named, immutable byte blobs on a filesystem, in S3, in memory, or behind
+//! fault injection and retries. Everything above this crate sees storage only through
 //! [`BlobStorage`], so a backend is a few methods: get (ranged), put (atomic), delete, list.
 
 pub mod clock;
@@ -7,6 +7,7 @@ pub mod fault;
 pub mod filesystem;
 pub mod memory;
 pub mod retrying;
+pub mod s3;
 
 use std::time::Duration;
 

@@ -351,6 +351,15 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in an S3 bucket.
+    S3 {
+        #[command(flatten)]
+        s3: S3Args,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 /// Storage kinds for `repository connect`.
@@ -363,6 +372,59 @@ pub enum ConnectStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Connect to a repository in an S3 bucket.
+    S3 {
+        #[command(flatten)]
+        s3: S3Args,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// S3 storage flags (Kopia's names and environment variables).
+#[derive(Debug, Args)]
+pub struct S3Args {
+    /// Name of the S3 bucket.
+    #[arg(long)]
+    pub bucket: String,
+    /// Endpoint to use (host[:port]).
+    #[arg(long, default_value = kopr_blob::s3::DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// S3 region (us-east-1 when not given) [env: AWS_REGION].
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Access key ID.
+    #[arg(long = "access-key", env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key: Option<String>,
+    /// Secret access key.
+    #[arg(
+        long = "secret-access-key",
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<String>,
+    /// Session token of temporary credentials.
+    #[arg(
+        long = "session-token",
+        env = "AWS_SESSION_TOKEN",
+        hide_env_values = true
+    )]
+    pub session_token: Option<String>,
+    /// Prefix to use for objects in the bucket (Kopia adds no separator: end it with '/').
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Disable TLS security (HTTPS).
+    #[arg(long = "disable-tls")]
+    pub disable_tls: bool,
+    /// Disable TLS (HTTPS) certificate verification.
+    #[arg(long = "disable-tls-verification")]
+    pub disable_tls_verification: bool,
+    /// Certificate authority in-line (base64 enc.).
+    #[arg(long = "root-ca-pem-base64")]
+    pub root_ca_pem_base64: Option<String>,
+    /// Certificate authority file path.
+    #[arg(long = "root-ca-pem-path")]
+    pub root_ca_pem_path: Option<PathBuf>,
 }
 
 /// Filesystem storage flags.

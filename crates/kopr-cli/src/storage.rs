@@ -2,13 +2,23 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use base64::Engine;
 use kopr_blob::filesystem::FilesystemStorage;
+use kopr_blob::retrying::RetryingStorage;
+use kopr_blob::s3::{S3Options, S3Storage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
+use crate::app::S3Args;
 use crate::config::StorageConfig;
+
+/// Attempts (in all) of a failing S3 request before the error is reported.
+const S3_ATTEMPTS: u32 = 8;
+/// First wait between attempts; it doubles (about 30 s in all).
+const S3_FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 
 /// The storage config of a filesystem repository at `path`.
 pub fn filesystem_config(path: &Path) -> Result<StorageConfig> {
@@ -21,6 +31,57 @@ pub fn filesystem_config(path: &Path) -> Result<StorageConfig> {
         kind: "filesystem".into(),
         config: json!({ "path": abs.to_string_lossy() }),
     })
+}
+
+/// The S3 options of the `s3` flags (reads `--root-ca-pem-path`).
+pub fn s3_options(a: &S3Args) -> Result<S3Options> {
+    let root_ca = match (&a.root_ca_pem_path, &a.root_ca_pem_base64) {
+        (Some(_), Some(_)) => {
+            bail!("use either --root-ca-pem-path or --root-ca-pem-base64, not both")
+        }
+        (Some(p), None) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("cannot read --root-ca-pem-path {}", p.display()))?,
+        ),
+        (None, Some(b)) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .context("invalid --root-ca-pem-base64")?,
+        ),
+        (None, None) => None,
+    };
+    Ok(S3Options {
+        bucket: a.bucket.clone(),
+        prefix: a.prefix.clone(),
+        endpoint: a.endpoint.clone(),
+        do_not_use_tls: a.disable_tls,
+        do_not_verify_tls: a.disable_tls_verification,
+        root_ca,
+        access_key_id: a.access_key.clone().unwrap_or_default(),
+        secret_access_key: a.secret_access_key.clone().unwrap_or_default(),
+        session_token: a.session_token.clone().unwrap_or_default(),
+        region: a.region.clone().unwrap_or_default(),
+    }
+    .normalized())
+}
+
+/// The storage config of an S3 repository.
+pub fn s3_config(opts: &S3Options) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "s3".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// The options of an `s3` storage config.
+pub fn s3_options_of(cfg: &StorageConfig) -> Result<S3Options> {
+    serde_json::from_value(cfg.config.clone()).context("invalid s3 storage config")
+}
+
+/// Opens S3 storage without retries (probes the bucket first).
+pub fn open_s3(opts: S3Options) -> Result<S3Storage> {
+    let url = format!("s3://{}/{}", opts.bucket, opts.prefix);
+    S3Storage::connect(opts).with_context(|| format!("cannot open S3 storage {url}"))
 }
 
 /// Opens the storage a config describes; `create` makes a missing filesystem directory.
@@ -38,6 +99,14 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
             .with_context(|| format!("cannot open filesystem storage at {path}"))?;
             Ok(Arc::new(st))
         }
+        "s3" => {
+            let st = open_s3(s3_options_of(cfg)?)?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
         other => bail!("unsupported storage type: {other}"),
     }
 }
@@ -45,4 +114,19 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
 /// Opens existing storage.
 pub fn open(cfg: &StorageConfig) -> Result<Arc<dyn BlobStorage>> {
     open_or_create(cfg, false)
+}
+
+/// The storage config for display: secrets replaced by asterisks.
+pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
+    let mut v = cfg.config.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["secretAccessKey", "sessionToken"] {
+            if let Some(s) = o.get_mut(k) {
+                if s.as_str().is_some_and(|s| !s.is_empty()) {
+                    *s = json!("****************");
+                }
+            }
+        }
+    }
+    v
 }

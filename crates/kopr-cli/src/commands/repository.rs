@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
+use kopr_blob::s3::S3Options;
+use kopr_blob::{BlobError, BlobStorage};
 use kopr_format::repository_blob::BlobStorageConfig;
+use kopr_format::repository_blob::REPOSITORY_BLOB_ID;
 use kopr_repo::format_manager::CreateOptions;
 use kopr_repo::{RepoError, Repository};
 use serde_json::json;
@@ -32,8 +35,28 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             };
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
+        RepositoryCommand::Create(CreateStorage::S3 {
+            s3,
+            create,
+            connect,
+        }) => {
+            let sc = storage::s3_config(&storage::s3_options(&s3)?)?;
+            let opts = CreateOptions {
+                hash: create.block_hash,
+                encryption: create.encryption,
+                splitter: create.object_splitter,
+                key_derivation: create.key_derivation,
+                blob_config: retention(create.retention_mode, create.retention_period)?,
+                max_pack_size: 0,
+            };
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
         RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
             let sc = storage::filesystem_config(&fs.path)?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Connect(ConnectStorage::S3 { s3, connect }) => {
+            let sc = storage::s3_config(&storage::s3_options(&s3)?)?;
             connect_repository(ctx, sc, connect, None)
         }
         RepositoryCommand::Disconnect => {
@@ -162,6 +185,15 @@ fn create_repository(
 }
 
 fn display(sc: &StorageConfig) -> String {
+    if sc.kind == "s3" {
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        return format!("s3://{}/{}", get("bucket"), get("prefix"));
+    }
     sc.config
         .get("path")
         .and_then(|p| p.as_str())
@@ -176,6 +208,9 @@ fn connect_repository(
     password: Option<String>,
 ) -> Result<()> {
     let st = storage::open(&sc)?;
+    if sc.kind == "s3" {
+        ensure_s3_repository(&sc, &*st)?;
+    }
     let cache_dir: PathBuf = args
         .cache_directory
         .or_else(|| std::env::var_os("KOPIA_CACHE_DIRECTORY").map(PathBuf::from))
@@ -208,6 +243,34 @@ fn connect_repository(
     Ok(())
 }
 
+/// A clear error when an S3 prefix holds no repository, with a hint when the same prefix with
+/// a trailing `/` does (Kopia adds no separator between prefix and blob names).
+fn ensure_s3_repository(sc: &StorageConfig, st: &dyn BlobStorage) -> Result<()> {
+    match st.get_metadata(REPOSITORY_BLOB_ID) {
+        Ok(_) => return Ok(()),
+        Err(BlobError::NotFound(_)) => {}
+        Err(e) => return Err(e).context("cannot read the repository"),
+    }
+    let opts = storage::s3_options_of(sc)?;
+    if !opts.prefix.is_empty() && !opts.prefix.ends_with('/') {
+        let with_slash = S3Options {
+            prefix: format!("{}/", opts.prefix),
+            ..opts.clone()
+        };
+        if let Ok(alt) = storage::open_s3(with_slash) {
+            if alt.get_metadata(REPOSITORY_BLOB_ID).is_ok() {
+                bail!(
+                    "no repository found at {}, but there is one at {}: use --prefix={}/",
+                    display(sc),
+                    alt.display_name(),
+                    opts.prefix
+                );
+            }
+        }
+    }
+    bail!("no repository found at {}", display(sc))
+}
+
 fn title(kind: &str) -> String {
     match kind {
         "filesystem" => "Filesystem".into(),
@@ -228,7 +291,7 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
             "hostname": cfg.hostname,
             "username": cfg.username,
             "readonly": cfg.read_only,
-            "storage": { "type": cfg.storage.kind, "config": cfg.storage.config },
+            "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
             "uniqueIDHex": f.unique_id_hex(),
             "contentFormat": {
                 "hash": c.hash,
@@ -261,7 +324,7 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     println!("Storage type:        {}", cfg.storage.kind);
     println!(
         "Storage config:      {}",
-        serde_json::to_string(&cfg.storage.config)?
+        serde_json::to_string(&storage::redacted(&cfg.storage))?
     );
     println!();
     println!("Unique ID:           {}", f.unique_id_hex());

@@ -1,0 +1,792 @@
+//! S3 storage (AWS and S3-compatible servers), laid out as Kopia's `s3` backend: the object
+//! key of a blob is `prefix + blob id`, with no sharding. Blocking HTTP (ureq + rustls), hand
+//! signed with SigV4. Network failures, throttling and 5xx answers are
+//! [`BlobError::Transient`], so [`crate::retrying::RetryingStorage`] retries them; everything
+//! else is a one-line error that says what to change.
+
+mod list;
+mod multipart;
+pub mod proxy;
+pub mod sigv4;
+pub mod tls;
+pub mod xml;
+
+use std::fmt;
+use std::io::Read;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
+
+/// AWS's global endpoint, Kopia's default.
+pub const DEFAULT_ENDPOINT: &str = "s3.amazonaws.com";
+/// The region requests are signed for when none is given.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Blobs larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: usize = 64 << 20;
+/// Part size of multipart uploads.
+const PART_SIZE: usize = 16 << 20;
+/// S3's smallest part (but the last).
+const MIN_PART_SIZE: usize = 5 << 20;
+/// Largest error document or listing page read into memory.
+const MAX_DOC: u64 = 16 << 20;
+
+/// Where and how to reach the bucket; serialized with Kopia's field names.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Options {
+    /// Bucket name.
+    #[serde(rename = "bucket")]
+    pub bucket: String,
+    /// Prepended to every blob id (Kopia adds no separator).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// `host[:port]`; AWS when empty.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Plain HTTP.
+    #[serde(rename = "doNotUseTLS", default, skip_serializing_if = "is_false")]
+    pub do_not_use_tls: bool,
+    /// Accept any server certificate.
+    #[serde(rename = "doNotVerifyTLS", default, skip_serializing_if = "is_false")]
+    pub do_not_verify_tls: bool,
+    /// PEM of the CA that signed the server's certificate (base64 in JSON, as Go's `[]byte`).
+    #[serde(
+        rename = "rootCA",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "b64_opt"
+    )]
+    pub root_ca: Option<Vec<u8>>,
+    /// Access key id; `AWS_ACCESS_KEY_ID` when empty.
+    #[serde(rename = "accessKeyID", default)]
+    pub access_key_id: String,
+    /// Secret access key; `AWS_SECRET_ACCESS_KEY` when empty.
+    #[serde(rename = "secretAccessKey", default)]
+    pub secret_access_key: String,
+    /// Session token of temporary credentials; `AWS_SESSION_TOKEN` when empty and the keys
+    /// come from the environment too.
+    #[serde(rename = "sessionToken", default)]
+    pub session_token: String,
+    /// Signing region; `AWS_REGION`, else `us-east-1`, when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+mod b64_opt {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.filter(|s| !s.is_empty())
+            .map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+impl fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Options")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("do_not_use_tls", &self.do_not_use_tls)
+            .field("do_not_verify_tls", &self.do_not_verify_tls)
+            .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Options {
+    /// Normalizes what a user may type: a scheme on the endpoint (`http://` means no TLS),
+    /// a trailing slash.
+    pub fn normalized(mut self) -> S3Options {
+        let mut ep = self.endpoint.trim().to_string();
+        if let Some(rest) = ep.strip_prefix("https://") {
+            ep = rest.to_string();
+        } else if let Some(rest) = ep.strip_prefix("http://") {
+            ep = rest.to_string();
+            self.do_not_use_tls = true;
+        }
+        self.endpoint = ep.trim_end_matches('/').to_string();
+        self
+    }
+}
+
+fn env_or(v: &str, var: &str) -> String {
+    if v.is_empty() {
+        std::env::var(var).unwrap_or_default()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A failed request, before it is named for an operation.
+#[derive(Debug)]
+enum Failure {
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+        region: String,
+        content_range: Option<String>,
+    },
+    Tls(String),
+    Unreachable(String),
+    Dns(String),
+    Other(String),
+}
+
+/// One request to send.
+struct Req<'a> {
+    method: &'static str,
+    key: Option<&'a str>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<&'a [u8]>,
+}
+
+impl<'a> Req<'a> {
+    fn new(method: &'static str, key: Option<&'a str>) -> Self {
+        Req {
+            method,
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+
+    fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_string(), v.into()));
+        self
+    }
+}
+
+/// Blobs as objects of an S3 bucket.
+pub struct S3Storage {
+    opts: S3Options,
+    access_key: String,
+    secret_key: String,
+    session_token: String,
+    agent: ureq::Agent,
+    scheme: &'static str,
+    endpoint: String,
+    virtual_host: bool,
+    region: RwLock<String>,
+    list_page_size: usize,
+    parallel_list: bool,
+    multipart_threshold: usize,
+    part_size: usize,
+}
+
+impl fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Storage {
+    /// Builds the client without any request; see [`S3Storage::connect`].
+    pub fn new(opts: S3Options) -> Result<S3Storage> {
+        let opts = opts.normalized();
+        if opts.bucket.is_empty() {
+            return Err(BlobError::Other("no S3 bucket given (--bucket)".into()));
+        }
+        let access_key = env_or(&opts.access_key_id, "AWS_ACCESS_KEY_ID");
+        let secret_key = env_or(&opts.secret_access_key, "AWS_SECRET_ACCESS_KEY");
+        // A token from the environment belongs to the environment's keys only.
+        let session_token = if opts.access_key_id.is_empty() {
+            env_or(&opts.session_token, "AWS_SESSION_TOKEN")
+        } else {
+            opts.session_token.clone()
+        };
+        if access_key.is_empty() || secret_key.is_empty() {
+            return Err(BlobError::Other(
+                "no S3 credentials: use --access-key and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into(),
+            ));
+        }
+        let mut region = env_or(&opts.region, "AWS_REGION");
+        if region.is_empty() {
+            region = DEFAULT_REGION.to_string();
+        }
+        let mut endpoint = if opts.endpoint.is_empty() {
+            DEFAULT_ENDPOINT.to_string()
+        } else {
+            opts.endpoint.clone()
+        };
+        if endpoint == DEFAULT_ENDPOINT && region != DEFAULT_REGION {
+            endpoint = format!("s3.{region}.amazonaws.com");
+        }
+        let host = split_host_port(&endpoint, 0).0;
+        let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+        let dns_bucket = opts
+            .bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && (opts.do_not_use_tls || !opts.bucket.contains('.'));
+        let scheme = if opts.do_not_use_tls { "http" } else { "https" };
+        let (host, port) = split_host_port(&endpoint, if opts.do_not_use_tls { 80 } else { 443 });
+        let proxy = proxy::from_env(scheme, &host, port, |k| std::env::var(k).ok());
+        let agent = build_agent(&opts, proxy.as_deref())?;
+        Ok(S3Storage {
+            scheme,
+            virtual_host: aws && dns_bucket,
+            endpoint,
+            access_key,
+            secret_key,
+            session_token,
+            agent,
+            region: RwLock::new(region),
+            list_page_size: 1000,
+            parallel_list: true,
+            multipart_threshold: MULTIPART_THRESHOLD,
+            part_size: PART_SIZE,
+            opts,
+        })
+    }
+
+    /// Builds the client and checks that the bucket is reachable with these credentials.
+    pub fn connect(opts: S3Options) -> Result<S3Storage> {
+        let st = S3Storage::new(opts)?;
+        st.probe()?;
+        Ok(st)
+    }
+
+    /// Lists at most one object of the prefix: proves endpoint, TLS, credentials and bucket.
+    /// Transient failures are retried briefly, then reported as permanent.
+    pub fn probe(&self) -> Result<()> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let req = Req::new("GET", None)
+                .query("list-type", "2")
+                .query("max-keys", "1")
+                .query("prefix", self.opts.prefix.clone());
+            match self.execute(&req) {
+                Ok(_) => return Ok(()),
+                Err(f) => match self.error(f, "list", "") {
+                    BlobError::Transient(m) if attempt >= 2 => return Err(BlobError::Other(m)),
+                    BlobError::Transient(_) => {
+                        std::thread::sleep(delay);
+                        delay *= 2;
+                        attempt += 1;
+                    }
+                    e => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Creates the bucket (tests and first-time setups; Kopia never creates buckets).
+    pub fn create_bucket(&self) -> Result<()> {
+        let mut req = Req::new("PUT", None);
+        req.body = Some(&[]);
+        self.execute(&req)
+            .map(|_| ())
+            .map_err(|f| self.error(f, "create bucket", ""))
+    }
+
+    /// Lists with pages of `n` keys (tests of pagination).
+    pub fn with_list_page_size(mut self, n: usize) -> S3Storage {
+        self.list_page_size = n.clamp(1, 1000);
+        self
+    }
+
+    /// Sends every request through the HTTP proxy at `url` (tests; users set `HTTPS_PROXY`).
+    pub fn with_proxy(mut self, url: &str) -> Result<S3Storage> {
+        self.agent = build_agent(&self.opts, Some(url))?;
+        Ok(self)
+    }
+
+    /// Uploads blobs larger than `threshold` in parts of `part_size` (at least 5 MiB).
+    pub fn with_multipart(mut self, threshold: usize, part_size: usize) -> S3Storage {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size.max(MIN_PART_SIZE);
+        self
+    }
+
+    /// Lists long prefixes one page after another instead of in parallel key ranges.
+    pub fn with_sequential_listing(mut self) -> S3Storage {
+        self.parallel_list = false;
+        self
+    }
+
+    /// The options, normalized.
+    pub fn options(&self) -> &S3Options {
+        &self.opts
+    }
+
+    fn key(&self, id: &str) -> Result<String> {
+        if id.is_empty() {
+            return Err(BlobError::Other("empty blob id".into()));
+        }
+        Ok(format!("{}{id}", self.opts.prefix))
+    }
+
+    fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.endpoint)
+    }
+
+    /// Host header and encoded path of an object (or of the bucket when `key` is `None`).
+    fn location(&self, key: Option<&str>) -> (String, String) {
+        let k = key.map(|k| sigv4::uri_encode(k, true));
+        if self.virtual_host {
+            let host = format!("{}.{}", self.opts.bucket, self.endpoint);
+            (host, format!("/{}", k.unwrap_or_default()))
+        } else {
+            let b = sigv4::uri_encode(&self.opts.bucket, false);
+            let path = match k {
+                Some(k) => format!("/{b}/{k}"),
+                None => format!("/{b}"),
+            };
+            (self.endpoint.clone(), path)
+        }
+    }
+
+    fn current_region(&self) -> String {
+        self.region
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn execute(&self, req: &Req) -> std::result::Result<ureq::Response, Failure> {
+        let mut retried = false;
+        loop {
+            let region = self.current_region();
+            match self.execute_once(req, &region) {
+                // The bucket lives elsewhere: sign for its region and try once more.
+                Err(Failure::Status { region: r, .. })
+                    if !retried && !r.is_empty() && r != region =>
+                {
+                    if let Ok(mut w) = self.region.write() {
+                        *w = r;
+                    }
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn execute_once(
+        &self,
+        req: &Req,
+        region: &str,
+    ) -> std::result::Result<ureq::Response, Failure> {
+        let (host, path) = self.location(req.key);
+        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let payload_hash = req
+            .body
+            .map(sigv4::sha256_hex)
+            .unwrap_or_else(|| sigv4::EMPTY_SHA256.to_string());
+        let mut headers = vec![
+            ("host".to_string(), host.clone()),
+            ("x-amz-date".to_string(), amz_date.clone()),
+            ("x-amz-content-sha256".to_string(), payload_hash.clone()),
+        ];
+        if !self.session_token.is_empty() {
+            headers.push((
+                "x-amz-security-token".to_string(),
+                self.session_token.clone(),
+            ));
+        }
+        headers.extend(req.headers.iter().cloned());
+        let auth = sigv4::authorization(
+            &self.access_key,
+            &self.secret_key,
+            &sigv4::Request {
+                method: req.method,
+                canonical_uri: &path,
+                query: &req.query,
+                headers: &headers,
+                payload_hash: &payload_hash,
+                amz_date: &amz_date,
+                region,
+            },
+        );
+        let mut url = format!("{}://{host}{path}", self.scheme);
+        if !req.query.is_empty() {
+            url.push('?');
+            url.push_str(&sigv4::canonical_query(&req.query));
+        }
+        let mut r = self.agent.request(req.method, &url);
+        for (k, v) in &headers {
+            r = r.set(k, v);
+        }
+        r = r.set("authorization", &auth);
+        let res = match req.body {
+            Some(b) => r.send_bytes(b),
+            None => r.call(),
+        };
+        match res {
+            Ok(resp) if (200..300).contains(&resp.status()) => Ok(resp),
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Err(status_failure(resp)),
+            Err(ureq::Error::Transport(t)) => Err(transport_failure(&t)),
+        }
+    }
+
+    /// Names a failure of `op` on blob `id` as a [`BlobError`].
+    fn error(&self, f: Failure, op: &str, id: &str) -> BlobError {
+        let what = if id.is_empty() {
+            format!("s3://{}/{}", self.opts.bucket, self.opts.prefix)
+        } else {
+            id.to_string()
+        };
+        match f {
+            Failure::Status {
+                status,
+                code,
+                message,
+                region,
+                ..
+            } => {
+                let detail = if message.is_empty() {
+                    format!("HTTP {status} {code}")
+                } else {
+                    format!("HTTP {status} {code}: {message}")
+                };
+                match (status, code.as_str()) {
+                    (_, "NoSuchBucket") => BlobError::Other(format!(
+                        "S3 bucket {:?} does not exist at {}",
+                        self.opts.bucket,
+                        self.base_url()
+                    )),
+                    (404, "NoSuchKey" | "") => BlobError::NotFound(id.to_string()),
+                    (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "NotSignedUp") => {
+                        BlobError::Permission(format!(
+                            "S3 rejected the credentials ({code}): check --access-key and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                        ))
+                    }
+                    (_, "RequestTimeTooSkewed") => BlobError::Other(format!(
+                        "S3 refused the request because this machine's clock is off ({message}): fix the system time"
+                    )),
+                    (_, "ExpiredToken" | "InvalidToken") => BlobError::Permission(format!(
+                        "S3 rejected the session token ({code}): renew --session-token (AWS_SESSION_TOKEN)"
+                    )),
+                    (301 | 307 | 400, _) if !region.is_empty() && region != self.current_region() => BlobError::Other(format!(
+                        "S3 bucket {:?} is in region {region}: use --region {region}",
+                        self.opts.bucket
+                    )),
+                    (403, _) => BlobError::Permission(format!("S3 denied {op} of {what}: {detail}")),
+                    (412, _) => BlobError::Other(format!("blob {id} already exists")),
+                    (429 | 500..=599, _)
+                    | (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable") => {
+                        BlobError::Transient(format!("S3 {op} of {what}: {detail}"))
+                    }
+                    _ => BlobError::Other(format!("S3 {op} of {what} failed: {detail}")),
+                }
+            }
+            Failure::Tls(m) => BlobError::Other(format!(
+                "TLS connection to {} failed ({m}): for a private CA use --root-ca-pem-path, to skip certificate checks --disable-tls-verification, for a plain-HTTP endpoint --disable-tls",
+                self.endpoint
+            )),
+            Failure::Unreachable(m) => BlobError::Transient(format!(
+                "cannot reach S3 endpoint {} ({op} of {what}): {m}",
+                self.base_url()
+            )),
+            Failure::Dns(m) => BlobError::Other(format!(
+                "cannot resolve S3 endpoint {}: {m}",
+                self.endpoint
+            )),
+            Failure::Other(m) => BlobError::Other(format!("S3 {op} of {what}: {m}")),
+        }
+    }
+
+    /// Reads a small XML answer.
+    fn read_doc(&self, resp: ureq::Response, op: &str, id: &str) -> Result<String> {
+        let mut body = String::new();
+        resp.into_reader()
+            .take(MAX_DOC)
+            .read_to_string(&mut body)
+            .map_err(|e| self.read_failure(op, id, e))?;
+        Ok(body)
+    }
+
+    fn read_failure(&self, op: &str, id: &str, e: std::io::Error) -> BlobError {
+        BlobError::Transient(format!(
+            "S3 {op} of {id}: connection to {} broke: {e}",
+            self.base_url()
+        ))
+    }
+}
+
+/// `host[:port]` (or `[v6]:port`) → host and port (`default` when absent).
+fn split_host_port(endpoint: &str, default: u16) -> (String, u16) {
+    if let Some(rest) = endpoint.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h.to_string(), port.unwrap_or(default));
+        }
+    }
+    match endpoint.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(default)),
+        _ => (endpoint.to_string(), default),
+    }
+}
+
+fn build_agent(opts: &S3Options, proxy: Option<&str>) -> Result<ureq::Agent> {
+    let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
+    let mut b = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(120))
+        .timeout_write(Duration::from_secs(120))
+        .redirects(0)
+        .max_idle_connections_per_host(32)
+        .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
+        .tls_config(Arc::new(tls));
+    if let Some(p) = proxy {
+        let proxy = ureq::Proxy::new(p).map_err(|e| {
+            BlobError::Other(format!("invalid proxy {p:?} (HTTPS_PROXY/HTTP_PROXY): {e}"))
+        })?;
+        b = b.proxy(proxy);
+    }
+    Ok(b.build())
+}
+
+fn status_failure(resp: ureq::Response) -> Failure {
+    let status = resp.status();
+    let region = resp
+        .header("x-amz-bucket-region")
+        .unwrap_or_default()
+        .to_string();
+    let content_range = resp.header("content-range").map(str::to_string);
+    let mut body = String::new();
+    // A broken body only loses detail; the status still tells what happened.
+    let _ = resp.into_reader().take(64 << 10).read_to_string(&mut body);
+    let doc = xml::parse_error(&body);
+    Failure::Status {
+        status,
+        code: doc.code,
+        message: doc.message,
+        region: if doc.region.is_empty() {
+            region
+        } else {
+            doc.region
+        },
+        content_range,
+    }
+}
+
+fn transport_failure(t: &ureq::Transport) -> Failure {
+    let mut detail = t.message().unwrap_or_default().to_string();
+    let mut src = std::error::Error::source(t);
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !detail.contains(&m) {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(&m);
+        }
+        src = s.source();
+    }
+    if detail.is_empty() {
+        detail = t.kind().to_string();
+    }
+    match t.kind() {
+        ureq::ErrorKind::Dns => Failure::Dns(detail),
+        ureq::ErrorKind::ConnectionFailed if detail.contains("tls") => Failure::Tls(detail),
+        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io => Failure::Unreachable(detail),
+        _ => Failure::Other(detail),
+    }
+}
+
+/// `bytes a-b/total` → total.
+fn total_from_content_range(cr: &str) -> Option<u64> {
+    cr.rsplit('/').next()?.trim().parse().ok()
+}
+
+impl BlobStorage for S3Storage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let key = self.key(id)?;
+        if length == Some(0) {
+            let m = self.get_metadata(id)?;
+            checked_range(id, m.length, offset, Some(0))?;
+            return Ok(Vec::new());
+        }
+        let mut req = Req::new("GET", Some(&key));
+        let ranged = offset > 0 || length.is_some();
+        if ranged {
+            let range = match length {
+                Some(l) => {
+                    let last =
+                        offset
+                            .checked_add(l - 1)
+                            .ok_or_else(|| BlobError::InvalidRange {
+                                id: id.to_string(),
+                                offset,
+                                length: l,
+                                actual: 0,
+                            })?;
+                    format!("bytes={offset}-{last}")
+                }
+                None => format!("bytes={offset}-"),
+            };
+            req = req.header("range", range);
+        }
+        let resp = match self.execute(&req) {
+            Ok(r) => r,
+            Err(Failure::Status {
+                status: 416,
+                content_range,
+                ..
+            }) => {
+                // Nothing at or after `offset`: fine only for an open range at the very end.
+                let actual = match content_range.as_deref().and_then(total_from_content_range) {
+                    Some(n) => n,
+                    None => self.get_metadata(id)?.length,
+                };
+                checked_range(id, actual, offset, length)?;
+                return Ok(Vec::new());
+            }
+            Err(f) => return Err(self.error(f, "get", id)),
+        };
+        let status = resp.status();
+        let total = resp
+            .header("content-range")
+            .and_then(total_from_content_range);
+        let content_length: Option<u64> =
+            resp.header("content-length").and_then(|v| v.parse().ok());
+        let limit = length.or(content_length).unwrap_or(u64::MAX);
+        let mut buf = Vec::with_capacity(limit.min(64 << 20) as usize);
+        resp.into_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| self.read_failure("get", id, e))?;
+        if let Some(n) = content_length {
+            if buf.len() as u64 != n {
+                return Err(BlobError::Transient(format!(
+                    "S3 get of {id}: got {} of {n} bytes",
+                    buf.len()
+                )));
+            }
+        }
+        if ranged && status == 200 {
+            // The server ignored the range and sent the whole object.
+            let r = checked_range(id, buf.len() as u64, offset, length)?;
+            return Ok(buf[r].to_vec());
+        }
+        if let Some(l) = length {
+            if buf.len() as u64 != l {
+                return Err(BlobError::InvalidRange {
+                    id: id.to_string(),
+                    offset,
+                    length: l,
+                    actual: total.unwrap_or(offset + buf.len() as u64),
+                });
+            }
+        }
+        Ok(buf)
+    }
+
+    fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
+        let key = self.key(id)?;
+        let resp = self
+            .execute(&Req::new("HEAD", Some(&key)))
+            .map_err(|f| self.error(f, "stat", id))?;
+        let length = resp
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| BlobError::Other(format!("S3 stat of {id}: no Content-Length")))?;
+        let timestamp = resp
+            .header("last-modified")
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| BlobError::Other(format!("S3 stat of {id}: no valid Last-Modified")))?;
+        Ok(BlobMetadata {
+            id: id.to_string(),
+            length,
+            timestamp,
+        })
+    }
+
+    fn put_blob(&self, id: &str, data: &[u8], opts: &PutOptions) -> Result<()> {
+        let key = self.key(id)?;
+        let mut req = Req::new("PUT", Some(&key));
+        req.body = Some(data);
+        if opts.do_not_overwrite {
+            match self.get_metadata(id) {
+                Ok(_) => return Err(BlobError::Other(format!("blob {id} already exists"))),
+                Err(BlobError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            req = req.header("if-none-match", "*");
+        }
+        if data.len() > self.multipart_threshold && opts.retention_mode.is_none() {
+            return self.put_multipart(id, &key, data);
+        }
+        if let (Some(mode), Some(period)) = (&opts.retention_mode, opts.retention_period) {
+            let until = Utc::now()
+                + chrono::Duration::from_std(period).map_err(|e| {
+                    BlobError::Other(format!("invalid retention period {period:?}: {e}"))
+                })?;
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(data);
+            req = req
+                .header("x-amz-object-lock-mode", mode.clone())
+                .header(
+                    "x-amz-object-lock-retain-until-date",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                )
+                .header("x-amz-sdk-checksum-algorithm", "SHA256")
+                .header(
+                    "x-amz-checksum-sha256",
+                    base64::engine::general_purpose::STANDARD.encode(digest),
+                );
+        }
+        self.execute(&req)
+            .map(|_| ())
+            .map_err(|f| self.error(f, "put", id))
+    }
+
+    fn delete_blob(&self, id: &str) -> Result<()> {
+        let key = self.key(id)?;
+        match self.execute(&Req::new("DELETE", Some(&key))) {
+            Ok(_) => Ok(()),
+            Err(f) => match self.error(f, "delete", id) {
+                BlobError::NotFound(_) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+    ) -> Result<()> {
+        self.list(prefix, cb)
+    }
+
+    fn display_name(&self) -> String {
+        format!("s3://{}/{}", self.opts.bucket, self.opts.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests;
