@@ -23,7 +23,11 @@ fn kopr(cfg: &Path, args: &[&str]) -> Output {
 
 fn ok(cfg: &Path, args: &[&str]) -> String {
     let out = kopr(cfg, args);
-    assert!(out.status.success(), "kopr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kopr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -44,11 +48,24 @@ fn a_repository_path_that_is_a_file_is_a_one_line_error() {
     std::fs::write(&file, b"x").unwrap();
     let cfg = tmp.path().join("c.config");
     for verb in ["create", "connect"] {
-        let out = kopr(&cfg, &["repository", verb, "filesystem", "--path", file.to_str().unwrap()]);
+        let out = kopr(
+            &cfg,
+            &[
+                "repository",
+                verb,
+                "filesystem",
+                "--path",
+                file.to_str().unwrap(),
+            ],
+        );
         let err = one_line_failure(&out);
         assert!(err.contains(file.to_str().unwrap()), "{err}");
     }
-    assert_eq!(std::fs::read(&file).unwrap(), b"x", "nothing was written over it");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"x",
+        "nothing was written over it"
+    );
 }
 
 struct Tmpfs(std::path::PathBuf);
@@ -103,7 +120,10 @@ fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     let small = tmp.path().join("small-src");
     std::fs::create_dir_all(&small).unwrap();
     std::fs::write(small.join("a"), random_bytes(1, 500_000)).unwrap();
-    let out = ok(&cfg, &["snapshot", "create", small.to_str().unwrap(), "--json"]);
+    let out = ok(
+        &cfg,
+        &["snapshot", "create", small.to_str().unwrap(), "--json"],
+    );
     let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
         .as_str()
         .unwrap()
@@ -121,12 +141,21 @@ fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     ok(&cfg, &["content", "verify"]);
     let dest = tmp.path().join("r1");
     ok(&cfg, &["snapshot", "restore", &id, dest.to_str().unwrap()]);
-    assert_eq!(std::fs::read(dest.join("a")).unwrap(), random_bytes(1, 500_000));
+    assert_eq!(
+        std::fs::read(dest.join("a")).unwrap(),
+        random_bytes(1, 500_000)
+    );
 
     fs.read_only();
-    let err = one_line_failure(&kopr(&cfg, &["snapshot", "create", small.to_str().unwrap()]));
+    let err = one_line_failure(&kopr(
+        &cfg,
+        &["snapshot", "create", small.to_str().unwrap()],
+    ));
     assert!(err.to_lowercase().contains("read-only"), "{err}");
     let dest = tmp.path().join("r2");
     ok(&cfg, &["snapshot", "restore", &id, dest.to_str().unwrap()]);
-    assert_eq!(std::fs::read(dest.join("a")).unwrap(), random_bytes(1, 500_000));
+    assert_eq!(
+        std::fs::read(dest.join("a")).unwrap(),
+        random_bytes(1, 500_000)
+    );
 }

@@ -218,6 +218,23 @@ fn field_guide_connect_snapshot_and_restore() {
     assert_ne!(again, id);
     assert!(env.ok(&["content", "stats"]).contains("Count:"));
 
+    // Maintenance through S3: the first snapshot deleted and collected at once with
+    // --safety=none (its files stay: the second snapshot of the same tree uses them).
+    env.ok(&["snapshot", "delete", &id, "--delete"]);
+    let out = env
+        .cmd(&["maintenance", "run", "--full", "--safety=none"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Running full maintenance..."), "{log}");
+    assert!(log.contains("Deleted total "), "{log}");
+    assert!(env.ok(&["maintenance", "info"]).contains("snapshot-gc:"));
+    env.ok(&["snapshot", "verify"]);
+    let dst2 = env.tmp.path().join("restored-after-maintenance");
+    env.ok(&["snapshot", "restore", &again, dst2.to_str().unwrap()]);
+    assert_same_tree(&src, &dst2);
+
     // A connection config shaped like Kopia's, with fields kopr does not use, works as is.
     let kopia_cfg = env.tmp.path().join("kopia/repository.config");
     std::fs::create_dir_all(kopia_cfg.parent().unwrap()).unwrap();
