@@ -218,6 +218,9 @@ impl BlobStorage for FaultyStorage {
     fn display_name(&self) -> String {
         format!("faulty({})", self.inner.display_name())
     }
+    fn extend_retention(&self, id: &str, mode: &str, period: Duration) -> Result<()> {
+        self.inner.extend_retention(id, mode, period)
+    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,16 @@ pub trait BlobStorage: Send + Sync + std::fmt::Debug {
     /// A short human-readable name of the location.
     fn display_name(&self) -> String;
 
+    /// Extends the object-lock retention of a blob to `period` from now (`mode` is
+    /// `GOVERNANCE` or `COMPLIANCE`). Storage without object lock refuses.
+    fn extend_retention(&self, id: &str, mode: &str, period: Duration) -> Result<()> {
+        let _ = (id, mode, period);
+        Err(BlobError::Other(format!(
+            "{} does not support object-lock retention",
+            self.display_name()
+        )))
+    }
+
     /// Every blob whose id starts with `prefix`.
     fn list_all(&self, prefix: &str) -> Result<Vec<BlobMetadata>> {
         let mut out = Vec::new();

@@ -14,6 +14,8 @@ type Stored = (Arc<Vec<u8>>, chrono::DateTime<chrono::Utc>);
 pub struct MemoryStorage {
     blobs: RwLock<BTreeMap<String, Stored>>,
     clock: Arc<dyn Clock>,
+    /// Object-lock retention: mode and retain-until time per blob (when enabled).
+    retention: Option<RwLock<BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)>>>,
 }
 
 impl Default for MemoryStorage {
@@ -33,7 +35,40 @@ impl MemoryStorage {
         MemoryStorage {
             blobs: RwLock::new(BTreeMap::new()),
             clock,
+            retention: None,
         }
+    }
+
+    /// Storage that records object-lock retention, as a locking bucket does.
+    pub fn with_object_lock(clock: Arc<dyn Clock>) -> Self {
+        MemoryStorage {
+            retention: Some(RwLock::new(BTreeMap::new())),
+            ..Self::with_clock(clock)
+        }
+    }
+
+    /// The retention mode and retain-until time of a blob, if it is locked.
+    pub fn retention_of(&self, id: &str) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+        self.retention.as_ref()?.read().ok()?.get(id).cloned()
+    }
+
+    fn lock_until(&self, id: &str, mode: &str, period: std::time::Duration) -> Result<()> {
+        let Some(r) = &self.retention else {
+            return Err(BlobError::Other(
+                "in-memory storage: object lock is not enabled".into(),
+            ));
+        };
+        let until = self.clock.now()
+            + chrono::Duration::from_std(period)
+                .map_err(|e| BlobError::Other(format!("invalid retention period: {e}")))?;
+        let mut g = r.write().map_err(|_| poisoned())?;
+        let e = g
+            .entry(id.to_string())
+            .or_insert_with(|| (mode.to_string(), until));
+        if until > e.1 {
+            *e = (mode.to_string(), until);
+        }
+        Ok(())
     }
 }
 
@@ -69,12 +104,27 @@ impl BlobStorage for MemoryStorage {
             return Err(BlobError::Other(format!("blob {id} already exists")));
         }
         g.insert(id.to_string(), (Arc::new(data.to_vec()), self.clock.now()));
+        drop(g);
+        if let (Some(mode), Some(period)) = (&opts.retention_mode, opts.retention_period) {
+            if self.retention.is_some() {
+                self.lock_until(id, mode, period)?;
+            }
+        }
         Ok(())
     }
 
     fn delete_blob(&self, id: &str) -> Result<()> {
+        // As in a versioned locking bucket, deleting hides the blob (a delete marker); the
+        // locked version and its retention stay on record.
         self.blobs.write().map_err(|_| poisoned())?.remove(id);
         Ok(())
+    }
+
+    fn extend_retention(&self, id: &str, mode: &str, period: std::time::Duration) -> Result<()> {
+        if !self.blobs.read().map_err(|_| poisoned())?.contains_key(id) {
+            return Err(BlobError::NotFound(id.to_string()));
+        }
+        self.lock_until(id, mode, period)
     }
 
     fn list_blobs(

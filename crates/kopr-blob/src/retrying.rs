@@ -68,6 +68,9 @@ impl BlobStorage for RetryingStorage {
     fn display_name(&self) -> String {
         self.inner.display_name()
     }
+    fn extend_retention(&self, id: &str, mode: &str, period: std::time::Duration) -> Result<()> {
+        self.retry(|| self.inner.extend_retention(id, mode, period))
+    }
 }
 
 #[cfg(test)]

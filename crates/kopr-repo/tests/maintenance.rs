@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{TimeZone, Utc};
-use kopr_blob::clock::ManualClock;
+use kopr_blob::clock::{Clock, ManualClock};
 use kopr_blob::memory::MemoryStorage;
 use kopr_blob::BlobStorage;
 use kopr_format::index::ContentId;
@@ -606,4 +606,67 @@ fn gc_refuses_to_collect_around_a_snapshot_with_missing_contents() {
     assert!(err.to_string().contains("missing from the index"), "{err}");
     assert_eq!(fate(&h, &ids), Fate::Live, "nothing was marked");
     assert!(present(&h, &packs));
+}
+
+#[test]
+fn full_maintenance_extends_object_locks_when_configured() {
+    use kopr_blob::memory::MemoryStorage;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let mem = Arc::new(MemoryStorage::with_object_lock(clock.clone()));
+    let st: Arc<dyn BlobStorage> = mem.clone();
+    let mut opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        ..Default::default()
+    };
+    opts.blob_config.retention_mode = "GOVERNANCE".into();
+    opts.blob_config.retention_period_nanos = 48 * 3600 * 1_000_000_000;
+    Repository::create(&*st, &opts, "pw").unwrap();
+    let h = Harness {
+        clock: clock.clone(),
+        st,
+        tmp: tempfile::tempdir().unwrap(),
+    };
+    let r = h.open("u");
+    let mut p = params::get_params(&r).unwrap();
+    p.owner = "u@h".into();
+    p.extend_object_locks = true;
+    p.full.interval = StdDuration::from_secs(30 * 3600);
+    let err = maintenance::check_extend_retention(&r, &p).unwrap_err();
+    assert!(err.to_string().contains("must be 24h0m0s greater"), "{err}");
+    p.full.interval = StdDuration::from_secs(24 * 3600);
+    maintenance::check_extend_retention(&r, &p).unwrap();
+    params::set_params(&r, &p).unwrap();
+    r.flush().unwrap();
+    h.snapshot(&r, "locked", 5, 2);
+    drop(r);
+    h.advance_hours(1);
+    let log = h.cycle(SafetyParameters::full());
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("Extended retention time of ")),
+        "{log:#?}"
+    );
+    let t1 = clock.now() + chrono::Duration::hours(48);
+    for prefix in ["p", "q", "x", "kopia.repository"] {
+        for b in mem.list_all(prefix).unwrap() {
+            let (mode, until) = mem.retention_of(&b.id).expect("locked");
+            assert_eq!(mode, "GOVERNANCE");
+            assert!(
+                until >= t1 - chrono::Duration::seconds(1),
+                "{} until {until}",
+                b.id
+            );
+        }
+    }
+    h.advance_hours(24);
+    h.cycle(SafetyParameters::full());
+    let p = mem.list_all("p").unwrap().remove(0);
+    assert_eq!(
+        mem.retention_of(&p.id).unwrap().1,
+        clock.now() + chrono::Duration::hours(48),
+        "extended again by the next cycle"
+    );
+    h.restore_all();
 }

@@ -786,6 +786,30 @@ impl BlobStorage for S3Storage {
     fn display_name(&self) -> String {
         format!("s3://{}/{}", self.opts.bucket, self.opts.prefix)
     }
+
+    fn extend_retention(&self, id: &str, mode: &str, period: std::time::Duration) -> Result<()> {
+        let key = self.key(id)?;
+        let until = Utc::now()
+            + chrono::Duration::from_std(period).map_err(|e| {
+                BlobError::Other(format!("invalid retention period {period:?}: {e}"))
+            })?;
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(body.as_bytes());
+        let mut req = Req::new("PUT", Some(&key))
+            .query("retention", "")
+            .header("x-amz-sdk-checksum-algorithm", "SHA256")
+            .header(
+                "x-amz-checksum-sha256",
+                base64::engine::general_purpose::STANDARD.encode(digest),
+            );
+        req.body = Some(body.as_bytes());
+        self.execute(&req)
+            .map(|_| ())
+            .map_err(|f| self.error(f, "extend retention of", id))
+    }
 }
 
 #[cfg(test)]

@@ -227,6 +227,7 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
         bail!("no changes specified");
     }
     if changed {
+        maintenance::check_extend_retention(repo, &p)?;
         params::set_params(repo, &p)?;
         repo.flush()?;
     }

@@ -356,7 +356,9 @@ impl Cycle<'_> {
         self.drop_deleted()?;
         self.maybe_delete_blobs(false)?;
         if self.params.extend_object_locks {
-            self.task(task::EXTEND_RETENTION, None, |c| extend_retention(c.repo))?;
+            self.task(task::EXTEND_RETENTION, None, |c| {
+                extend_retention(c.repo, c.obs)
+            })?;
         } else {
             self.obs
                 .log("Extending object lock retention-period is disabled.");
@@ -374,18 +376,70 @@ impl Cycle<'_> {
     }
 }
 
-fn extend_retention(repo: &Repository) -> Result<()> {
+/// Blob prefixes whose object-lock retention maintenance extends (Kopia's locking prefixes).
+pub const LOCKING_PREFIXES: &[&str] = &["n", "x", "kopia.repository", "kopia.blobcfg", "p", "q"];
+
+/// The least margin between the retention period and the full cycle interval.
+pub fn min_retention_maintenance_diff() -> Duration {
+    Duration::hours(24)
+}
+
+/// Checks that locks outlive the time until the next full cycle extends them.
+pub fn check_extend_retention(repo: &Repository, params: &MaintenanceParams) -> Result<()> {
+    if !params.extend_object_locks {
+        return Ok(());
+    }
     let cfg = &repo.format().blob_config;
     if cfg.retention_mode.is_empty() || cfg.retention_period_nanos <= 0 {
         return Err(RepoError::Invalid(
-            "object lock extension is enabled but the repository has no retention mode/period"
-                .into(),
+            "object lock extension needs a repository created with --retention-mode and --retention-period".into(),
         ));
     }
-    Err(RepoError::Invalid(format!(
-        "extending object-lock retention is not supported by {}",
-        repo.storage().display_name()
-    )))
+    let period = Duration::nanoseconds(cfg.retention_period_nanos);
+    if period - chrono_dur(params.full.interval) < min_retention_maintenance_diff() {
+        return Err(RepoError::Invalid(format!(
+            "The repo RetentionPeriod must be {} greater than the Full Maintenance interval {} {}",
+            kopr_format::units::duration(min_retention_maintenance_diff()),
+            kopr_format::units::duration(period),
+            kopr_format::units::duration(chrono_dur(params.full.interval))
+        )));
+    }
+    Ok(())
+}
+
+/// Extends the object-lock retention of every locking blob by the repository's period.
+/// Returns how many blobs were extended.
+pub fn extend_retention(repo: &Repository, obs: &dyn Observer) -> Result<u64> {
+    let cfg = &repo.format().blob_config;
+    if cfg.retention_mode.is_empty() || cfg.retention_period_nanos <= 0 {
+        obs.log("Object lock retention is disabled.");
+        return Ok(0);
+    }
+    let period = std::time::Duration::from_nanos(cfg.retention_period_nanos as u64);
+    obs.log("Extending retention time for blobs...");
+    let mut n = 0;
+    let mut failed = 0;
+    for prefix in LOCKING_PREFIXES {
+        for bm in repo.storage().list_all(prefix)? {
+            match repo
+                .storage()
+                .extend_retention(&bm.id, &cfg.retention_mode, period)
+            {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    obs.debug(&format!("unable to extend retention of {}: {e}", bm.id));
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(RepoError::Invalid(format!(
+            "Failed to extend {failed} blobs"
+        )));
+    }
+    obs.log(&format!("Extended retention time of {n} blobs."));
+    Ok(n)
 }
 
 /// Checks that this user may run maintenance.
