@@ -9,13 +9,16 @@ use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Res
 /// A stored blob: its bytes and when it was written.
 type Stored = (Arc<Vec<u8>>, chrono::DateTime<chrono::Utc>);
 
+/// Object-lock retention per blob: mode and retain-until time.
+type Locks = BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)>;
+
 /// Blobs in a map.
 #[derive(Debug)]
 pub struct MemoryStorage {
     blobs: RwLock<BTreeMap<String, Stored>>,
     clock: Arc<dyn Clock>,
     /// Object-lock retention: mode and retain-until time per blob (when enabled).
-    retention: Option<RwLock<BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)>>>,
+    retention: Option<RwLock<Locks>>,
 }
 
 impl Default for MemoryStorage {
