@@ -6,6 +6,7 @@
 mod app;
 mod commands;
 mod config;
+mod progress;
 mod storage;
 mod units;
 
