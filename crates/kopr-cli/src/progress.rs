@@ -15,11 +15,14 @@ use kopr_repo::snapshot::{Progress, ProgressCounters};
 
 use crate::units;
 
-/// Throughput and time left from samples of bytes done.
+/// Throughput and time left from samples of bytes hashed (read and stored).
 ///
-/// The rate is an exponentially weighted average of the rates between samples, with weights
-/// halving every `half_life`, so a burst of cached files at the start (done at the speed of a
-/// `stat`) fades within seconds instead of promising an early finish for the rest of the run.
+/// Only hashed bytes count towards the rate: unchanged files are skipped at the speed of a
+/// `stat`, and counting them would promise an early finish whenever a run starts with a burst
+/// of them. The time left is the bytes left over that rate, so it errs long when many of the
+/// files left turn out unchanged. The rate is an exponentially weighted average of the rates
+/// between samples, with weights halving every `half_life`, so it follows a change of speed
+/// (other disks, compressible data) within a few half-lives.
 #[derive(Debug, Clone)]
 pub struct Eta {
     half_life: f64,
@@ -42,7 +45,7 @@ impl Eta {
         }
     }
 
-    /// Records that `done` bytes were done at time `at` (since any fixed start).
+    /// Records that `done` bytes were hashed by time `at` (since any fixed start).
     pub fn sample(&mut self, at: Duration, done: u64) {
         let t = at.as_secs_f64();
         let Some((lt, ld)) = self.last else {
@@ -72,17 +75,15 @@ impl Eta {
         self.rate
     }
 
-    /// Time left to reach `total` bytes from `done`: `None` when the total or the rate is not
-    /// known (or the rate is zero), zero once `done` reaches it.
-    pub fn remaining(&self, done: u64, total: Option<u64>) -> Option<Duration> {
-        let total = total?;
-        if done >= total {
+    /// Time to process `left` bytes: `None` when that or the rate is not known (or the rate is
+    /// zero), zero when nothing is left.
+    pub fn remaining(&self, left: Option<u64>) -> Option<Duration> {
+        let left = left?;
+        if left == 0 {
             return Some(Duration::ZERO);
         }
         let rate = self.rate().filter(|r| *r > 0.0)?;
-        Some(Duration::from_secs_f64(
-            ((total - done) as f64 / rate).min(1e9),
-        ))
+        Some(Duration::from_secs_f64((left as f64 / rate).min(1e9)))
     }
 }
 
@@ -130,7 +131,8 @@ pub fn describe(p: &Progress, eta: &Eta) -> String {
     if let Some(r) = eta.rate() {
         s.push_str(&format!(", {}/s", units::bytes(r as i64)));
     }
-    match eta.remaining(p.done_bytes(), total_of(p)) {
+    let left = total_of(p).map(|t| t.saturating_sub(p.done_bytes()));
+    match eta.remaining(left) {
         Some(left) => s.push_str(&format!(", {} left", short_duration(left))),
         None if !p.estimate_done => s.push_str(", estimating"),
         None => {}
@@ -160,7 +162,7 @@ impl SnapshotBar {
                 let mut eta = Eta::new(Duration::from_secs(3), Duration::from_secs(1));
                 loop {
                     let p = counters.get();
-                    eta.sample(started.elapsed(), p.done_bytes());
+                    eta.sample(started.elapsed(), p.hashed_bytes);
                     let total = total_of(&p).unwrap_or(0).max(p.done_bytes()).max(1);
                     bar.set_length(total);
                     bar.set_position(p.done_bytes());
@@ -217,7 +219,7 @@ mod tests {
         }
         let r = e.rate().unwrap();
         assert!((r - 10.0 * MB as f64).abs() < 1.0, "{r}");
-        let left = e.remaining(30 * MB, Some(100 * MB)).unwrap();
+        let left = e.remaining(Some(70 * MB)).unwrap();
         assert!((left.as_secs_f64() - 7.0).abs() < 1e-6, "{left:?}");
     }
 
@@ -228,17 +230,16 @@ mod tests {
         e.sample(at(0), 0);
         e.sample(at(500), 5 * MB);
         assert_eq!(e.rate(), None, "half a second is too little to tell");
-        assert_eq!(e.remaining(5 * MB, Some(100 * MB)), None);
+        assert_eq!(e.remaining(Some(95 * MB)), None);
         e.sample(at(1000), 10 * MB);
-        assert!(e.remaining(10 * MB, Some(100 * MB)).is_some());
-        assert_eq!(e.remaining(10 * MB, None), None, "unknown total");
-        assert_eq!(e.remaining(100 * MB, Some(100 * MB)), Some(Duration::ZERO));
-        assert_eq!(e.remaining(120 * MB, Some(100 * MB)), Some(Duration::ZERO));
+        assert_eq!(e.remaining(Some(90 * MB)), Some(Duration::from_secs(9)));
+        assert_eq!(e.remaining(None), None, "unknown total");
+        assert_eq!(e.remaining(Some(0)), Some(Duration::ZERO));
         // A stalled upload has no finishing time, not an infinite one.
         let mut s = Eta::new(Duration::from_secs(1), Duration::ZERO);
         s.sample(at(0), 0);
         s.sample(at(2000), 0);
-        assert_eq!(s.remaining(0, Some(MB)), None);
+        assert_eq!(s.remaining(Some(MB)), None);
         // Repeated or backward timestamps are ignored.
         s.sample(at(2000), 50 * MB);
         s.sample(at(1000), 60 * MB);
@@ -246,37 +247,38 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_cached_files_fades_within_a_few_half_lives() {
+    fn a_change_of_speed_is_followed_within_a_few_half_lives() {
         let mut e = Eta::new(Duration::from_secs(2), Duration::from_secs(1));
-        // 1 GB of unchanged files in the first second, then hashing at 10 MB/s.
-        e.sample(at(0), 0);
-        e.sample(at(1000), 1000 * MB);
-        let mut done = 1000 * MB;
+        // Fast disk at 100 MB/s for 10 s, then a slow one at 10 MB/s.
+        let mut done = 0;
+        for i in 0..=100 {
+            e.sample(at(i * 100), done);
+            done += 10 * MB;
+        }
+        done -= 10 * MB;
         for i in 1..=100 {
             done += MB;
-            e.sample(at(1000 + i * 100), done);
+            e.sample(at(10_000 + i * 100), done);
         }
-        // Ten seconds are five half-lives: the burst weighs 1/32 and fades further each second.
+        // Ten seconds are five half-lives: the fast past weighs 1/32.
         let r = e.rate().unwrap();
-        assert!(
-            r < 2.0 * (10 * MB) as f64 + (1000 * MB) as f64 / 32.0,
-            "rate {r} still dominated by the burst"
-        );
+        let expected = (10 * MB) as f64 + (90 * MB) as f64 / 32.0;
+        assert!((r / expected - 1.0).abs() < 0.01, "{r} vs {expected}");
         for i in 101..=300 {
             done += MB;
-            e.sample(at(1000 + i * 100), done);
+            e.sample(at(10_000 + i * 100), done);
         }
         let r = e.rate().unwrap();
-        assert!((r / (10 * MB) as f64 - 1.0).abs() < 0.01, "{r}");
-        let left = e.remaining(done, Some(done + 600 * MB)).unwrap();
-        assert!((left.as_secs_f64() - 60.0).abs() < 1.0, "{left:?}");
+        assert!((r / (10 * MB) as f64 - 1.0).abs() < 0.001, "{r}");
+        let left = e.remaining(Some(600 * MB)).unwrap();
+        assert!((left.as_secs_f64() - 60.0).abs() < 0.1, "{left:?}");
     }
 
     #[test]
     fn description_shows_done_estimate_hashed_cached_rate_and_time_left() {
         let mut e = Eta::new(Duration::from_secs(3), Duration::from_secs(1));
         for i in 0..=20 {
-            e.sample(at(i * 100), i * 2 * MB); // 20 MB/s
+            e.sample(at(i * 100), i * 2 * MB); // hashing at 20 MB/s
         }
         let p = Progress {
             hashed_files: 3,
