@@ -237,13 +237,16 @@ fn upload_counted(
     r
 }
 
+/// A file's object and the bytes read into it.
+type Uploaded = Result<(ObjectId, u64)>;
+
 /// Uploads files on every core; results come back in input order.
 fn upload_files(
     repo: &Repository,
     paths: &[(PathBuf, Option<String>)],
     progress: &ProgressCounters,
     cancel: &(dyn Fn() -> bool + Sync),
-) -> Vec<Result<(ObjectId, u64)>> {
+) -> Vec<Uploaded> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -260,7 +263,7 @@ fn upload_files(
             .collect();
     }
     let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<(ObjectId, u64)>>>> =
+    let results: Vec<std::sync::Mutex<Option<Uploaded>>> =
         paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
