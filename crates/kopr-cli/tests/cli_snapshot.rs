@@ -217,3 +217,99 @@ fn policies_and_expire_through_the_cli() {
     ok(&cfg, &["snapshot", "expire", s, "--delete"]);
     assert_eq!(ok(&cfg, &["snapshot", "ls"]).lines().count(), 3);
 }
+
+fn repo_with_data(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cfg = tmp.join("repository.config");
+    let src = tmp.join("data");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for i in 0..20 {
+        std::fs::write(
+            src.join(format!("sub/f{i}")),
+            kopr_testkit::random_bytes(i, 200_000),
+        )
+        .unwrap();
+    }
+    ok(
+        &cfg,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            tmp.join("repo").to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ],
+    );
+    (cfg, src)
+}
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, src) = repo_with_data(tmp.path());
+    for _ in 0..2 {
+        let out = kopr(&cfg, &["snapshot", "create", src.to_str().unwrap()]);
+        assert!(out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            !err.contains('\x1b') && !err.contains('\r'),
+            "no bar escape codes: {err:?}"
+        );
+        // Only the heading, then the one-line summary on stdout.
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(err.starts_with("Snapshotting "), "{err:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert!(stdout.starts_with("Created snapshot with root k"));
+        assert!(stdout.contains(": 20 files (4 MB), "), "{stdout}");
+    }
+    let json = kopr(
+        &cfg,
+        &["snapshot", "create", src.to_str().unwrap(), "--json"],
+    );
+    assert!(json.status.success());
+    assert!(
+        json.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["stats"]["cachedFiles"], 20);
+}
+
+/// On a terminal (a pseudo-terminal from `script`, where installed) the bar is drawn and then
+/// erased before the summary.
+#[cfg(unix)]
+#[test]
+fn progress_bar_on_a_terminal() {
+    let has_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("skipped: no `script` to make a pseudo-terminal");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, src) = repo_with_data(tmp.path());
+    let cmd = format!(
+        "{} snapshot create {}",
+        env!("CARGO_BIN_EXE_kopr"),
+        src.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KOPR_CONFIG_PATH", &cfg)
+        .env("KOPR_PASSWORD", "pw123")
+        .env("TERM", "xterm")
+        .env_remove("KOPIA_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" files ("), "the bar was drawn: {text:?}");
+    assert!(text.contains('\x1b'), "and erased: {text:?}");
+    assert!(text.contains("Created snapshot with root k"), "{text:?}");
+}

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::object_id::ObjectId;
@@ -31,17 +32,23 @@ pub struct UploadOptions {
     pub description: String,
     /// Set to stop the snapshot early; what was stored is saved as an incomplete checkpoint.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Live counters for a display that polls them from another thread (the upload creates its
+    /// own when `None`; `on_progress` sees them either way).
+    pub progress: Option<Arc<ProgressCounters>>,
+    /// Estimate the total files and bytes with a pre-walk of the source in a background thread,
+    /// as Kopia's "estimating" does; until it ends, the previous snapshot's totals stand in.
+    pub estimate: bool,
 }
 
 /// Reason recorded on snapshots stopped by the user.
 pub const INCOMPLETE_CANCELED: &str = "canceled";
 
 /// Progress callbacks' view of the work.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Files hashed so far.
     pub hashed_files: u64,
-    /// Bytes hashed so far.
+    /// Bytes hashed so far (of finished files and of files being read).
     pub hashed_bytes: u64,
     /// Files reused from the previous snapshot.
     pub cached_files: u64,
@@ -49,15 +56,144 @@ pub struct Progress {
     pub cached_bytes: u64,
     /// Errors so far.
     pub errors: u64,
+    /// Files being read right now.
+    pub hashing_files: u64,
+    /// Estimated files in the source (0: not known yet).
+    pub estimated_files: u64,
+    /// Estimated bytes in the source (0: not known yet).
+    pub estimated_bytes: u64,
+    /// Whether the estimate is the pre-walk's final count rather than a stand-in.
+    pub estimate_done: bool,
 }
 
-/// Reads one file into an object; `hashed` counts bytes read.
+impl Progress {
+    /// Files done, hashed or cached.
+    pub fn done_files(&self) -> u64 {
+        self.hashed_files + self.cached_files
+    }
+
+    /// Bytes done, hashed or cached.
+    pub fn done_bytes(&self) -> u64 {
+        self.hashed_bytes + self.cached_bytes
+    }
+}
+
+/// The counters behind [`Progress`], updated with relaxed atomic adds (one per buffer of up to
+/// 1 MiB read, one per file) so any thread can poll them while the upload runs.
+#[derive(Debug, Default)]
+pub struct ProgressCounters {
+    hashed_files: AtomicU64,
+    hashed_bytes: AtomicU64,
+    cached_files: AtomicU64,
+    cached_bytes: AtomicU64,
+    errors: AtomicU64,
+    hashing_files: AtomicU64,
+    estimated_files: AtomicU64,
+    estimated_bytes: AtomicU64,
+    estimate_done: AtomicBool,
+}
+
+impl ProgressCounters {
+    /// The counters now.
+    pub fn get(&self) -> Progress {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Progress {
+            hashed_files: l(&self.hashed_files),
+            hashed_bytes: l(&self.hashed_bytes),
+            cached_files: l(&self.cached_files),
+            cached_bytes: l(&self.cached_bytes),
+            errors: l(&self.errors),
+            hashing_files: l(&self.hashing_files),
+            estimated_files: l(&self.estimated_files),
+            estimated_bytes: l(&self.estimated_bytes),
+            estimate_done: self.estimate_done.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn set_estimate(&self, files: u64, bytes: u64, done: bool) {
+        self.estimated_files.store(files, Ordering::Relaxed);
+        self.estimated_bytes.store(bytes, Ordering::Relaxed);
+        self.estimate_done.store(done, Ordering::Relaxed);
+    }
+}
+
+/// The pre-walk behind [`UploadOptions::estimate`]: counts the files and bytes a snapshot would
+/// take, with the same ignore rules, and publishes the count to the progress counters.
+struct Estimator<'a> {
+    progress: &'a ProgressCounters,
+    stop: &'a AtomicBool,
+    dot_ignore_files: Vec<String>,
+    rules: Vec<crate::ignore::Rule>,
+    /// The stand-in (previous snapshot's totals), never lowered while the walk runs.
+    floor: (u64, u64),
+    files: u64,
+    bytes: u64,
+}
+
+impl Estimator<'_> {
+    fn run(mut self, dir: &Path) {
+        self.walk(dir, "");
+        if !self.stop.load(Ordering::Relaxed) {
+            self.progress.set_estimate(self.files, self.bytes, true);
+        }
+    }
+
+    fn walk(&mut self, dir: &Path, rel: &str) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        let rules_before = self.rules.len();
+        for name in &self.dot_ignore_files {
+            if let Ok(text) = fs::read_to_string(dir.join(name)) {
+                self.rules.extend(crate::ignore::parse(rel, &text));
+            }
+        }
+        for e in rd.flatten() {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let Ok(md) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if crate::ignore::is_ignored(&self.rules, &child_rel, md.is_dir()) {
+                continue;
+            }
+            if md.is_dir() {
+                self.walk(&e.path(), &child_rel);
+            } else if md.is_file() {
+                self.files += 1;
+                self.bytes += md.len();
+            }
+        }
+        self.rules.truncate(rules_before);
+        if self.files > self.floor.0 || self.bytes > self.floor.1 {
+            self.progress.set_estimate(
+                self.files.max(self.floor.0),
+                self.bytes.max(self.floor.1),
+                false,
+            );
+        }
+    }
+}
+
+/// Reads one file into an object; `progress` counts bytes as they are read.
+///
+/// A file that changes while it is read is stored as read: reads stop at the first end of file,
+/// so the object holds the bytes seen (Kopia does the same and records the object's length).
 fn upload_file(
     repo: &Repository,
     compression: Option<&str>,
     path: &Path,
-    hashed: &AtomicU64,
-) -> Result<ObjectId> {
+    progress: &ProgressCounters,
+) -> Result<(ObjectId, u64)> {
     let mut f =
         fs::File::open(path).map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
     let mut w = ObjectWriter::new(
@@ -70,6 +206,7 @@ fn upload_file(
         },
     )?;
     let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
     loop {
         let n = f
             .read(&mut buf)
@@ -78,18 +215,38 @@ fn upload_file(
             break;
         }
         w.write_bytes(&buf[..n])?;
-        hashed.fetch_add(n as u64, Ordering::Relaxed);
+        total += n as u64;
+        ProgressCounters::add(&progress.hashed_bytes, n as u64);
     }
-    w.result()
+    Ok((w.result()?, total))
 }
+
+/// [`upload_file`] counted as a file in flight, then a hashed file.
+fn upload_counted(
+    repo: &Repository,
+    compression: Option<&str>,
+    path: &Path,
+    progress: &ProgressCounters,
+) -> Result<(ObjectId, u64)> {
+    ProgressCounters::add(&progress.hashing_files, 1);
+    let r = upload_file(repo, compression, path, progress);
+    progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
+    if r.is_ok() {
+        ProgressCounters::add(&progress.hashed_files, 1);
+    }
+    r
+}
+
+/// A file's object and the bytes read into it.
+type Uploaded = Result<(ObjectId, u64)>;
 
 /// Uploads files on every core; results come back in input order.
 fn upload_files(
     repo: &Repository,
     paths: &[(PathBuf, Option<String>)],
-    hashed: &AtomicU64,
+    progress: &ProgressCounters,
     cancel: &(dyn Fn() -> bool + Sync),
-) -> Vec<Result<ObjectId>> {
+) -> Vec<Uploaded> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -101,12 +258,12 @@ fn upload_files(
                 if cancel() {
                     return Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()));
                 }
-                upload_file(repo, c.as_deref(), p, hashed)
+                upload_counted(repo, c.as_deref(), p, progress)
             })
             .collect();
     }
     let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<ObjectId>>>> =
+    let results: Vec<std::sync::Mutex<Option<Uploaded>>> =
         paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -116,7 +273,7 @@ fn upload_files(
                 let r = if cancel() {
                     Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
                 } else {
-                    upload_file(repo, c.as_deref(), p, hashed)
+                    upload_counted(repo, c.as_deref(), p, progress)
                 };
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(r);
@@ -139,7 +296,7 @@ struct Uploader<'a> {
     repo: &'a Repository,
     opts: &'a UploadOptions,
     stats: SnapshotStats,
-    progress: Progress,
+    progress: Arc<ProgressCounters>,
     on_progress: &'a mut dyn FnMut(&Progress),
     rules: Vec<crate::ignore::Rule>,
     policy: kopr_format::policy::Policy,
@@ -188,7 +345,12 @@ impl Uploader<'_> {
             });
         }
         self.stats.error_count += 1;
-        self.progress.errors += 1;
+        ProgressCounters::add(&self.progress.errors, 1);
+    }
+
+    fn report(&mut self) {
+        let p = self.progress.get();
+        (self.on_progress)(&p);
     }
 
     fn upload_dir(
@@ -320,8 +482,8 @@ impl Uploader<'_> {
                 if let Some(p) = cached {
                     entry.object_id = p.object_id.clone();
                     self.stats.cached_files += 1;
-                    self.progress.cached_files += 1;
-                    self.progress.cached_bytes += size as u64;
+                    ProgressCounters::add(&self.progress.cached_files, 1);
+                    ProgressCounters::add(&self.progress.cached_bytes, size as u64);
                     files.push((entries.len(), None));
                 } else {
                     files.push((entries.len(), Some((path.clone(), child_rel.clone()))));
@@ -329,7 +491,7 @@ impl Uploader<'_> {
             } else {
                 continue; // sockets, fifos and devices are not backed up
             }
-            (self.on_progress)(&self.progress);
+            self.report();
             entries.push(entry);
         }
         let to_upload: Vec<(PathBuf, Option<String>)> = files
@@ -346,19 +508,20 @@ impl Uploader<'_> {
                 })
             })
             .collect();
-        let hashed = AtomicU64::new(0);
         let cancel = self.opts.cancel.clone();
         let is_canceled = move || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-        let mut results = upload_files(self.repo, &to_upload, &hashed, &is_canceled).into_iter();
-        self.progress.hashed_bytes += hashed.load(Ordering::Relaxed);
+        let mut results =
+            upload_files(self.repo, &to_upload, &self.progress, &is_canceled).into_iter();
         let mut failed = Vec::new();
         for (idx, upload) in &files {
             if let Some((_, rel_path)) = upload {
                 match results.next() {
-                    Some(Ok(oid)) => {
+                    Some(Ok((oid, len))) => {
+                        // The size recorded is what was read, as Kopia does for a file that
+                        // changed while it was read.
                         entries[*idx].object_id = oid;
+                        entries[*idx].file_size = len as i64;
                         self.stats.non_cached_files += 1;
-                        self.progress.hashed_files += 1;
                     }
                     Some(Err(RepoError::Invalid(m))) if m == INCOMPLETE_CANCELED => {
                         summary.incomplete_reason = INCOMPLETE_CANCELED.into();
@@ -383,7 +546,7 @@ impl Uploader<'_> {
         for idx in failed.into_iter().rev() {
             entries.remove(idx);
         }
-        (self.on_progress)(&self.progress);
+        self.report();
         self.rules.truncate(rules_before);
         // As Kopia: a directory counts itself, and an empty one takes its own mtime.
         summary.total_dir_count += 1;
@@ -468,11 +631,21 @@ pub fn create_snapshot(
         .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
         .and_then(|b| DirManifest::decode(&b).ok());
     let policy = crate::policy::effective(repo, source)?;
+    let progress = opts.progress.clone().unwrap_or_default();
+    if md.is_file() {
+        progress.set_estimate(1, md.len(), true);
+    } else if let Some(s) = previous.as_ref().and_then(|p| p.summary.as_ref()) {
+        progress.set_estimate(
+            u64::try_from(s.total_file_count).unwrap_or(0),
+            u64::try_from(s.total_file_size).unwrap_or(0),
+            false,
+        );
+    }
     let mut up = Uploader {
         repo,
         opts,
         stats: SnapshotStats::default(),
-        progress: Progress::default(),
+        progress: progress.clone(),
         on_progress,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
         policy,
@@ -488,15 +661,16 @@ pub fn create_snapshot(
                 .compressor_for(&name, md.len() as i64)
                 .map(str::to_string)
         });
-        let oid = upload_file(repo, compression.as_deref(), dir, &AtomicU64::new(0))?;
+        let (oid, len) = upload_counted(repo, compression.as_deref(), dir, &progress)?;
         up.stats.total_file_count = 1;
         up.stats.non_cached_files = 1;
-        up.stats.total_file_size = md.len() as i64;
+        up.stats.total_file_size = len as i64;
+        up.report();
         DirEntry {
             name,
             entry_type: EntryType::File,
             permissions: Permissions(mode),
-            file_size: md.len() as i64,
+            file_size: len as i64,
             mod_time: mtime_nanos(&md),
             user_id: uid,
             group_id: gid,
@@ -504,7 +678,26 @@ pub fn create_snapshot(
             dir_summary: None,
         }
     } else {
-        let (oid, summary) = up.upload_dir(dir, "", previous.as_ref())?;
+        let stop = AtomicBool::new(false);
+        let uploaded = std::thread::scope(|s| {
+            if opts.estimate {
+                let before = progress.get();
+                let est = Estimator {
+                    progress: &progress,
+                    stop: &stop,
+                    dot_ignore_files: up.policy.files.dot_ignore_files.clone(),
+                    rules: up.rules.clone(),
+                    floor: (before.estimated_files, before.estimated_bytes),
+                    files: 0,
+                    bytes: 0,
+                };
+                s.spawn(move || est.run(dir));
+            }
+            let r = up.upload_dir(dir, "", previous.as_ref());
+            stop.store(true, Ordering::Relaxed);
+            r
+        });
+        let (oid, summary) = uploaded?;
         DirEntry {
             name,
             entry_type: EntryType::Directory,

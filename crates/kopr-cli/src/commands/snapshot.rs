@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use kopr_format::object_id::ObjectId;
@@ -10,12 +10,13 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SourceInfo,
 };
 use kopr_repo::object::{read_object, ObjectReader};
-use kopr_repo::snapshot::{self as snap, Progress, RestoreOptions, UploadOptions};
+use kopr_repo::snapshot::{self as snap, ProgressCounters, RestoreOptions, UploadOptions};
 use kopr_repo::Repository;
 
 use super::{format_timestamp, Context};
 use crate::app::SnapshotCommand;
 use crate::config::ConnectionConfig;
+use crate::progress::SnapshotBar;
 use crate::units;
 
 fn source_for(cfg: &ConnectionConfig, path: &Path) -> Result<SourceInfo> {
@@ -77,26 +78,14 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             for src in sources {
                 let si = source_for(&cfg, &src)?;
                 let started = Instant::now();
+                // The bar is for people: only on a terminal, never with --json.
                 let tty = std::io::stderr().is_terminal() && !as_json;
-                let mut last = Instant::now() - Duration::from_secs(1);
-                let mut on_progress = |p: &Progress| {
-                    if tty && last.elapsed() >= Duration::from_millis(200) {
-                        last = Instant::now();
-                        eprint!(
-                            "\r * {} hashed ({}), {} cached ({}), {} errors   ",
-                            p.hashed_files,
-                            units::bytes(p.hashed_bytes as i64),
-                            p.cached_files,
-                            units::bytes(p.cached_bytes as i64),
-                            p.errors
-                        );
-                        let _ = std::io::stderr().flush();
-                    }
-                };
                 if !as_json {
                     eprintln!("Snapshotting {si} ...");
                 }
-                let m = snap::create_snapshot(
+                let counters = std::sync::Arc::new(ProgressCounters::default());
+                let bar = tty.then(|| SnapshotBar::start(counters.clone()));
+                let result = snap::create_snapshot(
                     &repo,
                     &src,
                     &si,
@@ -104,12 +93,15 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                         compression: compression.clone(),
                         description: description.clone(),
                         cancel: Some(cancel.clone()),
+                        progress: Some(counters),
+                        estimate: tty,
                     },
-                    &mut on_progress,
-                )?;
-                if tty {
-                    eprintln!();
+                    &mut |_| {},
+                );
+                if let Some(bar) = bar {
+                    bar.finish();
                 }
+                let m = result?;
                 let root = m
                     .root_entry
                     .as_ref()
