@@ -6,39 +6,17 @@
 #![cfg(target_os = "linux")]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use kopr_testkit::cli::{one_error_line, Kopr};
 use kopr_testkit::random_bytes;
 
-fn kopr(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kopr"))
-        .args(args)
-        .env("KOPR_CONFIG_PATH", cfg)
-        .env("KOPR_PASSWORD", "pw123")
-        .env_remove("KOPIA_PASSWORD")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+fn kopr(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).run(args)
 }
 
 fn ok(cfg: &Path, args: &[&str]) -> String {
-    let out = kopr(cfg, args);
-    assert!(
-        out.status.success(),
-        "kopr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn one_line_failure(out: &Output) -> String {
-    assert!(!out.status.success());
-    let all = String::from_utf8_lossy(&out.stderr).to_string();
-    // progress lines may come first; the error is one line, the last
-    let errors: Vec<&str> = all.lines().filter(|l| l.starts_with("ERROR")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected: {all}");
-    assert_eq!(all.trim_end().lines().last(), Some(errors[0]), "{all}");
-    errors[0].to_string()
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).ok(args)
 }
 
 #[test]
@@ -58,7 +36,7 @@ fn a_repository_path_that_is_a_file_is_a_one_line_error() {
                 file.to_str().unwrap(),
             ],
         );
-        let err = one_line_failure(&out);
+        let err = one_error_line(&out);
         assert!(err.contains(file.to_str().unwrap()), "{err}");
     }
     assert_eq!(
@@ -105,18 +83,7 @@ fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     };
     let repo = fs.0.join("repo");
     let cfg = tmp.path().join("c.config");
-    ok(
-        &cfg,
-        &[
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "testing-only-insecure",
-        ],
-    );
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), &cfg).create_filesystem(&repo);
     let small = tmp.path().join("small-src");
     std::fs::create_dir_all(&small).unwrap();
     std::fs::write(small.join("a"), random_bytes(1, 500_000)).unwrap();
@@ -135,7 +102,7 @@ fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     for i in 0..6 {
         std::fs::write(big.join(format!("b{i}")), random_bytes(10 + i, 2 << 20)).unwrap();
     }
-    let err = one_line_failure(&kopr(&cfg, &["snapshot", "create", big.to_str().unwrap()]));
+    let err = one_error_line(&kopr(&cfg, &["snapshot", "create", big.to_str().unwrap()]));
     assert!(err.to_lowercase().contains("space"), "{err}");
     ok(&cfg, &["snapshot", "verify"]);
     ok(&cfg, &["content", "verify"]);
@@ -147,7 +114,7 @@ fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     );
 
     fs.read_only();
-    let err = one_line_failure(&kopr(
+    let err = one_error_line(&kopr(
         &cfg,
         &["snapshot", "create", small.to_str().unwrap()],
     ));

@@ -1,30 +1,12 @@
 //! Two kopr processes snapshot into one repository at once while a third runs maintenance:
 //! every snapshot that completed restores byte for byte.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
+use kopr_testkit::cli::Kopr;
 use kopr_testkit::random_bytes;
-
-fn kopr(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kopr"))
-        .args(args)
-        .env("KOPR_CONFIG_PATH", cfg)
-        .env("KOPR_PASSWORD", "pw123")
-        .env_remove("KOPIA_PASSWORD")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
+use std::path::{Path, PathBuf};
 
 fn ok(cfg: &Path, args: &[&str]) -> String {
-    let out = kopr(cfg, args);
-    assert!(
-        out.status.success(),
-        "kopr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).ok(args)
 }
 
 fn tree(root: &Path, seed: u64) {
@@ -45,18 +27,7 @@ fn two_writers_and_maintenance_at_once_lose_nothing() {
     let cfgs: Vec<PathBuf> = (0..3)
         .map(|i| tmp.path().join(format!("c{i}.config")))
         .collect();
-    ok(
-        &cfgs[0],
-        &[
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "pbkdf2-sha256-600000",
-        ],
-    );
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), &cfgs[0]).create_filesystem(&repo);
     for (i, cfg) in cfgs.iter().enumerate().skip(1) {
         ok(
             cfg,

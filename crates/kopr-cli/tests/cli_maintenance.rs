@@ -2,17 +2,13 @@
 //! guide's log lines, JSON output, and a process that dies before each task of a cycle.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use kopr_testkit::cli::Kopr;
 use kopr_testkit::random_bytes;
 
 fn kopr_env(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kopr"));
-    c.args(args)
-        .env("KOPR_CONFIG_PATH", cfg)
-        .env("KOPR_PASSWORD", "pw123")
-        .env_remove("KOPIA_PASSWORD")
-        .stdin(std::process::Stdio::null());
+    let mut c = Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).cmd(args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -20,7 +16,7 @@ fn kopr_env(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn kopr(cfg: &Path, args: &[&str]) -> Output {
-    kopr_env(cfg, args, &[])
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).run(args)
 }
 
 fn ok(cfg: &Path, args: &[&str]) -> (String, String) {
@@ -39,18 +35,7 @@ fn ok(cfg: &Path, args: &[&str]) -> (String, String) {
 fn setup(tmp: &Path) -> (std::path::PathBuf, String, String) {
     let cfg = tmp.join("repository.config");
     let repo = tmp.join("repo");
-    ok(
-        &cfg,
-        &[
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "pbkdf2-sha256-600000",
-        ],
-    );
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), &cfg).create_filesystem(&repo);
     let mut ids = Vec::new();
     for name in ["keep", "gone"] {
         let dir = tmp.join(name);

@@ -1,6 +1,7 @@
 //! Test helpers shared by kopr's test suites: deterministic pseudo-random data, so tests are
 //! reproducible and need no RNG crates, and a real S3 server on loopback ([`s3`]).
 
+pub mod cli;
 pub mod s3;
 
 /// `len` pseudo-random bytes from `seed` (xorshift64); the same seed gives the same bytes.
