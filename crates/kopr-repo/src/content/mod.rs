@@ -60,6 +60,16 @@ struct WriteState {
     failed: Option<String>,
 }
 
+/// A pack on its way to storage.
+#[derive(Debug)]
+struct PendingUpload {
+    blob_id: String,
+    data: Arc<Vec<u8>>,
+    items: Vec<IndexEntry>,
+    /// Whether the trailer could be appended.
+    trailer: std::result::Result<(), String>,
+}
+
 /// Counters of what a manager did, for progress and summaries.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteStats {
@@ -340,30 +350,42 @@ impl ContentManager {
         Ok(id)
     }
 
-    /// Moves a full pack to the uploading set; the caller uploads it without the lock.
-    fn start_upload(
-        &self,
-        s: &mut WriteState,
-        mut p: OpenPack,
-    ) -> (String, Arc<Vec<u8>>, Vec<IndexEntry>) {
+    /// Moves a full pack to the uploading set; the caller uploads it without the lock. The
+    /// trailer (padding, encrypted local index, postamble) is appended in place, so the pack
+    /// is never copied; contents keep their offsets for reads while it uploads.
+    fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> PendingUpload {
         let items: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
-        let data = Arc::new(std::mem::take(&mut p.data));
+        let mut data = std::mem::take(&mut p.data);
+        let trailer = self
+            .append_trailer(&mut data, &items)
+            .map_err(|e| e.to_string());
+        let data = Arc::new(data);
         s.uploading.insert(p.blob_id.clone(), data.clone());
         for e in &items {
             s.uploading_items.insert(e.content_id, e.clone());
         }
-        (p.blob_id, data, items)
+        PendingUpload {
+            blob_id: p.blob_id,
+            data,
+            items,
+            trailer,
+        }
     }
 
-    fn upload(
-        &self,
-        (blob_id, data, items): (String, Arc<Vec<u8>>, Vec<IndexEntry>),
-    ) -> Result<()> {
-        let result = self.finish_pack(&data, &items).and_then(|bytes| {
-            self.st
-                .put_blob(&blob_id, &bytes, &PutOptions::default())
-                .map_err(RepoError::from)
-        });
+    fn upload(&self, p: PendingUpload) -> Result<()> {
+        let PendingUpload {
+            blob_id,
+            data,
+            items,
+            trailer,
+        } = p;
+        let result = match trailer {
+            Ok(()) => self
+                .st
+                .put_blob(&blob_id, &data, &PutOptions::default())
+                .map_err(RepoError::from),
+            Err(e) => Err(RepoError::Invalid(format!("cannot finish pack: {e}"))),
+        };
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         s.uploading.remove(&blob_id);
         for e in &items {
@@ -386,26 +408,25 @@ impl ContentManager {
     }
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
-    fn finish_pack(&self, data: &[u8], items: &[IndexEntry]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(data.len() + pack::PADDING_UNIT + items.len() * 40 + 512);
-        out.extend_from_slice(data);
+    fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
+        let local_index = encode_index_v2(items.iter().cloned())?;
         let pad = pack::padding_len(out.len());
+        out.reserve(pad + local_index.len() + 128);
         let start = out.len();
         out.resize(start + pad, 0);
         rand::rngs::OsRng.fill_bytes(&mut out[start..]);
-        let local_index = encode_index_v2(items.iter().cloned())?;
         let iv = self.format.hasher.hash(&local_index);
         let offset = out.len();
         self.format
             .encryptor
-            .encrypt(&local_index, iv.as_bytes(), &mut out);
+            .encrypt(&local_index, iv.as_bytes(), out);
         let postamble = pack::Postamble {
             local_index_iv: iv.as_bytes().to_vec(),
             local_index_offset: offset as u32,
             local_index_length: (out.len() - offset) as u32,
         };
         out.extend_from_slice(&postamble.to_bytes()?);
-        Ok(out)
+        Ok(())
     }
 
     /// Marks a content deleted (the data stays in its pack until maintenance drops it).
