@@ -206,6 +206,24 @@ impl Index {
         Ok(None)
     }
 
+    /// The entries whose content id has `prefix` (contiguous, since keys start with the
+    /// prefix byte), found by binary search: reading manifests does not scan data entries.
+    pub fn iter_prefix(&self, prefix: u8) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.record(mid) {
+                Ok(r) if r[0] < prefix => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        (lo..self.count).map_while(move |i| match self.record(i) {
+            Ok(r) if r[0] == prefix => Some(self.decode(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+
     /// Every entry, in index order.
     pub fn iter(&self) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
         (0..self.count).map(move |i| self.record(i).and_then(|r| self.decode(r)))

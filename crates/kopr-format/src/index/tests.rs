@@ -716,3 +716,33 @@ fn shard_sizes_match_kopia() {
         assert_eq!(lens, want);
     }
 }
+
+#[test]
+fn iter_prefix_finds_exactly_the_prefixed_entries_in_both_versions() {
+    let mut b = IndexBuilder::new();
+    let ids = [
+        "00112233445566778899aabbccddeeff",
+        "ffeeddccbbaa99887766554433221100",
+        "k00112233445566778899aabbccddeeff",
+        "kffeeddccbbaa99887766554433221100",
+        "m00112233445566778899aabbccddeeff",
+        "m11112233445566778899aabbccddeeff",
+        "x00112233445566778899aabbccddeeff",
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        b.add(entry(id, "p0", i as u32));
+    }
+    for bytes in [b.encode_v2_stable().unwrap(), b.encode_v1_stable().unwrap()] {
+        let idx = Index::parse(bytes).unwrap();
+        let got = |p: u8| -> Vec<String> {
+            idx.iter_prefix(p)
+                .map(|e| e.unwrap().content_id.to_string())
+                .collect()
+        };
+        assert_eq!(got(b'm'), vec![ids[4].to_string(), ids[5].to_string()]);
+        assert_eq!(got(b'k'), vec![ids[2].to_string(), ids[3].to_string()]);
+        assert_eq!(got(b'x'), vec![ids[6].to_string()]);
+        assert!(got(b'q').is_empty());
+        assert!(got(b'z').is_empty());
+    }
+}

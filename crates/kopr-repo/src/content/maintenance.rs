@@ -65,11 +65,28 @@ impl ContentManager {
         include_deleted: bool,
         cb: &mut dyn FnMut(&IndexEntry) -> Result<()>,
     ) -> Result<()> {
+        self.for_each_committed_in(None, include_deleted, cb)
+    }
+
+    /// Like [`ContentManager::for_each_committed`], restricted to ids with `prefix` when
+    /// given (found by binary search in each index blob).
+    pub fn for_each_committed_in(
+        &self,
+        prefix: Option<u8>,
+        include_deleted: bool,
+        cb: &mut dyn FnMut(&IndexEntry) -> Result<()>,
+    ) -> Result<()> {
         let (indexes, watermark) = {
             let c = self.committed.read().map_err(|_| poisoned())?;
             (c.loaded(), c.watermark())
         };
-        let mut iters: Vec<_> = indexes.iter().map(|l| l.index.iter()).collect();
+        let mut iters: Vec<Box<dyn Iterator<Item = _>>> = indexes
+            .iter()
+            .map(|l| match prefix {
+                Some(p) => Box::new(l.index.iter_prefix(p)) as Box<dyn Iterator<Item = _>>,
+                None => Box::new(l.index.iter()),
+            })
+            .collect();
         let mut heap = BinaryHeap::with_capacity(iters.len());
         for (source, it) in iters.iter_mut().enumerate() {
             if let Some(e) = it.next() {

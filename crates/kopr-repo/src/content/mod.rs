@@ -600,10 +600,8 @@ impl ContentManager {
     /// streaming the index so that memory holds only the matching entries.
     pub fn list_prefixed(&self, prefix: u8, include_deleted: bool) -> Result<Vec<IndexEntry>> {
         let mut out: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
-        self.for_each_committed(true, &mut |e| {
-            if e.content_id.prefix() == Some(prefix) {
-                out.insert(e.content_id, e.clone());
-            }
+        self.for_each_committed_in(Some(prefix), true, &mut |e| {
+            out.insert(e.content_id, e.clone());
             Ok(())
         })?;
         let s = self.state.lock().map_err(|_| poisoned())?;
