@@ -6,15 +6,12 @@
 use kopr_testkit::random_bytes;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use kopr_testkit::cli::Kopr;
 use std::time::{Duration, Instant};
 
 fn kopr(cfg: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kopr"));
-    c.env("KOPR_CONFIG_PATH", cfg)
-        .env("KOPR_PASSWORD", "pw123")
-        .env_remove("KOPIA_PASSWORD")
-        .stdin(Stdio::null());
-    c
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).cmd(&[])
 }
 
 #[test]

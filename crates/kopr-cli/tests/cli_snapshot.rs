@@ -3,25 +3,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use kopr_testkit::cli::Kopr;
+
 fn kopr(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kopr"))
-        .args(args)
-        .env("KOPR_CONFIG_PATH", cfg)
-        .env("KOPR_PASSWORD", "pw123")
-        .env_remove("KOPIA_PASSWORD")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).run(args)
 }
 
 fn ok(cfg: &Path, args: &[&str]) -> String {
-    let out = kopr(cfg, args);
-    assert!(
-        out.status.success(),
-        "kopr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).ok(args)
 }
 
 #[test]
