@@ -18,17 +18,6 @@ use crate::session::{session_id_from_blob_id, SessionInfo, SESSION_PREFIX};
 /// Index entries per index blob shard (Kopia's default shard size).
 pub const INDEX_SHARD_SIZE: usize = 16_000_000;
 
-/// What a pack holds, by the index.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PackUsage {
-    /// Contents (deleted ones included) pointing into the pack.
-    pub contents: u64,
-    /// Of those, deleted.
-    pub deleted: u64,
-    /// Packed bytes of all of them.
-    pub bytes: u64,
-}
-
 struct HeapItem {
     entry: IndexEntry,
     source: usize,
@@ -122,21 +111,6 @@ impl ContentManager {
             cb(&best)?;
         }
         Ok(())
-    }
-
-    /// For every pack blob referenced by the committed index, what it holds.
-    pub fn pack_usage(&self) -> Result<HashMap<String, PackUsage>> {
-        let mut packs: HashMap<String, PackUsage> = HashMap::new();
-        self.for_each_committed(true, &mut |e| {
-            let u = packs.entry(e.pack_blob_id.clone()).or_default();
-            u.contents += 1;
-            u.bytes += u64::from(e.packed_length);
-            if e.deleted {
-                u.deleted += 1;
-            }
-            Ok(())
-        })?;
-        Ok(packs)
     }
 
     /// Writes a content again into a new pack, keeping its deleted flag (or clearing it when
@@ -336,13 +310,6 @@ impl ContentManager {
         }
         Ok(written)
     }
-}
-
-/// Whether a blob id belongs to a pack or session marker (the blobs pack GC may delete).
-pub fn is_pack_or_session_blob(id: &str) -> bool {
-    id.starts_with(kopr_format::pack::PACK_PREFIX_DATA)
-        || id.starts_with(kopr_format::pack::PACK_PREFIX_METADATA)
-        || id.starts_with(SESSION_PREFIX)
 }
 
 /// The write session a pack belongs to, from its name.

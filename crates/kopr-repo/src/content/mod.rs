@@ -27,7 +27,7 @@ use crate::session::{generate_session_id, SessionInfo, SESSION_PREFIX};
 
 mod maintenance;
 mod recover;
-pub use maintenance::{is_pack_or_session_blob, pack_session, PackUsage, INDEX_SHARD_SIZE};
+pub use maintenance::{pack_session, INDEX_SHARD_SIZE};
 
 /// Who writes: recorded in session markers.
 #[derive(Debug, Clone)]
@@ -580,7 +580,18 @@ impl ContentManager {
 
     /// Every content known (committed and written by this manager), in id order.
     pub fn list_contents(&self, include_deleted: bool) -> Result<Vec<IndexEntry>> {
-        let mut all = self.committed.read().map_err(|_| poisoned())?.all()?;
+        let all = self.committed.read().map_err(|_| poisoned())?.all()?;
+        self.with_local_writes(all, None, include_deleted)
+    }
+
+    /// `committed` overlaid with this manager's own writes (restricted to `prefix` when
+    /// given), as a list in id order.
+    fn with_local_writes(
+        &self,
+        mut committed: BTreeMap<ContentId, IndexEntry>,
+        prefix: Option<u8>,
+        include_deleted: bool,
+    ) -> Result<Vec<IndexEntry>> {
         let s = self.state.lock().map_err(|_| poisoned())?;
         for e in s
             .uncommitted
@@ -588,9 +599,11 @@ impl ContentManager {
             .chain(s.uploading_items.values())
             .chain(s.open.values().flat_map(|p| p.items.values()))
         {
-            all.insert(e.content_id, e.clone());
+            if prefix.is_none() || e.content_id.prefix() == prefix {
+                committed.insert(e.content_id, e.clone());
+            }
         }
-        Ok(all
+        Ok(committed
             .into_values()
             .filter(|e| include_deleted || !e.deleted)
             .collect())
@@ -604,21 +617,7 @@ impl ContentManager {
             out.insert(e.content_id, e.clone());
             Ok(())
         })?;
-        let s = self.state.lock().map_err(|_| poisoned())?;
-        for e in s
-            .uncommitted
-            .values()
-            .chain(s.uploading_items.values())
-            .chain(s.open.values().flat_map(|p| p.items.values()))
-        {
-            if e.content_id.prefix() == Some(prefix) {
-                out.insert(e.content_id, e.clone());
-            }
-        }
-        Ok(out
-            .into_values()
-            .filter(|e| include_deleted || !e.deleted)
-            .collect())
+        self.with_local_writes(out, Some(prefix), include_deleted)
     }
 
     /// The committed-index watermark.

@@ -17,7 +17,7 @@ use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
 use serde::Serialize;
 
-use super::blobs::{retention, unreferenced_blobs, Retention};
+use super::blobs::{retention, Retention};
 use super::gc::find_in_use_contents;
 use super::safety::SafetyParameters;
 use super::{chrono_dur, find_safe_drop_time, params, schedule, task};
@@ -323,13 +323,15 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         Ok(())
     })?;
 
-    let sizes: HashMap<String, (u64, DateTime<Utc>)> = [PACK_PREFIX_DATA, PACK_PREFIX_METADATA]
+    // One listing serves both the packs with garbage and the blobs no entry references
+    // (every entry, deleted and manifest ones included, is in `packs`).
+    let mut listed = Vec::new();
+    for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX] {
+        listed.extend(repo.storage().list_all(p)?);
+    }
+    let sizes: HashMap<String, (u64, DateTime<Utc>)> = listed
         .iter()
-        .map(|p| repo.storage().list_all(p))
-        .collect::<std::result::Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .map(|b| (b.id, (b.length, b.timestamp)))
+        .map(|b| (b.id.clone(), (b.length, b.timestamp)))
         .collect();
     let sessions = repo.contents().active_sessions()?;
     let mut out_packs = Vec::new();
@@ -360,10 +362,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     // Blobs no index entry references any more.
     let cutoff = plan.cycles.first().copied().unwrap_or(now) + Duration::seconds(1);
     let mut unreferenced_ok_now = std::collections::HashSet::new();
-    for bm in unreferenced_blobs(
-        repo,
-        &[PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX],
-    )? {
+    for bm in listed.into_iter().filter(|b| !packs.contains_key(&b.id)) {
         if retention(&bm, now + Duration::seconds(1), &sessions, safety).is_none() {
             unreferenced_ok_now.insert(bm.id.clone());
         }
@@ -471,7 +470,7 @@ fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSn
             e.labels.get("path").map(String::as_str).unwrap_or("")
         );
         let when = |written: DateTime<Utc>| {
-            let k = plan.marking_cycle(written.max(e.modified - Duration::days(3650)))?;
+            let k = plan.marking_cycle(written)?;
             let k = k.max(plan.cycles.iter().position(|c| *c >= e.modified)?);
             let d = plan.drop_cycle(plan.cycles[k], k)?;
             plan.at(plan.blob_cycle(written, d))

@@ -45,13 +45,3 @@ pub fn record_run(repo: &Repository, task: &str, info: RunInfo) -> Result<()> {
     s.report_run(task, info);
     set_schedule(repo, &s)
 }
-
-/// The latest end time among successful runs of the given tasks.
-pub fn max_end_time(s: &Schedule, tasks: &[&str]) -> Option<DateTime<Utc>> {
-    tasks
-        .iter()
-        .flat_map(|t| s.runs_of(t))
-        .filter(|r| r.success)
-        .map(|r| r.end)
-        .max()
-}
