@@ -208,23 +208,29 @@ impl ContentManager {
 
     /// Marks the content of a committed entry deleted without looking it up again (maintenance
     /// passes the entry it is iterating over). Writes of this manager take precedence.
-    pub fn mark_deleted(&self, committed: &IndexEntry) -> Result<()> {
+    /// Returns the deletion's timestamp (one second after the content's own when both fall in
+    /// the same second), or `None` when nothing was marked.
+    pub fn mark_deleted(&self, committed: &IndexEntry) -> Result<Option<i64>> {
         let local = {
             let s = self.state.lock().map_err(|_| poisoned())?;
             local_entry(&s, &committed.content_id)
         };
         if local.is_some() {
-            return self.delete_content(&committed.content_id);
+            self.delete_content(&committed.content_id)?;
+            return Ok(self
+                .content_info(&committed.content_id)?
+                .map(|e| e.timestamp_seconds));
         }
         if committed.deleted {
-            return Ok(());
+            return Ok(None);
         }
         let mut e = committed.clone();
         e.deleted = true;
         e.timestamp_seconds = self.write_time(e.timestamp_seconds);
+        let ts = e.timestamp_seconds;
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         s.uncommitted.insert(e.content_id, e);
-        Ok(())
+        Ok(Some(ts))
     }
 
     /// Contents written or deleted by this manager and not yet in an index blob.

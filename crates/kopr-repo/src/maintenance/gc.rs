@@ -180,6 +180,10 @@ pub struct GcStats {
     pub recovered_content_count: u64,
     /// Their packed bytes.
     pub recovered_content_size: u64,
+    /// The newest deletion timestamp among unused contents, marked now or before (kopr only,
+    /// not recorded in the schedule).
+    #[serde(skip)]
+    pub latest_mark_seconds: i64,
 }
 
 /// Marks unused contents deleted and undeletes used ones. `start` is the maintenance start
@@ -219,16 +223,24 @@ pub fn run_gc(
             st.in_use_content_size += len;
             return Ok(());
         }
+        // Timestamps can run a second or two ahead of the clock (a write in the same second
+        // as the previous one is stamped one second later); with no minimum age that must
+        // not make a content "too recent".
         let age = start.timestamp() - e.timestamp_seconds;
-        if age < safety.min_content_age_subject_to_gc.num_seconds() {
+        let min_age = safety.min_content_age_subject_to_gc.num_seconds();
+        if min_age > 0 && age < min_age {
             st.unreferenced_recent_content_count += 1;
             st.unreferenced_recent_content_size += len;
             return Ok(());
         }
         st.unreferenced_content_count += 1;
         st.unreferenced_content_size += len;
-        if !e.deleted {
-            cm.mark_deleted(e)?;
+        if e.deleted {
+            st.latest_mark_seconds = st.latest_mark_seconds.max(e.timestamp_seconds);
+        } else {
+            if let Some(ts) = cm.mark_deleted(e)? {
+                st.latest_mark_seconds = st.latest_mark_seconds.max(ts);
+            }
             st.deleted_content_count += 1;
             st.deleted_content_size += len;
             since_flush += 1;

@@ -206,6 +206,8 @@ struct Cycle<'a> {
     start: DateTime<Utc>,
     obs: &'a dyn Observer,
     schedule: Schedule,
+    /// The newest deletion mark on an unused content this cycle's GC saw or wrote.
+    latest_mark: Option<DateTime<Utc>>,
 }
 
 impl Cycle<'_> {
@@ -296,7 +298,10 @@ impl Cycle<'_> {
         let safe = if self.safety.require_two_gc_cycles {
             find_safe_drop_time(self.schedule.runs_of(task::SNAPSHOT_GC), &self.safety)
         } else {
-            Some(self.now())
+            // A mark is stamped one second past its content's own time when both fall in the
+            // same second, so marks can run ahead of the clock; the drop time covers every
+            // mark on an unused content, so one cycle forgets all of them.
+            Some(self.latest_mark.map_or(self.now(), |m| m.max(self.now())))
         };
         let Some(safe) = safe else {
             self.obs.log("Not forgetting deleted contents yet since not enough time has passed since previous successful Snapshot GC. Will try again next time.");
@@ -348,9 +353,11 @@ impl Cycle<'_> {
     }
 
     fn full(&mut self) -> Result<()> {
-        self.task(task::SNAPSHOT_GC, Some("snapshotGCStats"), |c| {
+        let gc = self.task(task::SNAPSHOT_GC, Some("snapshotGCStats"), |c| {
             gc::run_gc(c.repo, &c.safety, c.start, c.obs)
         })?;
+        self.latest_mark = DateTime::from_timestamp(gc.latest_mark_seconds, 0)
+            .filter(|_| gc.latest_mark_seconds > 0);
         self.schedule = schedule::get_schedule(self.repo)?;
         self.rewrite(task::REWRITE_FULL, "", false)?;
         self.drop_deleted()?;
@@ -485,6 +492,7 @@ pub fn run(repo: &Repository, opts: &RunOptions, obs: &dyn Observer) -> Result<(
         start,
         obs,
         schedule: s,
+        latest_mark: None,
     };
     let result = match opts.mode {
         Mode::Full => cycle.full(),
