@@ -96,9 +96,9 @@ fn create_status_and_listings() {
     );
     let status = env.ok(&["repository", "status"]);
     for want in [
-        "Hash:                BLAKE2B-256-128",
+        "Hash:                BLAKE3-256-128",
         "Encryption:          AES256-GCM-HMAC-SHA256",
-        "Splitter:            DYNAMIC-4M-BUZHASH",
+        "Splitter:            DYNAMIC-1M-BUZHASH",
         "Format version:      3",
         "Index Format:        v2",
         "Epoch Manager:       enabled",
@@ -107,8 +107,8 @@ fn create_status_and_listings() {
     }
     let js: serde_json::Value =
         serde_json::from_str(&env.ok(&["repository", "status", "--json"])).unwrap();
-    assert_eq!(js["contentFormat"]["hash"], "BLAKE2B-256-128");
-    assert_eq!(js["objectFormat"]["splitter"], "DYNAMIC-4M-BUZHASH");
+    assert_eq!(js["contentFormat"]["hash"], "BLAKE3-256-128");
+    assert_eq!(js["objectFormat"]["splitter"], "DYNAMIC-1M-BUZHASH");
 
     // a new repository holds only the default global policy (one manifest content)
     let fresh = env.ok(&["content", "stats"]);

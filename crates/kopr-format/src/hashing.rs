@@ -20,8 +20,12 @@ use sha3::{Sha3_224, Sha3_256};
 
 use crate::error::{FormatError, Result};
 
-/// The algorithm new repositories use unless told otherwise.
-pub const DEFAULT_HASH: &str = "BLAKE2B-256-128";
+/// The algorithm new repositories use unless told otherwise: BLAKE3-256-128, which Kopia also
+/// implements, hashes about four times as fast as Kopia's own default on x86-64 with AVX2.
+pub const DEFAULT_HASH: &str = "BLAKE3-256-128";
+
+/// Kopia's default (`kopia repository create` without `--block-hash`).
+pub const KOPIA_DEFAULT_HASH: &str = "BLAKE2B-256-128";
 
 /// The longest hash any algorithm produces, in bytes.
 pub const MAX_HASH_LEN: usize = 32;

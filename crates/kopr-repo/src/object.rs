@@ -5,6 +5,7 @@
 //! itself (under the `x` content prefix, or the writer's prefix), and the id gains an `I`.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kopr_format::compression;
 use kopr_format::object_id::{decode_indirect, encode_indirect, IndirectEntry, ObjectId};
@@ -40,6 +41,9 @@ pub struct ObjectWriter<'a> {
     /// Chunks cut but not yet stored: written in parallel batches.
     queued: Vec<(u64, Vec<u8>)>,
     parallelism: usize,
+    /// Idle workers of a pool this writer runs in: chunks are stored in batches of one more
+    /// than that (inline when nobody is idle) instead of `parallelism`.
+    spare: Option<&'a AtomicUsize>,
 }
 
 impl std::fmt::Debug for ObjectWriter<'_> {
@@ -70,7 +74,21 @@ impl<'a> ObjectWriter<'a> {
             parallelism: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            spare: None,
         })
+    }
+
+    /// Stores chunks on as many threads as `spare` says are idle, plus this one.
+    pub fn with_spare_workers(mut self, spare: &'a AtomicUsize) -> Self {
+        self.spare = Some(spare);
+        self
+    }
+
+    fn batch_size(&self) -> usize {
+        match self.spare {
+            Some(idle) => 1 + idle.load(Ordering::Relaxed).min(self.parallelism),
+            None => self.parallelism,
+        }
     }
 
     /// Appends bytes to the object.
@@ -96,7 +114,7 @@ impl<'a> ObjectWriter<'a> {
         let start = self.position;
         self.position += chunk.len() as u64;
         self.queued.push((start, chunk));
-        if self.queued.len() >= self.parallelism {
+        if self.queued.len() >= self.batch_size() {
             self.store_queued()?;
         }
         Ok(())

@@ -325,9 +325,9 @@ fn format_blob_is_kopia_shaped_json() {
     let cfg = blob
         .decrypt_config(&blob.derive_format_key(PW).unwrap())
         .unwrap();
-    assert_eq!(cfg.hash, "BLAKE2B-256-128");
+    assert_eq!(cfg.hash, "BLAKE3-256-128");
     assert_eq!(cfg.encryption, "AES256-GCM-HMAC-SHA256");
-    assert_eq!(cfg.splitter, "DYNAMIC-4M-BUZHASH");
+    assert_eq!(cfg.splitter, "DYNAMIC-1M-BUZHASH");
     assert_eq!(cfg.version, 3);
     assert_eq!(cfg.max_pack_size, 20 << 20);
     assert!(st.get_blob("kopia.blobcfg", 0, None).is_ok());

@@ -30,8 +30,13 @@ use crate::error::{FormatError, Result};
 pub use buzhash::Buzhash32;
 pub use rabinkarp::RabinKarp64;
 
+/// The splitter kopr uses for new repositories: 1 MiB average chunks, as restic's, deduplicate
+/// repeated regions inside large files four times as finely as Kopia's default, and keep the
+/// memory of chunks in flight low, for four times as many index entries.
+pub const DEFAULT_SPLITTER: &str = "DYNAMIC-1M-BUZHASH";
+
 /// The splitter Kopia uses for new repositories.
-pub const DEFAULT_SPLITTER: &str = "DYNAMIC-4M-BUZHASH";
+pub const KOPIA_DEFAULT_SPLITTER: &str = "DYNAMIC-4M-BUZHASH";
 
 /// Width in bytes of the rolling-hash window of every dynamic splitter.
 pub const WINDOW_SIZE: usize = 64;

@@ -110,7 +110,7 @@ fn names_match_kopia() {
         names.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()),
         "not sorted"
     );
-    assert!(names.contains(&DEFAULT_SPLITTER));
+    assert!(names.contains(&KOPIA_DEFAULT_SPLITTER));
     for name in names {
         let factory = SplitterFactory::new(name).unwrap();
         assert_eq!(factory.name(), *name);
@@ -140,7 +140,7 @@ fn names_match_kopia() {
         256 << 10
     );
     assert_eq!(
-        SplitterFactory::new(DEFAULT_SPLITTER)
+        SplitterFactory::new(KOPIA_DEFAULT_SPLITTER)
             .unwrap()
             .max_segment_size(),
         8 << 20
@@ -161,7 +161,7 @@ fn names_match_kopia() {
 fn factory_is_cheap_and_shareable() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<SplitterFactory>();
-    let factory = SplitterFactory::new(DEFAULT_SPLITTER).unwrap();
+    let factory = SplitterFactory::new(KOPIA_DEFAULT_SPLITTER).unwrap();
     let copy = factory;
     assert_eq!(copy, factory);
 }
@@ -738,7 +738,7 @@ fn default_splitter_full_known_answer() {
     let expected = [
         8388608, 4388448, 8108955, 6578434, 4589531, 2633154, 7265950, 8388608, 2305,
     ];
-    assert_eq!(split_all(DEFAULT_SPLITTER, &input).unwrap(), expected);
+    assert_eq!(split_all(KOPIA_DEFAULT_SPLITTER, &input).unwrap(), expected);
     assert_eq!(split_all("DYNAMIC", &input).unwrap(), expected);
     let expected_rk = [
         3697801, 5890152, 8388608, 5639963, 3005953, 7641085, 4468086, 8388608, 2294306, 929431,

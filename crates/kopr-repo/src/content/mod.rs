@@ -100,6 +100,13 @@ pub struct ContentManager {
     stats: Mutex<WriteStats>,
 }
 
+thread_local! {
+    /// Per-thread scratch buffers of content writes, kept between contents so that large
+    /// chunks do not cost a fresh allocation (and its page faults) each.
+    static COMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn pack_prefix(id: &ContentId) -> &'static str {
     if id.prefix().is_some() {
         pack::PACK_PREFIX_METADATA
@@ -223,7 +230,23 @@ impl ContentManager {
                 return Ok(id);
             }
         }
-        let (payload, header) = self.compress_and_encrypt(&id, data, compression)?;
+        PACKED.with(|cell| {
+            let mut packed = cell.borrow_mut();
+            self.store_new(id, data, previous, compression, &mut packed)
+        })
+    }
+
+    /// Compresses, encrypts (into `payload`, reused between calls) and appends a content
+    /// that is not in the repository yet.
+    fn store_new(
+        &self,
+        id: ContentId,
+        data: &[u8],
+        previous: Option<IndexEntry>,
+        compression: Option<&str>,
+        payload: &mut Vec<u8>,
+    ) -> Result<ContentId> {
+        let header = self.compress_and_encrypt(&id, data, compression, payload)?;
         let full = {
             let mut s = self.state.lock().map_err(|_| poisoned())?;
             if let Some(msg) = &s.failed {
@@ -255,7 +278,7 @@ impl ContentManager {
                 compression_header_id: header.0,
                 encryption_key_id: 0,
             };
-            open.data.extend_from_slice(&payload);
+            open.data.extend_from_slice(payload);
             open.items.insert(id, entry);
             if open.data.len() >= self.format.config.effective_max_pack_size() as usize {
                 let p = s.open.remove(prefix);
@@ -283,37 +306,47 @@ impl ContentManager {
         }
     }
 
+    /// Compresses `data` (when that shrinks it) and encrypts it into `out`, replacing what
+    /// `out` held; returns the compression header used.
     fn compress_and_encrypt(
         &self,
         id: &ContentId,
         data: &[u8],
         comp: Option<&str>,
-    ) -> Result<(Vec<u8>, HeaderId)> {
-        let mut compressed = Vec::new();
-        let mut header = HeaderId(0);
-        let mut plain: &[u8] = data;
-        if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
-            let c = compression::by_name(name).ok_or_else(|| {
-                RepoError::Invalid(format!("unknown compression algorithm: {name}"))
-            })?;
-            c.compress(data, &mut compressed)?;
-            if compressed.len() < data.len() {
-                header = c.header_id();
-                plain = &compressed;
+        out: &mut Vec<u8>,
+    ) -> Result<HeaderId> {
+        COMPRESSED.with(|cell| {
+            let mut compressed = cell.borrow_mut();
+            compressed.clear();
+            let mut header = HeaderId(0);
+            let mut plain: &[u8] = data;
+            if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
+                let c = compression::by_name(name).ok_or_else(|| {
+                    RepoError::Invalid(format!("unknown compression algorithm: {name}"))
+                })?;
+                c.compress(data, &mut compressed)?;
+                if compressed.len() < data.len() {
+                    header = c.header_id();
+                    plain = &compressed;
+                }
             }
-        }
-        let mut out = Vec::with_capacity(plain.len() + self.format.encryptor.overhead());
-        self.format
-            .encryptor
-            .encrypt(plain, pack::content_iv(id.hash()), &mut out);
-        Ok((out, header))
+            out.clear();
+            out.reserve(plain.len() + self.format.encryptor.overhead());
+            self.format
+                .encryptor
+                .encrypt(plain, pack::content_iv(id.hash()), out);
+            Ok(header)
+        })
     }
 
     fn new_open_pack(&self, s: &mut WriteState, prefix: &'static str) -> Result<OpenPack> {
         let session = self.session_id(s)?;
         let mut rnd = [0u8; pack::PACK_ID_RANDOM_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut rnd);
-        let mut data = Vec::with_capacity(1 << 20);
+        // Room for a full pack and its trailer, so appending never moves the bytes (pages are
+        // only touched as contents arrive).
+        let max = self.format.config.effective_max_pack_size() as usize;
+        let mut data = Vec::with_capacity(max + max / 8 + (1 << 20));
         data.resize(pack::PREAMBLE_LEN, 0);
         rand::rngs::OsRng.fill_bytes(&mut data[..]);
         Ok(OpenPack {

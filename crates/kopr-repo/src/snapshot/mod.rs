@@ -5,11 +5,12 @@
 //! not read again: their object ids are reused. Unreadable entries are recorded as errors in
 //! the directory summaries and the snapshot stats, and the snapshot goes on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
@@ -19,8 +20,12 @@ use kopr_format::snapshot::{
     SnapshotStats, SourceInfo, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
+mod file_pool;
+
+use file_pool::{FileJob, JobSlot, Workers};
+
 use crate::error::{RepoError, Result};
-use crate::object::{read_object, ObjectReader, ObjectWriter, WriterOptions};
+use crate::object::{object_entries, read_object, ObjectWriter, WriterOptions};
 use crate::repository::Repository;
 
 /// How a snapshot is taken.
@@ -184,7 +189,8 @@ impl Estimator<'_> {
     }
 }
 
-/// Reads one file into an object; `progress` counts bytes as they are read.
+/// Reads one file into an object; `progress` counts bytes as they are read. With `spare`, the
+/// chunks are stored on idle pool workers too (see [`ObjectWriter::with_spare_workers`]).
 ///
 /// A file that changes while it is read is stored as read: reads stop at the first end of file,
 /// so the object holds the bytes seen (Kopia does the same and records the object's length).
@@ -193,6 +199,7 @@ fn upload_file(
     compression: Option<&str>,
     path: &Path,
     progress: &ProgressCounters,
+    spare: Option<&AtomicUsize>,
 ) -> Result<(ObjectId, u64)> {
     let mut f =
         fs::File::open(path).map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
@@ -205,7 +212,10 @@ fn upload_file(
             splitter: None,
         },
     )?;
-    let mut buf = vec![0u8; 1 << 20];
+    if let Some(spare) = spare {
+        w = w.with_spare_workers(spare);
+    }
+    let mut buf = vec![0u8; READ_BUFFER];
     let mut total = 0u64;
     loop {
         let n = f
@@ -221,15 +231,19 @@ fn upload_file(
     Ok((w.result()?, total))
 }
 
+/// Size of the reads of file data.
+const READ_BUFFER: usize = 1 << 20;
+
 /// [`upload_file`] counted as a file in flight, then a hashed file.
 fn upload_counted(
     repo: &Repository,
     compression: Option<&str>,
     path: &Path,
     progress: &ProgressCounters,
+    spare: Option<&AtomicUsize>,
 ) -> Result<(ObjectId, u64)> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, path, progress);
+    let r = upload_file(repo, compression, path, progress, spare);
     progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
     if r.is_ok() {
         ProgressCounters::add(&progress.hashed_files, 1);
@@ -237,64 +251,40 @@ fn upload_counted(
     r
 }
 
-/// A file's object and the bytes read into it.
-type Uploaded = Result<(ObjectId, u64)>;
+/// Files queued per worker before the walk waits for the workers.
+const QUEUED_FILES_PER_WORKER: usize = 4;
 
-/// Uploads files on every core; results come back in input order.
-fn upload_files(
-    repo: &Repository,
-    paths: &[(PathBuf, Option<String>)],
-    progress: &ProgressCounters,
-    cancel: &(dyn Fn() -> bool + Sync),
-) -> Vec<Uploaded> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(paths.len().max(1));
-    if workers <= 1 {
-        return paths
-            .iter()
-            .map(|(p, c)| {
-                if cancel() {
-                    return Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()));
-                }
-                upload_counted(repo, c.as_deref(), p, progress)
-            })
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Uploaded>>> =
-        paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((p, c)) = paths.get(i) else { break };
-                let r = if cancel() {
-                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
-                } else {
-                    upload_counted(repo, c.as_deref(), p, progress)
-                };
-                if let Ok(mut slot) = results[i].lock() {
-                    *slot = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(RepoError::Invalid("upload worker failed".into())))
-        })
-        .collect()
+/// A directory walked whose files may still be being read; it is finished (its manifest
+/// written) once they are, children before parents.
+struct PendingDir {
+    dir: PathBuf,
+    entries: Vec<DirEntry>,
+    summary: DirectorySummary,
+    /// (entry index, relative path, result) of each file being read.
+    files: Vec<(usize, String, Arc<JobSlot>)>,
+    /// (entry index, finished child) of each subdirectory.
+    subdirs: Vec<(usize, Arc<DirSlot>)>,
+    /// Entry indexes of every file, read or reused, for the totals.
+    file_entries: Vec<usize>,
+    out: Arc<DirSlot>,
 }
+
+impl PendingDir {
+    fn ready(&self) -> bool {
+        self.files.iter().all(|(_, _, j)| j.is_done())
+    }
+}
+
+/// A finished directory: its object and summary.
+type DirSlot = std::sync::OnceLock<(ObjectId, DirectorySummary)>;
 
 struct Uploader<'a> {
     repo: &'a Repository,
     opts: &'a UploadOptions,
+    /// The workers' queue; files are read on the walking thread without one.
+    jobs: Option<SyncSender<FileJob>>,
+    /// Walked directories not finished yet, in the order they were walked (children first).
+    pending: VecDeque<PendingDir>,
     stats: SnapshotStats,
     progress: Arc<ProgressCounters>,
     on_progress: &'a mut dyn FnMut(&Progress),
@@ -353,12 +343,27 @@ impl Uploader<'_> {
         (self.on_progress)(&p);
     }
 
+    /// Uploads the tree at `dir` and returns its directory object and summary.
     fn upload_dir(
+        &mut self,
+        dir: &Path,
+        previous: Option<&DirManifest>,
+    ) -> Result<(ObjectId, DirectorySummary)> {
+        let root = self.walk_dir(dir, "", previous)?;
+        self.finish_pending(true)?;
+        root.get()
+            .cloned()
+            .ok_or_else(|| RepoError::Invalid("directory upload did not finish".into()))
+    }
+
+    /// Walks `dir`: records its entries, queues the files to read, walks subdirectories, and
+    /// leaves the directory pending until its files are read.
+    fn walk_dir(
         &mut self,
         dir: &Path,
         rel: &str,
         previous: Option<&DirManifest>,
-    ) -> Result<(ObjectId, DirectorySummary)> {
+    ) -> Result<Arc<DirSlot>> {
         let mut summary = DirectorySummary::default();
         let mut names: Vec<(String, PathBuf)> = Vec::new();
         match fs::read_dir(dir) {
@@ -385,8 +390,10 @@ impl Uploader<'_> {
             .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
             .unwrap_or_default();
         let mut entries = Vec::with_capacity(names.len());
-        // (entry index, Some((path, relative path)) when the file must be read)
-        let mut files: Vec<(usize, Option<(PathBuf, String)>)> = Vec::new();
+        let mut files: Vec<(usize, String, Arc<JobSlot>)> = Vec::new();
+        let mut subdirs: Vec<(usize, Arc<DirSlot>)> = Vec::new();
+        // Counted in entry order once the reads are done.
+        let mut file_entries: Vec<usize> = Vec::new();
         for (name, path) in names {
             if self.canceled() {
                 summary.incomplete_reason = INCOMPLETE_CANCELED.into();
@@ -437,24 +444,9 @@ impl Uploader<'_> {
                     }
                     _ => None,
                 };
-                let (oid, sub) = self.upload_dir(&path, &child_rel, prev_dir.as_ref())?;
-                summary.total_file_size += sub.total_file_size;
-                summary.total_file_count += sub.total_file_count;
-                summary.total_symlink_count += sub.total_symlink_count;
-                summary.total_dir_count += sub.total_dir_count;
-                summary.fatal_error_count += sub.fatal_error_count;
-                if !sub.incomplete_reason.is_empty() {
-                    summary.incomplete_reason = sub.incomplete_reason.clone();
-                }
-                summary.max_mod_time = summary.max_mod_time.max(sub.max_mod_time);
-                for fe in &sub.failed_entries {
-                    if summary.failed_entries.len() < 10 {
-                        summary.failed_entries.push(fe.clone());
-                    }
-                }
+                let child = self.walk_dir(&path, &child_rel, prev_dir.as_ref())?;
                 entry.entry_type = EntryType::Directory;
-                entry.object_id = oid;
-                entry.dir_summary = Some(sub);
+                subdirs.push((entries.len(), child));
                 self.stats.total_directory_count += 1;
             } else if ft.is_symlink() {
                 let target = match fs::read_link(&path) {
@@ -479,14 +471,19 @@ impl Uploader<'_> {
                 let cached = prev.get(name.as_str()).filter(|p| {
                     p.entry_type == EntryType::File && p.file_size == size && p.mod_time == mtime
                 });
+                file_entries.push(entries.len());
                 if let Some(p) = cached {
                     entry.object_id = p.object_id.clone();
                     self.stats.cached_files += 1;
                     ProgressCounters::add(&self.progress.cached_files, 1);
                     ProgressCounters::add(&self.progress.cached_bytes, size as u64);
-                    files.push((entries.len(), None));
                 } else {
-                    files.push((entries.len(), Some((path.clone(), child_rel.clone()))));
+                    let compression =
+                        self.opts.compression.clone().or_else(|| {
+                            self.policy.compressor_for(&name, size).map(str::to_string)
+                        });
+                    let slot = self.read_file(path.clone(), compression)?;
+                    files.push((entries.len(), child_rel.clone(), slot));
                 }
             } else {
                 continue; // sockets, fifos and devices are not backed up
@@ -494,64 +491,139 @@ impl Uploader<'_> {
             self.report();
             entries.push(entry);
         }
-        let to_upload: Vec<(PathBuf, Option<String>)> = files
-            .iter()
-            .filter_map(|(idx, u)| {
-                u.as_ref().map(|(p, _)| {
-                    let e = &entries[*idx];
-                    let c = self.opts.compression.clone().or_else(|| {
-                        self.policy
-                            .compressor_for(&e.name, e.file_size)
-                            .map(str::to_string)
-                    });
-                    (p.clone(), c)
-                })
-            })
-            .collect();
-        let cancel = self.opts.cancel.clone();
-        let is_canceled = move || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-        let mut results =
-            upload_files(self.repo, &to_upload, &self.progress, &is_canceled).into_iter();
-        let mut failed = Vec::new();
-        for (idx, upload) in &files {
-            if let Some((_, rel_path)) = upload {
-                match results.next() {
-                    Some(Ok((oid, len))) => {
-                        // The size recorded is what was read, as Kopia does for a file that
-                        // changed while it was read.
-                        entries[*idx].object_id = oid;
-                        entries[*idx].file_size = len as i64;
-                        self.stats.non_cached_files += 1;
-                    }
-                    Some(Err(RepoError::Invalid(m))) if m == INCOMPLETE_CANCELED => {
-                        summary.incomplete_reason = INCOMPLETE_CANCELED.into();
-                        failed.push(*idx);
-                        continue;
-                    }
-                    Some(Err(e @ RepoError::Invalid(_))) => {
-                        self.error(&mut summary, rel_path, e);
-                        failed.push(*idx);
-                        continue;
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(RepoError::Invalid("upload result missing".into())),
+        self.rules.truncate(rules_before);
+        let out = Arc::new(DirSlot::new());
+        self.pending.push_back(PendingDir {
+            dir: dir.to_path_buf(),
+            entries,
+            summary,
+            files,
+            subdirs,
+            file_entries,
+            out: out.clone(),
+        });
+        self.finish_pending(false)?;
+        Ok(out)
+    }
+
+    /// Hands a file to the workers (or reads it here when there are none).
+    fn read_file(&mut self, path: PathBuf, compression: Option<String>) -> Result<Arc<JobSlot>> {
+        let slot = Arc::new(JobSlot::default());
+        match &self.jobs {
+            Some(jobs) => {
+                let job = FileJob {
+                    path,
+                    compression,
+                    slot: slot.clone(),
+                };
+                jobs.send(job)
+                    .map_err(|_| RepoError::Invalid("upload workers stopped".into()))?;
+            }
+            None => {
+                let r = if self.canceled() {
+                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                } else {
+                    upload_counted(
+                        self.repo,
+                        compression.as_deref(),
+                        &path,
+                        &self.progress,
+                        None,
+                    )
+                };
+                slot.set(r);
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Finishes pending directories in walk order: all of them when `wait`, else those whose
+    /// files are all read.
+    fn finish_pending(&mut self, wait: bool) -> Result<()> {
+        while let Some(front) = self.pending.front() {
+            if !wait && !front.ready() {
+                break;
+            }
+            let Some(pd) = self.pending.pop_front() else {
+                break;
+            };
+            self.finish_dir(pd)?;
+        }
+        Ok(())
+    }
+
+    /// Fills in a walked directory's read files and finished subdirectories, then writes it.
+    fn finish_dir(&mut self, pd: PendingDir) -> Result<()> {
+        let PendingDir {
+            dir,
+            mut entries,
+            mut summary,
+            files,
+            subdirs,
+            file_entries,
+            out,
+        } = pd;
+        for (idx, child) in subdirs {
+            let (oid, sub) = child.get().cloned().ok_or_else(|| {
+                RepoError::Invalid("subdirectory finished after its parent".into())
+            })?;
+            summary.total_file_size += sub.total_file_size;
+            summary.total_file_count += sub.total_file_count;
+            summary.total_symlink_count += sub.total_symlink_count;
+            summary.total_dir_count += sub.total_dir_count;
+            summary.fatal_error_count += sub.fatal_error_count;
+            if !sub.incomplete_reason.is_empty() {
+                summary.incomplete_reason = sub.incomplete_reason.clone();
+            }
+            summary.max_mod_time = summary.max_mod_time.max(sub.max_mod_time);
+            for fe in &sub.failed_entries {
+                if summary.failed_entries.len() < 10 {
+                    summary.failed_entries.push(fe.clone());
                 }
             }
-            let size = entries[*idx].file_size;
+            entries[idx].object_id = oid;
+            entries[idx].dir_summary = Some(sub);
+        }
+        let mut failed = Vec::new();
+        for (idx, rel_path, slot) in files {
+            match slot.take() {
+                Ok((oid, len)) => {
+                    // The size recorded is what was read, as Kopia does for a file that
+                    // changed while it was read.
+                    entries[idx].object_id = oid;
+                    entries[idx].file_size = len as i64;
+                    self.stats.non_cached_files += 1;
+                }
+                Err(RepoError::Invalid(m)) if m == INCOMPLETE_CANCELED => {
+                    summary.incomplete_reason = INCOMPLETE_CANCELED.into();
+                    failed.push(idx);
+                }
+                Err(e @ RepoError::Invalid(_)) => {
+                    self.error(&mut summary, &rel_path, e);
+                    failed.push(idx);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for idx in file_entries {
+            if failed.contains(&idx) {
+                continue;
+            }
+            let size = entries[idx].file_size;
             summary.total_file_count += 1;
             summary.total_file_size += size;
             self.stats.total_file_count += 1;
             self.stats.total_file_size += size;
         }
+        failed.sort_unstable();
         for idx in failed.into_iter().rev() {
             entries.remove(idx);
         }
         self.report();
-        self.rules.truncate(rules_before);
         // As Kopia: a directory counts itself, and an empty one takes its own mtime.
         summary.total_dir_count += 1;
         if entries.is_empty() {
-            summary.max_mod_time = fs::metadata(dir).map(|m| mtime_nanos(&m)).unwrap_or(0);
+            summary.max_mod_time = fs::metadata(&dir).map(|m| mtime_nanos(&m)).unwrap_or(0);
         }
         let manifest = DirManifest {
             stream: DIRECTORY_STREAM.into(),
@@ -568,7 +640,8 @@ impl Uploader<'_> {
                 splitter: None,
             },
         )?;
-        Ok((oid, summary))
+        let _ = out.set((oid, summary));
+        Ok(())
     }
 }
 
@@ -644,6 +717,8 @@ pub fn create_snapshot(
     let mut up = Uploader {
         repo,
         opts,
+        jobs: None,
+        pending: VecDeque::new(),
         stats: SnapshotStats::default(),
         progress: progress.clone(),
         on_progress,
@@ -661,7 +736,7 @@ pub fn create_snapshot(
                 .compressor_for(&name, md.len() as i64)
                 .map(str::to_string)
         });
-        let (oid, len) = upload_counted(repo, compression.as_deref(), dir, &progress)?;
+        let (oid, len) = upload_counted(repo, compression.as_deref(), dir, &progress, None)?;
         up.stats.total_file_count = 1;
         up.stats.non_cached_files = 1;
         up.stats.total_file_size = len as i64;
@@ -679,6 +754,23 @@ pub fn create_snapshot(
         }
     } else {
         let stop = AtomicBool::new(false);
+        let failed = AtomicBool::new(false);
+        let cancel = opts.cancel.clone();
+        let halt = || {
+            failed.load(Ordering::Relaxed)
+                || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+        };
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_FILES_PER_WORKER);
+        let rx = std::sync::Mutex::new(rx);
+        let pool = Workers {
+            repo,
+            progress: &progress,
+            idle: AtomicUsize::new(0),
+            stop: &halt,
+        };
         let uploaded = std::thread::scope(|s| {
             if opts.estimate {
                 let before = progress.get();
@@ -693,7 +785,17 @@ pub fn create_snapshot(
                 };
                 s.spawn(move || est.run(dir));
             }
-            let r = up.upload_dir(dir, "", previous.as_ref());
+            let (pool, rx) = (&pool, &rx);
+            for _ in 0..workers {
+                s.spawn(move || pool.run(rx));
+            }
+            up.jobs = Some(tx);
+            let r = up.upload_dir(dir, previous.as_ref());
+            // Close the queue: workers end after their current file (all of them on error).
+            up.jobs = None;
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
             stop.store(true, Ordering::Relaxed);
             r
         });
@@ -785,74 +887,180 @@ pub fn restore(
             )));
         }
     }
-    let mut stats = RestoreStats::default();
-    restore_entry(repo, entry, dest, opts, &mut stats)?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, PathBuf)>(workers * 4);
+    let rx = std::sync::Mutex::new(rx);
+    let failed = AtomicBool::new(false);
+    let first_error: std::sync::Mutex<Option<RepoError>> = std::sync::Mutex::new(None);
+    let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut restorer = Restorer {
+        repo,
+        opts,
+        files: Some(tx),
+        dirs: Vec::new(),
+        stats: RestoreStats::default(),
+        failed: &failed,
+    };
+    let walked = std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let job = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let Some((e, path)) = job else { break };
+                if failed.load(Ordering::Relaxed) {
+                    continue; // drain the queue after the first error
+                }
+                match restore_file(repo, &e, &path, opts) {
+                    Ok(n) => {
+                        files.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(err);
+                        }
+                    }
+                }
+            });
+        }
+        let r = restorer.restore_entry(entry, dest);
+        restorer.files = None; // close the queue
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        r
+    });
+    if let Some(e) = first_error.lock().ok().and_then(|mut e| e.take()) {
+        return Err(e);
+    }
+    walked?;
+    // Directories last, deepest first, so writing their files does not change their times.
+    for (e, path) in restorer.dirs.iter().rev() {
+        set_metadata(e, path, opts)?;
+    }
+    let mut stats = restorer.stats;
+    stats.files += files.load(Ordering::Relaxed);
+    stats.bytes += bytes.load(Ordering::Relaxed);
     Ok(stats)
 }
 
-fn restore_entry(
-    repo: &Repository,
-    e: &DirEntry,
-    dest: &Path,
+/// The walk of a restore: creates directories and symlinks, and hands files to the workers.
+struct Restorer<'a> {
+    repo: &'a Repository,
     opts: RestoreOptions,
-    st: &mut RestoreStats,
-) -> Result<()> {
-    let cm = repo.contents();
-    match e.entry_type {
-        EntryType::Directory => {
-            fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
-            let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
-            for child in &dm.entries {
-                if child.name.is_empty()
-                    || child.name == "."
-                    || child.name == ".."
-                    || child.name.contains('/')
-                {
-                    return Err(RepoError::Invalid(format!(
-                        "unsafe entry name {:?} in directory {}",
-                        child.name, e.object_id
-                    )));
+    files: Option<std::sync::mpsc::SyncSender<(DirEntry, PathBuf)>>,
+    /// Directories created, in walk order, for their metadata at the end.
+    dirs: Vec<(DirEntry, PathBuf)>,
+    stats: RestoreStats,
+    failed: &'a AtomicBool,
+}
+
+impl Restorer<'_> {
+    fn restore_entry(&mut self, e: &DirEntry, dest: &Path) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Ok(()); // a worker failed: its error is reported
+        }
+        let cm = self.repo.contents();
+        match e.entry_type {
+            EntryType::Directory => {
+                fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
+                let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
+                for child in &dm.entries {
+                    if child.name.is_empty()
+                        || child.name == "."
+                        || child.name == ".."
+                        || child.name.contains('/')
+                    {
+                        return Err(RepoError::Invalid(format!(
+                            "unsafe entry name {:?} in directory {}",
+                            child.name, e.object_id
+                        )));
+                    }
+                    self.restore_entry(child, &dest.join(&child.name))?;
                 }
-                restore_entry(repo, child, &dest.join(&child.name), opts, st)?;
+                self.stats.dirs += 1;
+                self.dirs.push((e.clone(), dest.to_path_buf()));
             }
-            st.dirs += 1;
-        }
-        EntryType::File => {
-            if dest.exists() && !opts.overwrite {
-                return Err(RepoError::Invalid(format!(
-                    "{} already exists (use --overwrite)",
-                    dest.display()
-                )));
-            }
-            let tmp = dest.with_file_name(format!(".kopr-restore-{:016x}", rand::random::<u64>()));
-            let mut f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
-            let mut r = ObjectReader::open(cm, &e.object_id)?;
-            let n = std::io::copy(&mut r, &mut f).map_err(|err| io_err(dest, err))?;
-            f.flush().map_err(|err| io_err(&tmp, err))?;
-            drop(f);
-            fs::rename(&tmp, dest).map_err(|err| io_err(dest, err))?;
-            st.files += 1;
-            st.bytes += n;
-        }
-        EntryType::Symlink => {
-            let target = String::from_utf8_lossy(&read_object(cm, &e.object_id)?).into_owned();
-            if fs::symlink_metadata(dest).is_ok() {
-                if !opts.overwrite {
-                    return Err(RepoError::Invalid(format!(
-                        "{} already exists (use --overwrite)",
-                        dest.display()
-                    )));
+            EntryType::File => match &self.files {
+                Some(q) => q
+                    .send((e.clone(), dest.to_path_buf()))
+                    .map_err(|_| RepoError::Invalid("restore workers stopped".into()))?,
+                None => {
+                    let n = restore_file(self.repo, e, dest, self.opts)?;
+                    self.stats.files += 1;
+                    self.stats.bytes += n;
                 }
-                fs::remove_file(dest).map_err(|err| io_err(dest, err))?;
+            },
+            EntryType::Symlink => {
+                let target = String::from_utf8_lossy(&read_object(cm, &e.object_id)?).into_owned();
+                if fs::symlink_metadata(dest).is_ok() {
+                    if !self.opts.overwrite {
+                        return Err(RepoError::Invalid(format!(
+                            "{} already exists (use --overwrite)",
+                            dest.display()
+                        )));
+                    }
+                    fs::remove_file(dest).map_err(|err| io_err(dest, err))?;
+                }
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&target, dest).map_err(|err| io_err(dest, err))?;
+                self.stats.symlinks += 1;
             }
-            #[cfg(unix)]
-            std::os::unix::fs::symlink(&target, dest).map_err(|err| io_err(dest, err))?;
-            st.symlinks += 1;
-            return Ok(());
+            EntryType::Unknown => {}
         }
-        EntryType::Unknown => return Ok(()),
+        Ok(())
     }
-    set_metadata(e, dest, opts)
+}
+
+/// Writes an object's chunks to `f` in order; returns its length.
+fn write_object_to(
+    repo: &Repository,
+    oid: &ObjectId,
+    f: &mut fs::File,
+    dest: &Path,
+) -> Result<u64> {
+    let cm = repo.contents();
+    let mut total = 0u64;
+    for chunk in object_entries(cm, oid)? {
+        let data = read_object(cm, &chunk.object)?;
+        if data.len() as u64 != chunk.length {
+            return Err(RepoError::Invalid(format!(
+                "chunk {} has {} bytes, index says {}",
+                chunk.object,
+                data.len(),
+                chunk.length
+            )));
+        }
+        f.write_all(&data).map_err(|err| io_err(dest, err))?;
+        total += data.len() as u64;
+    }
+    Ok(total)
+}
+
+/// Writes one file (through a temporary name) and sets its metadata; returns its length.
+fn restore_file(repo: &Repository, e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<u64> {
+    if dest.exists() && !opts.overwrite {
+        return Err(RepoError::Invalid(format!(
+            "{} already exists (use --overwrite)",
+            dest.display()
+        )));
+    }
+    let tmp = dest.with_file_name(format!(".kopr-restore-{:016x}", rand::random::<u64>()));
+    let mut f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
+    let written = write_object_to(repo, &e.object_id, &mut f, dest);
+    drop(f);
+    let n = match written {
+        Ok(n) => n,
+        Err(err) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(err);
+        }
+    };
+    fs::rename(&tmp, dest).map_err(|err| io_err(dest, err))?;
+    set_metadata(e, dest, opts)?;
+    Ok(n)
 }
 
 fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {

@@ -1,0 +1,100 @@
+//! The workers that read files into objects while the directory walk goes on.
+//!
+//! The walk hands every file it must read to a bounded queue and keeps walking; one worker per
+//! core takes files from the queue. Each job has a [`JobSlot`] where its result lands, which
+//! the walk waits on when it finishes the file's directory. A worker whose file is large
+//! stores its chunks on the other workers' threads while they have nothing queued.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex};
+
+use kopr_format::object_id::ObjectId;
+
+use super::{upload_counted, ProgressCounters, INCOMPLETE_CANCELED};
+use crate::error::{RepoError, Result};
+use crate::repository::Repository;
+
+/// A file's object and the bytes read into it.
+pub(super) type Uploaded = Result<(ObjectId, u64)>;
+
+/// A file to read, and where its result goes.
+pub(super) struct FileJob {
+    pub path: PathBuf,
+    pub compression: Option<String>,
+    pub slot: Arc<JobSlot>,
+}
+
+/// The result of one job, filled once by a worker.
+#[derive(Default)]
+pub(super) struct JobSlot {
+    result: Mutex<Option<Uploaded>>,
+    done: Condvar,
+}
+
+impl JobSlot {
+    /// Stores the result and wakes the waiter.
+    pub fn set(&self, r: Uploaded) {
+        if let Ok(mut g) = self.result.lock() {
+            *g = Some(r);
+        }
+        self.done.notify_all();
+    }
+
+    /// Whether the result is there.
+    pub fn is_done(&self) -> bool {
+        self.result.lock().map(|g| g.is_some()).unwrap_or(true)
+    }
+
+    /// Waits for the result and takes it.
+    pub fn take(&self) -> Uploaded {
+        let lost = || Err(RepoError::Invalid("upload worker failed".into()));
+        let Ok(mut g) = self.result.lock() else {
+            return lost();
+        };
+        loop {
+            if let Some(r) = g.take() {
+                return r;
+            }
+            g = match self.done.wait(g) {
+                Ok(g) => g,
+                Err(_) => return lost(),
+            };
+        }
+    }
+}
+
+/// Shared state of the workers.
+pub(super) struct Workers<'a> {
+    pub repo: &'a Repository,
+    pub progress: &'a ProgressCounters,
+    /// Workers waiting for a job: the spare threads a large file may borrow.
+    pub idle: AtomicUsize,
+    /// Set on cancellation or a fatal error: the remaining jobs end as canceled.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Workers<'_> {
+    /// One worker: takes jobs until the queue is closed.
+    pub fn run(&self, jobs: &Mutex<Receiver<FileJob>>) {
+        loop {
+            self.idle.fetch_add(1, Ordering::Relaxed);
+            let job = jobs.lock().ok().and_then(|rx| rx.recv().ok());
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+            let Some(job) = job else { break };
+            let r = if (self.stop)() {
+                Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+            } else {
+                upload_counted(
+                    self.repo,
+                    job.compression.as_deref(),
+                    &job.path,
+                    self.progress,
+                    Some(&self.idle),
+                )
+            };
+            job.slot.set(r);
+        }
+    }
+}
