@@ -138,6 +138,87 @@ pub fn save_password(config_path: &Path, password: &str) -> Result<()> {
     )
 }
 
+fn key_cache_path(config_path: &Path) -> PathBuf {
+    let mut s = config_path.as_os_str().to_owned();
+    s.push(".kopr-key");
+    PathBuf::from(s)
+}
+
+/// The format key derived from the persisted password, remembered beside it (mode 0600) so
+/// that commands skip the password derivation. It is written only while the password itself is
+/// persisted there (it exposes nothing the password file does not), is bound to the
+/// repository's unique id and to the password, and is removed with the connection.
+#[derive(Debug)]
+pub struct FileKeyCache {
+    path: PathBuf,
+    password_file: PathBuf,
+    /// Connecting: the password is about to be persisted, so the key may be stored first.
+    connecting: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedKey {
+    #[serde(rename = "uniqueID")]
+    unique_id: String,
+    check: String,
+    key: String,
+}
+
+impl FileKeyCache {
+    /// The cache of the connection at `config_path`.
+    pub fn new(config_path: &Path) -> FileKeyCache {
+        FileKeyCache {
+            path: key_cache_path(config_path),
+            password_file: password_path(config_path),
+            connecting: false,
+        }
+    }
+
+    /// The cache of a connection being made (`repository create` or `connect`), whose
+    /// password is persisted right after the repository opens.
+    pub fn connecting(config_path: &Path) -> FileKeyCache {
+        FileKeyCache {
+            connecting: true,
+            ..FileKeyCache::new(config_path)
+        }
+    }
+
+    fn check(unique_id: &[u8], password: &str, key: &[u8]) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"kopr format key cache v1\0");
+        h.update(unique_id);
+        h.update(key);
+        h.update(password.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+impl kopr_repo::format_manager::FormatKeyCache for FileKeyCache {
+    fn load(&self, unique_id: &[u8], password: &str) -> Option<Vec<u8>> {
+        let c: CachedKey = serde_json::from_slice(&fs::read(&self.path).ok()?).ok()?;
+        if c.unique_id != hex::encode(unique_id) {
+            return None;
+        }
+        let key = hex::decode(&c.key).ok()?;
+        (c.check == Self::check(unique_id, password, &key)).then_some(key)
+    }
+
+    fn store(&self, unique_id: &[u8], password: &str, key: &[u8]) {
+        if !self.connecting && !self.password_file.exists() {
+            return; // only beside a persisted password
+        }
+        let c = CachedKey {
+            unique_id: hex::encode(unique_id),
+            check: Self::check(unique_id, password, key),
+            key: hex::encode(key),
+        };
+        if let Ok(data) = serde_json::to_vec(&c) {
+            let _ = write_private(&self.path, &data); // a cache: failing to write it is fine
+        }
+    }
+}
+
 /// The persisted password, if any.
 pub fn load_password(config_path: &Path) -> Option<String> {
     let data = fs::read(password_path(config_path)).ok()?;
@@ -153,7 +234,11 @@ pub fn remove(config_path: &Path) -> Result<bool> {
             let _ = fs::remove_dir_all(&cfg.caching.cache_directory);
         }
     }
-    for p in [config_path.to_path_buf(), password_path(config_path)] {
+    for p in [
+        config_path.to_path_buf(),
+        password_path(config_path),
+        key_cache_path(config_path),
+    ] {
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

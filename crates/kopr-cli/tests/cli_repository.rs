@@ -232,6 +232,44 @@ fn disconnect_and_reconnect_with_right_and_wrong_password() {
 }
 
 #[test]
+fn the_derived_key_is_remembered_beside_the_password_and_never_accepts_a_wrong_one() {
+    let env = Env::new();
+    env.create();
+    let key_file = PathBuf::from(format!("{}.kopr-key", env.config.display()));
+    assert!(key_file.exists(), "create remembers the derived key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let cached = std::fs::read(&key_file).unwrap();
+    write_contents(&env.repo, &[b"keyed".to_vec()]);
+    // the remembered key opens the repository; a wrong password is still refused
+    env.ok(&["content", "ls"]);
+    let err = one_line_error(&env.kopr(
+        &["--password", "wrong", "content", "ls"],
+        &[("KOPR_PASSWORD", "pass1234")],
+    ));
+    assert!(err.contains("invalid repository password"), "{err}");
+    // a damaged or foreign cache is ignored and rewritten from the password
+    std::fs::write(
+        &key_file,
+        b"{\"uniqueID\":\"00\",\"check\":\"x\",\"key\":\"zz\"}",
+    )
+    .unwrap();
+    env.ok(&["content", "ls"]);
+    assert_eq!(std::fs::read(&key_file).unwrap(), cached);
+    let mut tampered: serde_json::Value = serde_json::from_slice(&cached).unwrap();
+    tampered["key"] = serde_json::Value::String("11".repeat(32));
+    std::fs::write(&key_file, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    env.ok(&["content", "ls"]);
+    assert_eq!(std::fs::read(&key_file).unwrap(), cached);
+    env.ok(&["repository", "disconnect"]);
+    assert!(!key_file.exists(), "disconnect forgets the key");
+}
+
+#[test]
 fn bad_inputs_give_one_line_errors() {
     let env = Env::new();
     // missing repository

@@ -231,13 +231,7 @@ impl Compressor {
     pub fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&self.id.0.to_be_bytes());
         match self.kind {
-            Kind::Zstd(level) => {
-                let mut enc =
-                    zstd::stream::Encoder::new(&mut *out, level).map_err(|e| err("zstd", e))?;
-                enc.include_checksum(false).map_err(|e| err("zstd", e))?;
-                enc.write_all(input).map_err(|e| err("zstd", e))?;
-                enc.finish().map_err(|e| err("zstd", e))?;
-            }
+            Kind::Zstd(level) => zstd_compress(level, input, out)?,
             Kind::Gzip(level) => {
                 let mut enc =
                     flate2::write::GzEncoder::new(&mut *out, flate2::Compression::new(level));
@@ -261,6 +255,39 @@ impl Compressor {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// One zstd context per level and thread, reused: creating one per content costs more than
+    /// compressing a small content.
+    static ZSTD_CONTEXTS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Appends one zstd frame of `input` (no checksum, as Kopia writes) to `out`, compressing
+/// straight from `input` into `out` (the streaming encoder would copy `input` first).
+fn zstd_compress(level: i32, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    ZSTD_CONTEXTS.with(|cell| {
+        let mut contexts = cell.borrow_mut();
+        let idx = match contexts.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                let mut c = zstd::bulk::Compressor::new(level).map_err(|e| err("zstd", e))?;
+                c.include_checksum(false).map_err(|e| err("zstd", e))?;
+                contexts.push((level, c));
+                contexts.len() - 1
+            }
+        };
+        let start = out.len();
+        out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        contexts[idx]
+            .1
+            .compress_to_buffer(input, &mut cursor)
+            .map_err(|e| err("zstd", e))?;
+        Ok(())
+    })
 }
 
 /// Decodes `input` (header + stream) into `out`, returning the header id. Output is limited

@@ -113,7 +113,39 @@ fn retention(c: &BlobStorageConfig) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_nanos(c.retention_period_nanos as u64))
 }
 
+/// Remembers password-derived format keys between runs, so that opening a repository does not
+/// pay for the password derivation (scrypt: 64 MiB and a fraction of a second) every time.
+pub trait FormatKeyCache {
+    /// The key remembered for this repository and password, if any.
+    fn load(&self, unique_id: &[u8], password: &str) -> Option<Vec<u8>>;
+    /// Remembers a key that opened the repository.
+    fn store(&self, unique_id: &[u8], password: &str, key: &[u8]);
+}
+
 impl FormatManager {
+    /// Opens the repository in `st` with `password`, trying the key remembered in `cache` first;
+    /// a key that does not decrypt the format is ignored and the password derived again.
+    pub fn open_cached(
+        st: &dyn BlobStorage,
+        password: &str,
+        cache: &dyn FormatKeyCache,
+    ) -> Result<FormatManager> {
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        let blob = RepositoryBlob::parse(&bytes)?;
+        if let Some(key) = cache.load(&blob.unique_id, password) {
+            match Self::open_with_key(st, blob.clone(), &key) {
+                Err(RepoError::InvalidPassword) => {}
+                other => return other,
+            }
+        }
+        let key = blob.derive_format_key(password)?;
+        let unique_id = blob.unique_id.clone();
+        let fm = Self::open_with_key(st, blob, &key)?;
+        cache.store(&unique_id, password, &key);
+        Ok(fm)
+    }
+
     /// Opens the repository in `st` with `password`.
     pub fn open(st: &dyn BlobStorage, password: &str) -> Result<FormatManager> {
         let bytes = read_optional(st, REPOSITORY_BLOB_ID)?

@@ -62,6 +62,17 @@ impl Repository {
         Self::from_format(storage, format, options)
     }
 
+    /// Opens the repository in `storage`, with a cache of the password-derived key.
+    pub fn open_cached(
+        storage: Arc<dyn BlobStorage>,
+        password: &str,
+        key_cache: &dyn crate::format_manager::FormatKeyCache,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let format = Arc::new(FormatManager::open_cached(&*storage, password, key_cache)?);
+        Self::from_format(storage, format, options)
+    }
+
     /// Opens with an already opened format (no password derivation).
     pub fn from_format(
         storage: Arc<dyn BlobStorage>,

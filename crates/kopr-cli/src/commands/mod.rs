@@ -64,7 +64,8 @@ impl Context {
         let cfg = ConnectionConfig::load(&self.config_path)?;
         let st = storage::open(&cfg.storage)?;
         let password = self.password("Enter password to open repository: ", true)?;
-        let repo = open_with(st, &password, &cfg)?;
+        let cache = config::FileKeyCache::new(&self.config_path);
+        let repo = open_with(st, &password, &cfg, Some(&cache))?;
         Ok((cfg, repo))
     }
 }
@@ -74,6 +75,7 @@ pub fn open_with(
     st: Arc<dyn BlobStorage>,
     password: &str,
     cfg: &ConnectionConfig,
+    key_cache: Option<&dyn kopr_repo::format_manager::FormatKeyCache>,
 ) -> Result<Repository> {
     let opts = OpenOptions {
         cache_dir: (!cfg.caching.cache_directory.is_empty())
@@ -84,7 +86,11 @@ pub fn open_with(
         },
         ..OpenOptions::default()
     };
-    Repository::open(st, password, opts).map_err(|e| match e {
+    let opened = match key_cache {
+        Some(c) => Repository::open_cached(st, password, c, opts),
+        None => Repository::open(st, password, opts),
+    };
+    opened.map_err(|e| match e {
         RepoError::InvalidPassword => anyhow!("invalid repository password"),
         e => anyhow!(e).context("unable to open repository"),
     })

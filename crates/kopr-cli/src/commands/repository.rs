@@ -167,7 +167,8 @@ fn create_repository(
         description: String::new(),
         read_only: false,
     };
-    let repo = open_with(st, &password, &cfg_for_policy)?;
+    let cache = config::FileKeyCache::connecting(&ctx.config_path);
+    let repo = open_with(st, &password, &cfg_for_policy, Some(&cache))?;
     kopr_repo::policy::set(
         &repo,
         &kopr_format::snapshot::SourceInfo::default(),
@@ -236,7 +237,8 @@ fn connect_repository(
         None => ctx.password("Enter password to open repository: ", false)?,
     };
     // Opening proves the password and the format before anything is written locally.
-    open_with(st, &password, &cfg)?;
+    let cache = config::FileKeyCache::connecting(&ctx.config_path);
+    open_with(st, &password, &cfg, Some(&cache))?;
     cfg.save(&ctx.config_path)?;
     config::save_password(&ctx.config_path, &password)?;
     println!("Connected to repository.");
