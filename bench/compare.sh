@@ -7,7 +7,8 @@
 #
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH. All use their
 # default chunking; compression is comparable: restic 'auto' (zstd), rustic default (zstd),
-# borg lz4 (its default), kopr --compression=zstd-fastest.
+# borg lz4 (its default), kopr --compression=zstd (zstd level 3, as restic's auto). kopr uses
+# its default splitter (DYNAMIC-1M-BUZHASH, 1 MiB average chunks like restic's) and hash.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 size="${1:-1024}"
@@ -53,7 +54,7 @@ for run in $(seq 1 "$runs"); do
     case $tool in
       kopr)
         "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
-        timed kopr first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression zstd-fastest ;;
+        timed kopr first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}" ;;
       restic)
         restic init -r "$repo" >/dev/null
         timed restic first "$run" -- restic -r "$repo" backup "$src" ;;
@@ -71,7 +72,7 @@ for run in $(seq 1 "$runs"); do
     repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
     case $tool in
       kopr)
-        timed kopr incremental "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression zstd-fastest
+        timed kopr incremental "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}"
         id=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
         first=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
         timed kopr restore "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst"

@@ -1025,3 +1025,113 @@ fn progress_counts_every_file_and_the_estimate_matches_the_tree() {
     assert_eq!((p.cached_files, p.cached_bytes), (files, bytes));
     assert_eq!((p.hashed_files, p.hashed_bytes), (0, 0));
 }
+
+/// Files of every directory are read by one pool while the walk goes on (no directory waits for
+/// its files before the next is walked): each directory's summary still counts exactly its own
+/// subtree, and the tree restores byte for byte with its times (restored by parallel workers,
+/// directories' times set last).
+#[test]
+fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let mut expected: Vec<(String, u64, u64)> = Vec::new(); // (dir, files, bytes) per top dir
+    for d in 0..24u64 {
+        let dir = src.join(format!("d{d:02}"));
+        let mut bytes = 0;
+        for s in 0..(d % 3) {
+            let sub = dir.join(format!("s{s}"));
+            fs::create_dir_all(&sub).unwrap();
+            let len = (d * 7919 + s * 131) % 40_000;
+            fs::write(sub.join("f"), random_bytes(d * 10 + s, len as usize)).unwrap();
+            bytes += len;
+        }
+        fs::create_dir_all(&dir).unwrap();
+        let big = if d % 5 == 0 { 3_000_000 } else { 1000 + d };
+        fs::write(dir.join("big"), random_bytes(1000 + d, big as usize)).unwrap();
+        expected.push((format!("d{d:02}"), 1 + d % 3, bytes + big));
+    }
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = snap(&repo, &src);
+    let total_files: u64 = expected.iter().map(|e| e.1).sum();
+    let total_bytes: u64 = expected.iter().map(|e| e.2).sum();
+    assert_eq!(m.stats.total_file_count as u64, total_files);
+    assert_eq!(m.stats.total_file_size as u64, total_bytes);
+    assert_eq!(m.stats.error_count, 0);
+    let entries = root_entries(&repo, &m);
+    let got: Vec<(String, u64, u64)> = entries
+        .iter()
+        .map(|e| {
+            let s = e.dir_summary.as_ref().unwrap();
+            (
+                e.name.clone(),
+                s.total_file_count as u64,
+                s.total_file_size as u64,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let dst = tmp.path().join("dst");
+    let root = m.root_entry.clone().unwrap();
+    let st = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap();
+    assert_eq!((st.files, st.bytes), (total_files, total_bytes));
+    assert_eq!(walk(&dst), walk(&src));
+    // A directory restored over an existing file (no --overwrite) fails naming that file, which
+    // stays as it was, and leaves no temporary files behind.
+    let d07 = entries.iter().find(|e| e.name == "d07").unwrap();
+    let into = tmp.path().join("into");
+    fs::create_dir_all(into.join("s0")).unwrap();
+    fs::write(into.join("big"), b"mine").unwrap();
+    let e = restore(
+        &repo,
+        d07,
+        &into,
+        RestoreOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    );
+    assert!(e.is_ok(), "with overwrite it restores: {e:?}");
+    assert_eq!(
+        fs::read(into.join("big")).unwrap(),
+        fs::read(src.join("d07/big")).unwrap()
+    );
+    fs::write(into.join("big"), b"mine").unwrap();
+    let mut into2 = walk(&into);
+    let parent_is_empty = tmp.path().join("into2");
+    fs::create_dir_all(&parent_is_empty).unwrap();
+    fs::write(parent_is_empty.join("big"), b"mine").unwrap();
+    // a non-empty target directory is refused as a whole; a single existing file is named
+    let e = restore(&repo, d07, &parent_is_empty, RestoreOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not empty"), "{e}");
+    let bigfile = kopr_format::snapshot::DirManifest::decode(
+        &kopr_repo::object::read_object(repo.contents(), &d07.object_id).unwrap(),
+    )
+    .unwrap()
+    .entries
+    .into_iter()
+    .find(|e| e.name == "big")
+    .unwrap();
+    let e = restore(
+        &repo,
+        &bigfile,
+        &into.join("big"),
+        RestoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    into2.sort();
+    let mut now = walk(&into);
+    now.sort();
+    assert_eq!(now, into2, "the failed restore changed nothing");
+    let leftovers = fs::read_dir(&into)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".kopr-restore-")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
