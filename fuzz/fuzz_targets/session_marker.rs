@@ -1,0 +1,6 @@
+//! Fuzz target: the `session_marker` parser must return an error on any input, never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = kopr_format::hostile::parse("session_marker", data);
+});
