@@ -31,7 +31,10 @@ pub enum Fault {
     Truncate(usize),
     /// Flip the bits of the byte at this offset (gets only).
     FlipByte(usize),
-    /// Sleep, then proceed.
+    /// Sleep, then proceed; with an operation timeout ([`FaultyStorage::set_op_timeout`])
+    /// shorter than the delay, sleep that long and fail as timed out instead (a stalled
+    /// server behind a client with a read timeout). `Delay(Duration::MAX)` is a server that
+    /// never answers.
     Delay(Duration),
 }
 
@@ -71,6 +74,7 @@ pub struct FaultyStorage {
     /// Hide blobs from listings until this many later puts happened (eventual consistency).
     list_lag: Mutex<(usize, Vec<(String, u64)>)>,
     puts: AtomicU64,
+    op_timeout: Mutex<Option<Duration>>,
 }
 
 impl FaultyStorage {
@@ -82,6 +86,7 @@ impl FaultyStorage {
             counts: Default::default(),
             list_lag: Mutex::new((0, Vec::new())),
             puts: AtomicU64::new(0),
+            op_timeout: Mutex::new(None),
         }
     }
 
@@ -106,6 +111,14 @@ impl FaultyStorage {
         }
     }
 
+    /// Each call gives up after `timeout` (none by default): a longer [`Fault::Delay`] ends
+    /// in a transient "timed out" error when the timeout has passed.
+    pub fn set_op_timeout(&self, timeout: Option<Duration>) {
+        if let Ok(mut g) = self.op_timeout.lock() {
+            *g = timeout;
+        }
+    }
+
     /// How many calls of a kind were made.
     pub fn calls(&self, op: Op) -> u64 {
         self.counts[op as usize].load(Ordering::SeqCst)
@@ -127,7 +140,7 @@ impl FaultyStorage {
         fired
     }
 
-    fn fail(f: &Fault, op: Op, id: &str) -> Result<()> {
+    fn fail(&self, f: &Fault, op: Op, id: &str) -> Result<()> {
         match f {
             Fault::Transient => Err(BlobError::Transient(format!(
                 "injected {op:?} fault on {id}"
@@ -136,8 +149,19 @@ impl FaultyStorage {
                 "injected permanent {op:?} fault on {id}"
             ))),
             Fault::Delay(d) => {
-                std::thread::sleep(*d);
-                Ok(())
+                let timeout = self.op_timeout.lock().ok().and_then(|g| *g);
+                match timeout {
+                    Some(t) if *d > t => {
+                        std::thread::sleep(t);
+                        Err(BlobError::Transient(format!(
+                            "{op:?} of {id} timed out after {t:?} (injected stall)"
+                        )))
+                    }
+                    _ => {
+                        std::thread::sleep(*d);
+                        Ok(())
+                    }
+                }
             }
             _ => Ok(()),
         }
@@ -148,7 +172,7 @@ impl BlobStorage for FaultyStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         let f = self.check(Op::Get, id);
         if let Some(f) = &f {
-            Self::fail(f, Op::Get, id)?;
+            self.fail(f, Op::Get, id)?;
         }
         let mut data = self.inner.get_blob(id, offset, length)?;
         match f {
@@ -161,14 +185,14 @@ impl BlobStorage for FaultyStorage {
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
         if let Some(f) = self.check(Op::Get, id) {
-            Self::fail(&f, Op::Get, id)?;
+            self.fail(&f, Op::Get, id)?;
         }
         self.inner.get_metadata(id)
     }
 
     fn put_blob(&self, id: &str, data: &[u8], opts: &PutOptions) -> Result<()> {
         if let Some(f) = self.check(Op::Put, id) {
-            Self::fail(&f, Op::Put, id)?;
+            self.fail(&f, Op::Put, id)?;
         }
         self.inner.put_blob(id, data, opts)?;
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -182,7 +206,7 @@ impl BlobStorage for FaultyStorage {
 
     fn delete_blob(&self, id: &str) -> Result<()> {
         if let Some(f) = self.check(Op::Delete, id) {
-            Self::fail(&f, Op::Delete, id)?;
+            self.fail(&f, Op::Delete, id)?;
         }
         self.inner.delete_blob(id)
     }
@@ -193,7 +217,7 @@ impl BlobStorage for FaultyStorage {
         cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
     ) -> Result<()> {
         if let Some(f) = self.check(Op::List, prefix) {
-            Self::fail(&f, Op::List, prefix)?;
+            self.fail(&f, Op::List, prefix)?;
         }
         let now = self.puts.load(Ordering::SeqCst);
         let hidden: Vec<String> = self
@@ -262,6 +286,41 @@ mod tests {
             [b'h' ^ 0xff, b'e', b'l', b'l', b'o']
         );
         assert_eq!(st.get_blob("a", 0, None).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn a_delay_beyond_the_operation_timeout_is_a_timeout_error() {
+        let st = faulty();
+        st.put_blob("a", b"x", &PutOptions::default()).unwrap();
+        st.set_op_timeout(Some(Duration::from_millis(50)));
+        st.add_rule(Rule::new(Op::Get, "a", 1, Fault::Delay(Duration::MAX)));
+        st.add_rule(Rule::new(
+            Op::Get,
+            "a",
+            2,
+            Fault::Delay(Duration::from_millis(5)),
+        ));
+        let t = std::time::Instant::now();
+        let e = st.get_blob("a", 0, None).unwrap_err();
+        assert!(
+            e.is_transient() && e.to_string().contains("timed out"),
+            "{e}"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // shorter than the timeout: only slow
+        assert_eq!(st.get_blob("a", 0, None).unwrap(), b"x");
+        st.add_rule(Rule::new(
+            Op::List,
+            "",
+            0,
+            Fault::Delay(Duration::from_secs(3600)),
+        ));
+        assert!(st
+            .list_all("")
+            .unwrap_err()
+            .to_string()
+            .contains("timed out"));
     }
 
     #[test]

@@ -112,4 +112,28 @@ mod tests {
         ));
         assert_eq!(f.calls(Op::Get), 5);
     }
+
+    #[test]
+    fn a_storage_that_never_answers_is_given_up_on_in_bounded_time() {
+        let (f, r) = setup();
+        f.put_blob("a", b"x", &PutOptions::default()).unwrap();
+        f.set_op_timeout(Some(Duration::from_millis(20)));
+        f.add_rule(Rule::new(Op::Get, "a", 0, Fault::Delay(Duration::MAX)));
+        let t = std::time::Instant::now();
+        let e = r.get_blob("a", 0, None).unwrap_err();
+        assert!(
+            e.is_transient() && e.to_string().contains("timed out"),
+            "{e}"
+        );
+        assert_eq!(
+            f.calls(Op::Get),
+            4,
+            "every attempt timed out, then it gave up"
+        );
+        // 4 timeouts and 3 short backoffs, far from the hour the storage would stall
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // once the storage answers again, so does the retrying layer
+        f.clear();
+        assert_eq!(r.get_blob("a", 0, None).unwrap(), b"x");
+    }
 }

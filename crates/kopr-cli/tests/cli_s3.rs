@@ -451,3 +451,92 @@ fn tls_flags_through_the_cli() {
     let ls = env.ok(&["snapshot", "ls"]);
     assert!(ls.contains("files:3"), "{ls}");
 }
+
+/// Runs `kopr` with `args` against nothing but `env`, killing it if it outlives `limit`.
+fn run_bounded(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Output, Duration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kopr"));
+    c.args(args)
+        .env("KOPR_CONFIG_PATH", tmp.path().join("repository.config"))
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .env_remove("KOPR_PASSWORD")
+        .env_remove("KOPIA_PASSWORD")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = c.spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "kopr {args:?} still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), start.elapsed())
+}
+
+#[test]
+fn an_endpoint_that_never_answers_is_a_one_line_error_in_bounded_time() {
+    // accepts every connection and holds it open without a byte of answer
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let ep = format!("--endpoint={endpoint}");
+    let args = [
+        "repository",
+        "connect",
+        "s3",
+        "--bucket=hangbucket",
+        "--access-key=AKIAEXAMPLE",
+        "--secret-access-key=secret",
+        &ep,
+        "--disable-tls",
+        "--password=x",
+    ];
+    let (out, took) = run_bounded(
+        &args,
+        &[("KOPR_S3_TIMEOUT_SECS", "1")],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        e.starts_with("ERROR: ")
+            && e.contains("did not answer in time")
+            && e.contains(&endpoint)
+            && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+    // three 1 s attempts and short pauses
+    assert!(took < Duration::from_secs(15), "{took:?}");
+
+    // a limit that is not a number is refused up front, also in one line
+    let (out, _) = run_bounded(
+        &args,
+        &[("KOPR_S3_TIMEOUT_SECS", "soon")],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        e.contains("invalid KOPR_S3_TIMEOUT_SECS") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+}

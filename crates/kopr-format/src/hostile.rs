@@ -8,6 +8,7 @@ use crate::manifest::decode_batch;
 use crate::object_id::{decode_indirect, ObjectId};
 use crate::pack::Postamble;
 use crate::repository_blob::RepositoryBlob;
+use crate::session::SessionInfo;
 use crate::snapshot::DirManifest;
 
 /// The key the fuzz entry points use where a format needs one.
@@ -27,7 +28,33 @@ pub const TARGETS: &[&str] = &[
     "indirect",
     "ids",
     "schedule",
+    "blob_decrypt",
+    "session_marker",
 ];
+
+/// Splits a `blob_decrypt` input: `[algorithm selector][id length][blob id][ciphertext]`
+/// (the algorithm is `selector % number of algorithms`, the id is read as lossy UTF-8).
+pub fn split_blob_input(data: &[u8]) -> Option<(&'static str, String, &[u8])> {
+    let (&sel, rest) = data.split_first()?;
+    let (&n, rest) = rest.split_first()?;
+    let n = usize::from(n).min(rest.len());
+    let (id, payload) = rest.split_at(n);
+    let algs = crate::encryption::supported_encryption_algorithms();
+    let alg = algs.get(usize::from(sel) % algs.len().max(1))?;
+    Some((alg, String::from_utf8_lossy(id).into_owned(), payload))
+}
+
+/// Builds a `blob_decrypt` input (the inverse of [`split_blob_input`]); `None` when the id is
+/// longer than 255 bytes or the algorithm unknown.
+pub fn join_blob_input(algorithm: &str, blob_id: &str, payload: &[u8]) -> Option<Vec<u8>> {
+    let sel = crate::encryption::supported_encryption_algorithms()
+        .iter()
+        .position(|a| *a == algorithm)?;
+    let mut out = vec![u8::try_from(sel).ok()?, u8::try_from(blob_id.len()).ok()?];
+    out.extend_from_slice(blob_id.as_bytes());
+    out.extend_from_slice(payload);
+    Some(out)
+}
 
 /// Feeds `data` to the parser of `target` (one of [`TARGETS`]); returns whether it parsed.
 pub fn parse(target: &str, data: &[u8]) -> bool {
@@ -77,6 +104,32 @@ pub fn parse(target: &str, data: &[u8]) -> bool {
             a || b
         }
         "schedule" => Schedule::open(&FUZZ_KEY, data).is_ok(),
+        "blob_decrypt" => {
+            let Some((alg, id, payload)) = split_blob_input(data) else {
+                return false;
+            };
+            let Ok(enc) = crate::encryption::Encryptor::new(alg, &FUZZ_KEY) else {
+                return false;
+            };
+            match crate::blob_crypto::decrypt_blob(&enc, payload, &id) {
+                Ok(plain) => {
+                    assert!(plain.len() <= payload.len(), "plaintext beyond the blob");
+                    // A marker is one kind of such blob: the whole open path must hold too.
+                    let _ = SessionInfo::open(&enc, &id, payload);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+        // The marker's plaintext (mutated ciphertext never gets past the AEAD tag, so the
+        // JSON is fuzzed directly; decryption is `blob_decrypt`).
+        "session_marker" => match SessionInfo::decode(data) {
+            Ok(info) => {
+                let _ = crate::session::session_id_from_blob_id(&info.id);
+                info.encode().is_ok()
+            }
+            Err(_) => false,
+        },
         _ => false,
     }
 }

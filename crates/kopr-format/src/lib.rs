@@ -18,6 +18,7 @@ pub mod object_id;
 pub mod pack;
 pub mod policy;
 pub mod repository_blob;
+pub mod session;
 pub mod snapshot;
 pub mod splitter;
 pub mod units;

@@ -4,14 +4,18 @@
 //! cargo-fuzz corpora in `fuzz/corpus/` (regenerate with
 //! `cargo test -p kopr-format --test hostile_input -- --ignored write_fuzz_seeds`).
 
+use kopr_format::blob_crypto::encrypt_blob;
 use kopr_format::compression;
-use kopr_format::hostile::{parse, FUZZ_KEY, TARGETS};
+use kopr_format::encryption::{supported_encryption_algorithms, Encryptor};
+use kopr_format::hashing::Hasher;
+use kopr_format::hostile::{join_blob_input, parse, split_blob_input, FUZZ_KEY, TARGETS};
 use kopr_format::index::{IndexBuilder, IndexEntry};
 use kopr_format::maintenance::Schedule;
 use kopr_format::manifest::{encode_batch, ManifestEntry};
 use kopr_format::object_id::{encode_indirect, IndirectEntry, ObjectId};
 use kopr_format::pack::Postamble;
 use kopr_format::repository_blob::{RepositoryBlob, RepositoryConfig};
+use kopr_format::session::{generate_session_id, SessionInfo};
 use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, Permissions, DIRECTORY_STREAM};
 use proptest::prelude::*;
 
@@ -140,8 +144,110 @@ fn samples(target: &str) -> Vec<Vec<u8>> {
             );
             vec![s.seal_with_nonce(&FUZZ_KEY, &[3; 12]).unwrap()]
         }
+        "blob_decrypt" => {
+            let hasher = Hasher::new("BLAKE2B-256-128", &FUZZ_KEY).unwrap();
+            let mut out = Vec::new();
+            for alg in supported_encryption_algorithms() {
+                let enc = Encryptor::new(alg, &FUZZ_KEY).unwrap();
+                let marker = session_info().encode().unwrap();
+                for (payload, prefix, suffix) in [
+                    (&b"index blob payload"[..], "xn0_", "s0123456789abcdef12e-c1"),
+                    (&marker[..], "s", session_info().id.as_str()),
+                    (&[][..], "_log_", ""),
+                ] {
+                    let (id, blob) = encrypt_blob(&hasher, &enc, payload, prefix, suffix).unwrap();
+                    out.push(join_blob_input(alg, &id, &blob).unwrap());
+                }
+            }
+            out
+        }
+        "session_marker" => vec![
+            session_info().encode().unwrap(),
+            // Kopia's own spelling (fractional seconds, offset) and an unknown field.
+            br#"{"id":"s0123456789abcdef12e","startTime":"2024-11-02T10:00:00.123456789+01:00","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h","extra":[1]}"#.to_vec(),
+        ],
         other => panic!("no samples for {other}"),
     }
+}
+
+fn session_info() -> SessionInfo {
+    assert_eq!(generate_session_id(chrono::Utc::now()).len(), 20);
+    let t = chrono::DateTime::from_timestamp(1_730_505_600, 0).unwrap();
+    SessionInfo {
+        // fixed, so the seeds are the same on every run (a generated id has this shape)
+        id: "s0011223344556677129".into(),
+        start_time: t,
+        checkpoint_time: t,
+        user: "user".into(),
+        host: "host".into(),
+    }
+}
+
+/// Inputs that must not parse, per target (also written as fuzz seeds).
+fn garbage(target: &str) -> Vec<Vec<u8>> {
+    let mut g = vec![Vec::new(), vec![0u8; 64], vec![0xffu8; 300]];
+    match target {
+        "blob_decrypt" => {
+            // a valid frame around an id too short for an IV, one that is not hex, one cut in
+            // a multi-byte character, and a ciphertext shorter than nonce + tag
+            g.push(join_blob_input("AES256-GCM-HMAC-SHA256", "xn0", &[1; 40]).unwrap());
+            g.push(join_blob_input("AES256-GCM-HMAC-SHA256", &"z".repeat(40), &[1; 40]).unwrap());
+            g.push(join_blob_input("AES256-GCM-HMAC-SHA256", &"é".repeat(20), &[1; 40]).unwrap());
+            g.push(join_blob_input("AES256-GCM-HMAC-SHA256", &"a".repeat(32), &[1; 27]).unwrap());
+            g.push(vec![1, 255, b'a']);
+        }
+        "session_marker" => {
+            for j in [
+                &b"{}"[..],
+                b"null",
+                b"[1,2",
+                br#"{"id":"s1","startTime":"yesterday","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h"}"#,
+                br#"{"id":"s1","startTime":"+999999-01-01T00:00:00Z","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h"}"#,
+                br#"{"id":7,"startTime":"2024-11-02T10:05:00Z","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h"}"#,
+            ] {
+                g.push(j.to_vec());
+            }
+        }
+        _ => {}
+    }
+    g
+}
+
+#[test]
+fn garbage_never_parses_as_a_blob_or_marker() {
+    for t in ["blob_decrypt", "session_marker"] {
+        for (i, g) in garbage(t).iter().enumerate() {
+            assert!(!parse(t, g), "garbage {i} of {t} parsed");
+        }
+    }
+}
+
+#[test]
+fn blob_inputs_split_as_joined() {
+    let j = join_blob_input("CHACHA20-POLY1305-HMAC-SHA256", "abc", b"xyz").unwrap();
+    let (alg, id, payload) = split_blob_input(&j).unwrap();
+    assert_eq!(
+        (alg, id.as_str(), payload),
+        ("CHACHA20-POLY1305-HMAC-SHA256", "abc", &b"xyz"[..])
+    );
+    assert!(split_blob_input(&[0]).is_none());
+    // an id length past the end takes what is there
+    let (_, id, payload) = split_blob_input(&[0, 200, b'a', b'b']).unwrap();
+    assert_eq!((id.as_str(), payload), ("ab", &[][..]));
+    assert!(join_blob_input("NONE", "a", b"").is_none());
+    assert!(join_blob_input("AES256-GCM-HMAC-SHA256", &"a".repeat(256), b"").is_none());
+}
+
+#[test]
+fn decrypted_blobs_match_what_was_sealed() {
+    // The valid samples are real blobs: they open to the exact payload, under the id only.
+    let enc = Encryptor::new("AES256-GCM-HMAC-SHA256", &FUZZ_KEY).unwrap();
+    let s = samples("blob_decrypt");
+    let (_, id, blob) = split_blob_input(&s[1]).unwrap();
+    let info = SessionInfo::open(&enc, &id, blob).unwrap();
+    assert!(id.ends_with(&info.id));
+    let (_, other_id, _) = split_blob_input(&s[0]).unwrap();
+    assert!(kopr_format::blob_crypto::decrypt_blob(&enc, blob, &other_id).is_err());
 }
 
 #[test]
@@ -230,15 +336,24 @@ proptest! {
     }
 }
 
+/// Writes samples and garbage as the seed corpus of every target that has none yet (the
+/// committed corpora are minimized fuzz output; delete one to seed it afresh).
 #[test]
 #[ignore = "writes the fuzz seed corpora"]
 fn write_fuzz_seeds() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     for t in TARGETS {
         let dir = root.join(t);
+        let seeded = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+        if seeded {
+            continue;
+        }
         std::fs::create_dir_all(&dir).unwrap();
         for (i, s) in samples(t).into_iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
+        }
+        for (i, g) in garbage(t).into_iter().enumerate() {
+            std::fs::write(dir.join(format!("garbage-{i}")), g).unwrap();
         }
     }
 }

@@ -34,6 +34,49 @@ const PART_SIZE: usize = 16 << 20;
 const MIN_PART_SIZE: usize = 5 << 20;
 /// Largest error document or listing page read into memory.
 const MAX_DOC: u64 = 16 << 20;
+/// Overrides both network time limits ([`Timeouts`]), in whole seconds.
+pub const TIMEOUT_ENV: &str = "KOPR_S3_TIMEOUT_SECS";
+
+/// How long a request may wait on the network before it fails as a (transient) timeout, so a
+/// server that accepts connections but never answers cannot hang kopr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open the TCP connection.
+    pub connect: Duration,
+    /// For each read or write on the connection (not the whole transfer).
+    pub io: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            io: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, or both limits set to `KOPR_S3_TIMEOUT_SECS` when that is set.
+    pub fn from_env() -> Result<Timeouts> {
+        Timeouts::from_var(std::env::var(TIMEOUT_ENV).ok().as_deref())
+    }
+
+    fn from_var(v: Option<&str>) -> Result<Timeouts> {
+        let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(Timeouts::default());
+        };
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Timeouts {
+                connect: Duration::from_secs(n),
+                io: Duration::from_secs(n),
+            }),
+            _ => Err(BlobError::Other(format!(
+                "invalid {TIMEOUT_ENV}={v:?}: expected a whole number of seconds above 0"
+            ))),
+        }
+    }
+}
 
 /// Where and how to reach the bucket; serialized with Kopia's field names.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +193,7 @@ enum Failure {
     },
     Tls(String),
     Unreachable(String),
+    Timeout(String),
     Dns(String),
     Other(String),
 }
@@ -192,6 +236,8 @@ pub struct S3Storage {
     secret_key: String,
     session_token: String,
     agent: ureq::Agent,
+    proxy: Option<String>,
+    timeouts: Timeouts,
     scheme: &'static str,
     endpoint: String,
     virtual_host: bool,
@@ -252,9 +298,12 @@ impl S3Storage {
         let scheme = if opts.do_not_use_tls { "http" } else { "https" };
         let (host, port) = split_host_port(&endpoint, if opts.do_not_use_tls { 80 } else { 443 });
         let proxy = proxy::from_env(scheme, &host, port, |k| std::env::var(k).ok());
-        let agent = build_agent(&opts, proxy.as_deref())?;
+        let timeouts = Timeouts::from_env()?;
+        let agent = build_agent(&opts, proxy.as_deref(), timeouts)?;
         Ok(S3Storage {
             scheme,
+            proxy,
+            timeouts,
             virtual_host: aws && dns_bucket,
             endpoint,
             access_key,
@@ -319,8 +368,21 @@ impl S3Storage {
 
     /// Sends every request through the HTTP proxy at `url` (tests; users set `HTTPS_PROXY`).
     pub fn with_proxy(mut self, url: &str) -> Result<S3Storage> {
-        self.agent = build_agent(&self.opts, Some(url))?;
+        self.agent = build_agent(&self.opts, Some(url), self.timeouts)?;
+        self.proxy = Some(url.to_string());
         Ok(self)
+    }
+
+    /// Replaces the network time limits (by default [`Timeouts::from_env`]).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Result<S3Storage> {
+        self.agent = build_agent(&self.opts, self.proxy.as_deref(), timeouts)?;
+        self.timeouts = timeouts;
+        Ok(self)
+    }
+
+    /// The network time limits in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// Uploads blobs larger than `threshold` in parts of `part_size` (at least 5 MiB).
@@ -510,6 +572,12 @@ impl S3Storage {
                 "cannot reach S3 endpoint {} ({op} of {what}): {m}",
                 self.base_url()
             )),
+            Failure::Timeout(m) => BlobError::Transient(format!(
+                "S3 endpoint {} did not answer in time ({op} of {what}; limits {:?} to connect, {:?} per read, {TIMEOUT_ENV} changes them): {m}",
+                self.base_url(),
+                self.timeouts.connect,
+                self.timeouts.io,
+            )),
             Failure::Dns(m) => BlobError::Other(format!(
                 "cannot resolve S3 endpoint {}: {m}",
                 self.endpoint
@@ -550,12 +618,12 @@ fn split_host_port(endpoint: &str, default: u16) -> (String, u16) {
     }
 }
 
-fn build_agent(opts: &S3Options, proxy: Option<&str>) -> Result<ureq::Agent> {
+fn build_agent(opts: &S3Options, proxy: Option<&str>, t: Timeouts) -> Result<ureq::Agent> {
     let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
     let mut b = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(15))
-        .timeout_read(Duration::from_secs(120))
-        .timeout_write(Duration::from_secs(120))
+        .timeout_connect(t.connect)
+        .timeout_read(t.io)
+        .timeout_write(t.io)
         .redirects(0)
         .max_idle_connections_per_host(32)
         .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
@@ -609,12 +677,32 @@ fn transport_failure(t: &ureq::Transport) -> Failure {
     if detail.is_empty() {
         detail = t.kind().to_string();
     }
+    if is_timeout(t) {
+        return Failure::Timeout(detail);
+    }
     match t.kind() {
         ureq::ErrorKind::Dns => Failure::Dns(detail),
         ureq::ErrorKind::ConnectionFailed if detail.contains("tls") => Failure::Tls(detail),
         ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io => Failure::Unreachable(detail),
         _ => Failure::Other(detail),
     }
+}
+
+/// Whether a transport failure is a connect, read or write timeout.
+fn is_timeout(t: &ureq::Transport) -> bool {
+    let mut src = std::error::Error::source(t);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) {
+                return true;
+            }
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// `bytes a-b/total` → total.

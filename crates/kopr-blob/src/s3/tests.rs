@@ -453,3 +453,94 @@ fn long_listings_in_parallel_ranges_match_sequential_listing() {
     let m = parallel.list_all("p").unwrap();
     assert!(m.iter().all(|m| m.length == m.id.len() as u64));
 }
+
+/// A loopback endpoint that accepts connections and never answers (they stay open while the
+/// test process lives).
+fn hanging_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    addr.to_string()
+}
+
+#[test]
+fn an_endpoint_that_never_answers_times_out_in_bounded_time() {
+    let o = S3Options {
+        bucket: "b".into(),
+        endpoint: hanging_endpoint(),
+        do_not_use_tls: true,
+        access_key_id: ACCESS_KEY.into(),
+        secret_access_key: SECRET_KEY.into(),
+        ..S3Options::default()
+    };
+    let limits = Timeouts {
+        connect: Duration::from_secs(1),
+        io: Duration::from_millis(300),
+    };
+    let st = S3Storage::new(o).unwrap().with_timeouts(limits).unwrap();
+    assert_eq!(st.timeouts(), limits);
+    let start = std::time::Instant::now();
+
+    // one request: a transient timeout, so the retrying layer may try again
+    let e = st.get_blob("p1", 0, None).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        e.is_transient() && m.contains("did not answer in time"),
+        "{m}"
+    );
+    assert!(
+        m.contains("300ms per read") && m.contains(TIMEOUT_ENV),
+        "{m}"
+    );
+
+    // connecting: a few attempts, then one permanent line
+    let e = st.probe().unwrap_err();
+    let m = e.to_string();
+    assert!(
+        !e.is_transient() && m.contains("did not answer in time"),
+        "{m}"
+    );
+    assert!(!m.contains('\n'), "{m}");
+
+    // retries are bounded: every attempt times out, then the error comes back
+    let r = RetryingStorage::new(Arc::new(st), 3, Duration::from_millis(10));
+    let e = r.list_all("").unwrap_err();
+    assert!(e.to_string().contains("did not answer in time"), "{e}");
+    let e = r
+        .put_blob("p2", b"data", &PutOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("did not answer in time"), "{e}");
+    // 1 + 3 + 3 + 3 requests of 300 ms and a few backoffs
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn timeouts_default_and_come_from_the_environment() {
+    assert_eq!(
+        Timeouts::default(),
+        Timeouts {
+            connect: Duration::from_secs(30),
+            io: Duration::from_secs(60)
+        }
+    );
+    assert_eq!(Timeouts::from_var(None).unwrap(), Timeouts::default());
+    assert_eq!(Timeouts::from_var(Some(" ")).unwrap(), Timeouts::default());
+    let t = Timeouts::from_var(Some("2")).unwrap();
+    assert_eq!(
+        (t.connect, t.io),
+        (Duration::from_secs(2), Duration::from_secs(2))
+    );
+    for bad in ["0", "-1", "1.5", "soon"] {
+        let e = Timeouts::from_var(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains(TIMEOUT_ENV), "{e}");
+    }
+}

@@ -266,9 +266,7 @@ impl ContentManager {
                 Err(kopr_blob::BlobError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let plain = blob_crypto::decrypt_blob(&self.format.encryptor, &data, &bm.id)
-                .map_err(|e| RepoError::Invalid(format!("session blob {}: {e}", bm.id)))?;
-            let info: SessionInfo = serde_json::from_slice(&plain)
+            let info = SessionInfo::open(&self.format.encryptor, &bm.id, &data)
                 .map_err(|e| RepoError::Invalid(format!("session blob {}: {e}", bm.id)))?;
             out.insert(sid.to_string(), info);
         }

@@ -23,7 +23,7 @@ use crate::epoch::EpochManager;
 use crate::error::{RepoError, Result};
 use crate::format_manager::FormatManager;
 use crate::index_cache::BlobCache;
-use crate::session::{generate_session_id, SessionInfo, SESSION_PREFIX};
+use crate::session::{generate_session_id, SessionInfo};
 
 mod maintenance;
 mod recover;
@@ -368,14 +368,7 @@ impl ContentManager {
             user: self.identity.user.clone(),
             host: self.identity.host.clone(),
         };
-        let json = serde_json::to_vec(&info).map_err(|e| RepoError::Invalid(e.to_string()))?;
-        let (blob_id, bytes) = blob_crypto::encrypt_blob(
-            &self.format.hasher,
-            &self.format.encryptor,
-            &json,
-            SESSION_PREFIX,
-            &info.id,
-        )?;
+        let (blob_id, bytes) = info.seal(&self.format.hasher, &self.format.encryptor)?;
         self.st.put_blob(&blob_id, &bytes, &PutOptions::default())?;
         s.session_markers.push(blob_id);
         let id = info.id.clone();
