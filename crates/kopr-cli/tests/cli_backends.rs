@@ -270,7 +270,7 @@ fn locked_life_cycle(mode: &str) {
     }
 
     // Full maintenance with --extend-object-locks moves every retain-until date forward.
-    case.ok(&["maintenance", "set", "--extend-object-locks", "true"]);
+    case.ok(&["maintenance", "set", "--extend-object-locks=true"]);
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let log = case.ok_log(&["maintenance", "run", "--full", "--safety=none"]);
     assert!(log.contains("Extended retention time of "), "{log}");
