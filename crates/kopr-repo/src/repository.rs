@@ -73,12 +73,9 @@ impl Repository {
         options: OpenOptions,
     ) -> Result<Self> {
         let storage: Arc<dyn BlobStorage> = match format.blob_config.retention() {
-            Some((mode, period)) => Arc::new(LockingStorage::new(
-                storage,
-                LOCKING_PREFIXES,
-                mode,
-                period,
-            )),
+            Some((mode, period)) => {
+                Arc::new(LockingStorage::new(storage, LOCKING_PREFIXES, mode, period))
+            }
             None => storage,
         };
         let cache = BlobCache::new(options.cache_dir.as_ref().map(|d| d.join("indexes")));

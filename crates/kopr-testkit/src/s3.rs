@@ -371,7 +371,8 @@ impl LockingS3Server {
         )
         .expect("send CreateBucket");
         let mut resp = String::new();
-        tcp.read_to_string(&mut resp).expect("read CreateBucket reply");
+        tcp.read_to_string(&mut resp)
+            .expect("read CreateBucket reply");
         assert!(
             resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
             "CreateBucket {name}: {resp}"
