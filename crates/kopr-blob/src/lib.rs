@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod fault;
 pub mod filesystem;
+pub mod locking;
 pub mod memory;
 pub mod retrying;
 pub mod s3;

@@ -208,6 +208,12 @@ struct EncryptedConfigWrapper {
     format: RepositoryConfig,
 }
 
+/// The blob id prefixes that a repository with retention locks on every put and whose locks
+/// full maintenance extends (Kopia's locking prefixes): legacy indexes (`n`), epoch-manager
+/// blobs (`x`), the two format blobs and packs (`p` data, `q` metadata). Session markers
+/// (`s`) and logs (`_log`) are never locked: maintenance must be able to delete them.
+pub const LOCKING_PREFIXES: &[&str] = &["n", "x", "kopia.repository", "kopia.blobcfg", "p", "q"];
+
 /// Object-lock settings stored in `kopia.blobcfg`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BlobStorageConfig {
@@ -227,6 +233,16 @@ impl BlobStorageConfig {
     /// Whether object-lock retention is configured.
     pub fn is_retention_enabled(&self) -> bool {
         !self.retention_mode.is_empty() && self.retention_period_nanos != 0
+    }
+
+    /// The mode and period to lock blobs with, when retention is configured.
+    pub fn retention(&self) -> Option<(&str, std::time::Duration)> {
+        (self.is_retention_enabled() && self.retention_period_nanos > 0).then(|| {
+            (
+                self.retention_mode.as_str(),
+                std::time::Duration::from_nanos(self.retention_period_nanos as u64),
+            )
+        })
     }
 
     /// Kopia's validation: both or neither, and at least one day.

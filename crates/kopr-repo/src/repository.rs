@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kopr_blob::clock::{Clock, SystemClock};
+use kopr_blob::locking::LockingStorage;
 use kopr_blob::BlobStorage;
+use kopr_format::repository_blob::LOCKING_PREFIXES;
 
 use crate::content::{ContentManager, WriterIdentity};
 use crate::error::Result;
@@ -73,12 +75,20 @@ impl Repository {
         Self::from_format(storage, format, options)
     }
 
-    /// Opens with an already opened format (no password derivation).
+    /// Opens with an already opened format (no password derivation). When `kopia.blobcfg`
+    /// configures retention, every blob written under a locking prefix (packs, indexes,
+    /// format blobs) is put with that object-lock mode and period, as Kopia does.
     pub fn from_format(
         storage: Arc<dyn BlobStorage>,
         format: Arc<FormatManager>,
         options: OpenOptions,
     ) -> Result<Self> {
+        let storage: Arc<dyn BlobStorage> = match format.blob_config.retention() {
+            Some((mode, period)) => {
+                Arc::new(LockingStorage::new(storage, LOCKING_PREFIXES, mode, period))
+            }
+            None => storage,
+        };
         let cache = BlobCache::new(options.cache_dir.as_ref().map(|d| d.join("indexes")));
         let contents = ContentManager::new(
             storage.clone(),

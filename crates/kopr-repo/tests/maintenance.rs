@@ -12,6 +12,7 @@ use kopr_blob::clock::{Clock, ManualClock};
 use kopr_blob::memory::MemoryStorage;
 use kopr_blob::BlobStorage;
 use kopr_format::index::ContentId;
+use kopr_format::repository_blob::LOCKING_PREFIXES;
 use kopr_format::snapshot::SourceInfo;
 use kopr_repo::content::WriterIdentity;
 use kopr_repo::format_manager::CreateOptions;
@@ -669,4 +670,71 @@ fn full_maintenance_extends_object_locks_when_configured() {
         "extended again by the next cycle"
     );
     h.restore_all();
+}
+
+#[test]
+fn snapshots_lock_every_pack_and_index_blob_they_write_when_retention_is_configured() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let mem = Arc::new(MemoryStorage::with_object_lock(clock.clone()));
+    let st: Arc<dyn BlobStorage> = mem.clone();
+    let mut opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        ..Default::default()
+    };
+    opts.blob_config.retention_mode = "COMPLIANCE".into();
+    opts.blob_config.retention_period_nanos = 48 * 3600 * 1_000_000_000;
+    Repository::create(&*st, &opts, "pw").unwrap();
+    let h = Harness {
+        clock: clock.clone(),
+        st,
+        tmp: tempfile::tempdir().unwrap(),
+    };
+    let r = h.open("u");
+    h.snapshot(&r, "first", 7, 3);
+    r.flush().unwrap();
+    drop(r);
+    let locked_until = |prefix: &str| -> Vec<(String, chrono::DateTime<Utc>)> {
+        mem.list_all(prefix)
+            .unwrap()
+            .into_iter()
+            .map(|b| {
+                let (mode, until) = mem
+                    .retention_of(&b.id)
+                    .unwrap_or_else(|| panic!("{} written without a lock", b.id));
+                assert_eq!(mode, "COMPLIANCE", "{}", b.id);
+                (b.id, until)
+            })
+            .collect()
+    };
+    let first_packs = locked_until("p");
+    assert!(!first_packs.is_empty(), "the snapshot wrote data packs");
+    assert!(!locked_until("q").is_empty(), "and metadata packs");
+    assert!(!locked_until("xn").is_empty(), "and epoch index blobs");
+    for (id, until) in locked_until("")
+        .into_iter()
+        .filter(|(id, _)| LOCKING_PREFIXES.iter().any(|p| id.starts_with(p)))
+    {
+        assert_eq!(until, t0 + chrono::Duration::hours(48), "{id}");
+    }
+    // Blobs outside the locking prefixes (session markers, logs) stay deletable.
+    for b in mem.list_all("").unwrap() {
+        if !LOCKING_PREFIXES.iter().any(|p| b.id.starts_with(p)) {
+            assert!(mem.retention_of(&b.id).is_none(), "{} locked", b.id);
+        }
+    }
+
+    // A later snapshot's packs are locked for the period from their own write.
+    h.advance_hours(5);
+    let r = h.open("u");
+    h.snapshot(&r, "second", 8, 2);
+    r.flush().unwrap();
+    let new_packs: Vec<_> = locked_until("p")
+        .into_iter()
+        .filter(|p| !first_packs.contains(p))
+        .collect();
+    assert!(!new_packs.is_empty());
+    for (id, until) in new_packs {
+        assert_eq!(until, t0 + chrono::Duration::hours(53), "{id}");
+    }
 }

@@ -292,3 +292,102 @@ fn tunnel(mut client: TcpStream) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+/// The moto version `.ci/run` installs (`moto[server]` from PyPI into a virtualenv under
+/// `target/tools/moto`).
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// Where moto's `moto_server` is, if anywhere: `KOPR_MOTO_SERVER`, else
+/// `target/tools/moto/bin/moto_server`.
+pub fn moto_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("KOPR_MOTO_SERVER").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Some(workspace.join("target/tools/moto/bin/moto_server")).filter(|p| p.is_file())
+}
+
+/// An S3 server with object lock, for the retention tests: moto's server on a free loopback
+/// port, state in memory. It keeps what a put's `x-amz-object-lock-*` headers and
+/// PutObjectRetention set and reports it on HeadObject (moto has no GetObjectRetention). It
+/// accepts any credentials. Killed on drop.
+pub struct LockingS3Server {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+impl LockingS3Server {
+    /// Starts moto, or `None` (after saying why) when it is not installed, outside CI.
+    pub fn start() -> Option<LockingS3Server> {
+        let Some(binary) = moto_binary() else {
+            let msg = format!(
+                "moto_server not found: set KOPR_MOTO_SERVER or run `python3 -m venv target/tools/moto && target/tools/moto/bin/pip install 'moto[server]=={MOTO_VERSION}'`"
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let s = LockingS3Server { dir, child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start; log: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(s)
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a versioned bucket with object lock enabled
+    /// (`x-amz-bucket-object-lock-enabled: true` on CreateBucket).
+    pub fn create_locking_bucket(&self, name: &str) {
+        use std::io::{Read, Write};
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            tcp,
+            "PUT /{name} HTTP/1.1\r\nHost: {}\r\nx-amz-bucket-object-lock-enabled: true\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.endpoint()
+        )
+        .expect("send CreateBucket");
+        let mut resp = String::new();
+        tcp.read_to_string(&mut resp)
+            .expect("read CreateBucket reply");
+        assert!(
+            resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
+            "CreateBucket {name}: {resp}"
+        );
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LockingS3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -384,7 +384,7 @@ impl Cycle<'_> {
 }
 
 /// Blob prefixes whose object-lock retention maintenance extends (Kopia's locking prefixes).
-pub const LOCKING_PREFIXES: &[&str] = &["n", "x", "kopia.repository", "kopia.blobcfg", "p", "q"];
+pub use kopr_format::repository_blob::LOCKING_PREFIXES;
 
 /// The least margin between the retention period and the full cycle interval.
 pub fn min_retention_maintenance_diff() -> Duration {

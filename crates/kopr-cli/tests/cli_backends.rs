@@ -1,0 +1,300 @@
+//! One repository life cycle, the same code against every backend: a filesystem repository,
+//! S3 (s3s-fs) and S3 with object lock (moto). Create → snapshot → change → snapshot →
+//! restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
+//! On the locking server the same run also checks that `--retention-mode/--retention-period`
+//! lock the format blobs and every pack and index a snapshot writes, and that full
+//! maintenance with `--extend-object-locks` moves the retain-until dates forward.
+
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use kopr_blob::s3::{S3Options, S3Storage};
+use kopr_blob::BlobStorage;
+use kopr_format::repository_blob::LOCKING_PREFIXES;
+use kopr_testkit::cli::Kopr;
+use kopr_testkit::random_bytes;
+use kopr_testkit::s3::{LockingS3Server, S3Server, ACCESS_KEY, SECRET_KEY};
+
+/// A repository connection in a temporary directory, whatever the backend.
+struct Case {
+    tmp: tempfile::TempDir,
+    kopr: Kopr,
+}
+
+impl Case {
+    fn new() -> Case {
+        let tmp = tempfile::tempdir().unwrap();
+        let kopr = Kopr::new(
+            env!("CARGO_BIN_EXE_kopr"),
+            &tmp.path().join("cfg/repository.config"),
+        );
+        Case { tmp, kopr }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs, requires success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_both(args).0
+    }
+
+    /// Runs, requires success, returns stdout and stderr (where logs go) together.
+    fn ok_log(&self, args: &[&str]) -> String {
+        let (out, err) = self.ok_both(args);
+        out + &err
+    }
+
+    fn ok_both(&self, args: &[&str]) -> (String, String) {
+        let out = self
+            .kopr
+            .cmd(args)
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kopr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn s3_create_args(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    [
+        "repository",
+        "create",
+        "s3",
+        &format!("--bucket={bucket}"),
+        &format!("--prefix={prefix}"),
+        &format!("--access-key={ACCESS_KEY}"),
+        &format!("--secret-access-key={SECRET_KEY}"),
+        &format!("--endpoint={endpoint}"),
+        "--disable-tls",
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn s3_storage(endpoint: &str, bucket: &str, prefix: &str) -> S3Storage {
+    S3Storage::new(S3Options {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        endpoint: endpoint.into(),
+        do_not_use_tls: true,
+        access_key_id: ACCESS_KEY.into(),
+        secret_access_key: SECRET_KEY.into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn make_tree(root: &Path, seed: u64) {
+    for i in 0..10u64 {
+        let dir = root.join(format!("d{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i}")),
+            random_bytes(seed + i, 150_000 + 997 * i as usize),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("empty"), b"").unwrap();
+}
+
+/// Every file under `a` is in `b` with the same bytes, and the other way round.
+fn assert_same_tree(a: &Path, b: &Path) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if p.is_dir() {
+                out.push((rel, None));
+                walk(root, &p, out);
+            } else {
+                out.push((rel, Some(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    walk(a, a, &mut x);
+    walk(b, b, &mut y);
+    assert_eq!(
+        x.iter().map(|e| &e.0).collect::<Vec<_>>(),
+        y.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    for (p, q) in x.iter().zip(&y) {
+        assert!(p.1 == q.1, "{} differs", p.0.display());
+    }
+}
+
+fn snapshot(case: &Case, src: &Path) -> String {
+    let out = case.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// The suite body every backend runs: `create` makes and connects the repository. Returns
+/// with the repository holding the second snapshot only, after a full maintenance cycle.
+fn life_cycle(case: &Case, create: &[String]) {
+    let create: Vec<&str> = create.iter().map(String::as_str).collect();
+    case.ok(&create);
+    let src = case.path("src");
+    make_tree(&src, 1);
+    let first = snapshot(case, &src);
+    let first_copy = case.path("first-copy");
+    case.ok(&["snapshot", "restore", &first, first_copy.to_str().unwrap()]);
+    assert_same_tree(&src, &first_copy);
+
+    // Change the tree: one file rewritten, one removed, one added.
+    std::fs::write(src.join("d1/f1"), random_bytes(77, 123_456)).unwrap();
+    std::fs::remove_file(src.join("d2/f2")).unwrap();
+    std::fs::write(src.join("new"), random_bytes(78, 50_000)).unwrap();
+    let second = snapshot(case, &src);
+    assert_ne!(first, second);
+    let listed = case.ok(&["snapshot", "ls"]);
+    assert!(listed.contains("files:11"), "{listed}");
+
+    case.ok(&["snapshot", "delete", &first, "--delete"]);
+    let log = case.ok_log(&["maintenance", "run", "--full", "--safety=none"]);
+    assert!(log.contains("Running full maintenance..."), "{log}");
+    assert!(log.contains("Deleted total "), "{log}");
+    case.ok(&["snapshot", "verify"]);
+    let listed = case.ok(&["snapshot", "ls"]);
+    assert!(!listed.contains(&first), "{listed}");
+    let restored = case.path("second-copy");
+    case.ok(&["snapshot", "restore", &second, restored.to_str().unwrap()]);
+    assert_same_tree(&src, &restored);
+}
+
+#[test]
+fn life_cycle_on_filesystem() {
+    let case = Case::new();
+    let repo = case.path("repo");
+    let create: Vec<String> = [
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    life_cycle(&case, &create);
+    assert!(repo.join("kopia.repository.f").is_file() || repo.join("kopia.repository").is_file());
+}
+
+#[test]
+fn life_cycle_on_s3() {
+    let Some(srv) = S3Server::start() else {
+        return;
+    };
+    srv.create_bucket("suite");
+    let case = Case::new();
+    life_cycle(&case, &s3_create_args(&srv.endpoint(), "suite", "repo/"));
+    let st = s3_storage(&srv.endpoint(), "suite", "repo/");
+    assert!(!st.list_all("p").unwrap().is_empty());
+    assert!(st.get_metadata("kopia.repository").is_ok());
+}
+
+/// The retain-until date of every blob under a locking prefix, each checked for `mode`.
+fn locks(st: &S3Storage, mode: &str) -> Vec<(String, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    for prefix in LOCKING_PREFIXES {
+        for b in st.list_all(prefix).unwrap() {
+            let (m, until) = st
+                .retention_of(&b.id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{} is not locked", b.id));
+            assert_eq!(m, mode, "{}", b.id);
+            out.push((b.id, until));
+        }
+    }
+    out
+}
+
+fn locked_life_cycle(mode: &str) {
+    let Some(srv) = LockingS3Server::start() else {
+        return;
+    };
+    let bucket = format!("locked-{}", mode.to_lowercase());
+    srv.create_locking_bucket(&bucket);
+    let case = Case::new();
+    let mut create = s3_create_args(&srv.endpoint(), &bucket, "kopia/");
+    create.extend([
+        format!("--retention-mode={mode}"),
+        "--retention-period=48h".into(),
+    ]);
+    let st = s3_storage(&srv.endpoint(), &bucket, "kopia/");
+    let started = Utc::now();
+    life_cycle(&case, &create);
+    let period = chrono::Duration::hours(48);
+
+    // The format blobs, and every pack and index blob the snapshots and maintenance wrote,
+    // carry the lock: mode as configured, until the period after their put.
+    let before = locks(&st, mode);
+    let ids: Vec<&str> = before.iter().map(|(id, _)| id.as_str()).collect();
+    for must in ["kopia.repository", "kopia.blobcfg"] {
+        assert!(ids.contains(&must), "{must} missing from {ids:?}");
+    }
+    for prefix in ["p", "q", "xn"] {
+        assert!(ids.iter().any(|id| id.starts_with(prefix)), "{ids:?}");
+    }
+    for (id, until) in &before {
+        assert!(
+            *until >= started + period - chrono::Duration::seconds(2)
+                && *until <= Utc::now() + period + chrono::Duration::seconds(2),
+            "{id} locked until {until}"
+        );
+    }
+    // Blobs outside the locking prefixes (logs, session markers) are not locked.
+    for b in st.list_all("").unwrap() {
+        if !LOCKING_PREFIXES.iter().any(|p| b.id.starts_with(p)) {
+            assert_eq!(st.retention_of(&b.id).unwrap(), None, "{} locked", b.id);
+        }
+    }
+
+    // Full maintenance with --extend-object-locks moves every retain-until date forward.
+    case.ok(&["maintenance", "set", "--extend-object-locks=true"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let log = case.ok_log(&["maintenance", "run", "--full", "--safety=none"]);
+    assert!(log.contains("Extended retention time of "), "{log}");
+    let after: std::collections::BTreeMap<String, DateTime<Utc>> =
+        locks(&st, mode).into_iter().collect();
+    for (id, until) in &before {
+        let Some(now_until) = after.get(id) else {
+            continue; // deleted by this cycle (a delete marker over the locked version)
+        };
+        assert!(
+            now_until > until,
+            "{id}: retain-until {until} not extended ({now_until})"
+        );
+    }
+    assert!(after.keys().any(|id| id.starts_with('p')));
+    case.ok(&["snapshot", "verify"]);
+}
+
+#[test]
+fn life_cycle_on_s3_with_compliance_lock() {
+    locked_life_cycle("COMPLIANCE");
+}
+
+#[test]
+fn life_cycle_on_s3_with_governance_lock() {
+    locked_life_cycle("GOVERNANCE");
+}
