@@ -20,6 +20,7 @@ use clap::Parser;
 static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
 
 fn main() -> ExitCode {
+    alloc_count::tune_system_allocator();
     let cli = match app::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

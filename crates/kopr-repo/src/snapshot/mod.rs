@@ -1098,19 +1098,114 @@ pub struct VerifyReport {
 
 /// Re-reads every content below `root`, authenticating and decompressing it.
 pub fn verify(repo: &Repository, root: &DirEntry, root_path: &str) -> VerifyReport {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, String, VerifySlot)>(workers * 4);
+    let rx = std::sync::Mutex::new(rx);
+    // What the walk found, in walk order: its own findings and the files' slots.
+    let mut order: Vec<Result<VerifyReport, VerifySlot>> = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let job = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let Some((e, path, slot)) = job else { break };
+                let mut r = VerifyReport::default();
+                check_object(repo, &e, &path, &mut r);
+                if let Ok(mut g) = slot.lock() {
+                    *g = Some(r);
+                };
+            });
+        }
+        let mut walk = VerifyWalk {
+            repo,
+            files: tx,
+            order: &mut order,
+        };
+        walk.entry(root, root_path);
+    });
     let mut report = VerifyReport::default();
-    verify_entry(repo, root, root_path, &mut report);
+    for item in order {
+        let part = match item {
+            Ok(r) => r,
+            Err(slot) => slot
+                .lock()
+                .ok()
+                .and_then(|mut g| g.take())
+                .unwrap_or_else(|| VerifyReport {
+                    errors: vec!["verification worker failed".into()],
+                    ..Default::default()
+                }),
+        };
+        report.objects += part.objects;
+        report.contents += part.contents;
+        report.bytes += part.bytes;
+        report.errors.extend(part.errors);
+    }
     report
 }
 
-fn verify_entry(repo: &Repository, e: &DirEntry, path: &str, report: &mut VerifyReport) {
+/// Where a worker leaves the findings of one file.
+type VerifySlot = Arc<std::sync::Mutex<Option<VerifyReport>>>;
+
+/// The walk of [`verify`]: reads directories itself and hands files to the workers.
+struct VerifyWalk<'a> {
+    repo: &'a Repository,
+    files: std::sync::mpsc::SyncSender<(DirEntry, String, VerifySlot)>,
+    order: &'a mut Vec<Result<VerifyReport, VerifySlot>>,
+}
+
+impl VerifyWalk<'_> {
+    fn entry(&mut self, e: &DirEntry, path: &str) {
+        if e.entry_type != EntryType::Directory {
+            let slot = Arc::new(std::sync::Mutex::new(None));
+            if self
+                .files
+                .send((e.clone(), path.to_string(), slot.clone()))
+                .is_err()
+            {
+                let mut r = VerifyReport::default();
+                check_object(self.repo, e, path, &mut r);
+                self.order.push(Ok(r));
+            } else {
+                self.order.push(Err(slot));
+            }
+            return;
+        }
+        let mut r = VerifyReport::default();
+        let children = match check_object(self.repo, e, path, &mut r)
+            .map(|bytes| DirManifest::decode(&bytes))
+        {
+            Some(Ok(dm)) => dm.entries,
+            Some(Err(err)) => {
+                r.errors.push(format!("{path}: {err}"));
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        self.order.push(Ok(r));
+        for child in &children {
+            self.entry(child, &format!("{path}/{}", child.name));
+        }
+    }
+}
+
+/// Reads every chunk of `e`'s object, counting and recording damage in `report`; returns the
+/// object's bytes for a directory (empty for other entries), `None` when its chunk list is
+/// unreadable.
+fn check_object(
+    repo: &Repository,
+    e: &DirEntry,
+    path: &str,
+    report: &mut VerifyReport,
+) -> Option<Vec<u8>> {
     let cm = repo.contents();
     report.objects += 1;
     let entries = match crate::object::object_entries(cm, &e.object_id) {
         Ok(v) => v,
         Err(err) => {
             report.errors.push(format!("{path}: {err}"));
-            return;
+            return None;
         }
     };
     let mut dir_bytes = Vec::new();
@@ -1134,16 +1229,7 @@ fn verify_entry(repo: &Repository, e: &DirEntry, path: &str, report: &mut Verify
             Err(err) => report.errors.push(format!("{path}: {err}")),
         }
     }
-    if e.entry_type == EntryType::Directory {
-        match DirManifest::decode(&dir_bytes) {
-            Ok(dm) => {
-                for child in &dm.entries {
-                    verify_entry(repo, child, &format!("{path}/{}", child.name), report);
-                }
-            }
-            Err(err) => report.errors.push(format!("{path}: {err}")),
-        }
-    }
+    Some(dir_bytes)
 }
 
 /// One difference between two trees.
