@@ -287,11 +287,14 @@ pub enum SnapshotCommand {
         #[arg(long = "restore-owners")]
         restore_owners: bool,
     },
-    /// Verify the contents of snapshots: every content is read, authenticated and decoded.
+    /// Verify snapshots: directories are read, the contents of a share of the files are read,
+    /// authenticated and decoded, and those of the others must have index entries. Objects
+    /// shared by several snapshots are checked once.
     Verify {
         /// Snapshot IDs to verify (all snapshots when none).
         ids: Vec<String>,
-        /// Accepted for Kopia compatibility: kopr always reads 100% of the file contents.
+        /// Percentage of files whose contents are read (the others are checked in the index).
+        /// Kopia's default is 0; kopr reads every file unless told otherwise.
         #[arg(long = "verify-files-percent", default_value_t = 100.0)]
         verify_files_percent: f64,
     },

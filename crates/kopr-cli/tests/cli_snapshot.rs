@@ -101,6 +101,12 @@ fn snapshot_lifecycle_through_the_cli() {
             && verified.trim_end().ends_with(": 0 errors."),
         "{verified}"
     );
+    let sampled = ok(&cfg, &["snapshot", "verify", "--verify-files-percent=0"]);
+    assert!(sampled.trim_end().ends_with(": 0 errors."), "{sampled}");
+    let bad = kopr(&cfg, &["snapshot", "verify", "--verify-files-percent=150"]);
+    assert!(!bad.status.success());
+    let err = kopr_testkit::cli::one_error_line(&bad);
+    assert!(err.contains("between 0 and 100"), "{err}");
 
     // delete needs --delete, then the snapshot is gone
     let dry = ok(&cfg, &["snapshot", "delete", &id]);

@@ -346,6 +346,29 @@ fn verify_reports_every_damaged_file_by_path() {
         report.errors[0]
     );
     assert!(report.errors[0].contains("corrupt"), "{}", report.errors[0]);
+
+    // With 0% of files read (Kopia's default), files are checked in the index only: the damaged
+    // bytes go unnoticed, a content missing from the index does not.
+    use kopr_repo::snapshot::{verify_with, VerifyOptions};
+    let none = VerifyOptions { files_percent: 0.0 };
+    let mut seen = std::collections::HashSet::new();
+    let light = verify_with(&repo, &root, "", &none, &mut seen);
+    assert!(light.errors.is_empty(), "{:?}", light.errors);
+    assert!(light.bytes < clean.bytes, "only directories were read");
+    assert_eq!(light.objects, clean.objects);
+    // Objects already verified (another snapshot sharing them) are not checked again.
+    let again = verify_with(&repo, &root, "", &none, &mut seen);
+    assert_eq!((again.objects, again.errors.len()), (0, 0));
+    repo.contents()
+        .delete_content(&small.object_id.content_id().unwrap())
+        .unwrap();
+    let light = verify_with(&repo, &root, "", &none, &mut Default::default());
+    assert_eq!(light.errors.len(), 1, "{:?}", light.errors);
+    assert!(
+        light.errors[0].starts_with("/small.txt: ") && light.errors[0].contains("not found"),
+        "{}",
+        light.errors[0]
+    );
 }
 
 #[test]

@@ -268,8 +268,17 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
         }
         SnapshotCommand::Verify {
             ids,
-            verify_files_percent: _,
+            verify_files_percent,
         } => {
+            if !(0.0..=100.0).contains(&verify_files_percent) {
+                bail!(
+                    "--verify-files-percent must be between 0 and 100, got {verify_files_percent}"
+                );
+            }
+            let opts = snap::VerifyOptions {
+                files_percent: verify_files_percent,
+            };
+            let mut seen = std::collections::HashSet::new();
             let snaps = if ids.is_empty() {
                 snap::list_snapshots(&repo, None)?
             } else {
@@ -284,7 +293,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             let (mut objects, mut bytes) = (0u64, 0u64);
             for m in &snaps {
                 let Some(root) = &m.root_entry else { continue };
-                let r = snap::verify(&repo, root, &m.source.path);
+                let r = snap::verify_with(&repo, root, &m.source.path, &opts, &mut seen);
                 objects += r.objects;
                 bytes += r.bytes;
                 for e in &r.errors {

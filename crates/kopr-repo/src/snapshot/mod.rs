@@ -1098,6 +1098,41 @@ pub struct VerifyReport {
 
 /// Re-reads every content below `root`, authenticating and decompressing it.
 pub fn verify(repo: &Repository, root: &DirEntry, root_path: &str) -> VerifyReport {
+    verify_with(
+        repo,
+        root,
+        root_path,
+        &VerifyOptions::default(),
+        &mut std::collections::HashSet::new(),
+    )
+}
+
+/// How [`verify_with`] checks files.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Percentage of files (picked at random) whose contents are read, authenticated and
+    /// decoded; the others are checked for index entries of all their contents, as Kopia's
+    /// `--verify-files-percent` does. Directories are always read.
+    pub files_percent: f64,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            files_percent: 100.0,
+        }
+    }
+}
+
+/// [`verify`] with options; objects in `seen` (filled as it goes) are not checked again, so
+/// that the snapshots of one source, which share most objects, are verified in one pass's time.
+pub fn verify_with(
+    repo: &Repository,
+    root: &DirEntry,
+    root_path: &str,
+    opts: &VerifyOptions,
+    seen: &mut std::collections::HashSet<ObjectId>,
+) -> VerifyReport {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -1111,7 +1146,13 @@ pub fn verify(repo: &Repository, root: &DirEntry, root_path: &str) -> VerifyRepo
                 let job = rx.lock().ok().and_then(|rx| rx.recv().ok());
                 let Some((e, path, slot)) = job else { break };
                 let mut r = VerifyReport::default();
-                check_object(repo, &e, &path, &mut r);
+                let read = opts.files_percent >= 100.0
+                    || rand::random::<f64>() * 100.0 < opts.files_percent;
+                if read {
+                    check_object(repo, &e, &path, &mut r);
+                } else {
+                    check_presence(repo, &e, &path, &mut r);
+                }
                 if let Ok(mut g) = slot.lock() {
                     *g = Some(r);
                 };
@@ -1121,6 +1162,7 @@ pub fn verify(repo: &Repository, root: &DirEntry, root_path: &str) -> VerifyRepo
             repo,
             files: tx,
             order: &mut order,
+            seen,
         };
         walk.entry(root, root_path);
     });
@@ -1153,10 +1195,14 @@ struct VerifyWalk<'a> {
     repo: &'a Repository,
     files: std::sync::mpsc::SyncSender<(DirEntry, String, VerifySlot)>,
     order: &'a mut Vec<Result<VerifyReport, VerifySlot>>,
+    seen: &'a mut std::collections::HashSet<ObjectId>,
 }
 
 impl VerifyWalk<'_> {
     fn entry(&mut self, e: &DirEntry, path: &str) {
+        if !self.seen.insert(e.object_id.clone()) {
+            return; // verified already, under this or another snapshot
+        }
         if e.entry_type != EntryType::Directory {
             let slot = Arc::new(std::sync::Mutex::new(None));
             if self
@@ -1186,6 +1232,35 @@ impl VerifyWalk<'_> {
         self.order.push(Ok(r));
         for child in &children {
             self.entry(child, &format!("{path}/{}", child.name));
+        }
+    }
+}
+
+/// Checks that every chunk of `e`'s object has a live index entry, without reading it.
+fn check_presence(repo: &Repository, e: &DirEntry, path: &str, report: &mut VerifyReport) {
+    let cm = repo.contents();
+    report.objects += 1;
+    let entries = match crate::object::object_entries(cm, &e.object_id) {
+        Ok(v) => v,
+        Err(err) => {
+            report.errors.push(format!("{path}: {err}"));
+            return;
+        }
+    };
+    for chunk in &entries {
+        let Some(cid) = chunk.object.content_id() else {
+            report
+                .errors
+                .push(format!("{path}: chunk {} is not a content", chunk.object));
+            continue;
+        };
+        match cm.content_info(&cid) {
+            Ok(Some(info)) if !info.deleted => report.contents += 1,
+            Ok(_) => report.errors.push(format!(
+                "{path}: {}",
+                RepoError::ContentNotFound(cid.to_string())
+            )),
+            Err(err) => report.errors.push(format!("{path}: {err}")),
         }
     }
 }
