@@ -86,13 +86,22 @@ impl Workers<'_> {
             let r = if (self.stop)() {
                 Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
             } else {
-                upload_counted(
-                    self.repo,
-                    job.compression.as_deref(),
-                    &job.path,
-                    self.progress,
-                    Some(&self.idle),
-                )
+                // A panic must still fill the slot, or the walk would wait for it forever.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    upload_counted(
+                        self.repo,
+                        job.compression.as_deref(),
+                        &job.path,
+                        self.progress,
+                        Some(&self.idle),
+                    )
+                }))
+                .unwrap_or_else(|_| {
+                    Err(RepoError::Invalid(format!(
+                        "{}: upload worker panicked",
+                        job.path.display()
+                    )))
+                })
             };
             job.slot.set(r);
         }

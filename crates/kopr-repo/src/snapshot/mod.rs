@@ -911,7 +911,16 @@ pub fn restore(
                 if failed.load(Ordering::Relaxed) {
                     continue; // drain the queue after the first error
                 }
-                match restore_file(repo, &e, &path, opts) {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    restore_file(repo, &e, &path, opts)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(RepoError::Invalid(format!(
+                        "{}: restore worker panicked",
+                        path.display()
+                    )))
+                });
+                match r {
                     Ok(n) => {
                         files.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(n, Ordering::Relaxed);
@@ -1148,10 +1157,16 @@ pub fn verify_with(
                 let mut r = VerifyReport::default();
                 let read = opts.files_percent >= 100.0
                     || rand::random::<f64>() * 100.0 < opts.files_percent;
-                if read {
-                    check_object(repo, &e, &path, &mut r);
-                } else {
-                    check_presence(repo, &e, &path, &mut r);
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    if read {
+                        check_object(repo, &e, &path, &mut r);
+                    } else {
+                        check_presence(repo, &e, &path, &mut r);
+                    }
+                }));
+                if checked.is_err() {
+                    r.errors
+                        .push(format!("{path}: verification worker panicked"));
                 }
                 if let Ok(mut g) = slot.lock() {
                     *g = Some(r);
