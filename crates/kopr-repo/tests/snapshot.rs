@@ -1098,8 +1098,9 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     let st = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap();
     assert_eq!((st.files, st.bytes), (total_files, total_bytes));
     assert_eq!(walk(&dst), walk(&src));
-    // A directory restored over an existing file (no --overwrite) fails naming that file, which
-    // stays as it was, and leaves no temporary files behind.
+    // Restoring over existing files: with overwrite they are replaced; without, a non-empty
+    // target directory is refused as a whole and an existing file is refused by name, and a
+    // refused restore changes nothing and leaves no temporary files behind.
     let d07 = entries.iter().find(|e| e.name == "d07").unwrap();
     let into = tmp.path().join("into");
     fs::create_dir_all(into.join("s0")).unwrap();
@@ -1119,12 +1120,12 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
         fs::read(src.join("d07/big")).unwrap()
     );
     fs::write(into.join("big"), b"mine").unwrap();
-    let mut into2 = walk(&into);
-    let parent_is_empty = tmp.path().join("into2");
-    fs::create_dir_all(&parent_is_empty).unwrap();
-    fs::write(parent_is_empty.join("big"), b"mine").unwrap();
-    // a non-empty target directory is refused as a whole; a single existing file is named
-    let e = restore(&repo, d07, &parent_is_empty, RestoreOptions::default()).unwrap_err();
+    let mut before = walk(&into);
+    before.sort();
+    let occupied = tmp.path().join("occupied");
+    fs::create_dir_all(&occupied).unwrap();
+    fs::write(occupied.join("big"), b"mine").unwrap();
+    let e = restore(&repo, d07, &occupied, RestoreOptions::default()).unwrap_err();
     assert!(e.to_string().contains("not empty"), "{e}");
     let bigfile = kopr_format::snapshot::DirManifest::decode(
         &kopr_repo::object::read_object(repo.contents(), &d07.object_id).unwrap(),
@@ -1142,10 +1143,9 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
-    into2.sort();
     let mut now = walk(&into);
     now.sort();
-    assert_eq!(now, into2, "the failed restore changed nothing");
+    assert_eq!(now, before, "the refused restore changed nothing");
     let leftovers = fs::read_dir(&into)
         .unwrap()
         .filter(|e| {
