@@ -7,6 +7,7 @@
 
 #![cfg(unix)]
 
+use kopr_testkit::assert_same_tree;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -109,36 +110,6 @@ fn make_tree(root: &Path, seed: u64) {
         .unwrap();
     }
     std::fs::write(root.join("empty"), b"").unwrap();
-}
-
-/// Every file under `a` is in `b` with the same bytes, and the other way round.
-fn assert_same_tree(a: &Path, b: &Path) {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if p.is_dir() {
-                out.push((rel, None));
-                walk(root, &p, out);
-            } else {
-                out.push((rel, Some(std::fs::read(&p).unwrap())));
-            }
-        }
-    }
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    walk(a, a, &mut x);
-    walk(b, b, &mut y);
-    assert_eq!(
-        x.iter().map(|e| &e.0).collect::<Vec<_>>(),
-        y.iter().map(|e| &e.0).collect::<Vec<_>>()
-    );
-    for (p, q) in x.iter().zip(&y) {
-        assert!(p.1 == q.1, "{} differs", p.0.display());
-    }
 }
 
 fn snapshot(case: &Case, src: &Path) -> String {

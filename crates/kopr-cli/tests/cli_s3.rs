@@ -4,6 +4,7 @@
 
 #![cfg(unix)]
 
+use kopr_testkit::assert_same_tree;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,34 +105,6 @@ fn make_tree(root: &Path, seed: u64, files: u64, size: usize) {
             random_bytes(seed + i, size + i as usize),
         )
         .unwrap();
-    }
-}
-
-/// Every file under `a` is in `b` with the same bytes, and the other way round.
-fn assert_same_tree(a: &Path, b: &Path) {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if p.is_dir() {
-                out.push((rel, None));
-                walk(root, &p, out);
-            } else {
-                out.push((rel, Some(std::fs::read(&p).unwrap())));
-            }
-        }
-    }
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    walk(a, a, &mut x);
-    walk(b, b, &mut y);
-    assert_eq!(x.len(), y.len(), "different entry counts");
-    for (p, q) in x.iter().zip(&y) {
-        assert_eq!(p.0, q.0);
-        assert!(p.1 == q.1, "{} differs", p.0.display());
     }
 }
 

@@ -17,6 +17,39 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Asserts that the trees at `a` and `b` hold the same directories and files (by relative path)
+/// and that every file has the same bytes; names the first path that differs.
+pub fn assert_same_tree(a: &std::path::Path, b: &std::path::Path) {
+    use std::path::{Path, PathBuf};
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if p.is_dir() {
+                out.push((rel, None));
+                walk(root, &p, out);
+            } else {
+                out.push((rel, Some(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    walk(a, a, &mut x);
+    walk(b, b, &mut y);
+    assert_eq!(
+        x.iter().map(|e| &e.0).collect::<Vec<_>>(),
+        y.iter().map(|e| &e.0).collect::<Vec<_>>(),
+        "different entries"
+    );
+    for (p, q) in x.iter().zip(&y) {
+        assert!(p.1 == q.1, "{} differs", p.0.display());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
