@@ -609,19 +609,27 @@ fn gc_refuses_to_collect_around_a_snapshot_with_missing_contents() {
     assert!(present(&h, &packs));
 }
 
-#[test]
-fn full_maintenance_extends_object_locks_when_configured() {
-    use kopr_blob::memory::MemoryStorage;
+/// A repository on in-memory storage that keeps object locks, created with `mode` and a 48 h
+/// retention period in its `kopia.blobcfg`, at 2026-01-01 on a manual clock.
+fn locking_harness(
+    mode: &str,
+) -> (
+    Harness,
+    Arc<kopr_blob::memory::MemoryStorage>,
+    Arc<ManualClock>,
+) {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     ));
-    let mem = Arc::new(MemoryStorage::with_object_lock(clock.clone()));
+    let mem = Arc::new(kopr_blob::memory::MemoryStorage::with_object_lock(
+        clock.clone(),
+    ));
     let st: Arc<dyn BlobStorage> = mem.clone();
     let mut opts = CreateOptions {
         key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
         ..Default::default()
     };
-    opts.blob_config.retention_mode = "GOVERNANCE".into();
+    opts.blob_config.retention_mode = mode.into();
     opts.blob_config.retention_period_nanos = 48 * 3600 * 1_000_000_000;
     Repository::create(&*st, &opts, "pw").unwrap();
     let h = Harness {
@@ -629,6 +637,12 @@ fn full_maintenance_extends_object_locks_when_configured() {
         st,
         tmp: tempfile::tempdir().unwrap(),
     };
+    (h, mem, clock)
+}
+
+#[test]
+fn full_maintenance_extends_object_locks_when_configured() {
+    let (h, mem, clock) = locking_harness("GOVERNANCE");
     let r = h.open("u");
     let mut p = params::get_params(&r).unwrap();
     p.owner = "u@h".into();
@@ -674,22 +688,8 @@ fn full_maintenance_extends_object_locks_when_configured() {
 
 #[test]
 fn snapshots_lock_every_pack_and_index_blob_they_write_when_retention_is_configured() {
-    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let mem = Arc::new(MemoryStorage::with_object_lock(clock.clone()));
-    let st: Arc<dyn BlobStorage> = mem.clone();
-    let mut opts = CreateOptions {
-        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
-        ..Default::default()
-    };
-    opts.blob_config.retention_mode = "COMPLIANCE".into();
-    opts.blob_config.retention_period_nanos = 48 * 3600 * 1_000_000_000;
-    Repository::create(&*st, &opts, "pw").unwrap();
-    let h = Harness {
-        clock: clock.clone(),
-        st,
-        tmp: tempfile::tempdir().unwrap(),
-    };
+    let (h, mem, clock) = locking_harness("COMPLIANCE");
+    let t0 = clock.now();
     let r = h.open("u");
     h.snapshot(&r, "first", 7, 3);
     r.flush().unwrap();
