@@ -65,6 +65,11 @@ impl JobSlot {
     }
 }
 
+/// The next job of a queue shared by several workers; `None` once the queue is closed.
+pub(super) fn next_job<J>(jobs: &Mutex<Receiver<J>>) -> Option<J> {
+    jobs.lock().ok().and_then(|rx| rx.recv().ok())
+}
+
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
@@ -80,7 +85,7 @@ impl Workers<'_> {
     pub fn run(&self, jobs: &Mutex<Receiver<FileJob>>) {
         loop {
             self.idle.fetch_add(1, Ordering::Relaxed);
-            let job = jobs.lock().ok().and_then(|rx| rx.recv().ok());
+            let job = next_job(jobs);
             self.idle.fetch_sub(1, Ordering::Relaxed);
             let Some(job) = job else { break };
             let r = if (self.stop)() {

@@ -906,7 +906,7 @@ pub fn restore(
     let walked = std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
-                let job = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let job = file_pool::next_job(&rx);
                 let Some((e, path)) = job else { break };
                 if failed.load(Ordering::Relaxed) {
                     continue; // drain the queue after the first error
@@ -1152,7 +1152,7 @@ pub fn verify_with(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
-                let job = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let job = file_pool::next_job(&rx);
                 let Some((e, path, slot)) = job else { break };
                 let mut r = VerifyReport::default();
                 let read = opts.files_percent >= 100.0
