@@ -480,10 +480,10 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub description: Option<String>,
     /// Override hostname used by this repository connection.
-    #[arg(long = "override-hostname", hide = true)]
+    #[arg(long = "override-hostname")]
     pub override_hostname: Option<String>,
     /// Override username used by this repository connection.
-    #[arg(long = "override-username", hide = true)]
+    #[arg(long = "override-username")]
     pub override_username: Option<String>,
 }
 

@@ -24,7 +24,8 @@ pub const MANIFEST_ID_LEN: usize = 16;
 pub struct ManifestEntry {
     /// Hex id.
     pub id: String,
-    /// Labels (sorted, as Go marshals maps).
+    /// Labels (sorted, as Go marshals maps); Kopia's deletion records have `"labels":null`.
+    #[serde(default, deserialize_with = "crate::snapshot::null_as_default")]
     pub labels: BTreeMap<String, String>,
     /// When written.
     #[serde(with = "crate::gotime")]
@@ -113,6 +114,15 @@ mod tests {
         );
         assert_eq!(decode_batch(&enc).unwrap(), vec![e]);
         assert!(decode_batch(b"not gzip").is_err());
+
+        // Kopia's deletion record (`kopia snapshot delete --delete`): labels and data null.
+        let tomb = "{\"entries\":[{\"id\":\"2148f6446baad584987ee514760809ba\",\"labels\":null,\"modified\":\"2026-11-30T03:52:11.5Z\",\"deleted\":true,\"data\":null}]}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(tomb.as_bytes()).unwrap();
+        let d = decode_batch(&gz.finish().unwrap()).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(d[0].deleted && d[0].labels.is_empty());
+        assert_eq!(d[0].data.get(), "null");
         assert_eq!(new_manifest_id().len(), 32);
     }
 }

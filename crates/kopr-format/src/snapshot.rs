@@ -40,13 +40,54 @@ pub mod utc_nanos {
     }
 }
 
-/// Unix permission bits, written as an octal string such as `"0644"`.
+/// Go's `os.FileMode` bits for setuid, setgid and sticky, which Kopia stores above the
+/// permission bits (`"040000755"` for a setuid 0755 file).
+const GO_SETUID: u32 = 1 << 23;
+const GO_SETGID: u32 = 1 << 22;
+const GO_STICKY: u32 = 1 << 20;
+
+/// Unix permission bits (`0o7777`: setuid, setgid, sticky and rwx), written as Kopia writes
+/// them: Go's `os.FileMode` in octal with a leading zero, so setuid/setgid/sticky move to Go's
+/// bits (`04755` is stored as `"040000755"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Permissions(pub u32);
 
+impl Permissions {
+    /// The Go `os.FileMode` value Kopia stores.
+    pub fn to_go_mode(self) -> u32 {
+        let mut m = self.0 & 0o777;
+        if self.0 & 0o4000 != 0 {
+            m |= GO_SETUID;
+        }
+        if self.0 & 0o2000 != 0 {
+            m |= GO_SETGID;
+        }
+        if self.0 & 0o1000 != 0 {
+            m |= GO_STICKY;
+        }
+        m
+    }
+
+    /// Unix bits from a stored value: Go's bits as Kopia writes them, and the Unix bits that
+    /// kopr versions before this one wrote.
+    pub fn from_stored(v: u32) -> Permissions {
+        let mut m = v & 0o7777;
+        if v & GO_SETUID != 0 {
+            m |= 0o4000;
+        }
+        if v & GO_SETGID != 0 {
+            m |= 0o2000;
+        }
+        if v & GO_STICKY != 0 {
+            m |= 0o1000;
+        }
+        Permissions(m)
+    }
+}
+
 impl Serialize for Permissions {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0{:o}", self.0))
+        s.serialize_str(&format!("0{:o}", self.to_go_mode()))
     }
 }
 
@@ -54,8 +95,29 @@ impl<'de> Deserialize<'de> for Permissions {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         u32::from_str_radix(&s, 8)
-            .map(Permissions)
+            .map(Permissions::from_stored)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads `null` as the type's default (Go writes empty slices and maps as `null`).
+pub fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Writes an empty list as `null`, as Go does for a nil slice.
+fn empty_as_null<S: Serializer, T: Serialize>(
+    v: &[T],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
     }
 }
 
@@ -175,13 +237,32 @@ pub struct DirEntry {
 pub struct DirManifest {
     /// Always `kopia:directory`.
     pub stream: String,
-    /// Entries, sorted by name.
+    /// Entries in Kopia's order (see [`DirManifest::sort_entries`]); an empty directory is
+    /// written `"entries":null`, as Kopia writes it.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        serialize_with = "empty_as_null"
+    )]
     pub entries: Vec<DirEntry>,
     /// Totals.
     pub summary: Option<DirectorySummary>,
 }
 
 impl DirManifest {
+    /// Puts entries in Kopia's order: subdirectories first, then everything else, each group by
+    /// name (byte order). The same tree then makes the same directory object in both tools.
+    pub fn sort_entries(entries: &mut [DirEntry]) {
+        entries.sort_by(|a, b| {
+            let (da, db) = (
+                a.entry_type == EntryType::Directory,
+                b.entry_type == EntryType::Directory,
+            );
+            db.cmp(&da)
+                .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+        });
+    }
+
     /// Encodes as Kopia writes it (JSON and a newline).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).unwrap_or_default();
@@ -361,6 +442,65 @@ mod tests {
             DirManifest::decode(b"{\"stream\":\"x\",\"entries\":[],\"summary\":null}").is_err()
         );
         assert!(DirManifest::decode(b"[]").is_err());
+    }
+
+    /// Go's `os.FileMode` bits, as in the `perm/` directory of the Kopia 0.23.1 `default`
+    /// fixture (`suid-tool` 4755, `setgid-dir` 2755, `sticky-tmp` 1777, `none.bin` 0000).
+    #[test]
+    fn special_mode_bits_use_gos_file_mode() {
+        for (unix, kopia) in [
+            (0o4755, "\"040000755\""),
+            (0o2755, "\"020000755\""),
+            (0o1777, "\"04000777\""),
+            (0o644, "\"0644\""),
+            (0o7000, "\"064000000\""),
+        ] {
+            assert_eq!(serde_json::to_string(&Permissions(unix)).unwrap(), kopia);
+            assert_eq!(
+                serde_json::from_str::<Permissions>(kopia).unwrap(),
+                Permissions(unix)
+            );
+        }
+        // What kopr wrote before it used Go's bits still reads as the same mode.
+        assert_eq!(
+            serde_json::from_str::<Permissions>("\"04755\"").unwrap(),
+            Permissions(0o4755)
+        );
+        assert!(serde_json::from_str::<Permissions>("\"9\"").is_err());
+    }
+
+    /// Kopia writes an empty directory as `"entries":null` (the `empty-dir` directory object of
+    /// the `default` fixture, byte for byte), and kopr writes it the same way.
+    #[test]
+    fn empty_directory_is_entries_null_both_ways() {
+        let kopia = "{\"stream\":\"kopia:directory\",\"entries\":null,\"summary\":{\"size\":0,\"files\":0,\"symlinks\":0,\"dirs\":1,\"maxTime\":\"2026-11-30T03:52:09.463331354Z\",\"numFailed\":0}}\n";
+        let d = DirManifest::decode(kopia.as_bytes()).unwrap();
+        assert!(d.entries.is_empty());
+        assert_eq!(String::from_utf8(d.encode()).unwrap(), kopia);
+        // A missing list reads as empty too.
+        let d = DirManifest::decode(b"{\"stream\":\"kopia:directory\",\"summary\":null}").unwrap();
+        assert!(d.entries.is_empty());
+    }
+
+    #[test]
+    fn entries_sort_directories_first_then_by_name_bytes() {
+        let mut v: Vec<DirEntry> = [
+            ("b.txt", EntryType::File),
+            ("zeta", EntryType::Directory),
+            ("A", EntryType::Symlink),
+            ("alpha", EntryType::Directory),
+            ("Z", EntryType::Directory),
+        ]
+        .iter()
+        .map(|(n, t)| DirEntry {
+            name: n.to_string(),
+            entry_type: *t,
+            ..file_entry()
+        })
+        .collect();
+        DirManifest::sort_entries(&mut v);
+        let names: Vec<&str> = v.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["Z", "alpha", "zeta", "A", "b.txt"]);
     }
 
     #[test]

@@ -128,6 +128,18 @@ fn to_local(nanos: i64) -> DateTime<Local> {
     Utc.timestamp_nanos(nanos).with_timezone(&Local)
 }
 
+/// Puts retention tags in Kopia's canonical order: latest, hourly, daily, weekly, monthly,
+/// annual (then others by name), each kind by its suffix.
+pub fn sort_retention_tags(tags: &mut [String]) {
+    const RANK: [&str; 6] = ["latest", "hourly", "daily", "weekly", "monthly", "annual"];
+    let key = |t: &String| {
+        let (kind, n) = t.rsplit_once('-').unwrap_or((t.as_str(), ""));
+        let rank = RANK.iter().position(|k| *k == kind).unwrap_or(RANK.len());
+        (rank, kind.to_string(), n.to_string())
+    };
+    tags.sort_by_key(key);
+}
+
 /// Kopia's retention: for each snapshot (in the given order), why it is kept (`latest-1`,
 /// `daily-3`, …); an empty list means it expires.
 pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<String>> {
@@ -231,6 +243,7 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
                 reasons[idx].push(format!("{kind}-{n}"));
             }
         }
+        sort_retention_tags(&mut reasons[idx]);
     }
     for (i, &idx) in order.iter().enumerate() {
         let s = &snaps[idx];

@@ -12,6 +12,7 @@ pub const PASSWORD: &str = "pw123";
 pub struct Kopr {
     bin: PathBuf,
     cfg: PathBuf,
+    password: String,
 }
 
 impl Kopr {
@@ -20,7 +21,14 @@ impl Kopr {
         Kopr {
             bin: bin.into(),
             cfg: cfg.to_path_buf(),
+            password: PASSWORD.into(),
         }
+    }
+
+    /// The same connection with another password (a Kopia fixture's, say).
+    pub fn with_password(mut self, password: &str) -> Kopr {
+        self.password = password.into();
+        self
     }
 
     /// The config file.
@@ -33,7 +41,8 @@ impl Kopr {
         let mut c = Command::new(&self.bin);
         c.args(args)
             .env("KOPR_CONFIG_PATH", &self.cfg)
-            .env("KOPR_PASSWORD", PASSWORD)
+            .env("KOPR_PASSWORD", &self.password)
+            .env("TZ", "UTC")
             .env_remove("KOPIA_PASSWORD")
             .stdin(Stdio::null());
         c

@@ -162,8 +162,14 @@ fn create_repository(
     let cfg_for_policy = ConnectionConfig {
         storage: sc.clone(),
         caching: CachingConfig::default(),
-        hostname: config::current_hostname(),
-        username: config::current_username(),
+        hostname: connect
+            .override_hostname
+            .clone()
+            .unwrap_or_else(config::current_hostname),
+        username: connect
+            .override_username
+            .clone()
+            .unwrap_or_else(config::current_username),
         description: String::new(),
         read_only: false,
     };

@@ -625,6 +625,7 @@ impl Uploader<'_> {
         if entries.is_empty() {
             summary.max_mod_time = fs::metadata(&dir).map(|m| mtime_nanos(&m)).unwrap_or(0);
         }
+        DirManifest::sort_entries(&mut entries);
         let manifest = DirManifest {
             stream: DIRECTORY_STREAM.into(),
             entries,
@@ -1015,6 +1016,7 @@ impl Restorer<'_> {
                 }
                 #[cfg(unix)]
                 std::os::unix::fs::symlink(&target, dest).map_err(|err| io_err(dest, err))?;
+                set_metadata(e, dest, self.opts)?;
                 self.stats.symlinks += 1;
             }
             EntryType::Unknown => {}
@@ -1072,6 +1074,9 @@ fn restore_file(repo: &Repository, e: &DirEntry, dest: &Path, opts: RestoreOptio
     Ok(n)
 }
 
+/// Sets an entry's owner (when asked), permissions and modification time on `dest`, without
+/// following a symlink. Owners go first: `chown` clears setuid and setgid. A mode of 0 is a
+/// real mode (Kopia omits the field), and a symlink has no mode of its own.
 fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
     #[cfg(unix)]
     {
@@ -1079,17 +1084,17 @@ fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
         if opts.restore_owners {
             let _ = std::os::unix::fs::lchown(dest, Some(e.user_id), Some(e.group_id));
         }
-        if e.permissions.0 != 0 {
-            fs::set_permissions(dest, fs::Permissions::from_mode(e.permissions.0))
+        if e.entry_type != EntryType::Symlink {
+            fs::set_permissions(dest, fs::Permissions::from_mode(e.permissions.0 & 0o7777))
                 .map_err(|err| io_err(dest, err))?;
         }
     }
-    let t = kopr_format::snapshot::utc_nanos::to_time(e.mod_time);
-    let times = fs::FileTimes::new().set_modified(t.into());
-    if let Ok(f) = fs::File::options().read(true).open(dest) {
-        let _ = f.set_times(times);
-    }
-    Ok(())
+    let nanos = e.mod_time;
+    let t = filetime::FileTime::from_unix_time(
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000) as u32,
+    );
+    filetime::set_symlink_file_times(dest, t, t).map_err(|err| io_err(dest, err))
 }
 
 /// What `verify` found.

@@ -1,0 +1,364 @@
+//! Kopia's own repositories, opened by kopr: for each fixture written by Kopia 0.23.1 (see
+//! `kopr_testkit::fixtures`), on a copy, `snapshot ls --all` lists exactly the live snapshots,
+//! every live snapshot restores equal to the tree Kopia snapshotted (bytes, types, modes with
+//! setuid/setgid/sticky, mtimes in nanoseconds, symlink targets, owners as root), `snapshot
+//! verify` and `content verify` are clean, `content stats` and `snapshot ls --all
+//! --storage-stats` print Kopia's text; then kopr writes into the copy (a snapshot, a deletion,
+//! a full maintenance cycle with `--safety=none`) and every live snapshot still restores.
+
+use std::path::{Path, PathBuf};
+
+use kopr_format::snapshot::{DirManifest, EntryType};
+use kopr_testkit::cli::Kopr;
+use kopr_testkit::fixtures::{ExpectedSnapshot, Fixture};
+use kopr_testkit::tree::{self, Compare};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kopr");
+
+/// A connection to a copy of one fixture.
+struct Opened {
+    fx: Fixture,
+    kopr: Kopr,
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+}
+
+/// `user`, `host` of a `user@host:/path` source.
+fn identity(source: &str) -> (String, String) {
+    let (user, rest) = source.split_once('@').expect("user@host:path");
+    let host = rest.split_once(':').map(|(h, _)| h).unwrap_or(rest);
+    (user.to_string(), host.to_string())
+}
+
+fn open(name: &str) -> Option<Opened> {
+    let fx = Fixture::load(name)?;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = fx.copy_repo(&tmp.path().join("repo"));
+    let kopr =
+        Kopr::new(BIN, &tmp.path().join("repository.config")).with_password(&fx.expected.password);
+    let (user, host) = identity(&fx.expected.snapshots[0].source);
+    kopr.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().expect("utf-8"),
+        "--override-username",
+        &user,
+        "--override-hostname",
+        &host,
+    ]);
+    Some(Opened {
+        fx,
+        kopr,
+        tmp,
+        repo,
+    })
+}
+
+impl Opened {
+    /// Live snapshot ids and root object ids as kopr lists them, sorted.
+    fn listed(&self) -> Vec<(String, String)> {
+        let out = self.kopr.ok(&["snapshot", "ls", "--all", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("snapshot ls --json");
+        let mut ids: Vec<(String, String)> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap_or_default().to_string(),
+                    m["rootEntry"]["obj"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn restore_args(&self) -> Vec<&'static str> {
+        if tree::running_as_root() {
+            vec!["--restore-owners"]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Restores snapshot `s` to a new directory and compares it with its tree.
+    fn assert_restores(&self, s: &ExpectedSnapshot, into: &str) {
+        let dest = self.tmp.path().join(into);
+        let mut args = vec!["snapshot", "restore", &s.id, dest.to_str().expect("utf-8")];
+        args.extend(self.restore_args());
+        self.kopr.ok(&args);
+        let d = tree::differences(&s.nodes(), &tree::scan(&dest), Compare::all());
+        assert!(
+            d.is_empty(),
+            "{}: snapshot {} restores differently from what Kopia snapshotted:\n{}",
+            self.fx.name,
+            s.id,
+            d.join("\n")
+        );
+    }
+
+    /// Raw bytes of an object.
+    fn object(&self, oid: &str) -> Vec<u8> {
+        let out = self.kopr.run(&["show", oid]);
+        assert!(out.status.success(), "show {oid}");
+        out.stdout
+    }
+
+    /// Walks the directory objects below `root` (at most `limit`): each decodes and encodes
+    /// back to exactly the bytes stored, so kopr writes directories as Kopia does (field
+    /// names, omitted fields, `"entries":null`, Go mode bits, directories-first order).
+    fn assert_directories_reencode(&self, root: &str, limit: usize) -> usize {
+        let mut todo = vec![root.to_string()];
+        let mut seen = 0;
+        while let Some(oid) = todo.pop() {
+            if seen == limit {
+                break;
+            }
+            seen += 1;
+            let bytes = self.object(&oid);
+            let dm = DirManifest::decode(&bytes).expect("directory object decodes");
+            assert_eq!(
+                String::from_utf8_lossy(&dm.encode()),
+                String::from_utf8_lossy(&bytes),
+                "{}: directory {oid} re-encodes differently",
+                self.fx.name
+            );
+            let mut sorted = dm.entries.clone();
+            DirManifest::sort_entries(&mut sorted);
+            assert_eq!(sorted, dm.entries, "{}: {oid} order", self.fx.name);
+            todo.extend(
+                dm.entries
+                    .iter()
+                    .filter(|e| e.entry_type == EntryType::Directory)
+                    .map(|e| e.object_id.to_string()),
+            );
+        }
+        seen
+    }
+
+    fn assert_verifies(&self) {
+        let out = self.kopr.ok(&["snapshot", "verify"]);
+        assert!(out.contains(" 0 errors"), "{}: {out}", self.fx.name);
+        let out = self.kopr.run(&["content", "verify", "--full"]);
+        assert!(
+            out.status.success(),
+            "{}: content verify: {}{}",
+            self.fx.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `content stats` with the "By Method" lines sorted (Kopia prints them in Go's map order,
+/// which varies from run to run; `(uncompressed)` stays first).
+fn normalized_content_stats(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut methods: Vec<String> = Vec::new();
+    let mut in_methods = false;
+    for line in text.lines() {
+        if line == "By Method:" {
+            in_methods = true;
+            out.push(line.into());
+            continue;
+        }
+        if in_methods && line.starts_with("  ") && !line.starts_with("  (uncompressed)") {
+            methods.push(line.into());
+            continue;
+        }
+        if in_methods && !line.starts_with("  ") {
+            in_methods = false;
+            methods.sort();
+            out.append(&mut methods);
+        }
+        out.push(line.into());
+    }
+    methods.sort();
+    out.append(&mut methods);
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out
+}
+
+/// The whole check of one fixture; `kopia_text` compares Kopia's printed outputs too.
+fn check_fixture(name: &str, kopia_text: bool) {
+    let Some(o) = open(name) else { return };
+    let live: Vec<&ExpectedSnapshot> = o.fx.live_snapshots();
+    assert!(!live.is_empty(), "{name}: no live snapshot");
+
+    // Exactly the live snapshots, with Kopia's root objects.
+    let mut want: Vec<(String, String)> = live
+        .iter()
+        .map(|s| (s.id.clone(), s.root.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(o.listed(), want, "{name}: snapshot ls --all");
+
+    for (i, s) in live.iter().enumerate() {
+        if s.tree.is_some() {
+            o.assert_restores(s, &format!("restore-{i}"));
+        }
+        assert!(o.assert_directories_reencode(&s.root, 60) > 0);
+    }
+    o.assert_verifies();
+
+    if kopia_text {
+        let ours = o.kopr.ok(&["content", "stats"]);
+        assert_eq!(
+            normalized_content_stats(&ours),
+            normalized_content_stats(o.fx.kopia_output("content stats")),
+            "{name}: content stats"
+        );
+        let ours = o.kopr.ok(&["snapshot", "ls", "--all", "--storage-stats"]);
+        assert_eq!(
+            ours.trim_end(),
+            o.fx.kopia_output("snapshot ls --all --storage-stats")
+                .trim_end(),
+            "{name}: snapshot ls --all --storage-stats"
+        );
+    }
+
+    // kopr writes into Kopia's repository: a new snapshot, a deletion, full maintenance.
+    let src = o.tmp.path().join("kopr-source");
+    std::fs::create_dir_all(src.join("sub/empty")).expect("mkdir");
+    std::fs::write(src.join("sub/a.txt"), kopr_testkit::random_bytes(7, 50_000)).expect("write");
+    std::fs::write(src.join("b.bin"), kopr_testkit::random_bytes(8, 3 << 20)).expect("write");
+    o.kopr
+        .ok(&["snapshot", "create", src.to_str().expect("utf-8")]);
+    let deleted = live[0];
+    o.kopr.ok(&["snapshot", "delete", &deleted.id, "--delete"]);
+    o.kopr
+        .ok(&["maintenance", "run", "--full", "--safety=none"]);
+    let mut after: Vec<String> = o.listed().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(after.len(), live.len(), "{name}: one deleted, one added");
+    assert!(
+        !after.contains(&deleted.id),
+        "{name}: deleted snapshot listed"
+    );
+    for (i, s) in live.iter().skip(1).enumerate() {
+        if s.tree.is_some() {
+            o.assert_restores(s, &format!("after-{i}"));
+        }
+        after.retain(|id| id != &s.id);
+    }
+    let ours = after.pop().expect("kopr's snapshot listed");
+    let dest = o.tmp.path().join("kopr-restore");
+    o.kopr
+        .ok(&["snapshot", "restore", &ours, dest.to_str().expect("utf-8")]);
+    kopr_testkit::assert_same_tree(&src, &dest);
+    o.assert_verifies();
+    let _ = (&o.repo, Path::new("."));
+}
+
+#[test]
+fn default_fixture_opens_restores_and_survives_kopr_maintenance() {
+    check_fixture("default", true);
+}
+
+#[test]
+fn algorithms_fixture_chacha_sha3_rabinkarp_pbkdf2() {
+    check_fixture("algorithms", true);
+}
+
+#[test]
+fn compressors_fixture_every_kopia_compressor() {
+    check_fixture("compressors", true);
+}
+
+#[test]
+fn velero_fixture_default_at_default_many_small_files() {
+    check_fixture("velero", true);
+}
+
+/// kopr's own directory objects have Kopia's exact shape: directories before files (by name
+/// alone `b.bin` would come first), an empty directory as `"entries":null`, setuid/setgid/
+/// sticky as Go's mode bits, a mode of 0 omitted, and a snapshot restores them all.
+#[test]
+fn kopr_writes_directories_as_kopia_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(o) = open("default") else { return };
+    let src = o.tmp.path().join("modes");
+    std::fs::create_dir_all(src.join("sub/empty")).expect("mkdir");
+    std::fs::create_dir_all(src.join("sticky")).expect("mkdir");
+    std::fs::write(src.join("b.bin"), b"bytes").expect("write");
+    std::fs::write(src.join("suid"), b"#!/bin/sh\n").expect("write");
+    std::fs::write(src.join("locked"), b"secret").expect("write");
+    let chmod = |p: &str, m: u32| {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    chmod("suid", 0o4755);
+    chmod("locked", 0o000);
+    chmod("sticky", 0o1777);
+    chmod("sub", 0o2750);
+    o.kopr
+        .ok(&["snapshot", "create", src.to_str().expect("utf-8")]);
+    let listed = o
+        .kopr
+        .ok(&["snapshot", "ls", src.to_str().expect("utf-8"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let root = v[0]["rootEntry"]["obj"].as_str().expect("root").to_string();
+    let json = String::from_utf8(o.object(&root)).expect("utf-8");
+    let names: Vec<String> = DirManifest::decode(json.as_bytes())
+        .expect("decode")
+        .entries
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["sticky", "sub", "b.bin", "locked", "suid"],
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""name":"sticky","type":"d","mode":"04000777""#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""name":"sub","type":"d","mode":"020000750""#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""name":"suid","type":"f","mode":"040000755""#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""name":"locked","type":"f","size":6"#),
+        "{json}"
+    );
+    let sub = DirManifest::decode(json.as_bytes())
+        .expect("decode")
+        .entries[1]
+        .object_id
+        .to_string();
+    let sub_json = String::from_utf8(o.object(&sub)).expect("utf-8");
+    let empty = DirManifest::decode(sub_json.as_bytes())
+        .expect("decode")
+        .entries[0]
+        .object_id
+        .to_string();
+    let empty_json = String::from_utf8(o.object(&empty)).expect("utf-8");
+    assert!(
+        empty_json.starts_with(r#"{"stream":"kopia:directory","entries":null,"summary":{"#),
+        "{empty_json}"
+    );
+    assert_eq!(o.assert_directories_reencode(&root, 10), 4);
+    let dest = o.tmp.path().join("modes-restored");
+    o.kopr.ok(&[
+        "snapshot",
+        "restore",
+        &snapshot_id(&v),
+        dest.to_str().expect("utf-8"),
+    ]);
+    kopr_testkit::assert_same_tree(&src, &dest);
+}
+
+fn snapshot_id(v: &serde_json::Value) -> String {
+    v[0]["id"].as_str().expect("id").to_string()
+}
