@@ -187,6 +187,25 @@ fn normalized_content_stats(text: &str) -> Vec<String> {
     out
 }
 
+/// The "Recent Maintenance Runs:" part of `maintenance info`, task by task in name order
+/// (Kopia prints tasks in Go's map order).
+fn recent_runs(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut tasks: Vec<(String, Vec<String>)> = Vec::new();
+    let part = text
+        .split_once("Recent Maintenance Runs:\n")
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    for line in part.lines() {
+        if let Some(t) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
+            tasks.push((t.to_string(), Vec::new()));
+        } else if let Some(last) = tasks.last_mut() {
+            last.1.push(line.trim().to_string());
+        }
+    }
+    tasks.sort();
+    tasks
+}
+
 /// The whole check of one fixture; `kopia_text` compares Kopia's printed outputs too.
 fn check_fixture(name: &str, kopia_text: bool) {
     let Some(o) = open(name) else { return };
@@ -216,6 +235,13 @@ fn check_fixture(name: &str, kopia_text: bool) {
             normalized_content_stats(o.fx.kopia_output("content stats")),
             "{name}: content stats"
         );
+        let ours = o.kopr.ok(&["maintenance", "info"]);
+        let kopia = o.fx.kopia_output("maintenance info");
+        assert_eq!(
+            recent_runs(&ours),
+            recent_runs(kopia),
+            "{name}: maintenance info"
+        );
         let ours = o.kopr.ok(&["snapshot", "ls", "--all", "--storage-stats"]);
         assert_eq!(
             ours.trim_end(),
@@ -236,6 +262,11 @@ fn check_fixture(name: &str, kopia_text: bool) {
     o.kopr.ok(&["snapshot", "delete", &deleted.id, "--delete"]);
     o.kopr
         .ok(&["maintenance", "run", "--full", "--safety=none"]);
+    // kopr's own runs carry Kopia's statistics, so both tools print what each task did.
+    for (task, runs) in recent_runs(&o.kopr.ok(&["maintenance", "info"])) {
+        let newest = runs.first().expect("a run");
+        assert!(newest.contains(") SUCCESS: "), "{name}: {task}: {newest}");
+    }
     let mut after: Vec<String> = o.listed().into_iter().map(|(id, _)| id).collect();
     assert_eq!(after.len(), live.len(), "{name}: one deleted, one added");
     assert!(

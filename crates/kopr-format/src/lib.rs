@@ -13,6 +13,7 @@ pub mod hashing;
 pub mod hostile;
 pub mod index;
 pub mod maintenance;
+pub mod maintenance_stats;
 pub mod manifest;
 pub mod object_id;
 pub mod pack;

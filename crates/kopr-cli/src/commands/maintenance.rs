@@ -88,14 +88,15 @@ fn info(repo: &Repository, json: bool) -> Result<()> {
         println!("  {task}:");
         for r in runs {
             let msg = if r.success {
-                "SUCCESS".to_string()
+                kopr_format::maintenance_stats::success_message(r.extra.as_ref())
             } else {
                 format!("ERROR: {}", r.error)
             };
             println!(
                 "    {} ({}) {msg}",
                 format_timestamp(r.start),
-                units::duration(r.end - r.start)
+                // Kopia truncates run durations to whole seconds.
+                units::duration(chrono::Duration::seconds((r.end - r.start).num_seconds()))
             );
         }
     }

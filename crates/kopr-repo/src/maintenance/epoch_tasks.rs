@@ -4,6 +4,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kopr_blob::{BlobMetadata, PutOptions};
+use kopr_format::maintenance_stats::{
+    AdvanceEpochStats, CleanupMarkersStats, CleanupSupersededIndexesStats, CompactSingleEpochStats,
+    GenerateRangeCheckpointStats,
+};
 
 use super::Observer;
 use crate::epoch::{
@@ -48,25 +52,33 @@ pub fn oldest_uncompacted_epoch(s: &EpochState) -> Result<i64> {
 }
 
 /// Compacts the oldest settled epoch that has no compaction yet into `xs<epoch>_…` blobs.
-/// Returns the epoch compacted.
-pub fn compact_single_epoch(repo: &Repository, obs: &dyn Observer) -> Result<Option<i64>> {
+/// Returns what was compacted (Kopia's statistics: nothing, for the oldest uncompacted epoch,
+/// when none is due).
+pub fn compact_single_epoch(
+    repo: &Repository,
+    obs: &dyn Observer,
+) -> Result<CompactSingleEpochStats> {
     let s = fresh_state(repo)?;
     let epoch = oldest_uncompacted_epoch(&s)?;
+    let mut stats = CompactSingleEpochStats {
+        epoch: epoch.max(0) as u64,
+        ..Default::default()
+    };
     if !s.is_settled(epoch) {
         obs.debug(&format!(
             "there are no uncompacted epochs eligible for compaction (oldest uncompacted epoch: {epoch})"
         ));
-        return Ok(None);
+        return Ok(stats);
     }
     if s.single_epoch_compactions.contains_key(&epoch) {
-        return Ok(None);
+        return Ok(stats);
     }
     let blobs = repo
         .contents()
         .epochs()
         .index_blobs_of_epochs(&s, epoch, epoch)?;
     if blobs.is_empty() {
-        return Ok(None);
+        return Ok(stats);
     }
     obs.debug(&format!(
         "compacting {} index blobs of epoch {epoch}",
@@ -75,28 +87,39 @@ pub fn compact_single_epoch(repo: &Repository, obs: &dyn Observer) -> Result<Opt
     repo.contents()
         .compact_index_blobs(&blobs, &compacted_epoch_prefix(epoch))?;
     repo.contents().epochs().invalidate();
-    Ok(Some(epoch))
+    stats.superseded_index_blob_count = blobs.len() as u64;
+    stats.superseded_index_total_size = blobs.iter().map(|b| b.length).sum();
+    Ok(stats)
 }
 
 /// Writes the next epoch marker when the current epoch is due.
-pub fn advance_epoch(repo: &Repository) -> Result<bool> {
+pub fn advance_epoch(repo: &Repository) -> Result<AdvanceEpochStats> {
     repo.contents().epochs().invalidate();
-    repo.contents().epochs().maybe_advance_write_epoch()
+    let was_advanced = repo.contents().epochs().maybe_advance_write_epoch()?;
+    Ok(AdvanceEpochStats {
+        current_epoch: fresh_state(repo)?.write_epoch.max(0) as u64,
+        was_advanced,
+    })
 }
 
 /// Compacts all settled epochs after the last range checkpoint into one `xr<min>_<max>_…`
 /// set, once there are `full_checkpoint_frequency` of them.
+/// The statistics name the range (the one it would cover when nothing was generated).
 pub fn generate_range_checkpoint(
     repo: &Repository,
     obs: &dyn Observer,
-) -> Result<Option<(i64, i64)>> {
+) -> Result<GenerateRangeCheckpointStats> {
     let s = fresh_state(repo)?;
     let latest = s.last_settled_epoch();
+    let first = s.range_checkpoints.last().map_or(0, |r| r.max_epoch + 1);
+    let stats = GenerateRangeCheckpointStats {
+        range_min_epoch: first.max(0) as u64,
+        range_max_epoch: latest.max(first).max(0) as u64,
+    };
     if latest < 0 {
         obs.debug("not generating range checkpoint");
-        return Ok(None);
+        return Ok(stats);
     }
-    let first = s.range_checkpoints.last().map_or(0, |r| r.max_epoch + 1);
     let freq = repo
         .format()
         .config
@@ -104,7 +127,7 @@ pub fn generate_range_checkpoint(
         .full_checkpoint_frequency;
     if latest - first < freq {
         obs.debug("not generating range checkpoint");
-        return Ok(None);
+        return Ok(stats);
     }
     let blobs = repo
         .contents()
@@ -113,7 +136,7 @@ pub fn generate_range_checkpoint(
     repo.contents()
         .compact_index_blobs(&blobs, &range_checkpoint_prefix(first, latest))?;
     repo.contents().epochs().invalidate();
-    Ok(Some((first, latest)))
+    Ok(stats)
 }
 
 /// Moves the deletion watermark to `ts` (never backwards): deleted index entries at or
@@ -148,11 +171,11 @@ fn cleanup_margin(repo: &Repository) -> Duration {
 }
 
 /// Deletes epoch markers older than the previous epoch and watermarks that a newer one
-/// replaced long enough ago. Returns `(markers, watermarks)` deleted.
-pub fn cleanup_markers(repo: &Repository) -> Result<(usize, usize)> {
+/// replaced long enough ago.
+pub fn cleanup_markers(repo: &Repository) -> Result<CleanupMarkersStats> {
     let s = fresh_state(repo)?;
     let Some(max_time) = max_cleanup_time(&s) else {
-        return Ok((0, 0));
+        return Ok(CleanupMarkersStats::default());
     };
     let max_replacement = max_time - cleanup_margin(repo);
     let markers: Vec<&BlobMetadata> = s
@@ -172,18 +195,27 @@ pub fn cleanup_markers(repo: &Repository) -> Result<(usize, usize)> {
         repo.storage().delete_blob(&b.id)?;
     }
     repo.contents().epochs().invalidate();
-    Ok((markers.len(), watermarks.len()))
+    Ok(CleanupMarkersStats {
+        deleted_epoch_marker_blob_count: markers.len() as u64,
+        deleted_watermark_blob_count: watermarks.len() as u64,
+    })
 }
 
 /// Deletes `xn` index blobs of epochs whose single-epoch compaction was written long enough
-/// ago. Returns `(count, bytes)` deleted.
-pub fn cleanup_superseded_indexes(repo: &Repository) -> Result<(usize, u64)> {
+/// ago (Kopia's statistics: how many, their bytes and that time; with no uncompacted blob
+/// the time is now less the cleanup margin).
+pub fn cleanup_superseded_indexes(repo: &Repository) -> Result<CleanupSupersededIndexesStats> {
     let s = fresh_state(repo)?;
+    let margin = cleanup_margin(repo);
     let Some(max_time) = max_cleanup_time(&s) else {
-        return Ok((0, 0));
+        return Ok(CleanupSupersededIndexesStats {
+            max_replacement_time: repo.contents().clock().now() - margin,
+            deleted_blob_count: 0,
+            deleted_total_size: 0,
+        });
     };
-    let max_replacement = max_time - cleanup_margin(repo);
-    let mut deleted = (0, 0);
+    let max_replacement = max_time - margin;
+    let mut deleted = (0u64, 0u64);
     for bm in repo.storage().list_all(UNCOMPACTED_PREFIX)? {
         let Some(epoch) = epoch_number_from_blob_id(&bm.id) else {
             continue;
@@ -199,5 +231,9 @@ pub fn cleanup_superseded_indexes(repo: &Repository) -> Result<(usize, u64)> {
         }
     }
     repo.contents().epochs().invalidate();
-    Ok(deleted)
+    Ok(CleanupSupersededIndexesStats {
+        max_replacement_time: max_replacement,
+        deleted_blob_count: deleted.0,
+        deleted_total_size: deleted.1,
+    })
 }

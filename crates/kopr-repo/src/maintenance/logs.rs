@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use kopr_blob::BlobMetadata;
 use kopr_format::maintenance::LogRetention;
+use kopr_format::maintenance_stats::CleanupLogsStats;
 use kopr_format::units;
 
 use super::Observer;
@@ -42,12 +43,12 @@ pub fn logs_to_delete(
     (doomed, cut, kept_size)
 }
 
-/// Deletes log blobs beyond the retention limits; returns how many.
+/// Deletes log blobs beyond the retention limits (Kopia's statistics of what it did).
 pub fn cleanup_logs(
     repo: &Repository,
     retention: &LogRetention,
     obs: &dyn Observer,
-) -> Result<usize> {
+) -> Result<CleanupLogsStats> {
     let now = repo.contents().clock().now();
     let all = repo.storage().list_all(LOG_BLOB_PREFIX)?;
     let (doomed, kept, kept_size) = logs_to_delete(all, &retention.or_default(), now);
@@ -59,5 +60,13 @@ pub fn cleanup_logs(
         repo.storage().delete_blob(&bm.id)?;
     }
     obs.log(&format!("Cleaned up {} logs.", doomed.len()));
-    Ok(doomed.len())
+    let doomed_size: u64 = doomed.iter().map(|b| b.length).sum();
+    Ok(CleanupLogsStats {
+        to_delete_blob_count: doomed.len() as u64,
+        to_delete_blob_size: doomed_size,
+        deleted_blob_count: doomed.len() as u64,
+        deleted_blob_size: doomed_size,
+        retained_blob_count: kept as u64,
+        retained_blob_size: kept_size,
+    })
 }

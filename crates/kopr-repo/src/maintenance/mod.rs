@@ -19,6 +19,11 @@ pub mod schedule;
 
 use chrono::{DateTime, Duration, Utc};
 use kopr_format::maintenance::{MaintenanceParams, RunInfo, Schedule};
+use kopr_format::maintenance_stats::{
+    AdvanceEpochStats, CleanupLogsStats, CleanupMarkersStats, CleanupSupersededIndexesStats,
+    CompactIndexesStats, CompactSingleEpochStats, DeleteUnreferencedPacksStats,
+    ExtendBlobRetentionStats, GenerateRangeCheckpointStats, RewriteContentsStats, SnapshotGcStats,
+};
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
 use serde::Serialize;
 
@@ -122,7 +127,7 @@ pub fn rewrite_orphaned_packs(r: &RunInfo) -> bool {
         return true;
     };
     for x in extra {
-        if x.get("kind").and_then(|k| k.as_str()) == Some("rewriteContentsStats") {
+        if x.get("kind").and_then(|k| k.as_str()) == Some(RewriteContentsStats::KIND) {
             let n = x
                 .get("data")
                 .and_then(|d| d.get("rewrittenContentCount"))
@@ -251,7 +256,7 @@ impl Cycle<'_> {
     }
 
     fn delete_blobs(&mut self, name: &str, prefixes: &[&str]) -> Result<()> {
-        self.task(name, Some("deleteUnreferencedPacksStats"), |c| {
+        self.task(name, Some(DeleteUnreferencedPacksStats::KIND), |c| {
             blobs::delete_unreferenced(c.repo, prefixes, c.start, &c.safety, c.obs)
         })?;
         Ok(())
@@ -288,7 +293,7 @@ impl Cycle<'_> {
             );
             return Ok(());
         }
-        self.task(name, Some("rewriteContentsStats"), |c| {
+        self.task(name, Some(RewriteContentsStats::KIND), |c| {
             rewrite::rewrite_short_packs(c.repo, prefix, only_prefixed, &c.safety, c.obs)
         })?;
         Ok(())
@@ -309,19 +314,28 @@ impl Cycle<'_> {
         };
         self.obs
             .debug(&format!("Found safe time to drop indexes: {safe}"));
-        self.task(task::DROP_DELETED_FULL, None, |c| {
-            epoch_tasks::advance_deletion_watermark(c.repo, safe)
-        })?;
+        self.task(
+            task::DROP_DELETED_FULL,
+            Some(CompactIndexesStats::KIND),
+            |c| {
+                epoch_tasks::advance_deletion_watermark(c.repo, safe)?;
+                Ok(CompactIndexesStats {
+                    dropped_contents_deleted_before: safe,
+                })
+            },
+        )?;
         Ok(())
     }
 
     fn epoch_tasks(&mut self, full: bool) -> Result<()> {
         self.obs.log("Compacting an eligible uncompacted epoch...");
-        self.task(task::EPOCH_COMPACT_SINGLE, None, |c| {
-            epoch_tasks::compact_single_epoch(c.repo, c.obs)
-        })?;
+        self.task(
+            task::EPOCH_COMPACT_SINGLE,
+            Some(CompactSingleEpochStats::KIND),
+            |c| epoch_tasks::compact_single_epoch(c.repo, c.obs),
+        )?;
         self.obs.log("Advancing epoch markers...");
-        self.task(task::EPOCH_ADVANCE, None, |c| {
+        self.task(task::EPOCH_ADVANCE, Some(AdvanceEpochStats::KIND), |c| {
             epoch_tasks::advance_epoch(c.repo)
         })?;
         if !full {
@@ -329,31 +343,37 @@ impl Cycle<'_> {
         }
         self.obs
             .log("Attempting to compact a range of epoch indexes ...");
-        self.task(task::EPOCH_GENERATE_RANGE, None, |c| {
-            epoch_tasks::generate_range_checkpoint(c.repo, c.obs)
-        })?;
+        self.task(
+            task::EPOCH_GENERATE_RANGE,
+            Some(GenerateRangeCheckpointStats::KIND),
+            |c| epoch_tasks::generate_range_checkpoint(c.repo, c.obs),
+        )?;
         self.obs.log("Cleaning up unneeded epoch markers...");
-        self.task(task::EPOCH_CLEANUP_MARKERS, None, |c| {
-            epoch_tasks::cleanup_markers(c.repo)
-        })?;
+        self.task(
+            task::EPOCH_CLEANUP_MARKERS,
+            Some(CleanupMarkersStats::KIND),
+            |c| epoch_tasks::cleanup_markers(c.repo),
+        )?;
         self.obs
             .log("Cleaning up old index blobs which have already been compacted...");
-        self.task(task::EPOCH_DELETE_SUPERSEDED, None, |c| {
-            epoch_tasks::cleanup_superseded_indexes(c.repo)
-        })?;
+        self.task(
+            task::EPOCH_DELETE_SUPERSEDED,
+            Some(CleanupSupersededIndexesStats::KIND),
+            |c| epoch_tasks::cleanup_superseded_indexes(c.repo),
+        )?;
         Ok(())
     }
 
     fn cleanup_logs(&mut self) -> Result<()> {
         let retention = self.params.log_retention.clone();
-        self.task(task::CLEANUP_LOGS, None, |c| {
+        self.task(task::CLEANUP_LOGS, Some(CleanupLogsStats::KIND), |c| {
             logs::cleanup_logs(c.repo, &retention, c.obs)
         })?;
         Ok(())
     }
 
     fn full(&mut self) -> Result<()> {
-        let gc = self.task(task::SNAPSHOT_GC, Some("snapshotGCStats"), |c| {
+        let gc = self.task(task::SNAPSHOT_GC, Some(SnapshotGcStats::KIND), |c| {
             gc::run_gc(c.repo, &c.safety, c.start, c.obs)
         })?;
         self.latest_mark = DateTime::from_timestamp(gc.latest_mark_seconds, 0)
@@ -363,9 +383,20 @@ impl Cycle<'_> {
         self.drop_deleted()?;
         self.maybe_delete_blobs(false)?;
         if self.params.extend_object_locks {
-            self.task(task::EXTEND_RETENTION, None, |c| {
-                extend_retention(c.repo, c.obs)
-            })?;
+            self.task(
+                task::EXTEND_RETENTION,
+                Some(ExtendBlobRetentionStats::KIND),
+                |c| {
+                    let n = extend_retention(c.repo, c.obs)?;
+                    let period =
+                        Duration::nanoseconds(c.repo.format().blob_config.retention_period_nanos);
+                    Ok(ExtendBlobRetentionStats {
+                        to_extend_blob_count: n,
+                        extended_blob_count: n,
+                        retention_period: kopr_format::units::duration(period),
+                    })
+                },
+            )?;
         } else {
             self.obs
                 .log("Extending object lock retention-period is disabled.");
