@@ -7,6 +7,7 @@ mod alloc_count;
 mod app;
 mod commands;
 mod config;
+mod gojson;
 mod progress;
 mod storage;
 mod units;

@@ -122,8 +122,9 @@ pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
     if let Some(o) = v.as_object_mut() {
         for k in ["secretAccessKey", "sessionToken"] {
             if let Some(s) = o.get_mut(k) {
-                if s.as_str().is_some_and(|s| !s.is_empty()) {
-                    *s = json!("****************");
+                // As Kopia's scrubber: one `*` per character.
+                if let Some(len) = s.as_str().map(|s| s.chars().count()) {
+                    *s = json!("*".repeat(len));
                 }
             }
         }

@@ -293,30 +293,51 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     let c = &f.config;
     let epoch = repo.contents().epochs().current()?;
     if args.json {
-        let v = json!({
-            "configFile": ctx.config_path,
-            "description": cfg.description,
+        // Kopia's `RepositoryStatus` shape, secrets left out as Kopia's scrubber does.
+        let mut client = json!({
             "hostname": cfg.hostname,
             "username": cfg.username,
-            "readonly": cfg.read_only,
-            "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
-            "uniqueIDHex": f.unique_id_hex(),
-            "contentFormat": {
-                "hash": c.hash,
-                "encryption": c.encryption,
-                "version": c.version,
-                "maxPackSize": c.effective_max_pack_size(),
-                "indexVersion": c.effective_index_version(),
-                "epochParameters": c.epoch_parameters,
-                "enablePasswordChange": c.enable_password_change,
-            },
-            "objectFormat": { "splitter": c.splitter },
-            "blobRetention": {
+            "enableActions": false,
+            "formatBlobCacheDuration": 900_000_000_000i64,
+        });
+        if cfg.read_only {
+            client["readonly"] = json!(true);
+        }
+        if !cfg.description.is_empty() {
+            client["description"] = json!(cfg.description);
+        }
+        let mut content = json!({
+            "hash": c.hash,
+            "encryption": c.encryption,
+            "version": c.version,
+            "maxPackSize": c.effective_max_pack_size(),
+            "indexVersion": c.effective_index_version(),
+            "epochParameters": c.epoch_parameters,
+            "enablePasswordChange": c.enable_password_change,
+        });
+        if !c.ecc.is_empty() {
+            content["ecc"] = json!(c.ecc);
+            content["eccOverheadPercent"] = json!(c.ecc_overhead_percent);
+        }
+        let mut retention = json!({});
+        if f.blob_config.is_retention_enabled() {
+            retention = json!({
                 "retentionMode": f.blob_config.retention_mode,
                 "retentionPeriod": f.blob_config.retention_period_nanos,
-            },
-            "currentEpoch": epoch.write_epoch,
+            });
+        }
+        let mut v = json!({
+            "configFile": ctx.config_path,
+            "uniqueIDHex": f.unique_id_hex(),
+            "clientOptions": client,
+            "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
+            "contentFormat": content,
+            "objectFormat": { "splitter": c.splitter },
+            "blobRetention": retention,
         });
+        if let Some((size, free)) = storage_capacity(&cfg.storage) {
+            v["volume"] = json!({ "capacity": size, "available": free });
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -328,11 +349,25 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     println!("Hostname:            {}", cfg.hostname);
     println!("Username:            {}", cfg.username);
     println!("Read-only:           {}", cfg.read_only);
+    // kopr reads the format blob afresh on every open; Kopia's default cache time is shown
+    // because Kopia's clients of the same config use it.
+    println!("Format blob cache:   15m0s");
     println!();
     println!("Storage type:        {}", cfg.storage.kind);
+    match storage_capacity(&cfg.storage) {
+        Some((size, free)) => {
+            println!("Storage capacity:    {}", units::bytes(size));
+            println!("Storage available:   {}", units::bytes(free));
+        }
+        None => println!("Storage capacity:    unbounded"),
+    }
     println!(
         "Storage config:      {}",
-        serde_json::to_string(&storage::redacted(&cfg.storage))?
+        crate::gojson::storage_config(
+            &cfg.storage.kind,
+            &storage::redacted(&cfg.storage),
+            &" ".repeat(21)
+        )
     );
     println!();
     println!("Unique ID:           {}", f.unique_id_hex());
@@ -347,15 +382,8 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
         units::bytes(i64::from(c.effective_max_pack_size()))
     );
     println!("Index Format:        v{}", c.effective_index_version());
-    if f.blob_config.is_retention_enabled() {
-        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
-        println!(
-            "Blob retention period:   {}",
-            dur(f.blob_config.retention_period_nanos)
-        );
-    }
-    println!();
     if ep.enabled {
+        println!();
         println!("Epoch Manager:       enabled");
         println!("Current Epoch: {}", epoch.write_epoch);
         println!();
@@ -374,13 +402,38 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
             dur(ep.cleanup_safety_margin_nanos)
         );
         println!(
-            "Epoch checkpoint every:  {} epochs",
+            "Epoch range-compaction every: {} epochs",
             ep.full_checkpoint_frequency
         );
     } else {
         println!("Epoch Manager:       disabled");
     }
+    if f.blob_config.is_retention_enabled() {
+        println!();
+        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
+        println!(
+            "Blob retention period:   {}",
+            dur(f.blob_config.retention_period_nanos)
+        );
+    }
     Ok(())
+}
+
+/// Size and free bytes of the volume holding a filesystem repository (`None`: unbounded, as
+/// Kopia says of object stores).
+fn storage_capacity(sc: &StorageConfig) -> Option<(i64, i64)> {
+    if sc.kind != "filesystem" {
+        return None;
+    }
+    let path = sc.config.get("path")?.as_str()?;
+    let c = std::ffi::CString::new(path).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frag = st.f_frsize as i64;
+    Some((st.f_blocks as i64 * frag, st.f_bavail as i64 * frag))
 }
 
 #[cfg(test)]
