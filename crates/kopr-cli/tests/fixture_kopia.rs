@@ -326,6 +326,33 @@ fn default_fixture_opens_restores_and_survives_kopr_maintenance() {
     check_fixture("default", true);
 }
 
+/// `ls -l` shows Go's mode strings (`u` setuid, `g` setgid, `t` sticky), sizes, times and
+/// object ids in Kopia's columns, for Kopia's own directory `perm/`.
+#[test]
+fn ls_long_has_kopias_columns_and_mode_letters() {
+    let Some(o) = open("default") else { return };
+    let snap = &o.fx.live_snapshots()[0];
+    let out = o.kopr.ok(&["ls", "-l", &format!("{}/perm", snap.root)]);
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{out}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let suid = row("suid-tool");
+    assert_eq!(suid[0], "urwxr-xr-x", "{out}");
+    assert_eq!(suid[1], "18", "{out}");
+    assert_eq!(suid[5], "945efad717c19ef8fffeccadf8ca1af7", "{out}");
+    assert_eq!(row("setgid-dir/")[0], "dgrwxr-xr-x", "{out}");
+    assert_eq!(row("sticky-tmp/")[0], "dtrwxrwxrwx", "{out}");
+    assert_eq!(row("none.bin")[0], "----------", "{out}");
+    assert!(
+        out.lines().next().is_some_and(|l| l.starts_with('d')),
+        "dirs first: {out}"
+    );
+}
+
 #[test]
 fn algorithms_fixture_chacha_sha3_rabinkarp_pbkdf2() {
     check_fixture("algorithms", true);

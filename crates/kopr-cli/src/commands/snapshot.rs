@@ -29,14 +29,23 @@ fn source_for(cfg: &ConnectionConfig, path: &Path) -> Result<SourceInfo> {
     })
 }
 
-/// Go's `os.FileMode.String()` for the modes kopr records.
+/// Go's `os.FileMode.String()` for the modes kopr records: the type letter (`d`, `L`), then
+/// `u` (setuid), `g` (setgid) and `t` (sticky) in Go's order, then `rwx` bits (`urwxr-xr-x`).
 pub fn mode_string(t: EntryType, p: Permissions) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(match t {
-        EntryType::Directory => 'd',
-        EntryType::Symlink => 'L',
-        _ => '-',
-    });
+    let mut s = String::with_capacity(13);
+    match t {
+        EntryType::Directory => s.push('d'),
+        EntryType::Symlink => s.push('L'),
+        _ => {}
+    }
+    for (bit, c) in [(0o4000, 'u'), (0o2000, 'g'), (0o1000, 't')] {
+        if p.0 & bit != 0 {
+            s.push(c);
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
     for (i, c) in "rwxrwxrwx".chars().enumerate() {
         s.push(if p.0 & (1 << (8 - i)) != 0 { c } else { '-' });
     }
@@ -471,23 +480,30 @@ fn list_dir(
             .as_ref()
             .map(|s| s.total_file_size)
             .unwrap_or(e.file_size);
-        let oid_col = if show_oid {
-            format!("{} ", e.object_id)
-        } else {
-            String::new()
+        let errors = match &e.dir_summary {
+            Some(s) if s.fatal_error_count > 0 => format!(" ({} errors)", s.fatal_error_count),
+            _ => String::new(),
         };
         if long {
+            // Kopia's columns: mode, size, time (a directory's newest time below it, from
+            // its summary), object id, name.
+            let time = e
+                .dir_summary
+                .as_ref()
+                .map(|s| s.max_mod_time)
+                .unwrap_or(e.mod_time);
             writeln!(
                 out,
-                "{} {:>12} {} {}{}",
+                "{} {:>12} {} {:<34} {name}{errors}",
                 mode_string(e.entry_type, e.permissions),
                 size,
-                ts(e.mod_time),
-                oid_col,
-                name
+                ts(time),
+                e.object_id.to_string(),
             )?;
+        } else if show_oid {
+            writeln!(out, "{:<34} {name}{errors}", e.object_id.to_string())?;
         } else {
-            writeln!(out, "{oid_col}{name}")?;
+            writeln!(out, "{name}{errors}")?;
         }
         if recursive && e.entry_type == EntryType::Directory {
             drop(out);
