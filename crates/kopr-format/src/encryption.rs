@@ -8,13 +8,11 @@
 //! Ciphertext layout: 12-byte random nonce ‖ encrypted data ‖ 16-byte tag,
 //! so the overhead is 28 bytes for both algorithms.
 
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::Aes256Gcm;
-use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use sha2::Sha256;
 
 use crate::error::{FormatError, Result};
@@ -104,10 +102,16 @@ impl Encryptor {
     }
 
     /// The key that seals the content `content_id`.
-    fn content_key(&self, content_id: &[u8]) -> GenericArray<u8, aes_gcm::aead::consts::U32> {
+    fn content_key(&self, content_id: &[u8]) -> LessSafeKey {
         let mut mac = self.key_mac.clone();
         mac.update(content_id);
-        mac.finalize().into_bytes()
+        let key = mac.finalize().into_bytes();
+        let alg = match self.cipher {
+            Cipher::Aes256Gcm => &AES_256_GCM,
+            Cipher::ChaCha20Poly1305 => &CHACHA20_POLY1305,
+        };
+        // Both algorithms take the 32-byte HMAC-SHA256 output as their key.
+        LessSafeKey::new(UnboundKey::new(alg, &key).expect("32-byte AEAD key"))
     }
 
     /// Encrypts `plaintext` for `content_id` and appends nonce, ciphertext and
@@ -136,17 +140,13 @@ impl Encryptor {
         let body_start = out.len();
         out.extend_from_slice(plaintext);
         let body = &mut out[body_start..];
-        let nonce = GenericArray::from_slice(nonce);
-        let tag = match self.cipher {
-            Cipher::Aes256Gcm => {
-                Aes256Gcm::new(&key).encrypt_in_place_detached(nonce, content_id, body)
-            }
-            Cipher::ChaCha20Poly1305 => {
-                ChaCha20Poly1305::new(&key).encrypt_in_place_detached(nonce, content_id, body)
-            }
-        };
+        let tag = key.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(content_id),
+            body,
+        );
         match tag {
-            Ok(tag) => out.extend_from_slice(&tag),
+            Ok(tag) => out.extend_from_slice(tag.as_ref()),
             Err(_) => panic!(
                 "plaintext of {} bytes is too large to encrypt",
                 plaintext.len()
@@ -166,29 +166,32 @@ impl Encryptor {
                 ciphertext.len()
             )));
         }
-        let (nonce, rest) = ciphertext.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let (nonce, body_and_tag) = ciphertext.split_at(NONCE_LEN);
+        let mut n = [0u8; NONCE_LEN];
+        n.copy_from_slice(nonce);
         let key = self.content_key(content_id);
         let start = out.len();
-        out.extend_from_slice(body);
-        let buf = &mut out[start..];
-        let nonce = GenericArray::from_slice(nonce);
-        let tag = GenericArray::from_slice(tag);
-        let opened = match self.cipher {
-            Cipher::Aes256Gcm => {
-                Aes256Gcm::new(&key).decrypt_in_place_detached(nonce, content_id, buf, tag)
+        out.extend_from_slice(body_and_tag);
+        let opened = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(n),
+                Aad::from(content_id),
+                &mut out[start..],
+            )
+            .map(|plain| plain.len());
+        match opened {
+            Ok(len) => {
+                out.truncate(start + len);
+                Ok(())
             }
-            Cipher::ChaCha20Poly1305 => {
-                ChaCha20Poly1305::new(&key).decrypt_in_place_detached(nonce, content_id, buf, tag)
+            Err(_) => {
+                out.truncate(start);
+                Err(FormatError::Decrypt(format!(
+                    "cannot decrypt content {}: wrong key or corrupted data",
+                    hex::encode(content_id)
+                )))
             }
-        };
-        opened.map_err(|_| {
-            out.truncate(start);
-            FormatError::Decrypt(format!(
-                "cannot decrypt content {}: wrong key or corrupted data",
-                hex::encode(content_id)
-            ))
-        })
+        }
     }
 
     /// Bytes that encryption adds to a plaintext (nonce and tag): 28.

@@ -21,4 +21,11 @@ pub mod snapshot;
 pub mod verify;
 
 pub use error::{RepoError, Result};
+
+/// The number of threads worth running at once, asked of the system once per process: the
+/// answer reads the cgroup CPU quota files, far too slow to ask per file.
+pub fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 pub use repository::{OpenOptions, Repository};

@@ -71,9 +71,7 @@ impl<'a> ObjectWriter<'a> {
             entries: Vec::new(),
             position: 0,
             queued: Vec::new(),
-            parallelism: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            parallelism: crate::parallelism(),
             spare: None,
         })
     }

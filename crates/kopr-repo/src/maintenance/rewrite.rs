@@ -134,7 +134,7 @@ pub fn rewrite_short_packs(
     }
     // Rounds of about 100k contents: packs are read and re-packed on every core, and the
     // index is written after each round so memory stays bounded.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = crate::parallelism().max(2);
     let mut rest = groups.as_slice();
     while !rest.is_empty() {
         let mut n = 0;

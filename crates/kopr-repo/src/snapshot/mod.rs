@@ -215,19 +215,29 @@ fn upload_file(
     if let Some(spare) = spare {
         w = w.with_spare_workers(spare);
     }
-    let mut buf = vec![0u8; READ_BUFFER];
-    let mut total = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        w.write_bytes(&buf[..n])?;
-        total += n as u64;
-        ProgressCounters::add(&progress.hashed_bytes, n as u64);
+    thread_local! {
+        /// One read buffer per thread, reused file after file (no allocation per file).
+        static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    let total = READ_BUF.with(|cell| -> Result<u64> {
+        let mut taken = cell.try_borrow_mut().ok();
+        let mut own = Vec::new();
+        let buf: &mut Vec<u8> = taken.as_deref_mut().unwrap_or(&mut own);
+        buf.resize(READ_BUFFER, 0);
+        let mut total = 0u64;
+        loop {
+            let n = f
+                .read(buf)
+                .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            w.write_bytes(&buf[..n])?;
+            total += n as u64;
+            ProgressCounters::add(&progress.hashed_bytes, n as u64);
+        }
+        Ok(total)
+    })?;
     Ok((w.result()?, total))
 }
 
@@ -761,9 +771,7 @@ pub fn create_snapshot(
             failed.load(Ordering::Relaxed)
                 || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
         };
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let workers = crate::parallelism();
         let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_FILES_PER_WORKER);
         let rx = std::sync::Mutex::new(rx);
         let pool = Workers {
@@ -888,9 +896,7 @@ pub fn restore(
             )));
         }
     }
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let workers = crate::parallelism();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, PathBuf)>(workers * 4);
     let rx = std::sync::Mutex::new(rx);
     let failed = AtomicBool::new(false);
@@ -1147,9 +1153,7 @@ pub fn verify_with(
     opts: &VerifyOptions,
     seen: &mut std::collections::HashSet<ObjectId>,
 ) -> VerifyReport {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let workers = crate::parallelism();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, String, VerifySlot)>(workers * 4);
     let rx = std::sync::Mutex::new(rx);
     // What the walk found, in walk order: its own findings and the files' slots.
