@@ -81,34 +81,36 @@ pub(super) struct Workers<'a> {
 }
 
 impl Workers<'_> {
-    /// One worker: takes jobs until the queue is closed.
-    pub fn run(&self, jobs: &Mutex<Receiver<FileJob>>) {
+    /// One worker: takes batches of jobs until the queue is closed.
+    pub fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
         loop {
             self.idle.fetch_add(1, Ordering::Relaxed);
-            let job = next_job(jobs);
+            let batch = next_job(jobs);
             self.idle.fetch_sub(1, Ordering::Relaxed);
-            let Some(job) = job else { break };
-            let r = if (self.stop)() {
-                Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
-            } else {
-                // A panic must still fill the slot, or the walk would wait for it forever.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    upload_counted(
-                        self.repo,
-                        job.compression.as_deref(),
-                        &job.path,
-                        self.progress,
-                        Some(&self.idle),
-                    )
-                }))
-                .unwrap_or_else(|_| {
-                    Err(RepoError::Invalid(format!(
-                        "{}: upload worker panicked",
-                        job.path.display()
-                    )))
-                })
-            };
-            job.slot.set(r);
+            let Some(batch) = batch else { break };
+            for job in batch {
+                let r = if (self.stop)() {
+                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                } else {
+                    // A panic must still fill the slot, or the walk would wait for it forever.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        upload_counted(
+                            self.repo,
+                            job.compression.as_deref(),
+                            &job.path,
+                            self.progress,
+                            Some(&self.idle),
+                        )
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(RepoError::Invalid(format!(
+                            "{}: upload worker panicked",
+                            job.path.display()
+                        )))
+                    })
+                };
+                job.slot.set(r);
+            }
         }
     }
 }

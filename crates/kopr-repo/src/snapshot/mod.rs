@@ -261,8 +261,12 @@ fn upload_counted(
     r
 }
 
-/// Files queued per worker before the walk waits for the workers.
-const QUEUED_FILES_PER_WORKER: usize = 4;
+/// Batches queued per worker before the walk waits for the workers.
+const QUEUED_BATCHES_PER_WORKER: usize = 2;
+/// Files under this size are handed to the workers in batches of up to [`FILES_PER_BATCH`]
+/// files or this many bytes.
+const SMALL_FILE: u64 = 256 << 10;
+const FILES_PER_BATCH: usize = 16;
 
 /// A directory walked whose files may still be being read; it is finished (its manifest
 /// written) once they are, children before parents.
@@ -292,7 +296,10 @@ struct Uploader<'a> {
     repo: &'a Repository,
     opts: &'a UploadOptions,
     /// The workers' queue; files are read on the walking thread without one.
-    jobs: Option<SyncSender<FileJob>>,
+    jobs: Option<SyncSender<Vec<FileJob>>>,
+    /// Small files gathered for the next hand-off, and their bytes.
+    batch: Vec<FileJob>,
+    batch_bytes: u64,
     /// Walked directories not finished yet, in the order they were walked (children first).
     pending: VecDeque<PendingDir>,
     stats: SnapshotStats,
@@ -492,7 +499,7 @@ impl Uploader<'_> {
                         self.opts.compression.clone().or_else(|| {
                             self.policy.compressor_for(&name, size).map(str::to_string)
                         });
-                    let slot = self.read_file(path.clone(), compression)?;
+                    let slot = self.read_file(path.clone(), compression, size as u64)?;
                     files.push((entries.len(), child_rel.clone(), slot));
                 }
             } else {
@@ -517,17 +524,29 @@ impl Uploader<'_> {
     }
 
     /// Hands a file to the workers (or reads it here when there are none).
-    fn read_file(&mut self, path: PathBuf, compression: Option<String>) -> Result<Arc<JobSlot>> {
+    /// Small files go to the workers in batches (one hand-off, one wake-up for many files),
+    /// a large one on its own.
+    fn read_file(
+        &mut self,
+        path: PathBuf,
+        compression: Option<String>,
+        size: u64,
+    ) -> Result<Arc<JobSlot>> {
         let slot = Arc::new(JobSlot::default());
         match &self.jobs {
-            Some(jobs) => {
-                let job = FileJob {
+            Some(_) => {
+                self.batch.push(FileJob {
                     path,
                     compression,
                     slot: slot.clone(),
-                };
-                jobs.send(job)
-                    .map_err(|_| RepoError::Invalid("upload workers stopped".into()))?;
+                });
+                self.batch_bytes += size;
+                if size >= SMALL_FILE
+                    || self.batch.len() >= FILES_PER_BATCH
+                    || self.batch_bytes >= SMALL_FILE
+                {
+                    self.send_batch()?;
+                }
             }
             None => {
                 let r = if self.canceled() {
@@ -547,9 +566,27 @@ impl Uploader<'_> {
         Ok(slot)
     }
 
+    /// Hands the files gathered so far to the workers.
+    fn send_batch(&mut self) -> Result<()> {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match &self.jobs {
+            Some(jobs) => jobs
+                .send(batch)
+                .map_err(|_| RepoError::Invalid("upload workers stopped".into())),
+            None => Err(RepoError::Invalid("upload workers stopped".into())),
+        }
+    }
+
     /// Finishes pending directories in walk order: all of them when `wait`, else those whose
     /// files are all read.
     fn finish_pending(&mut self, wait: bool) -> Result<()> {
+        if wait {
+            self.send_batch()?;
+        }
         while let Some(front) = self.pending.front() {
             if !wait && !front.ready() {
                 break;
@@ -729,6 +766,8 @@ pub fn create_snapshot(
         repo,
         opts,
         jobs: None,
+        batch: Vec::new(),
+        batch_bytes: 0,
         pending: VecDeque::new(),
         stats: SnapshotStats::default(),
         progress: progress.clone(),
@@ -772,7 +811,7 @@ pub fn create_snapshot(
                 || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
         };
         let workers = crate::parallelism();
-        let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_FILES_PER_WORKER);
+        let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_BATCHES_PER_WORKER);
         let rx = std::sync::Mutex::new(rx);
         let pool = Workers {
             repo,
