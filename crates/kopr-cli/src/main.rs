@@ -28,7 +28,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
+            let msg = commands::read_only_refusal(&e)
+                .unwrap_or_else(|| format!("{e:#}").replace('\n', " "));
             eprintln!("ERROR: {msg}");
             ExitCode::FAILURE
         }

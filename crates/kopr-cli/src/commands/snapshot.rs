@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 }
             }
             if cfg.read_only {
-                bail!("repository is connected read-only");
+                return Err(super::ReadOnlyConnection.into());
             }
             let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             {
