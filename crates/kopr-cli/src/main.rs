@@ -21,6 +21,7 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 
 fn main() -> ExitCode {
     alloc_count::tune_system_allocator();
+    quiet_output_failures();
     let cli = match app::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -34,6 +35,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Output that cannot be written ends the process as Kopia's does, without a backtrace: a
+/// closed pipe (`kopr snapshot ls | head -1`) kills it with SIGPIPE, silently (status 141 in a
+/// shell), and any other failure to write stdout (`> /dev/full`) prints one error line and
+/// exits with status 1. Rust ignores SIGPIPE and `println!` panics on a failed write otherwise.
+fn quiet_output_failures() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start, before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(cause) = msg.strip_prefix("failed printing to stdout: ") {
+            eprintln!("ERROR: cannot write to standard output: {cause}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
 }
 
 /// Help and version go out as clap prints them; a bad command line is reported on one line,

@@ -155,3 +155,83 @@ fn a_read_only_connection_changes_nothing_in_the_repository() {
     ro.ok(&["snapshot", "expire", "--all"]);
     assert_eq!(before, tree_state(&repo), "reading commands wrote");
 }
+
+/// Every command that prints, with the repository of [`repo_with_snapshots`].
+fn printing_commands<'a>(src: &'a str, ids: &'a [String]) -> Vec<Vec<&'a str>> {
+    vec![
+        vec!["snapshot", "ls"],
+        vec!["snapshot", "ls", "--json"],
+        vec!["snapshot", "ls", "-m", "--storage-stats", src],
+        vec!["snapshot", "verify"],
+        vec!["snapshot", "diff", &ids[0], &ids[1]],
+        vec!["snapshot", "expire", "--all"],
+        vec!["snapshot", "delete", &ids[0]],
+        vec!["ls", "-l", "-r", &ids[1]],
+        vec!["show", &ids[0]],
+        vec!["content", "ls", "-l"],
+        vec!["content", "stats"],
+        vec!["blob", "ls"],
+        vec!["blob", "stats"],
+        vec!["index", "ls"],
+        vec!["policy", "list"],
+        vec!["policy", "show", "--global"],
+        vec!["maintenance", "info"],
+        vec!["maintenance", "explain"],
+        vec!["repository", "status"],
+        vec!["benchmark", "hashing", "--repeat=1", "--block-size=1KB"],
+    ]
+}
+
+#[test]
+fn output_to_a_closed_pipe_or_a_full_device_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, _repo, src, ids) = repo_with_snapshots(tmp.path());
+    let sub = format!("{}/sub/b.bin", ids[1]);
+    let mut cmds = printing_commands(src.to_str().unwrap(), &ids);
+    cmds.push(vec!["show", &sub]);
+    for args in &cmds {
+        // A pipe whose reading end is closed before the command starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = k
+            .cmd(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigpipe()),
+            "kopr {args:?} into a closed pipe: {:?} {err}",
+            out.status
+        );
+        assert!(!err.contains("panicked"), "kopr {args:?}: {err}");
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = k
+            .cmd(args)
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked"),
+            "kopr {args:?} > /dev/full: {err}"
+        );
+        let line = one_error_line(&out);
+        assert!(
+            line.contains("No space left on device"),
+            "kopr {args:?} > /dev/full: {line}"
+        );
+    }
+}
+
+fn libc_sigpipe() -> i32 {
+    13
+}
