@@ -235,3 +235,283 @@ fn output_to_a_closed_pipe_or_a_full_device_ends_quietly() {
 fn libc_sigpipe() -> i32 {
     13
 }
+
+/// Runs kopr as an unprivileged user when the tests run as root (root reads every file, so
+/// unreadable files need someone else), with everything it touches under `home`.
+fn unprivileged(k: &Kopr, home: &Path, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = k.cmd(args);
+    c.env("HOME", home)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        c.uid(65534).gid(65534);
+    }
+    c.output().unwrap()
+}
+
+fn open_to_all(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+#[test]
+fn unreadable_entries_fail_the_snapshot_unless_the_policy_ignores_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    open_to_all(tmp.path());
+    let cfg = tmp.path().join("repository.config");
+    let k = kopr(&cfg);
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::write(src.join("ok.txt"), b"fine").unwrap();
+    std::fs::write(src.join("secret.txt"), b"no").unwrap();
+    std::fs::write(src.join("locked/inner.txt"), b"no").unwrap();
+    for p in [tmp.path().to_path_buf(), src.clone()] {
+        open_to_all(&p);
+    }
+    std::fs::set_permissions(
+        src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let repo = tmp.path().join("repo");
+    let run = |args: &[&str]| unprivileged(&k, tmp.path(), args);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "kopr {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(&[
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--format-block-key-derivation-algorithm",
+        "testing-only-insecure",
+    ]);
+    let s = src.to_str().unwrap();
+
+    let out = run(&["snapshot", "create", s]);
+    let line = one_error_line(&out);
+    assert!(
+        line.starts_with("ERROR: Found 2 fatal error(s) while snapshotting ")
+            && line.ends_with(&format!(":{s}.")),
+        "{line}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: secret.txt: ") && err.contains("error: locked: "),
+        "{err}"
+    );
+    // The snapshot is kept, with its errors.
+    let listed = ok(&["snapshot", "ls", s]);
+    assert!(listed.contains(" errors:2"), "{listed}");
+
+    ok(&["policy", "set", s, "--ignore-file-errors", "true"]);
+    let out = run(&["snapshot", "create", s]);
+    let line = one_error_line(&out);
+    assert!(
+        line.starts_with("ERROR: Found 1 fatal error(s) while snapshotting "),
+        "{line}"
+    );
+    assert!(
+        stderr(&out).contains("Ignored 1 error(s) while snapshotting "),
+        "{}",
+        stderr(&out)
+    );
+
+    ok(&["policy", "set", s, "--ignore-dir-errors", "true"]);
+    let out = run(&["snapshot", "create", s]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Ignored 2 error(s) while snapshotting "),
+        "{}",
+        stderr(&out)
+    );
+    let shown = ok(&["policy", "show", s]);
+    assert!(shown.contains("Ignore file read errors: true"), "{shown}");
+    assert!(
+        shown.contains("Ignore directory read errors: true"),
+        "{shown}"
+    );
+    // Back to Kopia's default: errors count again.
+    ok(&[
+        "policy",
+        "set",
+        s,
+        "--ignore-dir-errors",
+        "inherit",
+        "--ignore-file-errors",
+        "inherit",
+    ]);
+    assert!(!run(&["snapshot", "create", s]).status.success());
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn count_snapshots(k: &Kopr, src: &str, extra: &[&str]) -> usize {
+    let mut args = vec!["snapshot", "ls", src, "--json"];
+    args.extend_from_slice(extra);
+    let v: serde_json::Value = serde_json::from_str(&k.ok(&args)).unwrap();
+    v.as_array().unwrap().len()
+}
+
+#[test]
+fn snapshot_create_applies_the_retention_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr(&tmp.path().join("repository.config"));
+    k.create_filesystem(&tmp.path().join("repo"));
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    let s = src.to_str().unwrap();
+    k.ok(&[
+        "policy",
+        "set",
+        s,
+        "--keep-latest",
+        "2",
+        "--keep-hourly",
+        "0",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+        "--keep-annual",
+        "0",
+    ]);
+    for i in 0..4 {
+        std::fs::write(src.join(format!("f{i}")), format!("{i}")).unwrap();
+        let err = k.ok_stderr(&["snapshot", "create", s]);
+        if i >= 2 {
+            assert!(err.contains("Deleted 1 snapshot(s) of "), "{err}");
+        }
+    }
+    assert_eq!(count_snapshots(&k, s, &[]), 2);
+    // The newest two are kept.
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["snapshot", "ls", s, "--json"])).unwrap();
+    assert_eq!(v[1]["stats"]["fileCount"], 4, "{v}");
+}
+
+#[test]
+fn the_user_name_comes_from_the_passwd_entry_of_the_uid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr(&tmp.path().join("repository.config"));
+    let name = Command::new("id").arg("-un").output().unwrap();
+    let name = String::from_utf8(name.stdout).unwrap().trim().to_string();
+    assert!(!name.is_empty());
+    let out = k
+        .cmd(&[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            tmp.path().join("repo").to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "testing-only-insecure",
+        ])
+        .env("USER", "not-the-user")
+        .env("LOGNAME", "not-the-user")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["repository", "status", "--json"])).unwrap();
+    assert_eq!(v["username"], name.as_str());
+}
+
+#[test]
+fn cache_directories_are_skipped_unless_the_policy_includes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr(&tmp.path().join("repository.config"));
+    k.create_filesystem(&tmp.path().join("repo"));
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(src.join("cache")).unwrap();
+    std::fs::create_dir_all(src.join("fake")).unwrap();
+    std::fs::write(
+        src.join("cache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("cache/blob.bin"), vec![1u8; 5000]).unwrap();
+    std::fs::write(
+        src.join("fake/CACHEDIR.TAG"),
+        b"Signature: not the right one",
+    )
+    .unwrap();
+    std::fs::write(src.join("fake/kept.txt"), b"kept").unwrap();
+    let s = src.to_str().unwrap();
+    let listing = |k: &Kopr| {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.ok(&["snapshot", "ls", s, "--json"])).unwrap();
+        let id = v.as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        k.ok(&["ls", "-r", &id])
+    };
+    k.ok(&["snapshot", "create", s]);
+    let files = listing(&k);
+    assert!(files.lines().any(|l| l == "cache/"), "{files}");
+    assert!(
+        !files.contains("cache/blob.bin") && !files.contains("cache/CACHEDIR.TAG"),
+        "{files}"
+    );
+    assert!(files.contains("fake/kept.txt"), "{files}");
+
+    k.ok(&["policy", "set", s, "--ignore-cache-dirs", "false"]);
+    k.ok(&["snapshot", "create", s]);
+    let files = listing(&k);
+    assert!(
+        files.contains("cache/blob.bin") && files.contains("cache/CACHEDIR.TAG"),
+        "{files}"
+    );
+}
+
+#[test]
+fn snapshot_ls_hides_incomplete_snapshots_unless_asked() {
+    use kopr_repo::snapshot::{create_snapshot, UploadOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr(&tmp.path().join("repository.config"));
+    let repo_dir = tmp.path().join("repo");
+    k.create_filesystem(&repo_dir);
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let s = src.to_str().unwrap();
+    k.ok(&["snapshot", "create", s]);
+    let complete: serde_json::Value =
+        serde_json::from_str(&k.ok(&["snapshot", "ls", s, "--json"])).unwrap();
+    // A canceled snapshot of the same source, as an interrupted `snapshot create` leaves.
+    {
+        let st =
+            std::sync::Arc::new(kopr_blob::filesystem::FilesystemStorage::open(&repo_dir).unwrap());
+        let repo = kopr_repo::Repository::open(
+            st,
+            kopr_testkit::cli::PASSWORD,
+            kopr_repo::OpenOptions::default(),
+        )
+        .unwrap();
+        let source: kopr_format::snapshot::SourceInfo =
+            serde_json::from_value(complete[0]["source"].clone()).unwrap();
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let opts = UploadOptions {
+            cancel: Some(cancel),
+            ..Default::default()
+        };
+        let m = create_snapshot(&repo, &src, &source, &opts, &mut |_| {}).unwrap();
+        assert_eq!(m.incomplete_reason, "canceled");
+    }
+    assert_eq!(count_snapshots(&k, s, &[]), 1);
+    assert_eq!(count_snapshots(&k, s, &["--incomplete"]), 2);
+    let text = k.ok(&["snapshot", "ls", s]);
+    assert!(!text.contains("incomplete"), "{text}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let text = k.ok(&["snapshot", "ls", s, "--incomplete"]);
+    assert!(text.contains("incomplete:canceled"), "{text}");
+}

@@ -292,6 +292,23 @@ struct Uploader<'a> {
     policy: kopr_format::policy::Policy,
 }
 
+/// The name of the file that marks a cache directory (<https://bford.info/cachedir/>).
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+/// How a `CACHEDIR.TAG` starts.
+pub const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Whether `dir` holds a regular `CACHEDIR.TAG` that starts with the standard signature.
+fn is_cache_dir(dir: &Path) -> bool {
+    let tag = dir.join(CACHEDIR_TAG);
+    if !fs::symlink_metadata(&tag).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    fs::File::open(&tag)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == CACHEDIR_SIGNATURE)
+}
+
 fn mtime_nanos(md: &fs::Metadata) -> i64 {
     md.modified()
         .ok()
@@ -326,15 +343,34 @@ impl Uploader<'_> {
             .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
-    fn error(&mut self, summary: &mut DirectorySummary, rel: &str, e: impl std::fmt::Display) {
-        summary.fatal_error_count += 1;
+    /// Records an error reading an entry: fatal, or ignored when the error-handling policy
+    /// says so for that kind (`dir`: opening or listing a directory; else reading a file).
+    fn error(
+        &mut self,
+        summary: &mut DirectorySummary,
+        rel: &str,
+        e: impl std::fmt::Display,
+        dir: bool,
+    ) {
+        let eh = &self.policy.error_handling;
+        let ignored = if dir {
+            eh.ignore_directory_errors.unwrap_or(false)
+        } else {
+            eh.ignore_file_errors.unwrap_or(false)
+        };
+        if ignored {
+            summary.ignored_error_count += 1;
+            self.stats.ignored_error_count += 1;
+        } else {
+            summary.fatal_error_count += 1;
+            self.stats.error_count += 1;
+        }
         if summary.failed_entries.len() < 10 {
             summary.failed_entries.push(EntryError {
                 entry_path: rel.to_string(),
                 error: e.to_string(),
             });
         }
-        self.stats.error_count += 1;
         ProgressCounters::add(&self.progress.errors, 1);
     }
 
@@ -366,18 +402,21 @@ impl Uploader<'_> {
     ) -> Result<Arc<DirSlot>> {
         let mut summary = DirectorySummary::default();
         let mut names: Vec<(String, PathBuf)> = Vec::new();
+        let cache_dir = self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir);
         match fs::read_dir(dir) {
+            // A cache directory is kept, empty, as Kopia does.
+            _ if cache_dir => {}
             Ok(rd) => {
                 for e in rd {
                     match e {
                         Ok(e) => {
                             names.push((e.file_name().to_string_lossy().into_owned(), e.path()))
                         }
-                        Err(err) => self.error(&mut summary, rel, err),
+                        Err(err) => self.error(&mut summary, rel, err, true),
                     }
                 }
             }
-            Err(err) => self.error(&mut summary, rel, err),
+            Err(err) => self.error(&mut summary, rel, err, true),
         }
         names.sort();
         let rules_before = self.rules.len();
@@ -407,7 +446,7 @@ impl Uploader<'_> {
             let md = match fs::symlink_metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.error(&mut summary, &child_rel, e);
+                    self.error(&mut summary, &child_rel, e, false);
                     continue;
                 }
             };
@@ -452,7 +491,7 @@ impl Uploader<'_> {
                 let target = match fs::read_link(&path) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.error(&mut summary, &child_rel, e);
+                        self.error(&mut summary, &child_rel, e, false);
                         continue;
                     }
                 };
@@ -572,6 +611,7 @@ impl Uploader<'_> {
             summary.total_symlink_count += sub.total_symlink_count;
             summary.total_dir_count += sub.total_dir_count;
             summary.fatal_error_count += sub.fatal_error_count;
+            summary.ignored_error_count += sub.ignored_error_count;
             if !sub.incomplete_reason.is_empty() {
                 summary.incomplete_reason = sub.incomplete_reason.clone();
             }
@@ -599,7 +639,7 @@ impl Uploader<'_> {
                     failed.push(idx);
                 }
                 Err(e @ RepoError::Invalid(_)) => {
-                    self.error(&mut summary, &rel_path, e);
+                    self.error(&mut summary, &rel_path, e, false);
                     failed.push(idx);
                 }
                 Err(e) => return Err(e),
