@@ -295,9 +295,15 @@ pub enum SnapshotCommand {
         /// Overwrite existing files and directories.
         #[arg(long, visible_alias = "overwrite-files")]
         overwrite: bool,
-        /// Restore file owners (root only).
-        #[arg(long = "restore-owners")]
+        /// Owners are restored by default (as Kopia); kept for older scripts.
+        #[arg(long = "restore-owners", hide = true)]
         restore_owners: bool,
+        /// Skip owners during restore.
+        #[arg(long = "skip-owners")]
+        skip_owners: bool,
+        /// Restore everything that can be restored, listing what could not.
+        #[arg(long = "ignore-errors")]
+        ignore_errors: bool,
     },
     /// Verify snapshots: directories are read, the contents of a share of the files are read,
     /// authenticated and decoded, and those of the others must have index entries. Objects

@@ -29,12 +29,28 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = commands::read_only_refusal(&e)
-                .unwrap_or_else(|| format!("{e:#}").replace('\n', " "));
+            let msg = commands::read_only_refusal(&e).unwrap_or_else(|| one_line(&e));
             eprintln!("ERROR: {msg}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text an outer message
+/// already includes (`open X: Not a directory` over `Not a directory`) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
 }
 
 /// Output that cannot be written ends the process as Kopia's does, without a backtrace: a

@@ -255,18 +255,28 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             source,
             target,
             overwrite,
-            restore_owners,
+            restore_owners: _,
+            skip_owners,
+            ignore_errors,
         } => {
             let entry = resolve(&repo, &source)?;
             let started = Instant::now();
-            let st = snap::restore(
+            // Ctrl-C leaves no temporary file behind (complete files stay).
+            let _ = ctrlc::set_handler(|| {
+                snap::remove_restore_temporaries();
+                eprintln!("\nRestore interrupted.");
+                std::process::exit(130);
+            });
+            let st = snap::restore_reporting(
                 &repo,
                 &entry,
                 &target,
                 RestoreOptions {
                     overwrite,
-                    restore_owners,
+                    restore_owners: !skip_owners,
+                    ignore_errors,
                 },
+                &mut |path, err| eprintln!("not restored: {}", error_about(path, err)),
             )?;
             println!(
                 "Restored {} files, {} directories and {} symbolic links ({}) in {:.1}s.",
@@ -276,6 +286,12 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 units::bytes(st.bytes as i64),
                 started.elapsed().as_secs_f64()
             );
+            if st.failed > 0 {
+                eprintln!(
+                    "Ignored {} error(s): the entries listed above were not restored.",
+                    st.failed
+                );
+            }
             Ok(())
         }
         SnapshotCommand::Verify {
@@ -404,6 +420,17 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             repo.flush()?;
             Ok(())
         }
+    }
+}
+
+/// `path: error`, without the path twice when the error names it already.
+fn error_about(path: &Path, err: &kopr_repo::RepoError) -> String {
+    let msg = err.to_string();
+    let p = path.display().to_string();
+    if msg.starts_with(&p) {
+        msg
+    } else {
+        format!("{p}: {msg}")
     }
 }
 
