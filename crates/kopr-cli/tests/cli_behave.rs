@@ -81,6 +81,7 @@ fn a_read_only_connection_changes_nothing_in_the_repository() {
     assert_eq!(kept.len(), 2);
 
     let ro = kopr(&tmp.path().join("ro.config"));
+    let before_connect = tree_state(&repo);
     ro.ok(&[
         "repository",
         "connect",
@@ -89,6 +90,7 @@ fn a_read_only_connection_changes_nothing_in_the_repository() {
         repo.to_str().unwrap(),
         "--readonly",
     ]);
+    assert_eq!(before_connect, tree_state(&repo), "connecting wrote");
     let src_s = src.to_str().unwrap();
     let writing: Vec<Vec<&str>> = vec![
         vec!["snapshot", "create", src_s],
@@ -764,4 +766,38 @@ fn errors_say_once_what_happened_to_which_path() {
         "{line}"
     );
     let _ = src;
+}
+
+#[test]
+fn ctrl_c_during_a_restore_leaves_no_temporary_file() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, _repo, _src, ids) = repo_with_snapshots(tmp.path());
+    let target = tmp.path().join("out");
+    // The restore stops right after creating its first temporary file and says which.
+    let mut child = k
+        .cmd(&["snapshot", "restore", &ids[1], target.to_str().unwrap()])
+        .env("KOPR_TEST_STALL_RESTORE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let tmp_file = PathBuf::from(first.strip_prefix("writing ").expect(&first));
+    assert!(tmp_file.exists(), "{first}");
+    // SAFETY: kill with a valid pid and signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let left: Vec<_> = tree_state(&target)
+        .into_keys()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".kopr-restore-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -1074,6 +1074,14 @@ fn create_restore_temporary(dest: &Path) -> Result<(PathBuf, fs::File)> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
     live.push(tmp.clone());
+    drop(live);
+    // Tests interrupt a restore here: it says where it is and waits for the signal.
+    if std::env::var_os("KOPR_TEST_STALL_RESTORE").is_some() {
+        eprintln!("writing {}", tmp.display());
+        loop {
+            std::thread::park();
+        }
+    }
     Ok((tmp, f))
 }
 
