@@ -516,6 +516,14 @@ fn snapshot_ls_hides_incomplete_snapshots_unless_asked() {
     assert_eq!(text.lines().count(), 2, "{text}");
     let text = k.ok(&["snapshot", "ls", s, "--incomplete"]);
     assert!(text.contains("incomplete:canceled"), "{text}");
+    // A source with nothing but checkpoints is not listed at all.
+    k.ok(&[
+        "snapshot",
+        "delete",
+        complete[0]["id"].as_str().unwrap(),
+        "--delete",
+    ]);
+    assert_eq!(k.ok(&["snapshot", "ls", s]), "");
 }
 
 /// The data pack files (`p…`) of a filesystem repository.

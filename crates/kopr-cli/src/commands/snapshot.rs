@@ -181,6 +181,9 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             }
             let mut first = true;
             for (src, snaps) in by_source {
+                if !snaps.iter().any(|m| shown(m)) {
+                    continue; // only checkpoints, hidden
+                }
                 if !first {
                     println!();
                 }

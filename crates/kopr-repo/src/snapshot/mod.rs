@@ -133,6 +133,8 @@ struct Estimator<'a> {
     stop: &'a AtomicBool,
     dot_ignore_files: Vec<String>,
     rules: Vec<crate::ignore::Rule>,
+    /// Cache directories count as empty, as in the snapshot.
+    skip_cache_dirs: bool,
     /// The stand-in (previous snapshot's totals), never lowered while the walk runs.
     floor: (u64, u64),
     files: u64,
@@ -148,6 +150,9 @@ impl Estimator<'_> {
     }
 
     fn walk(&mut self, dir: &Path, rel: &str) {
+        if self.skip_cache_dirs && is_cache_dir(dir) {
+            return;
+        }
         let Ok(rd) = fs::read_dir(dir) else { return };
         let rules_before = self.rules.len();
         for name in &self.dot_ignore_files {
@@ -819,6 +824,7 @@ pub fn create_snapshot(
                     stop: &stop,
                     dot_ignore_files: up.policy.files.dot_ignore_files.clone(),
                     rules: up.rules.clone(),
+                    skip_cache_dirs: up.policy.files.ignore_cache_dirs.unwrap_or(true),
                     floor: (before.estimated_files, before.estimated_bytes),
                     files: 0,
                     bytes: 0,
