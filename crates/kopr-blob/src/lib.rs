@@ -7,6 +7,7 @@ pub mod fault;
 pub mod filesystem;
 pub mod locking;
 pub mod memory;
+pub mod readonly;
 pub mod retrying;
 pub mod s3;
 
@@ -66,6 +67,16 @@ pub enum BlobError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The storage was opened read-only (a connection made with `--readonly`).
+    #[error(
+        "the repository connection is read-only (connected with --readonly): cannot {op} blob {id}"
+    )]
+    ReadOnly {
+        /// What was refused: `write`, `delete`, ...
+        op: &'static str,
+        /// On which blob.
+        id: String,
     },
     /// Anything else.
     #[error("{0}")]

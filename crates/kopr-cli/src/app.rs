@@ -236,6 +236,15 @@ pub struct PolicySetArgs {
     /// Add names of per-directory ignore files.
     #[arg(long = "add-dot-ignore")]
     pub add_dot_ignore: Vec<String>,
+    /// Ignore cache directories, those holding a CACHEDIR.TAG ('true', 'false', 'inherit').
+    #[arg(long = "ignore-cache-dirs", value_parser = ["true", "false", "inherit"])]
+    pub ignore_cache_dirs: Option<String>,
+    /// Ignore errors reading files while traversing ('true', 'false', 'inherit').
+    #[arg(long = "ignore-file-errors", value_parser = ["true", "false", "inherit"])]
+    pub ignore_file_errors: Option<String>,
+    /// Ignore errors reading directories while traversing ('true', 'false', 'inherit').
+    #[arg(long = "ignore-dir-errors", value_parser = ["true", "false", "inherit"])]
+    pub ignore_dir_errors: Option<String>,
 }
 
 /// `snapshot …`
@@ -267,6 +276,9 @@ pub enum SnapshotCommand {
         /// Include manifest item ID.
         #[arg(long = "manifest-id", short = 'm')]
         manifest_id: bool,
+        /// Include incomplete snapshots (checkpoints and canceled ones).
+        #[arg(long)]
+        incomplete: bool,
         /// Compute and show storage statistics.
         #[arg(long = "storage-stats")]
         storage_stats: bool,
@@ -283,9 +295,15 @@ pub enum SnapshotCommand {
         /// Overwrite existing files and directories.
         #[arg(long, visible_alias = "overwrite-files")]
         overwrite: bool,
-        /// Restore file owners (root only).
-        #[arg(long = "restore-owners")]
+        /// Owners are restored by default (as Kopia); kept for older scripts.
+        #[arg(long = "restore-owners", hide = true)]
         restore_owners: bool,
+        /// Skip owners during restore.
+        #[arg(long = "skip-owners")]
+        skip_owners: bool,
+        /// Restore everything that can be restored, listing what could not.
+        #[arg(long = "ignore-errors")]
+        ignore_errors: bool,
     },
     /// Verify snapshots: directories are read, the contents of a share of the files are read,
     /// authenticated and decoded, and those of the others must have index entries. Objects

@@ -250,6 +250,11 @@ pub fn remove(config_path: &Path) -> Result<bool> {
 
 /// The current user name (`$USER`, `$LOGNAME`, else the owner of this process).
 pub fn current_username() -> String {
+    // As Kopia (Go's user.Current): the passwd entry of the process's uid, then the environment.
+    #[cfg(unix)]
+    if let Some(name) = passwd_name(real_uid()) {
+        return name;
+    }
     for var in ["USER", "LOGNAME"] {
         if let Ok(v) = std::env::var(var) {
             if !v.is_empty() {
@@ -257,17 +262,46 @@ pub fn current_username() -> String {
             }
         }
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if fs::metadata("/proc/self")
-            .map(|m| m.uid() == 0)
-            .unwrap_or(false)
-        {
-            return "root".into();
-        }
-    }
     "user".into()
+}
+
+/// The real uid of this process.
+#[cfg(unix)]
+fn real_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// The user name of `uid` in the passwd database, if it has an entry.
+#[cfg(unix)]
+pub fn passwd_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: `pwd` and `buf` outlive the call, `result` is set by it; the name is copied
+        // out of `buf` before it is dropped.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string in `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        let name = name.to_string_lossy().into_owned();
+        return (!name.is_empty()).then_some(name);
+    }
 }
 
 /// The current host name.

@@ -22,6 +22,7 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 
 fn main() -> ExitCode {
     alloc_count::tune_system_allocator();
+    quiet_output_failures();
     let cli = match app::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -29,11 +30,54 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
+            let msg = commands::read_only_refusal(&e).unwrap_or_else(|| one_line(&e));
             eprintln!("ERROR: {msg}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text an outer message
+/// already includes (`open X: Not a directory` over `Not a directory`) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
+}
+
+/// Output that cannot be written ends the process as Kopia's does, without a backtrace: a
+/// closed pipe (`kopr snapshot ls | head -1`) kills it with SIGPIPE, silently (status 141 in a
+/// shell), and any other failure to write stdout (`> /dev/full`) prints one error line and
+/// exits with status 1. Rust ignores SIGPIPE and `println!` panics on a failed write otherwise.
+fn quiet_output_failures() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start, before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(cause) = msg.strip_prefix("failed printing to stdout: ") {
+            eprintln!("ERROR: cannot write to standard output: {cause}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
 }
 
 /// Help and version go out as clap prints them; a bad command line is reported on one line,

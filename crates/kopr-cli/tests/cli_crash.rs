@@ -149,7 +149,10 @@ fn ctrl_c_saves_a_checkpoint_that_the_next_run_resumes() {
         return; // finished before the signal arrived: nothing to prove on this machine
     }
     assert!(err.contains("incomplete (canceled)"), "{err}");
-    let ls = kopr(&cfg).args(["snapshot", "ls"]).output().unwrap();
+    let ls = kopr(&cfg)
+        .args(["snapshot", "ls", "--incomplete"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&ls.stdout).contains("incomplete:canceled"));
     let out = kopr(&cfg)
         .args(["snapshot", "create", src.to_str().unwrap(), "--json"])

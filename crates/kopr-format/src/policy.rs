@@ -81,6 +81,13 @@ pub struct FilesPolicy {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub no_parent_dot_ignore_files: bool,
+    /// Skip directories marked by a `CACHEDIR.TAG` (unset: yes, as Kopia).
+    #[serde(
+        rename = "ignoreCacheDirs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_cache_dirs: Option<bool>,
     /// Other fields, kept as-is.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -121,6 +128,34 @@ pub struct CompressionPolicy {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Which snapshot errors are ignored (counted, listed, but not failing the snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ErrorHandlingPolicy {
+    /// Errors reading files (unset: not ignored, as Kopia).
+    #[serde(
+        rename = "ignoreFileErrors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_file_errors: Option<bool>,
+    /// Errors opening or listing directories (unset: not ignored, as Kopia).
+    #[serde(
+        rename = "ignoreDirectoryErrors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_directory_errors: Option<bool>,
+    /// Other fields (`ignoreUnknownTypes`), kept as-is.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ErrorHandlingPolicy {
+    fn is_empty(&self) -> bool {
+        *self == ErrorHandlingPolicy::default()
+    }
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -137,6 +172,13 @@ pub struct Policy {
     /// Compression.
     #[serde(rename = "compression", default)]
     pub compression: CompressionPolicy,
+    /// Error handling.
+    #[serde(
+        rename = "errorHandling",
+        default,
+        skip_serializing_if = "ErrorHandlingPolicy::is_empty"
+    )]
+    pub error_handling: ErrorHandlingPolicy,
     /// Do not inherit from parent policies.
     #[serde(
         rename = "noParent",
@@ -193,6 +235,17 @@ impl Policy {
         if self.files.dot_ignore_files.is_empty() && !self.files.no_parent_dot_ignore_files {
             self.files.dot_ignore_files = parent.files.dot_ignore_files.clone();
         }
+        self.files.ignore_cache_dirs = self
+            .files
+            .ignore_cache_dirs
+            .or(parent.files.ignore_cache_dirs);
+        let eh = &mut self.error_handling;
+        eh.ignore_file_errors = eh
+            .ignore_file_errors
+            .or(parent.error_handling.ignore_file_errors);
+        eh.ignore_directory_errors = eh
+            .ignore_directory_errors
+            .or(parent.error_handling.ignore_directory_errors);
         let c = &mut self.compression;
         if c.compressor_name.is_empty() {
             c.compressor_name = parent.compression.compressor_name.clone();

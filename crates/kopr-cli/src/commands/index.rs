@@ -7,8 +7,17 @@ use super::Context;
 use crate::app::IndexCommand;
 
 pub fn run(ctx: &Context, cmd: IndexCommand) -> Result<()> {
-    let (_, repo) = ctx.open_repository()?;
+    let (cfg, repo) = ctx.open_repository()?;
     match cmd {
+        IndexCommand::Recover {
+            blob_prefixes,
+            blobs,
+            ignore_errors,
+            commit,
+        } if commit && cfg.read_only => {
+            let _ = (blob_prefixes, blobs, ignore_errors);
+            Err(super::ReadOnlyConnection.into())
+        }
         IndexCommand::Recover {
             blob_prefixes,
             blobs,

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use kopr_blob::BlobStorage;
+use kopr_blob::readonly::ReadOnlyStorage;
+use kopr_blob::{BlobError, BlobStorage};
 use kopr_repo::content::WriterIdentity;
 use kopr_repo::{OpenOptions, RepoError, Repository};
 
@@ -70,13 +71,19 @@ impl Context {
     }
 }
 
-/// Opens a repository in `st` with the identity and cache of `cfg`.
+/// Opens a repository in `st` with the identity and cache of `cfg`. A read-only connection
+/// opens it through [`ReadOnlyStorage`], so nothing any command does can change the storage.
 pub fn open_with(
     st: Arc<dyn BlobStorage>,
     password: &str,
     cfg: &ConnectionConfig,
     key_cache: Option<&dyn kopr_repo::format_manager::FormatKeyCache>,
 ) -> Result<Repository> {
+    let st: Arc<dyn BlobStorage> = if cfg.read_only {
+        Arc::new(ReadOnlyStorage::new(st))
+    } else {
+        st
+    };
     let opts = OpenOptions {
         cache_dir: (!cfg.caching.cache_directory.is_empty())
             .then(|| PathBuf::from(&cfg.caching.cache_directory)),
@@ -120,6 +127,44 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Show { object_path } => snapshot::show(&ctx, &object_path),
     }
 }
+
+/// The one line for a command refused by a read-only connection, when `e` is that refusal.
+pub fn read_only_refusal(e: &anyhow::Error) -> Option<String> {
+    let refused = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<BlobError>(),
+            Some(BlobError::ReadOnly { .. })
+        ) || matches!(
+            c.downcast_ref::<RepoError>(),
+            Some(RepoError::Blob(BlobError::ReadOnly { .. }))
+        ) || c.downcast_ref::<ReadOnlyConnection>().is_some()
+    });
+    refused.then(|| {
+        // The command's words (`snapshot delete`), without its flags and arguments.
+        let words: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .take_while(|a| a.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .take(2)
+            .collect();
+        format!(
+            "the repository connection is read-only (connected with --readonly); reconnect without --readonly to run `kopr {}`",
+            words.join(" ")
+        )
+    })
+}
+
+/// A command refused up front because the connection is read-only.
+#[derive(Debug)]
+pub struct ReadOnlyConnection;
+
+impl std::fmt::Display for ReadOnlyConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the repository connection is read-only (connected with --readonly)")
+    }
+}
+
+impl std::error::Error for ReadOnlyConnection {}
 
 /// Prints a histogram of sizes in Kopia's `N between A and B (total T)` shape.
 pub fn print_histogram(sizes: impl Iterator<Item = i64>, fmt: &dyn Fn(i64) -> String) {

@@ -119,7 +119,21 @@ fn apply(p: &mut Policy, a: &PolicySetArgs) -> Result<bool> {
         }
         changed = true;
     }
+    changed |= opt_bool(&a.ignore_cache_dirs, &mut p.files.ignore_cache_dirs);
+    let eh = &mut p.error_handling;
+    changed |= opt_bool(&a.ignore_file_errors, &mut eh.ignore_file_errors);
+    changed |= opt_bool(&a.ignore_dir_errors, &mut eh.ignore_directory_errors);
     Ok(changed)
+}
+
+/// `true`, `false` or `inherit` (clap has checked the value).
+fn opt_bool(v: &Option<String>, field: &mut Option<bool>) -> bool {
+    let Some(v) = v else { return false };
+    *field = match v.as_str() {
+        "inherit" => None,
+        v => Some(v == "true"),
+    };
+    true
 }
 
 fn show(p: &Policy, defined: &Policy) {
@@ -171,6 +185,21 @@ fn show(p: &Policy, defined: &Policy) {
     println!(
         "  Read ignore rules from files: {}",
         p.files.dot_ignore_files.join(", ")
+    );
+    println!(
+        "  Ignore cache directories: {}",
+        p.files.ignore_cache_dirs.unwrap_or(true)
+    );
+    println!();
+    let eh = &p.error_handling;
+    println!("Error handling policy:");
+    println!(
+        "  Ignore file read errors: {}",
+        eh.ignore_file_errors.unwrap_or(false)
+    );
+    println!(
+        "  Ignore directory read errors: {}",
+        eh.ignore_directory_errors.unwrap_or(false)
     );
     println!();
     let c = &p.compression;

@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 }
             }
             if cfg.read_only {
-                bail!("repository is connected read-only");
+                return Err(super::ReadOnlyConnection.into());
             }
             let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             {
@@ -84,6 +84,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
                 });
             }
+            let mut failures: Vec<String> = Vec::new();
             for src in sources {
                 let si = source_for(&cfg, &src)?;
                 let started = Instant::now();
@@ -131,6 +132,15 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                         st.error_count
                     );
                 }
+                // As Kopia: the source's retention policy runs after every snapshot.
+                let expired = kopr_repo::policy::expire(&repo, &si, true)
+                    .context("unable to apply retention policy")?;
+                if !expired.is_empty() && !as_json {
+                    eprintln!(
+                        "Deleted {} snapshot(s) of {si} per its retention policy.",
+                        expired.len()
+                    );
+                }
                 if !m.incomplete_reason.is_empty() {
                     bail!(
                         "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
@@ -138,23 +148,20 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                         m.incomplete_reason
                     );
                 }
-                if m.stats.error_count > 0 {
-                    for fe in m
-                        .root_entry
-                        .as_ref()
-                        .and_then(|r| r.dir_summary.as_ref())
-                        .map(|s| s.failed_entries.clone())
-                        .unwrap_or_default()
-                    {
-                        eprintln!("error: {}: {}", fe.entry_path, fe.error);
-                    }
+                if let Some(e) = report_errors(&m, &si) {
+                    failures.push(e);
                 }
             }
-            Ok(())
+            match failures.len() {
+                0 => Ok(()),
+                1 => bail!("{}", failures[0]),
+                n => bail!("{n} sources failed: {}", failures.join(" ")),
+            }
         }
         SnapshotCommand::Ls {
             source,
             all,
+            incomplete,
             manifest_id,
             storage_stats,
             json: as_json,
@@ -169,8 +176,11 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     m.source.host == cfg.hostname && m.source.user_name == cfg.username
                 });
             }
+            // Retention still sees every snapshot; only the listing hides checkpoints.
+            let shown = |m: &SnapshotManifest| incomplete || m.incomplete_reason.is_empty();
             if as_json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                let shown: Vec<&SnapshotManifest> = list.iter().filter(|m| shown(m)).collect();
+                println!("{}", serde_json::to_string_pretty(&shown)?);
                 return Ok(());
             }
             let mut by_source: std::collections::BTreeMap<SourceInfo, Vec<&SnapshotManifest>> =
@@ -180,6 +190,9 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             }
             let mut first = true;
             for (src, snaps) in by_source {
+                if !snaps.iter().any(|m| shown(m)) {
+                    continue; // only checkpoints, hidden
+                }
                 if !first {
                     println!();
                 }
@@ -194,7 +207,9 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                     Vec::new()
                 };
                 for (i, (m, why)) in snaps.into_iter().zip(reasons).enumerate() {
-                    let Some(root) = &m.root_entry else { continue };
+                    let Some(root) = m.root_entry.as_ref().filter(|_| shown(m)) else {
+                        continue;
+                    };
                     let size = root
                         .dir_summary
                         .as_ref()
@@ -252,18 +267,28 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             source,
             target,
             overwrite,
-            restore_owners,
+            restore_owners: _,
+            skip_owners,
+            ignore_errors,
         } => {
             let entry = resolve(&repo, &source)?;
             let started = Instant::now();
-            let st = snap::restore(
+            // Ctrl-C leaves no temporary file behind (complete files stay).
+            let _ = ctrlc::set_handler(|| {
+                snap::remove_restore_temporaries();
+                eprintln!("\nRestore interrupted.");
+                std::process::exit(130);
+            });
+            let st = snap::restore_reporting(
                 &repo,
                 &entry,
                 &target,
                 RestoreOptions {
                     overwrite,
-                    restore_owners,
+                    restore_owners: !skip_owners,
+                    ignore_errors,
                 },
+                &mut |path, err| eprintln!("not restored: {}", error_about(path, err)),
             )?;
             println!(
                 "Restored {} files, {} directories and {} symbolic links ({}) in {:.1}s.",
@@ -273,6 +298,12 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
                 units::bytes(st.bytes as i64),
                 started.elapsed().as_secs_f64()
             );
+            if st.failed > 0 {
+                eprintln!(
+                    "Ignored {} error(s): the entries listed above were not restored.",
+                    st.failed
+                );
+            }
             Ok(())
         }
         SnapshotCommand::Verify {
@@ -402,6 +433,35 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `path: error`, without the path twice when the error names it already.
+fn error_about(path: &Path, err: &kopr_repo::RepoError) -> String {
+    let msg = err.to_string();
+    let p = path.display().to_string();
+    if msg.starts_with(&p) {
+        msg
+    } else {
+        format!("{p}: {msg}")
+    }
+}
+
+/// Prints the entries a snapshot could not read; returns Kopia's `Found N fatal error(s)`
+/// when errors that the error-handling policy does not ignore occurred.
+fn report_errors(m: &SnapshotManifest, si: &SourceInfo) -> Option<String> {
+    let summary = m.root_entry.as_ref().and_then(|r| r.dir_summary.as_ref())?;
+    let fatal = summary.fatal_error_count;
+    let label = if fatal > 0 { "error" } else { "ignored error" };
+    for fe in &summary.failed_entries {
+        eprintln!("{label}: {}: {}", fe.entry_path, fe.error);
+    }
+    if summary.ignored_error_count > 0 {
+        eprintln!(
+            "Ignored {} error(s) while snapshotting {si}.",
+            summary.ignored_error_count
+        );
+    }
+    (fatal > 0).then(|| format!("Found {fatal} fatal error(s) while snapshotting {si}."))
 }
 
 /// Resolves `ID[/sub/path]` where ID is a snapshot manifest id or an object id.

@@ -133,6 +133,8 @@ struct Estimator<'a> {
     stop: &'a AtomicBool,
     dot_ignore_files: Vec<String>,
     rules: Vec<crate::ignore::Rule>,
+    /// Cache directories count as empty, as in the snapshot.
+    skip_cache_dirs: bool,
     /// The stand-in (previous snapshot's totals), never lowered while the walk runs.
     floor: (u64, u64),
     files: u64,
@@ -148,6 +150,9 @@ impl Estimator<'_> {
     }
 
     fn walk(&mut self, dir: &Path, rel: &str) {
+        if self.skip_cache_dirs && is_cache_dir(dir) {
+            return;
+        }
         let Ok(rd) = fs::read_dir(dir) else { return };
         let rules_before = self.rules.len();
         for name in &self.dot_ignore_files {
@@ -309,6 +314,23 @@ struct Uploader<'a> {
     policy: kopr_format::policy::Policy,
 }
 
+/// The name of the file that marks a cache directory (<https://bford.info/cachedir/>).
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+/// How a `CACHEDIR.TAG` starts.
+pub const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Whether `dir` holds a regular `CACHEDIR.TAG` that starts with the standard signature.
+fn is_cache_dir(dir: &Path) -> bool {
+    let tag = dir.join(CACHEDIR_TAG);
+    if !fs::symlink_metadata(&tag).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    fs::File::open(&tag)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == CACHEDIR_SIGNATURE)
+}
+
 fn mtime_nanos(md: &fs::Metadata) -> i64 {
     md.modified()
         .ok()
@@ -343,15 +365,34 @@ impl Uploader<'_> {
             .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
-    fn error(&mut self, summary: &mut DirectorySummary, rel: &str, e: impl std::fmt::Display) {
-        summary.fatal_error_count += 1;
+    /// Records an error reading an entry: fatal, or ignored when the error-handling policy
+    /// says so for that kind (`dir`: opening or listing a directory; else reading a file).
+    fn error(
+        &mut self,
+        summary: &mut DirectorySummary,
+        rel: &str,
+        e: impl std::fmt::Display,
+        dir: bool,
+    ) {
+        let eh = &self.policy.error_handling;
+        let ignored = if dir {
+            eh.ignore_directory_errors.unwrap_or(false)
+        } else {
+            eh.ignore_file_errors.unwrap_or(false)
+        };
+        if ignored {
+            summary.ignored_error_count += 1;
+            self.stats.ignored_error_count += 1;
+        } else {
+            summary.fatal_error_count += 1;
+            self.stats.error_count += 1;
+        }
         if summary.failed_entries.len() < 10 {
             summary.failed_entries.push(EntryError {
                 entry_path: rel.to_string(),
                 error: e.to_string(),
             });
         }
-        self.stats.error_count += 1;
         ProgressCounters::add(&self.progress.errors, 1);
     }
 
@@ -383,18 +424,21 @@ impl Uploader<'_> {
     ) -> Result<Arc<DirSlot>> {
         let mut summary = DirectorySummary::default();
         let mut names: Vec<(String, PathBuf)> = Vec::new();
+        let cache_dir = self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir);
         match fs::read_dir(dir) {
+            // A cache directory is kept, empty, as Kopia does.
+            _ if cache_dir => {}
             Ok(rd) => {
                 for e in rd {
                     match e {
                         Ok(e) => {
                             names.push((e.file_name().to_string_lossy().into_owned(), e.path()))
                         }
-                        Err(err) => self.error(&mut summary, rel, err),
+                        Err(err) => self.error(&mut summary, rel, err, true),
                     }
                 }
             }
-            Err(err) => self.error(&mut summary, rel, err),
+            Err(err) => self.error(&mut summary, rel, err, true),
         }
         names.sort();
         let rules_before = self.rules.len();
@@ -424,7 +468,7 @@ impl Uploader<'_> {
             let md = match fs::symlink_metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.error(&mut summary, &child_rel, e);
+                    self.error(&mut summary, &child_rel, e, false);
                     continue;
                 }
             };
@@ -469,7 +513,7 @@ impl Uploader<'_> {
                 let target = match fs::read_link(&path) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.error(&mut summary, &child_rel, e);
+                        self.error(&mut summary, &child_rel, e, false);
                         continue;
                     }
                 };
@@ -619,6 +663,7 @@ impl Uploader<'_> {
             summary.total_symlink_count += sub.total_symlink_count;
             summary.total_dir_count += sub.total_dir_count;
             summary.fatal_error_count += sub.fatal_error_count;
+            summary.ignored_error_count += sub.ignored_error_count;
             if !sub.incomplete_reason.is_empty() {
                 summary.incomplete_reason = sub.incomplete_reason.clone();
             }
@@ -646,7 +691,7 @@ impl Uploader<'_> {
                     failed.push(idx);
                 }
                 Err(e @ RepoError::Invalid(_)) => {
-                    self.error(&mut summary, &rel_path, e);
+                    self.error(&mut summary, &rel_path, e, false);
                     failed.push(idx);
                 }
                 Err(e) => return Err(e),
@@ -827,6 +872,7 @@ pub fn create_snapshot(
                     stop: &stop,
                     dot_ignore_files: up.policy.files.dot_ignore_files.clone(),
                     rules: up.rules.clone(),
+                    skip_cache_dirs: up.policy.files.ignore_cache_dirs.unwrap_or(true),
                     floor: (before.estimated_files, before.estimated_bytes),
                     files: 0,
                     bytes: 0,
@@ -896,8 +942,11 @@ pub fn create_snapshot(
 pub struct RestoreOptions {
     /// Replace existing files.
     pub overwrite: bool,
-    /// Restore owners (needs root).
+    /// Restore owners (needs root; a refused change of owner is ignored, as Kopia does).
     pub restore_owners: bool,
+    /// Restore every entry that can be restored and report the others in
+    /// [`RestoreStats::failed`] instead of stopping at the first error.
+    pub ignore_errors: bool,
 }
 
 /// Counters of a restore.
@@ -911,6 +960,8 @@ pub struct RestoreStats {
     pub symlinks: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Entries not restored (with `ignore_errors`).
+    pub failed: u64,
 }
 
 fn io_err(p: &Path, e: std::io::Error) -> RepoError {
@@ -924,9 +975,22 @@ pub fn restore(
     dest: &Path,
     opts: RestoreOptions,
 ) -> Result<RestoreStats> {
+    restore_reporting(repo, entry, dest, opts, &mut |_, _| {})
+}
+
+/// [`restore`], calling `on_error(path, error)` for each entry not restored when
+/// `opts.ignore_errors` is set.
+pub fn restore_reporting(
+    repo: &Repository,
+    entry: &DirEntry,
+    dest: &Path,
+    opts: RestoreOptions,
+    on_error: &mut dyn FnMut(&Path, &RepoError),
+) -> Result<RestoreStats> {
+    create_parents(dest)?;
     if entry.entry_type == EntryType::Directory && dest.exists() && !opts.overwrite {
         let non_empty = fs::read_dir(dest)
-            .map(|mut d| d.next().is_some())
+            .map(|mut d| d.any(|e| e.map_or(true, |e| !is_restore_temporary(&e.file_name()))))
             .unwrap_or(true);
         if non_empty {
             return Err(RepoError::Invalid(format!(
@@ -940,6 +1004,7 @@ pub fn restore(
     let rx = std::sync::Mutex::new(rx);
     let failed = AtomicBool::new(false);
     let first_error: std::sync::Mutex<Option<RepoError>> = std::sync::Mutex::new(None);
+    let skipped: std::sync::Mutex<Vec<(PathBuf, RepoError)>> = std::sync::Mutex::new(Vec::new());
     let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     let mut restorer = Restorer {
         repo,
@@ -948,6 +1013,7 @@ pub fn restore(
         dirs: Vec::new(),
         stats: RestoreStats::default(),
         failed: &failed,
+        skipped: &skipped,
     };
     let walked = std::thread::scope(|s| {
         for _ in 0..workers {
@@ -971,6 +1037,11 @@ pub fn restore(
                         files.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(n, Ordering::Relaxed);
                     }
+                    Err(err) if opts.ignore_errors => {
+                        if let Ok(mut v) = skipped.lock() {
+                            v.push((path, err));
+                        }
+                    }
                     Err(err) => {
                         failed.store(true, Ordering::Relaxed);
                         if let Ok(mut slot) = first_error.lock() {
@@ -992,13 +1063,119 @@ pub fn restore(
     }
     walked?;
     // Directories last, deepest first, so writing their files does not change their times.
+    let mut skipped = skipped
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
     for (e, path) in restorer.dirs.iter().rev() {
-        set_metadata(e, path, opts)?;
+        match set_metadata(e, path, opts) {
+            Err(err) if opts.ignore_errors => skipped.push((path.clone(), err)),
+            r => r?,
+        }
     }
     let mut stats = restorer.stats;
     stats.files += files.load(Ordering::Relaxed);
     stats.bytes += bytes.load(Ordering::Relaxed);
+    skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    stats.failed = skipped.len() as u64;
+    for (path, err) in &skipped {
+        on_error(path, err);
+    }
     Ok(stats)
+}
+
+/// Creates the missing parent directories of a restore target, as Kopia does.
+fn create_parents(dest: &Path) -> Result<()> {
+    let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    // A file among the parents is named, rather than reported as "File exists".
+    if let Some(file) = parent
+        .ancestors()
+        .find(|a| fs::symlink_metadata(a).is_ok())
+        .filter(|a| !a.is_dir())
+    {
+        return Err(RepoError::Invalid(format!(
+            "cannot restore to {}: {} is a file, not a directory; choose another target",
+            dest.display(),
+            file.display()
+        )));
+    }
+    fs::create_dir_all(parent).map_err(|err| io_err(parent, err))
+}
+
+/// The name prefix of the temporary files a restore writes before renaming them.
+const RESTORE_TEMPORARY_PREFIX: &str = ".kopr-restore-";
+
+fn is_restore_temporary(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().starts_with(RESTORE_TEMPORARY_PREFIX)
+}
+
+/// Temporary files being written by restores in this process, for [`remove_restore_temporaries`].
+static RESTORE_TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Creates a restore's temporary file for `dest`, registered so that an interrupt can remove it.
+fn create_restore_temporary(dest: &Path) -> Result<(PathBuf, fs::File)> {
+    let tmp = dest.with_file_name(format!(
+        "{RESTORE_TEMPORARY_PREFIX}{:016x}",
+        rand::random::<u64>()
+    ));
+    // Created under the lock: once an interrupt holds it, no temporary file appears unlisted.
+    let mut live = RESTORE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
+    live.push(tmp.clone());
+    drop(live);
+    // Tests interrupt a restore here: it says where it is and waits for the signal.
+    if std::env::var_os("KOPR_TEST_STALL_RESTORE").is_some() {
+        eprintln!("writing {}", tmp.display());
+        loop {
+            std::thread::park();
+        }
+    }
+    Ok((tmp, f))
+}
+
+/// Forgets a temporary file that was renamed or removed.
+fn forget_restore_temporary(tmp: &Path) {
+    let mut live = RESTORE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    live.retain(|p| p != tmp);
+}
+
+/// Removes the temporary files of restores under way, for an interrupt handler about to end
+/// the process: it keeps the lock, so no restore creates another one afterwards.
+pub fn remove_restore_temporaries() {
+    let live = RESTORE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for p in live.iter() {
+        let _ = fs::remove_file(p);
+    }
+    std::mem::forget(live);
+}
+
+/// Removes the temporary files a killed restore left in `dir`.
+fn remove_leftover_temporaries(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if is_restore_temporary(&e.file_name()) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Sets the owner of a restored entry (the link itself for a symlink); a refused change is
+/// ignored, as Kopia ignores permission errors by default.
+fn restore_owner(e: &DirEntry, dest: &Path, opts: RestoreOptions) {
+    #[cfg(unix)]
+    if opts.restore_owners {
+        let _ = std::os::unix::fs::lchown(dest, Some(e.user_id), Some(e.group_id));
+    }
+    #[cfg(not(unix))]
+    let _ = (e, dest, opts);
 }
 
 /// The walk of a restore: creates directories and symlinks, and hands files to the workers.
@@ -1010,17 +1187,39 @@ struct Restorer<'a> {
     dirs: Vec<(DirEntry, PathBuf)>,
     stats: RestoreStats,
     failed: &'a AtomicBool,
+    /// Entries not restored, with `ignore_errors`.
+    skipped: &'a std::sync::Mutex<Vec<(PathBuf, RepoError)>>,
 }
 
 impl Restorer<'_> {
+    /// Restores one entry; with `ignore_errors` a failure is recorded and the walk goes on.
     fn restore_entry(&mut self, e: &DirEntry, dest: &Path) -> Result<()> {
+        match self.restore_one(e, dest) {
+            Err(err) if self.opts.ignore_errors => {
+                if let Ok(mut v) = self.skipped.lock() {
+                    v.push((dest.to_path_buf(), err));
+                }
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn restore_one(&mut self, e: &DirEntry, dest: &Path) -> Result<()> {
         if self.failed.load(Ordering::Relaxed) {
             return Ok(()); // a worker failed: its error is reported
         }
         let cm = self.repo.contents();
         match e.entry_type {
             EntryType::Directory => {
+                if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_dir()) {
+                    return Err(RepoError::Invalid(format!(
+                        "{}: the snapshot has a directory here, but a file is in the way; move it away or restore to another target",
+                        dest.display()
+                    )));
+                }
                 fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
+                remove_leftover_temporaries(dest);
                 let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
                 for child in &dm.entries {
                     if child.name.is_empty()
@@ -1103,18 +1302,29 @@ fn restore_file(repo: &Repository, e: &DirEntry, dest: &Path, opts: RestoreOptio
             dest.display()
         )));
     }
-    let tmp = dest.with_file_name(format!(".kopr-restore-{:016x}", rand::random::<u64>()));
-    let mut f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
+    if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+        return Err(RepoError::Invalid(format!(
+            "{}: the snapshot has a file here, but a directory is in the way; move it away or restore to another target",
+            dest.display()
+        )));
+    }
+    let (tmp, mut f) = create_restore_temporary(dest)?;
     let written = write_object_to(repo, &e.object_id, &mut f, dest);
     drop(f);
     let n = match written {
         Ok(n) => n,
         Err(err) => {
             let _ = fs::remove_file(&tmp);
+            forget_restore_temporary(&tmp);
             return Err(err);
         }
     };
-    fs::rename(&tmp, dest).map_err(|err| io_err(dest, err))?;
+    let renamed = fs::rename(&tmp, dest).map_err(|err| io_err(dest, err));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    forget_restore_temporary(&tmp);
+    renamed?;
     set_metadata(e, dest, opts)?;
     Ok(n)
 }
@@ -1126,9 +1336,7 @@ fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if opts.restore_owners {
-            let _ = std::os::unix::fs::lchown(dest, Some(e.user_id), Some(e.group_id));
-        }
+        restore_owner(e, dest, opts);
         if e.entry_type != EntryType::Symlink {
             fs::set_permissions(dest, fs::Permissions::from_mode(e.permissions.0 & 0o7777))
                 .map_err(|err| io_err(dest, err))?;
@@ -1197,6 +1405,22 @@ pub fn verify_with(
     let rx = std::sync::Mutex::new(rx);
     // What the walk found, in walk order: its own findings and the files' slots.
     let mut order: Vec<Result<VerifyReport, VerifySlot>> = Vec::new();
+    // Files not read are checked against the pack blobs, as Kopia does: listed once.
+    let packs = if opts.files_percent < 100.0 {
+        match pack_blob_lengths(repo) {
+            Ok(p) => Some(p),
+            Err(err) => {
+                order.push(Ok(VerifyReport {
+                    errors: vec![format!("cannot list pack blobs: {err}")],
+                    ..Default::default()
+                }));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let packs = packs.as_ref();
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -1209,7 +1433,7 @@ pub fn verify_with(
                     if read {
                         check_object(repo, &e, &path, &mut r);
                     } else {
-                        check_presence(repo, &e, &path, &mut r);
+                        check_presence(repo, &e, &path, packs, &mut r);
                     }
                 }));
                 if checked.is_err() {
@@ -1299,8 +1523,29 @@ impl VerifyWalk<'_> {
     }
 }
 
-/// Checks that every chunk of `e`'s object has a live index entry, without reading it.
-fn check_presence(repo: &Repository, e: &DirEntry, path: &str, report: &mut VerifyReport) {
+/// The length of every pack blob (`p` and `q`).
+fn pack_blob_lengths(repo: &Repository) -> Result<HashMap<String, u64>> {
+    let mut out = HashMap::new();
+    for prefix in [
+        kopr_format::pack::PACK_PREFIX_DATA,
+        kopr_format::pack::PACK_PREFIX_METADATA,
+    ] {
+        for bm in repo.storage().list_all(prefix)? {
+            out.insert(bm.id, bm.length);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every chunk of `e`'s object has a live index entry and, given the pack blobs'
+/// lengths, that its pack exists and is long enough to hold it, without reading it.
+fn check_presence(
+    repo: &Repository,
+    e: &DirEntry,
+    path: &str,
+    packs: Option<&HashMap<String, u64>>,
+    report: &mut VerifyReport,
+) {
     let cm = repo.contents();
     report.objects += 1;
     let entries = match crate::object::object_entries(cm, &e.object_id) {
@@ -1318,7 +1563,21 @@ fn check_presence(repo: &Repository, e: &DirEntry, path: &str, report: &mut Veri
             continue;
         };
         match cm.content_info(&cid) {
-            Ok(Some(info)) if !info.deleted => report.contents += 1,
+            Ok(Some(info)) if !info.deleted => {
+                report.contents += 1;
+                let end = u64::from(info.pack_offset) + u64::from(info.packed_length);
+                match packs.map(|p| p.get(&info.pack_blob_id)) {
+                    Some(None) => report.errors.push(format!(
+                        "{path}: object {} is backed by missing blob {}",
+                        e.object_id, info.pack_blob_id
+                    )),
+                    Some(Some(&len)) if end > len => report.errors.push(format!(
+                        "{path}: content {cid} of object {} ends at byte {end} of blob {}, which has {len} bytes",
+                        e.object_id, info.pack_blob_id
+                    )),
+                    _ => {}
+                }
+            }
             Ok(_) => report.errors.push(format!(
                 "{path}: {}",
                 RepoError::ContentNotFound(cid.to_string())
