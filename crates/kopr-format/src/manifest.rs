@@ -24,7 +24,8 @@ pub const MANIFEST_ID_LEN: usize = 16;
 pub struct ManifestEntry {
     /// Hex id.
     pub id: String,
-    /// Labels (sorted, as Go marshals maps).
+    /// Labels (sorted, as Go marshals maps); `null` in deletion tombstones reads as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
     /// When written.
     #[serde(with = "crate::gotime")]
@@ -34,6 +35,12 @@ pub struct ManifestEntry {
     pub deleted: bool,
     /// The payload, kept byte for byte.
     pub data: Box<RawValue>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl PartialEq for ManifestEntry {
