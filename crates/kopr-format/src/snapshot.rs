@@ -175,10 +175,17 @@ pub struct DirEntry {
 pub struct DirManifest {
     /// Always `kopia:directory`.
     pub stream: String,
-    /// Entries, sorted by name.
+    /// Entries, sorted by name; Kopia writes `null` for an empty directory.
+    #[serde(deserialize_with = "null_as_empty_entries")]
     pub entries: Vec<DirEntry>,
     /// Totals.
     pub summary: Option<DirectorySummary>,
+}
+
+fn null_as_empty_entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<DirEntry>, D::Error> {
+    Ok(Option::<Vec<DirEntry>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl DirManifest {
