@@ -46,9 +46,9 @@ pub struct FormatManager {
     /// The password-derived key that encrypts the format blob. Repositories without password
     /// change (format version 1) derive their per-purpose keys from it, as Kopia does.
     pub format_key: Vec<u8>,
-    /// The bytes of `kopia.repository` as stored; repositories without password change
-    /// start every pack with them (Kopia's format recovery copy).
-    pub format_bytes: Vec<u8>,
+    /// What every new pack starts with: in repositories without password change, Kopia's
+    /// checksummed copy of `kopia.repository` as stored (for format recovery); else nothing.
+    pub pack_prefix: Vec<u8>,
 }
 
 /// Tool name written into new repositories.
@@ -232,6 +232,11 @@ impl FormatManager {
             })?,
             None => BlobStorageConfig::default(),
         };
+        let pack_prefix = if config.enable_password_change {
+            Vec::new()
+        } else {
+            kopr_format::repository_blob::pack_format_copy(format_bytes)?
+        };
         let hasher = Hasher::new(&config.hash, &config.hmac_secret)?;
         let encryptor = Arc::new(Encryptor::new(&config.encryption, &config.master_key)?);
         Ok(FormatManager {
@@ -240,8 +245,8 @@ impl FormatManager {
             blob_config,
             hasher,
             encryptor,
+            pack_prefix,
             format_key: key.to_vec(),
-            format_bytes: format_bytes.to_vec(),
         })
     }
 
@@ -280,14 +285,10 @@ impl FormatManager {
         self.index_version() >= 2
     }
 
-    /// The bytes every new pack starts with: a copy of `kopia.repository` in repositories
-    /// without password change, nothing otherwise (as Kopia).
+    /// The bytes every new pack starts with: a checksummed copy of `kopia.repository` in
+    /// repositories without password change, nothing otherwise (as Kopia).
     pub fn pack_format_prefix(&self) -> &[u8] {
-        if self.config.enable_password_change {
-            &[]
-        } else {
-            &self.format_bytes
-        }
+        &self.pack_prefix
     }
 
     /// The repository's unique id, hex-encoded.
