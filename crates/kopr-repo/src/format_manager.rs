@@ -111,7 +111,7 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
 }
 
 /// Refuses what kopr cannot read and write exactly as Kopia does, before anything is written:
-/// an index version other than 1 and 2, and required features that Kopia itself would refuse
+/// a format version other than 1 to 3, an index version other than 1 and 2, and required features that Kopia itself would refuse
 /// when it does not know them (all but those marked to warn only).
 fn check_supported(config: &RepositoryConfig) -> Result<()> {
     let unsupported = |what: String| {
@@ -120,6 +120,9 @@ fn check_supported(config: &RepositoryConfig) -> Result<()> {
             env!("CARGO_PKG_VERSION")
         )))
     };
+    if !(1..=3).contains(&config.version) {
+        return unsupported(format!("format version {}", config.version));
+    }
     match config.effective_index_version() {
         1 | 2 => {}
         v => return unsupported(format!("index format version {v}")),
@@ -221,8 +224,8 @@ impl FormatManager {
             Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
             Err(e) => return Err(e.into()),
         };
-        config.validate()?;
         check_supported(&config)?;
+        config.validate()?;
         let blob_config = match read_optional(st, BLOBCFG_BLOB_ID)? {
             Some(b) => blob.decode_blobcfg(&b, key).map_err(|e| match e {
                 FormatError::Decrypt(_) => {

@@ -17,9 +17,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use kopr_blob::clock::Clock;
 use kopr_blob::{BlobError, BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::blob_crypto;
-use kopr_format::index::{
-    encode_index_v1, encode_index_v2, Index, IndexBuilder, IndexEntry,
-};
+use kopr_format::index::{encode_index_v1, encode_index_v2, Index, IndexBuilder, IndexEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::committed_index::load_index_blob;
@@ -148,7 +146,11 @@ fn list_or_empty(st: &dyn BlobStorage, prefix: &str) -> Result<Vec<BlobMetadata>
 
 impl LegacyIndexManager {
     /// A manager over `st`.
-    pub fn new(st: Arc<dyn BlobStorage>, format: Arc<FormatManager>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        st: Arc<dyn BlobStorage>,
+        format: Arc<FormatManager>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         LegacyIndexManager { st, format, clock }
     }
 
@@ -186,7 +188,10 @@ impl LegacyIndexManager {
         }
     }
 
-    fn compaction_logs(&self, blobs: &[BlobMetadata]) -> Result<Vec<(BlobMetadata, CompactionLog)>> {
+    fn compaction_logs(
+        &self,
+        blobs: &[BlobMetadata],
+    ) -> Result<Vec<(BlobMetadata, CompactionLog)>> {
         let mut out = Vec::with_capacity(blobs.len());
         for bm in blobs {
             if let Some(log) = self.read_json::<CompactionLog>(&bm.id)? {
@@ -243,7 +248,11 @@ impl LegacyIndexManager {
         Ok(stats)
     }
 
-    fn blobs_to_compact(&self, active: &[BlobMetadata], opts: &CompactOptions) -> Vec<BlobMetadata> {
+    fn blobs_to_compact(
+        &self,
+        active: &[BlobMetadata],
+        opts: &CompactOptions,
+    ) -> Vec<BlobMetadata> {
         let max_pack = u64::from(self.format.config.effective_max_pack_size());
         let mut all = Vec::new();
         let mut very_small = Vec::new();
@@ -461,7 +470,9 @@ mod tests {
     }
 
     fn setup() -> (Arc<ManualClock>, Arc<dyn BlobStorage>) {
-        let clock = Arc::new(ManualClock::new(Utc.timestamp_opt(1_800_000_000, 0).unwrap()));
+        let clock = Arc::new(ManualClock::new(
+            Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+        ));
         let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::with_clock(clock.clone()));
         format_v1(&*st);
         (clock, st)
@@ -561,18 +572,29 @@ mod tests {
             ..CompactOptions::default()
         };
         let mut all = write_flushes(&repo, 0, 7);
-        let stats = legacy.compact(repo.contents().index_cache(), &opts).unwrap();
-        assert_eq!(stats, CompactStats::default(), "7 blobs are below the threshold");
+        let stats = legacy
+            .compact(repo.contents().index_cache(), &opts)
+            .unwrap();
+        assert_eq!(
+            stats,
+            CompactStats::default(),
+            "7 blobs are below the threshold"
+        );
 
         all.extend(write_flushes(&repo, 7, 1));
         let first_inputs = ids(&*st, INDEX_PREFIX);
         assert_eq!(first_inputs.len(), 8);
-        let stats = legacy.compact(repo.contents().index_cache(), &opts).unwrap();
+        let stats = legacy
+            .compact(repo.contents().index_cache(), &opts)
+            .unwrap();
         assert_eq!((stats.inputs, stats.outputs), (8, 1));
         assert_eq!(stats.deleted_index_blobs, 0, "inputs stay until settled");
         let active = legacy.active_index_blobs().unwrap();
         assert_eq!(active.len(), 1);
-        assert!(!active[0].id.contains('-'), "compacted blobs have no suffix");
+        assert!(
+            !active[0].id.contains('-'),
+            "compacted blobs have no suffix"
+        );
         assert_eq!(ids(&*st, INDEX_PREFIX).len(), 9, "inputs still stored");
         let m1 = ids(&*st, COMPACTION_LOG_PREFIX);
         assert_eq!(m1.len(), 1);
@@ -585,20 +607,31 @@ mod tests {
         // its log for cleanup.
         clock.advance(std::time::Duration::from_secs(2 * 3600));
         all.extend(write_flushes(&repo, 8, 8));
-        let stats = legacy.compact(repo.contents().index_cache(), &opts).unwrap();
+        let stats = legacy
+            .compact(repo.contents().index_cache(), &opts)
+            .unwrap();
         assert_eq!(stats.deleted_index_blobs, 8);
         for id in &first_inputs {
             assert!(st.get_metadata(id).is_err(), "{id} deleted");
         }
         assert_eq!(ids(&*st, CLEANUP_PREFIX).len(), 1);
-        assert!(st.get_metadata(&m1[0]).is_ok(), "log kept until the cleanup settles");
+        assert!(
+            st.get_metadata(&m1[0]).is_ok(),
+            "log kept until the cleanup settles"
+        );
 
         // And two hours after that, the first log and its cleanup blob go too.
         clock.advance(std::time::Duration::from_secs(2 * 3600));
         all.extend(write_flushes(&repo, 16, 8));
-        legacy.compact(repo.contents().index_cache(), &opts).unwrap();
+        legacy
+            .compact(repo.contents().index_cache(), &opts)
+            .unwrap();
         assert!(st.get_metadata(&m1[0]).is_err(), "first log deleted");
-        assert_eq!(ids(&*st, CLEANUP_PREFIX).len(), 1, "only the newest cleanup");
+        assert_eq!(
+            ids(&*st, CLEANUP_PREFIX).len(),
+            1,
+            "only the newest cleanup"
+        );
 
         let fresh = open(&st, &clock);
         assert_eq!(fresh.contents().index_blobs().unwrap().len(), 1);
@@ -623,7 +656,9 @@ mod tests {
             ..CompactOptions::default()
         };
         let legacy = repo.contents().legacy_indexes().unwrap();
-        let stats = legacy.compact(repo.contents().index_cache(), &opts).unwrap();
+        let stats = legacy
+            .compact(repo.contents().index_cache(), &opts)
+            .unwrap();
         assert_eq!(stats.dropped_contents, 1);
         assert_eq!(stats.inputs, 4);
         assert_eq!(ids(&*st, INDEX_PREFIX).len(), 1, "inputs deleted at once");
@@ -647,8 +682,12 @@ mod tests {
 
     #[test]
     fn unsupported_formats_are_refused_naming_what() {
-        let cases: Vec<(Box<dyn Fn(&mut RepositoryConfig)>, &str)> = vec![
-            (Box::new(|c| c.version = 4), "unsupported format version: 4"),
+        type Edit = Box<dyn Fn(&mut RepositoryConfig)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|c| c.version = 4),
+                "unsupported repository: format version 4",
+            ),
             (Box::new(|c| c.index_version = 3), "index format version 3"),
             (
                 Box::new(|c| {

@@ -463,8 +463,7 @@ impl ContentManager {
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
     fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
-        let local_index =
-            legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
+        let local_index = legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
         let pad = pack::padding_len(out.len());
         out.reserve(pad + local_index.len() + 128);
         let start = out.len();
@@ -535,7 +534,9 @@ impl ContentManager {
         };
         let index_bytes = legacy_index::encode_index(self.format.index_version(), entries)?;
         let written = match &self.legacy {
-            Some(legacy) => legacy.write_index_blobs(std::slice::from_ref(&index_bytes), &session)?,
+            Some(legacy) => {
+                legacy.write_index_blobs(std::slice::from_ref(&index_bytes), &session)?
+            }
             None => {
                 let (id, encrypted) = blob_crypto::encrypt_blob(
                     &self.format.hasher,
