@@ -285,7 +285,11 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     let f = repo.format();
     let c = &f.config;
-    let epoch = repo.contents().epochs().current()?;
+    let epoch = if c.epoch_parameters.enabled {
+        repo.contents().epochs().current()?
+    } else {
+        kopr_repo::epoch::EpochState::default()
+    };
     if args.json {
         let v = json!({
             "configFile": ctx.config_path,
@@ -341,15 +345,10 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
         units::bytes(i64::from(c.effective_max_pack_size()))
     );
     println!("Index Format:        v{}", c.effective_index_version());
-    if f.blob_config.is_retention_enabled() {
-        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
-        println!(
-            "Blob retention period:   {}",
-            dur(f.blob_config.retention_period_nanos)
-        );
-    }
-    println!();
+    // As Kopia: a blank line and the epoch parameters only with the epoch manager, then
+    // the retention settings.
     if ep.enabled {
+        println!();
         println!("Epoch Manager:       enabled");
         println!("Current Epoch: {}", epoch.write_epoch);
         println!();
@@ -368,11 +367,19 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
             dur(ep.cleanup_safety_margin_nanos)
         );
         println!(
-            "Epoch checkpoint every:  {} epochs",
+            "Epoch range-compaction every: {} epochs",
             ep.full_checkpoint_frequency
         );
     } else {
         println!("Epoch Manager:       disabled");
+    }
+    if f.blob_config.is_retention_enabled() {
+        println!();
+        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
+        println!(
+            "Blob retention period:   {}",
+            dur(f.blob_config.retention_period_nanos)
+        );
     }
     Ok(())
 }
