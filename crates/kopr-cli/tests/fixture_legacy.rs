@@ -521,3 +521,30 @@ fn an_index_blob_of_an_unknown_version_is_refused_without_writing() {
     st.put_blob(&id, &bytes, &PutOptions::default()).unwrap();
     refused(&conn, "unknown index version 3");
 }
+
+#[test]
+fn format_v1_indexes_recover_from_kopia_packs() {
+    let Some(conn) = Conn::copy("format-v1") else {
+        return;
+    };
+    let expected = count_line(conn.kopia_output("content stats"));
+    let st = FilesystemStorage::open(&conn.repo).unwrap();
+    for id in blobs_with(&st, "n") {
+        st.delete_blob(&id).unwrap();
+    }
+    conn.connect();
+    assert_eq!(conn.content_count(), 0, "no index left");
+    // Kopia's packs carry their own index in index v1: every content comes back, into a
+    // legacy `n` blob.
+    let out = conn.ok(&["index", "recover", "--commit"]);
+    assert!(
+        out.contains(&format!("Recovered {expected} contents")),
+        "{out}"
+    );
+    assert_eq!(conn.content_count(), expected);
+    assert!(blobs_with(&st, "x").is_empty());
+    assert_eq!(blobs_with(&st, "n").len(), 1);
+    for (id, _, tree) in conn.live_snapshots() {
+        assert_tree(&conn.restore(&id, &id), &tree);
+    }
+}
