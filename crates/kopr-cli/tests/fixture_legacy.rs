@@ -320,6 +320,32 @@ fn format_v2_fixture_lists_restores_and_verifies_like_kopia() {
     assert_status_like_kopia(&conn);
     let info = conn.ok(&["maintenance", "info"]);
     assert!(info.contains("advance-epoch:"), "{info}");
+
+    // Format 2 uses the epoch manager: a new snapshot's index goes into `xn0_…`, never `n`.
+    let st = FilesystemStorage::open(&conn.repo).unwrap();
+    let before = blobs_with(&st, "x");
+    let src = conn.dir.path().join("new-data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("a.txt"),
+        b"written by kopr into a format 2 repository",
+    )
+    .unwrap();
+    let out = conn.ok(&["snapshot", "create", src.to_str().unwrap()]);
+    let new_root = out
+        .split_whitespace()
+        .skip_while(|w| *w != "root")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(blobs_with(&st, "n").is_empty());
+    let new: Vec<String> = blobs_with(&st, "xn0_")
+        .into_iter()
+        .filter(|b| !before.contains(b))
+        .collect();
+    assert!(!new.is_empty());
+    let target = conn.restore(&new_root, "new");
+    assert_eq!(listing(&target), listing(&src));
 }
 
 fn blobs_with(st: &FilesystemStorage, prefix: &str) -> Vec<String> {
