@@ -378,6 +378,11 @@ fn format_v1_snapshot_writes_legacy_indexes_and_maintenance_keeps_every_snapshot
         kopr_testkit::random_bytes(7, 5_000_000),
     )
     .unwrap();
+    std::fs::write(
+        src.join("text.txt"),
+        "a line of very compressible text\n".repeat(30_000),
+    )
+    .unwrap();
     let out = conn.ok(&[
         "snapshot",
         "create",
@@ -428,6 +433,25 @@ fn format_v1_snapshot_writes_legacy_indexes_and_maintenance_keeps_every_snapshot
         assert_eq!(pack[..copy_len], kopia_pack[..copy_len], "{id}");
     }
 
+    // Index v1 cannot record a compressor: as Kopia, the compressible file is compressed at
+    // the object layer (`Z` object id), the random one is stored as is.
+    let dir: Value = serde_json::from_str(&conn.ok(&["show", &new_root])).unwrap();
+    let obj = |name: &str| {
+        dir["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()["obj"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(obj("text.txt").starts_with('Z'), "{dir}");
+    assert!(
+        obj("a.txt").starts_with(|c: char| c.is_ascii_hexdigit()),
+        "{dir}"
+    );
     let target = conn.restore(&new_root, "new-before-maintenance");
     assert_eq!(listing(&target), listing(&src));
     let live = conn.live_snapshots();
