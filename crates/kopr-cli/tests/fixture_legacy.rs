@@ -598,3 +598,25 @@ fn format_v1_indexes_recover_from_kopia_packs() {
         assert_tree(&conn.restore(&id, &id), &tree);
     }
 }
+
+#[test]
+fn kopr_created_repositories_stay_format_3_with_the_epoch_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = kopr_testkit::cli::Kopr::new(env!("CARGO_BIN_EXE_kopr"), &dir.path().join("cfg"));
+    let repo = dir.path().join("repo");
+    k.create_filesystem(&repo);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f.txt"), b"kopr's own repository").unwrap();
+    k.ok(&["snapshot", "create", src.to_str().unwrap()]);
+    let status = k.ok(&["repository", "status"]);
+    assert!(status.contains("Format version:      3"), "{status}");
+    assert!(status.contains("Index Format:        v2"), "{status}");
+    assert!(status.contains("Epoch Manager:       enabled"), "{status}");
+    let st = FilesystemStorage::open(&repo).unwrap();
+    assert!(!blobs_with(&st, "xn0_").is_empty());
+    assert!(blobs_with(&st, "n").is_empty());
+    // Packs of repositories with password change carry no format copy.
+    let pack = st.get_blob(&blobs_with(&st, "p")[0], 0, None).unwrap();
+    assert!(!pack.windows(6).any(|w| w == b"\"tool\""), "no format copy");
+}
