@@ -421,6 +421,36 @@ impl RepositoryConfig {
     }
 }
 
+/// HMAC-SHA256 key of the checksum in a pack's copy of the format blob.
+const FORMAT_COPY_CHECKSUM_KEY: &[u8] = b"kopia-repository";
+/// Largest checksummed format blob a pack may carry.
+const MAX_FORMAT_COPY_LEN: usize = 65000;
+
+/// The copy of `kopia.repository` that Kopia puts at the start of every pack of a repository
+/// without password change (format version 1), so the format can be recovered from any pack:
+/// `len ‖ format bytes ‖ HMAC-SHA256("kopia-repository", format bytes) ‖ len`, where `len`
+/// (16 bits, little-endian) counts the bytes and the checksum.
+pub fn pack_format_copy(format_bytes: &[u8]) -> Result<Vec<u8>> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(FORMAT_COPY_CHECKSUM_KEY)
+        .map_err(|_| FormatError::InvalidInput("bad HMAC key".into()))?;
+    mac.update(format_bytes);
+    let sum = mac.finalize().into_bytes();
+    let len = format_bytes.len() + sum.len();
+    if len > MAX_FORMAT_COPY_LEN {
+        return Err(FormatError::InvalidInput(format!(
+            "format blob too big: {len}"
+        )));
+    }
+    let l = (len as u16).to_le_bytes();
+    let mut out = Vec::with_capacity(len + 4);
+    out.extend_from_slice(&l);
+    out.extend_from_slice(format_bytes);
+    out.extend_from_slice(&sum);
+    out.extend_from_slice(&l);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,8 @@ pub fn load_index_blob(
     let plain = blob_crypto::decrypt_blob(enc, &data, &bm.id).map_err(|e| {
         RepoError::Invalid(format!("index blob {} cannot be decrypted: {e}", bm.id))
     })?;
-    let index = Index::parse(plain)
+    // Index v1 has no original lengths: the packed length minus one content's overhead.
+    let index = Index::parse_with_v1_overhead(plain, enc.overhead() as u32)
         .map_err(|e| RepoError::Invalid(format!("index blob {} is malformed: {e}", bm.id)))?;
     Ok(LoadedIndex {
         blob: bm.clone(),

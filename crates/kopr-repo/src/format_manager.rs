@@ -43,6 +43,12 @@ pub struct FormatManager {
     pub hasher: Hasher,
     /// Content encryption.
     pub encryptor: Arc<Encryptor>,
+    /// The password-derived key that encrypts the format blob. Repositories without password
+    /// change (format version 1) derive their per-purpose keys from it, as Kopia does.
+    pub format_key: Vec<u8>,
+    /// What every new pack starts with: in repositories without password change, Kopia's
+    /// checksummed copy of `kopia.repository` as stored (for format recovery); else nothing.
+    pub pack_prefix: Vec<u8>,
 }
 
 /// Tool name written into new repositories.
@@ -104,6 +110,48 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
     Ok(())
 }
 
+/// Refuses what kopr cannot read and write exactly as Kopia does, before anything is written:
+/// a format version other than 1 to 3, an index version other than 1 and 2, and required features that Kopia itself would refuse
+/// when it does not know them (all but those marked to warn only).
+fn check_supported(config: &RepositoryConfig) -> Result<()> {
+    let unsupported = |what: String| {
+        Err(RepoError::Invalid(format!(
+            "unsupported repository: {what}; kopr {} cannot open it without risking data loss",
+            env!("CARGO_PKG_VERSION")
+        )))
+    };
+    if !(1..=3).contains(&config.version) {
+        return unsupported(format!("format version {}", config.version));
+    }
+    match config.effective_index_version() {
+        1 | 2 => {}
+        v => return unsupported(format!("index format version {v}")),
+    }
+    if let Some(features) = &config.required_features {
+        let names: Vec<String> = match features.as_array() {
+            Some(list) => list
+                .iter()
+                // Kopia only warns about a feature marked `"ifNotUnderstood":{"warn":true}`.
+                .filter(|f| {
+                    f.pointer("/ifNotUnderstood/warn").and_then(|w| w.as_bool()) != Some(true)
+                })
+                .map(|f| {
+                    f.get("feature")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| f.to_string())
+                })
+                .collect(),
+            None if features.is_null() => Vec::new(),
+            None => vec![features.to_string()],
+        };
+        if !names.is_empty() {
+            return unsupported(format!("required features {}", names.join(", ")));
+        }
+    }
+    Ok(())
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -134,14 +182,14 @@ impl FormatManager {
             .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
         let blob = RepositoryBlob::parse(&bytes)?;
         if let Some(key) = cache.load(&blob.unique_id, password) {
-            match Self::open_with_key(st, blob.clone(), &key) {
+            match Self::open_with_key_and_bytes(st, blob.clone(), &key, &bytes) {
                 Err(RepoError::InvalidPassword) => {}
                 other => return other,
             }
         }
         let key = blob.derive_format_key(password)?;
         let unique_id = blob.unique_id.clone();
-        let fm = Self::open_with_key(st, blob, &key)?;
+        let fm = Self::open_with_key_and_bytes(st, blob, &key, &bytes)?;
         cache.store(&unique_id, password, &key);
         Ok(fm)
     }
@@ -152,7 +200,7 @@ impl FormatManager {
             .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
         let blob = RepositoryBlob::parse(&bytes)?;
         let key = blob.derive_format_key(password)?;
-        Self::open_with_key(st, blob, &key)
+        Self::open_with_key_and_bytes(st, blob, &key, &bytes)
     }
 
     /// Opens with an already-derived format key (used by tests and by cached connections).
@@ -161,11 +209,22 @@ impl FormatManager {
         blob: RepositoryBlob,
         key: &[u8],
     ) -> Result<FormatManager> {
+        let bytes = blob.to_bytes();
+        Self::open_with_key_and_bytes(st, blob, key, &bytes)
+    }
+
+    fn open_with_key_and_bytes(
+        st: &dyn BlobStorage,
+        blob: RepositoryBlob,
+        key: &[u8],
+        format_bytes: &[u8],
+    ) -> Result<FormatManager> {
         let config = match blob.decrypt_config(key) {
             Ok(c) => c,
             Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
             Err(e) => return Err(e.into()),
         };
+        check_supported(&config)?;
         config.validate()?;
         let blob_config = match read_optional(st, BLOBCFG_BLOB_ID)? {
             Some(b) => blob.decode_blobcfg(&b, key).map_err(|e| match e {
@@ -176,6 +235,11 @@ impl FormatManager {
             })?,
             None => BlobStorageConfig::default(),
         };
+        let pack_prefix = if config.enable_password_change {
+            Vec::new()
+        } else {
+            kopr_format::repository_blob::pack_format_copy(format_bytes)?
+        };
         let hasher = Hasher::new(&config.hash, &config.hmac_secret)?;
         let encryptor = Arc::new(Encryptor::new(&config.encryption, &config.master_key)?);
         Ok(FormatManager {
@@ -184,18 +248,50 @@ impl FormatManager {
             blob_config,
             hasher,
             encryptor,
+            pack_prefix,
+            format_key: key.to_vec(),
         })
     }
 
     /// A key for `purpose` derived from the master key (HKDF-SHA256, salted with the unique id),
-    /// as Kopia derives its per-purpose keys.
+    /// as Kopia derives its per-purpose keys. Repositories without password change (format
+    /// version 1) derive from the password-derived format key instead, as Kopia does (an old
+    /// Kopia bug kept for compatibility).
     pub fn derive_key(&self, purpose: &[u8], len: usize) -> Result<Vec<u8>> {
+        let source = if self.config.enable_password_change {
+            &self.config.master_key
+        } else {
+            &self.format_key
+        };
         Ok(kopr_format::crypto::derive_key_from_master_key(
-            &self.config.master_key,
+            source,
             &self.repository_blob.unique_id,
             purpose,
             len,
         )?)
+    }
+
+    /// Whether index blobs are managed by the epoch manager (`x` blobs); otherwise by the
+    /// legacy index manager (`n` blobs, compaction logs `m`, cleanup blobs `l`).
+    pub fn uses_epoch_manager(&self) -> bool {
+        self.config.epoch_parameters.enabled
+    }
+
+    /// The index format version new index blobs are written in (1 or 2).
+    pub fn index_version(&self) -> u32 {
+        self.config.effective_index_version()
+    }
+
+    /// Whether contents may be compressed (index version 2 and later records the compressor;
+    /// Kopia stores everything uncompressed at the content level in index v1 repositories).
+    pub fn supports_content_compression(&self) -> bool {
+        self.index_version() >= 2
+    }
+
+    /// The bytes every new pack starts with: a checksummed copy of `kopia.repository` in
+    /// repositories without password change, nothing otherwise (as Kopia).
+    pub fn pack_format_prefix(&self) -> &[u8] {
+        &self.pack_prefix
     }
 
     /// The repository's unique id, hex-encoded.

@@ -2,7 +2,8 @@
 //!
 //! Concepts stack as in Kopia: [`format_manager`] opens `kopia.repository` with the password;
 //! [`content`] stores deduplicated, compressed, encrypted contents in pack blobs, found through
-//! index blobs that the [`epoch`] manager organizes; [`repository`] ties them together.
+//! index blobs that the [`epoch`] manager organizes (or, in repositories without it, the
+//! [`legacy_index`] manager); [`repository`] ties them together.
 
 pub mod committed_index;
 pub mod content;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod format_manager;
 pub mod ignore;
 pub mod index_cache;
+pub mod legacy_index;
 pub mod maintenance;
 pub mod manifest;
 pub mod object;

@@ -122,13 +122,13 @@ impl<'a> ObjectWriter<'a> {
     fn store_queued(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.queued);
         let (cm, prefix, comp) = (self.cm, self.opts.prefix, self.opts.compression.as_deref());
-        let ids: Vec<Result<kopr_format::index::ContentId>> = if queued.len() == 1 {
-            vec![cm.write_content(&queued[0].1, prefix, comp)]
+        let ids: Vec<Result<ObjectId>> = if queued.len() == 1 {
+            vec![store_chunk(cm, &queued[0].1, prefix, comp)]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = queued
                     .iter()
-                    .map(|(_, data)| s.spawn(move || cm.write_content(data, prefix, comp)))
+                    .map(|(_, data)| s.spawn(move || store_chunk(cm, data, prefix, comp)))
                     .collect();
                 handles
                     .into_iter()
@@ -144,7 +144,7 @@ impl<'a> ObjectWriter<'a> {
             self.entries.push(IndirectEntry {
                 start,
                 length: data.len() as u64,
-                object: ObjectId::direct(id?),
+                object: id?,
             });
         }
         Ok(())
@@ -183,6 +183,35 @@ impl Write for ObjectWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Stores one chunk. Repositories whose index cannot record a compressor (index v1) compress
+/// data chunks at the object layer instead, as Kopia does: the compressed bytes (with their
+/// compressor header) become the content and the object id is marked `Z`, when that is
+/// smaller; metadata (prefixed) chunks stay uncompressed there.
+fn store_chunk(
+    cm: &ContentManager,
+    data: &[u8],
+    prefix: Option<u8>,
+    comp: Option<&str>,
+) -> Result<ObjectId> {
+    if cm.format().supports_content_compression() {
+        return Ok(ObjectId::direct(cm.write_content(data, prefix, comp)?));
+    }
+    if let Some(name) = comp.filter(|n| prefix.is_none() && !n.is_empty() && *n != "none") {
+        let c = compression::by_name(name)
+            .ok_or_else(|| RepoError::Invalid(format!("unknown compression algorithm: {name}")))?;
+        let mut compressed = Vec::new();
+        c.compress(data, &mut compressed)?;
+        if compressed.len() < data.len() {
+            return Ok(ObjectId::compressed(cm.write_content(
+                &compressed,
+                None,
+                None,
+            )?));
+        }
+    }
+    Ok(ObjectId::direct(cm.write_content(data, prefix, None)?))
 }
 
 /// Writes `data` as one object.

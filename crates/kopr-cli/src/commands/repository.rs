@@ -291,7 +291,11 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     let f = repo.format();
     let c = &f.config;
-    let epoch = repo.contents().epochs().current()?;
+    let epoch = if c.epoch_parameters.enabled {
+        repo.contents().epochs().current()?
+    } else {
+        kopr_repo::epoch::EpochState::default()
+    };
     if args.json {
         // Kopia's `RepositoryStatus` shape, secrets left out as Kopia's scrubber does.
         let mut client = json!({
@@ -382,6 +386,8 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
         units::bytes(i64::from(c.effective_max_pack_size()))
     );
     println!("Index Format:        v{}", c.effective_index_version());
+    // As Kopia: a blank line and the epoch parameters only with the epoch manager, then
+    // the retention settings.
     if ep.enabled {
         println!();
         println!("Epoch Manager:       enabled");

@@ -7,7 +7,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use kopr_blob::{BlobMetadata, PutOptions};
 use kopr_format::blob_crypto;
-use kopr_format::index::{encode_index_v2_stable, ContentId, IndexBuilder, IndexEntry};
+use kopr_format::index::{
+    encode_index_v1_stable, encode_index_v2_stable, ContentId, IndexBuilder, IndexEntry,
+};
 use rand::RngCore;
 
 use super::{local_entry, poisoned, ContentManager};
@@ -297,7 +299,11 @@ impl ContentManager {
         let session = format!("s{}-c{}", hex::encode(rnd), shards.len());
         let mut written = Vec::with_capacity(shards.len());
         for shard in shards {
-            let bytes = encode_index_v2_stable(shard.into_entries())?;
+            let bytes = if self.format.index_version() == 1 {
+                encode_index_v1_stable(shard.into_entries())?
+            } else {
+                encode_index_v2_stable(shard.into_entries())?
+            };
             let (id, encrypted) = blob_crypto::encrypt_blob(
                 &self.format.hasher,
                 &self.format.encryptor,

@@ -14,7 +14,7 @@ use chrono::Utc;
 use kopr_blob::clock::Clock;
 use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::compression::{self, HeaderId};
-use kopr_format::index::{encode_index_v2, ContentId, Index, IndexEntry};
+use kopr_format::index::{ContentId, IndexEntry};
 use kopr_format::{blob_crypto, pack};
 use rand::RngCore;
 
@@ -23,6 +23,7 @@ use crate::epoch::EpochManager;
 use crate::error::{RepoError, Result};
 use crate::format_manager::FormatManager;
 use crate::index_cache::BlobCache;
+use crate::legacy_index::{self, LegacyIndexManager};
 use crate::session::{generate_session_id, SessionInfo};
 
 mod maintenance;
@@ -91,6 +92,8 @@ pub struct ContentManager {
     st: Arc<dyn BlobStorage>,
     format: Arc<FormatManager>,
     epochs: Arc<EpochManager>,
+    /// The index manager of repositories without the epoch manager.
+    legacy: Option<LegacyIndexManager>,
     clock: Arc<dyn Clock>,
     cache: BlobCache,
     identity: WriterIdentity,
@@ -129,10 +132,13 @@ impl ContentManager {
             format.config.epoch_parameters.clone(),
             clock.clone(),
         ));
+        let legacy = (!format.uses_epoch_manager())
+            .then(|| LegacyIndexManager::new(st.clone(), format.clone(), clock.clone()));
         let cm = ContentManager {
             st,
             format,
             epochs,
+            legacy,
             clock,
             cache,
             identity,
@@ -170,10 +176,25 @@ impl ContentManager {
         self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
+    /// The legacy index manager, in repositories without the epoch manager.
+    pub fn legacy_indexes(&self) -> Option<&LegacyIndexManager> {
+        self.legacy.as_ref()
+    }
+
+    /// The local cache of index blobs.
+    pub fn index_cache(&self) -> &BlobCache {
+        &self.cache
+    }
+
     /// Reloads the set of index blobs from storage.
     pub fn refresh(&self) -> Result<()> {
-        self.epochs.invalidate();
-        let (set, watermark) = self.epochs.complete_index_set()?;
+        let (set, watermark) = match &self.legacy {
+            Some(legacy) => (legacy.active_index_blobs()?, None),
+            None => {
+                self.epochs.invalidate();
+                self.epochs.complete_index_set()?
+            }
+        };
         let mut c = self.committed.write().map_err(|_| poisoned())?;
         c.update(
             &*self.st,
@@ -320,6 +341,9 @@ impl ContentManager {
             compressed.clear();
             let mut header = HeaderId(0);
             let mut plain: &[u8] = data;
+            // Index v1 cannot record a compressor: such repositories store contents as they are
+            // (Kopia refuses content compression there too).
+            let comp = comp.filter(|_| self.format.supports_content_compression());
             if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
                 let c = compression::by_name(name).ok_or_else(|| {
                     RepoError::Invalid(format!("unknown compression algorithm: {name}"))
@@ -347,8 +371,12 @@ impl ContentManager {
         // only touched as contents arrive).
         let max = self.format.config.effective_max_pack_size() as usize;
         let mut data = Vec::with_capacity(max + max / 8 + (1 << 20));
-        data.resize(pack::PREAMBLE_LEN, 0);
-        rand::rngs::OsRng.fill_bytes(&mut data[..]);
+        // Repositories without password change start every pack with a copy of the format
+        // blob, as Kopia does; then random bytes.
+        data.extend_from_slice(self.format.pack_format_prefix());
+        let start = data.len();
+        data.resize(start + pack::PREAMBLE_LEN, 0);
+        rand::rngs::OsRng.fill_bytes(&mut data[start..]);
         Ok(OpenPack {
             blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
             data,
@@ -435,7 +463,7 @@ impl ContentManager {
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
     fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
-        let local_index = encode_index_v2(items.iter().cloned())?;
+        let local_index = legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
         let pad = pack::padding_len(out.len());
         out.reserve(pad + local_index.len() + 128);
         let start = out.len();
@@ -504,16 +532,23 @@ impl ContentManager {
             Some(si) => si.id.clone(),
             None => self.session_id(&mut s)?,
         };
-        let index_bytes = encode_index_v2(entries)?;
-        let (id, encrypted) = blob_crypto::encrypt_blob(
-            &self.format.hasher,
-            &self.format.encryptor,
-            &index_bytes,
-            "",
-            &format!("{session}-c1"),
-        )?;
-        let written = self.epochs.write_index(&[(id, encrypted)])?;
-        let index = Index::parse(index_bytes)?;
+        let index_bytes = legacy_index::encode_index(self.format.index_version(), entries)?;
+        let written = match &self.legacy {
+            Some(legacy) => {
+                legacy.write_index_blobs(std::slice::from_ref(&index_bytes), &session)?
+            }
+            None => {
+                let (id, encrypted) = blob_crypto::encrypt_blob(
+                    &self.format.hasher,
+                    &self.format.encryptor,
+                    &index_bytes,
+                    "",
+                    &format!("{session}-c1"),
+                )?;
+                self.epochs.write_index(&[(id, encrypted)])?
+            }
+        };
+        let index = legacy_index::parse_index(&self.format, index_bytes)?;
         if let Some(bm) = written.into_iter().next() {
             self.committed
                 .write()
@@ -523,7 +558,9 @@ impl ContentManager {
         s.uncommitted.clear();
         self.end_session(&mut s)?;
         drop(s);
-        self.epochs.maybe_advance_write_epoch()?;
+        if self.legacy.is_none() {
+            self.epochs.maybe_advance_write_epoch()?;
+        }
         Ok(())
     }
 

@@ -19,7 +19,8 @@ impl ContentManager {
             .encryptor
             .decrypt(encrypted, &post.local_index_iv, &mut plain)
             .map_err(|e| bad(format!("local index does not decrypt: {e}")))?;
-        let index = Index::parse(plain).map_err(|e| bad(e.to_string()))?;
+        let index = Index::parse_with_v1_overhead(plain, self.format.encryptor.overhead() as u32)
+            .map_err(|e| bad(e.to_string()))?;
         let mut out = Vec::with_capacity(index.len());
         for e in index.iter() {
             let mut e = e.map_err(|e| bad(e.to_string()))?;

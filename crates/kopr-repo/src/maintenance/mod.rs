@@ -314,6 +314,38 @@ impl Cycle<'_> {
         };
         self.obs
             .debug(&format!("Found safe time to drop indexes: {safe}"));
+        if self.repo.contents().legacy_indexes().is_some() {
+            // Without the epoch manager, forgetting is a compaction of every index blob that
+            // leaves out deleted entries older than the safe time (Kopia's DropDeletedBefore,
+            // a strict "before"; marks stamped at the safe second itself are included here as
+            // the epoch watermark includes them).
+            let before = if self.safety.require_two_gc_cycles {
+                safe
+            } else {
+                safe + Duration::seconds(1)
+            };
+            self.task(
+                task::DROP_DELETED_FULL,
+                Some(CompactIndexesStats::KIND),
+                |c| {
+                    compact_legacy_indexes(
+                        c.repo,
+                        &crate::legacy_index::CompactOptions {
+                            all_indexes: true,
+                            drop_deleted_before: Some(before),
+                            disable_eventual_consistency_safety: c
+                                .safety
+                                .disable_eventual_consistency_safety,
+                            ..Default::default()
+                        },
+                    )?;
+                    Ok(CompactIndexesStats {
+                        dropped_contents_deleted_before: before,
+                    })
+                },
+            )?;
+            return Ok(());
+        }
         self.task(
             task::DROP_DELETED_FULL,
             Some(CompactIndexesStats::KIND),
@@ -327,7 +359,29 @@ impl Cycle<'_> {
         Ok(())
     }
 
+    /// Kopia's quick index compaction of repositories without the epoch manager: merges the
+    /// index blobs once there are at least 8 small ones, drops nothing.
+    fn legacy_index_compaction(&mut self) -> Result<()> {
+        self.obs.debug("Compacting indexes...");
+        self.task(task::INDEX_COMPACTION, None, |c| {
+            compact_legacy_indexes(
+                c.repo,
+                &crate::legacy_index::CompactOptions {
+                    max_small_blobs: LEGACY_MAX_SMALL_BLOBS,
+                    disable_eventual_consistency_safety: c
+                        .safety
+                        .disable_eventual_consistency_safety,
+                    ..Default::default()
+                },
+            )
+        })?;
+        Ok(())
+    }
+
     fn epoch_tasks(&mut self, full: bool) -> Result<()> {
+        if self.repo.contents().legacy_indexes().is_some() {
+            return Ok(()); // no epoch manager: Kopia skips these tasks
+        }
         self.obs.log("Compacting an eligible uncompacted epoch...");
         self.task(
             task::EPOCH_COMPACT_SINGLE,
@@ -409,9 +463,32 @@ impl Cycle<'_> {
         self.schedule = schedule::get_schedule(self.repo)?;
         self.rewrite(task::REWRITE_QUICK, PACK_PREFIX_METADATA, true)?;
         self.maybe_delete_blobs(true)?;
+        if self.repo.contents().legacy_indexes().is_some() {
+            self.legacy_index_compaction()?;
+        }
         self.epoch_tasks(true)?;
         self.cleanup_logs()
     }
+}
+
+/// Kopia's quick index compaction threshold (`maxSmallBlobsForIndexCompaction`).
+pub const LEGACY_MAX_SMALL_BLOBS: usize = 8;
+
+/// Runs a legacy index compaction and reloads the index.
+pub fn compact_legacy_indexes(
+    repo: &Repository,
+    opts: &crate::legacy_index::CompactOptions,
+) -> Result<crate::legacy_index::CompactStats> {
+    let contents = repo.contents();
+    let Some(legacy) = contents.legacy_indexes() else {
+        return Err(RepoError::Invalid(
+            "index compaction of legacy index blobs needs a repository without the epoch manager"
+                .into(),
+        ));
+    };
+    let stats = legacy.compact(contents.index_cache(), opts)?;
+    contents.refresh()?;
+    Ok(stats)
 }
 
 /// Blob prefixes whose object-lock retention maintenance extends (Kopia's locking prefixes).
