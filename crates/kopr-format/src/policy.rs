@@ -191,6 +191,14 @@ pub struct Policy {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Extensions of files whose data is compressed already (Kopia's `neverCompress` syntax).
+pub const ALREADY_COMPRESSED_EXTENSIONS: &[&str] = &[
+    ".7z", ".aac", ".apk", ".avi", ".br", ".bz2", ".deb", ".docx", ".flac", ".gif", ".gz", ".heic",
+    ".jar", ".jpeg", ".jpg", ".lz4", ".m4a", ".m4v", ".mkv", ".mov", ".mp3", ".mp4", ".odt",
+    ".ogg", ".opus", ".png", ".pptx", ".rar", ".rpm", ".tgz", ".txz", ".webm", ".webp", ".whl",
+    ".woff", ".woff2", ".xlsx", ".xz", ".zip", ".zst",
+];
+
 impl Policy {
     /// Kopia's default global policy (the parts kopr interprets).
     pub fn kopia_default() -> Self {
@@ -210,6 +218,20 @@ impl Policy {
             },
             ..Default::default()
         }
+    }
+
+    /// The global policy `kopr repository create` writes: Kopia's defaults, plus data
+    /// compressed with `zstd-fastest` except files whose extension says they are compressed
+    /// already (media, archives, packages), so those cost no compression attempt. Kopia reads
+    /// such repositories and honours the same policy fields.
+    pub fn new_repository_default() -> Self {
+        let mut p = Policy::kopia_default();
+        p.compression.compressor_name = "zstd-fastest".into();
+        p.compression.never_compress = ALREADY_COMPRESSED_EXTENSIONS
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        p
     }
 
     /// Fills every unset setting of `self` from `parent` (more specific policies come first).
@@ -270,11 +292,8 @@ impl Policy {
         if c.compressor_name.is_empty() || c.compressor_name == "none" {
             return None;
         }
-        let ext = file_name
-            .rfind('.')
-            .map(|i| file_name[i..].to_ascii_lowercase())
-            .unwrap_or_default();
-        let has = |list: &[String]| list.iter().any(|e| e.to_ascii_lowercase() == ext);
+        let ext = file_name.rfind('.').map_or("", |i| &file_name[i..]);
+        let has = |list: &[String]| list.iter().any(|e| e.eq_ignore_ascii_case(ext));
         if (!c.only_compress.is_empty() && !has(&c.only_compress)) || has(&c.never_compress) {
             return None;
         }
@@ -288,6 +307,19 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_repositories_compress_all_but_compressed_formats() {
+        let p = Policy::new_repository_default();
+        assert_eq!(p.compressor_for("notes.txt", 100), Some("zstd-fastest"));
+        assert_eq!(p.compressor_for("Makefile", 100), Some("zstd-fastest"));
+        assert_eq!(p.compressor_for("movie.MP4", 100), None);
+        assert_eq!(p.compressor_for("a.tar.gz", 100), None);
+        assert_eq!(p.retention, Policy::kopia_default().retention);
+        let js = serde_json::to_value(&p).unwrap();
+        assert_eq!(js["compression"]["compressorName"], "zstd-fastest");
+        assert!(js["compression"]["neverCompress"].as_array().unwrap().len() > 20);
+    }
 
     #[test]
     fn json_names_and_unknown_sections_survive() {

@@ -178,7 +178,7 @@ fn create_repository(
     kopr_repo::policy::set(
         &repo,
         &kopr_format::snapshot::SourceInfo::default(),
-        &kopr_format::policy::Policy::kopia_default(),
+        &kopr_format::policy::Policy::new_repository_default(),
     )?;
     // ...and with maintenance owned by its creator.
     let mut mp = kopr_format::maintenance::MaintenanceParams::kopia_default();
