@@ -393,3 +393,100 @@ fn ecc_flags_follow_kopia() {
     );
     assert!(!bad.join("kopia.repository.f").exists());
 }
+
+/// `12.5 MB` as bytes (Kopia's base-10 units).
+fn rate_bytes(num: &str, unit: &str) -> f64 {
+    let pow = ["B", "KB", "MB", "GB", "TB"]
+        .iter()
+        .position(|u| *u == unit.trim_end_matches("/s"))
+        .unwrap_or_else(|| panic!("unit {unit:?}"));
+    num.parse::<f64>().unwrap() * 1000f64.powi(pow as i32)
+}
+
+#[test]
+fn benchmark_ecc_lists_every_overhead_with_its_growth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr(tmp.path());
+    let block = 200 * 1024;
+    let out = k
+        .cmd(&[
+            "benchmark",
+            "ecc",
+            "--block-size=200KB",
+            "--repeat=2",
+            "--parallel=2",
+            "--print-options",
+        ])
+        .env_remove("KOPIA_BYTES_STRING_BASE_2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let sep = "-".repeat(87);
+    assert_eq!(lines.len(), 10, "{text}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "     {:<30} {:>14} {:>14}   {:>10}",
+            "ECC", "Throughput", "Throughput", "Growth"
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "     {:<30} {:>14} {:>14}   {:>6}",
+            "", "Encoding", "Decoding", ""
+        )
+    );
+    assert_eq!((lines[2], lines[8]), (sep.as_str(), sep.as_str()));
+    let mut seen = Vec::new();
+    let mut slowest_direction = Vec::new();
+    for (i, row) in lines[3..8].iter().enumerate() {
+        // "  0. REED-SOLOMON-CRC32 - 5%   230.9 MB/s   1.3 GB/s    5% [215.1 KB],   --ecc=… --ecc-overhead-percent=5"
+        let (left, opts) = row.split_once(",   ").unwrap();
+        let w: Vec<&str> = left.split_whitespace().collect();
+        assert_eq!(w[0], format!("{i}."), "{row}");
+        assert_eq!((w[1], w[2]), ("REED-SOLOMON-CRC32", "-"), "{row}");
+        let pct: i64 = w[3].trim_end_matches('%').parse().unwrap();
+        assert_eq!(
+            opts,
+            format!("--ecc=REED-SOLOMON-CRC32 --ecc-overhead-percent={pct}")
+        );
+        let enc = rate_bytes(w[4], w[5]);
+        let dec = rate_bytes(w[6], w[7]);
+        assert!(enc > 0.0 && dec > 0.0, "{row}");
+        slowest_direction.push(enc.min(dec));
+        let size = ReedSolomonCrc32::new(pct).unwrap().encoded_len(block);
+        let growth = ((size as f64 / block as f64 - 1.0) * 100.0).round() as i64;
+        assert_eq!(w[8], format!("{growth}%"), "{row}");
+        assert_eq!(
+            w[9..].join(" "),
+            format!("[{}]", kopr_format::units::bytes(size as i64)),
+            "{row}"
+        );
+        seen.push(pct);
+        if i == 0 {
+            assert_eq!(
+                lines[9],
+                format!(
+                    "Fastest option for this machine is: --ecc=REED-SOLOMON-CRC32 --ecc-overhead-percent={pct}"
+                )
+            );
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, [1, 2, 5, 10, 20]);
+    // sorted by the slower direction, fastest first (rounded as printed)
+    for w in slowest_direction.windows(2) {
+        assert!(w[0] >= w[1] * 0.95, "{text}");
+    }
+    // bad flags: one line
+    let out = k.run(&["benchmark", "ecc", "--block-size=0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("block-size"));
+}

@@ -99,6 +99,19 @@ impl std::fmt::Debug for ReedSolomonCrc32 {
     }
 }
 
+/// How the encoding of an input is laid out (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Blocks of shards.
+    pub blocks: usize,
+    /// Bytes of every shard (each stored after its 4-byte CRC).
+    pub shard_size: usize,
+    /// Data shards per block.
+    pub data_shards: usize,
+    /// Parity shards per block, all stored first, block after block.
+    pub parity_shards: usize,
+}
+
 /// How one input is cut into blocks and shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sizes {
@@ -261,6 +274,17 @@ impl ReedSolomonCrc32 {
             &self.small
         } else {
             &self.big
+        }
+    }
+
+    /// The layout of the encoding of an input of `len` bytes.
+    pub fn layout(&self, len: usize) -> Layout {
+        let s = self.sizes_from_original(len);
+        Layout {
+            blocks: s.blocks,
+            shard_size: s.shard_size,
+            data_shards: s.data_shards,
+            parity_shards: s.parity_shards,
         }
     }
 
