@@ -628,17 +628,17 @@ mod tests {
     #[test]
     fn reads_kopias_lz4_contents() {
         let frame = [
-            "00001400",                           // Kopia's header id
-            "04224d18",                           // LZ4 frame magic
-            "6470b9",                             // FLG, BD (4 MiB), header checksum
-            "0d000000",                           // compressed block of 13 bytes
-            "3f616263",                           // token: 3 literals, long match; "abc"
-            "030001",                             // offset 3, match length 15 + 1 + 4
-            "5058595a2121",                       // token: 5 literals; "XYZ!!"
-            "04000080",                           // stored block of 4 bytes
-            "7461696c",                           // "tail"
-            "00000000",                           // end mark
-            "1bf09543",                           // xxHash32 of the content
+            "00001400",     // Kopia's header id
+            "04224d18",     // LZ4 frame magic
+            "6470b9",       // FLG, BD (4 MiB), header checksum
+            "0d000000",     // compressed block of 13 bytes
+            "3f616263",     // token: 3 literals, long match; "abc"
+            "030001",       // offset 3, match length 15 + 1 + 4
+            "5058595a2121", // token: 5 literals; "XYZ!!"
+            "04000080",     // stored block of 4 bytes
+            "7461696c",     // "tail"
+            "00000000",     // end mark
+            "1bf09543",     // xxHash32 of the content
         ]
         .concat();
         let frame = hex::decode(frame).unwrap();
