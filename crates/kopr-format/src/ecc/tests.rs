@@ -254,7 +254,7 @@ fn wrong_lengths_and_bad_prefixes_are_errors() {
     assert!(e.decode(&longer, &mut Vec::new()).is_err());
     // a length prefix larger than the data, with a correct CRC: refused, not trusted
     let mut lie = Vec::new();
-    let mut data = vec![0u8; 6 * 10];
+    let mut data = [0u8; 6 * 10];
     data[..4].copy_from_slice(&1000u32.to_be_bytes());
     let coder = ReedSolomon::new(6, 2).unwrap();
     let shards: Vec<&[u8]> = data.chunks(10).collect();
