@@ -202,6 +202,16 @@ fn kopia_ecc_fixture_lists_restores_and_verifies() {
     restore_and_check(&c, tmp.path(), "restored", &tree);
     let verified = c.ok(&["snapshot", "verify"]);
     assert!(verified.ends_with(": 0 errors.\n"), "{verified}");
+    // packed lengths (ECC included) count as Kopia counts them
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(
+        c.ok(&["content", "stats"]),
+        v["kopia_outputs"]["content stats"].as_str().unwrap()
+    );
+    // kopr's full maintenance rewrites Kopia's repository, which still restores
+    c.ok(&["maintenance", "run", "--full", "--safety=none", "--force"]);
+    restore_and_check(&c, tmp.path(), "after-maintenance", &tree);
 }
 
 #[test]
