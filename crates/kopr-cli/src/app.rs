@@ -474,6 +474,17 @@ pub struct CreateArgs {
         default_value = kopr_format::crypto::SCRYPT_ALGORITHM
     )]
     pub key_derivation: String,
+    /// [EXPERIMENTAL] Error correction algorithm.
+    #[arg(long, value_name = "ALGO", default_value = kopr_format::ecc::DEFAULT_ECC)]
+    pub ecc: String,
+    /// [EXPERIMENTAL] How much space overhead can be used for error correction, in percentage.
+    /// Use 0 to disable ECC.
+    #[arg(
+        long = "ecc-overhead-percent",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub ecc_overhead_percent: i64,
     /// Set the blob retention-mode for supported storage backends (GOVERNANCE or COMPLIANCE).
     #[arg(long = "retention-mode")]
     pub retention_mode: Option<String>,

@@ -363,6 +363,11 @@ fn compressors_fixture_every_kopia_compressor() {
 }
 
 #[test]
+fn ecc_fixture_reed_solomon_crc32_2_percent() {
+    check_fixture("ecc", true);
+}
+
+#[test]
 fn velero_fixture_default_at_default_many_small_files() {
     check_fixture("velero", true);
 }

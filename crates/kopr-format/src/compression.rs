@@ -2,7 +2,9 @@
 //! big-endian id naming the compressor (`0x1101` zstd-fastest, …), followed by the stream.
 //!
 //! zstd frames, gzip members (also for `pgzip`), raw DEFLATE and S2 streams are what Kopia
-//! writes. `lz4` (0x1400) is retired in Kopia and unsupported here as well.
+//! writes. `lz4` (0x1400) is an LZ4 frame (pierrec/lz4's writer in Kopia up to 0.22: 4 MiB
+//! independent blocks, content checksum); Kopia 0.23 dropped it, kopr still reads it, so that
+//! repositories written by older Kopia open, and refuses to write it, as Kopia does.
 
 use std::io::{Read, Write};
 
@@ -43,7 +45,7 @@ pub mod ids {
     pub const PGZIP_BEST_SPEED: HeaderId = HeaderId(0x1301);
     /// parallel gzip, smallest.
     pub const PGZIP_BEST_COMPRESSION: HeaderId = HeaderId(0x1302);
-    /// Retired LZ4 id.
+    /// LZ4 frame, written by Kopia up to 0.22 (read only).
     pub const LZ4_REMOVED: HeaderId = HeaderId(0x1400);
     /// raw DEFLATE, default.
     pub const DEFLATE: HeaderId = HeaderId(0x1500);
@@ -64,7 +66,8 @@ enum Kind {
     Zstd(i32),
     Deflate(u32),
     S2,
-    Unsupported,
+    /// Read only.
+    Lz4,
 }
 
 /// One named compressor.
@@ -116,7 +119,7 @@ static ALL: &[Compressor] = &[
     Compressor {
         name: "lz4",
         id: ids::LZ4_REMOVED,
-        kind: Kind::Unsupported,
+        kind: Kind::Lz4,
         deprecated: true,
     },
     Compressor {
@@ -222,9 +225,9 @@ impl Compressor {
         self.deprecated
     }
 
-    /// Whether kopr can write and read it.
+    /// Whether kopr can write (and read) it; `lz4` is only read.
     pub fn is_supported(&self) -> bool {
-        self.kind != Kind::Unsupported
+        self.kind != Kind::Lz4
     }
 
     /// Appends the header and the compressed stream of `input` to `out`.
@@ -245,7 +248,7 @@ impl Compressor {
                 enc.finish().map_err(|e| err("deflate", e))?;
             }
             Kind::S2 => s2::encode_stream(input, out)?,
-            Kind::Unsupported => {
+            Kind::Lz4 => {
                 out.truncate(out.len() - 4);
                 return Err(FormatError::UnsupportedAlgorithm {
                     kind: "compression",
@@ -322,10 +325,10 @@ pub fn decompress_limited(input: &[u8], out: &mut Vec<u8>, max_output: usize) ->
             .read_to_end(out)
             .map_err(|e| err("deflate", e)),
         Kind::S2 => s2::decode_stream(body, out, max_output).map(|_| 0),
-        Kind::Unsupported => Err(FormatError::UnsupportedAlgorithm {
-            kind: "compression",
-            name: c.name.into(),
-        }),
+        Kind::Lz4 => lz4_flex::frame::FrameDecoder::new(body)
+            .take(limit)
+            .read_to_end(out)
+            .map_err(|e| err("lz4", e)),
     };
     res?;
     if out.len() - start > max_output {
@@ -606,10 +609,53 @@ mod tests {
         }
         assert_eq!(all().len(), table.len());
         assert!(!by_name("lz4").unwrap().is_supported());
-        assert!(by_name("lz4")
-            .unwrap()
-            .compress(b"x", &mut Vec::new())
-            .is_err());
+        assert!(by_name("lz4").unwrap().is_deprecated());
+        let mut out = b"keep".to_vec();
+        assert!(matches!(
+            by_name("lz4").unwrap().compress(b"x", &mut out),
+            Err(FormatError::UnsupportedAlgorithm { .. })
+        ));
+        assert_eq!(out, b"keep");
+    }
+
+    /// A content as Kopia up to 0.22 wrote it with `lz4`: header 0x1400, then an LZ4 frame as
+    /// pierrec/lz4's writer makes it (version 1, independent blocks, content checksum, 4 MiB
+    /// blocks), built by hand from the LZ4 frame and block specifications: a compressed block
+    /// (literals `abc`, a 20-byte match at offset 3, literals `XYZ!!`) and a stored block
+    /// (`tail`), the end mark and the xxHash32 of the content (computed with a separate
+    /// xxHash32 implementation checked against the format's known values: 02cc5d05 for no
+    /// bytes, header checksum b9 for these flags).
+    #[test]
+    fn reads_kopias_lz4_contents() {
+        let frame = [
+            "00001400",     // Kopia's header id
+            "04224d18",     // LZ4 frame magic
+            "6470b9",       // FLG, BD (4 MiB), header checksum
+            "0d000000",     // compressed block of 13 bytes
+            "3f616263",     // token: 3 literals, long match; "abc"
+            "030001",       // offset 3, match length 15 + 1 + 4
+            "5058595a2121", // token: 5 literals; "XYZ!!"
+            "04000080",     // stored block of 4 bytes
+            "7461696c",     // "tail"
+            "00000000",     // end mark
+            "1bf09543",     // xxHash32 of the content
+        ]
+        .concat();
+        let frame = hex::decode(frame).unwrap();
+        let mut out = b">".to_vec();
+        assert_eq!(decompress(&frame, &mut out).unwrap(), ids::LZ4_REMOVED);
+        assert_eq!(out, b">abcabcabcabcabcabcabcabXYZ!!tail");
+        // a wrong content checksum, a wrong header checksum, a cut frame: errors
+        for (at, bit) in [(frame.len() - 1, 1u8), (10, 1)] {
+            let mut bad = frame.clone();
+            bad[at] ^= bit;
+            assert!(decompress(&bad, &mut Vec::new()).is_err(), "byte {at}");
+        }
+        // cut inside a block (a frame cut between blocks reads as ended: the AEAD tag around
+        // every content is what catches truncation)
+        assert!(decompress(&frame[..20], &mut Vec::new()).is_err());
+        // output beyond the cap is refused
+        assert!(decompress_limited(&frame, &mut Vec::new(), 10).is_err());
     }
 
     #[test]

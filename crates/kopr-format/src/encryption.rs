@@ -7,6 +7,11 @@
 //!
 //! Ciphertext layout: 12-byte random nonce ‖ encrypted data ‖ 16-byte tag,
 //! so the overhead is 28 bytes for both algorithms.
+//!
+//! A repository with error correction adds its layer ([`crate::ecc`]) around that
+//! ciphertext: [`Encryptor::with_ecc`] makes `encrypt` and `decrypt` apply it, so every user
+//! of the repository's encryptor (contents, pack indexes, whole-blob crypto) gets it, as
+//! Kopia wraps its encryptor.
 
 use hkdf::Hkdf;
 use hmac::digest::KeyInit;
@@ -15,6 +20,7 @@ use rand::RngCore;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use sha2::Sha256;
 
+use crate::ecc::ReedSolomonCrc32;
 use crate::error::{FormatError, Result};
 
 /// The algorithm new repositories use unless told otherwise.
@@ -55,6 +61,8 @@ pub struct Encryptor {
     cipher: Cipher,
     /// HMAC-SHA256 keyed with the key-derivation secret, cloned per content.
     key_mac: Hmac<Sha256>,
+    /// Error correction around the ciphertext, when the repository has it.
+    ecc: Option<std::sync::Arc<ReedSolomonCrc32>>,
 }
 
 impl std::fmt::Debug for Encryptor {
@@ -62,6 +70,7 @@ impl std::fmt::Debug for Encryptor {
         // Never print key material.
         f.debug_struct("Encryptor")
             .field("algorithm", &self.algorithm)
+            .field("ecc", &self.ecc)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +107,19 @@ impl Encryptor {
             algorithm: name,
             cipher,
             key_mac,
+            ecc: None,
         })
+    }
+
+    /// This encryptor with `ecc` (or none) around its ciphertexts.
+    pub fn with_ecc(mut self, ecc: Option<ReedSolomonCrc32>) -> Encryptor {
+        self.ecc = ecc.map(std::sync::Arc::new);
+        self
+    }
+
+    /// The error correction around the ciphertexts, if any.
+    pub fn ecc(&self) -> Option<&ReedSolomonCrc32> {
+        self.ecc.as_deref()
     }
 
     /// The key that seals the content `content_id`.
@@ -115,16 +136,24 @@ impl Encryptor {
     }
 
     /// Encrypts `plaintext` for `content_id` and appends nonce, ciphertext and
-    /// tag (`plaintext.len() + overhead()` bytes) to `out`.
+    /// tag (`plaintext.len() + overhead()` bytes) to `out`, error-corrected when the
+    /// encryptor has ECC.
     ///
     /// # Panics
     ///
-    /// If `plaintext` exceeds the cipher's message limit (64 GiB for AES-GCM),
-    /// far beyond any content Kopia writes.
+    /// If `plaintext` exceeds the cipher's message limit (64 GiB for AES-GCM, 4 GiB with
+    /// ECC), far beyond any content Kopia writes.
     pub fn encrypt(&self, plaintext: &[u8], content_id: &[u8], out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
-        self.encrypt_with_nonce(plaintext, content_id, &nonce, out);
+        match &self.ecc {
+            None => self.encrypt_with_nonce(plaintext, content_id, &nonce, out),
+            Some(ecc) => {
+                let mut sealed = Vec::with_capacity(plaintext.len() + OVERHEAD);
+                self.encrypt_with_nonce(plaintext, content_id, &nonce, &mut sealed);
+                ecc.encode(&sealed, out);
+            }
+        }
     }
 
     fn encrypt_with_nonce(
@@ -157,9 +186,24 @@ impl Encryptor {
     /// Decrypts `ciphertext` (as made by [`Encryptor::encrypt`] for the same
     /// `content_id`) and appends the plaintext to `out`.
     ///
-    /// Any alteration of the ciphertext, or another content id, gives
-    /// [`FormatError::Decrypt`] and leaves `out` as it was.
+    /// Any alteration of the ciphertext (beyond what error correction repairs), or another
+    /// content id, gives [`FormatError::Decrypt`] and leaves `out` as it was.
     pub fn decrypt(&self, ciphertext: &[u8], content_id: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let Some(ecc) = &self.ecc else {
+            return self.open(ciphertext, content_id, out);
+        };
+        let mut sealed = Vec::with_capacity(ciphertext.len());
+        ecc.decode(ciphertext, &mut sealed).map_err(|e| {
+            FormatError::Decrypt(format!(
+                "cannot decrypt content {}: {e}",
+                hex::encode(content_id)
+            ))
+        })?;
+        self.open(&sealed, content_id, out)
+    }
+
+    /// The AEAD part of [`Encryptor::decrypt`].
+    fn open(&self, ciphertext: &[u8], content_id: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if ciphertext.len() < OVERHEAD {
             return Err(FormatError::Decrypt(format!(
                 "ciphertext too short: {} bytes",
@@ -194,7 +238,8 @@ impl Encryptor {
         }
     }
 
-    /// Bytes that encryption adds to a plaintext (nonce and tag): 28.
+    /// Bytes that encryption adds to a plaintext (nonce and tag): 28. Error correction, when
+    /// on, adds more, depending on the size (see [`ReedSolomonCrc32::encoded_len`]).
     pub fn overhead(&self) -> usize {
         OVERHEAD
     }
@@ -389,5 +434,46 @@ mod tests {
         assert_eq!(enc.algorithm(), DEFAULT_ENCRYPTION);
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Encryptor>();
+    }
+
+    #[test]
+    fn ecc_wraps_the_sealed_bytes() {
+        let ecc = || crate::ecc::ReedSolomonCrc32::new(2).unwrap();
+        for alg in supported_encryption_algorithms() {
+            let plain = Encryptor::new(alg, KOPIA_MASTER_KEY).unwrap();
+            let enc = plain.clone().with_ecc(Some(ecc()));
+            assert!(plain.ecc().is_none());
+            assert_eq!(enc.ecc().map(|e| e.data_shards()), Some(164));
+            for len in [0, 1, 100, 5000, 300_000] {
+                let data = &(0..len).map(|i| (i * 13) as u8).collect::<Vec<_>>()[..];
+                let mut ct = Vec::new();
+                enc.encrypt(data, b"cid", &mut ct);
+                assert_eq!(ct.len(), ecc().encoded_len(len + OVERHEAD));
+                // under the ECC is exactly what the plain encryptor seals
+                let mut sealed = Vec::new();
+                ecc().decode(&ct, &mut sealed).unwrap();
+                let mut pt = Vec::new();
+                plain.decrypt(&sealed, b"cid", &mut pt).unwrap();
+                assert_eq!(pt, data);
+                // and the ECC encryptor opens it, repairing a damaged shard
+                ct[len / 3 + 7] ^= 0xff;
+                let mut pt = b"p".to_vec();
+                enc.decrypt(&ct, b"cid", &mut pt).unwrap();
+                assert_eq!(&pt[1..], data);
+                // without ECC the same bytes do not open
+                assert!(plain.decrypt(&ct, b"cid", &mut Vec::new()).is_err());
+            }
+            // damage beyond repair is a decryption error naming the cause; output untouched
+            let mut ct = Vec::new();
+            enc.encrypt(b"short", b"cid", &mut ct);
+            for b in &mut ct[..40] {
+                *b ^= 0x11;
+            }
+            let mut out = b"keep".to_vec();
+            let err = enc.decrypt(&ct, b"cid", &mut out).unwrap_err();
+            assert!(matches!(err, FormatError::Decrypt(_)), "{err}");
+            assert!(err.to_string().contains("can be rebuilt"), "{err}");
+            assert_eq!(out, b"keep");
+        }
     }
 }

@@ -30,7 +30,24 @@ pub const TARGETS: &[&str] = &[
     "schedule",
     "blob_decrypt",
     "session_marker",
+    "ecc",
 ];
+
+/// The overheads the `ecc` entry point picks from (its first input byte, modulo the count).
+pub const ECC_OVERHEADS: [i64; 7] = [1, 2, 3, 5, 10, 20, 100];
+
+/// The `ecc` coder for a selector byte, built once per overhead (building one inverts a matrix).
+pub fn ecc_coder(selector: u8) -> &'static crate::ecc::ReedSolomonCrc32 {
+    static CODERS: [std::sync::OnceLock<crate::ecc::ReedSolomonCrc32>; ECC_OVERHEADS.len()] =
+        [const { std::sync::OnceLock::new() }; ECC_OVERHEADS.len()];
+    let i = usize::from(selector) % ECC_OVERHEADS.len();
+    CODERS[i].get_or_init(
+        || match crate::ecc::ReedSolomonCrc32::new(ECC_OVERHEADS[i]) {
+            Ok(c) => c,
+            Err(e) => panic!("the fixed overheads are valid: {e}"),
+        },
+    )
+}
 
 /// Splits a `blob_decrypt` input: `[algorithm selector][id length][blob id][ciphertext]`
 /// (the algorithm is `selector % number of algorithms`, the id is read as lossy UTF-8).
@@ -120,6 +137,17 @@ pub fn parse(target: &str, data: &[u8]) -> bool {
                 }
                 Err(_) => false,
             }
+        }
+        // `[overhead selector][error-corrected bytes]`: decoding repairs or refuses, and what it
+        // gives back is never longer than what it was given.
+        "ecc" => {
+            let Some((&sel, stored)) = data.split_first() else {
+                return false;
+            };
+            let mut out = Vec::new();
+            let ok = ecc_coder(sel).decode(stored, &mut out).is_ok();
+            assert!(out.len() <= stored.len(), "decoded beyond the input");
+            ok
         }
         // The marker's plaintext (mutated ciphertext never gets past the AEAD tag, so the
         // JSON is fuzzed directly; decryption is `blob_decrypt`).

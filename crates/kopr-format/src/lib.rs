@@ -6,6 +6,7 @@
 pub mod blob_crypto;
 pub mod compression;
 pub mod crypto;
+pub mod ecc;
 pub mod encryption;
 pub mod error;
 pub mod gotime;

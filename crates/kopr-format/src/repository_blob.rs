@@ -388,7 +388,10 @@ impl RepositoryConfig {
                 self.version
             )));
         }
-        if !self.ecc.is_empty() && self.ecc_overhead_percent > 0 {
+        if !self.ecc.is_empty()
+            && self.ecc_overhead_percent > 0
+            && !crate::ecc::supported_ecc_algorithms().contains(&self.ecc.as_str())
+        {
             return Err(FormatError::UnsupportedAlgorithm {
                 kind: "error correction",
                 name: self.ecc.clone(),

@@ -8,7 +8,9 @@ use kopr_format::blob_crypto::encrypt_blob;
 use kopr_format::compression;
 use kopr_format::encryption::{supported_encryption_algorithms, Encryptor};
 use kopr_format::hashing::Hasher;
-use kopr_format::hostile::{join_blob_input, parse, split_blob_input, FUZZ_KEY, TARGETS};
+use kopr_format::hostile::{
+    ecc_coder, join_blob_input, parse, split_blob_input, ECC_OVERHEADS, FUZZ_KEY, TARGETS,
+};
 use kopr_format::index::{IndexBuilder, IndexEntry};
 use kopr_format::maintenance::Schedule;
 use kopr_format::manifest::{encode_batch, ManifestEntry};
@@ -105,8 +107,24 @@ fn samples(target: &str) -> Vec<Vec<u8>> {
                     c.compress(&data, &mut out).unwrap();
                     out
                 })
+                // lz4, read only: "abc" + a 20-byte match + "XYZ!!" + stored "tail", checksummed
+                .chain([hex::decode(
+                    "0000140004224d186470b90d0000003f6162630300015058595a21210400008074\
+                     61696c000000001bf09543",
+                )
+                .unwrap()])
                 .collect()
         }
+        "ecc" => (0..ECC_OVERHEADS.len() as u8)
+            .flat_map(|sel| {
+                [0usize, 5, 300, 9000].map(|len| {
+                    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+                    let mut out = vec![sel];
+                    ecc_coder(sel).encode(&data, &mut out);
+                    out
+                })
+            })
+            .collect(),
         "indirect" => {
             let entries = vec![
                 IndirectEntry {

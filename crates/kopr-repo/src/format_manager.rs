@@ -28,6 +28,10 @@ pub struct CreateOptions {
     pub blob_config: BlobStorageConfig,
     /// Pack size, 0 for 20 MiB.
     pub max_pack_size: u32,
+    /// Error-correction algorithm (`REED-SOLOMON-CRC32` when empty).
+    pub ecc: String,
+    /// Error-correction space overhead in percent, clamped to 0..=100; 0 turns ECC off.
+    pub ecc_overhead_percent: i64,
 }
 
 /// Everything derived from the format blob and the password.
@@ -41,7 +45,7 @@ pub struct FormatManager {
     pub blob_config: BlobStorageConfig,
     /// Content hashing, keyed by the repository secret.
     pub hasher: Hasher,
-    /// Content encryption.
+    /// Content encryption, with the error correction of the format (if any) around it.
     pub encryptor: Arc<Encryptor>,
     /// The password-derived key that encrypts the format blob. Repositories without password
     /// change (format version 1) derive their per-purpose keys from it, as Kopia does.
@@ -88,10 +92,24 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
     Encryptor::new(&enc, &[0u8; 32])?;
     kopr_format::splitter::new_splitter(&splitter)?;
     opts.blob_config.validate()?;
+    // As Kopia: the overhead is clamped to 0..=100, and 0 leaves no trace of ECC in the format.
+    let ecc_overhead = opts.ecc_overhead_percent.clamp(0, 100);
+    let ecc_name = or(&opts.ecc, kopr_format::ecc::DEFAULT_ECC);
+    if !kopr_format::ecc::supported_ecc_algorithms().contains(&ecc_name.as_str()) {
+        return Err(FormatError::UnsupportedAlgorithm {
+            kind: "error correction",
+            name: ecc_name,
+        }
+        .into());
+    }
 
     let mut config = RepositoryConfig::new_default(&hash, &enc, &splitter);
     if opts.max_pack_size != 0 {
         config.max_pack_size = opts.max_pack_size;
+    }
+    if ecc_overhead > 0 {
+        config.ecc = ecc_name;
+        config.ecc_overhead_percent = ecc_overhead;
     }
     let mut blob = RepositoryBlob::new(TOOL_NAME, env!("CARGO_PKG_VERSION"), &kdf);
     let key = blob.derive_format_key(password)?;
@@ -241,7 +259,9 @@ impl FormatManager {
             kopr_format::repository_blob::pack_format_copy(format_bytes)?
         };
         let hasher = Hasher::new(&config.hash, &config.hmac_secret)?;
-        let encryptor = Arc::new(Encryptor::new(&config.encryption, &config.master_key)?);
+        let ecc = kopr_format::ecc::from_format(&config.ecc, config.ecc_overhead_percent)?;
+        let encryptor =
+            Arc::new(Encryptor::new(&config.encryption, &config.master_key)?.with_ecc(ecc));
         Ok(FormatManager {
             repository_blob: blob,
             config,

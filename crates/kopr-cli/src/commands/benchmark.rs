@@ -2,7 +2,8 @@
 //!
 //! Mirrors `kopia benchmark`: `hashing`, `encryption` and `crypto` time the algorithms over a
 //! zero-filled block, `splitter` times every splitter over seeded random data, and
-//! `compression` times every compressor over a file. Each prints its results sorted with the
+//! `compression` times every compressor over a file, `ecc` the error correction at Kopia's
+//! overheads. Each prints its results sorted with the
 //! best first, in Kopia's layout, and, where Kopia does, the flag that selects the best one.
 //! No repository is needed.
 //!
@@ -11,6 +12,7 @@
 
 mod compression;
 mod crypto;
+mod ecc;
 mod splitter;
 
 use std::path::PathBuf;
@@ -36,6 +38,25 @@ pub enum BenchmarkCommand {
     Hashing(HashArgs),
     /// Run encryption benchmarks.
     Encryption(EncryptionArgs),
+    /// Run ECC benchmarks.
+    Ecc(EccArgs),
+}
+
+/// Flags of `ecc`.
+#[derive(Debug, Args)]
+pub struct EccArgs {
+    /// Size of a block to encrypt (1MB = 1 MiB, as in Kopia).
+    #[arg(long = "block-size", default_value = "10MB", value_parser = parse_size)]
+    pub block_size: usize,
+    /// Number of repetitions.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    /// Number of parallel threads.
+    #[arg(long, default_value_t = 1, value_parser = parse_parallel)]
+    pub parallel: usize,
+    /// Print out options usable for repository creation.
+    #[arg(long = "print-options")]
+    pub print_options: bool,
 }
 
 /// Flags of `hashing` and `crypto`.
@@ -138,6 +159,7 @@ pub fn run(cmd: BenchmarkCommand) -> Result<()> {
         BenchmarkCommand::Crypto(a) => crypto::combined(&a.block, a.repeat),
         BenchmarkCommand::Splitter(a) => splitter::run(&a),
         BenchmarkCommand::Compression(a) => compression::run(&a),
+        BenchmarkCommand::Ecc(a) => ecc::run(&a),
     }
 }
 

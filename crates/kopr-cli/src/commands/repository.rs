@@ -32,6 +32,8 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
                 key_derivation: create.key_derivation,
                 blob_config: retention(create.retention_mode, create.retention_period)?,
                 max_pack_size: 0,
+                ecc: create.ecc,
+                ecc_overhead_percent: create.ecc_overhead_percent,
             };
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
@@ -48,6 +50,8 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
                 key_derivation: create.key_derivation,
                 blob_config: retention(create.retention_mode, create.retention_period)?,
                 max_pack_size: 0,
+                ecc: create.ecc,
+                ecc_overhead_percent: create.ecc_overhead_percent,
             };
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
@@ -151,6 +155,12 @@ fn create_repository(
     println!("  block hash:          {}", opts.hash);
     println!("  encryption:          {}", opts.encryption);
     println!("  key derivation:      {}", opts.key_derivation);
+    if !opts.ecc.is_empty() && opts.ecc_overhead_percent > 0 {
+        println!(
+            "  ecc:                 {} with {}% overhead",
+            opts.ecc, opts.ecc_overhead_percent
+        );
+    }
     println!("  splitter:            {}", opts.splitter);
     Repository::create(&*st, opts, &password).map_err(|e| match e {
         RepoError::AlreadyInitialized(_) => {
