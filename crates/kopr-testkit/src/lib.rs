@@ -2,6 +2,7 @@
 //! reproducible and need no RNG crates, and a real S3 server on loopback ([`s3`]).
 
 pub mod cli;
+pub mod env;
 pub mod s3;
 
 /// `len` pseudo-random bytes from `seed` (xorshift64); the same seed gives the same bytes.
