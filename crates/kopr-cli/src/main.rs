@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod progress;
 mod storage;
+mod test_hooks;
 mod units;
 
 use std::process::ExitCode;
