@@ -394,7 +394,12 @@ mod tests {
         st.freeze_list_lag();
         st.put_blob("y3", b"", &o).unwrap();
         st.put_blob("y4", b"", &o).unwrap();
-        let mut ids: Vec<String> = st.list_all("y").unwrap().into_iter().map(|m| m.id).collect();
+        let mut ids: Vec<String> = st
+            .list_all("y")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         ids.sort();
         assert_eq!(ids, ["y3", "y4"]);
         st.set_list_lag(0);

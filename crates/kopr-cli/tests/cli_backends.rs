@@ -181,7 +181,10 @@ fn life_cycle(case: &Case, create: &[String]) {
     let after = case.packs();
     // The deleted snapshot's unique data left the storage: some of its packs are gone, and
     // the packs hold at least its unique bytes less than before; the live data stayed.
-    let gone: Vec<&String> = before.keys().filter(|id| !after.contains_key(*id)).collect();
+    let gone: Vec<&String> = before
+        .keys()
+        .filter(|id| !after.contains_key(*id))
+        .collect();
     assert!(
         first_packs.keys().any(|id| !after.contains_key(id)),
         "no pack of the deleted snapshot was deleted: {first_packs:?} -> {after:?}\n{log}"

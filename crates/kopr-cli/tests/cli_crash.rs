@@ -52,7 +52,11 @@ fn write_tree(root: &Path, seed: u64, files: u64, size: usize) {
     for f in 0..files {
         let dir = root.join(format!("d{}", f % 2));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("f{f}")), random_bytes(seed * 100 + f, size)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{f}")),
+            random_bytes(seed * 100 + f, size),
+        )
+        .unwrap();
     }
 }
 
@@ -124,7 +128,10 @@ fn a_snapshot_dying_after_each_blob_write_loses_nothing() {
     let cfg = create_repo(tmp);
     let (src_a, src_b) = (tmp.join("a"), tmp.join("b"));
     write_tree(&src_a, 1, 4, 300_000);
-    let id_a = snapshot_id(&ok(&cfg, &["snapshot", "create", src_a.to_str().unwrap(), "--json"]));
+    let id_a = snapshot_id(&ok(
+        &cfg,
+        &["snapshot", "create", src_a.to_str().unwrap(), "--json"],
+    ));
     // 24 MiB of new data: more than one pack
     write_tree(&src_b, 2, 12, 2 << 20);
     let args = ["snapshot", "create", src_b.to_str().unwrap(), "--json"];
@@ -154,14 +161,20 @@ fn a_snapshot_dying_after_each_blob_write_loses_nothing() {
             .filter(|m| m["source"]["path"] == src_b.to_str().unwrap() && m["incomplete"].is_null())
             .map(|m| m["id"].as_str().unwrap())
             .collect();
-        assert!(complete.len() <= 1, "write {n}: complete snapshots {complete:?}");
+        assert!(
+            complete.len() <= 1,
+            "write {n}: complete snapshots {complete:?}"
+        );
         for id in complete {
             restores_as(&cfg, tmp, id, &src_b, "b-early");
         }
     }
     // the hook fired mid-run: a run that writes fewer blobs than the crash point completes
     assert!(completed, "every run died: the crash came after the work");
-    assert!(crashes >= 3, "only {crashes} crash points before completion");
+    assert!(
+        crashes >= 3,
+        "only {crashes} crash points before completion"
+    );
     eprintln!("{crashes} crash points before completion");
     // the completing run
     let out = ok(&cfg, &args);
@@ -183,8 +196,14 @@ fn maintenance_dying_after_each_blob_write_loses_nothing() {
     let (keep, gone) = (tmp.join("keep"), tmp.join("gone"));
     write_tree(&keep, 3, 4, 300_000);
     write_tree(&gone, 4, 4, 300_000);
-    let id_keep = snapshot_id(&ok(&cfg, &["snapshot", "create", keep.to_str().unwrap(), "--json"]));
-    let id_gone = snapshot_id(&ok(&cfg, &["snapshot", "create", gone.to_str().unwrap(), "--json"]));
+    let id_keep = snapshot_id(&ok(
+        &cfg,
+        &["snapshot", "create", keep.to_str().unwrap(), "--json"],
+    ));
+    let id_gone = snapshot_id(&ok(
+        &cfg,
+        &["snapshot", "create", gone.to_str().unwrap(), "--json"],
+    ));
     ok(&cfg, &["snapshot", "delete", &id_gone, "--delete"]);
     let packs = |cfg: &Path| -> u64 {
         blobs(cfg)
@@ -202,16 +221,25 @@ fn maintenance_dying_after_each_blob_write_loses_nothing() {
             break;
         };
         crashes += 1;
-        assert!(blobs(&cfg).contains_key(&last), "write {n}: {last} not stored");
+        assert!(
+            blobs(&cfg).contains_key(&last),
+            "write {n}: {last} not stored"
+        );
         if n == 1 {
             // died after its first write: far from the deletion of any pack
-            assert!(packs(&cfg) >= size_before, "the first write came after a deletion");
+            assert!(
+                packs(&cfg) >= size_before,
+                "the first write came after a deletion"
+            );
         }
         interrupted_state_is_sound(&cfg, tmp, &[(&id_keep, &keep)], n);
     }
     // the hook fired mid-run: a run that writes fewer blobs than the crash point completes
     assert!(completed, "every run died: the crash came after the work");
-    assert!(crashes >= 3, "only {crashes} crash points before completion");
+    assert!(
+        crashes >= 3,
+        "only {crashes} crash points before completion"
+    );
     eprintln!("{crashes} crash points before completion");
     ok(&cfg, &args);
     let size_after = packs(&cfg);
@@ -248,12 +276,21 @@ fn ctrl_c_saves_a_checkpoint_that_the_next_run_resumes() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("test hook: SIGINT after blob write 1"), "{err}");
-    assert!(!out.status.success(), "the interrupted run succeeded: {err}");
+    assert!(
+        err.contains("test hook: SIGINT after blob write 1"),
+        "{err}"
+    );
+    assert!(
+        !out.status.success(),
+        "the interrupted run succeeded: {err}"
+    );
     assert!(err.contains("incomplete (canceled)"), "{err}");
     let ls = ok(&cfg, &["snapshot", "ls"]);
     assert!(ls.contains("incomplete:canceled"), "{ls}");
-    let out = ok(&cfg, &["snapshot", "create", src.to_str().unwrap(), "--json"]);
+    let out = ok(
+        &cfg,
+        &["snapshot", "create", src.to_str().unwrap(), "--json"],
+    );
     let m: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(m["stats"]["fileCount"], 64);
     assert!(m.get("incomplete").is_none());

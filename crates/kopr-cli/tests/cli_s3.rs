@@ -94,7 +94,11 @@ impl Env {
 
 /// The pack blobs (`p...`) stored under `prefix` in the server's bucket directory, read from
 /// the server's own files (not through kopr): id and size.
-fn stored_packs(srv: &S3Server, bucket: &str, prefix: &str) -> std::collections::BTreeMap<String, u64> {
+fn stored_packs(
+    srv: &S3Server,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, u64> {
     std::fs::read_dir(srv.data().join(bucket).join(prefix))
         .unwrap()
         .map(|e| e.unwrap())

@@ -159,7 +159,8 @@ fn transient_failures_on_every_kind_of_call_are_retried_away() {
         (Op::List, ""),
     ];
     for (op, prefix) in rules {
-        s.faulty.add_rule(Rule::new(op, prefix, 2, Fault::Transient));
+        s.faulty
+            .add_rule(Rule::new(op, prefix, 2, Fault::Transient));
     }
     s.snapshot(tmp, 1);
     let doomed = s.snapshot(tmp, 2);
@@ -178,7 +179,10 @@ fn transient_failures_on_every_kind_of_call_are_retried_away() {
     s.advance_hours(25);
     s.cycle(Mode::Full, SafetyParameters::none());
     assert_eq!(s.faulty.fired(Op::Delete), 1);
-    assert!(s.faulty.calls(Op::Delete) >= 2, "the failed deletion was retried");
+    assert!(
+        s.faulty.calls(Op::Delete) >= 2,
+        "the failed deletion was retried"
+    );
     assert!(
         s.mem.list_all("p").unwrap().len() < packs_before,
         "the deleted snapshot's packs are gone"
@@ -199,7 +203,8 @@ fn a_permanent_pack_write_failure_fails_the_snapshot_and_keeps_earlier_ones() {
     let s = setup();
     s.snapshot(tmp, 1);
     let before = s.mem.list_all("x").unwrap().len();
-    s.faulty.add_rule(Rule::new(Op::Put, "p", 0, Fault::Permanent));
+    s.faulty
+        .add_rule(Rule::new(Op::Put, "p", 0, Fault::Permanent));
     let r = s.open();
     let src2 = tree(&tmp.join("src2"), 2);
     let err = create_snapshot(
@@ -247,7 +252,13 @@ fn listings_that_miss_recent_writes_never_make_maintenance_delete_them() {
             let tmp = tmpdir.path();
             let s = setup();
             let none = safety.name() == "none";
-            let old: Vec<String> = s.mem.list_all("").unwrap().into_iter().map(|m| m.id).collect();
+            let old: Vec<String> = s
+                .mem
+                .list_all("")
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
             s.snapshot(tmp, 3);
             let new: Vec<String> = s
                 .mem

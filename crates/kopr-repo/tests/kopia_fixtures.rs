@@ -144,7 +144,10 @@ fn kopias_chunk_boundaries_are_kopr_splitter_boundaries() {
             for e in s["tree"].as_array().into_iter().flatten() {
                 if e["type"] == "file" {
                     want.insert(
-                        (s["root"].as_str().unwrap().to_string(), e["path"].as_str().unwrap().to_string()),
+                        (
+                            s["root"].as_str().unwrap().to_string(),
+                            e["path"].as_str().unwrap().to_string(),
+                        ),
                         e["sha256"].as_str().unwrap().to_string(),
                     );
                 }
