@@ -56,7 +56,7 @@ impl S3Server {
     pub fn start() -> Option<S3Server> {
         let Some(binary) = server_binary() else {
             let msg = "S3 server binary not found: set KOPR_S3_SERVER or run `cargo install s3s-fs@0.14.1 --features binary --locked --root target/tools`";
-            crate::env::skip(&current_test(), &msg);
+            crate::env::skip(&current_test(), msg);
             return None;
         };
         let mut s = S3Server {
