@@ -4,6 +4,8 @@
 //!
 //! - every index blob Kopia wrote decodes, and kopr's builder re-encodes its entries to the same
 //!   bytes (all of them: Kopia 0.23.1 wrote these index blobs without a random suffix);
+//! - the copy of its index at the end of every pack decodes and re-encodes to the same bytes
+//!   followed by 32 random ones, encrypted with the hash of its plaintext as IV;
 //! - every file larger than its splitter's minimum chunk was cut by Kopia into the chunks its
 //!   indirect object lists; kopr reads the file back (its SHA-256 is the one `expected.json`
 //!   records) and kopr's splitter cuts it at exactly the same offsets.
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::BlobStorage;
-use kopr_format::index::{encode_index_v2_stable, Index};
+use kopr_format::index::{encode_index_v2_stable, Index, RANDOM_SUFFIX_LEN};
 use kopr_format::object_id::ObjectId;
 use kopr_format::splitter::split_all;
 use kopr_repo::object::{object_entries, read_object};
@@ -193,5 +195,56 @@ fn kopias_chunk_boundaries_are_kopr_splitter_boundaries() {
         }
         assert!(multi_chunk >= 1, "{name}: no multi-chunk file");
         eprintln!("{name}: {multi_chunk} multi-chunk files cut as Kopia did ({splitter})");
+    }
+}
+
+/// The pack trailers: postamble, encrypted local index (see the module docs).
+#[test]
+fn kopias_pack_local_indexes_reencode_to_the_same_bytes() {
+    let Some(root) = fixtures("kopias_pack_local_indexes_reencode_to_the_same_bytes") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let (repo, _) = open_fixture(&root, name, tmp.path());
+        let st = repo.storage();
+        let mut checked = 0;
+        for prefix in ["p", "q"] {
+            for b in st.list_all(prefix).unwrap() {
+                let data = st.get_blob(&b.id, 0, None).unwrap();
+                let post = kopr_format::pack::Postamble::find(&data)
+                    .unwrap_or_else(|| panic!("{name} {}: no postamble", b.id));
+                let encrypted = post.local_index(&data).unwrap();
+                let mut plain = Vec::new();
+                repo.format()
+                    .encryptor
+                    .decrypt(encrypted, &post.local_index_iv, &mut plain)
+                    .unwrap_or_else(|e| panic!("{name} {}: {e}", b.id));
+                let index = Index::parse(plain.clone()).unwrap();
+                let entries: Vec<_> = index.iter().map(|e| e.unwrap()).collect();
+                let ours = encode_index_v2_stable(entries).unwrap();
+                // the local copy (unlike the index blobs) ends with Kopia's 32 random bytes
+                assert_eq!(
+                    plain.len(),
+                    ours.len() + RANDOM_SUFFIX_LEN,
+                    "{name} {}",
+                    b.id
+                );
+                assert!(
+                    plain.starts_with(&ours),
+                    "{name} {}: encoding differs",
+                    b.id
+                );
+                // and is encrypted with the hash of its plaintext as IV
+                assert_eq!(
+                    repo.format().hasher.hash(&plain).as_bytes(),
+                    &post.local_index_iv[..],
+                    "{name} {}",
+                    b.id
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "{name}: {checked} packs");
     }
 }
