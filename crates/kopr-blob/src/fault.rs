@@ -75,6 +75,12 @@ pub struct FaultyStorage {
     list_lag: Mutex<(usize, Vec<(String, u64)>)>,
     puts: AtomicU64,
     op_timeout: Mutex<Option<Duration>>,
+    /// How many faults fired, by call kind.
+    fired: [AtomicU64; 4],
+    /// How many listed blobs the list lag hid.
+    hidden: AtomicU64,
+    /// Blobs hidden from listings until the lag is reset ([`FaultyStorage::freeze_list_lag`]).
+    frozen: Mutex<Vec<String>>,
 }
 
 impl FaultyStorage {
@@ -87,6 +93,9 @@ impl FaultyStorage {
             list_lag: Mutex::new((0, Vec::new())),
             puts: AtomicU64::new(0),
             op_timeout: Mutex::new(None),
+            fired: Default::default(),
+            hidden: AtomicU64::new(0),
+            frozen: Mutex::new(Vec::new()),
         }
     }
 
@@ -104,11 +113,48 @@ impl FaultyStorage {
         }
     }
 
-    /// Newly written blobs stay out of listings until `n` more puts happened.
+    /// Newly written blobs stay out of listings until `n` more puts happened (0 also ends
+    /// a [`FaultyStorage::freeze_list_lag`]).
     pub fn set_list_lag(&self, n: usize) {
         if let Ok(mut g) = self.list_lag.lock() {
             g.0 = n;
         }
+        if let Ok(mut f) = self.frozen.lock() {
+            f.clear();
+        }
+    }
+
+    /// The blobs the list lag hides now stay hidden, whatever is written later, until
+    /// `set_list_lag(0)`; later writes are listed at once (a listing stuck in the past).
+    pub fn freeze_list_lag(&self) {
+        let now = self.puts.load(Ordering::SeqCst);
+        let hidden = self.lagging(now);
+        if let Ok(mut f) = self.frozen.lock() {
+            f.extend(hidden);
+        }
+        if let Ok(mut g) = self.list_lag.lock() {
+            *g = (0, Vec::new());
+        }
+    }
+
+    /// These blobs stay out of listings (reads still find them) until `set_list_lag(0)`.
+    pub fn hide_from_listings(&self, ids: &[String]) {
+        if let Ok(mut f) = self.frozen.lock() {
+            f.extend(ids.iter().cloned());
+        }
+    }
+
+    /// The ids the list lag hides when `now` puts have happened.
+    fn lagging(&self, now: u64) -> Vec<String> {
+        self.list_lag
+            .lock()
+            .map(|g| {
+                g.1.iter()
+                    .filter(|(_, at)| now < at + g.0 as u64)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Each call gives up after `timeout` (none by default): a longer [`Fault::Delay`] ends
@@ -124,6 +170,16 @@ impl FaultyStorage {
         self.counts[op as usize].load(Ordering::SeqCst)
     }
 
+    /// How many faults fired on calls of a kind (so a test can tell its faults happened).
+    pub fn fired(&self, op: Op) -> u64 {
+        self.fired[op as usize].load(Ordering::SeqCst)
+    }
+
+    /// How many blobs listings left out because of the list lag.
+    pub fn hidden_by_lag(&self) -> u64 {
+        self.hidden.load(Ordering::SeqCst)
+    }
+
     fn check(&self, op: Op, id: &str) -> Option<Fault> {
         self.counts[op as usize].fetch_add(1, Ordering::SeqCst);
         let mut g = self.rules.lock().ok()?;
@@ -136,6 +192,9 @@ impl FaultyStorage {
             if fired.is_none() && (r.nth == 0 || r.nth == r.seen) {
                 fired = Some(r.fault.clone());
             }
+        }
+        if fired.is_some() {
+            self.fired[op as usize].fetch_add(1, Ordering::SeqCst);
         }
         fired
     }
@@ -220,18 +279,13 @@ impl BlobStorage for FaultyStorage {
             self.fail(&f, Op::List, prefix)?;
         }
         let now = self.puts.load(Ordering::SeqCst);
-        let hidden: Vec<String> = self
-            .list_lag
-            .lock()
-            .map(|g| {
-                g.1.iter()
-                    .filter(|(_, at)| now < at + g.0 as u64)
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut hidden = self.lagging(now);
+        if let Ok(f) = self.frozen.lock() {
+            hidden.extend(f.iter().cloned());
+        }
         self.inner.list_blobs(prefix, &mut |m| {
             if hidden.contains(&m.id) {
+                self.hidden.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             } else {
                 cb(m)
@@ -271,6 +325,7 @@ mod tests {
         st.put_blob("p3", b"c", &o).unwrap();
         st.put_blob("q1", b"d", &o).unwrap();
         assert_eq!(st.calls(Op::Put), 4);
+        assert_eq!(st.fired(Op::Put), 1);
         assert_eq!(st.list_all("p").unwrap().len(), 2);
     }
 
@@ -330,9 +385,24 @@ mod tests {
         let o = PutOptions::default();
         st.put_blob("x1", b"", &o).unwrap();
         assert!(st.list_all("x").unwrap().is_empty());
+        assert_eq!(st.hidden_by_lag(), 1);
         st.put_blob("y1", b"", &o).unwrap();
         st.put_blob("y2", b"", &o).unwrap();
         assert_eq!(st.list_all("x").unwrap().len(), 1);
         assert!(st.get_blob("y2", 0, None).is_ok(), "reads are consistent");
+        // frozen: y1 and y2 (the last two writes) stay hidden whatever is written next
+        st.freeze_list_lag();
+        st.put_blob("y3", b"", &o).unwrap();
+        st.put_blob("y4", b"", &o).unwrap();
+        let mut ids: Vec<String> = st
+            .list_all("y")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["y3", "y4"]);
+        st.set_list_lag(0);
+        assert_eq!(st.list_all("y").unwrap().len(), 4);
     }
 }

@@ -10,6 +10,7 @@ mod config;
 mod gojson;
 mod progress;
 mod storage;
+mod test_hooks;
 mod units;
 
 use std::process::ExitCode;

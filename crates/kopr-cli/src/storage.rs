@@ -111,9 +111,9 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
     }
 }
 
-/// Opens existing storage.
+/// Opens existing storage (behind the crash-test hooks when their variables are set).
 pub fn open(cfg: &StorageConfig) -> Result<Arc<dyn BlobStorage>> {
-    open_or_create(cfg, false)
+    open_or_create(cfg, false).map(crate::test_hooks::wrap)
 }
 
 /// The storage config for display: secrets replaced by asterisks.

@@ -49,6 +49,20 @@ impl Case {
         out + &err
     }
 
+    /// The pack blobs (`p` prefix) as `blob ls` lists them: id and length.
+    fn packs(&self) -> std::collections::BTreeMap<String, u64> {
+        self.ok(&["blob", "ls", "--prefix=p", "--json"])
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["id"].as_str().unwrap().to_string(),
+                    v["length"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
     fn ok_both(&self, args: &[&str]) -> (String, String) {
         let out = self
             .kopr
@@ -112,6 +126,21 @@ fn make_tree(root: &Path, seed: u64) {
     std::fs::write(root.join("empty"), b"").unwrap();
 }
 
+/// The total size of the files under `root`.
+fn walk_sizes(root: &Path) -> u64 {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk_sizes(&p)
+            } else {
+                std::fs::metadata(&p).unwrap().len()
+            }
+        })
+        .sum()
+}
+
 fn snapshot(case: &Case, src: &Path) -> String {
     let out = case.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -126,11 +155,16 @@ fn life_cycle(case: &Case, create: &[String]) {
     let src = case.path("src");
     make_tree(&src, 1);
     let first = snapshot(case, &src);
+    let first_packs = case.packs();
+    assert!(!first_packs.is_empty());
     let first_copy = case.path("first-copy");
     case.ok(&["snapshot", "restore", &first, first_copy.to_str().unwrap()]);
     assert_same_tree(&src, &first_copy);
 
-    // Change the tree: one file rewritten, one removed, one added.
+    // Change the tree: one file rewritten, one removed, one added. The two files that go are
+    // the first snapshot's only unique data (incompressible, so as large in its packs).
+    let unique = std::fs::metadata(src.join("d1/f1")).unwrap().len()
+        + std::fs::metadata(src.join("d2/f2")).unwrap().len();
     std::fs::write(src.join("d1/f1"), random_bytes(77, 123_456)).unwrap();
     std::fs::remove_file(src.join("d2/f2")).unwrap();
     std::fs::write(src.join("new"), random_bytes(78, 50_000)).unwrap();
@@ -139,10 +173,39 @@ fn life_cycle(case: &Case, create: &[String]) {
     let listed = case.ok(&["snapshot", "ls"]);
     assert!(listed.contains("files:11"), "{listed}");
 
+    let live: u64 = walk_sizes(&src);
+
     case.ok(&["snapshot", "delete", &first, "--delete"]);
+    let before = case.packs();
     let log = case.ok_log(&["maintenance", "run", "--full", "--safety=none"]);
-    assert!(log.contains("Running full maintenance..."), "{log}");
-    assert!(log.contains("Deleted total "), "{log}");
+    let after = case.packs();
+    // The deleted snapshot's unique data left the storage: some of its packs are gone, and
+    // the packs hold at least its unique bytes less than before; the live data stayed.
+    let gone: Vec<&String> = before
+        .keys()
+        .filter(|id| !after.contains_key(*id))
+        .collect();
+    assert!(
+        first_packs.keys().any(|id| !after.contains_key(id)),
+        "no pack of the deleted snapshot was deleted: {first_packs:?} -> {after:?}\n{log}"
+    );
+    let (size_before, size_after): (u64, u64) = (before.values().sum(), after.values().sum());
+    assert!(
+        size_after + unique <= size_before,
+        "packs {size_before} -> {size_after} bytes, the deleted data is {unique}\n{log}"
+    );
+    assert!(size_after >= live, "packs {size_after} < live data {live}");
+    let deleted: usize = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Deleted total "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no deletion count in:\n{log}"));
+    assert!(
+        deleted >= gone.len(),
+        "{deleted} deleted, {} packs gone\n{log}",
+        gone.len()
+    );
     case.ok(&["snapshot", "verify"]);
     let listed = case.ok(&["snapshot", "ls"]);
     assert!(!listed.contains(&first), "{listed}");

@@ -78,7 +78,10 @@ impl Drop for Tmpfs {
 fn a_full_disk_and_a_read_only_file_system_fail_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(fs) = Tmpfs::mount(&tmp.path().join("small"), "6m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root and mount permission)");
+        kopr_testkit::env::skip(
+            "a_full_disk_and_a_read_only_file_system_fail_cleanly",
+            "cannot mount a tmpfs here (needs root and mount permission)",
+        );
         return;
     };
     let repo = fs.0.join("repo");

@@ -1,5 +1,10 @@
 //! Two kopr processes snapshot into one repository at once while a third runs maintenance:
-//! every snapshot that completed restores byte for byte.
+//! every snapshot that completed restores byte for byte. The processes run on the real clock
+//! with the default safety, so nothing here is old enough to be deleted: this checks that
+//! processes share a repository (sessions, index blobs, schedule), not deletion races. Those
+//! run in `crates/kopr-repo/tests/concurrency.rs` (threads, a manual clock moved past the
+//! safety windows, deletions asserted) and `maintenance.rs` (a snapshot between every two
+//! tasks of a cycle).
 
 use kopr_testkit::cli::Kopr;
 use kopr_testkit::random_bytes;

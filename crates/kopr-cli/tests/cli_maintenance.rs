@@ -52,6 +52,26 @@ fn setup(tmp: &Path) -> (std::path::PathBuf, String, String) {
     (cfg, ids[0].clone(), ids[1].clone())
 }
 
+/// SIGABRT, what `std::process::abort` dies of.
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+/// The pack blobs (`p` prefix) as `blob ls` lists them: id and length.
+fn packs(cfg: &Path) -> std::collections::BTreeMap<String, u64> {
+    ok(cfg, &["blob", "ls", "--prefix=p", "--json"])
+        .0
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["length"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn restore_matches(cfg: &Path, tmp: &Path, id: &str, n: usize) {
     let dest = tmp.join(format!("restore-{id}-{n}"));
     ok(cfg, &["snapshot", "restore", id, dest.to_str().unwrap()]);
@@ -156,6 +176,8 @@ fn a_process_dying_before_any_task_leaves_a_repository_that_restores() {
     let tmp = tempfile::tempdir().unwrap();
     let (cfg, keep, gone) = setup(tmp.path());
     ok(&cfg, &["snapshot", "delete", &gone, "--delete"]);
+    let before = packs(&cfg);
+    let size_before: u64 = before.values().sum();
     let tasks = [
         "snapshot-gc",
         "full-rewrite-contents",
@@ -174,15 +196,38 @@ fn a_process_dying_before_any_task_leaves_a_repository_that_restores() {
             &["maintenance", "run", "--full", "--safety=none"],
             &[("KOPR_TEST_CRASH_BEFORE_TASK", task)],
         );
-        assert!(
-            !out.status.success(),
-            "the run before {task} should have died"
+        // died at the hook (SIGABRT), not of an error or after the cycle
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(libc_sigabrt()),
+            "the run before {task} should have died: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
         ok(&cfg, &["snapshot", "verify"]);
         restore_matches(&cfg, tmp.path(), &keep, n);
+        // The interrupted state: until full-delete-blobs has run once, every pack is still
+        // there; from then on the deleted snapshot's 3 files (incompressible) are gone and
+        // the kept ones stay.
+        let now = packs(&cfg);
+        let size: u64 = now.values().sum();
+        if n <= 3 {
+            for id in before.keys() {
+                assert!(now.contains_key(id), "{id} deleted before {task}");
+            }
+        } else {
+            assert!(
+                size + 3 * 300_000 <= size_before,
+                "before {task}: packs {size_before} -> {size} bytes"
+            );
+            assert!(size >= 3 * 300_000, "kept data lost before {task}: {size}");
+        }
     }
     let (_, log) = ok(&cfg, &["maintenance", "run", "--full", "--safety=none"]);
-    assert!(log.contains("Deleted total "), "{log}");
+    let size_after: u64 = packs(&cfg).values().sum();
+    assert!(
+        (3 * 300_000..size_before - 3 * 300_000).contains(&size_after),
+        "packs {size_before} -> {size_after} bytes:\n{log}"
+    );
     ok(&cfg, &["snapshot", "verify"]);
     restore_matches(&cfg, tmp.path(), &keep, 99);
     let (x, _) = ok(&cfg, &["maintenance", "explain", "--json", "--safety=none"]);

@@ -286,7 +286,10 @@ fn progress_bar_on_a_terminal() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_script {
-        eprintln!("skipped: no `script` to make a pseudo-terminal");
+        kopr_testkit::env::skip(
+            "progress_bar_on_a_terminal",
+            "no `script` to make a pseudo-terminal",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

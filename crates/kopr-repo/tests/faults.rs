@@ -1,11 +1,15 @@
 //! Snapshots and maintenance over storage that fails, lies and lags: transient errors are
 //! retried away, permanent ones fail the snapshot without damaging what was stored before,
-//! and listings that miss recent writes never make maintenance delete them.
+//! and listings that miss recent writes never make maintenance delete them. Time is a manual
+//! clock moved past the safety windows, so maintenance really deletes; every test asserts that
+//! its faults fired.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
+use kopr_blob::clock::ManualClock;
 use kopr_blob::fault::{Fault, FaultyStorage, Op, Rule};
 use kopr_blob::memory::MemoryStorage;
 use kopr_blob::retrying::RetryingStorage;
@@ -36,8 +40,63 @@ fn tree(root: &Path, seed: u64) -> SourceInfo {
     }
 }
 
-fn setup() -> (Arc<MemoryStorage>, Arc<FaultyStorage>, Arc<dyn BlobStorage>) {
-    let mem = Arc::new(MemoryStorage::new());
+struct Setup {
+    mem: Arc<MemoryStorage>,
+    faulty: Arc<FaultyStorage>,
+    st: Arc<dyn BlobStorage>,
+    clock: Arc<ManualClock>,
+}
+
+impl Setup {
+    fn open(&self) -> Repository {
+        Repository::open(
+            self.st.clone(),
+            "pw",
+            OpenOptions {
+                clock: self.clock.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn advance_hours(&self, h: u64) {
+        self.clock.advance(Duration::from_secs(h * 3600));
+    }
+
+    fn snapshot(&self, tmp: &Path, seed: u64) -> String {
+        let dir = tmp.join(format!("src{seed}"));
+        let src = tree(&dir, seed);
+        create_snapshot(
+            &self.open(),
+            &dir,
+            &src,
+            &UploadOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap()
+        .id
+    }
+
+    fn cycle(&self, mode: Mode, safety: SafetyParameters) {
+        maintenance::run(
+            &self.open(),
+            &RunOptions {
+                mode,
+                safety,
+                force: false,
+            },
+            &Silent,
+        )
+        .unwrap();
+    }
+}
+
+fn setup() -> Setup {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let mem = Arc::new(MemoryStorage::with_clock(clock.clone()));
     let faulty = Arc::new(FaultyStorage::new(mem.clone()));
     let st: Arc<dyn BlobStorage> = Arc::new(RetryingStorage::new(
         faulty.clone(),
@@ -49,16 +108,18 @@ fn setup() -> (Arc<MemoryStorage>, Arc<FaultyStorage>, Arc<dyn BlobStorage>) {
         ..Default::default()
     };
     Repository::create(&*st, &opts, "pw").unwrap();
-    let r = open(&st);
+    let s = Setup {
+        mem,
+        faulty,
+        st,
+        clock,
+    };
+    let r = s.open();
     let mut p = params::get_params(&r).unwrap();
     p.owner = params::this_user(&r);
     params::set_params(&r, &p).unwrap();
     r.flush().unwrap();
-    (mem, faulty, st)
-}
-
-fn open(st: &Arc<dyn BlobStorage>) -> Repository {
-    Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap()
+    s
 }
 
 fn restores(r: &Repository, tmp: &Path, seed: u64) {
@@ -69,6 +130,7 @@ fn restores(r: &Repository, tmp: &Path, seed: u64) {
         .find(|m| m.source.path == src.to_string_lossy())
         .expect("snapshot listed");
     let dest = tmp.join(format!("restore{seed}-{}", m.id));
+    let _ = std::fs::remove_dir_all(&dest);
     restore(
         r,
         m.root_entry.as_ref().unwrap(),
@@ -88,39 +150,46 @@ fn restores(r: &Repository, tmp: &Path, seed: u64) {
 fn transient_failures_on_every_kind_of_call_are_retried_away() {
     let tmpdir = tempfile::tempdir().unwrap();
     let tmp = tmpdir.path();
-    let (_, faulty, st) = setup();
-    for (op, prefix) in [
+    let s = setup();
+    let rules = [
         (Op::Put, "p"),
         (Op::Put, "q"),
         (Op::Put, "x"),
         (Op::Get, ""),
         (Op::List, ""),
-    ] {
-        faulty.add_rule(Rule::new(op, prefix, 2, Fault::Transient));
+    ];
+    for (op, prefix) in rules {
+        s.faulty
+            .add_rule(Rule::new(op, prefix, 2, Fault::Transient));
     }
-    let r = open(&st);
-    let src = tree(&tmp.join("src1"), 1);
-    create_snapshot(
-        &r,
-        &tmp.join("src1"),
-        &src,
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    faulty.add_rule(Rule::new(Op::Delete, "", 1, Fault::Transient));
-    maintenance::run(
-        &r,
-        &RunOptions {
-            mode: Mode::Full,
-            safety: SafetyParameters::none(),
-            force: false,
-        },
-        &Silent,
-    )
-    .unwrap();
-    let r = open(&st);
+    s.snapshot(tmp, 1);
+    let doomed = s.snapshot(tmp, 2);
+    // every rule fired once: three on puts, one on gets, one on listings
+    assert_eq!(s.faulty.fired(Op::Put), 3);
+    assert_eq!(s.faulty.fired(Op::Get), 1);
+    assert_eq!(s.faulty.fired(Op::List), 1);
+    // the second snapshot deleted; a day later full maintenance deletes its packs, the first
+    // deletion failing once
+    let r = s.open();
+    r.manifests().delete(r.contents(), &doomed).unwrap();
+    r.flush().unwrap();
+    let packs_before = s.mem.list_all("p").unwrap().len();
+    s.faulty
+        .add_rule(Rule::new(Op::Delete, "", 1, Fault::Transient));
+    s.advance_hours(25);
+    s.cycle(Mode::Full, SafetyParameters::none());
+    assert_eq!(s.faulty.fired(Op::Delete), 1);
+    assert!(
+        s.faulty.calls(Op::Delete) >= 2,
+        "the failed deletion was retried"
+    );
+    assert!(
+        s.mem.list_all("p").unwrap().len() < packs_before,
+        "the deleted snapshot's packs are gone"
+    );
+    let r = s.open();
     restores(&r, tmp, 1);
+    assert_eq!(list_snapshots(&r, None).unwrap().len(), 1);
     assert!(verify_contents(&r, 100.0, false)
         .unwrap()
         .problems
@@ -131,21 +200,12 @@ fn transient_failures_on_every_kind_of_call_are_retried_away() {
 fn a_permanent_pack_write_failure_fails_the_snapshot_and_keeps_earlier_ones() {
     let tmpdir = tempfile::tempdir().unwrap();
     let tmp = tmpdir.path();
-    let (mem, faulty, st) = setup();
-    let r = open(&st);
-    let src = tree(&tmp.join("src1"), 1);
-    create_snapshot(
-        &r,
-        &tmp.join("src1"),
-        &src,
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    drop(r);
-    let before = mem.list_all("x").unwrap().len();
-    faulty.add_rule(Rule::new(Op::Put, "p", 0, Fault::Permanent));
-    let r = open(&st);
+    let s = setup();
+    s.snapshot(tmp, 1);
+    let before = s.mem.list_all("x").unwrap().len();
+    s.faulty
+        .add_rule(Rule::new(Op::Put, "p", 0, Fault::Permanent));
+    let r = s.open();
     let src2 = tree(&tmp.join("src2"), 2);
     let err = create_snapshot(
         &r,
@@ -155,65 +215,96 @@ fn a_permanent_pack_write_failure_fails_the_snapshot_and_keeps_earlier_ones() {
         &mut |_| {},
     )
     .unwrap_err();
-    assert!(!err.to_string().is_empty());
+    assert!(s.faulty.fired(Op::Put) >= 1, "the pack write failed");
+    assert!(err.to_string().contains("injected permanent"), "{err}");
     drop(r);
-    faulty.clear();
+    s.faulty.clear();
     // nothing half-written is referenced: no new index blob points at missing packs
-    let r = open(&st);
+    let r = s.open();
     assert!(verify_contents(&r, 100.0, false)
         .unwrap()
         .problems
         .is_empty());
     assert_eq!(list_snapshots(&r, None).unwrap().len(), 1);
     restores(&r, tmp, 1);
-    assert!(mem.list_all("x").unwrap().len() >= before);
+    assert!(s.mem.list_all("x").unwrap().len() >= before);
+    // maintenance long after the failure keeps everything the first snapshot needs
+    for h in [25, 25, 25] {
+        s.advance_hours(h);
+        s.cycle(Mode::Full, SafetyParameters::full());
+    }
+    restores(&s.open(), tmp, 1);
     // and the same snapshot succeeds once storage is healthy
-    create_snapshot(
-        &r,
-        &tmp.join("src2"),
-        &src2,
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    restores(&open(&st), tmp, 2);
+    s.snapshot(tmp, 2);
+    restores(&s.open(), tmp, 2);
 }
 
+/// Listings that miss a snapshot's recent writes: its index blobs (its packs are listed and
+/// look unreferenced), or every blob but its data pack. The stale listing lasts less than the
+/// safety windows (23 hours here), and quick and full maintenance during it must not delete
+/// the packs. The same listings with `--safety=none` do delete them, which shows the race is
+/// real.
 #[test]
 fn listings_that_miss_recent_writes_never_make_maintenance_delete_them() {
-    let tmpdir = tempfile::tempdir().unwrap();
-    let tmp = tmpdir.path();
-    let (_, faulty, st) = setup();
-    faulty.set_list_lag(1000);
-    let r = open(&st);
-    let src = tree(&tmp.join("src3"), 3);
-    create_snapshot(
-        &r,
-        &tmp.join("src3"),
-        &src,
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    drop(r);
-    let r = open(&st);
-    for mode in [Mode::Full, Mode::Quick, Mode::Full] {
-        maintenance::run(
-            &r,
-            &RunOptions {
-                mode,
-                safety: SafetyParameters::full(),
-                force: false,
-            },
-            &Silent,
-        )
-        .unwrap();
+    for hide_all_but_data in [false, true] {
+        for safety in [SafetyParameters::full(), SafetyParameters::none()] {
+            let tmpdir = tempfile::tempdir().unwrap();
+            let tmp = tmpdir.path();
+            let s = setup();
+            let none = safety.name() == "none";
+            let old: Vec<String> = s
+                .mem
+                .list_all("")
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            s.snapshot(tmp, 3);
+            let new: Vec<String> = s
+                .mem
+                .list_all("")
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .filter(|id| !old.contains(id))
+                .collect();
+            let hidden: Vec<String> = new
+                .iter()
+                .filter(|id| id.starts_with('x') || (hide_all_but_data && !id.starts_with('p')))
+                .cloned()
+                .collect();
+            assert!(hidden.iter().any(|id| id.starts_with('x')), "{new:?}");
+            s.faulty.hide_from_listings(&hidden);
+            let packs = s.mem.list_all("p").unwrap();
+            assert!(!packs.is_empty());
+            assert_eq!(s.faulty.list_all("p").unwrap(), packs, "packs listed");
+            let hidden_before = s.faulty.hidden_by_lag();
+            for (h, mode) in [(1, Mode::Quick), (11, Mode::Full), (11, Mode::Full)] {
+                s.advance_hours(h);
+                s.cycle(mode, safety);
+            }
+            assert!(
+                s.faulty.hidden_by_lag() > hidden_before,
+                "maintenance's listings missed the blobs"
+            );
+            let kept = packs.iter().all(|p| s.mem.get_metadata(&p.id).is_ok());
+            if none {
+                assert!(!kept, "with no safety margins the packs should go");
+                continue;
+            }
+            assert!(kept, "a referenced pack was deleted ({hidden:?} hidden)");
+            // the listing catches up; days of maintenance later everything still restores
+            s.faulty.set_list_lag(0);
+            for h in [25, 25, 25] {
+                s.advance_hours(h);
+                s.cycle(Mode::Full, SafetyParameters::full());
+            }
+            let r = s.open();
+            restores(&r, tmp, 3);
+            assert!(verify_contents(&r, 100.0, false)
+                .unwrap()
+                .problems
+                .is_empty());
+        }
     }
-    faulty.set_list_lag(0);
-    let r = open(&st);
-    restores(&r, tmp, 3);
-    assert!(verify_contents(&r, 100.0, false)
-        .unwrap()
-        .problems
-        .is_empty());
 }

@@ -3,6 +3,7 @@
 //! comparisons ([`tree`]) and Kopia's own repositories ([`fixtures`]).
 
 pub mod cli;
+pub mod env;
 pub mod fixtures;
 pub mod s3;
 pub mod tree;

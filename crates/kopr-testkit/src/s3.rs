@@ -1,7 +1,8 @@
 //! A real S3 server for tests: `s3s-fs` (0.14.1) on a free loopback port over a temporary
 //! directory. The binary comes from `KOPR_S3_SERVER`, `target/tools/bin/s3s-fs` (where
 //! `.ci/run` installs it) or `/tmp/s3s-install/bin/s3s-fs`. Without it, [`S3Server::start`]
-//! panics when `CI` is set and otherwise prints why and returns `None` (the test skips).
+//! fails the test when `CI` is set and otherwise reports a visible skip ([`crate::env::skip`])
+//! and returns `None`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,14 @@ pub fn server_binary() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
+/// The running test's name (the harness names its thread after it).
+fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -47,10 +56,7 @@ impl S3Server {
     pub fn start() -> Option<S3Server> {
         let Some(binary) = server_binary() else {
             let msg = "S3 server binary not found: set KOPR_S3_SERVER or run `cargo install s3s-fs@0.14.1 --features binary --locked --root target/tools`";
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("SKIPPED: {msg}");
+            crate::env::skip(&current_test(), msg);
             return None;
         };
         let mut s = S3Server {
@@ -324,10 +330,7 @@ impl LockingS3Server {
             let msg = format!(
                 "moto_server not found: set KOPR_MOTO_SERVER or run `python3 -m venv target/tools/moto && target/tools/moto/bin/pip install 'moto[server]=={MOTO_VERSION}'`"
             );
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("SKIPPED: {msg}");
+            crate::env::skip(&current_test(), &msg);
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");

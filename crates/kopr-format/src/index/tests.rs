@@ -552,9 +552,12 @@ proptest! {
     }
 }
 
-/// Parameters of one reference vector; the same generator ran through Kopia's own builder
-/// (index package at the commit under /tmp/kopia, compiled as a stand-alone Go program) and
-/// produced the lengths and SHA-256 digests pinned below.
+/// Parameters of one regression vector. These were said to have been run through Kopia's own
+/// builder (an index package "at the commit under /tmp/kopia", compiled as a stand-alone Go
+/// program), but neither the commit nor the program was recorded, so the lengths and SHA-256
+/// digests pinned below only guard kopr's current encoding against changes. Compatibility
+/// evidence: `kopia_fixtures` in kopr-repo's tests re-encodes every index blob Kopia 0.23.1
+/// wrote in the fixture repositories and compares the bytes.
 struct Vector {
     name: &'static str,
     n: u32,
@@ -617,7 +620,7 @@ fn vector_entries(p: &Vector) -> Vec<IndexEntry> {
 }
 
 #[test]
-fn bytes_match_kopias_builder() {
+fn bytes_match_the_regression_vectors() {
     use sha2::{Digest, Sha256};
     #[rustfmt::skip]
     let vectors = [
@@ -651,7 +654,7 @@ fn bytes_match_kopias_builder() {
     }
 }
 
-/// The complete bytes of the "small" vector, as Kopia's builder wrote them.
+/// The complete bytes of the "small" regression vector (provenance as for [`Vector`]).
 #[test]
 fn small_vector_full_bytes() {
     #[rustfmt::skip]
