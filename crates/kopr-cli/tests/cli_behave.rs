@@ -586,7 +586,10 @@ fn restore_sets_owners_by_default_and_creates_missing_parents() {
         std::os::unix::fs::lchown(src.join("sub/link"), Some(4321), Some(8765)).unwrap();
         std::os::unix::fs::chown(src.join("sub"), Some(1111), Some(2222)).unwrap();
     } else {
-        println!("SKIPPED: owners other than ours can only be restored as root");
+        kopr_testkit::env::skip(
+            "restore_sets_owners_by_default_and_creates_missing_parents (owner part)",
+            "owners other than ours can only be restored as root",
+        );
     }
     let s = src.to_str().unwrap();
     k.ok(&["snapshot", "create", s]);

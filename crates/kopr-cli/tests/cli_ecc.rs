@@ -3,6 +3,7 @@
 //! `repository create --ecc … --ecc-overhead-percent N` writes blobs in Kopia's ECC layout that
 //! round-trip through snapshot, restore and full maintenance.
 
+use kopr_testkit::fixtures::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -15,33 +16,7 @@ const SNAPSHOT_ID: &str = "eea45c8f68c674b0a3f053a852dc45c4";
 const ROOT: &str = "k5dff04daf0085b4d33206a984fd5059a";
 
 fn fixture() -> Option<PathBuf> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/kopia-0.23.1/ecc"
-    ));
-    if dir.is_dir() {
-        return Some(dir.to_path_buf());
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "fixture {} is missing",
-        dir.display()
-    );
-    eprintln!("SKIPPED: fixture {} is missing", dir.display());
-    None
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-        }
-    }
+    kopr_testkit::fixtures::Fixture::load("ecc").map(|f| f.dir)
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {

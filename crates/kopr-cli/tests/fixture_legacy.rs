@@ -4,6 +4,7 @@
 //! the way Kopia's legacy index manager does, maintenance, and refusing formats kopr cannot
 //! fully handle without writing anything.
 
+use kopr_testkit::fixtures::copy_dir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,35 +15,9 @@ use kopr_format::repository_blob::{RepositoryBlob, RepositoryConfig, REPOSITORY_
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/kopia-0.23.1"
-);
-
 /// The fixture directory, or `None` (with a loud SKIPPED line) when it is missing outside CI.
 fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(FIXTURES).join(name);
-    if dir.join("expected.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("fixture {} is missing", dir.display());
-    }
-    eprintln!("SKIPPED: fixture {} is missing", dir.display());
-    None
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
+    kopr_testkit::fixtures::Fixture::load(name).map(|f| f.dir)
 }
 
 /// Every file under `root` (relative path → sha256 of its bytes).
