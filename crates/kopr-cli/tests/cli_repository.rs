@@ -412,3 +412,55 @@ fn walk(dir: &Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+/// `--override-username/--override-hostname` at create and connect: the repository's
+/// maintenance owner and the snapshots' source take that identity (Velero's
+/// `default@default`), so maintenance runs as the owner without `--force`.
+#[test]
+fn override_identity_owns_maintenance_and_names_snapshot_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = kopr_testkit::cli::Kopr::new(env!("CARGO_BIN_EXE_kopr"), &tmp.path().join("c.json"));
+    let repo = tmp.path().join("repo");
+    k.ok(&[
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--format-block-key-derivation-algorithm",
+        "testing-only-insecure",
+        "--override-username",
+        "default",
+        "--override-hostname",
+        "default",
+    ]);
+    let info = k.ok(&["maintenance", "info"]);
+    assert!(info.starts_with("Owner: default@default\n"), "{info}");
+    let src = tmp.path().join("mount");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    k.ok(&["snapshot", "create", src.to_str().unwrap()]);
+    let ls = k.ok(&["snapshot", "ls", "--all"]);
+    assert!(
+        ls.starts_with(&format!("default@default:{}\n", src.display())),
+        "{ls}"
+    );
+    k.ok(&["maintenance", "run", "--full"]);
+    // Another identity on the same repository is not the owner.
+    let other =
+        kopr_testkit::cli::Kopr::new(env!("CARGO_BIN_EXE_kopr"), &tmp.path().join("o.json"));
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--override-username",
+        "alice",
+        "--override-hostname",
+        "laptop",
+    ]);
+    let refused = other.run(&["maintenance", "run", "--full"]);
+    let line = kopr_testkit::cli::one_error_line(&refused);
+    assert!(line.contains("default@default"), "{line}");
+}

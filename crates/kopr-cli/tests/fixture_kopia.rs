@@ -134,6 +134,35 @@ impl Opened {
         seen
     }
 
+    /// Every snapshot manifest in the repository's manifest contents decodes and encodes back
+    /// to exactly the JSON stored (field names, order, omitted fields, time formats), so kopr
+    /// writes snapshot manifests as Kopia does. Returns how many were checked.
+    fn assert_snapshot_manifests_reencode(&self) -> usize {
+        let ids = self.kopr.ok(&["content", "ls", "--prefix", "m"]);
+        let mut checked = 0;
+        for id in ids.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let out = self.kopr.run(&["content", "show", id]);
+            assert!(out.status.success(), "content show {id}");
+            let entries = kopr_format::manifest::decode_batch(&out.stdout).expect("manifest");
+            for e in entries.iter().filter(|e| !e.deleted) {
+                if e.labels.get("type").map(String::as_str) != Some("snapshot") {
+                    continue;
+                }
+                let m: kopr_format::snapshot::SnapshotManifest =
+                    serde_json::from_str(e.data.get()).expect("snapshot manifest");
+                assert_eq!(
+                    serde_json::to_string(&m).expect("encode"),
+                    e.data.get(),
+                    "{}: manifest {} re-encodes differently",
+                    self.fx.name,
+                    e.id
+                );
+                checked += 1;
+            }
+        }
+        checked
+    }
+
     fn assert_verifies(&self) {
         let out = self.kopr.ok(&["snapshot", "verify"]);
         assert!(out.contains(" 0 errors"), "{}: {out}", self.fx.name);
@@ -219,6 +248,10 @@ fn check_fixture(name: &str, kopia_text: bool) {
         assert!(o.assert_directories_reencode(&s.root, 60) > 0);
     }
     o.assert_verifies();
+    assert!(
+        o.assert_snapshot_manifests_reencode() >= live.len(),
+        "{name}: manifests"
+    );
 
     if kopia_text {
         let ours = o.kopr.ok(&["content", "stats"]);
