@@ -51,16 +51,7 @@ impl Case {
 
     /// The pack blobs (`p` prefix) as `blob ls` lists them: id and length.
     fn packs(&self) -> std::collections::BTreeMap<String, u64> {
-        self.ok(&["blob", "ls", "--prefix=p", "--json"])
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (
-                    v["id"].as_str().unwrap().to_string(),
-                    v["length"].as_u64().unwrap(),
-                )
-            })
-            .collect()
+        kopr_testkit::cli::blob_lengths(&self.ok(&["blob", "ls", "--prefix=p", "--json"]))
     }
 
     fn ok_both(&self, args: &[&str]) -> (String, String) {

@@ -35,16 +35,7 @@ fn ok(cfg: &Path, args: &[&str]) -> String {
 
 /// Every blob the repository lists: id and length.
 fn blobs(cfg: &Path) -> BTreeMap<String, u64> {
-    ok(cfg, &["blob", "ls", "--json"])
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["id"].as_str().unwrap().to_string(),
-                v["length"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    kopr_testkit::cli::blob_lengths(&ok(cfg, &["blob", "ls", "--json"]))
 }
 
 /// `files` files of `size` pseudo-random bytes under `root`, in two directories.

@@ -59,17 +59,7 @@ fn libc_sigabrt() -> i32 {
 
 /// The pack blobs (`p` prefix) as `blob ls` lists them: id and length.
 fn packs(cfg: &Path) -> std::collections::BTreeMap<String, u64> {
-    ok(cfg, &["blob", "ls", "--prefix=p", "--json"])
-        .0
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["id"].as_str().unwrap().to_string(),
-                v["length"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    kopr_testkit::cli::blob_lengths(&ok(cfg, &["blob", "ls", "--prefix=p", "--json"]).0)
 }
 
 fn restore_matches(cfg: &Path, tmp: &Path, id: &str, n: usize) {

@@ -99,3 +99,17 @@ pub fn one_error_line(out: &Output) -> String {
     assert_eq!(all.trim_end().lines().last(), Some(errors[0]), "{all}");
     errors[0].to_string()
 }
+
+/// Blob ids and lengths from `kopr blob ls --json` output (one JSON object a line).
+pub fn blob_lengths(blob_ls_json: &str) -> std::collections::BTreeMap<String, u64> {
+    blob_ls_json
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("blob ls --json line");
+            (
+                v["id"].as_str().expect("id").to_string(),
+                v["length"].as_u64().expect("length"),
+            )
+        })
+        .collect()
+}
