@@ -311,11 +311,7 @@ pub fn decompress_limited(input: &[u8], out: &mut Vec<u8>, max_output: usize) ->
     let start = out.len();
     let limit = max_output as u64 + 1;
     let res = match c.kind {
-        Kind::Zstd(_) => zstd::stream::Decoder::new(body)
-            .map_err(|e| err("zstd", e))?
-            .take(limit)
-            .read_to_end(out)
-            .map_err(|e| err("zstd", e)),
+        Kind::Zstd(_) => zstd_decompress(body, out, max_output, limit),
         Kind::Gzip(_) => flate2::read::MultiGzDecoder::new(body)
             .take(limit)
             .read_to_end(out)
@@ -336,6 +332,51 @@ pub fn decompress_limited(input: &[u8], out: &mut Vec<u8>, max_output: usize) ->
         return Err(err("output", format!("more than {max_output} bytes")));
     }
     Ok(id)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused content after content.
+    static ZSTD_DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a zstd body: in one call with this thread's reused context when the frame
+/// states its size (frames kopr writes, and Kopia's one-shot ones), else as a stream. A fresh
+/// streaming decoder per content costs a context and a window buffer each time.
+fn zstd_decompress(body: &[u8], out: &mut Vec<u8>, max_output: usize, limit: u64) -> Result<usize> {
+    let stream = |out: &mut Vec<u8>| {
+        zstd::stream::Decoder::new(body)
+            .map_err(|e| err("zstd", e))?
+            .take(limit)
+            .read_to_end(out)
+            .map_err(|e| err("zstd", e))
+    };
+    let size = match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) if n <= max_output as u64 => n as usize,
+        _ => return stream(out),
+    };
+    let bulk = ZSTD_DECOMPRESSOR.with(|cell| -> Option<Result<usize>> {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            *slot = zstd::bulk::Decompressor::new().ok();
+        }
+        let d = slot.as_mut()?;
+        let start = out.len();
+        out.resize(start + size, 0);
+        let r = d.decompress_to_buffer(body, &mut out[start..]);
+        Some(match r {
+            // A frame that holds more than one frame's stated size is read as a stream.
+            Ok(n) if n == size => Ok(n),
+            Ok(_) | Err(_) => {
+                out.truncate(start);
+                Err(err("zstd", "frame size"))
+            }
+        })
+    });
+    match bulk {
+        Some(Ok(n)) => Ok(n),
+        _ => stream(out),
+    }
 }
 
 /// S2 streams (klauspost/compress): chunks of `type ‖ 3-byte length ‖ body` after the stream
@@ -540,6 +581,43 @@ pub mod s2 {
 
 #[cfg(test)]
 mod tests {
+    /// zstd bodies decode alike whether the frame states its size (one call with a reused
+    /// context), does not (a stream), holds two frames, or lies about its size.
+    #[test]
+    fn zstd_frames_with_and_without_sizes_decode() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 977) as u8)
+            .collect();
+        let header = 0x1100u32.to_be_bytes();
+        let with_size = zstd::bulk::compress(&data, 3).unwrap();
+        assert!(zstd::zstd_safe::get_frame_content_size(&with_size)
+            .unwrap()
+            .is_some());
+        let mut streamed = Vec::new();
+        {
+            let mut e = zstd::stream::Encoder::new(&mut streamed, 3).unwrap();
+            e.include_contentsize(false).unwrap();
+            std::io::Write::write_all(&mut e, &data).unwrap();
+            e.finish().unwrap();
+        }
+        let mut two = with_size.clone();
+        two.extend_from_slice(&with_size);
+        for (body, want) in [
+            (with_size.clone(), data.clone()),
+            (streamed, data.clone()),
+            (two, [data.clone(), data.clone()].concat()),
+        ] {
+            let mut out = b"kept".to_vec();
+            decompress(&[&header[..], &body].concat(), &mut out).unwrap();
+            assert_eq!(&out[..4], b"kept");
+            assert!(out[4..] == want[..]);
+        }
+        // A stated size larger than the limit is refused without allocating it.
+        let mut out = Vec::new();
+        assert!(decompress_limited(&[&header[..], &with_size].concat(), &mut out, 1000).is_err());
+        assert!(out.is_empty());
+    }
+
     use super::*;
     use proptest::prelude::*;
 
