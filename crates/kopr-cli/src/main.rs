@@ -31,6 +31,9 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if output_pipe_closed(&e) {
+                die_of_sigpipe();
+            }
             let msg = commands::read_only_refusal(&e).unwrap_or_else(|| one_line(&e));
             eprintln!("ERROR: {msg}");
             ExitCode::FAILURE
@@ -58,13 +61,10 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Output that cannot be written ends the process as Kopia's does, without a backtrace: a
 /// closed pipe (`kopr snapshot ls | head -1`) kills it with SIGPIPE, silently (status 141 in a
 /// shell), and any other failure to write stdout (`> /dev/full`) prints one error line and
-/// exits with status 1. Rust ignores SIGPIPE and `println!` panics on a failed write otherwise.
+/// exits with status 1. SIGPIPE itself stays ignored (Rust's default), so that a network peer
+/// closing a socket is an error kopr reports, not a silent death; only a write to a standard
+/// output whose reader is gone re-raises it.
 fn quiet_output_failures() {
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE at start, before any thread runs.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
@@ -74,11 +74,52 @@ fn quiet_output_failures() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or_default();
         if let Some(cause) = msg.strip_prefix("failed printing to stdout: ") {
+            if stdout_reader_gone() {
+                die_of_sigpipe();
+            }
             eprintln!("ERROR: cannot write to standard output: {cause}");
             std::process::exit(1);
         }
         default_hook(info);
     }));
+}
+
+/// Whether standard output is a pipe whose reading end is closed (poll reports an error on
+/// the writing end of such a pipe).
+fn stdout_reader_gone() -> bool {
+    #[cfg(unix)]
+    {
+        let mut p = libc::pollfd {
+            fd: 1,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no timeout.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n > 0 && p.revents & libc::POLLERR != 0
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// Ends the process by SIGPIPE, as a program that does not ignore it would die.
+fn die_of_sigpipe() -> ! {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition and raising the signal; nothing runs after.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
+}
+
+/// A command that failed because its output pipe closed (an `io::Error` of kind BrokenPipe
+/// while standard output's reader is gone).
+fn output_pipe_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) && stdout_reader_gone()
 }
 
 /// Help and version go out as clap prints them; a bad command line is reported on one line,
