@@ -59,6 +59,13 @@ pub enum Command {
         #[arg(long = "show-object-id", short = 'o')]
         show_object_id: bool,
     },
+    /// Mount a snapshot (or `all` snapshots) as a read-only filesystem (FUSE).
+    Mount {
+        /// Snapshot ID or object ID (optionally with /sub/path), or `all`.
+        what: String,
+        /// Where to mount: an existing empty directory.
+        mountpoint: std::path::PathBuf,
+    },
     /// Displays the contents of a repository object.
     #[command(visible_alias = "cat")]
     Show {

@@ -5,6 +5,8 @@ mod blob;
 mod content;
 mod index;
 mod maintenance;
+#[cfg(unix)]
+mod mount;
 mod policy;
 mod repository;
 mod snapshot;
@@ -125,6 +127,10 @@ pub fn run(cli: Cli) -> Result<()> {
             show_object_id,
         } => snapshot::ls(&ctx, &object_path, long, recursive, show_object_id),
         Command::Show { object_path } => snapshot::show(&ctx, &object_path),
+        #[cfg(unix)]
+        Command::Mount { what, mountpoint } => mount::run(&ctx, &what, mountpoint),
+        #[cfg(not(unix))]
+        Command::Mount { .. } => anyhow::bail!("mount needs FUSE, which this platform lacks"),
     }
 }
 

@@ -465,7 +465,7 @@ fn report_errors(m: &SnapshotManifest, si: &SourceInfo) -> Option<String> {
 }
 
 /// Resolves `ID[/sub/path]` where ID is a snapshot manifest id or an object id.
-fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
+pub(crate) fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
     let (head, rest) = spec.split_once('/').unwrap_or((spec, ""));
     let mut entry = match snap::load_snapshot(repo, head) {
         Ok(m) => m
