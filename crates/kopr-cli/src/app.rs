@@ -14,6 +14,10 @@ pub struct Cli {
     /// Repository password [env: KOPR_PASSWORD, KOPIA_PASSWORD].
     #[arg(long, short = 'p', global = true, hide_env_values = true)]
     pub password: Option<String>,
+    /// Enable dangerous commands that could result in data loss and repository corruption
+    /// [env: KOPR_DANGEROUS_COMMANDS, KOPIA_DANGEROUS_COMMANDS].
+    #[arg(long = "dangerous-commands", global = true, hide = true)]
+    pub dangerous_commands: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,6 +69,9 @@ pub enum Command {
         /// Object ID or snapshot ID (optionally with /sub/path).
         object_path: String,
     },
+    /// Low-level commands to manipulate manifest items.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
     Benchmark(crate::commands::benchmark::BenchmarkCommand),
@@ -160,6 +167,37 @@ pub struct MaintenanceSetArgs {
     /// Override list parallelism.
     #[arg(long = "list-parallelism")]
     pub list_parallelism: Option<i64>,
+}
+
+/// `manifest …`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// List manifest items.
+    #[command(visible_alias = "ls")]
+    List {
+        /// List of key:value pairs.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// List of keys to sort by.
+        #[arg(long)]
+        sort: Vec<String>,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show manifest items.
+    Show {
+        /// List of items.
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Remove manifest items.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// Items to remove.
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
 }
 
 /// `policy …`

@@ -207,3 +207,118 @@ fn change_password_is_refused_for_format_version_1_and_changes_nothing() {
     );
     k.ok(&["snapshot", "ls", "--all"]);
 }
+
+/// `manifest list` lines: `ID LENGTH DATE TIME ZONE type:T labels...`.
+fn manifest_lines(k: &Kopr, args: &[&str]) -> Vec<(String, String)> {
+    let mut a = vec!["manifest", "list"];
+    a.extend_from_slice(args);
+    k.ok(&a)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ty = f.iter().find(|w| w.starts_with("type:")).unwrap();
+            (f[0].to_string(), ty.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn manifest_list_show_and_delete_on_snapshots_and_policies() {
+    let e = Env::new();
+    let s1 = e.snapshot();
+    let s2 = e.snapshot();
+    e.k.ok(&[
+        "policy",
+        "set",
+        e.src.to_str().unwrap(),
+        "--keep-latest",
+        "5",
+    ]);
+
+    let all = manifest_lines(&e.k, &[]);
+    let types: Vec<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "type:snapshot").count(), 2);
+    assert_eq!(types.iter().filter(|t| **t == "type:policy").count(), 2); // global + the path
+    let snaps = manifest_lines(&e.k, &["--filter", "type:snapshot"]);
+    assert_eq!(
+        snaps.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        vec![s1.clone(), s2.clone()],
+        "oldest first"
+    );
+    let pols = manifest_lines(&e.k, &["--filter=type:policy", "--sort=policyType"]);
+    assert_eq!(pols.len(), 2);
+    let text = e.k.ok(&[
+        "manifest",
+        "list",
+        "--filter=type:policy",
+        "--sort=policyType",
+    ]);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains("policyType:global"),
+        "global sorts before path: {text}"
+    );
+
+    // JSON: Kopia's list of entry metadata, fields in its order.
+    let json =
+        e.k.ok(&["manifest", "list", "--json", "--filter", "type:snapshot"]);
+    assert!(json.starts_with("[\n {\"id\":\""), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["id"], s1.as_str());
+    assert_eq!(v[1]["labels"]["type"], "snapshot");
+    let line1 = json.lines().nth(1).unwrap();
+    let (i, l, lb, m) = (
+        line1.find("\"id\"").unwrap(),
+        line1.find("\"length\"").unwrap(),
+        line1.find("\"labels\"").unwrap(),
+        line1.find("\"mtime\"").unwrap(),
+    );
+    assert!(i < l && l < lb && lb < m, "{line1}");
+
+    // show: the header lines, then the payload indented, which is the snapshot.
+    let shown = e.k.ok(&["manifest", "show", &s1]);
+    assert!(
+        shown.starts_with(&format!("// id: {s1}\n// length: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("// label type:snapshot\n"));
+    let body: String = shown
+        .lines()
+        .filter(|l| !l.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snap["source"]["path"], e.src.to_str().unwrap());
+    assert!(body.contains("\n  \"source\": {\n    \"host\": "), "{body}");
+    let length: usize = shown.lines().nth(1).unwrap()["// length: ".len()..]
+        .parse()
+        .unwrap();
+    let compact = serde_json::to_string(&snap).unwrap();
+    assert!(length >= compact.len() - 16, "length is the payload's");
+    let bad =
+        e.k.run(&["manifest", "show", "0123456789abcdef0123456789abcdef"]);
+    assert!(one_error_line(&bad).contains("error getting metadata"));
+
+    // delete is refused without --dangerous-commands=enabled and changes nothing ...
+    let refused = e.k.run(&["manifest", "delete", &s1]);
+    assert!(one_error_line(&refused).contains("dangerous commands are disabled"));
+    assert_eq!(
+        manifest_lines(&e.k, &["--filter", "type:snapshot"]).len(),
+        2
+    );
+    // ... and with it the snapshot is gone from `snapshot ls`, the other one still restores.
+    e.k.ok(&["--dangerous-commands=enabled", "manifest", "rm", &s1]);
+    let ls = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert!(!ls.contains(&s1) && ls.contains(&s2), "{ls}");
+    assert_restores(&e.k, &s2, &e.src, &e.dir.path().join("r"));
+    // A policy manifest too: the path's policy goes, `policy show` falls back to global.
+    let path_policy = &manifest_lines(&e.k, &["--filter=policyType:path"])[0].0;
+    let out =
+        e.k.cmd(&["manifest", "delete", path_policy])
+            .env("KOPIA_DANGEROUS_COMMANDS", "enabled")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(manifest_lines(&e.k, &["--filter=policyType:path"]).is_empty());
+    assert_eq!(manifest_lines(&e.k, &["--filter=type:policy"]).len(), 1);
+}

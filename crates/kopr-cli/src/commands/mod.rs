@@ -5,6 +5,7 @@ mod blob;
 mod content;
 mod index;
 mod maintenance;
+mod manifest;
 mod policy;
 mod repository;
 mod snapshot;
@@ -29,6 +30,8 @@ pub struct Context {
     pub config_path: PathBuf,
     /// `--password` or the environment.
     pub password: Option<String>,
+    /// `--dangerous-commands=enabled` (or its environment variable).
+    pub dangerous_commands: bool,
 }
 
 impl Context {
@@ -41,6 +44,12 @@ impl Context {
         Ok(Context {
             config_path: config::config_path(cli.config_file.as_deref())?,
             password,
+            dangerous_commands: cli
+                .dangerous_commands
+                .clone()
+                .or_else(|| std::env::var("KOPR_DANGEROUS_COMMANDS").ok())
+                .or_else(|| std::env::var("KOPIA_DANGEROUS_COMMANDS").ok())
+                .is_some_and(|v| v == "enabled"),
         })
     }
 
@@ -118,6 +127,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Maintenance(c) => maintenance::run(&ctx, c),
+        Command::Manifest(c) => manifest::run(&ctx, c),
         Command::Ls {
             object_path,
             long,
@@ -197,4 +207,115 @@ pub fn format_timestamp(ts: chrono::DateTime<chrono::Utc>) -> String {
         return ts.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     }
     local.format("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
+/// Refuses a command that can corrupt the repository unless `--dangerous-commands=enabled`
+/// was given, with Kopia's warning.
+pub fn require_dangerous(ctx: &Context) -> Result<()> {
+    if ctx.dangerous_commands {
+        return Ok(());
+    }
+    eprintln!(
+        "\nThis command is dangerous, it can corrupt the repository and result in data loss.\n\n\
+         Running this command is not needed for using Kopia. Instead, rely on periodic repository maintenance. \
+         See https://kopia.io/docs/advanced/maintenance/ for more information.\n\
+         To run this command despite the warning, set --dangerous-commands=enabled\n"
+    );
+    bail!("dangerous commands are disabled")
+}
+
+/// Kopia's `--json` list: `[`, then the items separated by `,` and a new line, then `]`.
+pub struct JsonList {
+    on: bool,
+    separator: &'static str,
+}
+
+impl JsonList {
+    /// Starts a list (prints nothing unless `on`).
+    pub fn begin(on: bool, out: &mut dyn std::io::Write) -> Result<JsonList> {
+        if on {
+            write!(out, "[")?;
+        }
+        Ok(JsonList {
+            on,
+            separator: "\n ",
+        })
+    }
+
+    /// One item.
+    pub fn emit(&mut self, out: &mut dyn std::io::Write, v: &impl serde::Serialize) -> Result<()> {
+        write!(out, "{}{}", self.separator, serde_json::to_string(v)?)?;
+        self.separator = ",\n ";
+        Ok(())
+    }
+
+    /// Ends the list.
+    pub fn end(self, out: &mut dyn std::io::Write) -> Result<()> {
+        if self.on {
+            writeln!(out, "\n]")?;
+        }
+        Ok(())
+    }
+}
+
+/// JSON text indented by two spaces per level as Go's `json.Indent` does, keys and values kept
+/// as they are (empty objects and arrays stay `{}` and `[]`).
+pub fn go_json_indent(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = src.trim().chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
