@@ -658,6 +658,38 @@ pub enum BlobCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show contents of BLOBs.
+    #[command(visible_alias = "cat")]
+    Show {
+        /// Decrypt blob if possible (index, log, session, compaction-log and cleanup blobs).
+        #[arg(long)]
+        decrypt: bool,
+        /// Blob IDs.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete blobs by ID (needs --dangerous-commands=enabled).
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// Blob IDs.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Garbage-collect unused blobs (needs --dangerous-commands=enabled).
+    Gc {
+        /// Whether to delete unused blobs ("yes" deletes, anything else lists).
+        #[arg(long, default_value = "")]
+        delete: String,
+        /// Number of parallel blob scans (accepted for Kopia's scripts; kopr lists serially).
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+        /// Only GC blobs with given prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Safety level: full (default) or none.
+        #[arg(long, default_value = "full", value_parser = ["full", "none"])]
+        safety: String,
+    },
     /// Blob statistics.
     Stats {
         /// Blob name prefix.

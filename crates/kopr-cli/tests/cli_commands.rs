@@ -322,3 +322,159 @@ fn manifest_list_show_and_delete_on_snapshots_and_policies() {
     assert!(manifest_lines(&e.k, &["--filter=policyType:path"]).is_empty());
     assert_eq!(manifest_lines(&e.k, &["--filter=type:policy"]).len(), 1);
 }
+
+/// Every blob file of a filesystem repository by blob id (the shard directories joined).
+fn blob_files(repo: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, prefix: &str, out: &mut std::collections::BTreeMap<String, PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &format!("{prefix}{name}"), out);
+            } else if let Some(stem) = name.strip_suffix(".f") {
+                out.insert(format!("{prefix}{stem}"), e.path());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(repo, "", &mut out);
+    out
+}
+
+fn set_age_days(path: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86400);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(t).unwrap();
+}
+
+#[test]
+fn blob_show_prints_raw_and_decrypted_blobs_of_kopias_repository() {
+    let Some(fx) = Fixture::load("default") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let files = blob_files(&repo);
+
+    // Raw: the stored bytes.
+    let out = k
+        .cmd(&["blob", "show", "kopia.repository"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        std::fs::read(&files["kopia.repository"]).unwrap()
+    );
+
+    // A log blob decrypts to a gzip stream; an epoch index blob to Kopia's index (v2 magic).
+    let log_id = files.keys().find(|k| k.starts_with("_log")).unwrap();
+    let raw = k.cmd(&["blob", "show", log_id]).output().unwrap().stdout;
+    assert_eq!(raw, std::fs::read(&files[log_id]).unwrap());
+    let plain = k
+        .cmd(&["blob", "cat", "--decrypt", log_id])
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_eq!(&plain.stdout[..2], &[0x1f, 0x8b], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&plain.stdout[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(
+        text.lines().next().unwrap().starts_with('{'),
+        "JSON lines: {text}"
+    );
+
+    let x_id = files.keys().find(|k| k.starts_with("xn")).unwrap();
+    let x = k
+        .cmd(&["blob", "show", "--decrypt", x_id])
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", stderr(&x));
+    assert_eq!(x.stdout[0], 2, "index v2 starts with its version byte");
+
+    // A damaged blob does not decrypt: one error line.
+    let mut bytes = std::fs::read(&files[log_id]).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&files[log_id], bytes).unwrap();
+    let bad = k.run(&["blob", "show", "--decrypt", log_id]);
+    assert!(one_error_line(&bad).contains("error decrypting blob"));
+    let missing = k.run(&["blob", "show", "pdoesnotexist"]);
+    assert!(one_error_line(&missing).contains("error reading blob"));
+}
+
+#[test]
+fn blob_delete_and_gc_remove_only_what_they_should() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();
+    use kopr_blob::BlobStorage as _;
+    let opts = kopr_blob::PutOptions::default();
+    // Orphaned packs: one old (of a dead session), one young; and an old stray blob to delete.
+    let old = "p0123456789abcdef0123456789abcdef-s0123456789abcdef";
+    let young = "q0123456789abcdef0123456789abcdee-s0123456789abcdef";
+    for b in [old, young, "zstray"] {
+        st.put_blob(b, b"not a real pack", &opts).unwrap();
+    }
+    let files = blob_files(&e.repo);
+    set_age_days(&files[old], 3);
+    let used_packs: Vec<String> = files
+        .keys()
+        .filter(|k| {
+            (k.starts_with('p') || k.starts_with('q')) && k.as_str() != old && k.as_str() != young
+        })
+        .cloned()
+        .collect();
+    assert!(!used_packs.is_empty());
+
+    // Both refused without --dangerous-commands=enabled.
+    for args in [&["blob", "delete", "zstray"][..], &["blob", "gc"][..]] {
+        let out = e.k.run(args);
+        assert!(one_error_line(&out).contains("dangerous commands are disabled"));
+    }
+    assert!(blob_files(&e.repo).contains_key("zstray"));
+
+    let dk = |args: &[&str]| {
+        let mut a = vec!["--dangerous-commands=enabled"];
+        a.extend_from_slice(args);
+        e.k.ok_stderr(&a)
+    };
+    dk(&["blob", "rm", "zstray"]);
+    assert!(!blob_files(&e.repo).contains_key("zstray"));
+
+    // Dry run: names the old orphan only, deletes nothing.
+    let log = dk(&["blob", "gc"]);
+    assert!(log.contains(&format!("unreferenced {old}")), "{log}");
+    assert!(!log.contains(young), "{log}");
+    assert!(
+        log.contains("Found 1 unreferenced pack blobs to delete"),
+        "{log}"
+    );
+    assert!(log.contains("Pass --delete=yes to delete."), "{log}");
+    assert!(blob_files(&e.repo).contains_key(old));
+
+    // --delete=yes: the old orphan goes, the young one and every used pack stay.
+    let log = dk(&["blob", "gc", "--delete=yes"]);
+    assert!(log.contains("Deleted total 1 unreferenced blobs"), "{log}");
+    let after = blob_files(&e.repo);
+    assert!(!after.contains_key(old) && after.contains_key(young));
+    for p in &used_packs {
+        assert!(after.contains_key(p), "{p} was in use");
+    }
+    // With --safety=none the young one goes too; the snapshot still verifies and restores.
+    dk(&["blob", "gc", "--delete=yes", "--safety=none", "--prefix=q"]);
+    assert!(!blob_files(&e.repo).contains_key(young));
+    e.k.ok(&["snapshot", "verify"]);
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+}
