@@ -69,6 +69,9 @@ pub enum Command {
         /// Object ID or snapshot ID (optionally with /sub/path).
         object_path: String,
     },
+    /// Session commands.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Low-level commands to manipulate manifest items.
     #[command(subcommand)]
     Manifest(ManifestCommand),
@@ -701,6 +704,21 @@ pub enum BlobCommand {
     },
 }
 
+/// `index epoch …`
+#[derive(Debug, Subcommand)]
+pub enum IndexEpochCommand {
+    /// List the status of epochs.
+    List,
+}
+
+/// `session …`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List sessions.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
 /// `index …`
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
@@ -717,6 +735,9 @@ pub enum IndexCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Epoch manager commands.
+    #[command(subcommand)]
+    Epoch(IndexEpochCommand),
     /// Recover index entries from pack blobs.
     Recover {
         /// Prefixes of pack blobs to recover from (default: all packs).

@@ -478,3 +478,78 @@ fn blob_delete_and_gc_remove_only_what_they_should() {
     e.k.ok(&["snapshot", "verify"]);
     assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
 }
+
+#[test]
+fn session_list_names_the_live_sessions_of_interrupted_snapshots() {
+    let e = Env::new();
+    assert_eq!(e.k.ok(&["session", "list"]), "");
+    // A snapshot killed right after its first write (its session marker) leaves a live session.
+    let out =
+        e.k.cmd(&["snapshot", "create", e.src.to_str().unwrap()])
+            .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", "1")
+            .output()
+            .unwrap();
+    let err = stderr(&out);
+    let marker = err
+        .split("abort after blob write 1: ")
+        .nth(1)
+        .expect("the hook fired")
+        .trim();
+    assert!(marker.starts_with('s'), "{err}");
+    let sid = marker.rsplit('-').next().unwrap();
+    let list = e.k.ok(&["session", "ls"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 1, "{list}");
+    let f: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(f[0], sid);
+    assert!(f[1].contains('@'), "{list}");
+    assert_eq!(f.len(), 8, "ID USER@HOST START(3) CHECKPOINT(3): {list}");
+    // Once the marker is gone, so is the session.
+    e.k.ok(&["--dangerous-commands=enabled", "blob", "delete", marker]);
+    assert_eq!(e.k.ok(&["session", "list"]), "");
+}
+
+#[test]
+fn index_epoch_list_counts_the_epochs_index_blobs() {
+    let e = Env::new();
+    e.snapshot();
+    e.snapshot();
+    let x: Vec<(String, u64)> = blob_files(&e.repo)
+        .into_iter()
+        .filter(|(id, _)| id.starts_with("xn0_"))
+        .map(|(id, p)| (id, std::fs::metadata(p).unwrap().len()))
+        .collect();
+    assert!(!x.is_empty());
+    let total: u64 = x.iter().map(|(_, l)| l).sum();
+    let out = e.k.ok(&["index", "epoch", "list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Current Epoch: 0", "{out}");
+    let epoch0 = lines
+        .iter()
+        .find(|l| l.starts_with("0 "))
+        .expect("epoch 0 line");
+    assert!(
+        epoch0.contains(&format!(
+            ", {} blobs, {}, span ",
+            x.len(),
+            kopr_format::units::bytes(total as i64)
+        )),
+        "{out}"
+    );
+    assert!(epoch0.contains(" UTC ... "), "{out}");
+
+    if let Some(fx) = Fixture::load("format-v1") {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = fx.copy_repo(&dir.path().join("repo"));
+        let k = Kopr::new(BIN, &dir.path().join("c")).with_password(&fx.expected.password);
+        k.ok(&[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+        ]);
+        let out = k.run(&["index", "epoch", "list"]);
+        assert!(one_error_line(&out).contains("epoch manager is not active"));
+    }
+}

@@ -128,6 +128,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Manifest(c) => manifest::run(&ctx, c),
+        Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
         Command::Ls {
             object_path,
             long,
@@ -318,4 +319,31 @@ pub fn go_json_indent(src: &str) -> String {
         }
     }
     out
+}
+
+/// Kopia's `session list`: the live write sessions (those whose marker blobs are present),
+/// oldest first.
+fn session_list(ctx: &Context) -> Result<()> {
+    use std::io::Write;
+    let (_, repo) = ctx.open_repository()?;
+    let mut sessions: Vec<_> = repo
+        .contents()
+        .active_sessions()
+        .context("error listing sessions")?
+        .into_values()
+        .collect();
+    sessions.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
+    let mut out = std::io::stdout().lock();
+    for s in sessions {
+        writeln!(
+            out,
+            "{} {}@{} {} {}",
+            s.id,
+            s.user,
+            s.host,
+            format_timestamp(s.start_time),
+            format_timestamp(s.checkpoint_time)
+        )?;
+    }
+    Ok(())
 }
