@@ -553,3 +553,82 @@ fn index_epoch_list_counts_the_epochs_index_blobs() {
         assert!(one_error_line(&out).contains("epoch manager is not active"));
     }
 }
+
+#[test]
+fn logs_list_show_and_cleanup_read_kopias_own_logs() {
+    let Some(fx) = Fixture::load("default") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let logs: Vec<String> = blob_files(&repo)
+        .into_keys()
+        .filter(|id| id.starts_with("_log_"))
+        .collect();
+    assert_eq!(logs.len(), 8);
+
+    // One line per session: ID START DURATION SIZE SEGMENTS, the session id from the blob name.
+    let list = k.ok(&["logs", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 8, "{list}");
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(
+            logs.iter()
+                .any(|b| b.starts_with(&format!("_log_{}_", f[0]))),
+            "{l}"
+        );
+        assert_eq!(f[3], "UTC");
+        assert_eq!(f[f.len() - 1], "1", "one segment each: {l}");
+    }
+    assert!(list.contains(" 1s 9.7 KB 1\n"), "{list}");
+    let two = k.run(&["logs", "list", "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&two.stdout).lines().count(), 2);
+    assert!(stderr(&two).contains("NOTE: Listed 2/8 log sessions, pass --all to show all."));
+
+    // show ID: the decrypted, gunzipped JSON lines of that session.
+    let id = "20261130035211_3ac1";
+    let out = k.run(&["logs", "show", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() > 10, "{text}");
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(
+            v["t"].as_str().unwrap().starts_with("2026-11-30T03:52:1"),
+            "{l}"
+        );
+    }
+    // No arguments: only the latest session; --all: every one.
+    let latest = k.run(&["logs", "show"]);
+    assert!(stderr(&latest).contains("Showing the latest log ("));
+    let all = k.ok(&["logs", "show", "--all"]);
+    assert!(all.len() > text.len() && all.contains(&text));
+    assert!(all.len() > latest.stdout.len());
+    let none = k.run(&["logs", "show", "nosuchsession"]);
+    assert!(one_error_line(&none).contains("no logs found"));
+
+    // cleanup: --dry-run deletes nothing, then the 3 newest are kept.
+    let dry = k.ok_stderr(&["logs", "cleanup", "--max-count=3", "--dry-run"]);
+    assert!(dry.contains("Would delete 5 logs."), "{dry}");
+    assert_eq!(k.ok(&["logs", "list"]).lines().count(), 8);
+    let done = k.ok_stderr(&["logs", "cleanup", "--max-count=3"]);
+    assert!(done.contains("Deleted 5 logs."), "{done}");
+    assert_eq!(k.ok(&["logs", "list"]).lines().count(), 3);
+    assert_eq!(
+        blob_files(&repo)
+            .keys()
+            .filter(|b| b.starts_with("_log"))
+            .count(),
+        3
+    );
+}

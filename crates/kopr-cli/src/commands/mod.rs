@@ -4,6 +4,7 @@ pub mod benchmark;
 mod blob;
 mod content;
 mod index;
+mod logs;
 mod maintenance;
 mod manifest;
 mod policy;
@@ -128,6 +129,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Manifest(c) => manifest::run(&ctx, c),
+        Command::Logs(c) => logs::run(&ctx, c),
         Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
         Command::Ls {
             object_path,
