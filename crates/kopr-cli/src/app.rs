@@ -72,6 +72,37 @@ pub enum Command {
     /// Commands to manipulate logs stored in the repository.
     #[command(subcommand, visible_alias = "log")]
     Logs(LogsCommand),
+    /// Commands to manipulate local cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Restore a directory or file from a snapshot into the specified target path
+    /// (the same as `snapshot restore`).
+    Restore {
+        /// Snapshot ID or root object ID (optionally with /sub/path).
+        source: String,
+        /// Where to restore.
+        target: PathBuf,
+        /// Overwrite existing files and directories.
+        #[arg(long, visible_alias = "overwrite-files")]
+        overwrite: bool,
+        /// Owners are restored by default (as Kopia); kept for older scripts.
+        #[arg(long = "restore-owners", hide = true)]
+        restore_owners: bool,
+        /// Skip owners during restore.
+        #[arg(long = "skip-owners")]
+        skip_owners: bool,
+        /// Restore everything that can be restored, listing what could not.
+        #[arg(long = "ignore-errors")]
+        ignore_errors: bool,
+    },
+    /// Displays differences between two repository objects (the same as `snapshot diff`).
+    #[command(visible_alias = "compare")]
+    Diff {
+        /// First snapshot ID or object ID.
+        first: String,
+        /// Second snapshot ID or object ID.
+        second: String,
+    },
     /// Session commands.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -377,6 +408,18 @@ pub enum SnapshotCommand {
         /// Whether to actually delete snapshots.
         #[arg(long)]
         delete: bool,
+    },
+    /// Add or remove pins preventing snapshot deletion.
+    Pin {
+        /// Snapshot ID or root object ID.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Add pins.
+        #[arg(long)]
+        add: Vec<String>,
+        /// Remove pins.
+        #[arg(long)]
+        remove: Vec<String>,
     },
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete {
@@ -771,6 +814,23 @@ impl LogSelection {
     pub fn any(&self) -> bool {
         self.all || self.latest > 0 || self.younger_than.is_some() || self.older_than.is_some()
     }
+}
+
+/// `cache …`
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Displays cache information and statistics.
+    Info {
+        /// Only display cache path.
+        #[arg(long)]
+        path: bool,
+    },
+    /// Clears the cache.
+    Clear {
+        /// Specifies the cache to clear.
+        #[arg(long, value_parser = ["contents", "indexes", "metadata", "own-writes", "blob-list"])]
+        partial: Option<String>,
+    },
 }
 
 /// `session …`

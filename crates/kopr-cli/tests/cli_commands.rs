@@ -632,3 +632,130 @@ fn logs_list_show_and_cleanup_read_kopias_own_logs() {
         3
     );
 }
+
+#[test]
+fn snapshot_pin_keeps_a_snapshot_from_expiring_until_unpinned() {
+    let e = Env::new();
+    let src = e.src.to_str().unwrap();
+    let ids: Vec<String> = (0..3).map(|_| e.snapshot()).collect();
+    // Pinning by manifest id gives the snapshot a new manifest id, as Kopia.
+    let log = e.k.ok_stderr(&[
+        "snapshot", "pin", &ids[0], "--add", "keep-me", "--add", "legal",
+    ]);
+    assert!(log.contains("Updating snapshot at "), "{log}");
+    let after = e.k.ok(&["snapshot", "ls", "-m", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&after).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 3);
+    let pinned: Vec<&serde_json::Value> = arr.iter().filter(|m| m["pins"].is_array()).collect();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!(pinned[0]["pins"], serde_json::json!(["keep-me", "legal"]));
+    let pinned_id = pinned[0]["id"].as_str().unwrap().to_string();
+    assert!(!ids.contains(&pinned_id));
+    // Again: no change.
+    let again =
+        e.k.ok_stderr(&["snapshot", "pin", &pinned_id, "--add", "legal"]);
+    assert!(again.contains("No change for snapshot at "), "{again}");
+    let none = e.k.run(&["snapshot", "pin", &pinned_id]);
+    assert!(one_error_line(&none).contains("must specify --add and/or --remove"));
+
+    // Retention keeping only the latest deletes the middle snapshot, not the pinned one.
+    e.k.ok(&[
+        "policy",
+        "set",
+        src,
+        "--keep-latest",
+        "1",
+        "--keep-hourly",
+        "0",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+        "--keep-annual",
+        "0",
+    ]);
+    e.k.ok(&["snapshot", "expire", src, "--delete"]);
+    let left = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert!(
+        left.contains(&pinned_id) && left.contains(&ids[2]),
+        "{left}"
+    );
+    assert!(!left.contains(&ids[1]), "{left}");
+
+    // Unpin by root object id (the same tree: every snapshot of it), then it expires.
+    let root = pinned[0]["rootEntry"]["obj"].as_str().unwrap().to_string();
+    e.k.ok(&[
+        "snapshot", "pin", &root, "--remove", "keep-me", "--remove", "legal",
+    ]);
+    e.k.ok(&["snapshot", "expire", src, "--delete"]);
+    let left = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert_eq!(
+        left.lines().filter(|l| l.contains(" k")).count(),
+        1,
+        "{left}"
+    );
+    assert!(left.contains(&ids[2]), "{left}");
+    let bad = e.k.run(&["snapshot", "pin", "k0123", "--add", "x"]);
+    assert!(one_error_line(&bad).contains("no snapshots matched k0123"));
+}
+
+#[test]
+fn cache_info_and_clear_work_on_the_connections_cache_directory() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let path = e.k.ok(&["cache", "info", "--path"]);
+    let dir = PathBuf::from(path.trim());
+    let n_index = std::fs::read_dir(dir.join("indexes")).unwrap().count();
+    assert!(n_index > 0);
+    let info = e.k.run(&["cache", "info"]);
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "{}: {n_index} files ",
+            dir.join("indexes").display()
+        )),
+        "{text}"
+    );
+    assert!(stderr(&info).contains("kopr cache clear"));
+
+    let log = e.k.ok_stderr(&["cache", "clear", "--partial", "indexes"]);
+    assert!(log.contains(&format!(
+        "Clearing cache directory: {}.",
+        dir.join("indexes").display()
+    )));
+    assert_eq!(std::fs::read_dir(dir.join("indexes")).unwrap().count(), 0);
+    // The repository still opens (from storage) and refills the cache.
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+    assert!(std::fs::read_dir(dir.join("indexes")).unwrap().count() > 0);
+    e.k.ok(&["cache", "clear"]);
+    assert!(dir.is_dir());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    // A cache directory holding anything that is not a cache is left alone.
+    std::fs::write(dir.join("precious.txt"), b"mine").unwrap();
+    let out = e.k.run(&["cache", "clear"]);
+    assert!(one_error_line(&out).contains("refusing to clear"));
+    assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"mine");
+}
+
+#[test]
+fn top_level_restore_diff_and_list_are_the_snapshot_commands() {
+    let e = Env::new();
+    let a = e.snapshot();
+    std::fs::write(e.src.join("new.txt"), b"added").unwrap();
+    let b = e.snapshot();
+    let into = e.dir.path().join("r");
+    e.k.ok(&["restore", &a, into.to_str().unwrap()]);
+    assert_eq!(std::fs::read(into.join("a.txt")).unwrap(), b"hello kopr\n");
+    assert!(!into.join("new.txt").exists());
+    let diff = e.k.ok(&["diff", &a, &b]);
+    assert_eq!(diff, e.k.ok(&["snapshot", "diff", &a, &b]));
+    assert!(diff.contains("new.txt"), "{diff}");
+    assert_eq!(e.k.ok(&["compare", &a, &b]), diff);
+    let list = e.k.ok(&["list", &b]);
+    assert_eq!(list, e.k.ok(&["ls", &b]));
+    assert!(list.contains("new.txt"), "{list}");
+}

@@ -3,6 +3,7 @@
 pub mod benchmark;
 mod blob;
 mod content;
+mod extra;
 mod index;
 mod logs;
 mod maintenance;
@@ -125,11 +126,33 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
-        Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Manifest(c) => manifest::run(&ctx, c),
         Command::Logs(c) => logs::run(&ctx, c),
+        Command::Cache(c) => extra::cache(&ctx, c),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Restore {
+            source,
+            target,
+            overwrite,
+            restore_owners,
+            skip_owners,
+            ignore_errors,
+        } => snapshot::run(
+            &ctx,
+            crate::app::SnapshotCommand::Restore {
+                source,
+                target,
+                overwrite,
+                restore_owners,
+                skip_owners,
+                ignore_errors,
+            },
+        ),
+        Command::Diff { first, second } => {
+            snapshot::run(&ctx, crate::app::SnapshotCommand::Diff { first, second })
+        }
         Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
         Command::Ls {
             object_path,
