@@ -109,6 +109,12 @@ pub enum Command {
     /// Low-level commands to manipulate manifest items.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout,
+    /// e.g. `source <(kopr completion bash)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
     Benchmark(crate::commands::benchmark::BenchmarkCommand),

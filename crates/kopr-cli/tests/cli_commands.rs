@@ -759,3 +759,38 @@ fn top_level_restore_diff_and_list_are_the_snapshot_commands() {
     assert_eq!(list, e.k.ok(&["ls", &b]));
     assert!(list.contains("new.txt"), "{list}");
 }
+
+#[test]
+fn completion_scripts_complete_kopias_commands_in_a_real_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kopr::new(BIN, &dir.path().join("c"));
+    let script = dir.path().join("kopr.bash");
+    std::fs::write(&script, k.ok(&["completion", "bash"])).unwrap();
+    // What bash offers after `kopr repository ch<TAB>` and `kopr manifest <TAB>`.
+    // bash calls the function with the command, the word being completed and the one before.
+    let complete = |words: &str, cword: usize| {
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+             _kopr kopr \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", &prog])
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ch = complete("kopr repository ch", 2);
+    assert_eq!(ch.trim(), "change-password", "{ch}");
+    let manifest = complete("kopr manifest ''", 2);
+    for sub in ["list", "show", "delete"] {
+        assert!(manifest.lines().any(|l| l == sub), "{manifest}");
+    }
+    let zsh = k.ok(&["completion", "zsh"]);
+    assert!(zsh.starts_with("#compdef kopr"), "{}", &zsh[..40]);
+    assert!(zsh.contains("change-password"));
+    assert!(k.ok(&["completion", "fish"]).contains("complete -c kopr"));
+    let bad = k.run(&["completion", "tcsh"]);
+    assert!(!bad.status.success());
+}

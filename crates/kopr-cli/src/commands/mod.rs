@@ -119,9 +119,15 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Benchmark(c) = cli.command {
         return benchmark::run(c);
     }
+    if let Command::Completion { shell } = cli.command {
+        use clap::CommandFactory as _;
+        let mut out = std::io::stdout().lock();
+        clap_complete::generate(shell, &mut Cli::command(), "kopr", &mut out);
+        return Ok(());
+    }
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
-        Command::Benchmark(_) => unreachable!("handled above"),
+        Command::Benchmark(_) | Command::Completion { .. } => unreachable!("handled above"),
         Command::Repository(c) => repository::run(&ctx, *c),
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
