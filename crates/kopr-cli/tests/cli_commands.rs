@@ -794,3 +794,62 @@ fn completion_scripts_complete_kopias_commands_in_a_real_bash() {
     let bad = k.run(&["completion", "tcsh"]);
     assert!(!bad.status.success());
 }
+
+/// Name, size and modification time of every file under `dir`.
+fn tree_state(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out: Vec<_> = blob_files(dir)
+        .into_values()
+        .map(|p| {
+            let md = std::fs::metadata(&p).unwrap();
+            (p, md.len(), md.modified().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_new_writing_commands_change_nothing_over_a_read_only_connection() {
+    let e = Env::new();
+    let id = e.snapshot();
+    // An orphan old enough for `blob gc`, and a log-like blob for `logs cleanup`.
+    let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();
+    use kopr_blob::BlobStorage as _;
+    let orphan = "p0123456789abcdef0123456789abcdef-s0123456789abcdef";
+    st.put_blob(orphan, b"x", &kopr_blob::PutOptions::default())
+        .unwrap();
+    set_age_days(&blob_files(&e.repo)[orphan], 3);
+    e.k.ok(&["repository", "disconnect"]);
+    let path = e.repo.to_str().unwrap();
+    e.k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        path,
+        "--readonly",
+    ]);
+    let before = tree_state(&e.repo);
+    let key_file = PathBuf::from(format!("{}.kopr-key", e.k.cfg().display()));
+    let key_before = std::fs::read(&key_file).ok();
+    let d = "--dangerous-commands=enabled";
+    for args in [
+        &["repository", "change-password", "--new-password", "n3w-pw"][..],
+        &[d, "manifest", "delete", &id],
+        &[d, "blob", "delete", orphan],
+        &[d, "blob", "gc", "--delete=yes"],
+        &["snapshot", "pin", &id, "--add", "x"],
+        &["logs", "cleanup", "--max-count=0"],
+    ] {
+        let out = e.k.run(args);
+        let line = one_error_line(&out);
+        assert!(line.contains("read-only"), "{args:?}: {line}");
+    }
+    assert_eq!(
+        before,
+        tree_state(&e.repo),
+        "nothing in the repository changed"
+    );
+    assert_eq!(key_before, std::fs::read(&key_file).ok());
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+}
