@@ -853,3 +853,69 @@ fn the_new_writing_commands_change_nothing_over_a_read_only_connection() {
     assert_eq!(key_before, std::fs::read(&key_file).ok());
     assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
 }
+
+/// With object lock, `kopia.blobcfg` is never absent, so a crash between the two writes leaves
+/// it under the new key and the format blob under the old one; running the same command again
+/// finishes the change (and a wrong new password changes nothing).
+#[test]
+fn an_interrupted_change_of_an_object_locked_repository_is_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
+    k.ok(&[
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--format-block-key-derivation-algorithm",
+        "testing-only-insecure",
+        "--retention-mode",
+        "COMPLIANCE",
+        "--retention-period",
+        "48h",
+    ]);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"hello kopr\n").unwrap();
+    std::fs::write(src.join("sub/b.bin"), kopr_testkit::random_bytes(3, 1000)).unwrap();
+    let out = k.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
+    let id = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = k
+        .cmd(&["repository", "change-password", "--new-password", "n3w-pw"])
+        .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", "1")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("abort after blob write 1: kopia.blobcfg"),
+        "{}",
+        stderr(&out)
+    );
+    let newk = k.clone().with_password("n3w-pw");
+    // Neither password opens it: the old one opens the format blob but not kopia.blobcfg.
+    let out = k.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&out).contains("unable to decrypt kopia.blobcfg"));
+    let out = newk.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&out).contains("invalid repository password"));
+    let format_before = std::fs::read(repo.join("kopia.repository.f")).unwrap();
+    let wrong = k.run(&["repository", "change-password", "--new-password", "other"]);
+    assert!(one_error_line(&wrong).contains("no interrupted password change to finish"));
+    assert_eq!(
+        format_before,
+        std::fs::read(repo.join("kopia.repository.f")).unwrap()
+    );
+
+    let log = k.ok_stderr(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    assert!(
+        log.contains("NOTE: Finished the interrupted password change."),
+        "{log}"
+    );
+    let old = k.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&old).contains("invalid repository password"));
+    assert_restores(&newk, &id, &src, &dir.path().join("r"));
+    let status = newk.ok(&["repository", "status", "--json"]);
+    assert!(status.contains("COMPLIANCE"), "retention kept: {status}");
+}

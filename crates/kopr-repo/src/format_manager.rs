@@ -301,8 +301,8 @@ impl FormatManager {
     /// retention, as before), then `kopia.repository` is replaced (one atomic put), then
     /// `kopia.blobcfg` is written again under the new key. With object lock the retention
     /// settings must never be absent, so Kopia's order is kept (blobcfg, then the format blob);
-    /// a crash between those two puts leaves a repository that neither password opens until the
-    /// format blob is written (`RepositoryBlob::rewrap_config` with the old key).
+    /// a crash between those two puts leaves a repository that neither password opens until
+    /// [`FormatManager::finish_password_change`] writes the format blob.
     pub fn change_password(&self, st: &dyn BlobStorage, new_password: &str) -> Result<Vec<u8>> {
         if !self.config.enable_password_change {
             return Err(RepoError::Invalid(
@@ -346,6 +346,49 @@ impl FormatManager {
                 st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
             }
         }
+        Ok(new_key)
+    }
+
+    /// Finishes a password change interrupted between its two puts in an object-locked
+    /// repository: `kopia.blobcfg` already under `new_password`'s key, `kopia.repository` still
+    /// under `old_password`'s. Writes the format blob under the new key and returns that key;
+    /// refuses (changing nothing) when the repository is not in that state.
+    pub fn finish_password_change(
+        st: &dyn BlobStorage,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<Vec<u8>> {
+        let not_interrupted = |why: &str| {
+            RepoError::Invalid(format!("no interrupted password change to finish: {why}"))
+        };
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        let blob = RepositoryBlob::parse(&bytes)?;
+        let old_key = blob.derive_format_key(old_password)?;
+        let config = match blob.decrypt_config(&old_key) {
+            Ok(c) => c,
+            Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
+            Err(e) => return Err(e.into()),
+        };
+        check_supported(&config)?;
+        let cfg_bytes = read_optional(st, BLOBCFG_BLOB_ID)?
+            .ok_or_else(|| not_interrupted("kopia.blobcfg is absent"))?;
+        if blob.decode_blobcfg(&cfg_bytes, &old_key).is_ok() {
+            return Err(not_interrupted(
+                "kopia.blobcfg opens with the current password",
+            ));
+        }
+        let new_key = blob.derive_format_key(new_password)?;
+        let blob_config = blob
+            .decode_blobcfg(&cfg_bytes, &new_key)
+            .map_err(|_| not_interrupted("kopia.blobcfg is not under the new password either"))?;
+        let new_blob = blob.rewrap_config(&old_key, &new_key)?;
+        let put = PutOptions {
+            retention_mode: non_empty(&blob_config.retention_mode),
+            retention_period: retention(&blob_config),
+            ..PutOptions::default()
+        };
+        st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
         Ok(new_key)
     }
 

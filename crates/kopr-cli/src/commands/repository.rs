@@ -166,18 +166,49 @@ fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
     if new.is_empty() {
         bail!("the new password must not be empty");
     }
-    let (cfg, repo) = ctx.open_repository()?;
-    if cfg.read_only {
-        return Err(super::ReadOnlyConnection.into());
-    }
-    let fm = repo.format();
-    let key = fm
-        .change_password(repo.storage().as_ref(), &new)
-        .context("unable to change password")?;
-    eprintln!("NOTE: Repository password has been changed.");
+    let (unique_id, key) = match ctx.open_repository() {
+        Ok((cfg, repo)) => {
+            if cfg.read_only {
+                return Err(super::ReadOnlyConnection.into());
+            }
+            let fm = repo.format();
+            let key = fm
+                .change_password(repo.storage().as_ref(), &new)
+                .context("unable to change password")?;
+            eprintln!("NOTE: Repository password has been changed.");
+            (fm.repository_blob.unique_id.clone(), key)
+        }
+        // An object-locked repository whose change was interrupted between its two writes:
+        // running the same command again finishes it.
+        Err(e)
+            if e.chain()
+                .any(|c| c.to_string() == "unable to decrypt kopia.blobcfg") =>
+        {
+            let cfg = ConnectionConfig::load(&ctx.config_path)?;
+            if cfg.read_only {
+                return Err(super::ReadOnlyConnection.into());
+            }
+            let st = storage::open(&cfg.storage)?;
+            let old = ctx.password("Enter current password: ", true)?;
+            let key = kopr_repo::format_manager::FormatManager::finish_password_change(
+                st.as_ref(),
+                &old,
+                &new,
+            )
+            .map_err(|e2| anyhow::anyhow!(e2).context(e.to_string()))?;
+            eprintln!("NOTE: Finished the interrupted password change.");
+            let blob = kopr_format::repository_blob::RepositoryBlob::parse(&st.get_blob(
+                REPOSITORY_BLOB_ID,
+                0,
+                None,
+            )?)?;
+            (blob.unique_id, key)
+        }
+        Err(e) => return Err(e),
+    };
     config::save_password(&ctx.config_path, &new).context("unable to persist password")?;
     use kopr_repo::format_manager::FormatKeyCache as _;
-    config::FileKeyCache::new(&ctx.config_path).store(&fm.repository_blob.unique_id, &new, &key);
+    config::FileKeyCache::new(&ctx.config_path).store(&unique_id, &new, &key);
     Ok(())
 }
 
