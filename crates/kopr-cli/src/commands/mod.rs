@@ -378,3 +378,18 @@ fn session_list(ctx: &Context) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::go_json_indent;
+
+    #[test]
+    fn json_is_indented_as_gos_json_indent() {
+        // What Go's json.Indent(dst, src, "", "  ") gives for the same input.
+        let src = r#"{"a":[],"b":{"c":1,"d":"x,y:{\"}"},"e":[1,{}],"f":null}"#;
+        let want = "{\n  \"a\": [],\n  \"b\": {\n    \"c\": 1,\n    \"d\": \"x,y:{\\\"}\"\n  },\n  \"e\": [\n    1,\n    {}\n  ],\n  \"f\": null\n}";
+        assert_eq!(go_json_indent(src), want);
+        assert_eq!(go_json_indent(" [ ] "), "[]");
+        assert_eq!(go_json_indent("\"s\""), "\"s\"");
+    }
+}
