@@ -14,6 +14,10 @@ pub struct Cli {
     /// Repository password [env: KOPR_PASSWORD, KOPIA_PASSWORD].
     #[arg(long, short = 'p', global = true, hide_env_values = true)]
     pub password: Option<String>,
+    /// Enable dangerous commands that could result in data loss and repository corruption
+    /// [env: KOPR_DANGEROUS_COMMANDS, KOPIA_DANGEROUS_COMMANDS].
+    #[arg(long = "dangerous-commands", global = true, hide = true)]
+    pub dangerous_commands: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,6 +75,52 @@ pub enum Command {
     Show {
         /// Object ID or snapshot ID (optionally with /sub/path).
         object_path: String,
+    },
+    /// Commands to manipulate logs stored in the repository.
+    #[command(subcommand, visible_alias = "log")]
+    Logs(LogsCommand),
+    /// Commands to manipulate local cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Restore a directory or file from a snapshot into the specified target path
+    /// (the same as `snapshot restore`).
+    Restore {
+        /// Snapshot ID or root object ID (optionally with /sub/path).
+        source: String,
+        /// Where to restore.
+        target: PathBuf,
+        /// Overwrite existing files and directories.
+        #[arg(long, visible_alias = "overwrite-files")]
+        overwrite: bool,
+        /// Owners are restored by default (as Kopia); kept for older scripts.
+        #[arg(long = "restore-owners", hide = true)]
+        restore_owners: bool,
+        /// Skip owners during restore.
+        #[arg(long = "skip-owners")]
+        skip_owners: bool,
+        /// Restore everything that can be restored, listing what could not.
+        #[arg(long = "ignore-errors")]
+        ignore_errors: bool,
+    },
+    /// Displays differences between two repository objects (the same as `snapshot diff`).
+    #[command(visible_alias = "compare")]
+    Diff {
+        /// First snapshot ID or object ID.
+        first: String,
+        /// Second snapshot ID or object ID.
+        second: String,
+    },
+    /// Session commands.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Low-level commands to manipulate manifest items.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout,
+    /// e.g. `source <(kopr completion bash)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
@@ -167,6 +217,37 @@ pub struct MaintenanceSetArgs {
     /// Override list parallelism.
     #[arg(long = "list-parallelism")]
     pub list_parallelism: Option<i64>,
+}
+
+/// `manifest …`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// List manifest items.
+    #[command(visible_alias = "ls")]
+    List {
+        /// List of key:value pairs.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// List of keys to sort by.
+        #[arg(long)]
+        sort: Vec<String>,
+        /// Output result in JSON format to stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show manifest items.
+    Show {
+        /// List of items.
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Remove manifest items.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// Items to remove.
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
 }
 
 /// `policy …`
@@ -341,6 +422,18 @@ pub enum SnapshotCommand {
         #[arg(long)]
         delete: bool,
     },
+    /// Add or remove pins preventing snapshot deletion.
+    Pin {
+        /// Snapshot ID or root object ID.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Add pins.
+        #[arg(long)]
+        add: Vec<String>,
+        /// Remove pins.
+        #[arg(long)]
+        remove: Vec<String>,
+    },
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete {
         /// Snapshot IDs to be deleted.
@@ -365,6 +458,12 @@ pub enum RepositoryCommand {
     Disconnect,
     /// Display the status of connected repository.
     Status(StatusArgs),
+    /// Change repository password.
+    ChangePassword {
+        /// New password [env: KOPR_NEW_PASSWORD, KOPIA_NEW_PASSWORD].
+        #[arg(long = "new-password", hide_env_values = true)]
+        new_password: Option<String>,
+    },
 }
 
 /// Storage kinds for `repository create`.
@@ -621,6 +720,38 @@ pub enum BlobCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show contents of BLOBs.
+    #[command(visible_alias = "cat")]
+    Show {
+        /// Decrypt blob if possible (index, log, session, compaction-log and cleanup blobs).
+        #[arg(long)]
+        decrypt: bool,
+        /// Blob IDs.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete blobs by ID (needs --dangerous-commands=enabled).
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// Blob IDs.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Garbage-collect unused blobs (needs --dangerous-commands=enabled).
+    Gc {
+        /// Whether to delete unused blobs ("yes" deletes, anything else lists).
+        #[arg(long, default_value = "")]
+        delete: String,
+        /// Number of parallel blob scans (accepted for Kopia's scripts; kopr lists serially).
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+        /// Only GC blobs with given prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Safety level: full (default) or none.
+        #[arg(long, default_value = "full", value_parser = ["full", "none"])]
+        safety: String,
+    },
     /// Blob statistics.
     Stats {
         /// Blob name prefix.
@@ -630,6 +761,97 @@ pub enum BlobCommand {
         #[arg(long, short = 'r')]
         raw: bool,
     },
+}
+
+/// `index epoch …`
+#[derive(Debug, Subcommand)]
+pub enum IndexEpochCommand {
+    /// List the status of epochs.
+    List,
+}
+
+/// `logs …`
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// List logs.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        sel: LogSelection,
+    },
+    /// Show contents of the log. When no flags or arguments are specified, only the last log
+    /// is shown.
+    #[command(visible_alias = "cat")]
+    Show {
+        /// Log Session ID to show.
+        ids: Vec<String>,
+        #[command(flatten)]
+        sel: LogSelection,
+    },
+    /// Clean up logs.
+    Cleanup {
+        /// Maximal age.
+        #[arg(long = "max-age", default_value = "720h")]
+        max_age: String,
+        /// Maximal number of files to keep.
+        #[arg(long = "max-count", default_value_t = 10000)]
+        max_count: i64,
+        /// Maximal total size in MiB.
+        #[arg(long = "max-total-size-mb", default_value_t = 1024)]
+        max_total_size_mb: i64,
+        /// Do not delete.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+}
+
+/// Which log sessions `logs list | show` take.
+#[derive(Debug, Args)]
+pub struct LogSelection {
+    /// Show all logs.
+    #[arg(long)]
+    pub all: bool,
+    /// Include last N logs, by default the last one is shown.
+    #[arg(long, short = 'n', default_value_t = 0)]
+    pub latest: usize,
+    /// Include logs younger than X (e.g. '1h').
+    #[arg(long = "younger-than")]
+    pub younger_than: Option<String>,
+    /// Include logs older than X (e.g. '1h').
+    #[arg(long = "older-than")]
+    pub older_than: Option<String>,
+}
+
+impl LogSelection {
+    /// Whether any selection flag was given.
+    pub fn any(&self) -> bool {
+        self.all || self.latest > 0 || self.younger_than.is_some() || self.older_than.is_some()
+    }
+}
+
+/// `cache …`
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Displays cache information and statistics.
+    Info {
+        /// Only display cache path.
+        #[arg(long)]
+        path: bool,
+    },
+    /// Clears the cache.
+    Clear {
+        /// Specifies the cache to clear.
+        #[arg(long, value_parser = ["contents", "indexes", "metadata", "own-writes", "blob-list"])]
+        partial: Option<String>,
+    },
+}
+
+/// `session …`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List sessions.
+    #[command(visible_alias = "ls")]
+    List,
 }
 
 /// `index …`
@@ -648,6 +870,9 @@ pub enum IndexCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Epoch manager commands.
+    #[command(subcommand)]
+    Epoch(IndexEpochCommand),
     /// Recover index entries from pack blobs.
     Recover {
         /// Prefixes of pack blobs to recover from (default: all packs).

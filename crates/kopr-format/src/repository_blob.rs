@@ -331,6 +331,23 @@ impl RepositoryBlob {
             .map_err(|e| FormatError::malformed("kopia.blobcfg", e.to_string()))
     }
 
+    /// This blob with its configuration re-encrypted from `old_key` to `new_key`, the
+    /// decrypted bytes kept exactly as they are (fields kopr does not know included), as a
+    /// password change needs. A wrong `old_key` gives [`FormatError::Decrypt`].
+    pub fn rewrap_config(&self, old_key: &[u8], new_key: &[u8]) -> Result<RepositoryBlob> {
+        let plain = self.decrypt_bytes(&self.encrypted_format, old_key)?;
+        let mut out = self.clone();
+        out.encrypted_format = self.encrypt_bytes(&plain, new_key)?;
+        Ok(out)
+    }
+
+    /// `kopia.blobcfg` bytes re-encrypted from `old_key` to `new_key`, the decrypted bytes kept
+    /// as they are.
+    pub fn rewrap_blobcfg(&self, data: &[u8], old_key: &[u8], new_key: &[u8]) -> Result<Vec<u8>> {
+        let plain = self.decrypt_bytes(data, old_key)?;
+        self.encrypt_bytes(&plain, new_key)
+    }
+
     fn encrypt_bytes(&self, data: &[u8], key: &[u8]) -> Result<Vec<u8>> {
         match self.encryption.as_str() {
             FORMAT_ENCRYPTION_AES256_GCM => crypto::encrypt_aes256_gcm(data, key, &self.unique_id),

@@ -291,6 +291,107 @@ impl FormatManager {
         )?)
     }
 
+    /// Changes the password (Kopia's `repository change-password`): the same configuration
+    /// and master key, its wrapping re-encrypted under a key derived from `new_password` with
+    /// the same unique id and key derivation; `kopia.blobcfg` likewise. Returns the new format
+    /// key. Refused for repositories without password change (format version 1), as Kopia.
+    ///
+    /// Every state a crash can leave opens with one of the two passwords and means the same:
+    /// without object lock, `kopia.blobcfg` (when present) is deleted first (absent means no
+    /// retention, as before), then `kopia.repository` is replaced (one atomic put), then
+    /// `kopia.blobcfg` is written again under the new key. With object lock the retention
+    /// settings must never be absent, so Kopia's order is kept (blobcfg, then the format blob);
+    /// a crash between those two puts leaves a repository that neither password opens until
+    /// [`FormatManager::finish_password_change`] writes the format blob.
+    pub fn change_password(&self, st: &dyn BlobStorage, new_password: &str) -> Result<Vec<u8>> {
+        if !self.config.enable_password_change {
+            return Err(RepoError::Invalid(
+                "password changes are not supported for repositories created using Kopia v0.8 or older (format version 1)"
+                    .into(),
+            ));
+        }
+        // The blob as stored now must be the one this manager opened (no concurrent change).
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        if RepositoryBlob::parse(&bytes)? != self.repository_blob {
+            return Err(RepoError::Invalid(
+                "kopia.repository changed since the repository was opened; run the command again"
+                    .into(),
+            ));
+        }
+        let new_key = self.repository_blob.derive_format_key(new_password)?;
+        let new_blob = self
+            .repository_blob
+            .rewrap_config(&self.format_key, &new_key)?;
+        let blobcfg = read_optional(st, BLOBCFG_BLOB_ID)?
+            .map(|b| {
+                self.repository_blob
+                    .rewrap_blobcfg(&b, &self.format_key, &new_key)
+            })
+            .transpose()?;
+        let put = PutOptions {
+            retention_mode: non_empty(&self.blob_config.retention_mode),
+            retention_period: retention(&self.blob_config),
+            ..PutOptions::default()
+        };
+        match blobcfg {
+            None => st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?,
+            Some(cfg) if self.blob_config.is_retention_enabled() => {
+                st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
+                st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+            }
+            Some(cfg) => {
+                st.delete_blob(BLOBCFG_BLOB_ID)?;
+                st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+                st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
+            }
+        }
+        Ok(new_key)
+    }
+
+    /// Finishes a password change interrupted between its two puts in an object-locked
+    /// repository: `kopia.blobcfg` already under `new_password`'s key, `kopia.repository` still
+    /// under `old_password`'s. Writes the format blob under the new key and returns that key;
+    /// refuses (changing nothing) when the repository is not in that state.
+    pub fn finish_password_change(
+        st: &dyn BlobStorage,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<Vec<u8>> {
+        let not_interrupted = |why: &str| {
+            RepoError::Invalid(format!("no interrupted password change to finish: {why}"))
+        };
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        let blob = RepositoryBlob::parse(&bytes)?;
+        let old_key = blob.derive_format_key(old_password)?;
+        let config = match blob.decrypt_config(&old_key) {
+            Ok(c) => c,
+            Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
+            Err(e) => return Err(e.into()),
+        };
+        check_supported(&config)?;
+        let cfg_bytes = read_optional(st, BLOBCFG_BLOB_ID)?
+            .ok_or_else(|| not_interrupted("kopia.blobcfg is absent"))?;
+        if blob.decode_blobcfg(&cfg_bytes, &old_key).is_ok() {
+            return Err(not_interrupted(
+                "kopia.blobcfg opens with the current password",
+            ));
+        }
+        let new_key = blob.derive_format_key(new_password)?;
+        let blob_config = blob
+            .decode_blobcfg(&cfg_bytes, &new_key)
+            .map_err(|_| not_interrupted("kopia.blobcfg is not under the new password either"))?;
+        let new_blob = blob.rewrap_config(&old_key, &new_key)?;
+        let put = PutOptions {
+            retention_mode: non_empty(&blob_config.retention_mode),
+            retention_period: retention(&blob_config),
+            ..PutOptions::default()
+        };
+        st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+        Ok(new_key)
+    }
+
     /// Whether index blobs are managed by the epoch manager (`x` blobs); otherwise by the
     /// legacy index manager (`n` blobs, compaction logs `m`, cleanup blobs `l`).
     pub fn uses_epoch_manager(&self) -> bool {

@@ -1,14 +1,15 @@
-//! `index ls`.
+//! `index ls | recover | epoch list`.
 
 use anyhow::Result;
 use serde_json::json;
 
 use super::Context;
-use crate::app::IndexCommand;
+use crate::app::{IndexCommand, IndexEpochCommand};
 
 pub fn run(ctx: &Context, cmd: IndexCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     match cmd {
+        IndexCommand::Epoch(IndexEpochCommand::List) => epoch_list(&repo),
         IndexCommand::Recover {
             blob_prefixes,
             blobs,
@@ -117,6 +118,67 @@ fn recover(
     } else {
         eprintln!(
             "Found {recovered} contents to recover from {processed} blobs, but not committed. Re-run with --commit"
+        );
+    }
+    Ok(())
+}
+
+/// Kopia's `index epoch list`: the write epoch, then from it down to the first epoch not in a
+/// range checkpoint the uncompacted index blobs and single-epoch compactions of each, then
+/// the range checkpoints.
+fn epoch_list(repo: &kopr_repo::Repository) -> Result<()> {
+    use super::format_timestamp;
+    use crate::units;
+    use kopr_blob::BlobMetadata;
+    if !repo.format().uses_epoch_manager() {
+        anyhow::bail!("epoch manager is not active");
+    }
+    let snap = repo
+        .contents()
+        .epochs()
+        .current()
+        .map_err(|e| anyhow::anyhow!(e).context("unable to determine current epoch"))?;
+    let total = |b: &[BlobMetadata]| units::bytes(b.iter().map(|m| m.length as i64).sum());
+    println!("Current Epoch: {}", snap.write_epoch);
+    if let Some(t) = snap.epoch_start_time.get(&snap.write_epoch) {
+        println!("Epoch Started  {}", format_timestamp(*t));
+    }
+    let first = snap.range_checkpoints.last().map_or(0, |c| c.max_epoch + 1);
+    let mut e = snap.write_epoch;
+    while e >= first {
+        if let Some(blobs) = snap.uncompacted.get(&e).filter(|b| !b.is_empty()) {
+            let min = blobs.iter().map(|b| b.timestamp).min().unwrap_or_default();
+            let max = blobs.iter().map(|b| b.timestamp).max().unwrap_or_default();
+            // Go's Duration.Round(time.Second).
+            let span = chrono::Duration::seconds(((max - min).num_milliseconds() + 500) / 1000);
+            println!(
+                "{e} {} ... {}, {} blobs, {}, span {}",
+                format_timestamp(min),
+                format_timestamp(max),
+                blobs.len(),
+                total(blobs),
+                units::duration(span)
+            );
+        }
+        if let Some(secs) = snap.single_epoch_compactions.get(&e) {
+            if let Some(first_blob) = secs.first() {
+                println!(
+                    "{e}: {} single-epoch {} blobs, {}",
+                    format_timestamp(first_blob.timestamp),
+                    secs.len(),
+                    total(secs)
+                );
+            }
+        }
+        e -= 1;
+    }
+    for cs in &snap.range_checkpoints {
+        println!(
+            "{}-{}: range, {} blobs, {}",
+            cs.min_epoch,
+            cs.max_epoch,
+            cs.blobs.len(),
+            total(&cs.blobs)
         );
     }
     Ok(())

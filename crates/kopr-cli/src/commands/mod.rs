@@ -3,8 +3,11 @@
 pub mod benchmark;
 mod blob;
 mod content;
+mod extra;
 mod index;
+mod logs;
 mod maintenance;
+mod manifest;
 #[cfg(unix)]
 mod mount;
 mod policy;
@@ -31,6 +34,8 @@ pub struct Context {
     pub config_path: PathBuf,
     /// `--password` or the environment.
     pub password: Option<String>,
+    /// `--dangerous-commands=enabled` (or its environment variable).
+    pub dangerous_commands: bool,
 }
 
 impl Context {
@@ -43,6 +48,12 @@ impl Context {
         Ok(Context {
             config_path: config::config_path(cli.config_file.as_deref())?,
             password,
+            dangerous_commands: cli
+                .dangerous_commands
+                .clone()
+                .or_else(|| std::env::var("KOPR_DANGEROUS_COMMANDS").ok())
+                .or_else(|| std::env::var("KOPIA_DANGEROUS_COMMANDS").ok())
+                .is_some_and(|v| v == "enabled"),
         })
     }
 
@@ -110,16 +121,47 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Benchmark(c) = cli.command {
         return benchmark::run(c);
     }
+    if let Command::Completion { shell } = cli.command {
+        use clap::CommandFactory as _;
+        let mut out = std::io::stdout().lock();
+        clap_complete::generate(shell, &mut Cli::command(), "kopr", &mut out);
+        return Ok(());
+    }
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
-        Command::Benchmark(_) => unreachable!("handled above"),
+        Command::Benchmark(_) | Command::Completion { .. } => unreachable!("handled above"),
         Command::Repository(c) => repository::run(&ctx, *c),
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
-        Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Maintenance(c) => maintenance::run(&ctx, c),
+        Command::Manifest(c) => manifest::run(&ctx, c),
+        Command::Logs(c) => logs::run(&ctx, c),
+        Command::Cache(c) => extra::cache(&ctx, c),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Restore {
+            source,
+            target,
+            overwrite,
+            restore_owners,
+            skip_owners,
+            ignore_errors,
+        } => snapshot::run(
+            &ctx,
+            crate::app::SnapshotCommand::Restore {
+                source,
+                target,
+                overwrite,
+                restore_owners,
+                skip_owners,
+                ignore_errors,
+            },
+        ),
+        Command::Diff { first, second } => {
+            snapshot::run(&ctx, crate::app::SnapshotCommand::Diff { first, second })
+        }
+        Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
         Command::Ls {
             object_path,
             long,
@@ -203,4 +245,157 @@ pub fn format_timestamp(ts: chrono::DateTime<chrono::Utc>) -> String {
         return ts.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     }
     local.format("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
+/// Refuses a command that can corrupt the repository unless `--dangerous-commands=enabled`
+/// was given, with Kopia's warning.
+pub fn require_dangerous(ctx: &Context) -> Result<()> {
+    if ctx.dangerous_commands {
+        return Ok(());
+    }
+    eprintln!(
+        "\nThis command is dangerous, it can corrupt the repository and result in data loss.\n\n\
+         Running this command is not needed for using Kopia. Instead, rely on periodic repository maintenance. \
+         See https://kopia.io/docs/advanced/maintenance/ for more information.\n\
+         To run this command despite the warning, set --dangerous-commands=enabled\n"
+    );
+    bail!("dangerous commands are disabled")
+}
+
+/// Kopia's `--json` list: `[`, then the items separated by `,` and a new line, then `]`.
+pub struct JsonList {
+    on: bool,
+    separator: &'static str,
+}
+
+impl JsonList {
+    /// Starts a list (prints nothing unless `on`).
+    pub fn begin(on: bool, out: &mut dyn std::io::Write) -> Result<JsonList> {
+        if on {
+            write!(out, "[")?;
+        }
+        Ok(JsonList {
+            on,
+            separator: "\n ",
+        })
+    }
+
+    /// One item.
+    pub fn emit(&mut self, out: &mut dyn std::io::Write, v: &impl serde::Serialize) -> Result<()> {
+        write!(out, "{}{}", self.separator, serde_json::to_string(v)?)?;
+        self.separator = ",\n ";
+        Ok(())
+    }
+
+    /// Ends the list.
+    pub fn end(self, out: &mut dyn std::io::Write) -> Result<()> {
+        if self.on {
+            writeln!(out, "\n]")?;
+        }
+        Ok(())
+    }
+}
+
+/// JSON text indented by two spaces per level as Go's `json.Indent` does, keys and values kept
+/// as they are (empty objects and arrays stay `{}` and `[]`).
+pub fn go_json_indent(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = src.trim().chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Kopia's `session list`: the live write sessions (those whose marker blobs are present),
+/// oldest first.
+fn session_list(ctx: &Context) -> Result<()> {
+    use std::io::Write;
+    let (_, repo) = ctx.open_repository()?;
+    let mut sessions: Vec<_> = repo
+        .contents()
+        .active_sessions()
+        .context("error listing sessions")?
+        .into_values()
+        .collect();
+    sessions.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
+    let mut out = std::io::stdout().lock();
+    for s in sessions {
+        writeln!(
+            out,
+            "{} {}@{} {} {}",
+            s.id,
+            s.user,
+            s.host,
+            format_timestamp(s.start_time),
+            format_timestamp(s.checkpoint_time)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_json_indent;
+
+    #[test]
+    fn json_is_indented_as_gos_json_indent() {
+        // What Go's json.Indent(dst, src, "", "  ") gives for the same input.
+        let src = r#"{"a":[],"b":{"c":1,"d":"x,y:{\"}"},"e":[1,{}],"f":null}"#;
+        let want = "{\n  \"a\": [],\n  \"b\": {\n    \"c\": 1,\n    \"d\": \"x,y:{\\\"}\"\n  },\n  \"e\": [\n    1,\n    {}\n  ],\n  \"f\": null\n}";
+        assert_eq!(go_json_indent(src), want);
+        assert_eq!(go_json_indent(" [ ] "), "[]");
+        assert_eq!(go_json_indent("\"s\""), "\"s\"");
+    }
 }

@@ -1,5 +1,6 @@
 //! `repository create | connect | disconnect | status`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
@@ -72,6 +73,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             Ok(())
         }
         RepositoryCommand::Status(args) => status(ctx, args),
+        RepositoryCommand::ChangePassword { new_password } => change_password(ctx, new_password),
     }
 }
 
@@ -137,6 +139,77 @@ fn new_password(ctx: &Context) -> Result<String> {
         bail!("passwords don't match");
     }
     Ok(p1)
+}
+
+/// `repository change-password`: re-wraps the format under the new password, then persists
+/// it and the key derived from it beside the config, as `repository connect` does.
+fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
+    let new = match flag
+        .or_else(|| std::env::var("KOPR_NEW_PASSWORD").ok())
+        .or_else(|| std::env::var("KOPIA_NEW_PASSWORD").ok())
+    {
+        Some(p) => p,
+        None => {
+            if !std::io::stdin().is_terminal() {
+                bail!("new password required: use --new-password or set KOPR_NEW_PASSWORD (or KOPIA_NEW_PASSWORD)");
+            }
+            let p1 = rpassword::prompt_password("Enter new password: ")
+                .context("cannot read password")?;
+            let p2 = rpassword::prompt_password("Re-enter new password for verification: ")
+                .context("cannot read password")?;
+            if p1 != p2 {
+                bail!("passwords don't match");
+            }
+            p1
+        }
+    };
+    if new.is_empty() {
+        bail!("the new password must not be empty");
+    }
+    let (unique_id, key) = match ctx.open_repository() {
+        Ok((cfg, repo)) => {
+            if cfg.read_only {
+                return Err(super::ReadOnlyConnection.into());
+            }
+            let fm = repo.format();
+            let key = fm
+                .change_password(repo.storage().as_ref(), &new)
+                .context("unable to change password")?;
+            eprintln!("NOTE: Repository password has been changed.");
+            (fm.repository_blob.unique_id.clone(), key)
+        }
+        // An object-locked repository whose change was interrupted between its two writes:
+        // running the same command again finishes it.
+        Err(e)
+            if e.chain()
+                .any(|c| c.to_string() == "unable to decrypt kopia.blobcfg") =>
+        {
+            let cfg = ConnectionConfig::load(&ctx.config_path)?;
+            if cfg.read_only {
+                return Err(super::ReadOnlyConnection.into());
+            }
+            let st = storage::open(&cfg.storage)?;
+            let old = ctx.password("Enter current password: ", true)?;
+            let key = kopr_repo::format_manager::FormatManager::finish_password_change(
+                st.as_ref(),
+                &old,
+                &new,
+            )
+            .map_err(|e2| anyhow::anyhow!(e2).context(e.to_string()))?;
+            eprintln!("NOTE: Finished the interrupted password change.");
+            let blob = kopr_format::repository_blob::RepositoryBlob::parse(&st.get_blob(
+                REPOSITORY_BLOB_ID,
+                0,
+                None,
+            )?)?;
+            (blob.unique_id, key)
+        }
+        Err(e) => return Err(e),
+    };
+    config::save_password(&ctx.config_path, &new).context("unable to persist password")?;
+    use kopr_repo::format_manager::FormatKeyCache as _;
+    config::FileKeyCache::new(&ctx.config_path).store(&unique_id, &new, &key);
+    Ok(())
 }
 
 fn create_repository(

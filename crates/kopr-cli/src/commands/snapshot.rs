@@ -59,6 +59,9 @@ fn ts(nanos: i64) -> String {
 pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     match cmd {
+        SnapshotCommand::Pin { ids, add, remove } => {
+            super::extra::pin(&cfg, &repo, &ids, &add, &remove)
+        }
         SnapshotCommand::Create {
             sources,
             description,

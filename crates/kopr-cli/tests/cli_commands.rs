@@ -1,0 +1,921 @@
+//! Drives the real `kopr` binary through the commands users reach for when something is wrong
+//! (`repository change-password`, `manifest`, `blob show | delete`, `session list`, `index epoch
+//! list`, `logs`, `cache`, `snapshot pin`, the top-level aliases, `completion`) and checks what
+//! each one did to the repository, not only its exit status.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kopr_testkit::cli::{one_error_line, Kopr, PASSWORD};
+use kopr_testkit::fixtures::Fixture;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kopr");
+
+/// A temporary directory with a repository, a config and a small source tree snapshotted once.
+struct Env {
+    dir: tempfile::TempDir,
+    repo: PathBuf,
+    src: PathBuf,
+    k: Kopr,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("a.txt"), b"hello kopr\n").unwrap();
+        std::fs::write(
+            src.join("sub/b.bin"),
+            kopr_testkit::random_bytes(7, 300_000),
+        )
+        .unwrap();
+        let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
+        k.create_filesystem(&repo);
+        Env { dir, repo, src, k }
+    }
+
+    fn snapshot(&self) -> String {
+        let out = self
+            .k
+            .ok(&["snapshot", "create", self.src.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    fn blob_file(&self, id: &str) -> PathBuf {
+        self.repo.join(format!("{id}.f"))
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Restores `id` with `k` into a new directory and compares it with `src`, byte for byte.
+fn assert_restores(k: &Kopr, id: &str, src: &Path, into: &Path) {
+    k.ok(&["snapshot", "restore", id, into.to_str().unwrap()]);
+    for rel in ["a.txt", "sub/b.bin"] {
+        assert_eq!(
+            std::fs::read(src.join(rel)).unwrap(),
+            std::fs::read(into.join(rel)).unwrap(),
+            "{rel} restored differently"
+        );
+    }
+}
+
+#[test]
+fn change_password_reopens_with_the_new_one_only_and_keeps_every_snapshot() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let key_file = PathBuf::from(format!("{}.kopr-key", e.k.cfg().display()));
+    let key_before = std::fs::read(&key_file).expect("derived key remembered at create");
+    let blobcfg_before = std::fs::metadata(e.blob_file("kopia.blobcfg"))
+        .unwrap()
+        .len();
+
+    let err =
+        e.k.ok_stderr(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    assert!(
+        err.contains("NOTE: Repository password has been changed."),
+        "{err}"
+    );
+
+    // The old password is refused, the new one opens and every snapshot restores.
+    let old = e.k.run(&["snapshot", "ls"]);
+    assert!(
+        one_error_line(&old).contains("invalid repository password"),
+        "{}",
+        stderr(&old)
+    );
+    let newk = e.k.clone().with_password("n3w-pw");
+    assert!(newk.ok(&["snapshot", "ls", "-m"]).contains(&id));
+    assert_restores(&newk, &id, &e.src, &e.dir.path().join("r1"));
+    // Written again under the new key, same size (same plaintext).
+    assert_eq!(
+        std::fs::metadata(e.blob_file("kopia.blobcfg"))
+            .unwrap()
+            .len(),
+        blobcfg_before
+    );
+
+    // The persisted password and the remembered key are the new ones: with no password given
+    // the connection opens, and the key file changed.
+    let out =
+        e.k.cmd(&["snapshot", "ls", "-m"])
+            .env_remove("KOPR_PASSWORD")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_after = std::fs::read(&key_file).unwrap();
+    assert_ne!(key_before, key_after);
+
+    // Reconnecting from scratch with the new password works; with the old one it does not.
+    e.k.ok(&["repository", "disconnect"]);
+    let path = e.repo.to_str().unwrap();
+    let bad =
+        e.k.run(&["repository", "connect", "filesystem", "--path", path]);
+    assert!(one_error_line(&bad).contains("invalid repository password"));
+    newk.ok(&["repository", "connect", "filesystem", "--path", path]);
+    assert_restores(&newk, &id, &e.src, &e.dir.path().join("r2"));
+
+    // And back again: a second change works from the new password.
+    newk.ok(&["repository", "change-password", "--new-password", PASSWORD]);
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r3"));
+}
+
+#[test]
+fn change_password_reads_the_environment_and_refuses_no_password() {
+    let e = Env::new();
+    let out = e.k.run(&["repository", "change-password"]);
+    assert!(one_error_line(&out).contains("new password required"));
+    let out =
+        e.k.cmd(&["repository", "change-password"])
+            .env("KOPIA_NEW_PASSWORD", "from-env")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    e.k.clone()
+        .with_password("from-env")
+        .ok(&["snapshot", "ls"]);
+}
+
+/// A crash at each step of the change leaves a repository that one of the two passwords opens
+/// with every snapshot intact.
+#[test]
+fn change_password_interrupted_at_each_write_loses_nothing() {
+    for crash_after in 1..=2 {
+        let e = Env::new();
+        let id = e.snapshot();
+        let out =
+            e.k.cmd(&["repository", "change-password", "--new-password", "n3w-pw"])
+                .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", crash_after.to_string())
+                .output()
+                .unwrap();
+        assert!(!out.status.success(), "the hook must have fired");
+        assert!(
+            stderr(&out).contains(&format!("abort after blob write {crash_after}")),
+            "{}",
+            stderr(&out)
+        );
+        // After the first write (kopia.repository) the blobcfg is still absent, which means
+        // what it said (no retention); after the second it is back.
+        assert_eq!(e.blob_file("kopia.blobcfg").exists(), crash_after == 2);
+        let newk = e.k.clone().with_password("n3w-pw");
+        let old = e.k.run(&["snapshot", "ls"]);
+        assert!(one_error_line(&old).contains("invalid repository password"));
+        assert_restores(&newk, &id, &e.src, &e.dir.path().join("r"));
+        newk.ok(&["snapshot", "verify"]);
+        // The interrupted run persisted nothing: with no password given, the old persisted one
+        // is tried and refused; the remembered key does not open the repository either.
+        let out =
+            e.k.cmd(&["snapshot", "ls"])
+                .env_remove("KOPR_PASSWORD")
+                .output()
+                .unwrap();
+        assert!(one_error_line(&out).contains("invalid repository password"));
+    }
+}
+
+#[test]
+fn change_password_is_refused_for_format_version_1_and_changes_nothing() {
+    let Some(fx) = Fixture::load("format-v1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let before = std::fs::read(repo.join("kopia.repository.f")).unwrap();
+    let out = k.run(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("password changes are not supported"),
+        "{line}"
+    );
+    assert_eq!(
+        before,
+        std::fs::read(repo.join("kopia.repository.f")).unwrap()
+    );
+    k.ok(&["snapshot", "ls", "--all"]);
+}
+
+/// `manifest list` lines: `ID LENGTH DATE TIME ZONE type:T labels...`.
+fn manifest_lines(k: &Kopr, args: &[&str]) -> Vec<(String, String)> {
+    let mut a = vec!["manifest", "list"];
+    a.extend_from_slice(args);
+    k.ok(&a)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ty = f.iter().find(|w| w.starts_with("type:")).unwrap();
+            (f[0].to_string(), ty.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn manifest_list_show_and_delete_on_snapshots_and_policies() {
+    let e = Env::new();
+    let s1 = e.snapshot();
+    let s2 = e.snapshot();
+    e.k.ok(&[
+        "policy",
+        "set",
+        e.src.to_str().unwrap(),
+        "--keep-latest",
+        "5",
+    ]);
+
+    let all = manifest_lines(&e.k, &[]);
+    let types: Vec<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "type:snapshot").count(), 2);
+    assert_eq!(types.iter().filter(|t| **t == "type:policy").count(), 2); // global + the path
+    let snaps = manifest_lines(&e.k, &["--filter", "type:snapshot"]);
+    assert_eq!(
+        snaps.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        vec![s1.clone(), s2.clone()],
+        "oldest first"
+    );
+    let pols = manifest_lines(&e.k, &["--filter=type:policy", "--sort=policyType"]);
+    assert_eq!(pols.len(), 2);
+    let text = e.k.ok(&[
+        "manifest",
+        "list",
+        "--filter=type:policy",
+        "--sort=policyType",
+    ]);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains("policyType:global"),
+        "global sorts before path: {text}"
+    );
+
+    // JSON: Kopia's list of entry metadata, fields in its order.
+    let json =
+        e.k.ok(&["manifest", "list", "--json", "--filter", "type:snapshot"]);
+    assert!(json.starts_with("[\n {\"id\":\""), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["id"], s1.as_str());
+    assert_eq!(v[1]["labels"]["type"], "snapshot");
+    let line1 = json.lines().nth(1).unwrap();
+    let (i, l, lb, m) = (
+        line1.find("\"id\"").unwrap(),
+        line1.find("\"length\"").unwrap(),
+        line1.find("\"labels\"").unwrap(),
+        line1.find("\"mtime\"").unwrap(),
+    );
+    assert!(i < l && l < lb && lb < m, "{line1}");
+
+    // show: the header lines, then the payload indented, which is the snapshot.
+    let shown = e.k.ok(&["manifest", "show", &s1]);
+    assert!(
+        shown.starts_with(&format!("// id: {s1}\n// length: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("// label type:snapshot\n"));
+    let body: String = shown
+        .lines()
+        .filter(|l| !l.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snap["source"]["path"], e.src.to_str().unwrap());
+    assert!(body.contains("\n  \"source\": {\n    \"host\": "), "{body}");
+    let length: usize = shown.lines().nth(1).unwrap()["// length: ".len()..]
+        .parse()
+        .unwrap();
+    let compact = serde_json::to_string(&snap).unwrap();
+    assert!(length >= compact.len() - 16, "length is the payload's");
+    let bad =
+        e.k.run(&["manifest", "show", "0123456789abcdef0123456789abcdef"]);
+    assert!(one_error_line(&bad).contains("error getting metadata"));
+
+    // delete is refused without --dangerous-commands=enabled and changes nothing ...
+    let refused = e.k.run(&["manifest", "delete", &s1]);
+    assert!(one_error_line(&refused).contains("dangerous commands are disabled"));
+    assert_eq!(
+        manifest_lines(&e.k, &["--filter", "type:snapshot"]).len(),
+        2
+    );
+    // ... and with it the snapshot is gone from `snapshot ls`, the other one still restores.
+    e.k.ok(&["--dangerous-commands=enabled", "manifest", "rm", &s1]);
+    let ls = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert!(!ls.contains(&s1) && ls.contains(&s2), "{ls}");
+    assert_restores(&e.k, &s2, &e.src, &e.dir.path().join("r"));
+    // A policy manifest too: the path's policy goes, `policy show` falls back to global.
+    let path_policy = &manifest_lines(&e.k, &["--filter=policyType:path"])[0].0;
+    let out =
+        e.k.cmd(&["manifest", "delete", path_policy])
+            .env("KOPIA_DANGEROUS_COMMANDS", "enabled")
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(manifest_lines(&e.k, &["--filter=policyType:path"]).is_empty());
+    assert_eq!(manifest_lines(&e.k, &["--filter=type:policy"]).len(), 1);
+}
+
+/// Every blob file of a filesystem repository by blob id (the shard directories joined).
+fn blob_files(repo: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, prefix: &str, out: &mut std::collections::BTreeMap<String, PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &format!("{prefix}{name}"), out);
+            } else if let Some(stem) = name.strip_suffix(".f") {
+                out.insert(format!("{prefix}{stem}"), e.path());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(repo, "", &mut out);
+    out
+}
+
+fn set_age_days(path: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86400);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(t).unwrap();
+}
+
+#[test]
+fn blob_show_prints_raw_and_decrypted_blobs_of_kopias_repository() {
+    let Some(fx) = Fixture::load("default") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let files = blob_files(&repo);
+
+    // Raw: the stored bytes.
+    let out = k
+        .cmd(&["blob", "show", "kopia.repository"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        std::fs::read(&files["kopia.repository"]).unwrap()
+    );
+
+    // A log blob decrypts to a gzip stream; an epoch index blob to Kopia's index (v2 magic).
+    let log_id = files.keys().find(|k| k.starts_with("_log")).unwrap();
+    let raw = k.cmd(&["blob", "show", log_id]).output().unwrap().stdout;
+    assert_eq!(raw, std::fs::read(&files[log_id]).unwrap());
+    let plain = k
+        .cmd(&["blob", "cat", "--decrypt", log_id])
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_eq!(&plain.stdout[..2], &[0x1f, 0x8b], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&plain.stdout[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(
+        text.lines().next().unwrap().starts_with('{'),
+        "JSON lines: {text}"
+    );
+
+    let x_id = files.keys().find(|k| k.starts_with("xn")).unwrap();
+    let x = k
+        .cmd(&["blob", "show", "--decrypt", x_id])
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", stderr(&x));
+    assert_eq!(x.stdout[0], 2, "index v2 starts with its version byte");
+
+    // A damaged blob does not decrypt: one error line.
+    let mut bytes = std::fs::read(&files[log_id]).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&files[log_id], bytes).unwrap();
+    let bad = k.run(&["blob", "show", "--decrypt", log_id]);
+    assert!(one_error_line(&bad).contains("error decrypting blob"));
+    let missing = k.run(&["blob", "show", "pdoesnotexist"]);
+    assert!(one_error_line(&missing).contains("error reading blob"));
+}
+
+#[test]
+fn blob_delete_and_gc_remove_only_what_they_should() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();
+    use kopr_blob::BlobStorage as _;
+    let opts = kopr_blob::PutOptions::default();
+    // Orphaned packs: one old (of a dead session), one young; and an old stray blob to delete.
+    let old = "p0123456789abcdef0123456789abcdef-s0123456789abcdef";
+    let young = "q0123456789abcdef0123456789abcdee-s0123456789abcdef";
+    for b in [old, young, "zstray"] {
+        st.put_blob(b, b"not a real pack", &opts).unwrap();
+    }
+    let files = blob_files(&e.repo);
+    set_age_days(&files[old], 3);
+    let used_packs: Vec<String> = files
+        .keys()
+        .filter(|k| {
+            (k.starts_with('p') || k.starts_with('q')) && k.as_str() != old && k.as_str() != young
+        })
+        .cloned()
+        .collect();
+    assert!(!used_packs.is_empty());
+
+    // Both refused without --dangerous-commands=enabled.
+    for args in [&["blob", "delete", "zstray"][..], &["blob", "gc"][..]] {
+        let out = e.k.run(args);
+        assert!(one_error_line(&out).contains("dangerous commands are disabled"));
+    }
+    assert!(blob_files(&e.repo).contains_key("zstray"));
+
+    let dk = |args: &[&str]| {
+        let mut a = vec!["--dangerous-commands=enabled"];
+        a.extend_from_slice(args);
+        e.k.ok_stderr(&a)
+    };
+    dk(&["blob", "rm", "zstray"]);
+    assert!(!blob_files(&e.repo).contains_key("zstray"));
+
+    // Dry run: names the old orphan only, deletes nothing.
+    let log = dk(&["blob", "gc"]);
+    assert!(log.contains(&format!("unreferenced {old}")), "{log}");
+    assert!(!log.contains(young), "{log}");
+    assert!(
+        log.contains("Found 1 unreferenced pack blobs to delete"),
+        "{log}"
+    );
+    assert!(log.contains("Pass --delete=yes to delete."), "{log}");
+    assert!(blob_files(&e.repo).contains_key(old));
+
+    // --delete=yes: the old orphan goes, the young one and every used pack stay.
+    let log = dk(&["blob", "gc", "--delete=yes"]);
+    assert!(log.contains("Deleted total 1 unreferenced blobs"), "{log}");
+    let after = blob_files(&e.repo);
+    assert!(!after.contains_key(old) && after.contains_key(young));
+    for p in &used_packs {
+        assert!(after.contains_key(p), "{p} was in use");
+    }
+    // With --safety=none the young one goes too; the snapshot still verifies and restores.
+    dk(&["blob", "gc", "--delete=yes", "--safety=none", "--prefix=q"]);
+    assert!(!blob_files(&e.repo).contains_key(young));
+    e.k.ok(&["snapshot", "verify"]);
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+}
+
+#[test]
+fn session_list_names_the_live_sessions_of_interrupted_snapshots() {
+    let e = Env::new();
+    assert_eq!(e.k.ok(&["session", "list"]), "");
+    // A snapshot killed right after its first write (its session marker) leaves a live session.
+    let out =
+        e.k.cmd(&["snapshot", "create", e.src.to_str().unwrap()])
+            .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", "1")
+            .output()
+            .unwrap();
+    let err = stderr(&out);
+    let marker = err
+        .split("abort after blob write 1: ")
+        .nth(1)
+        .expect("the hook fired")
+        .trim();
+    assert!(marker.starts_with('s'), "{err}");
+    let sid = marker.rsplit('-').next().unwrap();
+    let list = e.k.ok(&["session", "ls"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 1, "{list}");
+    let f: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(f[0], sid);
+    assert!(f[1].contains('@'), "{list}");
+    assert_eq!(f.len(), 8, "ID USER@HOST START(3) CHECKPOINT(3): {list}");
+    // Once the marker is gone, so is the session.
+    e.k.ok(&["--dangerous-commands=enabled", "blob", "delete", marker]);
+    assert_eq!(e.k.ok(&["session", "list"]), "");
+}
+
+#[test]
+fn index_epoch_list_counts_the_epochs_index_blobs() {
+    let e = Env::new();
+    e.snapshot();
+    e.snapshot();
+    let x: Vec<(String, u64)> = blob_files(&e.repo)
+        .into_iter()
+        .filter(|(id, _)| id.starts_with("xn0_"))
+        .map(|(id, p)| (id, std::fs::metadata(p).unwrap().len()))
+        .collect();
+    assert!(!x.is_empty());
+    let total: u64 = x.iter().map(|(_, l)| l).sum();
+    let out = e.k.ok(&["index", "epoch", "list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Current Epoch: 0", "{out}");
+    let epoch0 = lines
+        .iter()
+        .find(|l| l.starts_with("0 "))
+        .expect("epoch 0 line");
+    assert!(
+        epoch0.contains(&format!(
+            ", {} blobs, {}, span ",
+            x.len(),
+            kopr_format::units::bytes(total as i64)
+        )),
+        "{out}"
+    );
+    assert!(epoch0.contains(" UTC ... "), "{out}");
+
+    if let Some(fx) = Fixture::load("format-v1") {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = fx.copy_repo(&dir.path().join("repo"));
+        let k = Kopr::new(BIN, &dir.path().join("c")).with_password(&fx.expected.password);
+        k.ok(&[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+        ]);
+        let out = k.run(&["index", "epoch", "list"]);
+        assert!(one_error_line(&out).contains("epoch manager is not active"));
+    }
+}
+
+#[test]
+fn logs_list_show_and_cleanup_read_kopias_own_logs() {
+    let Some(fx) = Fixture::load("default") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = fx.copy_repo(&dir.path().join("repo"));
+    let k =
+        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
+    k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+    ]);
+    let logs: Vec<String> = blob_files(&repo)
+        .into_keys()
+        .filter(|id| id.starts_with("_log_"))
+        .collect();
+    assert_eq!(logs.len(), 8);
+
+    // One line per session: ID START DURATION SIZE SEGMENTS, the session id from the blob name.
+    let list = k.ok(&["logs", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 8, "{list}");
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(
+            logs.iter()
+                .any(|b| b.starts_with(&format!("_log_{}_", f[0]))),
+            "{l}"
+        );
+        assert_eq!(f[3], "UTC");
+        assert_eq!(f[f.len() - 1], "1", "one segment each: {l}");
+    }
+    assert!(list.contains(" 1s 9.7 KB 1\n"), "{list}");
+    let two = k.run(&["logs", "list", "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&two.stdout).lines().count(), 2);
+    assert!(stderr(&two).contains("NOTE: Listed 2/8 log sessions, pass --all to show all."));
+
+    // show ID: the decrypted, gunzipped JSON lines of that session.
+    let id = "20261130035211_3ac1";
+    let out = k.run(&["logs", "show", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() > 10, "{text}");
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(
+            v["t"].as_str().unwrap().starts_with("2026-11-30T03:52:1"),
+            "{l}"
+        );
+    }
+    // No arguments: only the latest session; --all: every one.
+    let latest = k.run(&["logs", "show"]);
+    assert!(stderr(&latest).contains("Showing the latest log ("));
+    let all = k.ok(&["logs", "show", "--all"]);
+    assert!(all.len() > text.len() && all.contains(&text));
+    assert!(all.len() > latest.stdout.len());
+    let none = k.run(&["logs", "show", "nosuchsession"]);
+    assert!(one_error_line(&none).contains("no logs found"));
+
+    // cleanup: --dry-run deletes nothing, then the 3 newest are kept.
+    let dry = k.ok_stderr(&["logs", "cleanup", "--max-count=3", "--dry-run"]);
+    assert!(dry.contains("Would delete 5 logs."), "{dry}");
+    assert_eq!(k.ok(&["logs", "list"]).lines().count(), 8);
+    let done = k.ok_stderr(&["logs", "cleanup", "--max-count=3"]);
+    assert!(done.contains("Deleted 5 logs."), "{done}");
+    assert_eq!(k.ok(&["logs", "list"]).lines().count(), 3);
+    assert_eq!(
+        blob_files(&repo)
+            .keys()
+            .filter(|b| b.starts_with("_log"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn snapshot_pin_keeps_a_snapshot_from_expiring_until_unpinned() {
+    let e = Env::new();
+    let src = e.src.to_str().unwrap();
+    let ids: Vec<String> = (0..3).map(|_| e.snapshot()).collect();
+    // Pinning by manifest id gives the snapshot a new manifest id, as Kopia.
+    let log = e.k.ok_stderr(&[
+        "snapshot", "pin", &ids[0], "--add", "keep-me", "--add", "legal",
+    ]);
+    assert!(log.contains("Updating snapshot at "), "{log}");
+    let after = e.k.ok(&["snapshot", "ls", "-m", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&after).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 3);
+    let pinned: Vec<&serde_json::Value> = arr.iter().filter(|m| m["pins"].is_array()).collect();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!(pinned[0]["pins"], serde_json::json!(["keep-me", "legal"]));
+    let pinned_id = pinned[0]["id"].as_str().unwrap().to_string();
+    assert!(!ids.contains(&pinned_id));
+    // Again: no change.
+    let again =
+        e.k.ok_stderr(&["snapshot", "pin", &pinned_id, "--add", "legal"]);
+    assert!(again.contains("No change for snapshot at "), "{again}");
+    let none = e.k.run(&["snapshot", "pin", &pinned_id]);
+    assert!(one_error_line(&none).contains("must specify --add and/or --remove"));
+
+    // Retention keeping only the latest deletes the middle snapshot, not the pinned one.
+    e.k.ok(&[
+        "policy",
+        "set",
+        src,
+        "--keep-latest",
+        "1",
+        "--keep-hourly",
+        "0",
+        "--keep-daily",
+        "0",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+        "--keep-annual",
+        "0",
+    ]);
+    e.k.ok(&["snapshot", "expire", src, "--delete"]);
+    let left = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert!(
+        left.contains(&pinned_id) && left.contains(&ids[2]),
+        "{left}"
+    );
+    assert!(!left.contains(&ids[1]), "{left}");
+
+    // Unpin by root object id (the same tree: every snapshot of it), then it expires.
+    let root = pinned[0]["rootEntry"]["obj"].as_str().unwrap().to_string();
+    e.k.ok(&[
+        "snapshot", "pin", &root, "--remove", "keep-me", "--remove", "legal",
+    ]);
+    e.k.ok(&["snapshot", "expire", src, "--delete"]);
+    let left = e.k.ok(&["snapshot", "ls", "-m"]);
+    assert_eq!(
+        left.lines().filter(|l| l.contains(" k")).count(),
+        1,
+        "{left}"
+    );
+    assert!(left.contains(&ids[2]), "{left}");
+    let bad = e.k.run(&["snapshot", "pin", "k0123", "--add", "x"]);
+    assert!(one_error_line(&bad).contains("no snapshots matched k0123"));
+}
+
+#[test]
+fn cache_info_and_clear_work_on_the_connections_cache_directory() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let path = e.k.ok(&["cache", "info", "--path"]);
+    let dir = PathBuf::from(path.trim());
+    let n_index = std::fs::read_dir(dir.join("indexes")).unwrap().count();
+    assert!(n_index > 0);
+    let info = e.k.run(&["cache", "info"]);
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "{}: {n_index} files ",
+            dir.join("indexes").display()
+        )),
+        "{text}"
+    );
+    assert!(stderr(&info).contains("kopr cache clear"));
+
+    let log = e.k.ok_stderr(&["cache", "clear", "--partial", "indexes"]);
+    assert!(log.contains(&format!(
+        "Clearing cache directory: {}.",
+        dir.join("indexes").display()
+    )));
+    assert_eq!(std::fs::read_dir(dir.join("indexes")).unwrap().count(), 0);
+    // The repository still opens (from storage) and refills the cache.
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+    assert!(std::fs::read_dir(dir.join("indexes")).unwrap().count() > 0);
+    e.k.ok(&["cache", "clear"]);
+    assert!(dir.is_dir());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    // A cache directory holding anything that is not a cache is left alone.
+    std::fs::write(dir.join("precious.txt"), b"mine").unwrap();
+    let out = e.k.run(&["cache", "clear"]);
+    assert!(one_error_line(&out).contains("refusing to clear"));
+    assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"mine");
+}
+
+#[test]
+fn top_level_restore_diff_and_list_are_the_snapshot_commands() {
+    let e = Env::new();
+    let a = e.snapshot();
+    std::fs::write(e.src.join("new.txt"), b"added").unwrap();
+    let b = e.snapshot();
+    let into = e.dir.path().join("r");
+    e.k.ok(&["restore", &a, into.to_str().unwrap()]);
+    assert_eq!(std::fs::read(into.join("a.txt")).unwrap(), b"hello kopr\n");
+    assert!(!into.join("new.txt").exists());
+    let diff = e.k.ok(&["diff", &a, &b]);
+    assert_eq!(diff, e.k.ok(&["snapshot", "diff", &a, &b]));
+    assert!(diff.contains("new.txt"), "{diff}");
+    assert_eq!(e.k.ok(&["compare", &a, &b]), diff);
+    let list = e.k.ok(&["list", &b]);
+    assert_eq!(list, e.k.ok(&["ls", &b]));
+    assert!(list.contains("new.txt"), "{list}");
+}
+
+#[test]
+fn completion_scripts_complete_kopias_commands_in_a_real_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kopr::new(BIN, &dir.path().join("c"));
+    let script = dir.path().join("kopr.bash");
+    std::fs::write(&script, k.ok(&["completion", "bash"])).unwrap();
+    // What bash offers after `kopr repository ch<TAB>` and `kopr manifest <TAB>`.
+    // bash calls the function with the command, the word being completed and the one before.
+    let complete = |words: &str, cword: usize| {
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+             _kopr kopr \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", &prog])
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ch = complete("kopr repository ch", 2);
+    assert_eq!(ch.trim(), "change-password", "{ch}");
+    let manifest = complete("kopr manifest ''", 2);
+    for sub in ["list", "show", "delete"] {
+        assert!(manifest.lines().any(|l| l == sub), "{manifest}");
+    }
+    let zsh = k.ok(&["completion", "zsh"]);
+    assert!(zsh.starts_with("#compdef kopr"), "{}", &zsh[..40]);
+    assert!(zsh.contains("change-password"));
+    assert!(k.ok(&["completion", "fish"]).contains("complete -c kopr"));
+    let bad = k.run(&["completion", "tcsh"]);
+    assert!(!bad.status.success());
+}
+
+/// Name, size and modification time of every file under `dir`.
+fn tree_state(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out: Vec<_> = blob_files(dir)
+        .into_values()
+        .map(|p| {
+            let md = std::fs::metadata(&p).unwrap();
+            (p, md.len(), md.modified().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_new_writing_commands_change_nothing_over_a_read_only_connection() {
+    let e = Env::new();
+    let id = e.snapshot();
+    // An orphan old enough for `blob gc`, and a log-like blob for `logs cleanup`.
+    let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();
+    use kopr_blob::BlobStorage as _;
+    let orphan = "p0123456789abcdef0123456789abcdef-s0123456789abcdef";
+    st.put_blob(orphan, b"x", &kopr_blob::PutOptions::default())
+        .unwrap();
+    set_age_days(&blob_files(&e.repo)[orphan], 3);
+    e.k.ok(&["repository", "disconnect"]);
+    let path = e.repo.to_str().unwrap();
+    e.k.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        path,
+        "--readonly",
+    ]);
+    let before = tree_state(&e.repo);
+    let key_file = PathBuf::from(format!("{}.kopr-key", e.k.cfg().display()));
+    let key_before = std::fs::read(&key_file).ok();
+    let d = "--dangerous-commands=enabled";
+    for args in [
+        &["repository", "change-password", "--new-password", "n3w-pw"][..],
+        &[d, "manifest", "delete", &id],
+        &[d, "blob", "delete", orphan],
+        &[d, "blob", "gc", "--delete=yes"],
+        &["snapshot", "pin", &id, "--add", "x"],
+        &["logs", "cleanup", "--max-count=0"],
+    ] {
+        let out = e.k.run(args);
+        let line = one_error_line(&out);
+        assert!(line.contains("read-only"), "{args:?}: {line}");
+    }
+    assert_eq!(
+        before,
+        tree_state(&e.repo),
+        "nothing in the repository changed"
+    );
+    assert_eq!(key_before, std::fs::read(&key_file).ok());
+    assert_restores(&e.k, &id, &e.src, &e.dir.path().join("r"));
+}
+
+/// With object lock, `kopia.blobcfg` is never absent, so a crash between the two writes leaves
+/// it under the new key and the format blob under the old one; running the same command again
+/// finishes the change (and a wrong new password changes nothing).
+#[test]
+fn an_interrupted_change_of_an_object_locked_repository_is_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
+    k.ok(&[
+        "repository",
+        "create",
+        "filesystem",
+        "--path",
+        repo.to_str().unwrap(),
+        "--format-block-key-derivation-algorithm",
+        "testing-only-insecure",
+        "--retention-mode",
+        "COMPLIANCE",
+        "--retention-period",
+        "48h",
+    ]);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"hello kopr\n").unwrap();
+    std::fs::write(src.join("sub/b.bin"), kopr_testkit::random_bytes(3, 1000)).unwrap();
+    let out = k.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
+    let id = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = k
+        .cmd(&["repository", "change-password", "--new-password", "n3w-pw"])
+        .env("KOPR_TEST_CRASH_AFTER_BLOB_WRITES", "1")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("abort after blob write 1: kopia.blobcfg"),
+        "{}",
+        stderr(&out)
+    );
+    let newk = k.clone().with_password("n3w-pw");
+    // Neither password opens it: the old one opens the format blob but not kopia.blobcfg.
+    let out = k.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&out).contains("unable to decrypt kopia.blobcfg"));
+    let out = newk.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&out).contains("invalid repository password"));
+    let format_before = std::fs::read(repo.join("kopia.repository.f")).unwrap();
+    let wrong = k.run(&["repository", "change-password", "--new-password", "other"]);
+    assert!(one_error_line(&wrong).contains("no interrupted password change to finish"));
+    assert_eq!(
+        format_before,
+        std::fs::read(repo.join("kopia.repository.f")).unwrap()
+    );
+
+    let log = k.ok_stderr(&["repository", "change-password", "--new-password", "n3w-pw"]);
+    assert!(
+        log.contains("NOTE: Finished the interrupted password change."),
+        "{log}"
+    );
+    let old = k.run(&["snapshot", "ls"]);
+    assert!(one_error_line(&old).contains("invalid repository password"));
+    assert_restores(&newk, &id, &src, &dir.path().join("r"));
+    let status = newk.ok(&["repository", "status", "--json"]);
+    assert!(status.contains("COMPLIANCE"), "retention kept: {status}");
+}
