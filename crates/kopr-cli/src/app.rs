@@ -217,6 +217,9 @@ pub struct MaintenanceSetArgs {
     /// Override list parallelism.
     #[arg(long = "list-parallelism")]
     pub list_parallelism: Option<i64>,
+    /// kopr only: full maintenance empties packs more than this percent unused (100: never).
+    #[arg(long = "max-unused-percent", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_unused_percent: Option<u32>,
 }
 
 /// `manifest …`

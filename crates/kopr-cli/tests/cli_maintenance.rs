@@ -315,3 +315,34 @@ fn dirs_cache(cfg: &Path) -> Option<std::path::PathBuf> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg).ok()?).ok()?;
     Some(v["caching"]["cacheDirectory"].as_str()?.into())
 }
+
+#[test]
+fn max_unused_percent_is_set_shown_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, _, _) = setup(tmp.path());
+    let (info, _) = ok(&cfg, &["maintenance", "info"]);
+    assert!(info.contains("Packs more unused than: 5% "), "{info}");
+    let (_, set) = ok(&cfg, &["maintenance", "set", "--max-unused-percent=20"]);
+    assert!(
+        set.contains("Setting max unused percent of packs to 20."),
+        "{set}"
+    );
+    let (info, _) = ok(&cfg, &["maintenance", "info"]);
+    assert!(info.contains("Packs more unused than: 20% "), "{info}");
+    let (json, _) = ok(&cfg, &["maintenance", "info", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["koprMaxUnusedPercent"], 20, "{v:#}");
+    let (x, _) = ok(&cfg, &["maintenance", "explain"]);
+    assert!(
+        x.contains("Packs with live contents are emptied once more than 20% unused."),
+        "{x}"
+    );
+    for bad in ["--max-unused-percent=101", "--max-unused-percent=lots"] {
+        let out = kopr(&cfg, &["maintenance", "set", bad]);
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("max-unused-percent"), "{err}");
+    }
+    let (info, _) = ok(&cfg, &["maintenance", "info"]);
+    assert!(info.contains("Packs more unused than: 20% "), "{info}");
+}

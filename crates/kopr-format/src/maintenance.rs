@@ -140,7 +140,19 @@ pub struct MaintenanceParams {
     /// Listing parallelism override (0 = default).
     #[serde(rename = "listParallelism", default)]
     pub list_parallelism: i64,
+    /// kopr only (Kopia ignores the field, and drops it when it rewrites the manifest): the
+    /// full content rewrite empties packs whose unused share of packed bytes exceeds this
+    /// percentage; `None` means [`DEFAULT_MAX_UNUSED_PERCENT`], 100 disables the rule.
+    #[serde(
+        rename = "koprMaxUnusedPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_unused_percent: Option<u32>,
 }
+
+/// The default of [`MaintenanceParams::max_unused_percent`] (restic's `--max-unused`).
+pub const DEFAULT_MAX_UNUSED_PERCENT: u32 = 5;
 
 impl MaintenanceParams {
     /// Kopia's defaults: quick every hour, full every 24 hours, both enabled, no owner.
@@ -158,7 +170,15 @@ impl MaintenanceParams {
             log_retention: LogRetention::kopia_default(),
             extend_object_locks: false,
             list_parallelism: 0,
+            max_unused_percent: None,
         }
+    }
+
+    /// The effective unused share (percent) above which a pack is rewritten; 100 = never.
+    pub fn effective_max_unused_percent(&self) -> u32 {
+        self.max_unused_percent
+            .unwrap_or(DEFAULT_MAX_UNUSED_PERCENT)
+            .min(100)
     }
 }
 
@@ -282,6 +302,27 @@ mod tests {
         );
         let back: MaintenanceParams = serde_json::from_str(&j).unwrap();
         assert_eq!(back, p);
+        assert_eq!(back.effective_max_unused_percent(), 5);
+    }
+
+    #[test]
+    fn max_unused_percent_is_an_extra_field_kopia_ignores() {
+        let p = MaintenanceParams {
+            max_unused_percent: Some(20),
+            ..MaintenanceParams::kopia_default()
+        };
+        let j = serde_json::to_string(&p).unwrap();
+        assert!(
+            j.ends_with(r#""listParallelism":0,"koprMaxUnusedPercent":20}"#),
+            "{j}"
+        );
+        let back: MaintenanceParams = serde_json::from_str(&j).unwrap();
+        assert_eq!(back.effective_max_unused_percent(), 20);
+        let over = MaintenanceParams {
+            max_unused_percent: Some(250),
+            ..MaintenanceParams::kopia_default()
+        };
+        assert_eq!(over.effective_max_unused_percent(), 100);
     }
 
     #[test]

@@ -83,6 +83,10 @@ fn info(repo: &Repository, json: bool) -> Result<()> {
     if p.list_parallelism != 0 {
         println!("List parallelism: {}", p.list_parallelism);
     }
+    println!(
+        "Packs more unused than: {}% (rewritten by full maintenance)",
+        p.effective_max_unused_percent()
+    );
     println!("Recent Maintenance Runs:");
     for (task, runs) in &s.runs {
         println!("  {task}:");
@@ -171,6 +175,11 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
         p.list_parallelism = n;
         changed = true;
         eprintln!("Setting list parallelism to {n}.");
+    }
+    if let Some(n) = a.max_unused_percent {
+        p.max_unused_percent = Some(n);
+        changed = true;
+        eprintln!("Setting max unused percent of packs to {n}.");
     }
     if let Some(o) = &a.owner {
         p.owner = if o == "me" {
@@ -338,6 +347,10 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
         println!("Full maintenance: disabled (nothing is collected until it is enabled)");
     }
     println!("Successful snapshot GC runs on record: {}", x.gc_runs);
+    println!(
+        "Packs with live contents are emptied once more than {}% unused.",
+        x.max_unused_percent
+    );
     if !x.deleted_snapshots.is_empty() {
         println!("Deleted snapshots:");
         for d in &x.deleted_snapshots {
@@ -375,11 +388,20 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
             println!("  ... {} blobs in all", x.packs.len());
         }
         for p in x.packs.iter().take(50) {
+            let rewrite = p
+                .rewrite_at
+                .map(|t| format!(", live contents copied out {}", when(Some(t), now)))
+                .unwrap_or_default();
             println!(
-                "  {} {} {:?} -> {}",
+                "  {} {} {:?} ({:.1}% unused{rewrite}) -> {}",
                 p.blob_id,
                 units::bytes(p.bytes as i64),
                 p.rule,
+                if p.live_contents == 0 {
+                    100.0
+                } else {
+                    p.unused_percent
+                },
                 when(p.earliest_deletion, now)
             );
         }

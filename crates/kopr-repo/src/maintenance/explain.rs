@@ -7,9 +7,14 @@
 //! `MinContentAgeSubjectToGC` are marked by the next GC, forgotten once two GC runs more than
 //! `MarginBetweenSnapshotGC` apart have passed (minus `DropContentFromIndexExtraMargin`), and
 //! their packs are deleted once nothing else in them is referenced and they are older than
-//! `BlobDeleteMinAge` (and not part of a live session).
+//! `BlobDeleteMinAge` (and not part of a live session). A pack that also holds live contents
+//! leaves once its unused share exceeds the `max-unused-percent` parameter: the full rewrite
+//! of the cycle that marks enough of it copies its live contents out (when the previous
+//! rewrite's orphans have been deleted), that cycle skips blob deletion
+//! (`MinRewriteToOrphanDeletionDelay`), and the first deleting cycle after the garbage is
+//! forgotten deletes the pack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use kopr_format::maintenance::RunInfo;
@@ -19,8 +24,11 @@ use serde::Serialize;
 
 use super::blobs::{retention, Retention};
 use super::gc::find_in_use_contents;
+use super::rewrite::exceeds_unused_share;
 use super::safety::SafetyParameters;
-use super::{chrono_dur, find_safe_drop_time, params, schedule, task};
+use super::{
+    chrono_dur, find_safe_drop_time, next_blob_delete_time, params, schedule, should_rewrite, task,
+};
 use crate::error::Result;
 use crate::repository::Repository;
 use crate::session::SESSION_PREFIX;
@@ -45,8 +53,12 @@ pub enum Rule {
     SessionExpirationAge,
     /// Written after the maintenance run would start.
     NewerThanMaintenanceStart,
-    /// The pack also holds contents live snapshots use: it stays until a rewrite empties it.
+    /// The pack also holds contents live snapshots use, and too few unused ones for the
+    /// rewrite of partly unused packs: it stays until its unused share grows.
     SharesPackWithLiveContents,
+    /// The pack also holds live contents but is unused beyond `max-unused-percent`: a full
+    /// rewrite copies them out, then the pack leaves with its forgotten garbage.
+    PartlyUnusedRewrite,
     /// Full maintenance is disabled or not scheduled.
     FullMaintenanceDisabled,
 }
@@ -76,8 +88,13 @@ impl Rule {
             ),
             Rule::NewerThanMaintenanceStart => "written after maintenance would start".into(),
             Rule::SharesPackWithLiveContents => {
-                "the pack also holds contents that live snapshots use; it leaves only after a content rewrite moves them".into()
+                "the pack also holds contents that live snapshots use and is not unused beyond max-unused-percent; it leaves only after a content rewrite moves them".into()
             }
+            Rule::PartlyUnusedRewrite => format!(
+                "unused beyond max-unused-percent: a full rewrite copies its live contents out (when the previous rewrite's orphans are deleted), the garbage is forgotten (RequireTwoGCCycles) and the pack deleted at a later cycle (MinRewriteToOrphanDeletionDelay {}, BlobDeleteMinAge {})",
+                d(s.min_rewrite_to_orphan_deletion_delay),
+                d(s.blob_delete_min_age)
+            ),
             Rule::FullMaintenanceDisabled => {
                 "full maintenance is disabled: nothing is collected".into()
             }
@@ -97,6 +114,11 @@ pub struct PackFate {
     pub garbage_bytes: u64,
     /// Contents in it that live snapshots use.
     pub live_contents: u64,
+    /// Share of its packed bytes that no live snapshot uses, in percent (0 for blobs no
+    /// index references).
+    pub unused_percent: f64,
+    /// When a full rewrite copies its live contents out (partly unused packs only).
+    pub rewrite_at: Option<DateTime<Utc>>,
     /// What keeps it now.
     pub rule: Rule,
     /// The earliest time it can leave storage (`None`: not by the simulated schedule).
@@ -158,6 +180,9 @@ pub struct Explanation {
     pub full_enabled: bool,
     /// Full cycle interval.
     pub full_interval: String,
+    /// Packs with live contents more unused than this (percent of packed bytes) are emptied
+    /// by the full rewrite (100: never).
+    pub max_unused_percent: u32,
     /// When the next full cycle is due.
     pub next_full_cycle: Option<DateTime<Utc>>,
     /// Successful GC runs on record.
@@ -179,6 +204,9 @@ struct Plan<'a> {
     safety: &'a SafetyParameters,
     history: &'a [RunInfo],
     cycles: Vec<DateTime<Utc>>,
+    /// Whether each cycle deletes blobs (a cycle whose rewrite moved contents waits
+    /// `MinRewriteToOrphanDeletionDelay`); cycles past its end do.
+    deletes: Vec<bool>,
 }
 
 impl Plan<'_> {
@@ -216,8 +244,14 @@ impl Plan<'_> {
     /// The first cycle at or after `from` that may delete a blob written at `ts`.
     fn blob_cycle(&self, ts: DateTime<Utc>, from: usize) -> Option<usize> {
         (from..self.cycles.len()).find(|&k| {
-            self.cycles[k] + Duration::seconds(1) - ts >= self.safety.blob_delete_min_age
+            self.deletes.get(k).copied().unwrap_or(true)
+                && self.cycles[k] + Duration::seconds(1) - ts >= self.safety.blob_delete_min_age
         })
+    }
+
+    /// The first cycle at or after `from` that deletes blobs.
+    fn deleting_cycle(&self, from: usize) -> Option<usize> {
+        (from..self.cycles.len()).find(|&k| self.deletes.get(k).copied().unwrap_or(true))
     }
 
     fn at(&self, k: Option<usize>) -> Option<DateTime<Utc>> {
@@ -229,10 +263,96 @@ impl Plan<'_> {
 struct PackAgg {
     garbage: u64,
     live: u64,
+    /// Packed bytes of its live contents.
+    live_bytes: u64,
+    /// The newest live content's timestamp (the rewrite moves only old enough ones).
+    newest_live: i64,
+    /// Garbage by the cycle that marks it (`usize::MAX`: not within the schedule): bytes and
+    /// the cycle that forgets it.
+    by_mark: BTreeMap<usize, (u64, Option<Option<usize>>)>,
     /// The latest cycle at which one of its garbage contents is forgotten, and why.
     worst: Option<(Option<usize>, Rule)>,
     /// Whether some garbage in it survives a cycle started now.
     not_now: bool,
+}
+
+/// The later of two cycles, `None` (never) being the latest.
+fn later_cycle(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    }
+}
+
+impl PackAgg {
+    fn packed(&self) -> u64 {
+        self.garbage + self.live_bytes
+    }
+
+    /// The first cycle whose rewrite may empty this pack: enough of its garbage is marked to
+    /// exceed `max_unused` and its live contents are older than `RewriteMinAge`.
+    fn ready_cycle(&self, plan: &Plan<'_>, max_unused: u32) -> Option<usize> {
+        if self.live == 0 || self.garbage == 0 {
+            return None;
+        }
+        let mut marked = 0;
+        for (&k, &(bytes, _)) in &self.by_mark {
+            if k == usize::MAX {
+                return None;
+            }
+            marked += bytes;
+            if exceeds_unused_share(marked, self.packed(), max_unused) {
+                return (k..plan.cycles.len()).find(|&j| {
+                    plan.cycles[j].timestamp() - self.newest_live
+                        >= plan.safety.rewrite_min_age.num_seconds()
+                });
+            }
+        }
+        None
+    }
+
+    /// The cycle at which the garbage marked by cycle `k` is all forgotten.
+    fn forgotten_by(&self, k: usize) -> Option<usize> {
+        self.by_mark
+            .range(..=k)
+            .map(|(_, (_, d))| d.flatten())
+            .try_fold(0, |acc, d| d.map(|d| acc.max(d)))
+    }
+}
+
+/// Replays the full rewrite's gate on the simulated cycles: a cycle rewrites the packs that
+/// are ready when the previous rewrite's orphans have been deleted, and deletes blobs unless
+/// its rewrite moved contents less than `MinRewriteToOrphanDeletionDelay` ago. Returns the
+/// rewrite cycle of each pack and which cycles delete blobs.
+fn simulate_rewrites<'p>(
+    plan: &Plan<'_>,
+    sched: &kopr_format::maintenance::Schedule,
+    mut ready: Vec<(usize, &'p str)>,
+) -> (HashMap<&'p str, usize>, Vec<bool>) {
+    let safety = plan.safety;
+    ready.sort();
+    let mut pending = !should_rewrite(sched, &[task::REWRITE_FULL], safety);
+    let mut blocked_until = next_blob_delete_time(sched, safety);
+    let mut at = HashMap::new();
+    let mut deletes = Vec::with_capacity(plan.cycles.len());
+    let mut next = 0;
+    for (k, &c) in plan.cycles.iter().enumerate() {
+        let due = next < ready.len() && ready[next].0 <= k;
+        if due && (!pending || safety.min_rewrite_to_orphan_deletion_delay.is_zero()) {
+            while next < ready.len() && ready[next].0 <= k {
+                at.insert(ready[next].1, k);
+                next += 1;
+            }
+            pending = true;
+            blocked_until = Some(c + safety.min_rewrite_to_orphan_deletion_delay);
+        }
+        let d = blocked_until.is_none_or(|t| c >= t);
+        if d {
+            pending = false;
+        }
+        deletes.push(d);
+    }
+    (at, deletes)
 }
 
 fn cycles_from(first: DateTime<Utc>, interval: Duration) -> Vec<DateTime<Utc>> {
@@ -266,28 +386,29 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     } else {
         Vec::new()
     };
-    let plan = Plan {
+    let mut plan = Plan {
         safety,
         history: &history,
         cycles: scheduled,
+        deletes: Vec::new(),
     };
+    let max_unused = params.effective_max_unused_percent();
     let (used, _) = find_in_use_contents(repo)?;
     let now_plan = Plan {
         safety,
         history: &history,
         cycles: vec![now],
+        deletes: Vec::new(),
     };
 
     // Walk the index once: per pack, its live contents and the last of its garbage to go.
     let mut packs: HashMap<String, PackAgg> = HashMap::new();
     repo.contents().for_each_committed(true, &mut |e| {
-        if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) {
-            packs.entry(e.pack_blob_id.clone()).or_default().live += 1;
-            return Ok(());
-        }
         let agg = packs.entry(e.pack_blob_id.clone()).or_default();
-        if used.contains(&e.content_id) {
+        if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) || used.contains(&e.content_id) {
             agg.live += 1;
+            agg.live_bytes += u64::from(e.packed_length);
+            agg.newest_live = agg.newest_live.max(e.timestamp_seconds);
             return Ok(());
         }
         agg.garbage += u64::from(e.packed_length);
@@ -298,8 +419,8 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             now_plan.marking_cycle(ts).is_some() && now_plan.drop_cycle(now, 0).is_some()
         };
         agg.not_now |= !dropped_now;
-        let (drop, rule) = if e.deleted {
-            (plan.drop_cycle(ts, 0), Rule::RequireTwoGcCycles)
+        let (mark, drop, rule) = if e.deleted {
+            (Some(0), plan.drop_cycle(ts, 0), Rule::RequireTwoGcCycles)
         } else {
             let rule = if now - ts < safety.min_content_age_subject_to_gc {
                 Rule::MinContentAgeSubjectToGc
@@ -307,8 +428,14 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
                 Rule::AwaitingNextGc
             };
             let k = plan.marking_cycle(ts);
-            (k.and_then(|k| plan.drop_cycle(plan.cycles[k], k)), rule)
+            (k, k.and_then(|k| plan.drop_cycle(plan.cycles[k], k)), rule)
         };
+        let m = agg.by_mark.entry(mark.unwrap_or(usize::MAX)).or_default();
+        m.0 += u64::from(e.packed_length);
+        m.1 = Some(match m.1 {
+            None => drop,
+            Some(d) => later_cycle(d, drop),
+        });
         let later = match &agg.worst {
             None => true,
             Some((w, _)) => match (w, drop) {
@@ -334,6 +461,12 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         .map(|b| (b.id.clone(), (b.length, b.timestamp)))
         .collect();
     let sessions = repo.contents().active_sessions()?;
+    let ready: Vec<(usize, &str)> = packs
+        .iter()
+        .filter_map(|(id, a)| Some((a.ready_cycle(&plan, max_unused)?, id.as_str())))
+        .collect();
+    let (rewrite_at, deletes) = simulate_rewrites(&plan, &sched, ready);
+    plan.deletes = deletes;
     let mut out_packs = Vec::new();
     for (id, agg) in &packs {
         let Some((drop, rule)) = agg.worst else {
@@ -342,8 +475,16 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         let Some(&(bytes, written)) = sizes.get(id) else {
             continue;
         };
+        let rewritten = rewrite_at.get(id.as_str()).copied();
         let (rule, earliest) = if !params.full.enabled {
             (Rule::FullMaintenanceDisabled, None)
+        } else if let Some(kr) = rewritten {
+            // the rewrite's own cycle waits MinRewriteToOrphanDeletionDelay (blob_cycle
+            // skips it); garbage marked later was copied out with the live contents
+            let k = agg
+                .forgotten_by(kr)
+                .and_then(|d| plan.blob_cycle(written, d.max(kr)));
+            (Rule::PartlyUnusedRewrite, plan.at(k))
         } else if agg.live > 0 {
             (Rule::SharesPackWithLiveContents, None)
         } else {
@@ -355,6 +496,12 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             bytes,
             garbage_bytes: agg.garbage,
             live_contents: agg.live,
+            unused_percent: if agg.packed() == 0 {
+                0.0
+            } else {
+                agg.garbage as f64 * 100.0 / agg.packed() as f64
+            },
+            rewrite_at: rewritten.and_then(|k| plan.at(Some(k))),
             rule,
             earliest_deletion: earliest,
         });
@@ -370,7 +517,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             (Rule::FullMaintenanceDisabled, None)
         } else {
             match retention(&bm, cutoff, &sessions, safety) {
-                None => (Rule::BlobDeleteMinAge, plan.at(Some(0))),
+                None => (Rule::BlobDeleteMinAge, plan.at(plan.deleting_cycle(0))),
                 Some(Retention::AfterCutoff) => (Rule::NewerThanMaintenanceStart, plan.at(Some(1))),
                 Some(Retention::BelowMinAge { until }) => (
                     Rule::BlobDeleteMinAge,
@@ -387,6 +534,8 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             bytes: bm.length,
             garbage_bytes: 0,
             live_contents: 0,
+            unused_percent: 0.0,
+            rewrite_at: None,
             rule,
             earliest_deletion: earliest,
         });
@@ -422,15 +571,25 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     let mut full_cycle_now = Reclaimable::default();
     let mut none_now = Reclaimable::default();
     let now_cutoff = now + Duration::seconds(1);
+    // a pack with live contents goes in one cycle only when its rewrite may run now and the
+    // deletion need not wait for it (`--safety=none`: every unused content counts)
+    let rewrite_now = should_rewrite(&sched, &[task::REWRITE_FULL], safety)
+        && safety.min_rewrite_to_orphan_deletion_delay.is_zero();
     for p in &out_packs {
-        if p.live_contents > 0 || p.rule == Rule::NewerThanMaintenanceStart {
+        let agg = packs.get(&p.blob_id);
+        let partly = agg.is_some_and(|a| exceeds_unused_share(a.garbage, a.packed(), max_unused));
+        if (p.live_contents > 0 && !partly) || p.rule == Rule::NewerThanMaintenanceStart {
             continue;
         }
         none_now.blobs += 1;
         none_now.bytes += p.bytes;
-        let ok = match packs.get(&p.blob_id) {
+        let ok = match agg {
             Some(a) => {
                 !a.not_now
+                    && (a.live == 0
+                        || (rewrite_now
+                            && now.timestamp() - a.newest_live
+                                >= safety.rewrite_min_age.num_seconds()))
                     && sizes
                         .get(&p.blob_id)
                         .is_some_and(|x| now_cutoff - x.1 >= safety.blob_delete_min_age)
@@ -449,6 +608,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         safety: safety.name().to_string(),
         full_enabled: params.full.enabled,
         full_interval: kopr_format::units::duration(interval),
+        max_unused_percent: max_unused,
         next_full_cycle: params.full.enabled.then_some(next_full),
         gc_runs: history.len(),
         deleted_snapshots,

@@ -293,8 +293,21 @@ impl Cycle<'_> {
             );
             return Ok(());
         }
+        // kopr's partly-unused rule belongs to the full rewrite only: a quick cycle runs no GC.
+        let max_unused = if name == task::REWRITE_FULL {
+            self.params.effective_max_unused_percent()
+        } else {
+            100
+        };
         self.task(name, Some(RewriteContentsStats::KIND), |c| {
-            rewrite::rewrite_short_packs(c.repo, prefix, only_prefixed, &c.safety, c.obs)
+            rewrite::rewrite_short_packs(
+                c.repo,
+                prefix,
+                only_prefixed,
+                max_unused,
+                &c.safety,
+                c.obs,
+            )
         })?;
         Ok(())
     }

@@ -4,6 +4,11 @@
 //! Only prefixes with at least two short packs holding live contents are rewritten (one
 //! short pack has nothing to merge with). Deleted contents stay where they are: they leave
 //! with their pack once they are dropped, and copying them would restart their clock.
+//!
+//! kopr also empties *partly unused* packs (restic's `--max-unused`): a pack whose contents
+//! marked deleted make up more than `max_unused_percent` of its packed bytes has its live
+//! contents copied out, so that once the deleted ones are dropped nothing references the pack
+//! and blob deletion removes it under the usual safety rules. Nothing is ever deleted here.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -34,24 +39,63 @@ pub struct RewriteStats {
     pub retained_content_count: u64,
     /// Their packed bytes.
     pub retained_content_size: u64,
+    /// kopr only: the unused share (percent) above which a pack was emptied (100: never).
+    pub max_unused_percent: u32,
+    /// kopr only: packs chosen because their unused share exceeded it.
+    pub partly_unused_pack_count: u64,
+    /// kopr only: the unused (deleted) packed bytes in those packs.
+    pub partly_unused_pack_unused_size: u64,
+    /// kopr only: contents of those packs written anew (included in the rewritten counts).
+    pub partly_unused_rewritten_content_count: u64,
+    /// kopr only: their packed bytes.
+    pub partly_unused_rewritten_content_size: u64,
 }
 
 #[derive(Default, Clone, Copy)]
 struct PackSummary {
     total: u64,
+    deleted: u64,
     live: u64,
+}
+
+/// Whether a pack with `unused` of `total` packed bytes unused exceeds `max_unused_percent`
+/// (never at 100 or more).
+pub fn exceeds_unused_share(unused: u64, total: u64, max_unused_percent: u32) -> bool {
+    max_unused_percent < 100
+        && total > 0
+        && u128::from(unused) * 100 > u128::from(total) * u128::from(max_unused_percent)
+}
+
+/// The contents to move and why their packs were chosen.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Live contents of the chosen packs, by pack and offset.
+    pub entries: Vec<IndexEntry>,
+    /// Packs chosen for their unused share, with their unused packed bytes.
+    pub partly_unused: HashMap<String, u64>,
 }
 
 /// The live contents of short packs whose blob id starts with `pack_prefix` (all packs when
 /// empty), restricted to prefixed content ids when `only_prefixed`.
-///
-/// Two passes over the index: pack sizes first, then the contents of the chosen packs, so
-/// memory holds one summary per pack and only the contents that will move.
 pub fn contents_in_short_packs(
     repo: &Repository,
     pack_prefix: &str,
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
+    Ok(select_contents(repo, pack_prefix, only_prefixed, 100)?.entries)
+}
+
+/// The live contents of short packs (see [`contents_in_short_packs`]) and of packs whose
+/// deleted contents exceed `max_unused_percent` of their packed bytes.
+///
+/// Two passes over the index: pack sizes first, then the contents of the chosen packs, so
+/// memory holds one summary per pack and only the contents that will move.
+pub fn select_contents(
+    repo: &Repository,
+    pack_prefix: &str,
+    only_prefixed: bool,
+    max_unused_percent: u32,
+) -> Result<Selection> {
     let max = u64::from(repo.format().config.effective_max_pack_size());
     let threshold = max * SHORT_PACK_THRESHOLD_PERCENT / 100;
     let mut packs: HashMap<String, PackSummary> = HashMap::new();
@@ -65,7 +109,9 @@ pub fn contents_in_short_packs(
                 None => packs.entry(e.pack_blob_id.clone()).or_default(),
             };
             p.total += u64::from(e.packed_length);
-            if !e.deleted && (!only_prefixed || e.content_id.has_prefix()) {
+            if e.deleted {
+                p.deleted += u64::from(e.packed_length);
+            } else if !only_prefixed || e.content_id.has_prefix() {
                 p.live += 1;
             }
             Ok(())
@@ -79,15 +125,21 @@ pub fn contents_in_short_packs(
                 .push(id.clone());
         }
     }
-    let chosen: HashSet<String> = by_prefix
+    let mut chosen: HashSet<String> = by_prefix
         .into_values()
         .filter(|v| v.len() >= 2)
         .flatten()
         .collect();
+    let partly_unused: HashMap<String, u64> = packs
+        .iter()
+        .filter(|(_, p)| p.live > 0 && exceeds_unused_share(p.deleted, p.total, max_unused_percent))
+        .map(|(id, p)| (id.clone(), p.deleted))
+        .collect();
+    chosen.extend(partly_unused.keys().cloned());
     drop(packs);
     let mut out = Vec::new();
     if chosen.is_empty() {
-        return Ok(out);
+        return Ok(Selection::default());
     }
     repo.contents()
         .for_each_committed(false, &mut |e: &IndexEntry| {
@@ -101,21 +153,41 @@ pub fn contents_in_short_packs(
             .cmp(&b.pack_blob_id)
             .then(a.pack_offset.cmp(&b.pack_offset))
     });
-    Ok(out)
+    Ok(Selection {
+        entries: out,
+        partly_unused,
+    })
 }
 
-/// Rewrites the live contents of short packs (see the module docs) and flushes.
+/// Rewrites the live contents of short packs and of packs more than `max_unused_percent`
+/// unused (see the module docs; 100 disables that rule) and flushes.
 pub fn rewrite_short_packs(
     repo: &Repository,
     pack_prefix: &str,
     only_prefixed: bool,
+    max_unused_percent: u32,
     safety: &SafetyParameters,
     obs: &dyn Observer,
 ) -> Result<RewriteStats> {
     obs.log("Rewriting contents from short packs...");
     let now = repo.contents().clock().now().timestamp();
-    let mut st = RewriteStats::default();
-    let candidates = contents_in_short_packs(repo, pack_prefix, only_prefixed)?;
+    let mut st = RewriteStats {
+        max_unused_percent,
+        ..Default::default()
+    };
+    let Selection {
+        entries: candidates,
+        partly_unused,
+    } = select_contents(repo, pack_prefix, only_prefixed, max_unused_percent)?;
+    st.partly_unused_pack_count = partly_unused.len() as u64;
+    st.partly_unused_pack_unused_size = partly_unused.values().sum();
+    if !partly_unused.is_empty() {
+        obs.log(&format!(
+            "Found {} packs more than {max_unused_percent}% unused ({} unused)",
+            partly_unused.len(),
+            kopr_format::units::bytes(st.partly_unused_pack_unused_size as i64)
+        ));
+    }
     // Group by pack, keeping only contents old enough to move.
     let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
     for e in candidates {
@@ -146,20 +218,26 @@ pub fn rewrite_short_packs(
         let (round, tail) = rest.split_at(take);
         rest = tail;
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Result<(u64, u64)>> = std::thread::scope(|scope| {
+        let results: Vec<Result<[u64; 4]>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers.min(round.len()))
                 .map(|_| {
-                    scope.spawn(|| -> Result<(u64, u64)> {
-                        let mut done = (0, 0);
+                    scope.spawn(|| -> Result<[u64; 4]> {
+                        let mut done = [0; 4];
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(g) = round.get(i) else {
                                 return Ok(done);
                             };
-                            done.0 += repo
+                            let n = repo
                                 .contents()
                                 .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
-                            done.1 += g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
+                            let bytes = g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
+                            done[0] += n;
+                            done[1] += bytes;
+                            if partly_unused.contains_key(&g[0].pack_blob_id) {
+                                done[2] += n;
+                                done[3] += bytes;
+                            }
                         }
                     })
                 })
@@ -176,9 +254,11 @@ pub fn rewrite_short_packs(
                 .collect()
         });
         for r in results {
-            let (count, bytes) = r?;
+            let [count, bytes, unused_count, unused_bytes] = r?;
             st.rewritten_content_count += count;
             st.rewritten_content_size += bytes;
+            st.partly_unused_rewritten_content_count += unused_count;
+            st.partly_unused_rewritten_content_size += unused_bytes;
         }
         repo.contents().flush()?;
     }
