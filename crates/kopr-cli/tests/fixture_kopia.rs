@@ -297,6 +297,28 @@ fn check_fixture(name: &str, kopia_text: bool) {
             js["volume"]["capacity"].as_u64().is_some_and(|c| c > 0),
             "{js}"
         );
+        // `snapshot ls --json` carries Kopia's `retentionReason` and `storageStats`.
+        let ls: serde_json::Value = serde_json::from_str(&o.kopr.ok(&[
+            "snapshot",
+            "ls",
+            "--all",
+            "--json",
+            "--storage-stats",
+        ]))
+        .expect("json");
+        let ls = ls.as_array().expect("array");
+        assert_eq!(ls.len(), live.len(), "{name}");
+        for m in ls {
+            assert!(m["retentionReason"].is_array(), "{name}: {m}");
+            assert!(
+                m["storageStats"]["newData"]["packedContentBytes"].is_u64(),
+                "{m}"
+            );
+            assert!(
+                m["storageStats"]["runningTotal"]["contents"].is_u64(),
+                "{m}"
+            );
+        }
         let mi: serde_json::Value =
             serde_json::from_str(&o.kopr.ok(&["maintenance", "info", "--json"])).expect("json");
         assert_eq!(mi["owner"], format!("{user}@{host}").as_str(), "{mi}");

@@ -181,15 +181,41 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
             }
             // Retention still sees every snapshot; only the listing hides checkpoints.
             let shown = |m: &SnapshotManifest| incomplete || m.incomplete_reason.is_empty();
-            if as_json {
-                let shown: Vec<&SnapshotManifest> = list.iter().filter(|m| shown(m)).collect();
-                println!("{}", serde_json::to_string_pretty(&shown)?);
-                return Ok(());
-            }
             let mut by_source: std::collections::BTreeMap<SourceInfo, Vec<&SnapshotManifest>> =
                 Default::default();
             for m in &list {
                 by_source.entry(m.source.clone()).or_default().push(m);
+            }
+            if as_json {
+                // Kopia's shape: each manifest with its `retentionReason` and, with
+                // --storage-stats, `storageStats` {newData, runningTotal}, source by source.
+                let mut out = Vec::new();
+                for (src, snaps) in &by_source {
+                    let pol = kopr_repo::policy::effective(&repo, src)?;
+                    let owned: Vec<SnapshotManifest> = snaps.iter().map(|m| (*m).clone()).collect();
+                    let reasons = kopr_repo::policy::retention_reasons(&pol, &owned);
+                    let usage = if storage_stats {
+                        snap::storage_stats(&repo, &owned)?
+                    } else {
+                        Vec::new()
+                    };
+                    for (i, (m, why)) in owned.iter().zip(reasons).enumerate() {
+                        if !shown(m) {
+                            continue;
+                        }
+                        let mut v = serde_json::to_value(m)?;
+                        if let Some((new, total)) = usage.get(i) {
+                            v["storageStats"] =
+                                serde_json::json!({ "newData": new, "runningTotal": total });
+                        }
+                        if !why.is_empty() {
+                            v["retentionReason"] = serde_json::json!(why);
+                        }
+                        out.push(v);
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
             }
             let mut first = true;
             for (src, snaps) in by_source {
