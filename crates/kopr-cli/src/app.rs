@@ -84,32 +84,10 @@ pub enum Command {
     Cache(CacheCommand),
     /// Restore a directory or file from a snapshot into the specified target path
     /// (the same as `snapshot restore`).
-    Restore {
-        /// Snapshot ID or root object ID (optionally with /sub/path).
-        source: String,
-        /// Where to restore.
-        target: PathBuf,
-        /// Overwrite existing files and directories.
-        #[arg(long, visible_alias = "overwrite-files")]
-        overwrite: bool,
-        /// Owners are restored by default (as Kopia); kept for older scripts.
-        #[arg(long = "restore-owners", hide = true)]
-        restore_owners: bool,
-        /// Skip owners during restore.
-        #[arg(long = "skip-owners")]
-        skip_owners: bool,
-        /// Restore everything that can be restored, listing what could not.
-        #[arg(long = "ignore-errors")]
-        ignore_errors: bool,
-    },
+    Restore(crate::commands::snapshot::RestoreArgs),
     /// Displays differences between two repository objects (the same as `snapshot diff`).
     #[command(visible_alias = "compare")]
-    Diff {
-        /// First snapshot ID or object ID.
-        first: String,
-        /// Second snapshot ID or object ID.
-        second: String,
-    },
+    Diff(crate::commands::snapshot::DiffArgs),
     /// Session commands.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -342,110 +320,24 @@ pub struct PolicySetArgs {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Creates a snapshot of local directory or file.
-    Create {
-        /// Files or directories to create snapshot(s) of.
-        #[arg(required = true)]
-        sources: Vec<PathBuf>,
-        /// Free-form snapshot description.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Compression for file contents (e.g. zstd-fastest); none by default, as Kopia's policy.
-        #[arg(long)]
-        compression: Option<String>,
-        /// Output result in JSON format to stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Create(crate::commands::snapshot::CreateArgs),
     /// List snapshots of files and directories.
     #[command(visible_alias = "list")]
-    Ls {
-        /// File or directory to show history of.
-        source: Option<PathBuf>,
-        /// Show all snapshots (not just current username/host).
-        #[arg(long, short = 'a')]
-        all: bool,
-        /// Include manifest item ID.
-        #[arg(long = "manifest-id", short = 'm')]
-        manifest_id: bool,
-        /// Include incomplete snapshots (checkpoints and canceled ones).
-        #[arg(long)]
-        incomplete: bool,
-        /// Compute and show storage statistics.
-        #[arg(long = "storage-stats")]
-        storage_stats: bool,
-        /// Output result in JSON format to stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Ls(crate::commands::snapshot::LsArgs),
     /// Restore a directory or file from a snapshot into the specified target path.
-    Restore {
-        /// Snapshot ID or root object ID (optionally with /sub/path).
-        source: String,
-        /// Where to restore.
-        target: PathBuf,
-        /// Overwrite existing files and directories.
-        #[arg(long, visible_alias = "overwrite-files")]
-        overwrite: bool,
-        /// Owners are restored by default (as Kopia); kept for older scripts.
-        #[arg(long = "restore-owners", hide = true)]
-        restore_owners: bool,
-        /// Skip owners during restore.
-        #[arg(long = "skip-owners")]
-        skip_owners: bool,
-        /// Restore everything that can be restored, listing what could not.
-        #[arg(long = "ignore-errors")]
-        ignore_errors: bool,
-    },
+    Restore(crate::commands::snapshot::RestoreArgs),
     /// Verify snapshots: directories are read, the contents of a share of the files are read,
     /// authenticated and decoded, and those of the others must have index entries. Objects
     /// shared by several snapshots are checked once.
-    Verify {
-        /// Snapshot IDs to verify (all snapshots when none).
-        ids: Vec<String>,
-        /// Percentage of files whose contents are read (the others are checked in the index).
-        /// Kopia's default is 0; kopr reads every file unless told otherwise.
-        #[arg(long = "verify-files-percent", default_value_t = 100.0)]
-        verify_files_percent: f64,
-    },
+    Verify(crate::commands::snapshot::VerifyArgs),
     /// Displays differences between two snapshots (or directory object IDs).
-    Diff {
-        /// First snapshot ID or object ID.
-        first: String,
-        /// Second snapshot ID or object ID.
-        second: String,
-    },
+    Diff(crate::commands::snapshot::DiffArgs),
     /// Remove old snapshots according to defined expiration policies.
-    Expire {
-        /// Sources (paths) to apply retention to.
-        paths: Vec<PathBuf>,
-        /// Expire all sources.
-        #[arg(long)]
-        all: bool,
-        /// Whether to actually delete snapshots.
-        #[arg(long)]
-        delete: bool,
-    },
+    Expire(crate::commands::snapshot::ExpireArgs),
     /// Add or remove pins preventing snapshot deletion.
-    Pin {
-        /// Snapshot ID or root object ID.
-        #[arg(required = true)]
-        ids: Vec<String>,
-        /// Add pins.
-        #[arg(long)]
-        add: Vec<String>,
-        /// Remove pins.
-        #[arg(long)]
-        remove: Vec<String>,
-    },
+    Pin(crate::commands::snapshot::PinArgs),
     /// Explicitly delete a snapshot by providing a snapshot ID.
-    Delete {
-        /// Snapshot IDs to be deleted.
-        #[arg(required = true)]
-        ids: Vec<String>,
-        /// Confirm deletion.
-        #[arg(long)]
-        delete: bool,
-    },
+    Delete(crate::commands::snapshot::DeleteArgs),
 }
 
 /// `repository …`

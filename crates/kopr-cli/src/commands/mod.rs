@@ -12,7 +12,7 @@ mod manifest;
 mod mount;
 mod policy;
 mod repository;
-mod snapshot;
+pub(crate) mod snapshot;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -140,27 +140,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(c) => logs::run(&ctx, c),
         Command::Cache(c) => extra::cache(&ctx, c),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
-        Command::Restore {
-            source,
-            target,
-            overwrite,
-            restore_owners,
-            skip_owners,
-            ignore_errors,
-        } => snapshot::run(
-            &ctx,
-            crate::app::SnapshotCommand::Restore {
-                source,
-                target,
-                overwrite,
-                restore_owners,
-                skip_owners,
-                ignore_errors,
-            },
-        ),
-        Command::Diff { first, second } => {
-            snapshot::run(&ctx, crate::app::SnapshotCommand::Diff { first, second })
-        }
+        Command::Restore(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Restore(a)),
+        Command::Diff(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Diff(a)),
         Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
         Command::Ls {
             object_path,

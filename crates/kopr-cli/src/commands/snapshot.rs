@@ -18,6 +18,128 @@ use crate::app::SnapshotCommand;
 use crate::config::ConnectionConfig;
 use crate::progress::SnapshotBar;
 use crate::units;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Creates a snapshot of local directory or file.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Files or directories to create snapshot(s) of.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Free-form snapshot description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Compression for file contents (e.g. zstd-fastest); none by default, as Kopia's policy.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Output result in JSON format to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List snapshots of files and directories.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// File or directory to show history of.
+    pub source: Option<PathBuf>,
+    /// Show all snapshots (not just current username/host).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Include manifest item ID.
+    #[arg(long = "manifest-id", short = 'm')]
+    pub manifest_id: bool,
+    /// Include incomplete snapshots (checkpoints and canceled ones).
+    #[arg(long)]
+    pub incomplete: bool,
+    /// Compute and show storage statistics.
+    #[arg(long = "storage-stats")]
+    pub storage_stats: bool,
+    /// Output result in JSON format to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Restore a directory or file from a snapshot into the specified target path.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot ID or root object ID (optionally with /sub/path).
+    pub source: String,
+    /// Where to restore.
+    pub target: PathBuf,
+    /// Overwrite existing files and directories.
+    #[arg(long, visible_alias = "overwrite-files")]
+    pub overwrite: bool,
+    /// Owners are restored by default (as Kopia); kept for older scripts.
+    #[arg(long = "restore-owners", hide = true)]
+    pub restore_owners: bool,
+    /// Skip owners during restore.
+    #[arg(long = "skip-owners")]
+    pub skip_owners: bool,
+    /// Restore everything that can be restored, listing what could not.
+    #[arg(long = "ignore-errors")]
+    pub ignore_errors: bool,
+}
+
+/// Verify snapshots: directories are read, the contents of a share of the files are read,
+/// authenticated and decoded, and those of the others must have index entries. Objects
+/// shared by several snapshots are checked once.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot IDs to verify (all snapshots when none).
+    pub ids: Vec<String>,
+    /// Percentage of files whose contents are read (the others are checked in the index).
+    /// Kopia's default is 0; kopr reads every file unless told otherwise.
+    #[arg(long = "verify-files-percent", default_value_t = 100.0)]
+    pub verify_files_percent: f64,
+}
+
+/// Displays differences between two snapshots (or directory object IDs).
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// First snapshot ID or object ID.
+    pub first: String,
+    /// Second snapshot ID or object ID.
+    pub second: String,
+}
+
+/// Remove old snapshots according to defined expiration policies.
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// Sources (paths) to apply retention to.
+    pub paths: Vec<PathBuf>,
+    /// Expire all sources.
+    #[arg(long)]
+    pub all: bool,
+    /// Whether to actually delete snapshots.
+    #[arg(long)]
+    pub delete: bool,
+}
+
+/// Add or remove pins preventing snapshot deletion.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Snapshot ID or root object ID.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Add pins.
+    #[arg(long)]
+    pub add: Vec<String>,
+    /// Remove pins.
+    #[arg(long)]
+    pub remove: Vec<String>,
+}
+
+/// Explicitly delete a snapshot by providing a snapshot ID.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Snapshot IDs to be deleted.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Confirm deletion.
+    #[arg(long)]
+    pub delete: bool,
+}
 
 fn source_for(cfg: &ConnectionConfig, path: &Path) -> Result<SourceInfo> {
     let abs = std::fs::canonicalize(path)
@@ -59,409 +181,459 @@ fn ts(nanos: i64) -> String {
 pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     match cmd {
-        SnapshotCommand::Pin { ids, add, remove } => {
-            super::extra::pin(&cfg, &repo, &ids, &add, &remove)
-        }
-        SnapshotCommand::Create {
-            sources,
-            description,
-            compression,
-            json: as_json,
-        } => {
-            if let Some(c) = &compression {
-                if kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
-                    bail!("unknown compression algorithm {c:?}");
-                }
-            }
-            if cfg.read_only {
-                return Err(super::ReadOnlyConnection.into());
-            }
-            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            {
-                let c = cancel.clone();
-                // A second Ctrl-C while the first is honoured ends the process as usual.
-                let _ = ctrlc::set_handler(move || {
-                    if c.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                        std::process::exit(130);
-                    }
-                    eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
-                });
-            }
-            let mut failures: Vec<String> = Vec::new();
-            for src in sources {
-                let si = source_for(&cfg, &src)?;
-                let started = Instant::now();
-                // The bar is for people: only on a terminal, never with --json.
-                let tty = std::io::stderr().is_terminal() && !as_json;
-                if !as_json {
-                    eprintln!("Snapshotting {si} ...");
-                }
-                let counters = std::sync::Arc::new(ProgressCounters::default());
-                let bar = tty.then(|| SnapshotBar::start(counters.clone()));
-                let result = snap::create_snapshot(
-                    &repo,
-                    &src,
-                    &si,
-                    &UploadOptions {
-                        compression: compression.clone(),
-                        description: description.clone(),
-                        cancel: Some(cancel.clone()),
-                        progress: Some(counters),
-                        estimate: tty,
-                    },
-                    &mut |_| {},
-                );
-                if let Some(bar) = bar {
-                    bar.finish();
-                }
-                let m = result?;
-                let root = m
-                    .root_entry
-                    .as_ref()
-                    .map(|r| r.object_id.to_string())
-                    .unwrap_or_default();
-                if as_json {
-                    println!("{}", serde_json::to_string_pretty(&m)?);
-                } else {
-                    let st = &m.stats;
-                    println!(
-                        "Created snapshot with root {root} and ID {} in {:.1}s: {} files ({}), {} cached, {} directories, {} errors",
-                        m.id,
-                        started.elapsed().as_secs_f64(),
-                        st.total_file_count,
-                        units::bytes(st.total_file_size),
-                        st.cached_files,
-                        st.total_directory_count,
-                        st.error_count
-                    );
-                }
-                // As Kopia: the source's retention policy runs after every snapshot.
-                let expired = kopr_repo::policy::expire(&repo, &si, true)
-                    .context("unable to apply retention policy")?;
-                if !expired.is_empty() && !as_json {
-                    eprintln!(
-                        "Deleted {} snapshot(s) of {si} per its retention policy.",
-                        expired.len()
-                    );
-                }
-                if !m.incomplete_reason.is_empty() {
-                    bail!(
-                        "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
-                        m.id,
-                        m.incomplete_reason
-                    );
-                }
-                if let Some(e) = report_errors(&m, &si) {
-                    failures.push(e);
-                }
-            }
-            match failures.len() {
-                0 => Ok(()),
-                1 => bail!("{}", failures[0]),
-                n => bail!("{n} sources failed: {}", failures.join(" ")),
-            }
-        }
-        SnapshotCommand::Ls {
-            source,
-            all,
-            incomplete,
-            manifest_id,
-            storage_stats,
-            json: as_json,
-        } => {
-            let filter = match &source {
-                Some(p) => Some(source_for(&cfg, p)?),
-                None => None,
-            };
-            let mut list = snap::list_snapshots(&repo, filter.as_ref())?;
-            if filter.is_none() && !all {
-                list.retain(|m| {
-                    m.source.host == cfg.hostname && m.source.user_name == cfg.username
-                });
-            }
-            // Retention still sees every snapshot; only the listing hides checkpoints.
-            let shown = |m: &SnapshotManifest| incomplete || m.incomplete_reason.is_empty();
-            let mut by_source: std::collections::BTreeMap<SourceInfo, Vec<&SnapshotManifest>> =
-                Default::default();
-            for m in &list {
-                by_source.entry(m.source.clone()).or_default().push(m);
-            }
-            if as_json {
-                // Kopia's shape: each manifest with its `retentionReason` and, with
-                // --storage-stats, `storageStats` {newData, runningTotal}, source by source.
-                let mut out = Vec::new();
-                for (src, snaps) in &by_source {
-                    let pol = kopr_repo::policy::effective(&repo, src)?;
-                    let owned: Vec<SnapshotManifest> = snaps.iter().map(|m| (*m).clone()).collect();
-                    let reasons = kopr_repo::policy::retention_reasons(&pol, &owned);
-                    let usage = if storage_stats {
-                        snap::storage_stats(&repo, &owned)?
-                    } else {
-                        Vec::new()
-                    };
-                    for (i, (m, why)) in owned.iter().zip(reasons).enumerate() {
-                        if !shown(m) {
-                            continue;
-                        }
-                        let mut v = serde_json::to_value(m)?;
-                        if let Some((new, total)) = usage.get(i) {
-                            v["storageStats"] =
-                                serde_json::json!({ "newData": new, "runningTotal": total });
-                        }
-                        if !why.is_empty() {
-                            v["retentionReason"] = serde_json::json!(why);
-                        }
-                        out.push(v);
-                    }
-                }
-                println!("{}", serde_json::to_string_pretty(&out)?);
-                return Ok(());
-            }
-            let mut first = true;
-            for (src, snaps) in by_source {
-                if !snaps.iter().any(|m| shown(m)) {
-                    continue; // only checkpoints, hidden
-                }
-                if !first {
-                    println!();
-                }
-                first = false;
-                println!("{src}");
-                let pol = kopr_repo::policy::effective(&repo, &src)?;
-                let owned: Vec<SnapshotManifest> = snaps.iter().map(|m| (*m).clone()).collect();
-                let reasons = kopr_repo::policy::retention_reasons(&pol, &owned);
-                let usage = if storage_stats {
-                    snap::storage_stats(&repo, &owned)?
-                } else {
-                    Vec::new()
-                };
-                for (i, (m, why)) in snaps.into_iter().zip(reasons).enumerate() {
-                    let Some(root) = m.root_entry.as_ref().filter(|_| shown(m)) else {
-                        continue;
-                    };
-                    let size = root
-                        .dir_summary
-                        .as_ref()
-                        .map(|s| s.total_file_size)
-                        .unwrap_or(root.file_size);
-                    let mut bits = vec![
-                        units::bytes(size),
-                        mode_string(root.entry_type, root.permissions),
-                    ];
-                    if manifest_id {
-                        bits.push(format!("manifest:{}", m.id));
-                    }
-                    if let Some(s) = &root.dir_summary {
-                        bits.push(format!("files:{}", s.total_file_count));
-                        bits.push(format!("dirs:{}", s.total_dir_count));
-                        if s.fatal_error_count > 0 {
-                            bits.push(format!("errors:{}", s.fatal_error_count));
-                        }
-                    }
-                    if !m.incomplete_reason.is_empty() {
-                        bits.insert(0, format!("incomplete:{}", m.incomplete_reason));
-                    }
-                    if let Some((new, _)) = usage.get(i) {
-                        bits.push(format!(
-                            "new-data:{}",
-                            units::bytes(new.packed_content_bytes)
-                        ));
-                        bits.push(format!("new-files:{}", new.file_objects));
-                        bits.push(format!("new-dirs:{}", new.dir_objects));
-                        bits.push(format!(
-                            "compression:{}",
-                            units::compression_percentage(
-                                new.original_content_bytes,
-                                new.packed_content_bytes
-                            )
-                        ));
-                    }
-                    if !why.is_empty() {
-                        bits.push(format!("({})", why.join(",")));
-                    }
-                    if !m.pins.is_empty() {
-                        bits.push(format!("pins:{}", m.pins.join(",")));
-                    }
-                    println!(
-                        "  {} {} {}",
-                        ts(m.start_time),
-                        root.object_id,
-                        bits.join(" ")
-                    );
-                }
-            }
-            Ok(())
-        }
-        SnapshotCommand::Restore {
-            source,
-            target,
-            overwrite,
-            restore_owners: _,
-            skip_owners,
-            ignore_errors,
-        } => {
-            let entry = resolve(&repo, &source)?;
-            let started = Instant::now();
-            // Ctrl-C leaves no temporary file behind (complete files stay).
-            let _ = ctrlc::set_handler(|| {
-                snap::remove_restore_temporaries();
-                eprintln!("\nRestore interrupted.");
-                std::process::exit(130);
-            });
-            let st = snap::restore_reporting(
-                &repo,
-                &entry,
-                &target,
-                RestoreOptions {
-                    overwrite,
-                    restore_owners: !skip_owners,
-                    ignore_errors,
-                },
-                &mut |path, err| eprintln!("not restored: {}", error_about(path, err)),
-            )?;
-            println!(
-                "Restored {} files, {} directories and {} symbolic links ({}) in {:.1}s.",
-                st.files,
-                st.dirs,
-                st.symlinks,
-                units::bytes(st.bytes as i64),
-                started.elapsed().as_secs_f64()
-            );
-            if st.failed > 0 {
-                eprintln!(
-                    "Ignored {} error(s): the entries listed above were not restored.",
-                    st.failed
-                );
-            }
-            Ok(())
-        }
-        SnapshotCommand::Verify {
-            ids,
-            verify_files_percent,
-        } => {
-            if !(0.0..=100.0).contains(&verify_files_percent) {
-                bail!(
-                    "--verify-files-percent must be between 0 and 100, got {verify_files_percent}"
-                );
-            }
-            let opts = snap::VerifyOptions {
-                files_percent: verify_files_percent,
-            };
-            let mut seen = std::collections::HashSet::new();
-            let snaps = if ids.is_empty() {
-                snap::list_snapshots(&repo, None)?
-            } else {
-                ids.iter()
-                    .map(|id| {
-                        snap::load_snapshot(&repo, id)
-                            .with_context(|| format!("snapshot {id} not found"))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            };
-            let mut errors = 0usize;
-            let (mut objects, mut bytes) = (0u64, 0u64);
-            for m in &snaps {
-                let Some(root) = &m.root_entry else { continue };
-                let r = snap::verify_with(&repo, root, &m.source.path, &opts, &mut seen);
-                objects += r.objects;
-                bytes += r.bytes;
-                for e in &r.errors {
-                    eprintln!(
-                        "error: snapshot {} ({} at {}): {e}",
-                        m.id,
-                        m.source,
-                        ts(m.start_time)
-                    );
-                }
-                errors += r.errors.len();
-            }
-            println!(
-                "Verified {} snapshots, {objects} objects, {} of data: {errors} errors.",
-                snaps.len(),
-                units::bytes(bytes as i64)
-            );
-            if errors > 0 {
-                bail!("{errors} errors found while verifying snapshots");
-            }
-            Ok(())
-        }
-        SnapshotCommand::Diff { first, second } => {
-            let (a, b) = (resolve(&repo, &first)?, resolve(&repo, &second)?);
-            if a.entry_type != EntryType::Directory || b.entry_type != EntryType::Directory {
-                bail!("diff compares directories");
-            }
-            for c in snap::diff(&repo, &a, &b)? {
-                let (what, path, t) = match &c {
-                    snap::Change::Added(p, t) => ("added", p, t),
-                    snap::Change::Removed(p, t) => ("removed", p, t),
-                    snap::Change::Modified(p, t) => ("changed", p, t),
-                };
-                let kind = match t {
-                    EntryType::Directory => "directory",
-                    EntryType::Symlink => "symlink",
-                    _ => "file",
-                };
-                println!("{what} {kind} {path}");
-            }
-            Ok(())
-        }
-        SnapshotCommand::Expire { paths, all, delete } => {
-            let sources: Vec<SourceInfo> = if all {
-                let mut v: Vec<SourceInfo> = snap::list_snapshots(&repo, None)?
-                    .into_iter()
-                    .map(|m| m.source)
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            } else if paths.is_empty() {
-                bail!("specify paths to expire or --all");
-            } else {
-                paths
-                    .iter()
-                    .map(|p| source_for(&cfg, p))
-                    .collect::<Result<_>>()?
-            };
-            for si in sources {
-                let expired = kopr_repo::policy::expire(&repo, &si, delete)?;
-                if expired.is_empty() {
-                    println!("{si}: nothing to expire");
-                    continue;
-                }
-                let verb = if delete { "Deleted" } else { "Would delete" };
-                println!("{si}: {verb} {} snapshots:", expired.len());
-                for m in &expired {
-                    println!("  {} {}", ts(m.start_time), m.id);
-                }
-                if !delete {
-                    println!("(pass --delete to actually delete)");
-                }
-            }
-            Ok(())
-        }
-        SnapshotCommand::Delete { ids, delete } => {
-            for id in &ids {
-                let m = snap::load_snapshot(&repo, id)
-                    .with_context(|| format!("snapshot {id} not found"))?;
-                if !delete {
-                    println!(
-                        "Would delete snapshot {id} of {} at {} (pass --delete to confirm)",
-                        m.source,
-                        ts(m.start_time)
-                    );
-                    continue;
-                }
-                repo.manifests().delete(repo.contents(), id)?;
-                println!(
-                    "Deleted snapshot {id} of {} at {}",
-                    m.source,
-                    ts(m.start_time)
-                );
-            }
-            repo.flush()?;
-            Ok(())
+        SnapshotCommand::Pin(a) => pin(&cfg, &repo, a),
+        SnapshotCommand::Create(a) => create(&cfg, &repo, a),
+        SnapshotCommand::Ls(a) => list(&cfg, &repo, a),
+        SnapshotCommand::Restore(a) => restore(&repo, a),
+        SnapshotCommand::Verify(a) => verify(&repo, a),
+        SnapshotCommand::Diff(a) => diff(&repo, a),
+        SnapshotCommand::Expire(a) => expire(&cfg, &repo, a),
+        SnapshotCommand::Delete(a) => delete(&repo, a),
+    }
+}
+
+/// `snapshot pin`.
+fn pin(cfg: &ConnectionConfig, repo: &Repository, a: PinArgs) -> Result<()> {
+    let PinArgs { ids, add, remove } = a;
+    super::extra::pin(cfg, repo, &ids, &add, &remove)
+}
+
+/// `snapshot create`.
+fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -> Result<()> {
+    if let Some(c) = &a.compression {
+        if kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
+            bail!("unknown compression algorithm {c:?}");
         }
     }
+    if cfg.read_only {
+        return Err(super::ReadOnlyConnection.into());
+    }
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // A second Ctrl-C while the first is honoured ends the process as usual.
+        let _ = ctrlc::set_handler(move || {
+            if c.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
+        });
+    }
+    let mut failures: Vec<String> = Vec::new();
+    for src in &a.sources {
+        if let Some(e) = create_one(cfg, repo, &a, src, &cancel)? {
+            failures.push(e);
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 => bail!("{}", failures[0]),
+        n => bail!("{n} sources failed: {}", failures.join(" ")),
+    }
+}
+
+/// Snapshots one source, prints the result, applies its retention; returns the source's
+/// fatal errors, if any.
+fn create_one(
+    cfg: &ConnectionConfig,
+    repo: &Repository,
+    a: &CreateArgs,
+    src: &Path,
+    cancel: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<String>> {
+    let si = source_for(cfg, src)?;
+    let started = Instant::now();
+    // The bar is for people: only on a terminal, never with --json.
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    if !a.json {
+        eprintln!("Snapshotting {si} ...");
+    }
+    let counters = std::sync::Arc::new(ProgressCounters::default());
+    let bar = tty.then(|| SnapshotBar::start(counters.clone()));
+    let result = snap::create_snapshot(
+        repo,
+        src,
+        &si,
+        &UploadOptions {
+            compression: a.compression.clone(),
+            description: a.description.clone(),
+            cancel: Some(cancel.clone()),
+            progress: Some(counters),
+            estimate: tty,
+        },
+        &mut |_| {},
+    );
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let m = result?;
+    let root = m
+        .root_entry
+        .as_ref()
+        .map(|r| r.object_id.to_string())
+        .unwrap_or_default();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        let st = &m.stats;
+        println!(
+            "Created snapshot with root {root} and ID {} in {:.1}s: {} files ({}), {} cached, {} directories, {} errors",
+            m.id,
+            started.elapsed().as_secs_f64(),
+            st.total_file_count,
+            units::bytes(st.total_file_size),
+            st.cached_files,
+            st.total_directory_count,
+            st.error_count
+        );
+    }
+    // As Kopia: the source's retention policy runs after every snapshot.
+    let expired =
+        kopr_repo::policy::expire(repo, &si, true).context("unable to apply retention policy")?;
+    if !expired.is_empty() && !a.json {
+        eprintln!(
+            "Deleted {} snapshot(s) of {si} per its retention policy.",
+            expired.len()
+        );
+    }
+    if !m.incomplete_reason.is_empty() {
+        bail!(
+            "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
+            m.id,
+            m.incomplete_reason
+        );
+    }
+    Ok(report_errors(&m, &si))
+}
+
+/// `snapshot list`.
+fn list(cfg: &ConnectionConfig, repo: &Repository, a: LsArgs) -> Result<()> {
+    let filter = match &a.source {
+        Some(p) => Some(source_for(cfg, p)?),
+        None => None,
+    };
+    let mut list = snap::list_snapshots(repo, filter.as_ref())?;
+    if filter.is_none() && !a.all {
+        list.retain(|m| m.source.host == cfg.hostname && m.source.user_name == cfg.username);
+    }
+    let groups = source_groups(repo, list, a.storage_stats)?;
+    // Retention still sees every snapshot; only the listing hides checkpoints.
+    let shown = |m: &SnapshotManifest| a.incomplete || m.incomplete_reason.is_empty();
+    if a.json {
+        return print_json(&groups, &shown);
+    }
+    let mut first = true;
+    for g in &groups {
+        if !g.snaps.iter().any(&shown) {
+            continue; // only checkpoints, hidden
+        }
+        if !first {
+            println!();
+        }
+        first = false;
+        println!("{}", g.source);
+        for (i, m) in g.snaps.iter().enumerate().filter(|(_, m)| shown(m)) {
+            if let Some(line) = snapshot_line(g, i, m, a.manifest_id) {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The snapshots of one source, oldest first, with why each is kept and, when asked, the
+/// storage each added.
+struct SourceGroup {
+    source: SourceInfo,
+    snaps: Vec<SnapshotManifest>,
+    reasons: Vec<Vec<String>>,
+    usage: Vec<(snap::StorageUsage, snap::StorageUsage)>,
+}
+
+fn source_groups(
+    repo: &Repository,
+    list: Vec<SnapshotManifest>,
+    storage_stats: bool,
+) -> Result<Vec<SourceGroup>> {
+    let mut by_source: std::collections::BTreeMap<SourceInfo, Vec<SnapshotManifest>> =
+        Default::default();
+    for m in list {
+        by_source.entry(m.source.clone()).or_default().push(m);
+    }
+    let mut groups = Vec::with_capacity(by_source.len());
+    for (source, snaps) in by_source {
+        let pol = kopr_repo::policy::effective(repo, &source)?;
+        let reasons = kopr_repo::policy::retention_reasons(&pol, &snaps);
+        let usage = if storage_stats {
+            snap::storage_stats(repo, &snaps)?
+        } else {
+            Vec::new()
+        };
+        groups.push(SourceGroup {
+            source,
+            snaps,
+            reasons,
+            usage,
+        });
+    }
+    Ok(groups)
+}
+
+/// Kopia's `--json` shape: each manifest with its `retentionReason` and, with
+/// `--storage-stats`, `storageStats` {newData, runningTotal}, source by source.
+fn print_json(groups: &[SourceGroup], shown: &dyn Fn(&SnapshotManifest) -> bool) -> Result<()> {
+    let mut out = Vec::new();
+    for g in groups {
+        for (i, m) in g.snaps.iter().enumerate().filter(|(_, m)| shown(m)) {
+            let mut v = serde_json::to_value(m)?;
+            if let Some((new, total)) = g.usage.get(i) {
+                v["storageStats"] = serde_json::json!({ "newData": new, "runningTotal": total });
+            }
+            if !g.reasons[i].is_empty() {
+                v["retentionReason"] = serde_json::json!(g.reasons[i]);
+            }
+            out.push(v);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// One line of `snapshot ls`, as Kopia prints it.
+fn snapshot_line(
+    g: &SourceGroup,
+    i: usize,
+    m: &SnapshotManifest,
+    manifest_id: bool,
+) -> Option<String> {
+    let root = m.root_entry.as_ref()?;
+    let size = root
+        .dir_summary
+        .as_ref()
+        .map(|s| s.total_file_size)
+        .unwrap_or(root.file_size);
+    let mut bits = vec![
+        units::bytes(size),
+        mode_string(root.entry_type, root.permissions),
+    ];
+    if manifest_id {
+        bits.push(format!("manifest:{}", m.id));
+    }
+    if let Some(s) = &root.dir_summary {
+        bits.push(format!("files:{}", s.total_file_count));
+        bits.push(format!("dirs:{}", s.total_dir_count));
+        if s.fatal_error_count > 0 {
+            bits.push(format!("errors:{}", s.fatal_error_count));
+        }
+    }
+    if !m.incomplete_reason.is_empty() {
+        bits.insert(0, format!("incomplete:{}", m.incomplete_reason));
+    }
+    if let Some((new, _)) = g.usage.get(i) {
+        bits.push(format!(
+            "new-data:{}",
+            units::bytes(new.packed_content_bytes)
+        ));
+        bits.push(format!("new-files:{}", new.file_objects));
+        bits.push(format!("new-dirs:{}", new.dir_objects));
+        bits.push(format!(
+            "compression:{}",
+            units::compression_percentage(new.original_content_bytes, new.packed_content_bytes)
+        ));
+    }
+    if !g.reasons[i].is_empty() {
+        bits.push(format!("({})", g.reasons[i].join(",")));
+    }
+    if !m.pins.is_empty() {
+        bits.push(format!("pins:{}", m.pins.join(",")));
+    }
+    Some(format!(
+        "  {} {} {}",
+        ts(m.start_time),
+        root.object_id,
+        bits.join(" ")
+    ))
+}
+
+/// `snapshot restore`.
+fn restore(repo: &Repository, a: RestoreArgs) -> Result<()> {
+    let RestoreArgs {
+        source,
+        target,
+        overwrite,
+        restore_owners: _,
+        skip_owners,
+        ignore_errors,
+    } = a;
+    let entry = resolve(repo, &source)?;
+    let started = Instant::now();
+    // Ctrl-C leaves no temporary file behind (complete files stay).
+    let _ = ctrlc::set_handler(|| {
+        snap::remove_restore_temporaries();
+        eprintln!("\nRestore interrupted.");
+        std::process::exit(130);
+    });
+    let st = snap::restore_reporting(
+        repo,
+        &entry,
+        &target,
+        RestoreOptions {
+            overwrite,
+            restore_owners: !skip_owners,
+            ignore_errors,
+        },
+        &mut |path, err| eprintln!("not restored: {}", error_about(path, err)),
+    )?;
+    println!(
+        "Restored {} files, {} directories and {} symbolic links ({}) in {:.1}s.",
+        st.files,
+        st.dirs,
+        st.symlinks,
+        units::bytes(st.bytes as i64),
+        started.elapsed().as_secs_f64()
+    );
+    if st.failed > 0 {
+        eprintln!(
+            "Ignored {} error(s): the entries listed above were not restored.",
+            st.failed
+        );
+    }
+    Ok(())
+}
+
+/// `snapshot verify`.
+fn verify(repo: &Repository, a: VerifyArgs) -> Result<()> {
+    let VerifyArgs {
+        ids,
+        verify_files_percent,
+    } = a;
+    if !(0.0..=100.0).contains(&verify_files_percent) {
+        bail!("--verify-files-percent must be between 0 and 100, got {verify_files_percent}");
+    }
+    let opts = snap::VerifyOptions {
+        files_percent: verify_files_percent,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let snaps = if ids.is_empty() {
+        snap::list_snapshots(repo, None)?
+    } else {
+        ids.iter()
+            .map(|id| {
+                snap::load_snapshot(repo, id).with_context(|| format!("snapshot {id} not found"))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut errors = 0usize;
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    for m in &snaps {
+        let Some(root) = &m.root_entry else { continue };
+        let r = snap::verify_with(repo, root, &m.source.path, &opts, &mut seen);
+        objects += r.objects;
+        bytes += r.bytes;
+        for e in &r.errors {
+            eprintln!(
+                "error: snapshot {} ({} at {}): {e}",
+                m.id,
+                m.source,
+                ts(m.start_time)
+            );
+        }
+        errors += r.errors.len();
+    }
+    println!(
+        "Verified {} snapshots, {objects} objects, {} of data: {errors} errors.",
+        snaps.len(),
+        units::bytes(bytes as i64)
+    );
+    if errors > 0 {
+        bail!("{errors} errors found while verifying snapshots");
+    }
+    Ok(())
+}
+
+/// `snapshot diff`.
+fn diff(repo: &Repository, a: DiffArgs) -> Result<()> {
+    let DiffArgs { first, second } = a;
+    let (a, b) = (resolve(repo, &first)?, resolve(repo, &second)?);
+    if a.entry_type != EntryType::Directory || b.entry_type != EntryType::Directory {
+        bail!("diff compares directories");
+    }
+    for c in snap::diff(repo, &a, &b)? {
+        let (what, path, t) = match &c {
+            snap::Change::Added(p, t) => ("added", p, t),
+            snap::Change::Removed(p, t) => ("removed", p, t),
+            snap::Change::Modified(p, t) => ("changed", p, t),
+        };
+        let kind = match t {
+            EntryType::Directory => "directory",
+            EntryType::Symlink => "symlink",
+            _ => "file",
+        };
+        println!("{what} {kind} {path}");
+    }
+    Ok(())
+}
+
+/// `snapshot expire`.
+fn expire(cfg: &ConnectionConfig, repo: &Repository, a: ExpireArgs) -> Result<()> {
+    let ExpireArgs { paths, all, delete } = a;
+    let sources: Vec<SourceInfo> = if all {
+        let mut v: Vec<SourceInfo> = snap::list_snapshots(repo, None)?
+            .into_iter()
+            .map(|m| m.source)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    } else if paths.is_empty() {
+        bail!("specify paths to expire or --all");
+    } else {
+        paths
+            .iter()
+            .map(|p| source_for(cfg, p))
+            .collect::<Result<_>>()?
+    };
+    for si in sources {
+        let expired = kopr_repo::policy::expire(repo, &si, delete)?;
+        if expired.is_empty() {
+            println!("{si}: nothing to expire");
+            continue;
+        }
+        let verb = if delete { "Deleted" } else { "Would delete" };
+        println!("{si}: {verb} {} snapshots:", expired.len());
+        for m in &expired {
+            println!("  {} {}", ts(m.start_time), m.id);
+        }
+        if !delete {
+            println!("(pass --delete to actually delete)");
+        }
+    }
+    Ok(())
+}
+
+/// `snapshot delete`.
+fn delete(repo: &Repository, a: DeleteArgs) -> Result<()> {
+    let DeleteArgs { ids, delete } = a;
+    for id in &ids {
+        let m =
+            snap::load_snapshot(repo, id).with_context(|| format!("snapshot {id} not found"))?;
+        if !delete {
+            println!(
+                "Would delete snapshot {id} of {} at {} (pass --delete to confirm)",
+                m.source,
+                ts(m.start_time)
+            );
+            continue;
+        }
+        repo.manifests().delete(repo.contents(), id)?;
+        println!(
+            "Deleted snapshot {id} of {} at {}",
+            m.source,
+            ts(m.start_time)
+        );
+    }
+    repo.flush()?;
+    Ok(())
 }
 
 /// `path: error`, without the path twice when the error names it already.
