@@ -1,0 +1,146 @@
+//! `snapshot create`: snapshots sources, reports fatal errors, applies retention.
+
+use super::*;
+
+/// Creates a snapshot of local directory or file.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Files or directories to create snapshot(s) of.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Free-form snapshot description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Compression for file contents (e.g. zstd-fastest); none by default, as Kopia's policy.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Output result in JSON format to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `snapshot create`.
+pub(super) fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -> Result<()> {
+    if let Some(c) = &a.compression {
+        if kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
+            bail!("unknown compression algorithm {c:?}");
+        }
+    }
+    if cfg.read_only {
+        return Err(super::super::ReadOnlyConnection.into());
+    }
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // A second Ctrl-C while the first is honoured ends the process as usual.
+        let _ = ctrlc::set_handler(move || {
+            if c.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
+        });
+    }
+    let mut failures: Vec<String> = Vec::new();
+    for src in &a.sources {
+        if let Some(e) = create_one(cfg, repo, &a, src, &cancel)? {
+            failures.push(e);
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 => bail!("{}", failures[0]),
+        n => bail!("{n} sources failed: {}", failures.join(" ")),
+    }
+}
+
+/// Snapshots one source, prints the result, applies its retention; returns the source's
+/// fatal errors, if any.
+fn create_one(
+    cfg: &ConnectionConfig,
+    repo: &Repository,
+    a: &CreateArgs,
+    src: &Path,
+    cancel: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<String>> {
+    let si = source_for(cfg, src)?;
+    let started = Instant::now();
+    // The bar is for people: only on a terminal, never with --json.
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    if !a.json {
+        eprintln!("Snapshotting {si} ...");
+    }
+    let counters = std::sync::Arc::new(ProgressCounters::default());
+    let bar = tty.then(|| SnapshotBar::start(counters.clone()));
+    let result = snap::create_snapshot(
+        repo,
+        src,
+        &si,
+        &UploadOptions {
+            compression: a.compression.clone(),
+            description: a.description.clone(),
+            cancel: Some(cancel.clone()),
+            progress: Some(counters),
+            estimate: tty,
+        },
+        &mut |_| {},
+    );
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let m = result?;
+    let root = m
+        .root_entry
+        .as_ref()
+        .map(|r| r.object_id.to_string())
+        .unwrap_or_default();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        let st = &m.stats;
+        println!(
+            "Created snapshot with root {root} and ID {} in {:.1}s: {} files ({}), {} cached, {} directories, {} errors",
+            m.id,
+            started.elapsed().as_secs_f64(),
+            st.total_file_count,
+            units::bytes(st.total_file_size),
+            st.cached_files,
+            st.total_directory_count,
+            st.error_count
+        );
+    }
+    // As Kopia: the source's retention policy runs after every snapshot.
+    let expired =
+        kopr_repo::policy::expire(repo, &si, true).context("unable to apply retention policy")?;
+    if !expired.is_empty() && !a.json {
+        eprintln!(
+            "Deleted {} snapshot(s) of {si} per its retention policy.",
+            expired.len()
+        );
+    }
+    if !m.incomplete_reason.is_empty() {
+        bail!(
+            "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
+            m.id,
+            m.incomplete_reason
+        );
+    }
+    Ok(report_errors(&m, &si))
+}
+
+/// Prints the entries a snapshot could not read; returns Kopia's `Found N fatal error(s)`
+/// when errors that the error-handling policy does not ignore occurred.
+fn report_errors(m: &SnapshotManifest, si: &SourceInfo) -> Option<String> {
+    let summary = m.root_entry.as_ref().and_then(|r| r.dir_summary.as_ref())?;
+    let fatal = summary.fatal_error_count;
+    let label = if fatal > 0 { "error" } else { "ignored error" };
+    for fe in &summary.failed_entries {
+        eprintln!("{label}: {}: {}", fe.entry_path, fe.error);
+    }
+    if summary.ignored_error_count > 0 {
+        eprintln!(
+            "Ignored {} error(s) while snapshotting {si}.",
+            summary.ignored_error_count
+        );
+    }
+    (fatal > 0).then(|| format!("Found {fatal} fatal error(s) while snapshotting {si}."))
+}

@@ -1,0 +1,209 @@
+//! `snapshot …`: the dispatcher and the helpers the subcommands share (sources, object paths,
+//! mode strings), plus the top-level `ls` and `show`. Each subcommand lives in its own module
+//! with its flags: `create`, `list`, `restore` (restore, verify, diff), `expire` (expire,
+//! delete, pin).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SourceInfo,
+};
+use kopr_repo::object::{read_object, ObjectReader};
+use kopr_repo::snapshot::{self as snap, ProgressCounters, RestoreOptions, UploadOptions};
+use kopr_repo::Repository;
+
+use super::{format_timestamp, Context};
+use crate::app::SnapshotCommand;
+use crate::config::ConnectionConfig;
+use crate::progress::SnapshotBar;
+use crate::units;
+
+mod create;
+mod expire;
+mod list;
+mod restore;
+
+use clap::Args;
+use create::create;
+pub use create::CreateArgs;
+use expire::{delete, expire, pin};
+pub use expire::{DeleteArgs, ExpireArgs, PinArgs};
+use list::list;
+pub use list::LsArgs;
+use restore::{diff, restore, verify};
+pub use restore::{DiffArgs, RestoreArgs, VerifyArgs};
+use std::path::PathBuf;
+
+pub(super) fn source_for(cfg: &ConnectionConfig, path: &Path) -> Result<SourceInfo> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("invalid source {}", path.display()))?;
+    Ok(SourceInfo {
+        host: cfg.hostname.clone(),
+        user_name: cfg.username.clone(),
+        path: abs.to_string_lossy().into_owned(),
+    })
+}
+
+/// Go's `os.FileMode.String()` for the modes kopr records: the type letter (`d`, `L`), then
+/// `u` (setuid), `g` (setgid) and `t` (sticky) in Go's order, then `rwx` bits (`urwxr-xr-x`).
+pub fn mode_string(t: EntryType, p: Permissions) -> String {
+    let mut s = String::with_capacity(13);
+    match t {
+        EntryType::Directory => s.push('d'),
+        EntryType::Symlink => s.push('L'),
+        _ => {}
+    }
+    for (bit, c) in [(0o4000, 'u'), (0o2000, 'g'), (0o1000, 't')] {
+        if p.0 & bit != 0 {
+            s.push(c);
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        s.push(if p.0 & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    s
+}
+
+pub(super) fn ts(nanos: i64) -> String {
+    format_timestamp(kopr_format::snapshot::utc_nanos::to_time(nanos))
+}
+
+pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
+    let (cfg, repo) = ctx.open_repository()?;
+    match cmd {
+        SnapshotCommand::Pin(a) => pin(&cfg, &repo, a),
+        SnapshotCommand::Create(a) => create(&cfg, &repo, a),
+        SnapshotCommand::Ls(a) => list(&cfg, &repo, a),
+        SnapshotCommand::Restore(a) => restore(&repo, a),
+        SnapshotCommand::Verify(a) => verify(&repo, a),
+        SnapshotCommand::Diff(a) => diff(&repo, a),
+        SnapshotCommand::Expire(a) => expire(&cfg, &repo, a),
+        SnapshotCommand::Delete(a) => delete(&repo, a),
+    }
+}
+
+/// Resolves `ID[/sub/path]` where ID is a snapshot manifest id or an object id.
+pub(crate) fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
+    let (head, rest) = spec.split_once('/').unwrap_or((spec, ""));
+    let mut entry = match snap::load_snapshot(repo, head) {
+        Ok(m) => m
+            .root_entry
+            .ok_or_else(|| anyhow!("snapshot {head} has no root"))?,
+        Err(_) => {
+            let oid: ObjectId = head
+                .parse()
+                .with_context(|| format!("{head:?} is neither a snapshot ID nor an object ID"))?;
+            let is_dir = oid.content_id().and_then(|c| c.prefix()) == Some(b'k')
+                || read_object(repo.contents(), &oid)
+                    .ok()
+                    .is_some_and(|b| DirManifest::decode(&b).is_ok());
+            DirEntry {
+                name: String::new(),
+                entry_type: if is_dir {
+                    EntryType::Directory
+                } else {
+                    EntryType::File
+                },
+                permissions: Permissions(0),
+                file_size: 0,
+                mod_time: 0,
+                user_id: 0,
+                group_id: 0,
+                object_id: oid,
+                dir_summary: None,
+            }
+        }
+    };
+    for part in rest.split('/').filter(|p| !p.is_empty()) {
+        if entry.entry_type != EntryType::Directory {
+            bail!("{part}: parent is not a directory");
+        }
+        let dm = DirManifest::decode(&read_object(repo.contents(), &entry.object_id)?)?;
+        entry = dm
+            .entries
+            .into_iter()
+            .find(|e| e.name == part)
+            .ok_or_else(|| anyhow!("{part} not found in {spec}"))?;
+    }
+    Ok(entry)
+}
+
+pub fn ls(ctx: &Context, spec: &str, long: bool, recursive: bool, show_oid: bool) -> Result<()> {
+    let (_, repo) = ctx.open_repository()?;
+    let entry = resolve(&repo, spec)?;
+    if entry.entry_type != EntryType::Directory {
+        bail!("{spec} is not a directory");
+    }
+    list_dir(&repo, &entry.object_id, "", long, recursive, show_oid)
+}
+
+fn list_dir(
+    repo: &Repository,
+    oid: &ObjectId,
+    prefix: &str,
+    long: bool,
+    recursive: bool,
+    show_oid: bool,
+) -> Result<()> {
+    let dm = DirManifest::decode(&read_object(repo.contents(), oid)?)?;
+    let mut out = std::io::stdout().lock();
+    for e in &dm.entries {
+        let name = if e.entry_type == EntryType::Directory {
+            format!("{prefix}{}/", e.name)
+        } else {
+            format!("{prefix}{}", e.name)
+        };
+        let size = e
+            .dir_summary
+            .as_ref()
+            .map(|s| s.total_file_size)
+            .unwrap_or(e.file_size);
+        let errors = match &e.dir_summary {
+            Some(s) if s.fatal_error_count > 0 => format!(" ({} errors)", s.fatal_error_count),
+            _ => String::new(),
+        };
+        if long {
+            // Kopia's columns: mode, size, time (a directory's newest time below it, from
+            // its summary), object id, name.
+            let time = e
+                .dir_summary
+                .as_ref()
+                .map(|s| s.max_mod_time)
+                .unwrap_or(e.mod_time);
+            writeln!(
+                out,
+                "{} {:>12} {} {:<34} {name}{errors}",
+                mode_string(e.entry_type, e.permissions),
+                size,
+                ts(time),
+                e.object_id.to_string(),
+            )?;
+        } else if show_oid {
+            writeln!(out, "{:<34} {name}{errors}", e.object_id.to_string())?;
+        } else {
+            writeln!(out, "{name}{errors}")?;
+        }
+        if recursive && e.entry_type == EntryType::Directory {
+            drop(out);
+            list_dir(repo, &e.object_id, &name, long, recursive, show_oid)?;
+            out = std::io::stdout().lock();
+        }
+    }
+    Ok(())
+}
+
+pub fn show(ctx: &Context, spec: &str) -> Result<()> {
+    let (_, repo) = ctx.open_repository()?;
+    let entry = resolve(&repo, spec)?;
+    let mut r = ObjectReader::open(repo.contents(), &entry.object_id)?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut r, &mut out)?;
+    Ok(())
+}
