@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use kopr_format::maintenance::RunInfo;
+use kopr_blob::BlobMetadata;
+use kopr_format::maintenance::{RunInfo, Schedule};
 use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
 use serde::Serialize;
@@ -31,7 +32,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::repository::Repository;
-use crate::session::SESSION_PREFIX;
+use crate::session::{SessionInfo, SESSION_PREFIX};
 
 /// How many future full cycles are simulated.
 pub const SIMULATED_CYCLES: usize = 60;
@@ -393,15 +394,91 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         deletes: Vec::new(),
     };
     let max_unused = params.effective_max_unused_percent();
+    let packs = aggregate_packs(repo, &plan, now)?;
+
+    // One listing serves both the packs with garbage and the blobs no entry references
+    // (every entry, deleted and manifest ones included, is in `packs`).
+    let mut listed = Vec::new();
+    for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX] {
+        listed.extend(repo.storage().list_all(p)?);
+    }
+    let sizes: HashMap<String, (u64, DateTime<Utc>)> = listed
+        .iter()
+        .map(|b| (b.id.clone(), (b.length, b.timestamp)))
+        .collect();
+    let ready: Vec<(usize, &str)> = packs
+        .iter()
+        .filter_map(|(id, a)| Some((a.ready_cycle(&plan, max_unused)?, id.as_str())))
+        .collect();
+    let (rewrite_at, deletes) = simulate_rewrites(&plan, &sched, ready);
+    plan.deletes = deletes;
+    let mut out_packs = pack_fates(&plan, &packs, &sizes, &rewrite_at, params.full.enabled);
+    let sessions = repo.contents().active_sessions()?;
+    let unreferenced: Vec<BlobMetadata> = listed
+        .into_iter()
+        .filter(|b| !packs.contains_key(&b.id))
+        .collect();
+    let unreferenced_ok_now: std::collections::HashSet<String> = unreferenced
+        .iter()
+        .filter(|bm| retention(bm, now + Duration::seconds(1), &sessions, safety).is_none())
+        .map(|bm| bm.id.clone())
+        .collect();
+    out_packs.extend(unreferenced_fates(
+        &plan,
+        unreferenced,
+        &sessions,
+        now,
+        params.full.enabled,
+    ));
+    out_packs.sort_by(|a, b| {
+        a.earliest_deletion
+            .is_none()
+            .cmp(&b.earliest_deletion.is_none())
+            .then(a.earliest_deletion.cmp(&b.earliest_deletion))
+            .then(a.blob_id.cmp(&b.blob_id))
+    });
+    let by_rule = totals_by_rule(&out_packs, safety);
+    let (full_cycle_now, none_now) = reclaimable_now(
+        &out_packs,
+        &packs,
+        &sizes,
+        &unreferenced_ok_now,
+        &sched,
+        safety,
+        now,
+        max_unused,
+    );
+    let deleted_snapshots = deleted_snapshots(repo, &plan)?;
+    Ok(Explanation {
+        now,
+        safety: safety.name().to_string(),
+        full_enabled: params.full.enabled,
+        full_interval: kopr_format::units::duration(interval),
+        max_unused_percent: max_unused,
+        next_full_cycle: params.full.enabled.then_some(next_full),
+        gc_runs: history.len(),
+        deleted_snapshots,
+        by_rule,
+        packs: out_packs,
+        full_cycle_now,
+        full_cycle_now_safety_none: none_now,
+    })
+}
+
+/// Walks the index once: per pack, its live contents and when the last of its garbage goes.
+fn aggregate_packs(
+    repo: &Repository,
+    plan: &Plan<'_>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, PackAgg>> {
+    let safety = plan.safety;
     let (used, _) = find_in_use_contents(repo)?;
     let now_plan = Plan {
         safety,
-        history: &history,
+        history: plan.history,
         cycles: vec![now],
         deletes: Vec::new(),
     };
-
-    // Walk the index once: per pack, its live contents and the last of its garbage to go.
     let mut packs: HashMap<String, PackAgg> = HashMap::new();
     repo.contents().for_each_committed(true, &mut |e| {
         let agg = packs.entry(e.pack_blob_id.clone()).or_default();
@@ -450,25 +527,19 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         Ok(())
     })?;
 
-    // One listing serves both the packs with garbage and the blobs no entry references
-    // (every entry, deleted and manifest ones included, is in `packs`).
-    let mut listed = Vec::new();
-    for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX] {
-        listed.extend(repo.storage().list_all(p)?);
-    }
-    let sizes: HashMap<String, (u64, DateTime<Utc>)> = listed
-        .iter()
-        .map(|b| (b.id.clone(), (b.length, b.timestamp)))
-        .collect();
-    let sessions = repo.contents().active_sessions()?;
-    let ready: Vec<(usize, &str)> = packs
-        .iter()
-        .filter_map(|(id, a)| Some((a.ready_cycle(&plan, max_unused)?, id.as_str())))
-        .collect();
-    let (rewrite_at, deletes) = simulate_rewrites(&plan, &sched, ready);
-    plan.deletes = deletes;
+    Ok(packs)
+}
+
+/// What becomes of each pack that holds garbage: the rule that holds it and when it goes.
+fn pack_fates(
+    plan: &Plan<'_>,
+    packs: &HashMap<String, PackAgg>,
+    sizes: &HashMap<String, (u64, DateTime<Utc>)>,
+    rewrite_at: &HashMap<&str, usize>,
+    full_enabled: bool,
+) -> Vec<PackFate> {
     let mut out_packs = Vec::new();
-    for (id, agg) in &packs {
+    for (id, agg) in packs {
         let Some((drop, rule)) = agg.worst else {
             continue;
         };
@@ -476,7 +547,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             continue;
         };
         let rewritten = rewrite_at.get(id.as_str()).copied();
-        let (rule, earliest) = if !params.full.enabled {
+        let (rule, earliest) = if !full_enabled {
             (Rule::FullMaintenanceDisabled, None)
         } else if let Some(kr) = rewritten {
             // the rewrite's own cycle waits MinRewriteToOrphanDeletionDelay (blob_cycle
@@ -506,17 +577,25 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             earliest_deletion: earliest,
         });
     }
-    // Blobs no index entry references any more.
+    out_packs
+}
+
+/// What becomes of blobs no index entry references any more.
+fn unreferenced_fates(
+    plan: &Plan<'_>,
+    unreferenced: Vec<BlobMetadata>,
+    sessions: &HashMap<String, SessionInfo>,
+    now: DateTime<Utc>,
+    full_enabled: bool,
+) -> Vec<PackFate> {
+    let safety = plan.safety;
     let cutoff = plan.cycles.first().copied().unwrap_or(now) + Duration::seconds(1);
-    let mut unreferenced_ok_now = std::collections::HashSet::new();
-    for bm in listed.into_iter().filter(|b| !packs.contains_key(&b.id)) {
-        if retention(&bm, now + Duration::seconds(1), &sessions, safety).is_none() {
-            unreferenced_ok_now.insert(bm.id.clone());
-        }
-        let (rule, earliest) = if !params.full.enabled {
+    let mut out_packs = Vec::new();
+    for bm in unreferenced {
+        let (rule, earliest) = if !full_enabled {
             (Rule::FullMaintenanceDisabled, None)
         } else {
-            match retention(&bm, cutoff, &sessions, safety) {
+            match retention(&bm, cutoff, sessions, safety) {
                 None => (Rule::BlobDeleteMinAge, plan.at(plan.deleting_cycle(0))),
                 Some(Retention::AfterCutoff) => (Rule::NewerThanMaintenanceStart, plan.at(Some(1))),
                 Some(Retention::BelowMinAge { until }) => (
@@ -540,16 +619,13 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
             earliest_deletion: earliest,
         });
     }
-    out_packs.sort_by(|a, b| {
-        a.earliest_deletion
-            .is_none()
-            .cmp(&b.earliest_deletion.is_none())
-            .then(a.earliest_deletion.cmp(&b.earliest_deletion))
-            .then(a.blob_id.cmp(&b.blob_id))
-    });
+    out_packs
+}
 
+/// Blobs, bytes and earliest deletion by the rule that holds them.
+fn totals_by_rule(out_packs: &[PackFate], safety: &SafetyParameters) -> Vec<RuleTotal> {
     let mut totals: HashMap<Rule, RuleTotal> = HashMap::new();
-    for p in &out_packs {
+    for p in out_packs {
         let t = totals.entry(p.rule).or_insert_with(|| RuleTotal {
             rule: p.rule,
             description: p.rule.describe(safety),
@@ -567,15 +643,30 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     let mut by_rule: Vec<RuleTotal> = totals.into_values().collect();
     by_rule.sort_by_key(|t| t.rule);
 
+    by_rule
+}
+
+/// What a full cycle started now would free: with this safety level, and with none.
+#[allow(clippy::too_many_arguments)]
+fn reclaimable_now(
+    out_packs: &[PackFate],
+    packs: &HashMap<String, PackAgg>,
+    sizes: &HashMap<String, (u64, DateTime<Utc>)>,
+    unreferenced_ok_now: &std::collections::HashSet<String>,
+    sched: &Schedule,
+    safety: &SafetyParameters,
+    now: DateTime<Utc>,
+    max_unused: u32,
+) -> (Reclaimable, Reclaimable) {
     // A cycle started now: with this safety level, and with none.
     let mut full_cycle_now = Reclaimable::default();
     let mut none_now = Reclaimable::default();
     let now_cutoff = now + Duration::seconds(1);
     // a pack with live contents goes in one cycle only when its rewrite may run now and the
     // deletion need not wait for it (`--safety=none`: every unused content counts)
-    let rewrite_now = should_rewrite(&sched, &[task::REWRITE_FULL], safety)
+    let rewrite_now = should_rewrite(sched, &[task::REWRITE_FULL], safety)
         && safety.min_rewrite_to_orphan_deletion_delay.is_zero();
-    for p in &out_packs {
+    for p in out_packs {
         let agg = packs.get(&p.blob_id);
         let partly = agg.is_some_and(|a| exceeds_unused_share(a.garbage, a.packed(), max_unused));
         if (p.live_contents > 0 && !partly) || p.rule == Rule::NewerThanMaintenanceStart {
@@ -602,21 +693,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         }
     }
 
-    let deleted_snapshots = deleted_snapshots(repo, &plan)?;
-    Ok(Explanation {
-        now,
-        safety: safety.name().to_string(),
-        full_enabled: params.full.enabled,
-        full_interval: kopr_format::units::duration(interval),
-        max_unused_percent: max_unused,
-        next_full_cycle: params.full.enabled.then_some(next_full),
-        gc_runs: history.len(),
-        deleted_snapshots,
-        by_rule,
-        packs: out_packs,
-        full_cycle_now,
-        full_cycle_now_safety_none: none_now,
-    })
+    (full_cycle_now, none_now)
 }
 
 fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSnapshot>> {
