@@ -1163,3 +1163,106 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// Storage that counts the reads of each blob.
+#[derive(Debug)]
+struct CountingStorage {
+    inner: Arc<dyn BlobStorage>,
+    gets: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl BlobStorage for CountingStorage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
+        *self.gets.lock().unwrap().entry(id.to_string()).or_default() += 1;
+        self.inner.get_blob(id, offset, length)
+    }
+    fn get_metadata(&self, id: &str) -> kopr_blob::Result<kopr_blob::BlobMetadata> {
+        self.inner.get_metadata(id)
+    }
+    fn put_blob(
+        &self,
+        id: &str,
+        data: &[u8],
+        opts: &kopr_blob::PutOptions,
+    ) -> kopr_blob::Result<()> {
+        self.inner.put_blob(id, data, opts)
+    }
+    fn delete_blob(&self, id: &str) -> kopr_blob::Result<()> {
+        self.inner.delete_blob(id)
+    }
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
+    ) -> kopr_blob::Result<()> {
+        self.inner.list_blobs(prefix, cb)
+    }
+    fn display_name(&self) -> String {
+        self.inner.display_name()
+    }
+}
+
+#[test]
+fn restore_reads_each_data_pack_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // Many small files sharing few packs, some identical (one content, several files), an
+    // empty one, and files of several chunks.
+    for d in 0..20 {
+        let dir = src.join(format!("dir{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..100u64 {
+            let seed = d * 1000 + f;
+            let len = 500 + (seed * 7919 % 9000) as usize;
+            fs::write(dir.join(format!("f{f:03}")), random_bytes(seed, len)).unwrap();
+        }
+        fs::write(dir.join("same"), b"the same bytes in every directory").unwrap();
+        fs::write(dir.join("empty"), b"").unwrap();
+    }
+    fs::write(src.join("large-a"), random_bytes(77, 6 << 20)).unwrap();
+    let mut b = random_bytes(78, 5 << 20);
+    b.extend(random_bytes(77, 6 << 20)); // shares chunks with large-a
+    fs::write(src.join("large-b"), b).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(repo);
+
+    let counting = Arc::new(CountingStorage {
+        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
+        gets: Default::default(),
+    });
+    let packs: Vec<String> = counting
+        .list_all("p")
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert!(packs.len() >= 2, "several data packs: {packs:?}");
+    let repo = Repository::open(counting.clone(), "pw", OpenOptions::default()).unwrap();
+    counting.gets.lock().unwrap().clear();
+    let dst = tmp.path().join("dst");
+    let rs = restore(
+        &repo,
+        m.root_entry.as_ref().unwrap(),
+        &dst,
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rs.files, 20 * 102 + 2, "{rs:?}");
+    kopr_testkit::assert_same_tree(&src, &dst);
+    let gets = counting.gets.lock().unwrap().clone();
+    let data_reads: Vec<(&String, &u64)> =
+        gets.iter().filter(|(id, _)| id.starts_with('p')).collect();
+    assert!(!data_reads.is_empty());
+    for (id, n) in &data_reads {
+        assert!(packs.contains(id), "{id} is a data pack");
+        assert_eq!(**n, 1, "data pack {id} read {n} times; all reads: {gets:?}");
+    }
+}
