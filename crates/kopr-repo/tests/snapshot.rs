@@ -1266,3 +1266,116 @@ fn restore_reads_each_data_pack_once() {
         assert_eq!(**n, 1, "data pack {id} read {n} times; all reads: {gets:?}");
     }
 }
+
+/// The `.kopr-restore-` temporaries under `dir`.
+fn restore_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".kopr-restore-")
+            {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for f in 0..50u64 {
+        fs::write(src.join(format!("small{f:02}")), random_bytes(f, 3000)).unwrap();
+    }
+    // Larger than a pack: its chunks are in several packs.
+    fs::write(src.join("big"), random_bytes(99, 45 << 20)).unwrap();
+    let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let root = m.root_entry.clone().unwrap();
+    let dm = kopr_format::snapshot::DirManifest::decode(
+        &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
+    )
+    .unwrap();
+    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<String> {
+        kopr_repo::snapshot::object_content_ids(&repo, oid)
+            .unwrap()
+            .iter()
+            .map(|c| {
+                repo.contents()
+                    .content_info(c)
+                    .unwrap()
+                    .unwrap()
+                    .pack_blob_id
+            })
+            .filter(|p| p.starts_with('p'))
+            .collect()
+    };
+    let big = dm.entries.iter().find(|e| e.name == "big").unwrap();
+    let mut big_packs = pack_of(&big.object_id);
+    big_packs.sort();
+    big_packs.dedup();
+    assert!(big_packs.len() >= 2, "{big_packs:?}");
+    // Lose a pack holding part of `big` (not the one of the small files, if they have one).
+    let small_packs: Vec<String> = dm
+        .entries
+        .iter()
+        .filter(|e| e.name != "big")
+        .flat_map(|e| pack_of(&e.object_id))
+        .collect();
+    let lost = big_packs
+        .iter()
+        .find(|p| !small_packs.contains(p))
+        .unwrap()
+        .clone();
+    drop(repo);
+    st.delete_blob(&lost).unwrap();
+    let repo = Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
+
+    let dst = tmp.path().join("dst");
+    let err = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains(&lost), "{err}");
+    assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
+
+    let dst = tmp.path().join("dst2");
+    let mut failed = Vec::new();
+    let rs = kopr_repo::snapshot::restore_reporting(
+        &repo,
+        &root,
+        &dst,
+        RestoreOptions {
+            ignore_errors: true,
+            ..Default::default()
+        },
+        &mut |p, e| failed.push((p.to_path_buf(), e.to_string())),
+    )
+    .unwrap();
+    assert_eq!(rs.failed, 1, "{failed:?}");
+    assert_eq!(failed[0].0, dst.join("big"), "{failed:?}");
+    assert!(failed[0].1.contains(&lost), "{failed:?}");
+    assert_eq!(rs.files, 50);
+    for f in 0..50u64 {
+        let name = format!("small{f:02}");
+        assert_eq!(
+            fs::read(dst.join(&name)).unwrap(),
+            random_bytes(f, 3000),
+            "{name}"
+        );
+    }
+    assert!(!dst.join("big").exists());
+    assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
+}
