@@ -1379,3 +1379,145 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     assert!(!dst.join("big").exists());
     assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
 }
+
+/// The bytes of the files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..5u64 {
+        let dir = src.join(format!("dir{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..40u64 {
+            fs::write(
+                dir.join(format!("f{f:02}")),
+                random_bytes(d * 100 + f, 4000),
+            )
+            .unwrap();
+        }
+    }
+    fs::write(src.join("large"), random_bytes(5, 3 << 20)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(repo);
+    let root = m.root_entry.unwrap();
+    let counting = Arc::new(CountingStorage {
+        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
+        gets: Default::default(),
+    });
+    let cache = tmp.path().join("cache");
+    let open = |limit: u64| {
+        let opts = OpenOptions {
+            cache_dir: Some(cache.clone()),
+            content_cache_bytes: limit,
+            ..Default::default()
+        };
+        Repository::open(counting.clone(), "pw", opts).unwrap()
+    };
+    let pack_reads = || -> u64 {
+        let gets = counting.gets.lock().unwrap();
+        gets.iter()
+            .filter(|(id, _)| id.starts_with('p') || id.starts_with('q'))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let repo = open(1 << 30);
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("one"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("one"));
+    assert!(pack_reads() > 0);
+    let cached = bytes_under(&cache.join("contents"));
+    assert!(cached > 200 * 4000, "{cached}");
+
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("two"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("two"));
+    assert_eq!(pack_reads(), 0, "{:?}", counting.gets.lock().unwrap());
+
+    // A damaged cached copy (same length) is read from storage instead.
+    let mut victims = Vec::new();
+    for shard in fs::read_dir(cache.join("contents")).unwrap().flatten() {
+        for e in fs::read_dir(shard.path()).unwrap().flatten() {
+            victims.push(e.path());
+        }
+    }
+    for v in &victims {
+        let mut b = fs::read(v).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        fs::write(v, b).unwrap();
+    }
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("three"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("three"));
+    assert!(pack_reads() > 0);
+    drop(repo);
+
+    // The cache stays within its limit.
+    fs::remove_dir_all(&cache).unwrap();
+    let repo = open(100_000);
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("four"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("four"));
+    let cached = bytes_under(&cache.join("contents"));
+    assert!(cached <= 100_000, "{cached}");
+
+    // Without a limit nothing is cached.
+    fs::remove_dir_all(&cache).unwrap();
+    let repo = open(0);
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("five"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(bytes_under(&cache.join("contents")), 0);
+}

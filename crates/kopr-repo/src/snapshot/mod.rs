@@ -1181,7 +1181,6 @@ impl Restorer<'_> {
         if self.failed.load(Ordering::Relaxed) {
             return Ok(()); // a worker failed: its error is reported
         }
-        let cm = self.repo.contents();
         match e.entry_type {
             EntryType::Directory => {
                 if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_dir()) {
@@ -1192,7 +1191,10 @@ impl Restorer<'_> {
                 }
                 fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
                 remove_leftover_temporaries(dest);
-                let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
+                let dm = DirManifest::decode(&restore_batch::read_small_object(
+                    self.repo,
+                    &e.object_id,
+                )?)?;
                 for child in &dm.entries {
                     if child.name.is_empty()
                         || child.name == "."
@@ -1219,7 +1221,11 @@ impl Restorer<'_> {
                 }
             }
             EntryType::Symlink => {
-                let target = String::from_utf8_lossy(&read_object(cm, &e.object_id)?).into_owned();
+                let target = String::from_utf8_lossy(&restore_batch::read_small_object(
+                    self.repo,
+                    &e.object_id,
+                )?)
+                .into_owned();
                 if fs::symlink_metadata(dest).is_ok() {
                     if !self.opts.overwrite {
                         return Err(RepoError::Invalid(format!(

@@ -8,7 +8,8 @@
 //! one read. Several readers fetch those ranges at once (latency, not CPU, bounds an object
 //! store), with the bytes in flight capped; each content is decoded from the fetched range and
 //! written at its offset into every file that holds it. A file is written under a temporary
-//! name and renamed into place when its last chunk lands.
+//! name and renamed into place when its last chunk lands. With a content cache (object
+//! stores), contents found there are not fetched, and fetched ones are kept there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -28,6 +29,7 @@ use super::{
 use crate::error::{RepoError, Result};
 use crate::object::object_entries;
 use crate::repository::Repository;
+use kopr_format::object_id::{decode_indirect, IndirectEntry, ObjectId};
 
 /// Ranges of one pack closer than this are read as one (the gap is read and dropped).
 pub(super) const COALESCE_GAP: u64 = 1 << 20;
@@ -97,6 +99,8 @@ struct Range {
 enum Job {
     /// Fetch a range and write its pieces.
     Range(usize),
+    /// Write a piece from the content cache (or fetch it alone if the copy is bad).
+    Cached(usize),
     /// Restore a file the plan does not cover (empty, nested indirection, or contents not in
     /// storage yet) the plain way.
     File(usize),
@@ -108,6 +112,8 @@ struct Plan {
     targets: Vec<Target>,
     pieces: Vec<Piece>,
     ranges: Vec<Range>,
+    /// Pieces in the content cache.
+    cached: Vec<usize>,
     /// Files restored one by one.
     plain: Vec<(DirEntry, PathBuf)>,
 }
@@ -124,6 +130,7 @@ pub(super) fn restore_files(
     let plan = make_plan(repo, files, opts, &mut result)?;
     let jobs: Vec<Job> = (0..plan.plain.len())
         .map(Job::File)
+        .chain(plan.cached.iter().copied().map(Job::Cached))
         .chain((0..plan.ranges.len()).map(Job::Range))
         .collect();
     let run = Run {
@@ -207,8 +214,13 @@ fn make_plan(
             Err(err) => return Err(err),
         }
     }
+    let cache = repo.content_cache();
     let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in plan.pieces.iter().enumerate() {
+        if cache.is_enabled() && cache.contains(&p.entry) {
+            plan.cached.push(i);
+            continue;
+        }
         by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
     }
     let mut ranges = Vec::new();
@@ -271,7 +283,7 @@ fn plan_file(
     }
     let cm = repo.contents();
     let mut out = Vec::new();
-    for chunk in object_entries(cm, &e.object_id)? {
+    for chunk in chunks_of(repo, &e.object_id)? {
         let Some(cid) = chunk.object.content_id() else {
             return Ok(None); // an indirect chunk
         };
@@ -287,6 +299,18 @@ fn plan_file(
         ));
     }
     Ok((!out.is_empty()).then_some(out))
+}
+
+/// The chunk list of a file, its list read through the content cache.
+fn chunks_of(repo: &Repository, oid: &ObjectId) -> Result<Vec<IndirectEntry>> {
+    match oid.index_object_id() {
+        Some(index) => {
+            let list = read_small_object(repo, &index)?;
+            Ok(decode_indirect(&list)
+                .map_err(|e| RepoError::Invalid(format!("object {oid}: {e}")))?)
+        }
+        None => object_entries(repo.contents(), oid),
+    }
 }
 
 /// The shared state of the readers of a batch.
@@ -316,7 +340,8 @@ impl Run<'_> {
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
                 Job::File(i) => self.plain_file(*i),
-                Job::Range(i) => self.range(*i),
+                Job::Range(i) => self.fetch(&self.plan.ranges[*i]),
+                Job::Cached(p) => self.cached(*p),
             }))
             .unwrap_or_else(|_| Err(RepoError::Invalid("restore worker panicked".into())));
             if let Err(err) = r {
@@ -376,9 +401,31 @@ impl Run<'_> {
         self.room.notify_all();
     }
 
+    /// Writes a piece from its cached copy, or fetches it when the copy is gone or bad.
+    fn cached(&self, p: usize) -> Result<()> {
+        let piece = &self.plan.pieces[p];
+        let e = &piece.entry;
+        let r = Range {
+            pack: e.pack_blob_id.clone(),
+            start: u64::from(e.pack_offset),
+            end: u64::from(e.pack_offset) + u64::from(e.packed_length),
+            pieces: vec![p],
+        };
+        let cache = self.repo.content_cache();
+        if let Some(bytes) = cache.get(e) {
+            if let Ok(data) = self.decode(piece, &r, &bytes, false) {
+                for &(t, offset) in &piece.writes {
+                    self.write(t, offset, &data)?;
+                }
+                return Ok(());
+            }
+            cache.remove(&e.content_id);
+        }
+        self.fetch(&r)
+    }
+
     /// Fetches one range and writes its pieces.
-    fn range(&self, i: usize) -> Result<()> {
-        let r = &self.plan.ranges[i];
+    fn fetch(&self, r: &Range) -> Result<()> {
         let len = r.end - r.start;
         self.reserve(len);
         let fetched = self
@@ -397,7 +444,7 @@ impl Run<'_> {
     fn write_pieces(&self, r: &Range, bytes: &[u8]) -> Result<()> {
         for &p in &r.pieces {
             let piece = &self.plan.pieces[p];
-            match self.decode(piece, r, bytes) {
+            match self.decode(piece, r, bytes, true) {
                 Ok(data) => {
                     for &(t, offset) in &piece.writes {
                         self.write(t, offset, &data)?;
@@ -409,8 +456,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The plain bytes of a piece, from the bytes of its range.
-    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8]) -> Result<Vec<u8>> {
+    /// The plain bytes of a piece, from the bytes of its range; `keep` puts its packed bytes
+    /// in the content cache (when they come from storage).
+    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8], keep: bool) -> Result<Vec<u8>> {
         let e = &piece.entry;
         let start = (u64::from(e.pack_offset) - r.start) as usize;
         let packed = bytes
@@ -422,6 +470,10 @@ impl Run<'_> {
                 ))
             })?;
         let mut data = self.repo.contents().decode_packed(e, packed)?;
+        let cache = self.repo.content_cache();
+        if keep && cache.is_enabled() {
+            cache.put(&e.content_id, packed)
+        }
         if piece.object_compressed {
             let mut out = Vec::new();
             compression::decompress(&data, &mut out).map_err(|err| RepoError::CorruptContent {
@@ -533,4 +585,23 @@ impl Run<'_> {
         self.bytes.fetch_add(target.length, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Reads a small object (a directory, a symlink target) through the content cache.
+pub(super) fn read_small_object(repo: &Repository, oid: &ObjectId) -> Result<Vec<u8>> {
+    let cm = repo.contents();
+    let cid = match oid.content_id() {
+        Some(cid) if oid.index_object_id().is_none() && repo.content_cache().is_enabled() => cid,
+        _ => return crate::object::read_object(cm, oid),
+    };
+    let data = crate::content_cache::get_content(cm, repo.content_cache(), &cid)?;
+    if !oid.is_compressed() {
+        return Ok(data);
+    }
+    let mut out = Vec::new();
+    compression::decompress(&data, &mut out).map_err(|e| RepoError::CorruptContent {
+        id: cid.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(out)
 }
