@@ -1,10 +1,11 @@
 //! A bounded local cache of contents read from an object store, so that a second restore
 //! reads local files instead of the network (Kopia's content cache, `--content-cache-size-mb`).
 //!
-//! Each content is kept as its packed bytes (compressed and encrypted, exactly as in its
-//! pack), in a file named after its id under a two-character shard. A cached copy is only
-//! used when it has the length the index says and decodes (the encryption authenticates it);
-//! anything else is read from storage again. When the files exceed the limit, the least
+//! What a read fetched from a pack is kept as it is (compressed and encrypted contents,
+//! exactly the pack's bytes) in one file per range, `<pack>/<start>-<end>` in hex, so that a
+//! restore that fetched a pack in one read writes one cache file, not one per content. A
+//! content is taken from a cached range that holds it, and only when it decodes (the
+//! encryption authenticates it); anything else is read from storage again. When the files exceed the limit, the least
 //! recently used (by modification time, refreshed on each hit) are removed down to 90% of it.
 //! A missing, unwritable or read-only cache directory only disables caching: never an error.
 
@@ -50,55 +51,95 @@ impl ContentCache {
         self.dir.is_some()
     }
 
-    fn path(&self, id: &ContentId) -> Option<PathBuf> {
-        let name = id.to_string();
-        let shard = name.get(name.len().saturating_sub(2)..)?.to_string();
-        self.dir.as_ref().map(|d| d.join(shard).join(name))
+    /// The directory of a pack's cached ranges.
+    fn pack_dir(&self, pack: &str) -> Option<PathBuf> {
+        let ok = !pack.is_empty()
+            && pack
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        self.dir.as_ref().filter(|_| ok).map(|d| d.join(pack))
     }
 
-    /// The cached packed bytes of `entry`'s content, if present with the right length.
-    pub fn get(&self, entry: &IndexEntry) -> Option<Vec<u8>> {
-        let path = self.path(&entry.content_id)?;
-        let data = fs::read(&path).ok()?;
-        if data.len() != entry.packed_length as usize {
-            let _ = fs::remove_file(&path);
+    /// The cached ranges of `pack`: (start, end, file).
+    pub fn ranges(&self, pack: &str) -> Vec<(u64, u64, PathBuf)> {
+        let Some(dir) = self.pack_dir(pack) else {
+            return Vec::new();
+        };
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let (a, b) = name.to_str()?.split_once('-')?;
+                let start = u64::from_str_radix(a, 16).ok()?;
+                let end = u64::from_str_radix(b, 16).ok()?;
+                (start < end).then(|| (start, end, e.path()))
+            })
+            .collect()
+    }
+
+    /// The bytes of a cached range file, if it has the length its name says.
+    pub fn read(&self, path: &std::path::Path, start: u64, end: u64) -> Option<Vec<u8>> {
+        let data = fs::read(path).ok()?;
+        if data.len() as u64 != end - start {
+            let _ = fs::remove_file(path);
             return None;
         }
         // Recently used: the sweep removes the oldest first.
-        let _ = filetime::set_file_mtime(&path, filetime::FileTime::now());
+        let _ = filetime::set_file_mtime(path, filetime::FileTime::now());
         Some(data)
     }
 
-    /// Whether a copy of `entry`'s content with the right length is there (not reading it).
-    pub fn contains(&self, entry: &IndexEntry) -> bool {
-        self.path(&entry.content_id)
-            .and_then(|p| fs::metadata(p).ok())
-            .is_some_and(|m| m.len() == u64::from(entry.packed_length))
-    }
-
-    /// Forgets a cached copy that turned out bad.
-    pub fn remove(&self, id: &ContentId) {
-        if let Some(p) = self.path(id) {
-            let _ = fs::remove_file(p);
+    /// The cached packed bytes of `entry`'s content, if a cached range holds them.
+    pub fn get(&self, entry: &IndexEntry) -> Option<(PathBuf, Vec<u8>)> {
+        let (start, end) = (
+            u64::from(entry.pack_offset),
+            u64::from(entry.pack_offset) + u64::from(entry.packed_length),
+        );
+        let (a, b, path) = self
+            .ranges(&entry.pack_blob_id)
+            .into_iter()
+            .find(|(a, b, _)| *a <= start && end <= *b)?;
+        let f = fs::File::open(&path).ok()?;
+        if f.metadata().ok()?.len() != b - a {
+            let _ = fs::remove_file(&path);
+            return None;
         }
+        let mut buf = vec![0u8; (end - start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, start - a).ok()?;
+        let _ = filetime::set_file_mtime(&path, filetime::FileTime::now());
+        Some((path, buf))
     }
 
-    /// Keeps the packed bytes of a content, silently giving up on any error.
-    pub fn put(&self, id: &ContentId, packed: &[u8]) {
-        let Some(path) = self.path(id) else { return };
-        let Some(shard) = path.parent() else { return };
+    /// Forgets a cached range that turned out bad.
+    pub fn remove(&self, path: &std::path::Path) {
+        let _ = fs::remove_file(path);
+    }
+
+    /// Keeps the bytes of `pack` at `start`, silently giving up on any error.
+    pub fn put(&self, pack: &str, start: u64, bytes: &[u8]) {
+        let Some(dir) = self.pack_dir(pack) else {
+            return;
+        };
+        if bytes.is_empty() {
+            return;
+        }
+        let end = start + bytes.len() as u64;
         let written = (|| -> std::io::Result<()> {
-            fs::create_dir_all(shard)?;
-            let tmp = shard.join(format!(".{}.{:016x}.tmp", id, rand::random::<u64>()));
+            fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{:016x}.tmp", rand::random::<u64>()));
             let mut f = fs::File::create(&tmp)?;
-            let r = f.write_all(packed).and_then(|()| fs::rename(&tmp, &path));
+            let r = f
+                .write_all(bytes)
+                .and_then(|()| fs::rename(&tmp, dir.join(format!("{start:x}-{end:x}"))));
             if r.is_err() {
                 let _ = fs::remove_file(&tmp);
             }
             r
         })();
         if written.is_ok() {
-            self.account(packed.len() as u64);
+            self.account(bytes.len() as u64);
         }
     }
 
@@ -169,10 +210,10 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
     let Some(entry) = cm.stored_entry(id)? else {
         return cm.get_content(id);
     };
-    if let Some(packed) = cache.get(&entry) {
+    if let Some((path, packed)) = cache.get(&entry) {
         match cm.decode_packed(&entry, &packed) {
             Ok(data) => return Ok(data),
-            Err(_) => cache.remove(id),
+            Err(_) => cache.remove(&path),
         }
     }
     let packed = cm.storage().get_blob(
@@ -181,6 +222,6 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
         Some(u64::from(entry.packed_length)),
     )?;
     let data = cm.decode_packed(&entry, &packed)?;
-    cache.put(id, &packed);
+    cache.put(&entry.pack_blob_id, u64::from(entry.pack_offset), &packed);
     Ok(data)
 }

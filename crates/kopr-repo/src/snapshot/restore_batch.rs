@@ -99,7 +99,7 @@ struct Range {
 enum Job {
     /// Fetch a range and write its pieces.
     Range(usize),
-    /// Write a piece from the content cache (or fetch it alone if the copy is bad).
+    /// Write pieces from a range in the content cache (or fetch them if the copy is bad).
     Cached(usize),
     /// Restore a file the plan does not cover (empty, nested indirection, or contents not in
     /// storage yet) the plain way.
@@ -112,8 +112,8 @@ struct Plan {
     targets: Vec<Target>,
     pieces: Vec<Piece>,
     ranges: Vec<Range>,
-    /// Pieces in the content cache.
-    cached: Vec<usize>,
+    /// Ranges in the content cache: the file and what it holds.
+    cached: Vec<(PathBuf, Range)>,
     /// Files restored one by one.
     plain: Vec<(DirEntry, PathBuf)>,
 }
@@ -130,7 +130,7 @@ pub(super) fn restore_files(
     let plan = make_plan(repo, files, opts, &mut result)?;
     let jobs: Vec<Job> = (0..plan.plain.len())
         .map(Job::File)
-        .chain(plan.cached.iter().copied().map(Job::Cached))
+        .chain((0..plan.cached.len()).map(Job::Cached))
         .chain((0..plan.ranges.len()).map(Job::Range))
         .collect();
     let run = Run {
@@ -217,14 +217,45 @@ fn make_plan(
     let cache = repo.content_cache();
     let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in plan.pieces.iter().enumerate() {
-        if cache.is_enabled() && cache.contains(&p.entry) {
-            plan.cached.push(i);
-            continue;
-        }
         by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
     }
     let mut ranges = Vec::new();
     for (pack, mut pieces) in by_pack {
+        if cache.is_enabled() {
+            // Pieces a cached range holds are read from it.
+            let mut in_cache: Vec<(PathBuf, Range)> = cache
+                .ranges(pack)
+                .into_iter()
+                .map(|(start, end, path)| {
+                    let r = Range {
+                        pack: pack.to_string(),
+                        start,
+                        end,
+                        pieces: Vec::new(),
+                    };
+                    (path, r)
+                })
+                .collect();
+            pieces.retain(|&i| {
+                let e = &plan.pieces[i].entry;
+                let (a, b) = (
+                    u64::from(e.pack_offset),
+                    u64::from(e.pack_offset) + u64::from(e.packed_length),
+                );
+                match in_cache
+                    .iter_mut()
+                    .find(|(_, r)| r.start <= a && b <= r.end)
+                {
+                    Some((_, r)) => {
+                        r.pieces.push(i);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            plan.cached
+                .extend(in_cache.into_iter().filter(|(_, r)| !r.pieces.is_empty()));
+        }
         pieces.sort_by_key(|&i| plan.pieces[i].entry.pack_offset);
         let mut current: Option<Range> = None;
         for i in pieces {
@@ -401,27 +432,55 @@ impl Run<'_> {
         self.room.notify_all();
     }
 
-    /// Writes a piece from its cached copy, or fetches it when the copy is gone or bad.
-    fn cached(&self, p: usize) -> Result<()> {
-        let piece = &self.plan.pieces[p];
-        let e = &piece.entry;
-        let r = Range {
-            pack: e.pack_blob_id.clone(),
-            start: u64::from(e.pack_offset),
-            end: u64::from(e.pack_offset) + u64::from(e.packed_length),
-            pieces: vec![p],
-        };
+    /// Writes pieces from a cached range, or fetches them when the copy is gone or bad.
+    fn cached(&self, i: usize) -> Result<()> {
+        let (path, r) = &self.plan.cached[i];
         let cache = self.repo.content_cache();
-        if let Some(bytes) = cache.get(e) {
-            if let Ok(data) = self.decode(piece, &r, &bytes, false) {
-                for &(t, offset) in &piece.writes {
-                    self.write(t, offset, &data)?;
-                }
-                return Ok(());
-            }
-            cache.remove(&e.content_id);
+        self.reserve(r.end - r.start);
+        let done = match cache.read(path, r.start, r.end) {
+            Some(bytes) => self.write_cached(r, &bytes),
+            None => Ok(false),
+        };
+        self.release(r.end - r.start);
+        if done? {
+            return Ok(());
         }
-        self.fetch(&r)
+        cache.remove(path);
+        // Fetched from storage: only the part these pieces need.
+        let start = r
+            .pieces
+            .iter()
+            .map(|&p| u64::from(self.plan.pieces[p].entry.pack_offset));
+        let end = r.pieces.iter().map(|&p| {
+            let e = &self.plan.pieces[p].entry;
+            u64::from(e.pack_offset) + u64::from(e.packed_length)
+        });
+        let fetch = Range {
+            pack: r.pack.clone(),
+            start: start.min().unwrap_or(r.start),
+            end: end.max().unwrap_or(r.end),
+            pieces: r.pieces.clone(),
+        };
+        self.fetch(&fetch)
+    }
+
+    /// Writes the pieces of a cached range when every one decodes (else writes nothing, so
+    /// that fetching them again writes no chunk twice); returns whether it wrote them.
+    fn write_cached(&self, r: &Range, bytes: &[u8]) -> Result<bool> {
+        let decoded: Result<Vec<Vec<u8>>> = r
+            .pieces
+            .iter()
+            .map(|&p| self.decode(&self.plan.pieces[p], r, bytes))
+            .collect();
+        let Ok(decoded) = decoded else {
+            return Ok(false);
+        };
+        for (&p, data) in r.pieces.iter().zip(decoded) {
+            for &(t, offset) in &self.plan.pieces[p].writes {
+                self.write(t, offset, &data)?;
+            }
+        }
+        Ok(true)
     }
 
     /// Fetches one range and writes its pieces.
@@ -434,7 +493,11 @@ impl Run<'_> {
             .get_blob(&r.pack, r.start, Some(len))
             .map_err(RepoError::from);
         let out = match fetched {
-            Ok(bytes) => self.write_pieces(r, &bytes),
+            Ok(bytes) => {
+                let written = self.write_pieces(r, &bytes);
+                self.repo.content_cache().put(&r.pack, r.start, &bytes);
+                written
+            }
             Err(err) => self.fail_pieces(&r.pieces, &err),
         };
         self.release(len);
@@ -444,7 +507,7 @@ impl Run<'_> {
     fn write_pieces(&self, r: &Range, bytes: &[u8]) -> Result<()> {
         for &p in &r.pieces {
             let piece = &self.plan.pieces[p];
-            match self.decode(piece, r, bytes, true) {
+            match self.decode(piece, r, bytes) {
                 Ok(data) => {
                     for &(t, offset) in &piece.writes {
                         self.write(t, offset, &data)?;
@@ -456,9 +519,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The plain bytes of a piece, from the bytes of its range; `keep` puts its packed bytes
-    /// in the content cache (when they come from storage).
-    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8], keep: bool) -> Result<Vec<u8>> {
+    /// The plain bytes of a piece, from the bytes of its range.
+    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8]) -> Result<Vec<u8>> {
         let e = &piece.entry;
         let start = (u64::from(e.pack_offset) - r.start) as usize;
         let packed = bytes
@@ -470,10 +532,6 @@ impl Run<'_> {
                 ))
             })?;
         let mut data = self.repo.contents().decode_packed(e, packed)?;
-        let cache = self.repo.content_cache();
-        if keep && cache.is_enabled() {
-            cache.put(&e.content_id, packed)
-        }
         if piece.object_compressed {
             let mut out = Vec::new();
             compression::decompress(&data, &mut out).map_err(|err| RepoError::CorruptContent {
