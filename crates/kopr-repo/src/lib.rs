@@ -7,6 +7,7 @@
 
 pub mod committed_index;
 pub mod content;
+pub mod content_cache;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;

@@ -9,6 +9,7 @@ use kopr_blob::BlobStorage;
 use kopr_format::repository_blob::LOCKING_PREFIXES;
 
 use crate::content::{ContentManager, WriterIdentity};
+use crate::content_cache::ContentCache;
 use crate::error::Result;
 use crate::format_manager::{self, CreateOptions, FormatManager};
 use crate::index_cache::BlobCache;
@@ -19,6 +20,9 @@ use crate::manifest::ManifestManager;
 pub struct OpenOptions {
     /// Local cache directory (index blobs); `None` disables caching.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of contents kept under `cache_dir` by reads that go through the content
+    /// cache (restores); 0 keeps none. Worth it for object stores, not a local filesystem.
+    pub content_cache_bytes: u64,
     /// Who writes.
     pub identity: WriterIdentity,
     /// The clock (tests inject a manual one).
@@ -29,6 +33,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             cache_dir: None,
+            content_cache_bytes: 0,
             identity: WriterIdentity {
                 user: "kopr".into(),
                 host: "localhost".into(),
@@ -45,6 +50,7 @@ pub struct Repository {
     format: Arc<FormatManager>,
     contents: ContentManager,
     manifests: ManifestManager,
+    content_cache: ContentCache,
     options: OpenOptions,
 }
 
@@ -97,11 +103,16 @@ impl Repository {
             cache,
             options.identity.clone(),
         )?;
+        let content_cache = ContentCache::new(
+            options.cache_dir.as_ref().map(|d| d.join("contents")),
+            options.content_cache_bytes,
+        );
         Ok(Repository {
             storage,
             format,
             contents,
             manifests: ManifestManager::new(),
+            content_cache,
             options,
         })
     }
@@ -119,6 +130,11 @@ impl Repository {
     /// The content manager.
     pub fn contents(&self) -> &ContentManager {
         &self.contents
+    }
+
+    /// The local cache of contents read by restores.
+    pub fn content_cache(&self) -> &ContentCache {
+        &self.content_cache
     }
 
     /// The manifest manager (snapshots, policies).

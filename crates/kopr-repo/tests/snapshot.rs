@@ -1163,3 +1163,361 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// Storage that counts the reads of each blob.
+#[derive(Debug)]
+struct CountingStorage {
+    inner: Arc<dyn BlobStorage>,
+    gets: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl BlobStorage for CountingStorage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
+        *self.gets.lock().unwrap().entry(id.to_string()).or_default() += 1;
+        self.inner.get_blob(id, offset, length)
+    }
+    fn get_metadata(&self, id: &str) -> kopr_blob::Result<kopr_blob::BlobMetadata> {
+        self.inner.get_metadata(id)
+    }
+    fn put_blob(
+        &self,
+        id: &str,
+        data: &[u8],
+        opts: &kopr_blob::PutOptions,
+    ) -> kopr_blob::Result<()> {
+        self.inner.put_blob(id, data, opts)
+    }
+    fn delete_blob(&self, id: &str) -> kopr_blob::Result<()> {
+        self.inner.delete_blob(id)
+    }
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
+    ) -> kopr_blob::Result<()> {
+        self.inner.list_blobs(prefix, cb)
+    }
+    fn display_name(&self) -> String {
+        self.inner.display_name()
+    }
+}
+
+#[test]
+fn restore_reads_each_data_pack_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // Many small files sharing few packs, some identical (one content, several files), an
+    // empty one, and files of several chunks.
+    for d in 0..20 {
+        let dir = src.join(format!("dir{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..100u64 {
+            let seed = d * 1000 + f;
+            let len = 500 + (seed * 7919 % 9000) as usize;
+            fs::write(dir.join(format!("f{f:03}")), random_bytes(seed, len)).unwrap();
+        }
+        fs::write(dir.join("same"), b"the same bytes in every directory").unwrap();
+        fs::write(dir.join("empty"), b"").unwrap();
+    }
+    fs::write(src.join("large-a"), random_bytes(77, 6 << 20)).unwrap();
+    let mut b = random_bytes(78, 5 << 20);
+    b.extend(random_bytes(77, 6 << 20)); // shares chunks with large-a
+    fs::write(src.join("large-b"), b).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(repo);
+
+    let counting = Arc::new(CountingStorage {
+        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
+        gets: Default::default(),
+    });
+    let packs: Vec<String> = counting
+        .list_all("p")
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert!(packs.len() >= 2, "several data packs: {packs:?}");
+    let repo = Repository::open(counting.clone(), "pw", OpenOptions::default()).unwrap();
+    counting.gets.lock().unwrap().clear();
+    let dst = tmp.path().join("dst");
+    let rs = restore(
+        &repo,
+        m.root_entry.as_ref().unwrap(),
+        &dst,
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rs.files, 20 * 102 + 2, "{rs:?}");
+    kopr_testkit::assert_same_tree(&src, &dst);
+    let gets = counting.gets.lock().unwrap().clone();
+    let data_reads: Vec<(&String, &u64)> =
+        gets.iter().filter(|(id, _)| id.starts_with('p')).collect();
+    assert!(!data_reads.is_empty());
+    for (id, n) in &data_reads {
+        assert!(packs.contains(id), "{id} is a data pack");
+        assert_eq!(**n, 1, "data pack {id} read {n} times; all reads: {gets:?}");
+    }
+}
+
+/// The `.kopr-restore-` temporaries under `dir`.
+fn restore_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".kopr-restore-")
+            {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for f in 0..50u64 {
+        fs::write(src.join(format!("small{f:02}")), random_bytes(f, 3000)).unwrap();
+    }
+    // Larger than a pack: its chunks are in several packs.
+    fs::write(src.join("big"), random_bytes(99, 45 << 20)).unwrap();
+    let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let root = m.root_entry.clone().unwrap();
+    let dm = kopr_format::snapshot::DirManifest::decode(
+        &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
+    )
+    .unwrap();
+    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<String> {
+        kopr_repo::snapshot::object_content_ids(&repo, oid)
+            .unwrap()
+            .iter()
+            .map(|c| {
+                repo.contents()
+                    .content_info(c)
+                    .unwrap()
+                    .unwrap()
+                    .pack_blob_id
+            })
+            .filter(|p| p.starts_with('p'))
+            .collect()
+    };
+    let big = dm.entries.iter().find(|e| e.name == "big").unwrap();
+    let mut big_packs = pack_of(&big.object_id);
+    big_packs.sort();
+    big_packs.dedup();
+    assert!(big_packs.len() >= 2, "{big_packs:?}");
+    // Lose a pack holding part of `big` (not the one of the small files, if they have one).
+    let small_packs: Vec<String> = dm
+        .entries
+        .iter()
+        .filter(|e| e.name != "big")
+        .flat_map(|e| pack_of(&e.object_id))
+        .collect();
+    let lost = big_packs
+        .iter()
+        .find(|p| !small_packs.contains(p))
+        .unwrap()
+        .clone();
+    drop(repo);
+    st.delete_blob(&lost).unwrap();
+    let repo = Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
+
+    let dst = tmp.path().join("dst");
+    let err = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains(&lost), "{err}");
+    assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
+
+    let dst = tmp.path().join("dst2");
+    let mut failed = Vec::new();
+    let rs = kopr_repo::snapshot::restore_reporting(
+        &repo,
+        &root,
+        &dst,
+        RestoreOptions {
+            ignore_errors: true,
+            ..Default::default()
+        },
+        &mut |p, e| failed.push((p.to_path_buf(), e.to_string())),
+    )
+    .unwrap();
+    assert_eq!(rs.failed, 1, "{failed:?}");
+    assert_eq!(failed[0].0, dst.join("big"), "{failed:?}");
+    assert!(failed[0].1.contains(&lost), "{failed:?}");
+    assert_eq!(rs.files, 50);
+    for f in 0..50u64 {
+        let name = format!("small{f:02}");
+        assert_eq!(
+            fs::read(dst.join(&name)).unwrap(),
+            random_bytes(f, 3000),
+            "{name}"
+        );
+    }
+    assert!(!dst.join("big").exists());
+    assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
+}
+
+/// The bytes of the files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..5u64 {
+        let dir = src.join(format!("dir{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..40u64 {
+            fs::write(
+                dir.join(format!("f{f:02}")),
+                random_bytes(d * 100 + f, 4000),
+            )
+            .unwrap();
+        }
+    }
+    fs::write(src.join("large"), random_bytes(5, 3 << 20)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = create_snapshot(
+        &repo,
+        &src,
+        &source(&src),
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(repo);
+    let root = m.root_entry.unwrap();
+    let counting = Arc::new(CountingStorage {
+        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
+        gets: Default::default(),
+    });
+    let cache = tmp.path().join("cache");
+    let open = |limit: u64| {
+        let opts = OpenOptions {
+            cache_dir: Some(cache.clone()),
+            content_cache_bytes: limit,
+            ..Default::default()
+        };
+        Repository::open(counting.clone(), "pw", opts).unwrap()
+    };
+    let pack_reads = || -> u64 {
+        let gets = counting.gets.lock().unwrap();
+        gets.iter()
+            .filter(|(id, _)| id.starts_with('p') || id.starts_with('q'))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let repo = open(1 << 30);
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("one"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("one"));
+    assert!(pack_reads() > 0);
+    let cached = bytes_under(&cache.join("contents"));
+    assert!(cached > 200 * 4000, "{cached}");
+
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("two"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("two"));
+    assert_eq!(pack_reads(), 0, "{:?}", counting.gets.lock().unwrap());
+
+    // A damaged cached copy (same length) is read from storage instead.
+    let mut victims = Vec::new();
+    for shard in fs::read_dir(cache.join("contents")).unwrap().flatten() {
+        for e in fs::read_dir(shard.path()).unwrap().flatten() {
+            victims.push(e.path());
+        }
+    }
+    for v in &victims {
+        let mut b = fs::read(v).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        fs::write(v, b).unwrap();
+    }
+    counting.gets.lock().unwrap().clear();
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("three"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("three"));
+    assert!(pack_reads() > 0);
+    drop(repo);
+
+    // The cache stays within its limit.
+    fs::remove_dir_all(&cache).unwrap();
+    let repo = open(100_000);
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("four"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("four"));
+    let cached = bytes_under(&cache.join("contents"));
+    assert!(cached <= 100_000, "{cached}");
+
+    // Without a limit nothing is cached.
+    fs::remove_dir_all(&cache).unwrap();
+    let repo = open(0);
+    restore(
+        &repo,
+        &root,
+        &tmp.path().join("five"),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(bytes_under(&cache.join("contents")), 0);
+}

@@ -100,6 +100,12 @@ pub fn open_with(
     let opts = OpenOptions {
         cache_dir: (!cfg.caching.cache_directory.is_empty())
             .then(|| PathBuf::from(&cfg.caching.cache_directory)),
+        // Kopia's content cache: worth it where every read is a network round trip.
+        content_cache_bytes: if cfg.storage.kind == "filesystem" {
+            0
+        } else {
+            kopr_repo::content_cache::DEFAULT_CONTENT_CACHE_BYTES
+        },
         identity: WriterIdentity {
             user: cfg.username.clone(),
             host: cfg.hostname.clone(),

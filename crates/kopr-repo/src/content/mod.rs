@@ -600,6 +600,22 @@ impl ContentManager {
         self.decode_packed(&entry, &packed)
     }
 
+    /// Where a content's packed bytes are in storage, for reads that fetch many contents of a
+    /// pack at once ([`ContentManager::decode_packed`] then decodes each): `None` when the
+    /// content is unknown or its pack is still being filled or uploaded by this manager.
+    pub fn stored_entry(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
+        let s = self.state.lock().map_err(|_| poisoned())?;
+        if s.open.values().any(|p| p.items.contains_key(id)) || s.uploading_items.contains_key(id) {
+            return Ok(None);
+        }
+        Ok(self
+            .committed
+            .read()
+            .map_err(|_| poisoned())?
+            .get(id)?
+            .or_else(|| s.uncommitted.get(id).cloned()))
+    }
+
     /// Decodes the packed bytes of a content described by `entry`.
     pub fn decode_packed(&self, entry: &IndexEntry, packed: &[u8]) -> Result<Vec<u8>> {
         let corrupt = |detail: String| RepoError::CorruptContent {

@@ -21,6 +21,7 @@ use kopr_format::snapshot::{
 };
 
 mod file_pool;
+mod restore_batch;
 
 use file_pool::{FileJob, JobSlot, Workers};
 
@@ -999,69 +1000,21 @@ pub fn restore_reporting(
             )));
         }
     }
-    let workers = crate::parallelism();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, PathBuf)>(workers * 4);
-    let rx = std::sync::Mutex::new(rx);
     let failed = AtomicBool::new(false);
-    let first_error: std::sync::Mutex<Option<RepoError>> = std::sync::Mutex::new(None);
     let skipped: std::sync::Mutex<Vec<(PathBuf, RepoError)>> = std::sync::Mutex::new(Vec::new());
-    let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     let mut restorer = Restorer {
         repo,
         opts,
-        files: Some(tx),
+        batch: Vec::new(),
+        batch_bytes: 0,
         dirs: Vec::new(),
         stats: RestoreStats::default(),
         failed: &failed,
         skipped: &skipped,
     };
-    let walked = std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let job = file_pool::next_job(&rx);
-                let Some((e, path)) = job else { break };
-                if failed.load(Ordering::Relaxed) {
-                    continue; // drain the queue after the first error
-                }
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    restore_file(repo, &e, &path, opts)
-                }))
-                .unwrap_or_else(|_| {
-                    Err(RepoError::Invalid(format!(
-                        "{}: restore worker panicked",
-                        path.display()
-                    )))
-                });
-                match r {
-                    Ok(n) => {
-                        files.fetch_add(1, Ordering::Relaxed);
-                        bytes.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(err) if opts.ignore_errors => {
-                        if let Ok(mut v) = skipped.lock() {
-                            v.push((path, err));
-                        }
-                    }
-                    Err(err) => {
-                        failed.store(true, Ordering::Relaxed);
-                        if let Ok(mut slot) = first_error.lock() {
-                            slot.get_or_insert(err);
-                        }
-                    }
-                }
-            });
-        }
-        let r = restorer.restore_entry(entry, dest);
-        restorer.files = None; // close the queue
-        if r.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        r
-    });
-    if let Some(e) = first_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(e);
-    }
-    walked?;
+    // Files go in batches that read each pack once; the last batch after the walk.
+    restorer.restore_entry(entry, dest)?;
+    restorer.run_batch()?;
     // Directories last, deepest first, so writing their files does not change their times.
     let mut skipped = skipped
         .lock()
@@ -1074,8 +1027,6 @@ pub fn restore_reporting(
         }
     }
     let mut stats = restorer.stats;
-    stats.files += files.load(Ordering::Relaxed);
-    stats.bytes += bytes.load(Ordering::Relaxed);
     skipped.sort_by(|a, b| a.0.cmp(&b.0));
     stats.failed = skipped.len() as u64;
     for (path, err) in &skipped {
@@ -1178,11 +1129,14 @@ fn restore_owner(e: &DirEntry, dest: &Path, opts: RestoreOptions) {
     let _ = (e, dest, opts);
 }
 
-/// The walk of a restore: creates directories and symlinks, and hands files to the workers.
+/// The walk of a restore: creates directories and symlinks, and gathers files into batches
+/// ([`restore_batch`]).
 struct Restorer<'a> {
     repo: &'a Repository,
     opts: RestoreOptions,
-    files: Option<std::sync::mpsc::SyncSender<(DirEntry, PathBuf)>>,
+    /// Files to restore with the next batch, and their bytes.
+    batch: Vec<(DirEntry, PathBuf)>,
+    batch_bytes: u64,
     /// Directories created, in walk order, for their metadata at the end.
     dirs: Vec<(DirEntry, PathBuf)>,
     stats: RestoreStats,
@@ -1192,6 +1146,24 @@ struct Restorer<'a> {
 }
 
 impl Restorer<'_> {
+    /// Restores the files gathered so far.
+    fn run_batch(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let files = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let r = restore_batch::restore_files(self.repo, files, self.opts, self.failed)?;
+        self.stats.files += r.files;
+        self.stats.bytes += r.bytes;
+        if !r.skipped.is_empty() {
+            if let Ok(mut v) = self.skipped.lock() {
+                v.extend(r.skipped);
+            }
+        }
+        Ok(())
+    }
+
     /// Restores one entry; with `ignore_errors` a failure is recorded and the walk goes on.
     fn restore_entry(&mut self, e: &DirEntry, dest: &Path) -> Result<()> {
         match self.restore_one(e, dest) {
@@ -1209,7 +1181,6 @@ impl Restorer<'_> {
         if self.failed.load(Ordering::Relaxed) {
             return Ok(()); // a worker failed: its error is reported
         }
-        let cm = self.repo.contents();
         match e.entry_type {
             EntryType::Directory => {
                 if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_dir()) {
@@ -1220,7 +1191,10 @@ impl Restorer<'_> {
                 }
                 fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
                 remove_leftover_temporaries(dest);
-                let dm = DirManifest::decode(&read_object(cm, &e.object_id)?)?;
+                let dm = DirManifest::decode(&restore_batch::read_small_object(
+                    self.repo,
+                    &e.object_id,
+                )?)?;
                 for child in &dm.entries {
                     if child.name.is_empty()
                         || child.name == "."
@@ -1237,18 +1211,21 @@ impl Restorer<'_> {
                 self.stats.dirs += 1;
                 self.dirs.push((e.clone(), dest.to_path_buf()));
             }
-            EntryType::File => match &self.files {
-                Some(q) => q
-                    .send((e.clone(), dest.to_path_buf()))
-                    .map_err(|_| RepoError::Invalid("restore workers stopped".into()))?,
-                None => {
-                    let n = restore_file(self.repo, e, dest, self.opts)?;
-                    self.stats.files += 1;
-                    self.stats.bytes += n;
+            EntryType::File => {
+                self.batch.push((e.clone(), dest.to_path_buf()));
+                self.batch_bytes += e.file_size.max(0) as u64;
+                if self.batch.len() >= restore_batch::BATCH_FILES
+                    || self.batch_bytes >= restore_batch::BATCH_BYTES
+                {
+                    self.run_batch()?;
                 }
-            },
+            }
             EntryType::Symlink => {
-                let target = String::from_utf8_lossy(&read_object(cm, &e.object_id)?).into_owned();
+                let target = String::from_utf8_lossy(&restore_batch::read_small_object(
+                    self.repo,
+                    &e.object_id,
+                )?)
+                .into_owned();
                 if fs::symlink_metadata(dest).is_ok() {
                     if !self.opts.overwrite {
                         return Err(RepoError::Invalid(format!(

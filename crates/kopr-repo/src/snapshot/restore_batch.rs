@@ -1,0 +1,665 @@
+//! Restoring a batch of files so that each pack is read once.
+//!
+//! Reading every content with its own ranged read costs one request per content, and the
+//! contents of small files share packs: on an object store a restore would then fetch the same
+//! pack many times over. Instead the walk hands its files over in batches; a batch is planned
+//! first (every chunk of every file looked up in the index: pack, offset, length), the chunks
+//! are grouped by pack and sorted by offset, and ranges whose gap is small are coalesced into
+//! one read. Several readers fetch those ranges at once (latency, not CPU, bounds an object
+//! store), with the bytes in flight capped; each content is decoded from the fetched range and
+//! written at its offset into every file that holds it. A file is written under a temporary
+//! name and renamed into place when its last chunk lands. With a content cache (object
+//! stores), contents found there are not fetched, and fetched ones are kept there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use kopr_format::compression;
+use kopr_format::index::{ContentId, IndexEntry};
+use kopr_format::snapshot::DirEntry;
+
+use super::{
+    create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_metadata,
+    RestoreOptions,
+};
+use crate::error::{RepoError, Result};
+use crate::object::object_entries;
+use crate::repository::Repository;
+use kopr_format::object_id::{decode_indirect, IndirectEntry, ObjectId};
+
+/// Ranges of one pack closer than this are read as one (the gap is read and dropped).
+pub(super) const COALESCE_GAP: u64 = 1 << 20;
+/// A coalesced range grows no longer than this (a pack is at most ~21 MB, so usually one
+/// range is the whole part of a pack a batch needs).
+const MAX_RANGE: u64 = 32 << 20;
+/// Ranges fetched at once: an object store answers each after a round trip, so more readers
+/// than cores keep the connection busy.
+const READERS: usize = 8;
+/// The fetched bytes held at once, across readers (one range larger than this still goes,
+/// alone).
+const MAX_IN_FLIGHT: u64 = 128 << 20;
+
+/// A batch is handed over when it has this many files…
+pub(super) const BATCH_FILES: usize = 50_000;
+/// …or this many bytes of files.
+pub(super) const BATCH_BYTES: u64 = 8 << 30;
+
+/// What a batch restored.
+#[derive(Debug, Default)]
+pub(super) struct BatchResult {
+    pub files: u64,
+    pub bytes: u64,
+    /// Files not restored, with `ignore_errors`.
+    pub skipped: Vec<(PathBuf, RepoError)>,
+}
+
+/// A file being written from chunks that arrive in any order.
+struct Target {
+    entry: DirEntry,
+    dest: PathBuf,
+    /// Its length (the sum of its chunks).
+    length: u64,
+    state: Mutex<TargetState>,
+}
+
+#[derive(Default)]
+struct TargetState {
+    /// The temporary file, once the first chunk arrived.
+    tmp: Option<PathBuf>,
+    /// Chunks still to write.
+    remaining: usize,
+    /// It failed (with `ignore_errors`): later chunks are dropped.
+    failed: bool,
+}
+
+/// One content to read, and where its bytes go.
+struct Piece {
+    entry: IndexEntry,
+    /// The chunk's object is compressed as a whole (older repositories).
+    object_compressed: bool,
+    /// The chunk's length after decoding.
+    length: u64,
+    /// (target, offset in the file).
+    writes: Vec<(usize, u64)>,
+}
+
+/// One read of a pack: `[start, end)` and the pieces inside it.
+struct Range {
+    pack: String,
+    start: u64,
+    end: u64,
+    pieces: Vec<usize>,
+}
+
+/// What the readers do.
+enum Job {
+    /// Fetch a range and write its pieces.
+    Range(usize),
+    /// Write pieces from a range in the content cache (or fetch them if the copy is bad).
+    Cached(usize),
+    /// Restore a file the plan does not cover (empty, nested indirection, or contents not in
+    /// storage yet) the plain way.
+    File(usize),
+}
+
+/// The plan of a batch.
+#[derive(Default)]
+struct Plan {
+    targets: Vec<Target>,
+    pieces: Vec<Piece>,
+    ranges: Vec<Range>,
+    /// Ranges in the content cache: the file and what it holds.
+    cached: Vec<(PathBuf, Range)>,
+    /// Files restored one by one.
+    plain: Vec<(DirEntry, PathBuf)>,
+}
+
+/// Restores `files` (each a file entry and its destination). Without `ignore_errors` the first
+/// error stops the batch (sets `failed`) and is returned, and no temporary file is left.
+pub(super) fn restore_files(
+    repo: &Repository,
+    files: Vec<(DirEntry, PathBuf)>,
+    opts: RestoreOptions,
+    failed: &AtomicBool,
+) -> Result<BatchResult> {
+    let mut result = BatchResult::default();
+    let plan = make_plan(repo, files, opts, &mut result)?;
+    let jobs: Vec<Job> = (0..plan.plain.len())
+        .map(Job::File)
+        .chain((0..plan.cached.len()).map(Job::Cached))
+        .chain((0..plan.ranges.len()).map(Job::Range))
+        .collect();
+    let run = Run {
+        repo,
+        opts,
+        plan: &plan,
+        next: AtomicUsize::new(0),
+        failed,
+        first_error: Mutex::new(None),
+        skipped: Mutex::new(Vec::new()),
+        files: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        in_flight: Mutex::new(0),
+        room: Condvar::new(),
+    };
+    let readers = READERS.min(jobs.len());
+    std::thread::scope(|s| {
+        for _ in 0..readers {
+            s.spawn(|| run.reader(&jobs));
+        }
+    });
+    // Files that did not finish (after an error) leave no temporary behind.
+    for t in &plan.targets {
+        if let Ok(mut st) = t.state.lock() {
+            if let Some(tmp) = st.tmp.take() {
+                let _ = fs::remove_file(&tmp);
+                forget_restore_temporary(&tmp);
+            }
+        }
+    }
+    if let Some(e) = run.first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    result.files += run.files.into_inner();
+    result.bytes += run.bytes.into_inner();
+    result
+        .skipped
+        .extend(run.skipped.into_inner().unwrap_or_default());
+    Ok(result)
+}
+
+/// Looks every chunk up, groups the chunks by pack and coalesces their ranges.
+fn make_plan(
+    repo: &Repository,
+    files: Vec<(DirEntry, PathBuf)>,
+    opts: RestoreOptions,
+    result: &mut BatchResult,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut piece_of: HashMap<(ContentId, bool), usize> = HashMap::new();
+    for (entry, dest) in files {
+        match plan_file(repo, &entry, &dest, opts) {
+            Ok(Some(chunks)) => {
+                let t = plan.targets.len();
+                let mut length = 0;
+                for (cid, compressed, ie, start, len) in &chunks {
+                    let p = *piece_of.entry((*cid, *compressed)).or_insert_with(|| {
+                        plan.pieces.push(Piece {
+                            entry: ie.clone(),
+                            object_compressed: *compressed,
+                            length: *len,
+                            writes: Vec::new(),
+                        });
+                        plan.pieces.len() - 1
+                    });
+                    plan.pieces[p].writes.push((t, *start));
+                    length += len;
+                }
+                plan.targets.push(Target {
+                    entry,
+                    dest,
+                    length,
+                    state: Mutex::new(TargetState {
+                        remaining: chunks.len(),
+                        ..Default::default()
+                    }),
+                });
+            }
+            Ok(None) => plan.plain.push((entry, dest)),
+            Err(err) if opts.ignore_errors => result.skipped.push((dest, err)),
+            Err(err) => return Err(err),
+        }
+    }
+    let cache = repo.content_cache();
+    let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in plan.pieces.iter().enumerate() {
+        by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
+    }
+    let mut ranges = Vec::new();
+    for (pack, mut pieces) in by_pack {
+        if cache.is_enabled() {
+            // Pieces a cached range holds are read from it.
+            let mut in_cache: Vec<(PathBuf, Range)> = cache
+                .ranges(pack)
+                .into_iter()
+                .map(|(start, end, path)| {
+                    let r = Range {
+                        pack: pack.to_string(),
+                        start,
+                        end,
+                        pieces: Vec::new(),
+                    };
+                    (path, r)
+                })
+                .collect();
+            pieces.retain(|&i| {
+                let e = &plan.pieces[i].entry;
+                let (a, b) = (
+                    u64::from(e.pack_offset),
+                    u64::from(e.pack_offset) + u64::from(e.packed_length),
+                );
+                match in_cache
+                    .iter_mut()
+                    .find(|(_, r)| r.start <= a && b <= r.end)
+                {
+                    Some((_, r)) => {
+                        r.pieces.push(i);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            plan.cached
+                .extend(in_cache.into_iter().filter(|(_, r)| !r.pieces.is_empty()));
+        }
+        pieces.sort_by_key(|&i| plan.pieces[i].entry.pack_offset);
+        let mut current: Option<Range> = None;
+        for i in pieces {
+            let e = &plan.pieces[i].entry;
+            let (start, end) = (
+                u64::from(e.pack_offset),
+                u64::from(e.pack_offset) + u64::from(e.packed_length),
+            );
+            match &mut current {
+                Some(r)
+                    if start <= r.end + COALESCE_GAP && end.max(r.end) - r.start <= MAX_RANGE =>
+                {
+                    r.end = r.end.max(end);
+                    r.pieces.push(i);
+                }
+                _ => {
+                    ranges.extend(current.take());
+                    current = Some(Range {
+                        pack: pack.to_string(),
+                        start,
+                        end,
+                        pieces: vec![i],
+                    });
+                }
+            }
+        }
+        ranges.extend(current);
+    }
+    plan.ranges = ranges;
+    Ok(plan)
+}
+
+/// A planned chunk: content, whether its object is compressed, where it is stored, its offset
+/// in the file and its length.
+type PlannedChunk = (ContentId, bool, IndexEntry, u64, u64);
+
+/// The chunks of one file, or `None` when it is restored the plain way. Checks first that the
+/// destination can be written.
+fn plan_file(
+    repo: &Repository,
+    e: &DirEntry,
+    dest: &std::path::Path,
+    opts: RestoreOptions,
+) -> Result<Option<Vec<PlannedChunk>>> {
+    if dest.exists() && !opts.overwrite {
+        return Err(RepoError::Invalid(format!(
+            "{} already exists (use --overwrite)",
+            dest.display()
+        )));
+    }
+    if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+        return Err(RepoError::Invalid(format!(
+            "{}: the snapshot has a file here, but a directory is in the way; move it away or restore to another target",
+            dest.display()
+        )));
+    }
+    let cm = repo.contents();
+    let mut out = Vec::new();
+    for chunk in chunks_of(repo, &e.object_id)? {
+        let Some(cid) = chunk.object.content_id() else {
+            return Ok(None); // an indirect chunk
+        };
+        let Some(ie) = cm.stored_entry(&cid)? else {
+            return Ok(None); // unknown (reported by the plain way) or not stored yet
+        };
+        out.push((
+            cid,
+            chunk.object.is_compressed(),
+            ie,
+            chunk.start,
+            chunk.length,
+        ));
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// The chunk list of a file, its list read through the content cache.
+fn chunks_of(repo: &Repository, oid: &ObjectId) -> Result<Vec<IndirectEntry>> {
+    match oid.index_object_id() {
+        Some(index) => {
+            let list = read_small_object(repo, &index)?;
+            Ok(decode_indirect(&list)
+                .map_err(|e| RepoError::Invalid(format!("object {oid}: {e}")))?)
+        }
+        None => object_entries(repo.contents(), oid),
+    }
+}
+
+/// The shared state of the readers of a batch.
+struct Run<'a> {
+    repo: &'a Repository,
+    opts: RestoreOptions,
+    plan: &'a Plan,
+    next: AtomicUsize,
+    failed: &'a AtomicBool,
+    first_error: Mutex<Option<RepoError>>,
+    skipped: Mutex<Vec<(PathBuf, RepoError)>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    /// Bytes fetched and not yet written.
+    in_flight: Mutex<u64>,
+    room: Condvar,
+}
+
+impl Run<'_> {
+    fn reader(&self, jobs: &[Job]) {
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(job) = jobs.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
+                Job::File(i) => self.plain_file(*i),
+                Job::Range(i) => self.fetch(&self.plan.ranges[*i]),
+                Job::Cached(p) => self.cached(*p),
+            }))
+            .unwrap_or_else(|_| Err(RepoError::Invalid("restore worker panicked".into())));
+            if let Err(err) = r {
+                self.fail(err);
+            }
+        }
+    }
+
+    /// Stops the batch with its first error.
+    fn fail(&self, err: RepoError) {
+        self.failed.store(true, Ordering::Relaxed);
+        if let Ok(mut slot) = self.first_error.lock() {
+            slot.get_or_insert(err);
+        }
+    }
+
+    fn plain_file(&self, i: usize) -> Result<()> {
+        let (e, dest) = &self.plan.plain[i];
+        match restore_file(self.repo, e, dest, self.opts) {
+            Ok(n) => {
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(err) if self.opts.ignore_errors => {
+                self.skip(dest.clone(), err);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn skip(&self, dest: PathBuf, err: RepoError) {
+        if let Ok(mut v) = self.skipped.lock() {
+            v.push((dest, err));
+        }
+    }
+
+    /// Waits until `n` more bytes may be held.
+    fn reserve(&self, n: u64) {
+        let Ok(mut used) = self.in_flight.lock() else {
+            return;
+        };
+        while *used > 0 && *used + n > MAX_IN_FLIGHT {
+            used = match self.room.wait(used) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
+        *used += n;
+    }
+
+    fn release(&self, n: u64) {
+        if let Ok(mut used) = self.in_flight.lock() {
+            *used = used.saturating_sub(n);
+        }
+        self.room.notify_all();
+    }
+
+    /// Writes pieces from a cached range, or fetches them when the copy is gone or bad.
+    fn cached(&self, i: usize) -> Result<()> {
+        let (path, r) = &self.plan.cached[i];
+        let cache = self.repo.content_cache();
+        self.reserve(r.end - r.start);
+        let done = match cache.read(path, r.start, r.end) {
+            Some(bytes) => self.write_cached(r, &bytes),
+            None => Ok(false),
+        };
+        self.release(r.end - r.start);
+        if done? {
+            return Ok(());
+        }
+        cache.remove(path);
+        // Fetched from storage: only the part these pieces need.
+        let start = r
+            .pieces
+            .iter()
+            .map(|&p| u64::from(self.plan.pieces[p].entry.pack_offset));
+        let end = r.pieces.iter().map(|&p| {
+            let e = &self.plan.pieces[p].entry;
+            u64::from(e.pack_offset) + u64::from(e.packed_length)
+        });
+        let fetch = Range {
+            pack: r.pack.clone(),
+            start: start.min().unwrap_or(r.start),
+            end: end.max().unwrap_or(r.end),
+            pieces: r.pieces.clone(),
+        };
+        self.fetch(&fetch)
+    }
+
+    /// Writes the pieces of a cached range when every one decodes (else writes nothing, so
+    /// that fetching them again writes no chunk twice); returns whether it wrote them.
+    fn write_cached(&self, r: &Range, bytes: &[u8]) -> Result<bool> {
+        let decoded: Result<Vec<Vec<u8>>> = r
+            .pieces
+            .iter()
+            .map(|&p| self.decode(&self.plan.pieces[p], r, bytes))
+            .collect();
+        let Ok(decoded) = decoded else {
+            return Ok(false);
+        };
+        for (&p, data) in r.pieces.iter().zip(decoded) {
+            for &(t, offset) in &self.plan.pieces[p].writes {
+                self.write(t, offset, &data)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fetches one range and writes its pieces.
+    fn fetch(&self, r: &Range) -> Result<()> {
+        let len = r.end - r.start;
+        self.reserve(len);
+        let fetched = self
+            .repo
+            .storage()
+            .get_blob(&r.pack, r.start, Some(len))
+            .map_err(RepoError::from);
+        let out = match fetched {
+            Ok(bytes) => {
+                let written = self.write_pieces(r, &bytes);
+                self.repo.content_cache().put(&r.pack, r.start, &bytes);
+                written
+            }
+            Err(err) => self.fail_pieces(&r.pieces, &err),
+        };
+        self.release(len);
+        out
+    }
+
+    fn write_pieces(&self, r: &Range, bytes: &[u8]) -> Result<()> {
+        for &p in &r.pieces {
+            let piece = &self.plan.pieces[p];
+            match self.decode(piece, r, bytes) {
+                Ok(data) => {
+                    for &(t, offset) in &piece.writes {
+                        self.write(t, offset, &data)?;
+                    }
+                }
+                Err(err) => self.fail_pieces(&[p], &err)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The plain bytes of a piece, from the bytes of its range.
+    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8]) -> Result<Vec<u8>> {
+        let e = &piece.entry;
+        let start = (u64::from(e.pack_offset) - r.start) as usize;
+        let packed = bytes
+            .get(start..start + e.packed_length as usize)
+            .ok_or_else(|| {
+                RepoError::Invalid(format!(
+                    "pack {} is shorter than its index says (content {} at {}+{})",
+                    e.pack_blob_id, e.content_id, e.pack_offset, e.packed_length
+                ))
+            })?;
+        let mut data = self.repo.contents().decode_packed(e, packed)?;
+        if piece.object_compressed {
+            let mut out = Vec::new();
+            compression::decompress(&data, &mut out).map_err(|err| RepoError::CorruptContent {
+                id: e.content_id.to_string(),
+                detail: err.to_string(),
+            })?;
+            data = out;
+        }
+        if data.len() as u64 != piece.length {
+            return Err(RepoError::Invalid(format!(
+                "chunk {} has {} bytes, index says {}",
+                e.content_id,
+                data.len(),
+                piece.length
+            )));
+        }
+        Ok(data)
+    }
+
+    /// A read or decode failed: the files of `pieces` fail (each once), or the batch stops.
+    fn fail_pieces(&self, pieces: &[usize], err: &RepoError) -> Result<()> {
+        if !self.opts.ignore_errors {
+            return Err(RepoError::Invalid(err.to_string()));
+        }
+        for &p in pieces {
+            for &(t, _) in &self.plan.pieces[p].writes {
+                self.fail_target(t, RepoError::Invalid(err.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up on one file (with `ignore_errors`): its temporary goes, its error is listed.
+    fn fail_target(&self, t: usize, err: RepoError) {
+        let target = &self.plan.targets[t];
+        let Ok(mut st) = target.state.lock() else {
+            return;
+        };
+        if st.failed {
+            return;
+        }
+        st.failed = true;
+        if let Some(tmp) = st.tmp.take() {
+            let _ = fs::remove_file(&tmp);
+            forget_restore_temporary(&tmp);
+        }
+        drop(st);
+        self.skip(target.dest.clone(), err);
+    }
+
+    /// Writes one chunk of a file; the last one renames it into place.
+    fn write(&self, t: usize, offset: u64, data: &[u8]) -> Result<()> {
+        let target = &self.plan.targets[t];
+        let r = self.write_locked(target, offset, data);
+        match r {
+            Ok(()) => Ok(()),
+            Err(err) if self.opts.ignore_errors => {
+                self.fail_target(t, err);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn write_locked(&self, target: &Target, offset: u64, data: &[u8]) -> Result<()> {
+        let mut st = target
+            .state
+            .lock()
+            .map_err(|_| RepoError::Invalid("restore state poisoned".into()))?;
+        if st.failed || st.remaining == 0 {
+            return Ok(());
+        }
+        let dest = &target.dest;
+        let f = match &st.tmp {
+            Some(tmp) => fs::OpenOptions::new()
+                .write(true)
+                .open(tmp)
+                .map_err(|err| io_err(tmp, err))?,
+            None => {
+                let (tmp, f) = create_restore_temporary(dest)?;
+                if st.remaining > 1 {
+                    // The whole length at once, so that chunks arriving out of order do not
+                    // grow the file piecemeal.
+                    f.set_len(target.length).map_err(|err| io_err(&tmp, err))?;
+                }
+                st.tmp = Some(tmp);
+                f
+            }
+        };
+        f.write_all_at(data, offset)
+            .map_err(|err| io_err(dest, err))?;
+        st.remaining -= 1;
+        if st.remaining > 0 {
+            return Ok(());
+        }
+        drop(f);
+        let Some(tmp) = st.tmp.take() else {
+            return Ok(());
+        };
+        let renamed = fs::rename(&tmp, dest).map_err(|err| io_err(dest, err));
+        if renamed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        forget_restore_temporary(&tmp);
+        renamed?;
+        drop(st);
+        set_metadata(&target.entry, dest, self.opts)?;
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(target.length, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Reads a small object (a directory, a symlink target) through the content cache.
+pub(super) fn read_small_object(repo: &Repository, oid: &ObjectId) -> Result<Vec<u8>> {
+    let cm = repo.contents();
+    let cid = match oid.content_id() {
+        Some(cid) if oid.index_object_id().is_none() && repo.content_cache().is_enabled() => cid,
+        _ => return crate::object::read_object(cm, oid),
+    };
+    let data = crate::content_cache::get_content(cm, repo.content_cache(), &cid)?;
+    if !oid.is_compressed() {
+        return Ok(data);
+    }
+    let mut out = Vec::new();
+    compression::decompress(&data, &mut out).map_err(|e| RepoError::CorruptContent {
+        id: cid.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(out)
+}
