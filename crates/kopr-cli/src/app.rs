@@ -381,6 +381,24 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Create a repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 /// Storage kinds for `repository connect`.
@@ -400,6 +418,80 @@ pub enum ConnectStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Connect to a repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// Azure blob storage flags (Kopia's names and environment variables).
+#[derive(Debug, Args)]
+pub struct AzureArgs {
+    /// Name of the Azure blob container.
+    #[arg(long)]
+    pub container: String,
+    /// Azure storage account name.
+    #[arg(long = "storage-account", env = "AZURE_STORAGE_ACCOUNT")]
+    pub storage_account: String,
+    /// Azure storage account key.
+    #[arg(
+        long = "storage-key",
+        env = "AZURE_STORAGE_KEY",
+        hide_env_values = true
+    )]
+    pub storage_key: Option<String>,
+    /// Azure storage domain (blob.core.windows.net when not given).
+    #[arg(long = "storage-domain", env = "AZURE_STORAGE_DOMAIN")]
+    pub storage_domain: Option<String>,
+    /// Azure SAS Token.
+    #[arg(
+        long = "sas-token",
+        env = "AZURE_STORAGE_SAS_TOKEN",
+        hide_env_values = true
+    )]
+    pub sas_token: Option<String>,
+    /// Prefix to use for objects in the bucket.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+}
+
+/// WebDAV storage flags (Kopia's names and environment variables).
+#[derive(Debug, Args)]
+pub struct WebDavArgs {
+    /// URL of WebDAV server.
+    #[arg(long)]
+    pub url: String,
+    /// Use flat directory structure.
+    #[arg(long)]
+    pub flat: bool,
+    /// WebDAV username.
+    #[arg(
+        id = "webdav_username",
+        long = "webdav-username",
+        env = "KOPIA_WEBDAV_USERNAME"
+    )]
+    pub username: Option<String>,
+    /// WebDAV password.
+    #[arg(
+        id = "webdav_password",
+        long = "webdav-password",
+        env = "KOPIA_WEBDAV_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Assume WebDAV provider implements atomic writes.
+    #[arg(long = "atomic-writes")]
+    pub atomic_writes: bool,
 }
 
 /// S3 storage flags (Kopia's names and environment variables).

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use kopr_blob::azure::{AzureOptions, AzureStorage};
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::retrying::RetryingStorage;
 use kopr_blob::s3::{S3Options, S3Storage};
+use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
-use crate::app::S3Args;
+use crate::app::{AzureArgs, S3Args, WebDavArgs};
 use crate::config::StorageConfig;
 
 /// Attempts (in all) of a failing S3 request before the error is reported.
@@ -84,6 +86,52 @@ pub fn open_s3(opts: S3Options) -> Result<S3Storage> {
     S3Storage::connect(opts).with_context(|| format!("cannot open S3 storage {url}"))
 }
 
+/// The Azure options of the `azure` flags.
+pub fn azure_options(a: &AzureArgs) -> AzureOptions {
+    AzureOptions {
+        container: a.container.clone(),
+        prefix: a.prefix.clone(),
+        storage_account: a.storage_account.clone(),
+        storage_key: a.storage_key.clone().unwrap_or_default(),
+        sas_token: a.sas_token.clone().unwrap_or_default(),
+        storage_domain: a.storage_domain.clone().unwrap_or_default(),
+        do_not_use_tls: false,
+    }
+}
+
+/// The storage config of an Azure repository.
+pub fn azure_config(opts: &AzureOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "azure".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// The WebDAV options of the `webdav` flags; `connect` leaves the shards to `.shards`.
+pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
+    let username = a.username.clone().unwrap_or_default();
+    let password = a.password.clone().unwrap_or_default();
+    if !username.is_empty() && password.is_empty() {
+        bail!("no WebDAV password for user {username:?}: use --webdav-password (or KOPIA_WEBDAV_PASSWORD)");
+    }
+    Ok(WebDavOptions {
+        url: a.url.clone(),
+        username,
+        password,
+        atomic_writes: a.atomic_writes,
+        // As Kopia: `--flat` stores every blob in the root directory.
+        dir_shards: (a.flat && !connect).then(Vec::new),
+    })
+}
+
+/// The storage config of a WebDAV repository.
+pub fn webdav_config(opts: &WebDavOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "webdav".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
 /// Opens the storage a config describes; `create` makes a missing filesystem directory.
 pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobStorage>> {
     match cfg.kind.as_str() {
@@ -107,6 +155,30 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
                 S3_FIRST_RETRY_DELAY,
             )))
         }
+        "azure" => {
+            let opts: AzureOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid azure storage config")?;
+            let url = format!("azure://{}/{}", opts.container, opts.prefix);
+            let st = AzureStorage::connect(opts)
+                .with_context(|| format!("cannot open Azure storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
+        "webdav" => {
+            let opts: WebDavOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid webdav storage config")?;
+            let url = opts.url.clone();
+            let st = WebDavStorage::open(opts, create)
+                .with_context(|| format!("cannot open WebDAV storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
         other => bail!("unsupported storage type: {other}"),
     }
 }
@@ -120,7 +192,15 @@ pub fn open(cfg: &StorageConfig) -> Result<Arc<dyn BlobStorage>> {
 pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
     let mut v = cfg.config.clone();
     if let Some(o) = v.as_object_mut() {
-        for k in ["secretAccessKey", "sessionToken"] {
+        for k in [
+            "secretAccessKey",
+            "sessionToken",
+            "storageKey",
+            "sasToken",
+            "ClientSecret",
+            "clientCertificate",
+            "password",
+        ] {
             if let Some(s) = o.get_mut(k) {
                 // As Kopia's scrubber: one `*` per character.
                 if let Some(len) = s.as_str().map(|s| s.chars().count()) {

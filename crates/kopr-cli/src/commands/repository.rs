@@ -55,6 +55,32 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             };
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
+        RepositoryCommand::Create(CreateStorage::Azure {
+            azure,
+            create,
+            connect,
+        }) => {
+            let sc = storage::azure_config(&storage::azure_options(&azure))?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Create(CreateStorage::Webdav {
+            webdav,
+            create,
+            connect,
+        }) => {
+            let sc = storage::webdav_config(&storage::webdav_options(&webdav, false)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Azure { azure, connect }) => {
+            let sc = storage::azure_config(&storage::azure_options(&azure))?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Webdav { webdav, connect }) => {
+            let sc = storage::webdav_config(&storage::webdav_options(&webdav, true)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
         RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
             let sc = storage::filesystem_config(&fs.path)?;
             connect_repository(ctx, sc, connect, None)
@@ -104,6 +130,23 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64> {
         bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
     }
     Ok(total)
+}
+
+/// The format choices of `repository create`'s flags.
+fn create_options(create: &crate::app::CreateArgs) -> Result<CreateOptions> {
+    Ok(CreateOptions {
+        hash: create.block_hash.clone(),
+        encryption: create.encryption.clone(),
+        splitter: create.object_splitter.clone(),
+        key_derivation: create.key_derivation.clone(),
+        blob_config: retention(
+            create.retention_mode.clone(),
+            create.retention_period.clone(),
+        )?,
+        max_pack_size: 0,
+        ecc: create.ecc.clone(),
+        ecc_overhead_percent: create.ecc_overhead_percent,
+    })
 }
 
 fn retention(mode: Option<String>, period: Option<String>) -> Result<BlobStorageConfig> {
@@ -211,6 +254,18 @@ fn display(sc: &StorageConfig) -> String {
         };
         return format!("s3://{}/{}", get("bucket"), get("prefix"));
     }
+    if sc.kind == "azure" {
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        return format!("azure://{}/{}", get("container"), get("prefix"));
+    }
+    if let Some(url) = sc.config.get("url").and_then(|u| u.as_str()) {
+        return url.to_string();
+    }
     sc.config
         .get("path")
         .and_then(|p| p.as_str())
@@ -293,6 +348,8 @@ fn title(kind: &str) -> String {
     match kind {
         "filesystem" => "Filesystem".into(),
         "s3" => "S3".into(),
+        "azure" => "Azure".into(),
+        "webdav" => "WebDAV".into(),
         k => k.to_string(),
     }
 }
