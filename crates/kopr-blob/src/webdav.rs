@@ -295,7 +295,11 @@ impl WebDavStorage {
         loop {
             match self.request("PUT", &tmp, &[], Some(data)) {
                 Ok(_) => break,
-                Err(Failure::Status(404 | 409, _)) if !made_dirs && !dirs.is_empty() => {
+                // A missing shard directory: 404 or 409, or (servers that answer before
+                // reading a large body) a connection closed under the upload.
+                Err(Failure::Status(404 | 409, _) | Failure::Error(BlobError::Transient(_)))
+                    if !made_dirs && !dirs.is_empty() =>
+                {
                     self.mkcol_all(&dirs.join("/"))?;
                     made_dirs = true;
                 }
