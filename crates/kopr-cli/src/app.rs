@@ -358,6 +358,57 @@ pub enum RepositoryCommand {
     Disconnect,
     /// Display the status of connected repository.
     Status(StatusArgs),
+    /// Synchronizes the contents of this repository to another location.
+    #[command(name = "sync-to")]
+    SyncTo(SyncToArgs),
+}
+
+/// `repository sync-to` flags (Kopia's) and the destination storage.
+#[derive(Debug, Args)]
+pub struct SyncToArgs {
+    /// Whether to update blobs present in destination and source if the source is newer.
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub update: bool,
+    /// Whether to delete blobs present in destination but not source.
+    #[arg(long, global = true)]
+    pub delete: bool,
+    /// Do not perform copying.
+    #[arg(long = "dry-run", short = 'n', global = true)]
+    pub dry_run: bool,
+    /// Copy parallelism.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub parallel: usize,
+    /// Fail if destination does not have repository format blob.
+    #[arg(long = "must-exist", global = true)]
+    pub must_exist: bool,
+    /// Where to copy to.
+    #[command(subcommand)]
+    pub target: SyncStorage,
+}
+
+/// Storage kinds for `repository sync-to`.
+#[derive(Debug, Subcommand)]
+pub enum SyncStorage {
+    /// Synchronize repository data to another repository in a filesystem.
+    Filesystem {
+        #[command(flatten)]
+        fs: FilesystemArgs,
+    },
+    /// Synchronize repository data to another repository in an S3 bucket.
+    S3 {
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Synchronize repository data to another repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+    },
+    /// Synchronize repository data to another repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
+    },
 }
 
 /// Storage kinds for `repository create`.

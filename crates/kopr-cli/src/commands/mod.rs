@@ -8,6 +8,7 @@ mod maintenance;
 mod policy;
 mod repository;
 mod snapshot;
+mod sync_to;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

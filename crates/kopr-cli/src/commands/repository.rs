@@ -98,6 +98,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             Ok(())
         }
         RepositoryCommand::Status(args) => status(ctx, args),
+        RepositoryCommand::SyncTo(args) => super::sync_to::run(ctx, args),
     }
 }
 
