@@ -404,6 +404,11 @@ pub enum SyncStorage {
         #[command(flatten)]
         azure: AzureArgs,
     },
+    /// Synchronize repository data to another repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
+    },
     /// Synchronize repository data to another repository in a WebDAV storage.
     Webdav {
         #[command(flatten)]
@@ -441,6 +446,15 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Create a repository in a WebDAV storage.
     Webdav {
         #[command(flatten)]
@@ -473,6 +487,13 @@ pub enum ConnectStorage {
     Azure {
         #[command(flatten)]
         azure: AzureArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -514,6 +535,26 @@ pub struct AzureArgs {
     /// Prefix to use for objects in the bucket.
     #[arg(long, default_value = "")]
     pub prefix: String,
+}
+
+/// Google Cloud Storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct GcsArgs {
+    /// Name of the Google Cloud Storage bucket.
+    #[arg(id = "gcs_bucket", long = "bucket")]
+    pub bucket: String,
+    /// Prefix to use for objects in the bucket.
+    #[arg(id = "gcs_prefix", long = "prefix", default_value = "")]
+    pub prefix: String,
+    /// Use read-only GCS scope to prevent write access.
+    #[arg(id = "gcs_read_only", long = "read-only")]
+    pub read_only: bool,
+    /// Use the provided JSON file with credentials.
+    #[arg(id = "gcs_credentials_file", long = "credentials-file")]
+    pub credentials_file: Option<PathBuf>,
+    /// Embed GCS credentials JSON in the repository configuration.
+    #[arg(id = "gcs_embed_credentials", long = "embed-credentials")]
+    pub embed_credentials: bool,
 }
 
 /// WebDAV storage flags (Kopia's names and environment variables).

@@ -8,13 +8,14 @@ use anyhow::{bail, Context, Result};
 use base64::Engine;
 use kopr_blob::azure::{AzureOptions, AzureStorage};
 use kopr_blob::filesystem::FilesystemStorage;
+use kopr_blob::gcs::{GcsOptions, GcsStorage};
 use kopr_blob::retrying::RetryingStorage;
 use kopr_blob::s3::{S3Options, S3Storage};
 use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
-use crate::app::{AzureArgs, S3Args, WebDavArgs};
+use crate::app::{AzureArgs, GcsArgs, S3Args, WebDavArgs};
 use crate::config::StorageConfig;
 
 /// Attempts (in all) of a failing S3 request before the error is reported.
@@ -107,6 +108,50 @@ pub fn azure_config(opts: &AzureOptions) -> Result<StorageConfig> {
     })
 }
 
+/// The GCS options of the `gcs` flags: `--embed-credentials` stores the file's JSON instead
+/// of its name, as Kopia does.
+pub fn gcs_options(a: &GcsArgs) -> Result<GcsOptions> {
+    let mut o = GcsOptions {
+        bucket: a.bucket.clone(),
+        prefix: a.prefix.clone(),
+        credentials_file: String::new(),
+        credentials: None,
+        read_only: a.read_only,
+    };
+    match (&a.credentials_file, a.embed_credentials) {
+        (Some(f), true) => {
+            let bytes = std::fs::read(f)
+                .with_context(|| format!("cannot read --credentials-file {}", f.display()))?;
+            o.credentials = Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("--credentials-file {} is not JSON", f.display()))?,
+            );
+        }
+        (Some(f), false) => {
+            let abs = if f.is_absolute() {
+                f.clone()
+            } else {
+                std::env::current_dir()?.join(f)
+            };
+            if !abs.is_file() {
+                bail!("--credentials-file {} does not exist", abs.display());
+            }
+            o.credentials_file = abs.to_string_lossy().into_owned();
+        }
+        (None, true) => bail!("--embed-credentials needs --credentials-file"),
+        (None, false) => {}
+    }
+    Ok(o)
+}
+
+/// The storage config of a GCS repository.
+pub fn gcs_config(opts: &GcsOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "gcs".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
 /// The WebDAV options of the `webdav` flags; `connect` leaves the shards to `.shards`.
 pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
     let username = a.username.clone().unwrap_or_default();
@@ -167,6 +212,18 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
                 S3_FIRST_RETRY_DELAY,
             )))
         }
+        "gcs" => {
+            let opts: GcsOptions =
+                serde_json::from_value(cfg.config.clone()).context("invalid gcs storage config")?;
+            let url = format!("gs://{}/{}", opts.bucket, opts.prefix);
+            let st = GcsStorage::connect(opts)
+                .with_context(|| format!("cannot open GCS storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
         "webdav" => {
             let opts: WebDavOptions = serde_json::from_value(cfg.config.clone())
                 .context("invalid webdav storage config")?;
@@ -200,11 +257,15 @@ pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
             "ClientSecret",
             "clientCertificate",
             "password",
+            "credentials",
         ] {
             if let Some(s) = o.get_mut(k) {
                 // As Kopia's scrubber: one `*` per character.
                 if let Some(len) = s.as_str().map(|s| s.chars().count()) {
                     *s = json!("*".repeat(len));
+                } else if !s.is_null() {
+                    // embedded GCS credentials (a JSON object holding a private key)
+                    *s = json!("***");
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Azure (Azurite) and WebDAV (`rclone serve webdav`) through the CLI when things go wrong:
+//! Azure (Azurite), WebDAV (`rclone serve webdav`) and GCS (fake-gcs-server) through the CLI
+//! when things go wrong:
 //! rejected credentials, a missing container, an unreachable endpoint and one that accepts
 //! connections but never answers each give one error line naming the fix, and write no
 //! connection; a server stopped in the middle of a snapshot gives one clear error, loses
@@ -355,4 +356,88 @@ fn azure_server_stopped_mid_snapshot() {
 #[test]
 fn webdav_server_stopped_mid_snapshot() {
     killed_mid_snapshot(Kind::WebDav);
+}
+
+/// GCS through the CLI (fake-gcs-server, reached as Google's clients do through
+/// `STORAGE_EMULATOR_HOST`): a missing bucket and an unreachable endpoint are one line each;
+/// `--embed-credentials` stores the credentials JSON in the connection, masked by `status`.
+#[test]
+fn gcs_errors_and_embedded_credentials() {
+    let Some(srv) = Server::fake_gcs() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let kopr = Kopr::new(
+        env!("CARGO_BIN_EXE_kopr"),
+        &tmp.path().join("cfg/repository.config"),
+    );
+    let run = |host: &str, args: &[&str]| {
+        kopr.cmd(args)
+            .env(kopr_blob::gcs::EMULATOR_ENV, host)
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .env("KOPR_S3_TIMEOUT_SECS", "2")
+            .output()
+            .unwrap()
+    };
+    let create = [
+        "repository",
+        "create",
+        "gcs",
+        "--bucket=nosuch",
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ];
+    let e = one_error_line(&run(&srv.url(), &create));
+    assert!(e.contains("bucket \"nosuch\" does not exist"), "{e}");
+    let e = one_error_line(&run(&format!("127.0.0.1:{}", free_port()), &create));
+    assert!(e.contains("cannot reach GCS endpoint"), "{e}");
+    assert!(!tmp.path().join("cfg/repository.config").exists());
+
+    kopr_blob::gcs::GcsStorage::with_endpoint(
+        kopr_blob::gcs::GcsOptions {
+            bucket: "real".into(),
+            ..Default::default()
+        },
+        &srv.url(),
+        false,
+    )
+    .unwrap()
+    .create_bucket()
+    .unwrap();
+    let creds = tmp.path().join("creds.json");
+    std::fs::write(
+        &creds,
+        r#"{"type":"service_account","client_email":"x@y","private_key":"SECRET-KEY-TEXT"}"#,
+    )
+    .unwrap();
+    let out = run(
+        &srv.url(),
+        &[
+            "repository",
+            "create",
+            "gcs",
+            "--bucket=real",
+            "--credentials-file",
+            creds.to_str().unwrap(),
+            "--embed-credentials",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("cfg/repository.config")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg["storage"]["config"]["credentials"]["client_email"],
+        "x@y"
+    );
+    assert!(cfg["storage"]["config"].get("credentialsFile").is_none());
+    let status = run(&srv.url(), &["repository", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("Storage type:        gcs"), "{status}");
+    assert!(!status.contains("SECRET-KEY-TEXT"), "{status}");
 }

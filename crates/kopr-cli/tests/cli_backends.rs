@@ -1,6 +1,6 @@
 //! One repository life cycle, the same code against every backend: a filesystem repository,
-//! S3 (s3s-fs), S3 with object lock (moto), Azure (Azurite) and WebDAV (`rclone serve webdav`). Create → snapshot → change → snapshot →
-//! restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
+//! S3 (s3s-fs), S3 with object lock (moto), Azure (Azurite), GCS (fake-gcs-server) and WebDAV
+//! (`rclone serve webdav`). Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
 //! On the locking server the same run also checks that `--retention-mode/--retention-period`
 //! lock the format blobs and every pack and index a snapshot writes, and that full
 //! maintenance with `--extend-object-locks` moves the retain-until dates forward.
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
 use kopr_blob::s3::{S3Options, S3Storage};
 use kopr_blob::BlobStorage;
 use kopr_format::repository_blob::LOCKING_PREFIXES;
@@ -446,4 +447,43 @@ fn life_cycle_on_s3_with_compliance_lock() {
 #[test]
 fn life_cycle_on_s3_with_governance_lock() {
     locked_life_cycle("GOVERNANCE");
+}
+
+#[test]
+fn life_cycle_on_gcs() {
+    let Some(srv) = Server::fake_gcs() else {
+        return;
+    };
+    let st = GcsStorage::with_endpoint(
+        GcsOptions {
+            bucket: "suite".into(),
+            prefix: "repo/".into(),
+            ..Default::default()
+        },
+        &srv.url(),
+        false,
+    )
+    .unwrap();
+    st.create_bucket().unwrap();
+    let mut case = Case::new();
+    // As Google's clients: the emulator's address, no authentication.
+    case.env.push((EMULATOR_ENV.into(), srv.url()));
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "gcs",
+            "--bucket=suite",
+            "--prefix=repo/",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    assert!(!st.list_all("p").unwrap().is_empty());
+    assert!(st.get_metadata("kopia.repository").is_ok());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "gcs", "{cfg}");
+    assert_eq!(cfg["storage"]["config"]["bucket"], "suite");
+    assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
 }

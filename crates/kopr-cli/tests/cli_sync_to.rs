@@ -1,6 +1,7 @@
-//! `repository sync-to`: a filesystem repository copied to Azure (Azurite) and to WebDAV
-//! (`rclone serve webdav`), incrementally on reruns, with `--delete` mirroring deletions, and
-//! back to a filesystem; every copy opens as the same repository and restores byte for byte.
+//! `repository sync-to`: a filesystem repository copied to Azure (Azurite), GCS
+//! (fake-gcs-server) and WebDAV (`rclone serve webdav`), incrementally on reruns, with
+//! `--delete` mirroring deletions, and back to a filesystem; a GCS repository copied to Azure.
+//! Every copy opens as the same repository and restores byte for byte.
 
 #![cfg(unix)]
 
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
 use kopr_testkit::cli::{blob_lengths, Kopr};
 use kopr_testkit::servers::{Server, AZURITE_ACCOUNT, AZURITE_KEY, WEBDAV_PASSWORD, WEBDAV_USER};
 use kopr_testkit::{assert_same_tree, random_bytes};
@@ -236,4 +238,91 @@ fn sync_to_webdav_and_back() {
         WEBDAV_PASSWORD,
     ]);
     round_trip(&[], &args, &args);
+}
+
+#[test]
+fn sync_to_gcs_and_back() {
+    let Some(srv) = Server::fake_gcs() else {
+        return;
+    };
+    GcsStorage::with_endpoint(
+        GcsOptions {
+            bucket: "mirror".into(),
+            ..Default::default()
+        },
+        &srv.url(),
+        false,
+    )
+    .unwrap()
+    .create_bucket()
+    .unwrap();
+    let env = vec![(EMULATOR_ENV.to_string(), srv.url())];
+    let args = strings(&["gcs", "--bucket=mirror", "--prefix=copy/"]);
+    round_trip(&env, &args, &args);
+}
+
+/// A repository on GCS copied to Azure: any pair of backends.
+#[test]
+fn sync_to_between_two_clouds() {
+    let (Some(gcs), Some(az)) = (Server::fake_gcs(), Server::azurite()) else {
+        return;
+    };
+    GcsStorage::with_endpoint(
+        GcsOptions {
+            bucket: "from".into(),
+            ..Default::default()
+        },
+        &gcs.url(),
+        false,
+    )
+    .unwrap()
+    .create_bucket()
+    .unwrap();
+    AzureStorage::with_endpoint(
+        AzureOptions {
+            container: "to-container".into(),
+            storage_account: AZURITE_ACCOUNT.into(),
+            storage_key: AZURITE_KEY.into(),
+            ..Default::default()
+        },
+        Some(&az.url()),
+    )
+    .unwrap()
+    .create_container()
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let env = vec![
+        (EMULATOR_ENV.to_string(), gcs.url()),
+        (ENDPOINT_ENV.to_string(), az.url()),
+    ];
+    let src = Conn::new(tmp.path(), "src", &env);
+    src.ok(&[
+        "repository",
+        "create",
+        "gcs",
+        "--bucket=from",
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ]);
+    let data = tmp.path().join("data");
+    make_tree(&data, 5);
+    let id = src.snapshot(&data);
+    let azure = strings(&[
+        "azure",
+        "--container=to-container",
+        "--storage-account",
+        AZURITE_ACCOUNT,
+        "--storage-key",
+        AZURITE_KEY,
+    ]);
+    let mut sync: Vec<&str> = vec!["repository", "sync-to"];
+    sync.extend(azure.iter().map(String::as_str));
+    src.both(&sync);
+    let dst = Conn::new(tmp.path(), "dst", &env);
+    let mut connect: Vec<&str> = vec!["repository", "connect"];
+    connect.extend(azure.iter().map(String::as_str));
+    dst.ok(&connect);
+    assert_eq!(dst.blobs(), src.blobs());
+    let out = tmp.path().join("restored");
+    dst.ok(&["snapshot", "restore", &id, out.to_str().unwrap()]);
+    assert_same_tree(&data, &out);
 }

@@ -64,6 +64,19 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             let opts = create_options(&create)?;
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
+        RepositoryCommand::Create(CreateStorage::Gcs {
+            gcs,
+            create,
+            connect,
+        }) => {
+            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Gcs { gcs, connect }) => {
+            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
         RepositoryCommand::Create(CreateStorage::Webdav {
             webdav,
             create,
@@ -255,6 +268,15 @@ fn display(sc: &StorageConfig) -> String {
         };
         return format!("s3://{}/{}", get("bucket"), get("prefix"));
     }
+    if sc.kind == "gcs" {
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        return format!("gs://{}/{}", get("bucket"), get("prefix"));
+    }
     if sc.kind == "azure" {
         let get = |k: &str| {
             sc.config
@@ -350,6 +372,7 @@ fn title(kind: &str) -> String {
         "filesystem" => "Filesystem".into(),
         "s3" => "S3".into(),
         "azure" => "Azure".into(),
+        "gcs" => "GCS".into(),
         "webdav" => "WebDAV".into(),
         k => k.to_string(),
     }

@@ -30,6 +30,7 @@ fn destination(t: &SyncStorage) -> Result<StorageConfig> {
         SyncStorage::Filesystem { fs } => storage::filesystem_config(&fs.path),
         SyncStorage::S3 { s3 } => storage::s3_config(&storage::s3_options(s3)?),
         SyncStorage::Azure { azure } => storage::azure_config(&storage::azure_options(azure)),
+        SyncStorage::Gcs { gcs } => storage::gcs_config(&storage::gcs_options(gcs)?),
         SyncStorage::Webdav { webdav } => {
             storage::webdav_config(&storage::webdav_options(webdav, false)?)
         }
