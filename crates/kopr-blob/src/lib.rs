@@ -10,6 +10,7 @@ pub mod gcs;
 mod http;
 pub mod locking;
 pub mod memory;
+pub mod rclone;
 pub mod readonly;
 pub mod retrying;
 pub mod s3;

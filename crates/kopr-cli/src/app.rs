@@ -409,6 +409,11 @@ pub enum SyncStorage {
         #[command(flatten)]
         gcs: GcsArgs,
     },
+    /// Synchronize repository data to another repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
+    },
     /// Synchronize repository data to another repository in a WebDAV storage.
     Webdav {
         #[command(flatten)]
@@ -455,6 +460,15 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Create a repository in a WebDAV storage.
     Webdav {
         #[command(flatten)]
@@ -494,6 +508,13 @@ pub enum ConnectStorage {
     Gcs {
         #[command(flatten)]
         gcs: GcsArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -555,6 +576,36 @@ pub struct GcsArgs {
     /// Embed GCS credentials JSON in the repository configuration.
     #[arg(id = "gcs_embed_credentials", long = "embed-credentials")]
     pub embed_credentials: bool,
+}
+
+/// rclone storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct RcloneArgs {
+    /// Rclone remote:path.
+    #[arg(id = "rclone_remote_path", long = "remote-path")]
+    pub remote_path: String,
+    /// Use flat directory structure.
+    #[arg(id = "rclone_flat", long = "flat")]
+    pub flat: bool,
+    /// Path to rclone binary.
+    #[arg(id = "rclone_exe", long = "rclone-exe")]
+    pub rclone_exe: Option<String>,
+    /// Pass additional parameters to rclone (repeatable).
+    #[arg(id = "rclone_args", long = "rclone-args", allow_hyphen_values = true)]
+    pub rclone_args: Vec<String>,
+    /// Pass additional environment (key=value) to rclone (repeatable).
+    #[arg(id = "rclone_env", long = "rclone-env")]
+    pub rclone_env: Vec<String>,
+    /// Assume provider writes are atomic (kopr's default is false: temporary file, then move).
+    #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub atomic_writes: bool,
+    /// Time to wait for rclone to start (e.g. 15s).
+    #[arg(
+        id = "rclone_startup_timeout",
+        long = "rclone-startup-timeout",
+        default_value = "15s"
+    )]
+    pub startup_timeout: String,
 }
 
 /// WebDAV storage flags (Kopia's names and environment variables).

@@ -9,13 +9,14 @@ use base64::Engine;
 use kopr_blob::azure::{AzureOptions, AzureStorage};
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::gcs::{GcsOptions, GcsStorage};
+use kopr_blob::rclone::{RcloneOptions, RcloneStorage};
 use kopr_blob::retrying::RetryingStorage;
 use kopr_blob::s3::{S3Options, S3Storage};
 use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
-use crate::app::{AzureArgs, GcsArgs, S3Args, WebDavArgs};
+use crate::app::{AzureArgs, GcsArgs, RcloneArgs, S3Args, WebDavArgs};
 use crate::config::StorageConfig;
 
 /// Attempts (in all) of a failing S3 request before the error is reported.
@@ -152,6 +153,34 @@ pub fn gcs_config(opts: &GcsOptions) -> Result<StorageConfig> {
     })
 }
 
+/// The rclone options of the `rclone` flags; `connect` leaves the shards to `.shards`.
+pub fn rclone_options(a: &RcloneArgs, connect: bool) -> Result<RcloneOptions> {
+    if kopr_blob::rclone::parse_duration(&a.startup_timeout).is_none() {
+        bail!(
+            "invalid --rclone-startup-timeout {:?}: expected e.g. 15s",
+            a.startup_timeout
+        );
+    }
+    Ok(RcloneOptions {
+        remote_path: a.remote_path.clone(),
+        rclone_exe: a.rclone_exe.clone().unwrap_or_default(),
+        rclone_args: a.rclone_args.clone(),
+        rclone_env: a.rclone_env.clone(),
+        startup_timeout: a.startup_timeout.clone(),
+        embedded_config: String::new(),
+        atomic_writes: a.atomic_writes,
+        dir_shards: (a.flat && !connect).then(Vec::new),
+    })
+}
+
+/// The storage config of an rclone repository.
+pub fn rclone_config(opts: &RcloneOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "rclone".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
 /// The WebDAV options of the `webdav` flags; `connect` leaves the shards to `.shards`.
 pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
     let username = a.username.clone().unwrap_or_default();
@@ -218,6 +247,18 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
             let url = format!("gs://{}/{}", opts.bucket, opts.prefix);
             let st = GcsStorage::connect(opts)
                 .with_context(|| format!("cannot open GCS storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
+        "rclone" => {
+            let opts: RcloneOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid rclone storage config")?;
+            let remote = opts.remote_path.clone();
+            let st = RcloneStorage::start(opts, create)
+                .with_context(|| format!("cannot open rclone storage {remote}"))?;
             Ok(Arc::new(RetryingStorage::new(
                 Arc::new(st),
                 S3_ATTEMPTS,

@@ -1,6 +1,6 @@
 //! One repository life cycle, the same code against every backend: a filesystem repository,
 //! S3 (s3s-fs), S3 with object lock (moto), Azure (Azurite), GCS (fake-gcs-server) and WebDAV
-//! (`rclone serve webdav`). Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
+//! (`rclone serve webdav`) and rclone itself. Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
 //! On the locking server the same run also checks that `--retention-mode/--retention-period`
 //! lock the format blobs and every pack and index a snapshot writes, and that full
 //! maintenance with `--extend-object-locks` moves the retain-until dates forward.
@@ -486,4 +486,70 @@ fn life_cycle_on_gcs() {
     assert_eq!(cfg["storage"]["type"], "gcs", "{cfg}");
     assert_eq!(cfg["storage"]["config"]["bucket"], "suite");
     assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
+}
+
+#[test]
+fn life_cycle_on_rclone() {
+    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
+    if !std::process::Command::new(&rclone)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        kopr_testkit::env::skip(
+            "life_cycle_on_rclone",
+            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+        );
+        return;
+    }
+    let case = Case::new();
+    // rclone's `local` remote: a directory, which then holds Kopia's filesystem layout.
+    let remote = case.path("remote");
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "rclone",
+            "--remote-path",
+            remote.to_str().unwrap(),
+            "--rclone-exe",
+            &rclone,
+            "--rclone-args=--config=/dev/null",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    assert!(remote.join("kopia.repository.f").is_file());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "rclone", "{cfg}");
+    assert_eq!(
+        cfg["storage"]["config"]["remotePath"],
+        remote.to_str().unwrap()
+    );
+    assert_eq!(
+        cfg["storage"]["config"]["rcloneArgs"],
+        serde_json::json!(["--config=/dev/null"])
+    );
+    // the remote directory opens as a filesystem repository too
+    let other = Case::new();
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        remote.to_str().unwrap(),
+    ]);
+    assert!(other.ok(&["snapshot", "ls"]).contains("files:11"));
+    // no rclone server is left running after the commands
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("serve webdav") && l.contains(remote.to_str().unwrap())),
+        "{ps}"
+    );
 }

@@ -326,3 +326,30 @@ fn sync_to_between_two_clouds() {
     dst.ok(&["snapshot", "restore", &id, out.to_str().unwrap()]);
     assert_same_tree(&data, &out);
 }
+
+#[test]
+fn sync_to_rclone_and_back() {
+    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
+    if !std::process::Command::new(&rclone)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        kopr_testkit::env::skip(
+            "sync_to_rclone_and_back",
+            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+        );
+        return;
+    }
+    let remote = tempfile::tempdir().unwrap();
+    let path = remote.path().join("copy");
+    let args = strings(&[
+        "rclone",
+        "--remote-path",
+        path.to_str().unwrap(),
+        "--rclone-exe",
+        &rclone,
+        "--rclone-args=--config=/dev/null",
+    ]);
+    round_trip(&[], &args, &args);
+}

@@ -77,6 +77,19 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
             connect_repository(ctx, sc, connect, None)
         }
+        RepositoryCommand::Create(CreateStorage::Rclone {
+            rclone,
+            create,
+            connect,
+        }) => {
+            let sc = storage::rclone_config(&storage::rclone_options(&rclone, false)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Rclone { rclone, connect }) => {
+            let sc = storage::rclone_config(&storage::rclone_options(&rclone, true)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
         RepositoryCommand::Create(CreateStorage::Webdav {
             webdav,
             create,
@@ -286,6 +299,9 @@ fn display(sc: &StorageConfig) -> String {
         };
         return format!("azure://{}/{}", get("container"), get("prefix"));
     }
+    if let Some(r) = sc.config.get("remotePath").and_then(|u| u.as_str()) {
+        return r.to_string();
+    }
     if let Some(url) = sc.config.get("url").and_then(|u| u.as_str()) {
         return url.to_string();
     }
@@ -373,6 +389,7 @@ fn title(kind: &str) -> String {
         "s3" => "S3".into(),
         "azure" => "Azure".into(),
         "gcs" => "GCS".into(),
+        "rclone" => "RClone".into(),
         "webdav" => "WebDAV".into(),
         k => k.to_string(),
     }

@@ -31,6 +31,9 @@ fn destination(t: &SyncStorage) -> Result<StorageConfig> {
         SyncStorage::S3 { s3 } => storage::s3_config(&storage::s3_options(s3)?),
         SyncStorage::Azure { azure } => storage::azure_config(&storage::azure_options(azure)),
         SyncStorage::Gcs { gcs } => storage::gcs_config(&storage::gcs_options(gcs)?),
+        SyncStorage::Rclone { rclone } => {
+            storage::rclone_config(&storage::rclone_options(rclone, false)?)
+        }
         SyncStorage::Webdav { webdav } => {
             storage::webdav_config(&storage::webdav_options(webdav, false)?)
         }
