@@ -196,6 +196,7 @@ impl AzureStorage {
     /// Lists at most one blob: proves endpoint, credentials and container. Transient
     /// failures are retried briefly, then reported as permanent.
     pub fn probe(&self) -> Result<()> {
+        let _no_sigpipe = crate::sigpipe::NoSigpipe::new();
         let mut delay = std::time::Duration::from_millis(200);
         for attempt in 0.. {
             match self.list_page(&self.opts.prefix, None, 1) {

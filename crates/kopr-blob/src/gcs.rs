@@ -231,6 +231,7 @@ impl GcsStorage {
 
     /// Lists at most one object; transient failures are retried briefly, then reported.
     pub fn probe(&self) -> Result<()> {
+        let _no_sigpipe = crate::sigpipe::NoSigpipe::new();
         let mut delay = Duration::from_millis(200);
         for attempt in 0.. {
             match self.list_page(&self.opts.prefix, None, 1) {

@@ -14,6 +14,7 @@ pub mod rclone;
 pub mod readonly;
 pub mod retrying;
 pub mod s3;
+pub mod sigpipe;
 pub mod webdav;
 
 use std::time::Duration;

@@ -25,6 +25,7 @@ impl RetryingStorage {
     }
 
     fn retry<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        let _no_sigpipe = crate::sigpipe::NoSigpipe::new();
         let mut delay = self.base_delay;
         let mut attempt = 1;
         loop {

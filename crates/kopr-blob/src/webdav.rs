@@ -91,6 +91,7 @@ struct Entry {
 impl WebDavStorage {
     /// Opens the storage at the options' URL; `create` writes `.shards` of a new repository.
     pub fn open(opts: WebDavOptions, create: bool) -> Result<WebDavStorage> {
+        let _no_sigpipe = crate::sigpipe::NoSigpipe::new();
         let url = opts.url.trim().trim_end_matches('/').to_string();
         let Some((_, rest)) = url
             .split_once("://")

@@ -329,6 +329,7 @@ impl S3Storage {
     /// Lists at most one object of the prefix: proves endpoint, TLS, credentials and bucket.
     /// Transient failures are retried briefly, then reported as permanent.
     pub fn probe(&self) -> Result<()> {
+        let _no_sigpipe = crate::sigpipe::NoSigpipe::new();
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
