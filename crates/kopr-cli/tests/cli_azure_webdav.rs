@@ -13,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
 use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use kopr_testkit::cli::{one_error_line, Kopr};
@@ -23,6 +24,7 @@ use kopr_testkit::{assert_same_tree, random_bytes};
 enum Kind {
     Azure,
     WebDav,
+    Gcs,
 }
 
 /// A server of one kind and a connection directory.
@@ -40,6 +42,7 @@ impl Env {
         let srv = match kind {
             Kind::Azure => Server::azurite()?,
             Kind::WebDav => Server::webdav()?,
+            Kind::Gcs => Server::fake_gcs()?,
         };
         let tmp = tempfile::tempdir().unwrap();
         let kopr = Kopr::new(
@@ -56,6 +59,9 @@ impl Env {
         };
         if kind == Kind::Azure {
             env.azure(&env.url, "kopr", "").create_container().unwrap();
+        }
+        if kind == Kind::Gcs {
+            env.gcs().create_bucket().unwrap();
         }
         Some(env)
     }
@@ -75,10 +81,24 @@ impl Env {
         .unwrap()
     }
 
+    fn gcs(&self) -> GcsStorage {
+        GcsStorage::with_endpoint(
+            GcsOptions {
+                bucket: "kopr".into(),
+                prefix: "r/".into(),
+                ..Default::default()
+            },
+            &self.url,
+            false,
+        )
+        .unwrap()
+    }
+
     /// The repository's storage, seen from the test.
     fn storage(&self) -> Box<dyn BlobStorage> {
         match self.kind {
             Kind::Azure => Box::new(self.azure(&self.url, "kopr", "")),
+            Kind::Gcs => Box::new(self.gcs()),
             Kind::WebDav => Box::new(
                 WebDavStorage::open(
                     WebDavOptions {
@@ -124,6 +144,7 @@ impl Env {
                     }
                 ),
             ]),
+            Kind::Gcs => a.extend(["gcs".into(), "--bucket=kopr".into(), "--prefix=r/".into()]),
             Kind::WebDav => a.extend([
                 "webdav".into(),
                 format!("--url={}/r", self.url),
@@ -151,6 +172,9 @@ impl Env {
             .env("KOPR_S3_TIMEOUT_SECS", "2");
         if self.kind == Kind::Azure {
             c.env(ENDPOINT_ENV, &self.url);
+        }
+        if self.kind == Kind::Gcs {
+            c.env(EMULATOR_ENV, &self.url);
         }
         c
     }
@@ -207,21 +231,27 @@ fn errors(kind: Kind) {
     let Some(mut env) = Env::new(kind) else {
         return;
     };
-    // rejected credentials
-    let bad = match kind {
-        Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
-        Kind::WebDav => "wrong-password",
-    };
-    let e = one_error_line(&env.run(&env.args("create", "", bad)));
-    let fix = match kind {
-        Kind::Azure => "--storage-key",
-        Kind::WebDav => "--webdav-password",
-    };
-    assert!(
-        e.contains("rejected the credentials") && e.contains(fix),
-        "{e}"
-    );
-    assert!(!env.cfg_exists());
+    // rejected credentials (GCS: gcs_errors_and_embedded_credentials and the blob tests, the
+    // emulator does not authenticate)
+    if kind != Kind::Gcs {
+        // rejected credentials
+        let bad = match kind {
+            Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
+            Kind::WebDav => "wrong-password",
+            Kind::Gcs => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
+        };
+        let e = one_error_line(&env.run(&env.args("create", "", bad)));
+        let fix = match kind {
+            Kind::Azure => "--storage-key",
+            Kind::WebDav => "--webdav-password",
+            Kind::Gcs => unreachable!(),
+        };
+        assert!(
+            e.contains("rejected the credentials") && e.contains(fix),
+            "{e}"
+        );
+        assert!(!env.cfg_exists());
+    }
     // a missing container (Azure only: a WebDAV create makes its directory)
     if kind == Kind::Azure {
         let e = one_error_line(&env.run(&env.args("create", "nosuch", "")));
@@ -232,13 +262,14 @@ fn errors(kind: Kind) {
     let good = env.url.clone();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", free_port()),
-        Kind::WebDav => format!("http://127.0.0.1:{}", free_port()),
+        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", free_port()),
     };
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
     let service = match kind {
         Kind::Azure => "Azure",
         Kind::WebDav => "WebDAV",
+        Kind::Gcs => "GCS",
     };
     assert!(
         e.contains(&format!("cannot reach {service} endpoint")),
@@ -249,7 +280,7 @@ fn errors(kind: Kind) {
     let (_listener, port) = silent();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
-        Kind::WebDav => format!("http://127.0.0.1:{port}"),
+        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{port}"),
     };
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
@@ -274,6 +305,11 @@ fn azure_errors_are_one_line_naming_the_fix() {
 #[test]
 fn webdav_errors_are_one_line_naming_the_fix() {
     errors(Kind::WebDav);
+}
+
+#[test]
+fn gcs_unreachable_and_silent_endpoints_are_one_line_errors() {
+    errors(Kind::Gcs);
 }
 
 fn killed_mid_snapshot(kind: Kind) {
@@ -319,7 +355,7 @@ fn killed_mid_snapshot(kind: Kind) {
     } else {
         let e = one_error_line(&out);
         assert!(
-            e.contains("Azure") || e.contains("WebDAV"),
+            e.contains("Azure") || e.contains("WebDAV") || e.contains("GCS"),
             "unclear failure: {e}"
         );
         None
@@ -356,6 +392,11 @@ fn azure_server_stopped_mid_snapshot() {
 #[test]
 fn webdav_server_stopped_mid_snapshot() {
     killed_mid_snapshot(Kind::WebDav);
+}
+
+#[test]
+fn gcs_server_stopped_mid_snapshot() {
+    killed_mid_snapshot(Kind::Gcs);
 }
 
 /// GCS through the CLI (fake-gcs-server, reached as Google's clients do through
