@@ -1,8 +1,7 @@
 //! Azure (Azurite), WebDAV (`rclone serve webdav`) and GCS (fake-gcs-server) through the CLI
-//! when things go wrong:
-//! rejected credentials, a missing container, an unreachable endpoint and one that accepts
-//! connections but never answers each give one error line naming the fix, and write no
-//! connection; a server stopped in the middle of a snapshot gives one clear error, loses
+//! when things go wrong: rejected credentials, a missing container or bucket, an unreachable
+//! endpoint and one that accepts connections but never answers each give one error line naming
+//! the fix, and write no connection; a server stopped in the middle of a snapshot gives one clear error, loses
 //! nothing already saved, and the next run succeeds.
 
 #![cfg(unix)]
