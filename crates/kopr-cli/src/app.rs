@@ -367,7 +367,7 @@ pub enum RepositoryCommand {
 #[derive(Debug, Args)]
 pub struct SyncToArgs {
     /// Whether to update blobs present in destination and source if the source is newer.
-    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub update: bool,
     /// Whether to delete blobs present in destination but not source.
     #[arg(long, global = true)]
@@ -597,7 +597,7 @@ pub struct RcloneArgs {
     #[arg(id = "rclone_env", long = "rclone-env")]
     pub rclone_env: Vec<String>,
     /// Assume provider writes are atomic (kopr's default is false: temporary file, then move).
-    #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub atomic_writes: bool,
     /// Time to wait for rclone to start (e.g. 15s).
     #[arg(
