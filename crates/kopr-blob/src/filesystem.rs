@@ -52,6 +52,11 @@ impl ShardParameters {
         }
     }
 
+    /// Kopia's parameters for `shards` (ids up to 20 characters unsharded).
+    pub fn default_for(shards: &[usize]) -> Self {
+        Self::with(shards)
+    }
+
     /// The relative directory parts and file name of `id`.
     pub fn split(&self, id: &str) -> (Vec<String>, String) {
         let mut dirs = Vec::new();

@@ -2,14 +2,19 @@
 //! fault injection and retries. Everything above this crate sees storage only through
 //! [`BlobStorage`], so a backend is a few methods: get (ranged), put (atomic), delete, list.
 
+pub mod azure;
 pub mod clock;
 pub mod fault;
 pub mod filesystem;
+pub mod gcs;
+mod http;
 pub mod locking;
 pub mod memory;
+pub mod rclone;
 pub mod readonly;
 pub mod retrying;
 pub mod s3;
+pub mod webdav;
 
 use std::time::Duration;
 

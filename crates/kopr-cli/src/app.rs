@@ -359,6 +359,67 @@ pub enum RepositoryCommand {
         #[arg(long = "new-password", hide_env_values = true)]
         new_password: Option<String>,
     },
+    /// Synchronizes the contents of this repository to another location.
+    #[command(name = "sync-to")]
+    SyncTo(SyncToArgs),
+}
+
+/// `repository sync-to` flags (Kopia's) and the destination storage.
+#[derive(Debug, Args)]
+pub struct SyncToArgs {
+    /// Whether to update blobs present in destination and source if the source is newer.
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub update: bool,
+    /// Whether to delete blobs present in destination but not source.
+    #[arg(long, global = true)]
+    pub delete: bool,
+    /// Do not perform copying.
+    #[arg(long = "dry-run", short = 'n', global = true)]
+    pub dry_run: bool,
+    /// Copy parallelism.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub parallel: usize,
+    /// Fail if destination does not have repository format blob.
+    #[arg(long = "must-exist", global = true)]
+    pub must_exist: bool,
+    /// Where to copy to.
+    #[command(subcommand)]
+    pub target: SyncStorage,
+}
+
+/// Storage kinds for `repository sync-to`.
+#[derive(Debug, Subcommand)]
+pub enum SyncStorage {
+    /// Synchronize repository data to another repository in a filesystem.
+    Filesystem {
+        #[command(flatten)]
+        fs: FilesystemArgs,
+    },
+    /// Synchronize repository data to another repository in an S3 bucket.
+    S3 {
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Synchronize repository data to another repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+    },
+    /// Synchronize repository data to another repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
+    },
+    /// Synchronize repository data to another repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
+    },
+    /// Synchronize repository data to another repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
+    },
 }
 
 /// Storage kinds for `repository create`.
@@ -377,6 +438,42 @@ pub enum CreateStorage {
     S3 {
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Create a repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Create a repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Create a repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Create a repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
         #[command(flatten)]
         create: CreateArgs,
         #[command(flatten)]
@@ -401,6 +498,144 @@ pub enum ConnectStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Connect to a repository in an Azure blob storage.
+    Azure {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in a Google Cloud Storage bucket.
+    Gcs {
+        #[command(flatten)]
+        gcs: GcsArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in an rclone-supported storage.
+    Rclone {
+        #[command(flatten)]
+        rclone: RcloneArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in a WebDAV storage.
+    Webdav {
+        #[command(flatten)]
+        webdav: WebDavArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// Azure blob storage flags (Kopia's names and environment variables).
+#[derive(Debug, Args)]
+pub struct AzureArgs {
+    /// Name of the Azure blob container.
+    #[arg(long)]
+    pub container: String,
+    /// Azure storage account name.
+    #[arg(long = "storage-account", env = "AZURE_STORAGE_ACCOUNT")]
+    pub storage_account: String,
+    /// Azure storage account key.
+    #[arg(
+        long = "storage-key",
+        env = "AZURE_STORAGE_KEY",
+        hide_env_values = true
+    )]
+    pub storage_key: Option<String>,
+    /// Azure storage domain (blob.core.windows.net when not given).
+    #[arg(long = "storage-domain", env = "AZURE_STORAGE_DOMAIN")]
+    pub storage_domain: Option<String>,
+    /// Azure SAS Token.
+    #[arg(
+        long = "sas-token",
+        env = "AZURE_STORAGE_SAS_TOKEN",
+        hide_env_values = true
+    )]
+    pub sas_token: Option<String>,
+    /// Prefix to use for objects in the bucket.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+}
+
+/// Google Cloud Storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct GcsArgs {
+    /// Name of the Google Cloud Storage bucket.
+    #[arg(id = "gcs_bucket", long = "bucket")]
+    pub bucket: String,
+    /// Prefix to use for objects in the bucket.
+    #[arg(id = "gcs_prefix", long = "prefix", default_value = "")]
+    pub prefix: String,
+    /// Use read-only GCS scope to prevent write access.
+    #[arg(id = "gcs_read_only", long = "read-only")]
+    pub read_only: bool,
+    /// Use the provided JSON file with credentials.
+    #[arg(id = "gcs_credentials_file", long = "credentials-file")]
+    pub credentials_file: Option<PathBuf>,
+    /// Embed GCS credentials JSON in the repository configuration.
+    #[arg(id = "gcs_embed_credentials", long = "embed-credentials")]
+    pub embed_credentials: bool,
+}
+
+/// rclone storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct RcloneArgs {
+    /// Rclone remote:path.
+    #[arg(id = "rclone_remote_path", long = "remote-path")]
+    pub remote_path: String,
+    /// Use flat directory structure.
+    #[arg(id = "rclone_flat", long = "flat")]
+    pub flat: bool,
+    /// Path to rclone binary.
+    #[arg(id = "rclone_exe", long = "rclone-exe")]
+    pub rclone_exe: Option<String>,
+    /// Pass additional parameters to rclone (repeatable).
+    #[arg(id = "rclone_args", long = "rclone-args", allow_hyphen_values = true)]
+    pub rclone_args: Vec<String>,
+    /// Pass additional environment (key=value) to rclone (repeatable).
+    #[arg(id = "rclone_env", long = "rclone-env")]
+    pub rclone_env: Vec<String>,
+    /// Assume provider writes are atomic (kopr's default is false: temporary file, then move).
+    #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub atomic_writes: bool,
+    /// Time to wait for rclone to start (e.g. 15s).
+    #[arg(
+        id = "rclone_startup_timeout",
+        long = "rclone-startup-timeout",
+        default_value = "15s"
+    )]
+    pub startup_timeout: String,
+}
+
+/// WebDAV storage flags (Kopia's names and environment variables).
+#[derive(Debug, Args)]
+pub struct WebDavArgs {
+    /// URL of WebDAV server.
+    #[arg(long)]
+    pub url: String,
+    /// Use flat directory structure.
+    #[arg(long)]
+    pub flat: bool,
+    /// WebDAV username.
+    #[arg(
+        id = "webdav_username",
+        long = "webdav-username",
+        env = "KOPIA_WEBDAV_USERNAME"
+    )]
+    pub username: Option<String>,
+    /// WebDAV password.
+    #[arg(
+        id = "webdav_password",
+        long = "webdav-password",
+        env = "KOPIA_WEBDAV_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Assume WebDAV provider implements atomic writes.
+    #[arg(long = "atomic-writes")]
+    pub atomic_writes: bool,
 }
 
 /// S3 storage flags (Kopia's names and environment variables).

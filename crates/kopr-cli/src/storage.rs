@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use kopr_blob::azure::{AzureOptions, AzureStorage};
 use kopr_blob::filesystem::FilesystemStorage;
+use kopr_blob::gcs::{GcsOptions, GcsStorage};
+use kopr_blob::rclone::{RcloneOptions, RcloneStorage};
 use kopr_blob::retrying::RetryingStorage;
 use kopr_blob::s3::{S3Options, S3Storage};
+use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
-use crate::app::S3Args;
+use crate::app::{AzureArgs, GcsArgs, RcloneArgs, S3Args, WebDavArgs};
 use crate::config::StorageConfig;
 
 /// Attempts (in all) of a failing S3 request before the error is reported.
@@ -84,6 +88,124 @@ pub fn open_s3(opts: S3Options) -> Result<S3Storage> {
     S3Storage::connect(opts).with_context(|| format!("cannot open S3 storage {url}"))
 }
 
+/// The Azure options of the `azure` flags.
+pub fn azure_options(a: &AzureArgs) -> AzureOptions {
+    AzureOptions {
+        container: a.container.clone(),
+        prefix: a.prefix.clone(),
+        storage_account: a.storage_account.clone(),
+        storage_key: a.storage_key.clone().unwrap_or_default(),
+        sas_token: a.sas_token.clone().unwrap_or_default(),
+        storage_domain: a.storage_domain.clone().unwrap_or_default(),
+        do_not_use_tls: false,
+    }
+}
+
+/// The storage config of an Azure repository.
+pub fn azure_config(opts: &AzureOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "azure".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// The GCS options of the `gcs` flags: `--embed-credentials` stores the file's JSON instead
+/// of its name, as Kopia does.
+pub fn gcs_options(a: &GcsArgs) -> Result<GcsOptions> {
+    let mut o = GcsOptions {
+        bucket: a.bucket.clone(),
+        prefix: a.prefix.clone(),
+        credentials_file: String::new(),
+        credentials: None,
+        read_only: a.read_only,
+    };
+    match (&a.credentials_file, a.embed_credentials) {
+        (Some(f), true) => {
+            let bytes = std::fs::read(f)
+                .with_context(|| format!("cannot read --credentials-file {}", f.display()))?;
+            o.credentials = Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("--credentials-file {} is not JSON", f.display()))?,
+            );
+        }
+        (Some(f), false) => {
+            let abs = if f.is_absolute() {
+                f.clone()
+            } else {
+                std::env::current_dir()?.join(f)
+            };
+            if !abs.is_file() {
+                bail!("--credentials-file {} does not exist", abs.display());
+            }
+            o.credentials_file = abs.to_string_lossy().into_owned();
+        }
+        (None, true) => bail!("--embed-credentials needs --credentials-file"),
+        (None, false) => {}
+    }
+    Ok(o)
+}
+
+/// The storage config of a GCS repository.
+pub fn gcs_config(opts: &GcsOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "gcs".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// The rclone options of the `rclone` flags; `connect` leaves the shards to `.shards`.
+pub fn rclone_options(a: &RcloneArgs, connect: bool) -> Result<RcloneOptions> {
+    if kopr_blob::rclone::parse_duration(&a.startup_timeout).is_none() {
+        bail!(
+            "invalid --rclone-startup-timeout {:?}: expected e.g. 15s",
+            a.startup_timeout
+        );
+    }
+    Ok(RcloneOptions {
+        remote_path: a.remote_path.clone(),
+        rclone_exe: a.rclone_exe.clone().unwrap_or_default(),
+        rclone_args: a.rclone_args.clone(),
+        rclone_env: a.rclone_env.clone(),
+        startup_timeout: a.startup_timeout.clone(),
+        embedded_config: String::new(),
+        atomic_writes: a.atomic_writes,
+        dir_shards: (a.flat && !connect).then(Vec::new),
+    })
+}
+
+/// The storage config of an rclone repository.
+pub fn rclone_config(opts: &RcloneOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "rclone".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// The WebDAV options of the `webdav` flags; `connect` leaves the shards to `.shards`.
+pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
+    let username = a.username.clone().unwrap_or_default();
+    let password = a.password.clone().unwrap_or_default();
+    if !username.is_empty() && password.is_empty() {
+        bail!("no WebDAV password for user {username:?}: use --webdav-password (or KOPIA_WEBDAV_PASSWORD)");
+    }
+    Ok(WebDavOptions {
+        url: a.url.clone(),
+        username,
+        password,
+        atomic_writes: a.atomic_writes,
+        // As Kopia: `--flat` stores every blob in the root directory.
+        dir_shards: (a.flat && !connect).then(Vec::new),
+    })
+}
+
+/// The storage config of a WebDAV repository.
+pub fn webdav_config(opts: &WebDavOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "webdav".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
 /// Opens the storage a config describes; `create` makes a missing filesystem directory.
 pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobStorage>> {
     match cfg.kind.as_str() {
@@ -107,6 +229,54 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
                 S3_FIRST_RETRY_DELAY,
             )))
         }
+        "azure" => {
+            let opts: AzureOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid azure storage config")?;
+            let url = format!("azure://{}/{}", opts.container, opts.prefix);
+            let st = AzureStorage::connect(opts)
+                .with_context(|| format!("cannot open Azure storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
+        "gcs" => {
+            let opts: GcsOptions =
+                serde_json::from_value(cfg.config.clone()).context("invalid gcs storage config")?;
+            let url = format!("gs://{}/{}", opts.bucket, opts.prefix);
+            let st = GcsStorage::connect(opts)
+                .with_context(|| format!("cannot open GCS storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
+        "rclone" => {
+            let opts: RcloneOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid rclone storage config")?;
+            let remote = opts.remote_path.clone();
+            let st = RcloneStorage::start(opts, create)
+                .with_context(|| format!("cannot open rclone storage {remote}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
+        "webdav" => {
+            let opts: WebDavOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid webdav storage config")?;
+            let url = opts.url.clone();
+            let st = WebDavStorage::open(opts, create)
+                .with_context(|| format!("cannot open WebDAV storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
         other => bail!("unsupported storage type: {other}"),
     }
 }
@@ -120,11 +290,23 @@ pub fn open(cfg: &StorageConfig) -> Result<Arc<dyn BlobStorage>> {
 pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
     let mut v = cfg.config.clone();
     if let Some(o) = v.as_object_mut() {
-        for k in ["secretAccessKey", "sessionToken"] {
+        for k in [
+            "secretAccessKey",
+            "sessionToken",
+            "storageKey",
+            "sasToken",
+            "ClientSecret",
+            "clientCertificate",
+            "password",
+            "credentials",
+        ] {
             if let Some(s) = o.get_mut(k) {
                 // As Kopia's scrubber: one `*` per character.
                 if let Some(len) = s.as_str().map(|s| s.chars().count()) {
                     *s = json!("*".repeat(len));
+                } else if !s.is_null() {
+                    // embedded GCS credentials (a JSON object holding a private key)
+                    *s = json!("***");
                 }
             }
         }

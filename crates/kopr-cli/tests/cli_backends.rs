@@ -1,6 +1,6 @@
 //! One repository life cycle, the same code against every backend: a filesystem repository,
-//! S3 (s3s-fs) and S3 with object lock (moto). Create → snapshot → change → snapshot →
-//! restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
+//! S3 (s3s-fs), S3 with object lock (moto), Azure (Azurite), GCS (fake-gcs-server) and WebDAV
+//! (`rclone serve webdav`) and rclone itself. Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
 //! On the locking server the same run also checks that `--retention-mode/--retention-period`
 //! lock the format blobs and every pack and index a snapshot writes, and that full
 //! maintenance with `--extend-object-locks` moves the retain-until dates forward.
@@ -11,17 +11,21 @@ use kopr_testkit::assert_same_tree;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
 use kopr_blob::s3::{S3Options, S3Storage};
 use kopr_blob::BlobStorage;
 use kopr_format::repository_blob::LOCKING_PREFIXES;
 use kopr_testkit::cli::Kopr;
 use kopr_testkit::random_bytes;
 use kopr_testkit::s3::{LockingS3Server, S3Server, ACCESS_KEY, SECRET_KEY};
+use kopr_testkit::servers::{Server, AZURITE_ACCOUNT, AZURITE_KEY, WEBDAV_PASSWORD, WEBDAV_USER};
 
 /// A repository connection in a temporary directory, whatever the backend.
 struct Case {
     tmp: tempfile::TempDir,
     kopr: Kopr,
+    env: Vec<(String, String)>,
 }
 
 impl Case {
@@ -31,7 +35,11 @@ impl Case {
             env!("CARGO_BIN_EXE_kopr"),
             &tmp.path().join("cfg/repository.config"),
         );
-        Case { tmp, kopr }
+        Case {
+            tmp,
+            kopr,
+            env: Vec::new(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -59,6 +67,7 @@ impl Case {
             .kopr
             .cmd(args)
             .env("XDG_CACHE_HOME", self.path("cache"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         assert!(
@@ -237,6 +246,122 @@ fn life_cycle_on_s3() {
     assert!(st.get_metadata("kopia.repository").is_ok());
 }
 
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn life_cycle_on_azure() {
+    let Some(srv) = Server::azurite() else {
+        return;
+    };
+    let opts = AzureOptions {
+        container: "suite".into(),
+        prefix: "repo/".into(),
+        storage_account: AZURITE_ACCOUNT.into(),
+        storage_key: AZURITE_KEY.into(),
+        ..Default::default()
+    };
+    let st = AzureStorage::with_endpoint(opts, Some(&srv.url())).unwrap();
+    st.create_container().unwrap();
+    let mut case = Case::new();
+    case.env.push((ENDPOINT_ENV.into(), srv.url()));
+    let key = format!("--storage-key={AZURITE_KEY}");
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "azure",
+            "--container=suite",
+            "--prefix=repo/",
+            "--storage-account",
+            AZURITE_ACCOUNT,
+            &key,
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    // Kopia's object names: `prefix + blob id`, no sharding.
+    assert!(!st.list_all("p").unwrap().is_empty());
+    assert!(st.get_metadata("kopia.repository").is_ok());
+    // The stored connection is Kopia's `azure` config; status masks the key.
+    let status = case.ok(&["repository", "status"]);
+    assert!(
+        status.contains("\"storageAccount\": \"devstoreaccount1\""),
+        "{status}"
+    );
+    assert!(!status.contains(AZURITE_KEY), "{status}");
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "azure", "{cfg}");
+    assert_eq!(cfg["storage"]["config"]["container"], "suite");
+    assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
+    // Reconnecting with the environment variables Kopia reads works too.
+    case.ok(&["repository", "disconnect"]);
+    let out = case
+        .kopr
+        .cmd(&[
+            "repository",
+            "connect",
+            "azure",
+            "--container=suite",
+            "--prefix=repo/",
+        ])
+        .env(ENDPOINT_ENV, srv.url())
+        .env("AZURE_STORAGE_ACCOUNT", AZURITE_ACCOUNT)
+        .env("AZURE_STORAGE_KEY", AZURITE_KEY)
+        .env("XDG_CACHE_HOME", case.path("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
+}
+
+#[test]
+fn life_cycle_on_webdav() {
+    let Some(srv) = Server::webdav() else {
+        return;
+    };
+    let case = Case::new();
+    let url = format!("--url={}/kopia", srv.url());
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "webdav",
+            &url,
+            "--webdav-username",
+            WEBDAV_USER,
+            "--webdav-password",
+            WEBDAV_PASSWORD,
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    let status = case.ok(&["repository", "status"]);
+    assert!(!status.contains(WEBDAV_PASSWORD), "{status}");
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "webdav", "{cfg}");
+    assert_eq!(cfg["storage"]["config"]["username"], WEBDAV_USER);
+    // Kopia's sharded filesystem layout: the served directory opens as a filesystem repository.
+    let dir = srv.data().join("kopia");
+    assert!(dir.join("kopia.repository.f").is_file());
+    let other = Case::new();
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(other.ok(&["snapshot", "ls"]).contains("files:11"));
+}
+
 /// The retain-until date of every blob under a locking prefix, each checked for `mode`.
 fn locks(st: &S3Storage, mode: &str) -> Vec<(String, DateTime<Utc>)> {
     let mut out = Vec::new();
@@ -322,4 +447,109 @@ fn life_cycle_on_s3_with_compliance_lock() {
 #[test]
 fn life_cycle_on_s3_with_governance_lock() {
     locked_life_cycle("GOVERNANCE");
+}
+
+#[test]
+fn life_cycle_on_gcs() {
+    let Some(srv) = Server::fake_gcs() else {
+        return;
+    };
+    let st = GcsStorage::with_endpoint(
+        GcsOptions {
+            bucket: "suite".into(),
+            prefix: "repo/".into(),
+            ..Default::default()
+        },
+        &srv.url(),
+        false,
+    )
+    .unwrap();
+    st.create_bucket().unwrap();
+    let mut case = Case::new();
+    // As Google's clients: the emulator's address, no authentication.
+    case.env.push((EMULATOR_ENV.into(), srv.url()));
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "gcs",
+            "--bucket=suite",
+            "--prefix=repo/",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    assert!(!st.list_all("p").unwrap().is_empty());
+    assert!(st.get_metadata("kopia.repository").is_ok());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "gcs", "{cfg}");
+    assert_eq!(cfg["storage"]["config"]["bucket"], "suite");
+    assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
+}
+
+#[test]
+fn life_cycle_on_rclone() {
+    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
+    if !std::process::Command::new(&rclone)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        kopr_testkit::env::skip(
+            "life_cycle_on_rclone",
+            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+        );
+        return;
+    }
+    let case = Case::new();
+    // rclone's `local` remote: a directory, which then holds Kopia's filesystem layout.
+    let remote = case.path("remote");
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "rclone",
+            "--remote-path",
+            remote.to_str().unwrap(),
+            "--rclone-exe",
+            &rclone,
+            "--rclone-args=--config=/dev/null",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    assert!(remote.join("kopia.repository.f").is_file());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "rclone", "{cfg}");
+    assert_eq!(
+        cfg["storage"]["config"]["remotePath"],
+        remote.to_str().unwrap()
+    );
+    assert_eq!(
+        cfg["storage"]["config"]["rcloneArgs"],
+        serde_json::json!(["--config=/dev/null"])
+    );
+    // the remote directory opens as a filesystem repository too
+    let other = Case::new();
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        remote.to_str().unwrap(),
+    ]);
+    assert!(other.ok(&["snapshot", "ls"]).contains("files:11"));
+    // no rclone server is left running after the commands
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("serve webdav") && l.contains(remote.to_str().unwrap())),
+        "{ps}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod env;
 pub mod fixtures;
 pub mod s3;
+pub mod servers;
 pub mod tree;
 
 pub use tree::assert_same_tree;

