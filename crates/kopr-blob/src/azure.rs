@@ -595,29 +595,13 @@ impl BlobStorage for AzureStorage {
         prefix: &str,
         cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
     ) -> Result<()> {
-        let full = format!("{}{prefix}", self.opts.prefix);
-        let mut marker: Option<String> = None;
-        loop {
-            let (blobs, next) = self.list_page(&full, marker.as_deref(), LIST_PAGE)?;
-            for mut b in blobs {
-                match b.id.strip_prefix(&self.opts.prefix) {
-                    Some(id) if !id.is_empty() && id.starts_with(prefix) => {
-                        b.id = id.to_string();
-                        cb(b)?;
-                    }
-                    _ => {}
-                }
-            }
-            match next {
-                Some(n) if marker.as_deref() != Some(n.as_str()) => marker = Some(n),
-                Some(_) => {
-                    return Err(BlobError::Other(format!(
-                        "Azure list of {full:?}: the server repeated a marker"
-                    )))
-                }
-                None => return Ok(()),
-            }
-        }
+        crate::http::list_paged(
+            "Azure",
+            &self.opts.prefix,
+            prefix,
+            &mut |full, token| self.list_page(full, token, LIST_PAGE),
+            cb,
+        )
     }
 
     fn display_name(&self) -> String {

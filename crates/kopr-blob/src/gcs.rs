@@ -671,29 +671,13 @@ impl BlobStorage for GcsStorage {
         prefix: &str,
         cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
     ) -> Result<()> {
-        let full = format!("{}{prefix}", self.opts.prefix);
-        let mut token: Option<String> = None;
-        loop {
-            let (items, next) = self.list_page(&full, token.as_deref(), 1000)?;
-            for mut m in items {
-                match m.id.strip_prefix(&self.opts.prefix) {
-                    Some(id) if !id.is_empty() && id.starts_with(prefix) => {
-                        m.id = id.to_string();
-                        cb(m)?;
-                    }
-                    _ => {}
-                }
-            }
-            match next {
-                Some(n) if token.as_deref() != Some(n.as_str()) => token = Some(n),
-                Some(_) => {
-                    return Err(BlobError::Other(format!(
-                        "GCS list of {full:?}: the server repeated a page token"
-                    )))
-                }
-                None => return Ok(()),
-            }
-        }
+        crate::http::list_paged(
+            "GCS",
+            &self.opts.prefix,
+            prefix,
+            &mut |full, token| self.list_page(full, token, 1000),
+            cb,
+        )
     }
 
     fn display_name(&self) -> String {

@@ -1,13 +1,13 @@
 //! What the HTTP backends other than S3 (Azure, WebDAV) share: a blocking ureq agent with
 //! bounded time limits, and the naming of transport failures (an unreachable endpoint or one
 //! that never answers is [`BlobError::Transient`], so the retrying layer retries it, and the
-//! message names the endpoint and the limit).
+//! message names the endpoint and the limit), and paged listings with an opaque continuation.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use crate::s3::{tls, Timeouts};
-use crate::{BlobError, Result};
+use crate::{BlobError, BlobMetadata, Result};
 
 /// Largest error document or listing page read into memory.
 pub(crate) const MAX_DOC: u64 = 16 << 20;
@@ -116,4 +116,42 @@ pub(crate) fn read_body(
 /// Percent-encodes everything but unreserved characters and `/`.
 pub(crate) fn encode_path(s: &str) -> String {
     crate::s3::sigv4::uri_encode(s, true)
+}
+
+/// One page of a listing: blobs and the continuation token of the next page.
+pub(crate) type Page = (Vec<BlobMetadata>, Option<String>);
+
+/// Lists `prefix` under a storage prefix page by page: `page(token)` returns blobs named with
+/// the storage prefix and the next continuation token. Blobs are passed to `cb` with the
+/// storage prefix taken off; a server that repeats a token is an error, not a loop.
+pub(crate) fn list_paged(
+    service: &str,
+    storage_prefix: &str,
+    prefix: &str,
+    page: &mut dyn FnMut(&str, Option<&str>) -> Result<Page>,
+    cb: &mut dyn FnMut(BlobMetadata) -> Result<()>,
+) -> Result<()> {
+    let full = format!("{storage_prefix}{prefix}");
+    let mut token: Option<String> = None;
+    loop {
+        let (blobs, next) = page(&full, token.as_deref())?;
+        for mut b in blobs {
+            match b.id.strip_prefix(storage_prefix) {
+                Some(id) if !id.is_empty() && id.starts_with(prefix) => {
+                    b.id = id.to_string();
+                    cb(b)?;
+                }
+                _ => {}
+            }
+        }
+        match next {
+            Some(n) if token.as_deref() != Some(n.as_str()) => token = Some(n),
+            Some(_) => {
+                return Err(BlobError::Other(format!(
+                    "{service} list of {full:?}: the server repeated its continuation token"
+                )))
+            }
+            None => return Ok(()),
+        }
+    }
 }
