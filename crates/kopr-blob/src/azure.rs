@@ -22,7 +22,7 @@ use sha2::Sha256;
 
 use crate::http;
 use crate::s3::{xml, Timeouts};
-use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
+use crate::{BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
 
 /// Overrides the account endpoint URL (`http://127.0.0.1:10000/devstoreaccount1`): tests with
 /// the Azurite emulator only.
@@ -487,57 +487,29 @@ fn parse_list(doc: &str) -> std::result::Result<(Vec<BlobMetadata>, Option<Strin
 impl BlobStorage for AzureStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         let name = self.blob_name(id)?;
-        if length == Some(0) || length.is_none() && offset > 0 {
-            // Azure refuses a range that starts at the end; check it against the length.
-            let m = self.get_metadata(id)?;
-            let r = checked_range(id, m.length, offset, length)?;
-            if r.is_empty() {
-                return Ok(Vec::new());
-            }
-        }
-        let mut headers = Vec::new();
-        if offset > 0 || length.is_some() {
-            let range = match length {
-                Some(l) => {
-                    let last = offset.checked_add(l - 1).ok_or(BlobError::InvalidRange {
-                        id: id.to_string(),
-                        offset,
-                        length: l,
-                        actual: 0,
-                    })?;
-                    format!("bytes={offset}-{last}")
+        http::ranged_get(
+            id,
+            offset,
+            length,
+            &|| Ok(self.get_metadata(id)?.length),
+            &mut |range| {
+                let headers: Vec<(&str, String)> =
+                    range.map(|r| ("x-ms-range", r)).into_iter().collect();
+                match self.execute("GET", Some(&name), &[], &headers, None) {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let limit = length.unwrap_or(u64::MAX);
+                        let what = format!("get of {id}");
+                        Ok(Some((
+                            status,
+                            http::read_body(resp, limit, "Azure", &what)?,
+                        )))
+                    }
+                    Err(Failure::Status { status: 416, .. }) => Ok(None),
+                    Err(f) => Err(self.error(f, "get", id)),
                 }
-                None => format!("bytes={offset}-"),
-            };
-            headers.push(("x-ms-range", range));
-        }
-        let resp = match self.execute("GET", Some(&name), &[], &headers, None) {
-            Ok(r) => r,
-            Err(Failure::Status { status: 416, .. }) => {
-                let m = self.get_metadata(id)?;
-                checked_range(id, m.length, offset, length)?;
-                return Ok(Vec::new());
-            }
-            Err(f) => return Err(self.error(f, "get", id)),
-        };
-        let buf = http::read_body(
-            resp,
-            length.unwrap_or(u64::MAX),
-            "Azure",
-            &format!("get of {id}"),
-        )?;
-        if let Some(l) = length {
-            if buf.len() as u64 != l {
-                let actual = self.get_metadata(id)?.length;
-                return Err(BlobError::InvalidRange {
-                    id: id.to_string(),
-                    offset,
-                    length: l,
-                    actual,
-                });
-            }
-        }
-        Ok(buf)
+            },
+        )
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http;
 use crate::s3::Timeouts;
-use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
+use crate::{BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
 
 /// Google's public endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -563,49 +563,28 @@ fn object_meta(v: &serde_json::Value) -> std::result::Result<BlobMetadata, Strin
 impl BlobStorage for GcsStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         let path = self.object_path(id)?;
-        if length == Some(0) || (length.is_none() && offset > 0) {
-            let m = self.get_metadata(id)?;
-            let r = checked_range(id, m.length, offset, length)?;
-            if r.is_empty() {
-                return Ok(Vec::new());
-            }
-        }
-        let mut headers = Vec::new();
-        let ranged = offset > 0 || length.is_some();
-        if ranged {
-            let range = match length {
-                Some(l) => format!("bytes={offset}-{}", offset.saturating_add(l - 1)),
-                None => format!("bytes={offset}-"),
-            };
-            headers.push(("range", range));
-        }
-        let resp = match self.request("GET", &format!("{path}?alt=media"), &headers, None) {
-            Ok(r) => r,
-            Err(Failure::Status(416, _)) => {
-                let m = self.get_metadata(id)?;
-                checked_range(id, m.length, offset, length)?;
-                return Ok(Vec::new());
-            }
-            Err(f) => return Err(self.error(f, "get", id)),
-        };
-        let status = resp.status();
-        let buf = http::read_body(resp, u64::MAX, "GCS", &format!("get of {id}"))?;
-        if ranged && status == 200 {
-            let r = checked_range(id, buf.len() as u64, offset, length)?;
-            return Ok(buf[r].to_vec());
-        }
-        if let Some(l) = length {
-            if buf.len() as u64 != l {
-                let actual = self.get_metadata(id)?.length;
-                return Err(BlobError::InvalidRange {
-                    id: id.to_string(),
-                    offset,
-                    length: l,
-                    actual,
-                });
-            }
-        }
-        Ok(buf)
+        http::ranged_get(
+            id,
+            offset,
+            length,
+            &|| Ok(self.get_metadata(id)?.length),
+            &mut |range| {
+                let headers: Vec<(&str, String)> =
+                    range.map(|r| ("range", r)).into_iter().collect();
+                match self.request("GET", &format!("{path}?alt=media"), &headers, None) {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let what = format!("get of {id}");
+                        Ok(Some((
+                            status,
+                            http::read_body(resp, u64::MAX, "GCS", &what)?,
+                        )))
+                    }
+                    Err(Failure::Status(416, _)) => Ok(None),
+                    Err(f) => Err(self.error(f, "get", id)),
+                }
+            },
+        )
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {

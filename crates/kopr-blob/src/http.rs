@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crate::s3::{tls, Timeouts};
-use crate::{BlobError, BlobMetadata, Result};
+use crate::{checked_range, BlobError, BlobMetadata, Result};
 
 /// Largest error document or listing page read into memory.
 pub(crate) const MAX_DOC: u64 = 16 << 20;
@@ -153,5 +153,58 @@ pub(crate) fn list_paged(
             }
             None => return Ok(()),
         }
+    }
+}
+
+/// What a GET of a blob answered: its status and body, or `None` for 416 (range not
+/// satisfiable).
+pub(crate) type Fetched = Option<(u16, Vec<u8>)>;
+
+/// Reads `[offset, offset + length)` of blob `id` the way every HTTP backend must: a range
+/// that starts at the end or is empty is checked against the blob's length (`size`, a HEAD)
+/// instead of sent (servers refuse it); `get(range)` sends the GET with the `bytes=` range, if
+/// any; a server that ignores the range (200 with the whole blob) is sliced; 416 and a short
+/// body are [`BlobError::InvalidRange`] naming the blob's real length.
+pub(crate) fn ranged_get(
+    id: &str,
+    offset: u64,
+    length: Option<u64>,
+    size: &dyn Fn() -> Result<u64>,
+    get: &mut dyn FnMut(Option<String>) -> Result<Fetched>,
+) -> Result<Vec<u8>> {
+    let at_end = length == Some(0) || (length.is_none() && offset > 0);
+    if at_end && checked_range(id, size()?, offset, length)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ranged = offset > 0 || length.is_some();
+    let range = match length {
+        Some(l) => {
+            let last = offset.checked_add(l - 1).ok_or(BlobError::InvalidRange {
+                id: id.to_string(),
+                offset,
+                length: l,
+                actual: 0,
+            })?;
+            Some(format!("bytes={offset}-{last}"))
+        }
+        None if ranged => Some(format!("bytes={offset}-")),
+        None => None,
+    };
+    let Some((status, buf)) = get(range)? else {
+        checked_range(id, size()?, offset, length)?;
+        return Ok(Vec::new());
+    };
+    if ranged && status == 200 {
+        let r = checked_range(id, buf.len() as u64, offset, length)?;
+        return Ok(buf[r].to_vec());
+    }
+    match length {
+        Some(l) if buf.len() as u64 != l => Err(BlobError::InvalidRange {
+            id: id.to_string(),
+            offset,
+            length: l,
+            actual: size()?,
+        }),
+        _ => Ok(buf),
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::filesystem::{ShardParameters, BLOB_SUFFIX, SHARDS_FILE};
 use crate::http;
 use crate::s3::{xml, Timeouts};
-use crate::{checked_range, BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
+use crate::{BlobError, BlobMetadata, BlobStorage, PutOptions, Result};
 
 /// Directories listed at once.
 const LIST_THREADS: usize = 8;
@@ -529,48 +529,28 @@ impl BlobStorage for WebDavStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         let (dirs, file) = self.path_of(id)?;
         let rel = Self::rel(&dirs, &file);
-        if length == Some(0) || (length.is_none() && offset > 0) {
-            let m = self.get_metadata(id)?;
-            let r = checked_range(id, m.length, offset, length)?;
-            if r.is_empty() {
-                return Ok(Vec::new());
-            }
-        }
-        let mut headers = Vec::new();
-        let ranged = offset > 0 || length.is_some();
-        if ranged {
-            let range = match length {
-                Some(l) => format!("bytes={offset}-{}", offset.saturating_add(l - 1)),
-                None => format!("bytes={offset}-"),
-            };
-            headers.push(("range", range));
-        }
-        let resp = match self.request("GET", &rel, &headers, None) {
-            Ok(r) => r,
-            Err(Failure::Status(416, _)) => {
-                let m = self.get_metadata(id)?;
-                checked_range(id, m.length, offset, length)?;
-                return Ok(Vec::new());
-            }
-            Err(f) => return Err(self.error(f, "get", id)),
-        };
-        let status = resp.status();
-        let buf = http::read_body(resp, u64::MAX, "WebDAV", &format!("get of {id}"))?;
-        if ranged && status == 200 {
-            let r = checked_range(id, buf.len() as u64, offset, length)?;
-            return Ok(buf[r].to_vec());
-        }
-        if let Some(l) = length {
-            if buf.len() as u64 != l {
-                return Err(BlobError::InvalidRange {
-                    id: id.to_string(),
-                    offset,
-                    length: l,
-                    actual: offset + buf.len() as u64,
-                });
-            }
-        }
-        Ok(buf)
+        http::ranged_get(
+            id,
+            offset,
+            length,
+            &|| Ok(self.get_metadata(id)?.length),
+            &mut |range| {
+                let headers: Vec<(&str, String)> =
+                    range.map(|r| ("range", r)).into_iter().collect();
+                match self.request("GET", &rel, &headers, None) {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let what = format!("get of {id}");
+                        Ok(Some((
+                            status,
+                            http::read_body(resp, u64::MAX, "WebDAV", &what)?,
+                        )))
+                    }
+                    Err(Failure::Status(416, _)) => Ok(None),
+                    Err(f) => Err(self.error(f, "get", id)),
+                }
+            },
+        )
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
