@@ -119,13 +119,13 @@ impl SnapshotFs {
         })
     }
 
-    /// A directory's children, reading its directory object the first time.
-    fn children(&mut self, ino: u64) -> std::result::Result<Vec<(String, u64)>, i32> {
+    /// Reads a directory's object the first time it is listed or looked into.
+    fn load_children(&mut self, ino: u64) -> std::result::Result<(), i32> {
         let oid = match self.node(ino) {
-            Some(Node::Synthetic { children, .. }) => return Ok(children.clone()),
-            Some(Node::Entry {
-                children: Some(c), ..
-            }) => return Ok(c.clone()),
+            Some(Node::Synthetic { .. })
+            | Some(Node::Entry {
+                children: Some(_), ..
+            }) => return Ok(()),
             Some(Node::Entry { entry, .. }) if entry.entry_type == EntryType::Directory => {
                 entry.object_id.clone()
             }
@@ -147,9 +147,21 @@ impl SnapshotFs {
             list.push((name, child));
         }
         if let Some(Node::Entry { children, .. }) = self.nodes.get_mut(ino as usize - 1) {
-            *children = Some(list.clone());
+            *children = Some(list);
         }
-        Ok(list)
+        Ok(())
+    }
+
+    /// A directory's children (name, inode), after [`Self::load_children`].
+    fn listed(&self, ino: u64) -> &[(String, u64)] {
+        match self.node(ino) {
+            Some(Node::Synthetic { children, .. })
+            | Some(Node::Entry {
+                children: Some(children),
+                ..
+            }) => children,
+            _ => &[],
+        }
     }
 
     /// A file's chunks with their offsets.
@@ -214,15 +226,15 @@ impl SnapshotFs {
 
 impl Filesystem for SnapshotFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let children = match self.children(parent) {
-            Ok(c) => c,
-            Err(e) => return reply.error(e),
-        };
-        let found = children
+        if let Err(e) = self.load_children(parent) {
+            return reply.error(e);
+        }
+        let found = self
+            .listed(parent)
             .iter()
             .find(|(n, _)| OsStr::new(n) == name)
-            .and_then(|(_, ino)| self.attr(*ino));
-        match found {
+            .map(|(_, ino)| *ino);
+        match found.and_then(|ino| self.attr(ino)) {
             Some(a) => reply.entry(&TTL, &a, 0),
             None => reply.error(libc::ENOENT),
         }
@@ -286,17 +298,17 @@ impl Filesystem for SnapshotFs {
         offset: i64,
         mut reply: ReplyDirectory,
     ) {
-        let children = match self.children(ino) {
-            Ok(c) => c,
-            Err(e) => return reply.error(e),
-        };
-        let mut all = vec![(ino, FileType::Directory, ".".to_string())];
-        all.push((ino, FileType::Directory, "..".to_string()));
-        for (name, child) in children {
-            let kind = self.attr(child).map_or(FileType::RegularFile, |a| a.kind);
-            all.push((child, kind, name));
+        if let Err(e) = self.load_children(ino) {
+            return reply.error(e);
         }
-        for (i, (child, kind, name)) in all.into_iter().enumerate().skip(offset.max(0) as usize) {
+        let dots = [(ino, "."), (ino, "..")];
+        let entries = dots.into_iter().chain(
+            self.listed(ino)
+                .iter()
+                .map(|(name, child)| (*child, name.as_str())),
+        );
+        for (i, (child, name)) in entries.enumerate().skip(offset.max(0) as usize) {
+            let kind = self.attr(child).map_or(FileType::RegularFile, |a| a.kind);
             if reply.add(child, (i + 1) as i64, kind, name) {
                 break;
             }
