@@ -1398,6 +1398,17 @@ fn bytes_under(dir: &Path) -> u64 {
     total
 }
 
+/// Restores `root` to `dest` and requires the tree to equal `src`.
+fn restore_equal(
+    repo: &Repository,
+    root: &kopr_format::snapshot::DirEntry,
+    src: &Path,
+    dest: &Path,
+) {
+    restore(repo, root, dest, RestoreOptions::default()).unwrap();
+    kopr_testkit::assert_same_tree(src, dest);
+}
+
 #[test]
 fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1447,27 +1458,13 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     };
     let repo = open(1 << 30);
     counting.gets.lock().unwrap().clear();
-    restore(
-        &repo,
-        &root,
-        &tmp.path().join("one"),
-        RestoreOptions::default(),
-    )
-    .unwrap();
-    kopr_testkit::assert_same_tree(&src, &tmp.path().join("one"));
+    restore_equal(&repo, &root, &src, &tmp.path().join("one"));
     assert!(pack_reads() > 0);
     let cached = bytes_under(&cache.join("contents"));
     assert!(cached > 200 * 4000, "{cached}");
 
     counting.gets.lock().unwrap().clear();
-    restore(
-        &repo,
-        &root,
-        &tmp.path().join("two"),
-        RestoreOptions::default(),
-    )
-    .unwrap();
-    kopr_testkit::assert_same_tree(&src, &tmp.path().join("two"));
+    restore_equal(&repo, &root, &src, &tmp.path().join("two"));
     assert_eq!(pack_reads(), 0, "{:?}", counting.gets.lock().unwrap());
 
     // A damaged cached copy (same length) is read from storage instead.
@@ -1484,28 +1481,14 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
         fs::write(v, b).unwrap();
     }
     counting.gets.lock().unwrap().clear();
-    restore(
-        &repo,
-        &root,
-        &tmp.path().join("three"),
-        RestoreOptions::default(),
-    )
-    .unwrap();
-    kopr_testkit::assert_same_tree(&src, &tmp.path().join("three"));
+    restore_equal(&repo, &root, &src, &tmp.path().join("three"));
     assert!(pack_reads() > 0);
     drop(repo);
 
     // The cache stays within its limit.
     fs::remove_dir_all(&cache).unwrap();
     let repo = open(100_000);
-    restore(
-        &repo,
-        &root,
-        &tmp.path().join("four"),
-        RestoreOptions::default(),
-    )
-    .unwrap();
-    kopr_testkit::assert_same_tree(&src, &tmp.path().join("four"));
+    restore_equal(&repo, &root, &src, &tmp.path().join("four"));
     let cached = bytes_under(&cache.join("contents"));
     assert!(cached <= 100_000, "{cached}");
 
