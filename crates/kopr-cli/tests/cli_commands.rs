@@ -184,16 +184,7 @@ fn change_password_is_refused_for_format_version_1_and_changes_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let repo = fx.copy_repo(&dir.path().join("repo"));
-    let k =
-        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
-    k.ok(&[
-        "repository",
-        "connect",
-        "filesystem",
-        "--path",
-        repo.to_str().unwrap(),
-    ]);
+    let (repo, k) = fx.connect_copy(BIN, dir.path());
     let before = std::fs::read(repo.join("kopia.repository.f")).unwrap();
     let out = k.run(&["repository", "change-password", "--new-password", "n3w-pw"]);
     let line = one_error_line(&out);
@@ -353,16 +344,7 @@ fn blob_show_prints_raw_and_decrypted_blobs_of_kopias_repository() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let repo = fx.copy_repo(&dir.path().join("repo"));
-    let k =
-        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
-    k.ok(&[
-        "repository",
-        "connect",
-        "filesystem",
-        "--path",
-        repo.to_str().unwrap(),
-    ]);
+    let (repo, k) = fx.connect_copy(BIN, dir.path());
     let files = blob_files(&repo);
 
     // Raw: the stored bytes.
@@ -560,16 +542,7 @@ fn logs_list_show_and_cleanup_read_kopias_own_logs() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let repo = fx.copy_repo(&dir.path().join("repo"));
-    let k =
-        Kopr::new(BIN, &dir.path().join("repository.config")).with_password(&fx.expected.password);
-    k.ok(&[
-        "repository",
-        "connect",
-        "filesystem",
-        "--path",
-        repo.to_str().unwrap(),
-    ]);
+    let (repo, k) = fx.connect_copy(BIN, dir.path());
     let logs: Vec<String> = blob_files(&repo)
         .into_keys()
         .filter(|id| id.starts_with("_log_"))

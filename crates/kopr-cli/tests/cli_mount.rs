@@ -96,15 +96,7 @@ fn unmount(mut m: Mounted) {
 
 fn open_fixture(tmp: &Path) -> Option<(Fixture, Kopr)> {
     let fx = Fixture::load("default")?;
-    let repo = fx.copy_repo(&tmp.join("repo"));
-    let k = Kopr::new(BIN, &tmp.join("cfg.json")).with_password(&fx.expected.password);
-    k.ok(&[
-        "repository",
-        "connect",
-        "filesystem",
-        "--path",
-        repo.to_str().expect("utf-8"),
-    ]);
+    let (_, k) = fx.connect_copy(BIN, tmp);
     Some((fx, k))
 }
 

@@ -174,6 +174,22 @@ impl Fixture {
         dest.to_path_buf()
     }
 
+    /// Copies the repository to `dir/repo` and connects to the copy with the fixture's
+    /// password through `bin` (a config file in `dir`); returns the copy and the connection.
+    pub fn connect_copy(&self, bin: &str, dir: &Path) -> (PathBuf, crate::cli::Kopr) {
+        let repo = self.copy_repo(&dir.join("repo"));
+        let k = crate::cli::Kopr::new(bin, &dir.join("repository.config"))
+            .with_password(&self.expected.password);
+        k.ok(&[
+            "repository",
+            "connect",
+            "filesystem",
+            "--path",
+            repo.to_str().expect("utf-8 path"),
+        ]);
+        (repo, k)
+    }
+
     /// Snapshots that are still live, in creation order.
     pub fn live_snapshots(&self) -> Vec<&ExpectedSnapshot> {
         self.expected
