@@ -15,23 +15,8 @@ use crate::error::Result;
 use crate::repository::Repository;
 use crate::session::SessionInfo;
 
-/// Counters of one pack deletion run (Kopia's `deleteUnreferencedPacksStats`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct DeletePacksStats {
-    /// Unreferenced blobs old enough to delete.
-    pub unreferenced_pack_count: u64,
-    /// Their bytes.
-    pub unreferenced_total_size: u64,
-    /// Blobs deleted.
-    pub deleted_pack_count: u64,
-    /// Their bytes.
-    pub deleted_total_size: u64,
-    /// Unreferenced blobs kept by a safety rule.
-    pub retained_pack_count: u64,
-    /// Their bytes.
-    pub retained_total_size: u64,
-}
+/// Counters of one pack deletion run: Kopia's `deleteUnreferencedPacksStats`, as recorded.
+pub type DeletePacksStats = kopr_format::maintenance_stats::DeleteUnreferencedPacksStats;
 
 /// Why an unreferenced blob is kept, if it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

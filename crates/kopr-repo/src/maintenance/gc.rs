@@ -6,6 +6,7 @@
 //! no memory-mapped file). A fingerprint collision can only make an unused content look used,
 //! which keeps it: the set errs on the side of keeping data.
 
+use kopr_format::maintenance_stats::SnapshotGcStats;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -152,34 +153,12 @@ pub fn check_all_present(repo: &Repository, used: &ContentSet) -> Result<()> {
     Ok(())
 }
 
-/// Counters of one GC run (Kopia's `snapshotGCStats`).
+/// Counters of one GC run: Kopia's `snapshotGCStats`, as recorded, and what only kopr uses.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
 pub struct GcStats {
-    /// Contents no live snapshot uses, old enough to be marked.
-    pub unreferenced_content_count: u64,
-    /// Their packed bytes.
-    pub unreferenced_content_size: u64,
-    /// Of those, newly marked deleted now.
-    pub deleted_content_count: u64,
-    /// Their packed bytes.
-    pub deleted_content_size: u64,
-    /// Unused contents too young to mark.
-    pub unreferenced_recent_content_count: u64,
-    /// Their packed bytes.
-    pub unreferenced_recent_content_size: u64,
-    /// Contents in use.
-    pub in_use_content_count: u64,
-    /// Their packed bytes.
-    pub in_use_content_size: u64,
-    /// Manifest contents (never collected here).
-    pub in_use_system_content_count: u64,
-    /// Their packed bytes.
-    pub in_use_system_content_size: u64,
-    /// Deleted contents found in use again and restored.
-    pub recovered_content_count: u64,
-    /// Their packed bytes.
-    pub recovered_content_size: u64,
+    /// What Kopia records.
+    #[serde(flatten)]
+    pub kopia: SnapshotGcStats,
     /// The newest deletion timestamp among unused contents, marked now or before (kopr only,
     /// not recorded in the schedule).
     #[serde(skip)]
@@ -209,18 +188,18 @@ pub fn run_gc(
     cm.for_each_committed(true, &mut |e| {
         let len = u64::from(e.packed_length);
         if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) {
-            st.in_use_system_content_count += 1;
-            st.in_use_system_content_size += len;
+            st.kopia.in_use_system_content_count += 1;
+            st.kopia.in_use_system_content_size += len;
             return Ok(());
         }
         if used.contains(&e.content_id) {
             if e.deleted {
                 cm.undelete_content(&e.content_id)?;
-                st.recovered_content_count += 1;
-                st.recovered_content_size += len;
+                st.kopia.recovered_content_count += 1;
+                st.kopia.recovered_content_size += len;
             }
-            st.in_use_content_count += 1;
-            st.in_use_content_size += len;
+            st.kopia.in_use_content_count += 1;
+            st.kopia.in_use_content_size += len;
             return Ok(());
         }
         // Timestamps can run a second or two ahead of the clock (a write in the same second
@@ -229,20 +208,20 @@ pub fn run_gc(
         let age = start.timestamp() - e.timestamp_seconds;
         let min_age = safety.min_content_age_subject_to_gc.num_seconds();
         if min_age > 0 && age < min_age {
-            st.unreferenced_recent_content_count += 1;
-            st.unreferenced_recent_content_size += len;
+            st.kopia.unreferenced_recent_content_count += 1;
+            st.kopia.unreferenced_recent_content_size += len;
             return Ok(());
         }
-        st.unreferenced_content_count += 1;
-        st.unreferenced_content_size += len;
+        st.kopia.unreferenced_content_count += 1;
+        st.kopia.unreferenced_content_size += len;
         if e.deleted {
             st.latest_mark_seconds = st.latest_mark_seconds.max(e.timestamp_seconds);
         } else {
             if let Some(ts) = cm.mark_deleted(e)? {
                 st.latest_mark_seconds = st.latest_mark_seconds.max(ts);
             }
-            st.deleted_content_count += 1;
-            st.deleted_content_size += len;
+            st.kopia.deleted_content_count += 1;
+            st.kopia.deleted_content_size += len;
             since_flush += 1;
             if since_flush >= 100_000 {
                 cm.flush()?;
@@ -254,28 +233,28 @@ pub fn run_gc(
     let b = |n: u64| units::bytes(n as i64);
     obs.log(&format!(
         "GC found {} unused contents ({})",
-        st.unreferenced_content_count,
-        b(st.unreferenced_content_size)
+        st.kopia.unreferenced_content_count,
+        b(st.kopia.unreferenced_content_size)
     ));
     obs.log(&format!(
         "GC found {} unused contents that are too recent to delete ({})",
-        st.unreferenced_recent_content_count,
-        b(st.unreferenced_recent_content_size)
+        st.kopia.unreferenced_recent_content_count,
+        b(st.kopia.unreferenced_recent_content_size)
     ));
     obs.log(&format!(
         "GC found {} in-use contents ({})",
-        st.in_use_content_count,
-        b(st.in_use_content_size)
+        st.kopia.in_use_content_count,
+        b(st.kopia.in_use_content_size)
     ));
     obs.log(&format!(
         "GC found {} in-use system-contents ({})",
-        st.in_use_system_content_count,
-        b(st.in_use_system_content_size)
+        st.kopia.in_use_system_content_count,
+        b(st.kopia.in_use_system_content_size)
     ));
     obs.log(&format!(
         "GC undeleted {} contents ({})",
-        st.recovered_content_count,
-        b(st.recovered_content_size)
+        st.kopia.recovered_content_count,
+        b(st.kopia.recovered_content_size)
     ));
     cm.flush()?;
     Ok(st)
