@@ -10,6 +10,7 @@
 //! contents copied out, so that once the deleted ones are dropped nothing references the pack
 //! and blob deletion removes it under the usual safety rules. Nothing is ever deleted here.
 
+use kopr_format::maintenance_stats::RewriteContentsStats;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kopr_format::index::IndexEntry;
@@ -23,22 +24,14 @@ use crate::repository::Repository;
 /// Percentage of the maximum pack size under which a pack is short.
 pub const SHORT_PACK_THRESHOLD_PERCENT: u64 = 60;
 
-/// Counters of one rewrite run (Kopia's `rewriteContentsStats`).
+/// Counters of one rewrite run: Kopia's `rewriteContentsStats`, as recorded, and kopr's own
+/// fields beside them (Kopia ignores fields it does not know).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RewriteStats {
-    /// Contents selected and old enough.
-    pub to_rewrite_content_count: u64,
-    /// Their packed bytes.
-    pub to_rewrite_content_size: u64,
-    /// Contents written anew.
-    pub rewritten_content_count: u64,
-    /// Their packed bytes.
-    pub rewritten_content_size: u64,
-    /// Contents too young to move.
-    pub retained_content_count: u64,
-    /// Their packed bytes.
-    pub retained_content_size: u64,
+    /// What Kopia records.
+    #[serde(flatten)]
+    pub kopia: RewriteContentsStats,
     /// kopr only: the unused share (percent) above which a pack was emptied (100: never).
     pub max_unused_percent: u32,
     /// kopr only: packs chosen because their unused share exceeded it.
@@ -193,12 +186,12 @@ pub fn rewrite_short_packs(
     for e in candidates {
         let len = u64::from(e.packed_length);
         if now - e.timestamp_seconds < safety.rewrite_min_age.num_seconds() {
-            st.retained_content_count += 1;
-            st.retained_content_size += len;
+            st.kopia.retained_content_count += 1;
+            st.kopia.retained_content_size += len;
             continue;
         }
-        st.to_rewrite_content_count += 1;
-        st.to_rewrite_content_size += len;
+        st.kopia.to_rewrite_content_count += 1;
+        st.kopia.to_rewrite_content_size += len;
         match groups.last_mut() {
             Some(g) if g[0].pack_blob_id == e.pack_blob_id => g.push(e),
             _ => groups.push(vec![e]),
@@ -255,8 +248,8 @@ pub fn rewrite_short_packs(
         });
         for r in results {
             let [count, bytes, unused_count, unused_bytes] = r?;
-            st.rewritten_content_count += count;
-            st.rewritten_content_size += bytes;
+            st.kopia.rewritten_content_count += count;
+            st.kopia.rewritten_content_size += bytes;
             st.partly_unused_rewritten_content_count += unused_count;
             st.partly_unused_rewritten_content_size += unused_bytes;
         }
@@ -265,9 +258,9 @@ pub fn rewrite_short_packs(
     repo.contents().flush()?;
     obs.debug(&format!(
         "Rewrote {} contents ({}), kept {} too recent to move",
-        st.rewritten_content_count,
-        kopr_format::units::bytes(st.rewritten_content_size as i64),
-        st.retained_content_count
+        st.kopia.rewritten_content_count,
+        kopr_format::units::bytes(st.kopia.rewritten_content_size as i64),
+        st.kopia.retained_content_count
     ));
     Ok(st)
 }
