@@ -216,12 +216,25 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
             Err(_) => cache.remove(&path),
         }
     }
-    let packed = cm.storage().get_blob(
-        &entry.pack_blob_id,
-        u64::from(entry.pack_offset),
-        Some(u64::from(entry.packed_length)),
-    )?;
+    let (start, len) = (u64::from(entry.pack_offset), u64::from(entry.packed_length));
+    if entry.pack_blob_id.starts_with('q') {
+        // A metadata pack (directories, indirect lists) holds what the next reads of a walk
+        // need: fetch it whole once, as Kopia's metadata cache does, instead of one request
+        // per directory.
+        let whole = cm.storage().get_blob(&entry.pack_blob_id, 0, None)?;
+        if let Some(packed) = usize::try_from(start)
+            .ok()
+            .and_then(|a| whole.get(a..a.checked_add(len as usize)?))
+        {
+            let data = cm.decode_packed(&entry, packed)?;
+            cache.put(&entry.pack_blob_id, 0, &whole);
+            return Ok(data);
+        }
+    }
+    let packed = cm
+        .storage()
+        .get_blob(&entry.pack_blob_id, start, Some(len))?;
     let data = cm.decode_packed(&entry, &packed)?;
-    cache.put(&entry.pack_blob_id, u64::from(entry.pack_offset), &packed);
+    cache.put(&entry.pack_blob_id, start, &packed);
     Ok(data)
 }

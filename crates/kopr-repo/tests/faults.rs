@@ -308,3 +308,68 @@ fn listings_that_miss_recent_writes_never_make_maintenance_delete_them() {
         }
     }
 }
+
+/// Full packs are written by background writers while the snapshot goes on: a failure of one
+/// of them (not the first, not the last) still fails the snapshot, no index points at a pack
+/// that is missing, and the next snapshot succeeds.
+#[test]
+fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing() {
+    let tmpdir = tempfile::tempdir().unwrap();
+    let tmp = tmpdir.path();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let mem = Arc::new(MemoryStorage::with_clock(clock.clone()));
+    let faulty = Arc::new(FaultyStorage::new(mem.clone()));
+    let st: Arc<dyn BlobStorage> = faulty.clone();
+    let opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        max_pack_size: 1 << 20,
+        ..Default::default()
+    };
+    Repository::create(&*st, &opts, "pw").unwrap();
+    let open = || {
+        Repository::open(
+            st.clone(),
+            "pw",
+            OpenOptions {
+                clock: clock.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    // 12 MiB of random data: a dozen packs of 1 MiB, most of them filled mid-snapshot.
+    let src = tmp.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(src.join(format!("f{i:02}")), random_bytes(i, 1 << 20)).unwrap();
+    }
+    let info = SourceInfo {
+        host: "h".into(),
+        user_name: "u".into(),
+        path: src.to_string_lossy().into_owned(),
+    };
+    faulty.add_rule(Rule::new(Op::Put, "p", 4, Fault::Permanent));
+    let r = open();
+    let err = create_snapshot(&r, &src, &info, &UploadOptions::default(), &mut |_| {}).unwrap_err();
+    assert_eq!(faulty.fired(Op::Put), 1, "the fourth pack write failed");
+    assert!(err.to_string().contains("injected permanent"), "{err}");
+    drop(r);
+    faulty.clear();
+    let r = open();
+    assert!(list_snapshots(&r, None).unwrap().is_empty());
+    let report = verify_contents(&r, 100.0, false).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let m = create_snapshot(&r, &src, &info, &UploadOptions::default(), &mut |_| {}).unwrap();
+    let dest = tmp.join("dest");
+    restore(
+        &r,
+        m.root_entry.as_ref().unwrap(),
+        &dest,
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    kopr_testkit::assert_same_tree(&src, &dest);
+    assert!(mem.list_all("p").unwrap().len() >= 12);
+}

@@ -1460,6 +1460,20 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     counting.gets.lock().unwrap().clear();
     restore_equal(&repo, &root, &src, &tmp.path().join("one"));
     assert!(pack_reads() > 0);
+    // The directories come from their metadata pack, fetched whole once rather than with a
+    // request per directory.
+    let metadata_reads: Vec<(String, u64)> = counting
+        .gets
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, _)| id.starts_with('q'))
+        .map(|(id, n)| (id.clone(), *n))
+        .collect();
+    assert!(!metadata_reads.is_empty());
+    for (id, n) in metadata_reads {
+        assert_eq!(n, 1, "metadata pack {id} read {n} times");
+    }
     let cached = bytes_under(&cache.join("contents"));
     assert!(cached > 200 * 4000, "{cached}");
 

@@ -71,6 +71,26 @@ struct PendingUpload {
     trailer: std::result::Result<(), String>,
 }
 
+/// Packs written at once by background writers. A pack filled while this many are on their
+/// way is written by the thread that filled it, which bounds the memory of finished packs.
+const BACKGROUND_WRITES: usize = 2;
+
+/// A pack a background writer finished writing (or failed to).
+#[derive(Debug)]
+struct Finished {
+    blob_id: String,
+    items: Vec<IndexEntry>,
+    result: std::result::Result<(), String>,
+}
+
+/// The packs being written in the background: how many are running and those finished but not
+/// yet accounted for (moved to the uncommitted set by the next writer or by `flush`).
+#[derive(Debug, Default)]
+struct BackgroundWrites {
+    state: Mutex<(usize, Vec<Finished>)>,
+    done: Condvar,
+}
+
 /// Counters of what a manager did, for progress and summaries.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteStats {
@@ -100,6 +120,7 @@ pub struct ContentManager {
     committed: RwLock<CommittedIndex>,
     state: Mutex<WriteState>,
     uploads_done: Condvar,
+    background: Arc<BackgroundWrites>,
     stats: Mutex<WriteStats>,
 }
 
@@ -145,6 +166,7 @@ impl ContentManager {
             committed: RwLock::new(CommittedIndex::default()),
             state: Mutex::new(WriteState::default()),
             uploads_done: Condvar::new(),
+            background: Arc::default(),
             stats: Mutex::new(WriteStats::default()),
         };
         cm.refresh()?;
@@ -270,6 +292,7 @@ impl ContentManager {
         let header = self.compress_and_encrypt(&id, data, compression, payload)?;
         let full = {
             let mut s = self.state.lock().map_err(|_| poisoned())?;
+            self.account_background(&mut s);
             if let Some(msg) = &s.failed {
                 return Err(RepoError::Invalid(format!(
                     "an earlier pack write failed: {msg}"
@@ -313,9 +336,89 @@ impl ContentManager {
             st.written_bytes += data.len() as u64;
         }
         if let Some(p) = full {
-            self.upload(p)?;
+            if let Some(p) = self.upload_in_background(p) {
+                self.upload(p)?;
+            }
         }
         Ok(id)
+    }
+
+    /// Hands a full pack to a background writer, so the thread that filled it goes on hashing
+    /// while the storage writes (and syncs) it; gives the pack back when enough are on their
+    /// way already.
+    fn upload_in_background(&self, p: PendingUpload) -> Option<PendingUpload> {
+        let Ok(mut bg) = self.background.state.lock() else {
+            return Some(p);
+        };
+        if bg.0 >= BACKGROUND_WRITES || p.trailer.is_err() {
+            return Some(p);
+        }
+        let st = self.st.clone();
+        let background = self.background.clone();
+        let (blob_id, data) = (p.blob_id.clone(), p.data.clone());
+        let failed_id = p.blob_id.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kopr-pack-writer".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    st.put_blob(&blob_id, &data, &PutOptions::default())
+                }));
+                let result = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the pack writer panicked".to_string()),
+                };
+                let finished = Finished {
+                    blob_id,
+                    items: p.items,
+                    result,
+                };
+                if let Ok(mut bg) = background.state.lock() {
+                    bg.0 -= 1;
+                    bg.1.push(finished);
+                }
+                background.done.notify_all();
+            });
+        match spawned {
+            Ok(_) => {
+                bg.0 += 1;
+                None
+            }
+            // No thread: the pack went with the closure; say so as a failed write.
+            Err(e) => {
+                bg.1.push(Finished {
+                    blob_id: failed_id,
+                    items: Vec::new(),
+                    result: Err(format!("cannot start a pack writer: {e}")),
+                });
+                None
+            }
+        }
+    }
+
+    /// Accounts for the packs background writers finished: their contents become
+    /// uncommitted (to be indexed by `flush`), a failure fails the writer.
+    fn account_background(&self, s: &mut WriteState) {
+        let finished = match self.background.state.lock() {
+            Ok(mut bg) if !bg.1.is_empty() => std::mem::take(&mut bg.1),
+            _ => return,
+        };
+        for f in finished {
+            self.finish_upload(s, &f.blob_id, f.items, &f.result);
+        }
+    }
+
+    /// Waits until no background writer is running, and accounts for what they wrote.
+    fn wait_background(&self) -> Result<()> {
+        {
+            let mut bg = self.background.state.lock().map_err(|_| poisoned())?;
+            while bg.0 > 0 {
+                bg = self.background.done.wait(bg).map_err(|_| poisoned())?;
+            }
+        }
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        self.account_background(&mut s);
+        Ok(())
     }
 
     fn write_time(&self, previous: i64) -> i64 {
@@ -441,11 +544,27 @@ impl ContentManager {
             Err(e) => Err(RepoError::Invalid(format!("cannot finish pack: {e}"))),
         };
         let mut s = self.state.lock().map_err(|_| poisoned())?;
-        s.uploading.remove(&blob_id);
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        self.finish_upload(&mut s, &blob_id, items, &outcome);
+        drop(s);
+        self.uploads_done.notify_all();
+        result
+    }
+
+    /// The bookkeeping of a pack write that ended: its contents leave the uploading set and,
+    /// when it landed, wait for the next index blob; a failure fails the writer.
+    fn finish_upload(
+        &self,
+        s: &mut WriteState,
+        blob_id: &str,
+        items: Vec<IndexEntry>,
+        result: &std::result::Result<(), String>,
+    ) {
+        s.uploading.remove(blob_id);
         for e in &items {
             s.uploading_items.remove(&e.content_id);
         }
-        match &result {
+        match result {
             Ok(()) => {
                 for e in items {
                     s.uncommitted.insert(e.content_id, e);
@@ -456,9 +575,6 @@ impl ContentManager {
             }
             Err(e) => s.failed = Some(format!("pack {blob_id}: {e}")),
         }
-        drop(s);
-        self.uploads_done.notify_all();
-        result
     }
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
@@ -517,9 +633,17 @@ impl ContentManager {
         for p in to_upload {
             self.upload(p)?;
         }
+        self.wait_background()?;
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         while !s.uploading.is_empty() {
-            s = self.uploads_done.wait(s).map_err(|_| poisoned())?;
+            // Packs other threads write themselves notify; background writers started
+            // meanwhile by other threads are accounted for on the next turn.
+            s = self
+                .uploads_done
+                .wait_timeout(s, std::time::Duration::from_millis(20))
+                .map_err(|_| poisoned())?
+                .0;
+            self.account_background(&mut s);
         }
         if let Some(msg) = s.failed.take() {
             return Err(RepoError::Invalid(format!("pack write failed: {msg}")));
