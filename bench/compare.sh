@@ -5,6 +5,14 @@
 #
 #   bench/compare.sh [SIZE_MB=1024] [RUNS=3]
 #
+# Then, on a tree of SMALL_FILES (default 100000) small files: a first snapshot, and a new
+# version of the tree (a third of the files changed slightly, as a new release of a tree of
+# sources or documentation), beside the floor of reading the tree (lstat+open+read of every
+# file on every core: `cargo run --release -p kopr-repo --example read_tree`). And, where an
+# S3 server can be run (s3s-fs: S3S_FS, target/tools/bin/s3s-fs or on PATH), a restore from
+# S3 on loopback with a cold and a warm local cache, against the same restore from the
+# filesystem repository (kopr and restic; borg has no S3).
+#
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH. All use their
 # default chunking; compression is comparable: restic 'auto' (zstd), rustic default (zstd),
 # borg lz4 (its default), kopr --compression=zstd (zstd level 3, as restic's auto). kopr uses
@@ -99,6 +107,94 @@ for run in $(seq 1 "$runs"); do
   done
 done
 
+
+# --- many small files: first snapshot and a new version, beside the floor ------------------
+small="${SMALL_FILES:-100000}"
+floor_bin="$here/../target/release/examples/read_tree"
+[ -x "$floor_bin" ] || (cd "$here/.." && cargo build --quiet --release -p kopr-repo --example read_tree)
+make_small() { # DIR N VERSION: N files of 0..4 KiB in directories of 1000; VERSION changes a third
+  python3 - "$1" "$2" "$3" <<'PYS'
+import os, random, sys
+root, n, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(7)
+for i in range(n):
+    d = os.path.join(root, f"d{i // 1000:04d}")
+    if i % 1000 == 0:
+        os.makedirs(d, exist_ok=True)
+    body = rng.randbytes(rng.randrange(0, 4096))
+    if version and i % 3 == 0:
+        body = body[:len(body) // 2] + b"version %d" % version + body[len(body) // 2:]
+    with open(os.path.join(d, f"f{i:06d}.txt"), "wb") as f:
+        f.write(body)
+PYS
+}
+for run in $(seq 1 "$runs"); do
+  ssrc="$work/small"
+  rm -rf "$ssrc" && mkdir -p "$ssrc" && make_small "$ssrc" "$small" 0 && sync
+  timed floor small-first "$run" -- "$floor_bin" "$ssrc"
+  for tool in "${tools[@]}"; do
+    repo="$work/srepo-$tool" cfg="$work/kopr-small.config"
+    rm -rf "$repo"
+    case $tool in
+      kopr) rm -f "$cfg" "$cfg.kopia-password"
+        "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
+        timed kopr small-first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$ssrc" ;;
+      restic) restic init -r "$repo" >/dev/null; timed restic small-first "$run" -- restic -r "$repo" backup "$ssrc" ;;
+      borg) borg init -e repokey "$repo" >/dev/null; timed borg small-first "$run" -- borg create "$repo::first" "$ssrc" ;;
+      rustic) rustic -r "$repo" init >/dev/null 2>&1; timed rustic small-first "$run" -- rustic -r "$repo" backup "$ssrc" ;;
+    esac
+  done
+  make_small "$ssrc" "$small" 1 && sync
+  for tool in "${tools[@]}"; do
+    repo="$work/srepo-$tool" cfg="$work/kopr-small.config"
+    case $tool in
+      kopr) timed kopr small-newversion "$run" -- "$kopr" --config-file "$cfg" snapshot create "$ssrc" ;;
+      restic) timed restic small-newversion "$run" -- restic -r "$repo" backup "$ssrc" ;;
+      borg) timed borg small-newversion "$run" -- borg create "$repo::second" "$ssrc" ;;
+      rustic) timed rustic small-newversion "$run" -- rustic -r "$repo" backup "$ssrc" ;;
+    esac
+  done
+done
+
+# --- restore from S3 on loopback, cold and warm cache, against the filesystem restore -------
+s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
+[ -x "$s3s" ] || s3s="$(command -v s3s-fs || true)"
+if [ -n "$s3s" ]; then
+  port=$((20000 + RANDOM % 20000))
+  rm -rf "$work/s3data" && mkdir -p "$work/s3data/kopr" "$work/s3data/restic"
+  "$s3s" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3data" >/dev/null 2>&1 &
+  s3pid=$!
+  trap 'kill $s3pid 2>/dev/null' EXIT
+  sleep 1
+  export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+  cfg="$work/kopr-s3.config" src="$work/src"
+  rm -f "$cfg" "$cfg.kopia-password"
+  "$kopr" --config-file "$cfg" repository create s3 --bucket kopr --endpoint "http://127.0.0.1:$port" \
+    --access-key benchkey --secret-access-key benchsecret >/dev/null
+  "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}" >/dev/null
+  sid=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+  if command -v restic >/dev/null; then
+    restic -r "s3:http://127.0.0.1:$port/restic" init >/dev/null
+    restic -r "s3:http://127.0.0.1:$port/restic" backup "$src" >/dev/null
+  fi
+  for run in $(seq 1 "$runs"); do
+    dst="$work/restore-s3"
+    rm -rf "$dst" "$HOME/.cache/kopr"
+    timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    rm -rf "$dst"
+    timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    rm -rf "$dst"
+    if command -v restic >/dev/null; then
+      rm -rf "$HOME/.cache/restic"
+      timed restic s3-restore-cold "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      rm -rf "$dst"
+      timed restic s3-restore-warm "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      rm -rf "$dst"
+    fi
+  done
+  kill $s3pid 2>/dev/null || true
+fi
+
 python3 - "$results" "$size" "$runs" <<'PY'
 import statistics, sys, collections
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
@@ -107,9 +203,9 @@ for tool, step, run, secs, rss in rows:
     d[(tool, step)].append((float(secs), int(rss)))
 tools = []
 for r in rows:
-    if r[0] not in tools:
+    if r[0] not in tools and r[0] != "floor":
         tools.append(r[0])
-steps = ["first", "incremental", "restore", "check", "prune"]
+steps = ["first", "incremental", "restore", "check", "prune", "small-first", "small-newversion", "s3-restore-cold", "s3-restore-warm"]
 print(f"corpus {sys.argv[2]} MiB, median of {sys.argv[3]} runs (wall seconds / peak RSS MiB)\n")
 print("| step | " + " | ".join(tools) + " |")
 print("|---|" + "---|" * len(tools))
@@ -132,4 +228,9 @@ if "kopr" in tools:
             continue
         ratios = ", ".join(f"{s} {statistics.median(x[0] for x in d[(t, s)]) / k[s]:.2f}x" for s in steps if (t, s) in d and k.get(s))
         print(f"{t} time / kopr time: {ratios}")
+if ("floor", "small-first") in d and ("kopr", "small-first") in d:
+    f = statistics.median(x[0] for x in d[("floor", "small-first")])
+    print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
+if ("kopr", "s3-restore-cold") in d and "restore" in k:
+    print(f"kopr restore from S3 on loopback / from the filesystem: cold cache {k['s3-restore-cold'] / k['restore']:.2f}x, warm {k.get('s3-restore-warm', 0) / k['restore']:.2f}x")
 PY
