@@ -145,6 +145,7 @@ impl ContentManager {
         let prefix = old.content_id.pack_prefix();
         let full = {
             let mut s = self.state.lock().map_err(|_| poisoned())?;
+            self.account_background(&mut s);
             if let Some(msg) = &s.failed {
                 return Err(RepoError::Invalid(format!(
                     "an earlier pack write failed: {msg}"
@@ -178,7 +179,9 @@ impl ContentManager {
             }
         };
         if let Some(p) = full {
-            self.upload(p)?;
+            if let Some(p) = self.upload_in_background(p) {
+                self.upload(p)?;
+            }
         }
         Ok(true)
     }

@@ -4,7 +4,9 @@
 //!
 //! The set holds 64-bit fingerprints of content ids in a sorted vector (8 bytes a content,
 //! no memory-mapped file). A fingerprint collision can only make an unused content look used,
-//! which keeps it: the set errs on the side of keeping data.
+//! which keeps it: the set errs on the side of keeping data. Fingerprints sort as the ids do,
+//! so the passes over the index (which yields ids in order) look them up with a cursor that
+//! only moves forward, reading the set sequentially instead of one binary search each.
 
 use kopr_format::maintenance_stats::SnapshotGcStats;
 use std::collections::HashSet;
@@ -31,13 +33,50 @@ pub struct ContentSet {
     pending: Vec<u64>,
 }
 
-/// The fingerprint of a content id: its first 8 hash bytes mixed with its prefix.
+/// The fingerprint of a content id: its prefix and first 7 hash bytes, big-endian, so that
+/// fingerprints are ordered as the ids are ([`ContentId`]'s order is prefix, then hash).
 pub fn fingerprint(id: &ContentId) -> u64 {
     let h = id.hash();
     let mut b = [0u8; 8];
-    let n = h.len().min(8);
-    b[..n].copy_from_slice(&h[..n]);
-    u64::from_le_bytes(b) ^ (u64::from(id.prefix().unwrap_or(0)) << 56).rotate_left(7)
+    b[0] = id.prefix().unwrap_or(0);
+    let n = h.len().min(7);
+    b[1..=n].copy_from_slice(&h[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Lookups in a sealed [`ContentSet`] in ascending id order: each continues from where the
+/// previous one stopped (a lookup out of order falls back to a binary search).
+#[derive(Debug)]
+pub struct SetCursor<'a> {
+    sorted: &'a [u64],
+    at: usize,
+}
+
+impl SetCursor<'_> {
+    /// The position of `id`'s fingerprint in the set, if it is there.
+    pub fn position(&mut self, id: &ContentId) -> Option<usize> {
+        let fp = fingerprint(id);
+        if self.at > 0 && self.sorted.get(self.at - 1).is_some_and(|&v| v > fp) {
+            self.at = self.sorted.partition_point(|&v| v < fp);
+        } else {
+            // Gallop forward, then search the last step.
+            let mut step = 1;
+            let mut hi = self.at;
+            while hi < self.sorted.len() && self.sorted[hi] < fp {
+                self.at = hi + 1;
+                hi += step;
+                step *= 2;
+            }
+            let hi = hi.min(self.sorted.len());
+            self.at += self.sorted[self.at..hi].partition_point(|&v| v < fp);
+        }
+        (self.sorted.get(self.at) == Some(&fp)).then_some(self.at)
+    }
+
+    /// Whether `id` (or one sharing its fingerprint) is in the set.
+    pub fn contains(&mut self, id: &ContentId) -> bool {
+        self.position(id).is_some()
+    }
 }
 
 impl ContentSet {
@@ -90,6 +129,14 @@ impl ContentSet {
         self.sorted.binary_search(&fingerprint(id)).ok()
     }
 
+    /// A cursor for lookups in ascending id order. Requires [`Self::seal`].
+    pub fn cursor(&self) -> SetCursor<'_> {
+        SetCursor {
+            sorted: &self.sorted,
+            at: 0,
+        }
+    }
+
     /// Bytes of memory the set holds.
     pub fn memory_bytes(&self) -> usize {
         (self.sorted.capacity() + self.pending.capacity()) * 8
@@ -138,8 +185,9 @@ pub fn find_in_use_contents(repo: &Repository) -> Result<(ContentSet, usize)> {
 /// garbage around a damaged snapshot could delete what a repair would need.
 pub fn check_all_present(repo: &Repository, used: &ContentSet) -> Result<()> {
     let mut seen = vec![false; used.sorted.len()];
+    let mut cursor = used.cursor();
     repo.contents().for_each_committed(true, &mut |e| {
-        if let Some(i) = used.position(&e.content_id) {
+        if let Some(i) = cursor.position(&e.content_id) {
             seen[i] = true;
         }
         Ok(())
@@ -185,6 +233,7 @@ pub fn run_gc(
     let mut st = GcStats::default();
     let cm = repo.contents();
     let mut since_flush = 0u64;
+    let mut cursor = used.cursor();
     cm.for_each_committed(true, &mut |e| {
         let len = u64::from(e.packed_length);
         if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) {
@@ -192,7 +241,7 @@ pub fn run_gc(
             st.kopia.in_use_system_content_size += len;
             return Ok(());
         }
-        if used.contains(&e.content_id) {
+        if cursor.contains(&e.content_id) {
             if e.deleted {
                 cm.undelete_content(&e.content_id)?;
                 st.kopia.recovered_content_count += 1;
@@ -258,4 +307,48 @@ pub fn run_gc(
     ));
     cm.flush()?;
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(prefix: Option<u8>, first: u8, seed: u8) -> ContentId {
+        let mut h = [seed; 16];
+        h[0] = first;
+        ContentId::new(prefix, &h).unwrap()
+    }
+
+    #[test]
+    fn fingerprints_sort_as_ids_do_and_the_cursor_finds_what_binary_search_finds() {
+        let mut ids: Vec<ContentId> = Vec::new();
+        for (i, p) in [None, Some(b'k'), Some(b'm'), Some(b'x')]
+            .into_iter()
+            .enumerate()
+        {
+            for f in 0..=255u8 {
+                ids.push(id(p, f, (i as u8).wrapping_mul(31).wrapping_add(f)));
+            }
+        }
+        ids.sort();
+        let fps: Vec<u64> = ids.iter().map(fingerprint).collect();
+        assert!(fps.windows(2).all(|w| w[0] < w[1]), "ordered and distinct");
+        let mut set = ContentSet::new();
+        for (n, i) in ids.iter().enumerate() {
+            if n % 3 != 0 {
+                set.insert(i);
+            }
+        }
+        set.seal();
+        // In order, as the index yields them; then out of order.
+        let mut cursor = set.cursor();
+        for (n, i) in ids.iter().enumerate() {
+            assert_eq!(cursor.contains(i), n % 3 != 0, "{n}");
+            assert_eq!(cursor.position(i), set.position(i));
+        }
+        let mut cursor = set.cursor();
+        for (n, i) in ids.iter().enumerate().rev().step_by(7) {
+            assert_eq!(cursor.contains(i), n % 3 != 0, "{n} backwards");
+        }
+    }
 }
