@@ -68,6 +68,15 @@ pub struct Selection {
     pub partly_unused: HashMap<String, u64>,
 }
 
+/// The packs whose live contents move, and how many live contents each holds.
+#[derive(Debug, Default)]
+pub struct ChosenPacks {
+    /// Chosen packs (sorted) with their live content counts.
+    pub packs: Vec<(String, u64)>,
+    /// Packs chosen for their unused share, with their unused packed bytes.
+    pub partly_unused: HashMap<String, u64>,
+}
+
 /// The live contents of short packs whose blob id starts with `pack_prefix` (all packs when
 /// empty), restricted to prefixed content ids when `only_prefixed`.
 pub fn contents_in_short_packs(
@@ -89,6 +98,21 @@ pub fn select_contents(
     only_prefixed: bool,
     max_unused_percent: u32,
 ) -> Result<Selection> {
+    let chosen = choose_packs(repo, pack_prefix, only_prefixed, max_unused_percent)?;
+    let packs: HashSet<&str> = chosen.packs.iter().map(|(id, _)| id.as_str()).collect();
+    Ok(Selection {
+        entries: contents_of(repo, &packs, only_prefixed)?,
+        partly_unused: chosen.partly_unused,
+    })
+}
+
+/// The first pass of [`select_contents`]: which packs to empty.
+pub fn choose_packs(
+    repo: &Repository,
+    pack_prefix: &str,
+    only_prefixed: bool,
+    max_unused_percent: u32,
+) -> Result<ChosenPacks> {
     let max = u64::from(repo.format().config.effective_max_pack_size());
     let threshold = max * SHORT_PACK_THRESHOLD_PERCENT / 100;
     let mut packs: HashMap<String, PackSummary> = HashMap::new();
@@ -109,16 +133,13 @@ pub fn select_contents(
             }
             Ok(())
         })?;
-    let mut by_prefix: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_prefix: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (id, p) in &packs {
         if p.total < threshold && p.live > 0 {
-            by_prefix
-                .entry(id[..1].to_string())
-                .or_default()
-                .push(id.clone());
+            by_prefix.entry(&id[..1]).or_default().push(id);
         }
     }
-    let mut chosen: HashSet<String> = by_prefix
+    let mut chosen: HashSet<&str> = by_prefix
         .into_values()
         .filter(|v| v.len() >= 2)
         .flatten()
@@ -128,28 +149,56 @@ pub fn select_contents(
         .filter(|(_, p)| p.live > 0 && exceeds_unused_share(p.deleted, p.total, max_unused_percent))
         .map(|(id, p)| (id.clone(), p.deleted))
         .collect();
-    chosen.extend(partly_unused.keys().cloned());
-    drop(packs);
+    chosen.extend(partly_unused.keys().map(String::as_str));
+    let mut chosen: Vec<(String, u64)> = chosen
+        .into_iter()
+        .map(|id| (id.to_string(), packs.get(id).map_or(0, |p| p.live)))
+        .collect();
+    chosen.sort();
+    Ok(ChosenPacks {
+        packs: chosen,
+        partly_unused,
+    })
+}
+
+/// The second pass: the live contents of `packs`, by pack and offset.
+fn contents_of(
+    repo: &Repository,
+    packs: &HashSet<&str>,
+    only_prefixed: bool,
+) -> Result<Vec<IndexEntry>> {
     let mut out = Vec::new();
-    if chosen.is_empty() {
-        return Ok(Selection::default());
+    if packs.is_empty() {
+        return Ok(out);
     }
     repo.contents()
         .for_each_committed(false, &mut |e: &IndexEntry| {
-            if chosen.contains(&e.pack_blob_id) && (!only_prefixed || e.content_id.has_prefix()) {
+            if packs.contains(e.pack_blob_id.as_str())
+                && (!only_prefixed || e.content_id.has_prefix())
+            {
                 out.push(e.clone());
             }
             Ok(())
         })?;
-    out.sort_by(|a, b| {
+    out.sort_unstable_by(|a, b| {
         a.pack_blob_id
             .cmp(&b.pack_blob_id)
             .then(a.pack_offset.cmp(&b.pack_offset))
     });
-    Ok(Selection {
-        entries: out,
-        partly_unused,
-    })
+    Ok(out)
+}
+
+/// At most about this many contents are held in memory at once by a rewrite (~150 bytes
+/// each): packs are emptied in batches of about this many live contents, each batch one more
+/// pass over the index. `KOPR_REWRITE_BATCH_CONTENTS` overrides it.
+const REWRITE_BATCH_CONTENTS: u64 = 2_000_000;
+
+fn rewrite_batch_contents() -> u64 {
+    std::env::var("KOPR_REWRITE_BATCH_CONTENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(REWRITE_BATCH_CONTENTS)
 }
 
 /// Rewrites the live contents of short packs and of packs more than `max_unused_percent`
@@ -168,10 +217,10 @@ pub fn rewrite_short_packs(
         max_unused_percent,
         ..Default::default()
     };
-    let Selection {
-        entries: candidates,
+    let ChosenPacks {
+        packs,
         partly_unused,
-    } = select_contents(repo, pack_prefix, only_prefixed, max_unused_percent)?;
+    } = choose_packs(repo, pack_prefix, only_prefixed, max_unused_percent)?;
     st.partly_unused_pack_count = partly_unused.len() as u64;
     st.partly_unused_pack_unused_size = partly_unused.values().sum();
     if !partly_unused.is_empty() {
@@ -181,6 +230,44 @@ pub fn rewrite_short_packs(
             kopr_format::units::bytes(st.partly_unused_pack_unused_size as i64)
         ));
     }
+    // Batches of packs holding a bounded number of live contents, each read from the index
+    // in one more pass, so memory does not grow with the repository.
+    let batch_contents = rewrite_batch_contents();
+    let mut first = 0;
+    while first < packs.len() {
+        let (mut end, mut n) = (first, 0);
+        while end < packs.len() && (n < batch_contents || end == first) {
+            n += packs[end].1;
+            end += 1;
+        }
+        let batch: HashSet<&str> = packs[first..end]
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let candidates = contents_of(repo, &batch, only_prefixed)?;
+        rewrite_batch(repo, candidates, &partly_unused, now, safety, &mut st)?;
+        first = end;
+    }
+    repo.contents().flush()?;
+    obs.debug(&format!(
+        "Rewrote {} contents ({}), kept {} too recent to move",
+        st.kopia.rewritten_content_count,
+        kopr_format::units::bytes(st.kopia.rewritten_content_size as i64),
+        st.kopia.retained_content_count
+    ));
+    Ok(st)
+}
+
+/// Moves `candidates` (the live contents of some chosen packs, by pack and offset) into new
+/// packs, those old enough, counting into `st`.
+fn rewrite_batch(
+    repo: &Repository,
+    candidates: Vec<IndexEntry>,
+    partly_unused: &HashMap<String, u64>,
+    now: i64,
+    safety: &SafetyParameters,
+    st: &mut RewriteStats,
+) -> Result<()> {
     // Group by pack, keeping only contents old enough to move.
     let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
     for e in candidates {
@@ -255,12 +342,5 @@ pub fn rewrite_short_packs(
         }
         repo.contents().flush()?;
     }
-    repo.contents().flush()?;
-    obs.debug(&format!(
-        "Rewrote {} contents ({}), kept {} too recent to move",
-        st.kopia.rewritten_content_count,
-        kopr_format::units::bytes(st.kopia.rewritten_content_size as i64),
-        st.kopia.retained_content_count
-    ));
-    Ok(st)
+    Ok(())
 }
