@@ -7,6 +7,7 @@
 //! [`ContentManager::flush`] writes the remaining packs and one index blob for all of them
 //! through the epoch manager, then ends the write session.
 
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
@@ -44,7 +45,7 @@ pub struct WriterIdentity {
 struct OpenPack {
     blob_id: String,
     data: Vec<u8>,
-    items: HashMap<ContentId, IndexEntry>,
+    items: FxHashMap<ContentId, IndexEntry>,
 }
 
 /// Mutable state of the writer, behind one lock.
@@ -53,7 +54,7 @@ struct WriteState {
     open: HashMap<&'static str, OpenPack>,
     /// Packs being uploaded, readable until they land.
     uploading: HashMap<String, Arc<Vec<u8>>>,
-    uploading_items: HashMap<ContentId, IndexEntry>,
+    uploading_items: FxHashMap<ContentId, IndexEntry>,
     /// Contents in written packs whose index blob is not written yet.
     uncommitted: BTreeMap<ContentId, IndexEntry>,
     session: Option<SessionInfo>,
@@ -483,7 +484,7 @@ impl ContentManager {
         Ok(OpenPack {
             blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
             data,
-            items: HashMap::new(),
+            items: FxHashMap::default(),
         })
     }
 

@@ -268,22 +268,23 @@ fn rewrite_batch(
     safety: &SafetyParameters,
     st: &mut RewriteStats,
 ) -> Result<()> {
-    // Group by pack, keeping only contents old enough to move.
-    let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
-    for e in candidates {
+    // Keep only contents old enough to move, then group them by pack (slices of the one
+    // vector: no second copy of the contents).
+    let mut candidates = candidates;
+    candidates.retain(|e| {
         let len = u64::from(e.packed_length);
         if now - e.timestamp_seconds < safety.rewrite_min_age.num_seconds() {
             st.kopia.retained_content_count += 1;
             st.kopia.retained_content_size += len;
-            continue;
+            return false;
         }
         st.kopia.to_rewrite_content_count += 1;
         st.kopia.to_rewrite_content_size += len;
-        match groups.last_mut() {
-            Some(g) if g[0].pack_blob_id == e.pack_blob_id => g.push(e),
-            _ => groups.push(vec![e]),
-        }
-    }
+        true
+    });
+    let groups: Vec<&[IndexEntry]> = candidates
+        .chunk_by(|a, b| a.pack_blob_id == b.pack_blob_id)
+        .collect();
     // Rounds of about 100k contents: packs are read and re-packed on every core, and the
     // index is written after each round so memory stays bounded.
     let workers = crate::parallelism().max(2);
