@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod object;
 pub mod policy;
+pub mod repo_log;
 pub mod repository;
 pub mod session;
 pub mod snapshot;
