@@ -226,6 +226,12 @@ pub fn load_password(config_path: &Path) -> Option<String> {
     String::from_utf8(raw).ok()
 }
 
+/// Removes the persisted password and the key derived from it (`--no-persist-credentials`).
+pub fn forget_password(config_path: &Path) {
+    let _ = fs::remove_file(password_path(config_path));
+    let _ = fs::remove_file(key_cache_path(config_path));
+}
+
 /// Removes the config, the persisted password and the cache.
 pub fn remove(config_path: &Path) -> Result<bool> {
     let existed = config_path.exists();

@@ -215,7 +215,10 @@ mod tests {
             log.append(l.as_bytes()).unwrap();
         }
         let ids = log.close().unwrap();
-        assert!(ids.len() > 1, "a 20 KB segment size splits the log: {ids:?}");
+        assert!(
+            ids.len() > 1,
+            "a 20 KB segment size splits the log: {ids:?}"
+        );
         let mut all = String::new();
         for (n, id) in ids.iter().enumerate() {
             // _log_<local time>_<4 hex>_<start>_<end>_<segment>_<32 hex>

@@ -276,6 +276,10 @@ fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    if !ctx.persist_credentials {
+        config::forget_password(&ctx.config_path);
+        return Ok(());
+    }
     config::save_password(&ctx.config_path, &new).context("unable to persist password")?;
     use kopr_repo::format_manager::FormatKeyCache as _;
     config::FileKeyCache::new(&ctx.config_path).store(&unique_id, &new, &key);
@@ -327,7 +331,10 @@ fn create_repository(
         read_only: false,
     };
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
-    let repo = open_with(st, &password, &cfg_for_policy, Some(&cache))?;
+    let key_cache = ctx
+        .persist_credentials
+        .then_some(&cache as &dyn kopr_repo::format_manager::FormatKeyCache);
+    let repo = open_with(st, &password, &cfg_for_policy, key_cache)?;
     kopr_repo::policy::set(
         &repo,
         &kopr_format::snapshot::SourceInfo::default(),
@@ -421,9 +428,16 @@ fn connect_repository(
     };
     // Opening proves the password and the format before anything is written locally.
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
-    open_with(st, &password, &cfg, Some(&cache))?;
+    let key_cache = ctx
+        .persist_credentials
+        .then_some(&cache as &dyn kopr_repo::format_manager::FormatKeyCache);
+    open_with(st, &password, &cfg, key_cache)?;
     cfg.save(&ctx.config_path)?;
-    config::save_password(&ctx.config_path, &password)?;
+    if ctx.persist_credentials {
+        config::save_password(&ctx.config_path, &password)?;
+    } else {
+        config::forget_password(&ctx.config_path);
+    }
     println!("Connected to repository.");
     Ok(())
 }
