@@ -13,6 +13,7 @@ pub mod memory;
 pub mod rclone;
 pub mod readonly;
 pub mod retrying;
+pub mod throttle;
 pub mod s3;
 pub mod webdav;
 

@@ -11,6 +11,7 @@ pub mod content_cache;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;
+pub mod format_params;
 pub mod ignore;
 pub mod index_cache;
 pub mod legacy_index;
