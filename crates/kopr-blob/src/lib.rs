@@ -13,8 +13,9 @@ pub mod memory;
 pub mod rclone;
 pub mod readonly;
 pub mod retrying;
-pub mod throttle;
 pub mod s3;
+pub mod throttle;
+pub mod validation;
 pub mod webdav;
 
 use std::time::Duration;

@@ -40,7 +40,11 @@ pub struct ThrottleLimits {
     #[serde(rename = "concurrentReads", default, skip_serializing_if = "is_zero_u")]
     pub concurrent_reads: usize,
     /// Writes at once.
-    #[serde(rename = "concurrentWrites", default, skip_serializing_if = "is_zero_u")]
+    #[serde(
+        rename = "concurrentWrites",
+        default,
+        skip_serializing_if = "is_zero_u"
+    )]
     pub concurrent_writes: usize,
 }
 
