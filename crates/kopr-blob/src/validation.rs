@@ -481,7 +481,8 @@ mod tests {
         let faulty = Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::default())));
         // A new blob appears in listings only after two more writes.
         faulty.set_list_lag(2);
-        let (r, lines) = run(&[faulty.clone()]);
+        let conn: Arc<dyn BlobStorage> = faulty.clone();
+        let (r, lines) = run(&[conn]);
         let e = r.unwrap_err().to_string();
         assert!(
             e.starts_with(

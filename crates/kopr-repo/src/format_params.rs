@@ -153,7 +153,11 @@ pub struct UpgradeLockIntent {
     #[serde(rename = "ioDrainTimeout", default, skip_serializing_if = "is_zero")]
     pub io_drain_timeout_nanos: i64,
     /// Advisory polling interval (nanoseconds).
-    #[serde(rename = "statusPollInterval", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "statusPollInterval",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub status_poll_interval_nanos: i64,
     /// What is going on.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -174,7 +178,11 @@ fn is_zero(v: &i64) -> bool {
 impl UpgradeLockIntent {
     /// Kopia's checks of a new intent.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(RepoError::Invalid(format!("invalid upgrade lock intent: {m}")));
+        let bad = |m: &str| {
+            Err(RepoError::Invalid(format!(
+                "invalid upgrade lock intent: {m}"
+            )))
+        };
         if self.owner_id.is_empty() {
             return bad("no owner-id set, it is required to set a unique owner-id");
         }
@@ -193,8 +201,7 @@ impl UpgradeLockIntent {
         if self.advance_notice_nanos < 0 {
             return bad("the advanced notice duration cannot be negative");
         }
-        if self.advance_notice_nanos != 0 && self.advance_notice_nanos <= self.total_drain_nanos()
-        {
+        if self.advance_notice_nanos != 0 && self.advance_notice_nanos <= self.total_drain_nanos() {
             return bad("the advanced notice duration must be more than the total drain interval");
         }
         Ok(())
@@ -295,7 +302,11 @@ impl RawFormat {
 
     /// A format manager over this configuration as if it were not locked (the upgrade's own
     /// work), with `config` in place of the stored one.
-    pub fn manager_for(&self, st: &dyn BlobStorage, config: &RepositoryConfig) -> Result<FormatManager> {
+    pub fn manager_for(
+        &self,
+        st: &dyn BlobStorage,
+        config: &RepositoryConfig,
+    ) -> Result<FormatManager> {
         let mut unlocked = config.clone();
         unlocked.upgrade_lock = None;
         let mut blob = self.blob.clone();
@@ -362,7 +373,8 @@ pub fn migrate_indexes_to_epochs(
         return Ok(Vec::new());
     }
     let fm = Arc::new(raw.manager_for(&*st, &raw.config)?);
-    let legacy = crate::legacy_index::LegacyIndexManager::new(st.clone(), fm.clone(), clock.clone());
+    let legacy =
+        crate::legacy_index::LegacyIndexManager::new(st.clone(), fm.clone(), clock.clone());
     let active = legacy.active_index_blobs()?;
     let repo = crate::Repository::from_format(
         st.clone(),
@@ -429,16 +441,18 @@ pub fn validate_migrated_indexes(
     if !epoch_cfg.epoch_parameters.enabled {
         epoch_cfg.epoch_parameters = EpochParameters::kopia_default();
     }
-    let epochs = crate::epoch::EpochManager::new(
-        st.clone(),
-        epoch_cfg.epoch_parameters.clone(),
-        clock,
-    );
+    let epochs =
+        crate::epoch::EpochManager::new(st.clone(), epoch_cfg.epoch_parameters.clone(), clock);
     let (new_blobs, _) = epochs.complete_index_set()?;
     if new_blobs.is_empty() {
-        return Ok(vec!["failed to list index blobs for new index: upgrade may have failed".into()]);
+        return Ok(vec![
+            "failed to list index blobs for new index: upgrade may have failed".into(),
+        ]);
     }
-    if old_blobs.iter().all(|b| b.id == LEGACY_INDEX_POISON_BLOB_ID) {
+    if old_blobs
+        .iter()
+        .all(|b| b.id == LEGACY_INDEX_POISON_BLOB_ID)
+    {
         return Ok(Vec::new());
     }
     let old = load_entries(&*st, &legacy_fm, &old_blobs)?;

@@ -329,6 +329,7 @@ fn create_repository(
             .unwrap_or_else(config::current_username),
         description: String::new(),
         read_only: false,
+        throttling: None,
     };
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
     let key_cache = ctx
@@ -421,6 +422,7 @@ fn connect_repository(
             .override_username
             .unwrap_or_else(config::current_username),
         read_only: args.readonly,
+        throttling: None,
     };
     let password = match password {
         Some(p) => p,
