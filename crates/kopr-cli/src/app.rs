@@ -80,6 +80,10 @@ pub struct GlobalArgs {
     /// Do not use the keyring.
     #[arg(long = "no-use-keyring", global = true, conflicts_with = "use_keyring")]
     pub no_use_keyring: bool,
+    /// Repository format upgrade owner-id (default: user@host of the connection)
+    /// [env: KOPR_REPO_UPGRADE_OWNER_ID, KOPIA_REPO_UPGRADE_OWNER_ID].
+    #[arg(long = "upgrade-owner-id", global = true, hide = true)]
+    pub upgrade_owner_id: Option<String>,
     /// Disable repository log [env: KOPR_DISABLE_REPOSITORY_LOG, KOPIA_DISABLE_REPOSITORY_LOG].
     #[arg(long = "disable-repository-log", global = true, hide = true)]
     pub disable_repository_log: bool,
@@ -422,6 +426,21 @@ pub enum RepositoryCommand {
     /// Synchronizes the contents of this repository to another location.
     #[command(name = "sync-to")]
     SyncTo(SyncToArgs),
+    /// Set repository parameters.
+    #[command(name = "set-parameters", visible_alias = "set-params")]
+    SetParameters(crate::commands::repo_admin::SetParametersArgs),
+    /// Set repository client options.
+    #[command(name = "set-client")]
+    SetClient(crate::commands::repo_admin::SetClientArgs),
+    /// Commands to manipulate throttling parameters.
+    #[command(subcommand)]
+    Throttle(crate::commands::repo_admin::ThrottleCommand),
+    /// Validates that a repository provider is compatible with Kopia.
+    #[command(name = "validate-provider")]
+    ValidateProvider(crate::commands::repo_admin::ValidateProviderArgs),
+    /// Upgrade repository format (needs KOPIA_UPGRADE_LOCK_ENABLED set, as in Kopia).
+    #[command(subcommand)]
+    Upgrade(crate::commands::repo_admin::UpgradeCommand),
 }
 
 /// `repository sync-to` flags (Kopia's) and the destination storage.

@@ -111,26 +111,8 @@ pub fn write_parameters(
     blobcfg: &BlobStorageConfig,
 ) -> Result<()> {
     validate_mutable(config)?;
-    blobcfg
-        .validate()
-        .map_err(|e| RepoError::Invalid(format!("invalid blob-config options: {e}")))?;
-    let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
-        .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
-    if RepositoryBlob::parse(&bytes)? != fm.repository_blob {
-        return Err(RepoError::Invalid(
-            "kopia.repository changed since the repository was opened; run the command again"
-                .into(),
-        ));
-    }
-    let mut blob = fm.repository_blob.clone();
-    blob.encrypt_config(config, &fm.format_key)?;
-    let put = put_options(blobcfg);
-    if *blobcfg != fm.blob_config {
-        let data = blob.encode_blobcfg(blobcfg, &fm.format_key)?;
-        st.put_blob(BLOBCFG_BLOB_ID, &data, &put)?;
-    }
-    st.put_blob(REPOSITORY_BLOB_ID, &blob.to_bytes(), &put)?;
-    Ok(())
+    let mut raw = RawFormat::from_manager(st, fm)?;
+    raw.write(st, config.clone(), blobcfg)
 }
 
 /// Kopia's upgrade lock intent, as stored in the configuration's `upgradeLock`.
@@ -282,8 +264,37 @@ impl RawFormat {
             .transpose()
     }
 
-    /// Writes `config` into the format blob (refused when the blob changed since it was read).
-    fn write(&mut self, st: &dyn BlobStorage, config: RepositoryConfig) -> Result<()> {
+    /// The format an open repository uses; refused when the stored blob is no longer that one.
+    pub fn from_manager(st: &dyn BlobStorage, fm: &FormatManager) -> Result<RawFormat> {
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        if RepositoryBlob::parse(&bytes)? != fm.repository_blob {
+            return Err(RepoError::Invalid(
+                "kopia.repository changed since the repository was opened; run the command again"
+                    .into(),
+            ));
+        }
+        Ok(RawFormat {
+            bytes,
+            blob: fm.repository_blob.clone(),
+            key: fm.format_key.clone(),
+            config: fm.config.clone(),
+            blobcfg: fm.blob_config.clone(),
+        })
+    }
+
+    /// Writes `config` and `blobcfg`: refused when the format blob changed since it was read;
+    /// `kopia.blobcfg` first and only when it changes, then `kopia.repository` in one put, both
+    /// with the retention `blobcfg` configures (Kopia's order).
+    pub fn write(
+        &mut self,
+        st: &dyn BlobStorage,
+        config: RepositoryConfig,
+        blobcfg: &BlobStorageConfig,
+    ) -> Result<()> {
+        blobcfg
+            .validate()
+            .map_err(|e| RepoError::Invalid(format!("invalid blob-config options: {e}")))?;
         let now = read_optional(st, REPOSITORY_BLOB_ID)?.unwrap_or_default();
         if now != self.bytes {
             return Err(RepoError::Invalid(
@@ -293,11 +304,23 @@ impl RawFormat {
         let mut blob = self.blob.clone();
         blob.encrypt_config(&config, &self.key)?;
         let bytes = blob.to_bytes();
-        st.put_blob(REPOSITORY_BLOB_ID, &bytes, &put_options(&self.blobcfg))?;
+        let put = put_options(blobcfg);
+        if *blobcfg != self.blobcfg {
+            let data = blob.encode_blobcfg(blobcfg, &self.key)?;
+            st.put_blob(BLOBCFG_BLOB_ID, &data, &put)?;
+            self.blobcfg = blobcfg.clone();
+        }
+        st.put_blob(REPOSITORY_BLOB_ID, &bytes, &put)?;
         self.bytes = bytes;
         self.blob = blob;
         self.config = config;
         Ok(())
+    }
+
+    /// Writes `config` with the object-lock settings unchanged.
+    pub fn write_config(&mut self, st: &dyn BlobStorage, config: RepositoryConfig) -> Result<()> {
+        let blobcfg = self.blobcfg.clone();
+        self.write(st, config, &blobcfg)
     }
 
     /// A format manager over this configuration as if it were not locked (the upgrade's own
@@ -349,7 +372,7 @@ pub fn place_upgrade_lock(
                     .map_err(|e| RepoError::Invalid(format!("upgrade lock: {e}")))?,
             );
             c.version = MAX_FORMAT_VERSION;
-            raw.write(st, c)?;
+            raw.write_config(st, c)?;
             Ok(LockOutcome::Placed(intent))
         }
         Some(l) if l.owner_id != intent.owner_id => Err(RepoError::Invalid(format!(
@@ -361,16 +384,17 @@ pub fn place_upgrade_lock(
 }
 
 /// Writes the repository's index as epoch 0 of the epoch manager (Kopia's
-/// `PrepareUpgradeToIndexBlobManagerV1`) and turns the epoch manager on with Kopia's defaults
-/// and index version 2, keeping the lock. Returns the index blobs written (none when the
-/// epoch manager was on already).
+/// `PrepareUpgradeToIndexBlobManagerV1`) and returns the configuration that turns the epoch
+/// manager on with Kopia's defaults and index version 2 (format version at least 2), with the
+/// index blobs written. Nothing to do (`None`) when the epoch manager is on already. The caller
+/// writes the configuration.
 pub fn migrate_indexes_to_epochs(
     st: Arc<dyn BlobStorage>,
-    raw: &mut RawFormat,
+    raw: &RawFormat,
     clock: Arc<dyn Clock>,
-) -> Result<Vec<BlobMetadata>> {
+) -> Result<Option<(RepositoryConfig, Vec<BlobMetadata>)>> {
     if raw.config.epoch_parameters.enabled {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let fm = Arc::new(raw.manager_for(&*st, &raw.config)?);
     let legacy =
@@ -393,8 +417,18 @@ pub fn migrate_indexes_to_epochs(
     let mut c = raw.config.clone();
     c.epoch_parameters = EpochParameters::kopia_default();
     c.index_version = 2;
-    raw.write(&*st, c)?;
-    Ok(written)
+    c.version = c.version.max(2);
+    Ok(Some((c, written)))
+}
+
+/// Kopia's poison blob: legacy clients that look for `n` index blobs find one they cannot read.
+pub fn write_legacy_index_poison(st: &dyn BlobStorage) -> Result<()> {
+    st.put_blob(
+        LEGACY_INDEX_POISON_BLOB_ID,
+        b"The format of this repository has been upgraded and cannot be read by old clients",
+        &PutOptions::default(),
+    )?;
+    Ok(())
 }
 
 fn load_entries(
@@ -511,14 +545,10 @@ pub fn commit_upgrade(st: &dyn BlobStorage, raw: &mut RawFormat) -> Result<()> {
     if raw.lock()?.is_none() {
         return Err(RepoError::Invalid("no upgrade in progress".into()));
     }
-    st.put_blob(
-        LEGACY_INDEX_POISON_BLOB_ID,
-        b"The format of this repository has been upgraded and cannot be read by old clients",
-        &PutOptions::default(),
-    )?;
+    write_legacy_index_poison(st)?;
     let mut c = raw.config.clone();
     c.upgrade_lock = None;
-    raw.write(st, c)
+    raw.write_config(st, c)
 }
 
 /// Puts the oldest backup of the format blob back and deletes the backups (Kopia's

@@ -11,6 +11,7 @@ mod manifest;
 #[cfg(unix)]
 mod mount;
 mod policy;
+pub(crate) mod repo_admin;
 mod repository;
 pub(crate) mod snapshot;
 mod sync_to;
@@ -44,6 +45,8 @@ pub struct Context {
     /// Whether this command records its log in the repository it opens (a command that
     /// writes to it, on a connection that is not read-only, without `--disable-repository-log`).
     pub repo_log: bool,
+    /// `--upgrade-owner-id` (or its environment variable).
+    pub upgrade_owner_id: Option<String>,
 }
 
 /// An environment variable under kopr's name, then Kopia's (`KOPR_X`, `KOPIA_X`).
@@ -171,7 +174,7 @@ const LOGGED_COMMANDS: &[&str] = &[
     "repository change-password",
     "repository set-parameters",
     "repository upgrade",
-    "repository throttle",
+    "repository validate-provider",
 ];
 
 /// Whether the command of these words records its log in the repository.
@@ -216,6 +219,10 @@ impl Context {
                 true,
             )?,
             repo_log: !disable_log && logs_to_repository(words),
+            upgrade_owner_id: g
+                .upgrade_owner_id
+                .clone()
+                .or_else(|| env2("REPO_UPGRADE_OWNER_ID")),
         })
     }
 
@@ -238,7 +245,7 @@ impl Context {
     /// Loads the connection and opens the repository.
     pub fn open_repository(&self) -> Result<(ConnectionConfig, Repository)> {
         let cfg = ConnectionConfig::load(&self.config_path)?;
-        let st = storage::open(&cfg.storage)?;
+        let st = repo_admin::throttled(storage::open(&cfg.storage)?, cfg.throttling);
         let password = self.password("Enter password to open repository: ", true)?;
         let cache = config::FileKeyCache::new(&self.config_path);
         let repo = open_with(st, &password, &cfg, Some(&cache))?;
