@@ -29,17 +29,17 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Console log level: debug, info, warning, error [env: KOPR_LOG_LEVEL, KOPIA_LOG_LEVEL].
-    #[arg(long = "log-level", global = true, value_parser = crate::logging::LEVELS)]
+    #[arg(long = "log-level", global = true, value_name = "LEVEL", value_parser = crate::logging::LEVELS)]
     pub log_level: Option<String>,
     /// File log level (default debug) [env: KOPR_FILE_LOG_LEVEL, KOPIA_FILE_LOG_LEVEL].
-    #[arg(long = "file-log-level", global = true, value_parser = crate::logging::LEVELS)]
+    #[arg(long = "file-log-level", global = true, value_name = "LEVEL", value_parser = crate::logging::LEVELS)]
     pub file_log_level: Option<String>,
     /// Override log file [env: KOPR_LOG_FILE, KOPIA_LOG_FILE].
-    #[arg(long = "log-file", global = true)]
+    #[arg(long = "log-file", global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     /// Directory where log files should be written (default: the per-user cache)
     /// [env: KOPR_LOG_DIR, KOPIA_LOG_DIR].
-    #[arg(long = "log-dir", global = true)]
+    #[arg(long = "log-dir", global = true, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// Disable file-based logging.
     #[arg(long = "disable-file-logging", global = true)]
@@ -57,14 +57,14 @@ pub struct GlobalArgs {
     #[arg(long = "max-log-file-segment-size", global = true, hide = true)]
     pub max_log_file_segment_size: Option<u64>,
     /// Enable progress output (default: on a terminal).
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub progress: Option<bool>,
     /// Disable progress output.
     #[arg(long = "no-progress", global = true, conflicts_with = "progress")]
     pub no_progress: bool,
     /// Persist credentials (default true) [env: KOPR_PERSIST_CREDENTIALS_ON_CONNECT,
     /// KOPIA_PERSIST_CREDENTIALS_ON_CONNECT].
-    #[arg(long = "persist-credentials", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long = "persist-credentials", global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub persist_credentials: Option<bool>,
     /// Do not persist credentials.
     #[arg(
@@ -75,7 +75,7 @@ pub struct GlobalArgs {
     pub no_persist_credentials: bool,
     /// Use the operating system's keyring for storing passwords [env: KOPR_USE_KEYRING,
     /// KOPIA_USE_KEYRING]; kopr has no keyring support, so asking for it is an error.
-    #[arg(long = "use-keyring", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long = "use-keyring", global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub use_keyring: Option<bool>,
     /// Do not use the keyring.
     #[arg(long = "no-use-keyring", global = true, conflicts_with = "use_keyring")]

@@ -136,10 +136,15 @@ struct FileSink {
     written: u64,
     max_segment_bytes: u64,
     file: Option<File>,
+    /// The file could not be opened: no more attempts.
+    broken: bool,
 }
 
 impl FileSink {
     fn write_line(&mut self, line: &str) {
+        if self.broken {
+            return;
+        }
         if self.file.is_some()
             && !self.explicit
             && self.written + line.len() as u64 > self.max_segment_bytes
@@ -161,8 +166,12 @@ impl FileSink {
             match File::create(&path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) => {
-                    eprintln!("unable to open log file {}: {e}", path.display());
-                    self.explicit = true; // do not retry on every line
+                    // A file asked for by name is worth a word; the default one is best-effort
+                    // (a user without a writable cache still runs every command).
+                    if self.explicit {
+                        eprintln!("unable to open log file {}: {e}", path.display());
+                    }
+                    self.broken = true;
                     return;
                 }
             }
@@ -283,13 +292,12 @@ fn file_sink(settings: &LogSettings, command: &str) -> Option<FileSink> {
             written: 0,
             max_segment_bytes: u64::MAX,
             file: None,
+            broken: false,
         });
     }
     let dir = settings.log_dir.as_ref()?.join("cli-logs");
-    if let Err(e) = create_private_dir(&dir) {
-        eprintln!("Unable to create logs directory: {e}");
-        return None;
-    }
+    // Best-effort, as the file itself: no log directory, no log file, no complaint.
+    create_private_dir(&dir).ok()?;
     sweep(&dir, settings);
     let base = format!(
         "kopr-{}-{}-{}.log",
@@ -309,6 +317,7 @@ fn file_sink(settings: &LogSettings, command: &str) -> Option<FileSink> {
         written: 0,
         max_segment_bytes: settings.max_segment_bytes.max(1),
         file: None,
+        broken: false,
     })
 }
 

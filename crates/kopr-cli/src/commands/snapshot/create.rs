@@ -93,7 +93,8 @@ fn create_one(
         .as_ref()
         .map(|r| r.object_id.to_string())
         .unwrap_or_default();
-    tracing::info!(
+    // A record for the logs, not the console (which prints the summary below).
+    tracing::debug!(
         target: "uploader",
         source = %si,
         manifest = %m.id,
