@@ -403,3 +403,90 @@ fn credentials_are_persisted_unless_asked_not_to_and_no_keyring_is_claimed() {
     assert!(one_error_line(&out).contains("--use-keyring is not supported"));
     assert!(pw_file.exists());
 }
+
+#[test]
+fn no_progress_turns_the_bar_off_on_a_terminal() {
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        kopr_testkit::env::skip(
+            "no_progress_turns_the_bar_off_on_a_terminal",
+            "no `script` to make a pseudo-terminal",
+        );
+        return;
+    }
+    let e = Env::new();
+    std::fs::write(e.src.join("big"), kopr_testkit::random_bytes(4, 3_000_000)).unwrap();
+    let run = |extra: &str| {
+        let cmd = format!("{BIN} snapshot create {} {extra}", e.src.to_str().unwrap());
+        let out =
+            e.k.cmd(&[])
+                .get_envs()
+                .fold(std::process::Command::new("script"), |mut c, (k, v)| {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                    c
+                })
+                .args(["-qec", &cmd, "/dev/null"])
+                .env("TERM", "xterm")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with_bar = run("");
+    // The bar is drawn and erased with terminal escapes; the summary line has none.
+    assert!(
+        with_bar.contains('\x1b'),
+        "the bar is drawn by default: {with_bar:?}"
+    );
+    let without = run("--no-progress");
+    assert!(
+        without.contains("Created snapshot with root k"),
+        "{without:?}"
+    );
+    assert!(
+        !without.contains('\x1b'),
+        "--no-progress draws no bar: {without:?}"
+    );
+}
+
+#[test]
+fn a_failed_command_records_its_error_in_the_repository_log() {
+    let e = Env::new();
+    let other = Kopr::new(BIN, &e.path("other/repository.config"));
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        e.repo.to_str().unwrap(),
+        "--override-hostname=elsewhere",
+    ]);
+    let out = other.run(&["maintenance", "run", "--full"]);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("maintenance must be run by designated user"),
+        "{line}"
+    );
+    let shown = e.k.ok(&["logs", "show"]);
+    let entries = lines_json(&shown);
+    assert!(entries[0]["args"]
+        .as_str()
+        .unwrap()
+        .contains("maintenance run --full"));
+    let last = entries.last().unwrap();
+    assert_eq!(last["n"], "cli");
+    assert!(
+        last["m"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance must be run by designated user"),
+        "{shown}"
+    );
+}
