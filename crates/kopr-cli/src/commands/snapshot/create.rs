@@ -150,6 +150,14 @@ fn report_errors(m: &SnapshotManifest, si: &SourceInfo) -> Option<String> {
     let label = if fatal > 0 { "error" } else { "ignored error" };
     for fe in &summary.failed_entries {
         eprintln!("{label}: {}: {}", fe.entry_path, fe.error);
+        // The same for the log file and the repository's log (the console has it above).
+        tracing::warn!(
+            target: crate::logging::QUIET_TARGET,
+            path = %fe.entry_path,
+            fatal = fatal > 0,
+            "{}",
+            fe.error
+        );
     }
     if summary.ignored_error_count > 0 {
         eprintln!(
