@@ -510,3 +510,49 @@ fn upgrade_validate_reports_an_index_that_does_not_match() {
         stderr(&bad)
     );
 }
+
+/// What a user troubleshooting an S3-compatible store runs: the checks pass against a real S3
+/// server (`s3s-fs` on loopback) over several connections, and leave nothing behind.
+#[cfg(unix)]
+#[test]
+fn validate_provider_on_an_s3_server() {
+    use kopr_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+    let Some(srv) = S3Server::start() else {
+        return;
+    };
+    srv.create_bucket("vprov");
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
+    let endpoint = srv.endpoint();
+    k.ok(&[
+        "repository",
+        "create",
+        "s3",
+        "--bucket=vprov",
+        "--prefix=repo/",
+        &format!("--access-key={ACCESS_KEY}"),
+        &format!("--secret-access-key={SECRET_KEY}"),
+        &format!("--endpoint={endpoint}"),
+        "--disable-tls",
+        "--format-block-key-derivation-algorithm",
+        "testing-only-insecure",
+    ]);
+    let objects = |srv: &S3Server| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(srv.data().join("vprov/repo"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("_log"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = objects(&srv);
+    let out = k.ok_stderr(&[
+        "repository",
+        "validate-provider",
+        "--concurrency-test-duration=0s",
+        "--num-storage-connections=3",
+    ]);
+    assert!(out.contains("All good."), "{out}\n{}", srv.log());
+    assert_eq!(objects(&srv), before, "temporary objects left behind");
+}
