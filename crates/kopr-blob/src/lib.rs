@@ -14,6 +14,8 @@ pub mod rclone;
 pub mod readonly;
 pub mod retrying;
 pub mod s3;
+pub mod throttle;
+pub mod validation;
 pub mod webdav;
 
 use std::time::Duration;

@@ -33,7 +33,7 @@ pub struct CachingConfig {
 }
 
 /// The connection config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionConfig {
     /// Where the repository is.
     pub storage: StorageConfig,
@@ -50,6 +50,13 @@ pub struct ConnectionConfig {
     /// Open read-only.
     #[serde(rename = "readonly", default)]
     pub read_only: bool,
+    /// Kopia's throttling limits (`repository throttle set`), applied to the storage.
+    #[serde(
+        rename = "throttlingLimits",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub throttling: Option<kopr_blob::throttle::ThrottleLimits>,
 }
 
 /// Where the config file lives: `--config-file`, `KOPR_CONFIG_PATH`/`KOPIA_CONFIG_PATH`, else
@@ -226,6 +233,12 @@ pub fn load_password(config_path: &Path) -> Option<String> {
     String::from_utf8(raw).ok()
 }
 
+/// Removes the persisted password and the key derived from it (`--no-persist-credentials`).
+pub fn forget_password(config_path: &Path) {
+    let _ = fs::remove_file(password_path(config_path));
+    let _ = fs::remove_file(key_cache_path(config_path));
+}
+
 /// Removes the config, the persisted password and the cache.
 pub fn remove(config_path: &Path) -> Result<bool> {
     let existed = config_path.exists();
@@ -332,6 +345,7 @@ mod tests {
             username: "u".into(),
             description: "d".into(),
             read_only: false,
+            throttling: None,
         };
         cfg.save(&p).unwrap();
         assert_eq!(ConnectionConfig::load(&p).unwrap(), cfg);

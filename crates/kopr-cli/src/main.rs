@@ -8,6 +8,7 @@ mod app;
 mod commands;
 mod config;
 mod gojson;
+mod logging;
 mod progress;
 mod storage;
 mod test_hooks;
@@ -16,7 +17,7 @@ mod units;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 #[global_allocator]
 static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
@@ -24,11 +25,36 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 fn main() -> ExitCode {
     alloc_count::tune_system_allocator();
     quiet_output_failures();
-    let cli = match app::Cli::try_parse() {
+    let matches = match app::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let cli = match app::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match commands::run(cli) {
+    // The command's words as clap names them (`snapshot create`), for the logs.
+    let mut words = Vec::new();
+    let mut m = &matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name.to_string());
+        m = sub;
+    }
+    let settings = match commands::log_settings(&cli.global) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kopr: error: {}, try --help", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&settings, &words.join("-"));
+    tracing::debug!(target: "cli", "running {}", words.join(" "));
+    let result = commands::run(cli, &words.join(" "));
+    if let Err(e) = &result {
+        tracing::error!(target: logging::QUIET_TARGET, "{}", one_line(e));
+    }
+    logging::close_repo_log();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if output_pipe_closed(&e) {

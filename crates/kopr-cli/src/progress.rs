@@ -15,6 +15,18 @@ use kopr_repo::snapshot::{Progress, ProgressCounters};
 
 use crate::units;
 
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns progress output on or off for this process (`--[no-]progress`).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether progress output is wanted (by default: stderr is a terminal).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// Throughput and time left from samples of bytes hashed (read and stored).
 ///
 /// Only hashed bytes count towards the rate: unchanged files are skipped at the speed of a

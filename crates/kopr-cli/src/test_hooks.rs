@@ -6,6 +6,9 @@
 //! - `KOPR_TEST_SIGINT_AFTER_BLOB_WRITES=N`: the process sends itself SIGINT (as Ctrl-C)
 //!   right after its Nth successful blob write, once.
 //!
+//! - `KOPR_TEST_LIST_LAG=N`: newly written blobs stay out of listings until N more blobs were
+//!   written (an eventually consistent listing, for `repository validate-provider`).
+//!
 //! `KOPR_TEST_CRASH_BEFORE_TASK` (maintenance) lives with the maintenance command.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +40,14 @@ pub fn wrap(st: Arc<dyn BlobStorage>) -> Arc<dyn BlobStorage> {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|n| *n > 0)
+    };
+    let st = match var("KOPR_TEST_LIST_LAG") {
+        Some(n) => {
+            let faulty = kopr_blob::fault::FaultyStorage::new(st);
+            faulty.set_list_lag(n as usize);
+            Arc::new(faulty) as Arc<dyn BlobStorage>
+        }
+        None => st,
     };
     let (at, action) = if let Some(n) = var("KOPR_TEST_CRASH_AFTER_BLOB_WRITES") {
         (n, Action::Abort)

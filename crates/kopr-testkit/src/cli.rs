@@ -43,6 +43,8 @@ impl Kopr {
             .env("KOPR_CONFIG_PATH", &self.cfg)
             .env("KOPR_PASSWORD", &self.password)
             .env("TZ", "UTC")
+            // Log files beside the config, not in the user's cache.
+            .env("KOPR_LOG_DIR", self.cfg.with_extension("logs"))
             .env_remove("KOPIA_PASSWORD")
             .stdin(Stdio::null());
         c

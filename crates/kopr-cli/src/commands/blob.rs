@@ -165,6 +165,7 @@ fn gc(
             repo.storage()
                 .delete_blob(&bm.id)
                 .with_context(|| format!("error deleting {}", bm.id))?;
+            tracing::debug!(target: "blob-gc", blob = %bm.id, length = bm.length, "deleted unreferenced blob");
             deleted += 1;
             deleted_total += bm.length;
         }

@@ -89,7 +89,7 @@ fn recover(
         let entries = match cm.pack_local_index(id) {
             Ok(e) => e,
             Err(e) if ignore_errors => {
-                eprintln!("skipping {id}: {e}");
+                tracing::warn!(target: "index", "skipping {id}: {e}");
                 continue;
             }
             Err(e) => {

@@ -148,7 +148,7 @@ fn sessions(repo: &Repository) -> Result<Vec<LogSession>> {
                 ))
             });
         let Some((start, end)) = times else {
-            eprintln!("skipping unrecognized log: {}", bm.id);
+            tracing::warn!(target: "logs", "skipping unrecognized log: {}", bm.id);
             continue;
         };
         let id = format!("{}_{}", parts[2], parts[3]);

@@ -247,20 +247,29 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
     Ok(())
 }
 
+/// Maintenance's messages as `tracing` events: the console shows them at `--log-level`, the
+/// log file and the repository's log record them with the task that logged them.
 struct StderrLog {
-    debug: bool,
+    task: std::sync::Mutex<String>,
+}
+
+impl StderrLog {
+    fn task(&self) -> String {
+        self.task.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 }
 
 impl Observer for StderrLog {
     fn log(&self, msg: &str) {
-        eprintln!("{msg}");
+        tracing::info!(target: "maintenance", task = self.task(), "{msg}");
     }
     fn debug(&self, msg: &str) {
-        if self.debug {
-            eprintln!("{msg}");
-        }
+        tracing::debug!(target: "maintenance", task = self.task(), "{msg}");
     }
     fn before_task(&self, task: &str) -> kopr_repo::Result<()> {
+        if let Ok(mut t) = self.task.lock() {
+            *t = task.to_string();
+        }
         // Test hook: die like a killed process right before a task (crash tests).
         if std::env::var("KOPR_TEST_CRASH_BEFORE_TASK").is_ok_and(|t| t == task) {
             std::process::abort();
@@ -314,7 +323,7 @@ fn run_cycle(repo: &Repository, a: MaintenanceRunArgs) -> Result<()> {
             force: a.force,
         },
         &StderrLog {
-            debug: a.log_level == "debug",
+            task: std::sync::Mutex::new(String::new()),
         },
     )?;
     Ok(())

@@ -11,6 +11,7 @@ mod manifest;
 #[cfg(unix)]
 mod mount;
 mod policy;
+pub(crate) mod repo_admin;
 mod repository;
 pub(crate) mod snapshot;
 mod sync_to;
@@ -37,10 +38,160 @@ pub struct Context {
     pub password: Option<String>,
     /// `--dangerous-commands=enabled` (or its environment variable).
     pub dangerous_commands: bool,
+    /// Progress bars wanted (`--[no-]progress`; on a terminal they are by default).
+    pub progress: bool,
+    /// Passwords persisted on connect (`--[no-]persist-credentials`).
+    pub persist_credentials: bool,
+    /// Whether this command records its log in the repository it opens (a command that
+    /// writes to it, on a connection that is not read-only, without `--disable-repository-log`).
+    pub repo_log: bool,
+    /// `--upgrade-owner-id` (or its environment variable).
+    pub upgrade_owner_id: Option<String>,
+}
+
+/// An environment variable under kopr's name, then Kopia's (`KOPR_X`, `KOPIA_X`).
+pub fn env2(name: &str) -> Option<String> {
+    std::env::var(format!("KOPR_{name}"))
+        .ok()
+        .or_else(|| std::env::var(format!("KOPIA_{name}")).ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn env_bool(name: &str) -> Result<Option<bool>> {
+    env2(name)
+        .map(|v| match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => bail!("invalid boolean {v:?} in KOPR_{name} / KOPIA_{name}"),
+        })
+        .transpose()
+}
+
+/// A `--x[=bool]` / `--no-x` pair, then the environment, then `default`.
+fn flag_pair(on: Option<bool>, off: bool, env: &str, default: bool) -> Result<bool> {
+    if off {
+        return Ok(false);
+    }
+    Ok(match on {
+        Some(v) => v,
+        None => env_bool(env)?.unwrap_or(default),
+    })
+}
+
+/// The logging settings of the global flags and their environment variables.
+pub fn log_settings(g: &crate::app::GlobalArgs) -> Result<crate::logging::LogSettings> {
+    use crate::logging::{parse_level, LogSettings};
+    let level = |flag: &Option<String>, env: &str, default: &str| {
+        parse_level(
+            &flag
+                .clone()
+                .or_else(|| env2(env))
+                .unwrap_or_else(|| default.to_string()),
+        )
+    };
+    let num = |flag: Option<String>, env: &str| -> Option<String> { flag.or_else(|| env2(env)) };
+    let max_files = match num(
+        g.log_dir_max_files.map(|n| n.to_string()),
+        "LOG_DIR_MAX_FILES",
+    ) {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| anyhow!("invalid log-dir-max-files {v:?}"))?,
+        None => 1000,
+    };
+    let max_age = match num(g.log_dir_max_age.clone(), "LOG_DIR_MAX_AGE") {
+        Some(v) => {
+            std::time::Duration::from_nanos(repository::parse_duration_nanos(&v)?.max(0) as u64)
+        }
+        None => std::time::Duration::from_secs(720 * 3600),
+    };
+    let max_mb = match num(
+        g.log_dir_max_total_size_mb.map(|n| n.to_string()),
+        "LOG_DIR_MAX_SIZE_MB",
+    ) {
+        Some(v) => v
+            .parse::<f64>()
+            .map_err(|_| anyhow!("invalid log-dir-max-total-size-mb {v:?}"))?,
+        None => 1000.0,
+    };
+    let max_segment = match num(
+        g.max_log_file_segment_size.map(|n| n.to_string()),
+        "LOG_FILE_MAX_SEGMENT_SIZE",
+    ) {
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| anyhow!("invalid max-log-file-segment-size {v:?}"))?,
+        None => 50_000_000,
+    };
+    let log_dir = g
+        .log_dir
+        .clone()
+        .or_else(|| env2("LOG_DIR").map(PathBuf::from))
+        .unwrap_or_else(crate::logging::default_log_dir);
+    Ok(LogSettings {
+        console: level(&g.log_level, "LOG_LEVEL", "info")?,
+        file: level(&g.file_log_level, "FILE_LOG_LEVEL", "debug")?,
+        log_file: (!g.disable_file_logging)
+            .then(|| {
+                g.log_file
+                    .clone()
+                    .or_else(|| env2("LOG_FILE").map(PathBuf::from))
+            })
+            .flatten(),
+        log_dir: (!g.disable_file_logging).then_some(log_dir),
+        max_files,
+        max_age,
+        max_total_bytes: (max_mb * 1e6) as u64,
+        max_segment_bytes: max_segment,
+    })
+}
+
+/// The commands that write to the repository they open, by their words, and so record their
+/// log in it (Kopia logs its direct-repository writers and maintenance; `logs cleanup` is
+/// left out as in Kopia).
+const LOGGED_COMMANDS: &[&str] = &[
+    "snapshot create",
+    "snapshot delete",
+    "snapshot expire",
+    "snapshot pin",
+    "snapshot fix",
+    "snapshot copy-history",
+    "snapshot move-history",
+    "snapshot migrate",
+    "policy set",
+    "policy edit",
+    "policy delete",
+    "policy import",
+    "maintenance run",
+    "maintenance set",
+    "manifest delete",
+    "blob delete",
+    "blob gc",
+    "content delete",
+    "content rewrite",
+    "index recover",
+    "index optimize",
+    "repository change-password",
+    "repository set-parameters",
+    "repository upgrade",
+    "repository validate-provider",
+];
+
+/// Whether the command of these words records its log in the repository.
+pub fn logs_to_repository(words: &str) -> bool {
+    LOGGED_COMMANDS
+        .iter()
+        .any(|c| words == *c || words.starts_with(&format!("{c} ")))
 }
 
 impl Context {
-    fn from_cli(cli: &Cli) -> Result<Context> {
+    fn from_cli(cli: &Cli, words: &str) -> Result<Context> {
+        let g = &cli.global;
+        if flag_pair(g.use_keyring, g.no_use_keyring, "USE_KEYRING", false)? {
+            bail!("--use-keyring is not supported: kopr has no keyring support on this system (the password is persisted in a file readable only by you; use --no-persist-credentials to keep none)");
+        }
+        let disable_log =
+            g.disable_repository_log || env_bool("DISABLE_REPOSITORY_LOG")?.unwrap_or(false);
         let password = cli
             .password
             .clone()
@@ -55,6 +206,23 @@ impl Context {
                 .or_else(|| std::env::var("KOPR_DANGEROUS_COMMANDS").ok())
                 .or_else(|| std::env::var("KOPIA_DANGEROUS_COMMANDS").ok())
                 .is_some_and(|v| v == "enabled"),
+            progress: flag_pair(
+                g.progress,
+                g.no_progress,
+                "PROGRESS",
+                std::io::stderr().is_terminal(),
+            )?,
+            persist_credentials: flag_pair(
+                g.persist_credentials,
+                g.no_persist_credentials,
+                "PERSIST_CREDENTIALS_ON_CONNECT",
+                true,
+            )?,
+            repo_log: !disable_log && logs_to_repository(words),
+            upgrade_owner_id: g
+                .upgrade_owner_id
+                .clone()
+                .or_else(|| env2("REPO_UPGRADE_OWNER_ID")),
         })
     }
 
@@ -77,10 +245,17 @@ impl Context {
     /// Loads the connection and opens the repository.
     pub fn open_repository(&self) -> Result<(ConnectionConfig, Repository)> {
         let cfg = ConnectionConfig::load(&self.config_path)?;
-        let st = storage::open(&cfg.storage)?;
+        let st = repo_admin::throttled(storage::open(&cfg.storage)?, cfg.throttling);
         let password = self.password("Enter password to open repository: ", true)?;
         let cache = config::FileKeyCache::new(&self.config_path);
         let repo = open_with(st, &password, &cfg, Some(&cache))?;
+        if self.repo_log && !cfg.read_only {
+            crate::logging::attach_repo_log(kopr_repo::repo_log::RepoLog::new(
+                repo.storage().clone(),
+                repo.format().clone(),
+                repo.contents().clock().clone(),
+            ));
+        }
         Ok((cfg, repo))
     }
 }
@@ -124,7 +299,7 @@ pub fn open_with(
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli, words: &str) -> Result<()> {
     if let Command::Benchmark(c) = cli.command {
         return benchmark::run(c);
     }
@@ -134,7 +309,8 @@ pub fn run(cli: Cli) -> Result<()> {
         clap_complete::generate(shell, &mut Cli::command(), "kopr", &mut out);
         return Ok(());
     }
-    let ctx = Context::from_cli(&cli)?;
+    let ctx = Context::from_cli(&cli, words)?;
+    crate::progress::set_enabled(ctx.progress);
     match cli.command {
         Command::Benchmark(_) | Command::Completion { .. } => unreachable!("handled above"),
         Command::Repository(c) => repository::run(&ctx, *c),

@@ -127,36 +127,52 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Status(args) => status(ctx, args),
         RepositoryCommand::ChangePassword { new_password } => change_password(ctx, new_password),
         RepositoryCommand::SyncTo(args) => super::sync_to::run(ctx, args),
+        RepositoryCommand::SetParameters(a) => super::repo_admin::set_parameters(ctx, a),
+        RepositoryCommand::SetClient(a) => super::repo_admin::set_client(ctx, a),
+        RepositoryCommand::Throttle(c) => super::repo_admin::throttle(ctx, c),
+        RepositoryCommand::ValidateProvider(a) => super::repo_admin::validate_provider(ctx, a),
+        RepositoryCommand::Upgrade(c) => super::repo_admin::upgrade(ctx, c),
     }
 }
 
-/// Parses a Go-style duration (`24h`, `90m`, `1h30m`) or days (`30d`) into nanoseconds.
+/// Parses a Go-style duration (`24h`, `90m`, `1h30m`, `500ms`, `0s`) or days (`30d`) into
+/// nanoseconds.
 pub fn parse_duration_nanos(s: &str) -> Result<i64> {
+    let text = s.trim();
+    if text == "0" {
+        return Ok(0);
+    }
     let mut total: i64 = 0;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
+    let mut rest = text;
+    if rest.is_empty() {
+        bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
+    }
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
         }
-        let n: i64 = num
+        let n: i64 = rest[..digits]
             .parse()
             .with_context(|| format!("invalid duration {s:?}"))?;
-        num.clear();
-        let unit: i64 = match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => bail!("invalid duration {s:?}: unknown unit {c:?}"),
+        rest = &rest[digits..];
+        let unit_len = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+        let unit: i64 = match &rest[..unit_len] {
+            "d" => 86_400_000_000_000,
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            "us" | "µs" => 1_000,
+            "ns" => 1,
+            "" => bail!("invalid duration {s:?}: expected e.g. 24h or 30d"),
+            u => bail!("invalid duration {s:?}: unknown unit {u:?}"),
         };
+        rest = &rest[unit_len..];
         total = n
-            .checked_mul(unit * 1_000_000_000)
+            .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
             .with_context(|| format!("duration {s:?} is too long"))?;
-    }
-    if !num.is_empty() || total == 0 && !s.trim().is_empty() && s.trim() != "0" {
-        bail!("invalid duration {s:?}: expected e.g. 24h or 30d");
     }
     Ok(total)
 }
@@ -276,6 +292,10 @@ fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    if !ctx.persist_credentials {
+        config::forget_password(&ctx.config_path);
+        return Ok(());
+    }
     config::save_password(&ctx.config_path, &new).context("unable to persist password")?;
     use kopr_repo::format_manager::FormatKeyCache as _;
     config::FileKeyCache::new(&ctx.config_path).store(&unique_id, &new, &key);
@@ -325,9 +345,13 @@ fn create_repository(
             .unwrap_or_else(config::current_username),
         description: String::new(),
         read_only: false,
+        throttling: None,
     };
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
-    let repo = open_with(st, &password, &cfg_for_policy, Some(&cache))?;
+    let key_cache = ctx
+        .persist_credentials
+        .then_some(&cache as &dyn kopr_repo::format_manager::FormatKeyCache);
+    let repo = open_with(st, &password, &cfg_for_policy, key_cache)?;
     kopr_repo::policy::set(
         &repo,
         &kopr_format::snapshot::SourceInfo::default(),
@@ -414,6 +438,7 @@ fn connect_repository(
             .override_username
             .unwrap_or_else(config::current_username),
         read_only: args.readonly,
+        throttling: None,
     };
     let password = match password {
         Some(p) => p,
@@ -421,9 +446,16 @@ fn connect_repository(
     };
     // Opening proves the password and the format before anything is written locally.
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
-    open_with(st, &password, &cfg, Some(&cache))?;
+    let key_cache = ctx
+        .persist_credentials
+        .then_some(&cache as &dyn kopr_repo::format_manager::FormatKeyCache);
+    open_with(st, &password, &cfg, key_cache)?;
     cfg.save(&ctx.config_path)?;
-    config::save_password(&ctx.config_path, &password)?;
+    if ctx.persist_credentials {
+        config::save_password(&ctx.config_path, &password)?;
+    } else {
+        config::forget_password(&ctx.config_path);
+    }
     println!("Connected to repository.");
     Ok(())
 }
@@ -638,6 +670,15 @@ mod tests {
         assert!(parse_duration_nanos("24").is_err());
         assert!(parse_duration_nanos("abc").is_err());
         assert!(parse_duration_nanos("5y").is_err());
+        // Go's small units and zero, as Kopia's duration flags take them.
+        assert_eq!(parse_duration_nanos("0s").unwrap(), 0);
+        assert_eq!(parse_duration_nanos("0").unwrap(), 0);
+        assert_eq!(parse_duration_nanos("1s500ms").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration_nanos("2us").unwrap(), 2_000);
+        assert_eq!(parse_duration_nanos("7ns").unwrap(), 7);
+        assert!(parse_duration_nanos("").is_err());
+        assert!(parse_duration_nanos("h").is_err());
+        assert!(parse_duration_nanos("1h5").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! changed. Progress goes to stderr on a terminal.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ struct Progress {
 impl Progress {
     fn new() -> Progress {
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            tty: crate::progress::enabled(),
             last: Mutex::new((Instant::now() - PROGRESS_INTERVAL, String::new())),
         }
     }

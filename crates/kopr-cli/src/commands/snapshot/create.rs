@@ -65,7 +65,7 @@ fn create_one(
     let si = source_for(cfg, src)?;
     let started = Instant::now();
     // The bar is for people: only on a terminal, never with --json.
-    let tty = std::io::stderr().is_terminal() && !a.json;
+    let tty = crate::progress::enabled() && !a.json;
     if !a.json {
         eprintln!("Snapshotting {si} ...");
     }
@@ -93,6 +93,18 @@ fn create_one(
         .as_ref()
         .map(|r| r.object_id.to_string())
         .unwrap_or_default();
+    // A record for the logs, not the console (which prints the summary below).
+    tracing::debug!(
+        target: "uploader",
+        source = %si,
+        manifest = %m.id,
+        root = %root,
+        files = m.stats.total_file_count,
+        bytes = m.stats.total_file_size,
+        cached = m.stats.cached_files,
+        errors = m.stats.error_count,
+        "uploading finished"
+    );
     if a.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
     } else {
@@ -111,6 +123,9 @@ fn create_one(
     // As Kopia: the source's retention policy runs after every snapshot.
     let expired =
         kopr_repo::policy::expire(repo, &si, true).context("unable to apply retention policy")?;
+    for old in &expired {
+        tracing::debug!(target: "retention", source = %si, manifest = %old.id, "expired snapshot");
+    }
     if !expired.is_empty() && !a.json {
         eprintln!(
             "Deleted {} snapshot(s) of {si} per its retention policy.",
@@ -135,6 +150,14 @@ fn report_errors(m: &SnapshotManifest, si: &SourceInfo) -> Option<String> {
     let label = if fatal > 0 { "error" } else { "ignored error" };
     for fe in &summary.failed_entries {
         eprintln!("{label}: {}: {}", fe.entry_path, fe.error);
+        // The same for the log file and the repository's log (the console has it above).
+        tracing::warn!(
+            target: crate::logging::QUIET_TARGET,
+            path = %fe.entry_path,
+            fatal = fatal > 0,
+            "{}",
+            fe.error
+        );
     }
     if summary.ignored_error_count > 0 {
         eprintln!(

@@ -3,7 +3,7 @@
 //! with its flags: `create`, `list`, `restore` (restore, verify, diff), `expire` (expire,
 //! delete, pin).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
