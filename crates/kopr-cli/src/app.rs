@@ -338,6 +338,14 @@ pub enum SnapshotCommand {
     Pin(crate::commands::snapshot::PinArgs),
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete(crate::commands::snapshot::DeleteArgs),
+    /// Estimate the snapshot size and upload time.
+    Estimate(crate::commands::snapshot::EstimateArgs),
+    /// Performs a copy of the history of snapshots from another user or host.
+    #[command(name = "copy-history")]
+    CopyHistory(crate::commands::snapshot::HistoryArgs),
+    /// Performs a move of the history of snapshots from another user or host.
+    #[command(name = "move-history")]
+    MoveHistory(crate::commands::snapshot::HistoryArgs),
 }
 
 /// `repository …`

@@ -19,6 +19,7 @@ pub fn parse_target(
         (None, true) => Ok(SourceInfo::default()),
         (Some(_), true) => bail!("--global cannot be combined with a target"),
         (None, false) => bail!("specify a target (path, user@host[:path], @host) or --global"),
+        (Some("(global)"), false) => Ok(SourceInfo::default()),
         (Some(t), false) => {
             if let Some(host) = t.strip_prefix('@') {
                 return Ok(SourceInfo {

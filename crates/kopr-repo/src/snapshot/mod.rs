@@ -20,6 +20,7 @@ use kopr_format::snapshot::{
     SnapshotStats, SourceInfo, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
+pub mod estimate;
 mod file_pool;
 mod restore_batch;
 

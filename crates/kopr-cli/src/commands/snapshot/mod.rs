@@ -23,15 +23,19 @@ use crate::progress::SnapshotBar;
 use crate::units;
 
 mod create;
+mod estimate;
 mod expire;
+mod history;
 mod list;
 mod restore;
 
 use clap::Args;
 use create::create;
 pub use create::CreateArgs;
+pub use estimate::EstimateArgs;
 use expire::{delete, expire, pin};
 pub use expire::{DeleteArgs, ExpireArgs, PinArgs};
+pub use history::HistoryArgs;
 use list::list;
 pub use list::LsArgs;
 use restore::{diff, restore, verify};
@@ -86,6 +90,9 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
         SnapshotCommand::Diff(a) => diff(&repo, a),
         SnapshotCommand::Expire(a) => expire(&cfg, &repo, a),
         SnapshotCommand::Delete(a) => delete(&repo, a),
+        SnapshotCommand::Estimate(a) => estimate::estimate(&cfg, &repo, a),
+        SnapshotCommand::CopyHistory(a) => history::copy_or_move(&cfg, &repo, a, false),
+        SnapshotCommand::MoveHistory(a) => history::copy_or_move(&cfg, &repo, a, true),
     }
 }
 
