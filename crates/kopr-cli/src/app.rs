@@ -256,6 +256,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Edit policy.
+    Edit(crate::commands::policy::PolicyTargets),
+    /// Remove policy.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete(crate::commands::policy::PolicyDeleteArgs),
+    /// Exports the policies to the specified file, or to stdout if none is specified.
+    Export(crate::commands::policy::PolicyExportArgs),
+    /// Imports policies from a specified file, or stdin if no file is specified.
+    Import(crate::commands::policy::PolicyImportArgs),
 }
 
 /// `policy set` flags (Kopia's names).

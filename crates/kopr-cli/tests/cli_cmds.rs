@@ -201,3 +201,140 @@ fn snapshot_copy_and_move_history_rewrite_sources() {
     );
     let _ = &e.repo;
 }
+
+fn policy_json(k: &Kopr, target: &str) -> serde_json::Value {
+    let out = k.ok(&["policy", "export", target]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_object().unwrap().values().next().unwrap().clone()
+}
+
+#[test]
+fn policy_export_import_delete_round_trip() {
+    let e = Env::new();
+    e.k.ok(&["policy", "set", "alice@h1", "--keep-latest", "4"]);
+    e.k.ok(&["policy", "set", "@h2", "--add-ignore", "*.tmp"]);
+    let file = e.dir.path().join("policies.json");
+    e.k.ok(&["policy", "export", "--to-file", file.to_str().unwrap()]);
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let keys: Vec<&String> = exported.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["(global)", "@h2", "alice@h1"], "{exported}");
+    assert_eq!(exported["alice@h1"]["retention"]["keepLatest"], 4);
+    assert_eq!(exported["@h2"]["files"]["ignore"][0], "*.tmp");
+    // An existing file is not overwritten without --overwrite.
+    let o =
+        e.k.run(&["policy", "export", "--to-file", file.to_str().unwrap()]);
+    assert!(one_error_line(&o).contains("file already exists and overwrite flag is not set"));
+
+    // Delete one: it is gone from the export; --dry-run leaves it.
+    e.k.ok(&["policy", "delete", "@h2", "--dry-run"]);
+    assert!(e.k.ok(&["policy", "export"]).contains("\"@h2\""));
+    e.k.ok(&["policy", "delete", "@h2"]);
+    let now: serde_json::Value = serde_json::from_str(&e.k.ok(&["policy", "export"])).unwrap();
+    assert!(now.get("@h2").is_none(), "{now}");
+    assert!(now.get("alice@h1").is_some());
+    let o = e.k.run(&["policy", "delete"]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: must pass either '--global' or a list of path targets"
+    );
+
+    // Import into a second repository: the same policies come out, with the fields kopr keeps
+    // as JSON (scheduling, upload) intact.
+    let mut doc = exported.clone();
+    doc["@h2"]["scheduling"] =
+        serde_json::json!({"intervalSeconds": 3600, "timeOfDay": [{"hour": 2, "min": 30}]});
+    doc["@h2"]["upload"] = serde_json::json!({"maxParallelFileReads": 3});
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let other = Kopr::new(BIN, &e.dir.path().join("cfg2/repository.config"));
+    other.create_filesystem(&e.dir.path().join("repo2"));
+    other.ok(&["policy", "import", "--from-file", file.to_str().unwrap()]);
+    let back: serde_json::Value = serde_json::from_str(&other.ok(&["policy", "export"])).unwrap();
+    assert_eq!(back, doc);
+
+    // Unknown fields are refused unless allowed; nothing is imported then.
+    let bad = serde_json::json!({"@h3": {"retention": {"keepLatests": 1}}});
+    std::fs::write(&file, bad.to_string()).unwrap();
+    let o = other.run(&["policy", "import", "--from-file", file.to_str().unwrap()]);
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("unknown field \"retention.keepLatests\""),
+        "{line}"
+    );
+    assert!(!other.ok(&["policy", "export"]).contains("@h3"));
+    other.ok(&[
+        "policy",
+        "import",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--allow-unknown-fields",
+    ]);
+    // As with Kopia, an allowed unknown field is dropped, the policy imported.
+    assert!(other.ok(&["policy", "export"]).contains("\"@h3\""));
+
+    // --delete-other-policies keeps only what was imported.
+    std::fs::write(&file, r#"{"@h4":{"retention":{"keepDaily":2}}}"#).unwrap();
+    other.ok(&[
+        "policy",
+        "import",
+        "--from-file",
+        file.to_str().unwrap(),
+        "--delete-other-policies",
+    ]);
+    let left: serde_json::Value = serde_json::from_str(&other.ok(&["policy", "export"])).unwrap();
+    let keys: Vec<&String> = left.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["@h4"], "{left}");
+}
+
+#[test]
+fn policy_edit_runs_the_editor_and_stores_what_it_saved() {
+    use std::io::Write as _;
+    let e = Env::new();
+    e.k.ok(&["policy", "set", "@h1", "--keep-latest", "4"]);
+    // An "editor" that replaces keepLatest 4 by 9 and adds an upload field.
+    let script = e.dir.path().join("ed.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ngrep -q 'Editing policy for' \"$1\" || exit 3\nsed -i -e 's/\"keepLatest\": 4/\"keepLatest\": 9/' -e 's/^{$/{\"upload\":{\"maxParallelFileReads\":2},/' \"$1\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |answer: &str| {
+        let mut c = e.k.cmd(&["policy", "edit", "@h1"]);
+        c.env("EDITOR", &script)
+            .env_remove("VISUAL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Declining keeps the policy.
+    let o = run("n\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Save updated policy? (y/N)"));
+    assert_eq!(policy_json(&e.k, "@h1")["retention"]["keepLatest"], 4);
+    // Accepting stores it.
+    let o = run("y\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = policy_json(&e.k, "@h1");
+    assert_eq!(p["retention"]["keepLatest"], 9);
+    assert_eq!(p["upload"]["maxParallelFileReads"], 2);
+
+    // An editor leaving invalid JSON: kopr asks to reopen; "n" aborts and nothing changes.
+    std::fs::write(&script, "#!/bin/sh\necho '{\"bogus\": 1}' > \"$1\"\n").unwrap();
+    let o = run("n\n");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown field \"bogus\""));
+    assert_eq!(policy_json(&e.k, "@h1")["retention"]["keepLatest"], 9);
+}

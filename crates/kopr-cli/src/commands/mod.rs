@@ -10,7 +10,7 @@ mod maintenance;
 mod manifest;
 #[cfg(unix)]
 mod mount;
-mod policy;
+pub(crate) mod policy;
 mod repository;
 pub(crate) mod snapshot;
 mod sync_to;
