@@ -100,6 +100,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write man pages generated from the command line (kopr.1 and one page per subcommand,
+    /// e.g. kopr-snapshot-create.1) into a directory (kopr's own).
+    Man {
+        /// Directory to write the pages to (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
     Benchmark(crate::commands::benchmark::BenchmarkCommand),

@@ -338,3 +338,20 @@ fn policy_edit_runs_the_editor_and_stores_what_it_saved() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown field \"bogus\""));
     assert_eq!(policy_json(&e.k, "@h1")["retention"]["keepLatest"], 9);
 }
+
+#[test]
+fn man_pages_are_generated_for_kopr_and_its_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    let k = Kopr::new(BIN, &dir.path().join("none.config"));
+    k.ok(&["man", "--dir", out.to_str().unwrap()]);
+    let top = std::fs::read_to_string(out.join("kopr.1")).unwrap();
+    assert!(top.starts_with(".ie \\n(.g .ds Aq \\(aq"), "{}", &top[..80]);
+    assert!(top.contains(".TH kopr 1"), "{top}");
+    assert!(top.contains("kopr\\-snapshot(1)"), "{top}");
+    let create = std::fs::read_to_string(out.join("kopr-snapshot-create.1")).unwrap();
+    assert!(create.contains(".TH kopr-snapshot-create 1"), "{create}");
+    assert!(create.contains("\\-\\-description"), "{create}");
+    assert!(out.join("kopr-policy-export.1").exists());
+    assert!(out.join("kopr-repository-connect-s3.1").exists());
+}

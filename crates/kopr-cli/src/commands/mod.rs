@@ -134,9 +134,18 @@ pub fn run(cli: Cli) -> Result<()> {
         clap_complete::generate(shell, &mut Cli::command(), "kopr", &mut out);
         return Ok(());
     }
+    if let Command::Man { dir } = &cli.command {
+        use clap::CommandFactory as _;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        clap_mangen::generate_to(Cli::command(), dir)
+            .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
+        return Ok(());
+    }
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
-        Command::Benchmark(_) | Command::Completion { .. } => unreachable!("handled above"),
+        Command::Benchmark(_) | Command::Completion { .. } | Command::Man { .. } => {
+            unreachable!("handled above")
+        }
         Command::Repository(c) => repository::run(&ctx, *c),
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
