@@ -809,6 +809,15 @@ pub enum ContentCommand {
         #[arg(long, short = 'j')]
         json: bool,
     },
+    /// Remove content (needs --dangerous-commands=enabled).
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// IDs of content to remove.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Rewrite content using most recent format (needs --dangerous-commands=enabled).
+    Rewrite(crate::commands::repair::RewriteArgs),
     /// Verify that each content is backed by a valid blob.
     Verify {
         /// Full verification (including download).
@@ -1027,6 +1036,10 @@ pub enum IndexCommand {
     /// Epoch manager commands.
     #[command(subcommand)]
     Epoch(IndexEpochCommand),
+    /// Inspect index blob.
+    Inspect(crate::commands::repair::InspectArgs),
+    /// Optimize indexes blobs (needs --dangerous-commands=enabled).
+    Optimize(crate::commands::repair::OptimizeArgs),
     /// Recover index entries from pack blobs.
     Recover {
         /// Prefixes of pack blobs to recover from (default: all packs).

@@ -355,3 +355,143 @@ fn man_pages_are_generated_for_kopr_and_its_subcommands() {
     assert!(out.join("kopr-policy-export.1").exists());
     assert!(out.join("kopr-repository-connect-s3.1").exists());
 }
+
+/// `content ls -l` as (id → pack, deleted).
+fn contents(k: &Kopr) -> std::collections::BTreeMap<String, (String, bool)> {
+    k.ok(&["content", "ls", "-l", "--deleted"])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // id, length, date, time, zone, pack, offset+length, compression…
+            (
+                f[0].to_string(),
+                (
+                    f[5].to_string(),
+                    l.contains("(deleted)") || f.last() == Some(&"deleted"),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn content_delete_and_rewrite_and_index_inspect() {
+    let e = Env::new();
+    e.snapshot();
+    let before = contents(&e.k);
+    // The content of a.txt: the one data content below 1 kB in a `p` pack.
+    let id =
+        e.k.ok(&["content", "ls", "-l"])
+            .lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .nth(5)
+                    .is_some_and(|p| p.starts_with('p'))
+                    && l.split_whitespace().nth(1) == Some("11")
+            })
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .expect("a.txt's content");
+
+    // Dangerous: refused without the flag, and nothing changes.
+    let o = e.k.run(&["content", "delete", &id]);
+    assert_eq!(one_error_line(&o), "ERROR: dangerous commands are disabled");
+    let o = e.k.run(&["content", "rewrite", &id]);
+    assert_eq!(one_error_line(&o), "ERROR: dangerous commands are disabled");
+    let o =
+        e.k.run(&["--dangerous-commands=enabled", "content", "delete", "zz"]);
+    assert!(
+        one_error_line(&o).contains("error parsing content ID"),
+        "{}",
+        one_error_line(&o)
+    );
+
+    // index inspect: Kopia's line for the content, as created.
+    let lines =
+        e.k.ok(&["index", "inspect", "--active", "--content-id", &id]);
+    let f: Vec<&str> = lines.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(f[3].starts_with("xn0_"), "{lines}");
+    assert_eq!(f[4], id);
+    assert_eq!(f[5], "created");
+    assert_eq!(f[9], before[&id].0);
+    let o = e.k.run(&["index", "inspect"]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: must pass either --all, --active or provide a list of blob IDs to inspect"
+    );
+    // A named blob gives the same entries.
+    let named = e.k.ok(&["index", "inspect", f[3], "--content-id", &id]);
+    assert_eq!(named, lines);
+
+    // rewrite --dry-run changes nothing; a rewrite with --safety=none moves it to a new pack.
+    e.k.ok(&[
+        "--dangerous-commands=enabled",
+        "content",
+        "rewrite",
+        &id,
+        "--safety=none",
+        "--dry-run",
+    ]);
+    assert_eq!(contents(&e.k)[&id].0, before[&id].0);
+    let log = e.k.ok_stderr(&[
+        "--dangerous-commands=enabled",
+        "content",
+        "rewrite",
+        &id,
+        "--safety=none",
+    ]);
+    assert!(log.contains(&format!("Rewriting content {id} (")), "{log}");
+    let after = contents(&e.k);
+    assert_ne!(after[&id].0, before[&id].0, "{after:?}");
+    assert!(after[&id].0.starts_with('p'));
+    // With full safety a content this young stays where it is.
+    let log =
+        e.k.ok_stderr(&["--dangerous-commands=enabled", "content", "rewrite", &id]);
+    assert!(log.contains("too recent"), "{log}");
+    assert_eq!(contents(&e.k)[&id].0, after[&id].0);
+
+    // delete: the content is now deleted in the index (and inspect --all shows both states).
+    e.k.ok(&["--dangerous-commands=enabled", "content", "delete", &id]);
+    let listed = e.k.ok(&["content", "ls"]);
+    assert!(!listed.lines().any(|l| l.starts_with(&id)), "{listed}");
+    let all = e.k.ok(&["index", "inspect", "--all", "--content-id", &id]);
+    let states: Vec<&str> = all
+        .lines()
+        .map(|l| l.split_whitespace().nth(5).unwrap())
+        .collect();
+    assert!(
+        states.contains(&"created") && states.contains(&"deleted"),
+        "{all}"
+    );
+    // As in Kopia, the deleted content stays readable until maintenance drops it.
+    assert!(contents(&e.k).contains_key(&id));
+}
+
+#[test]
+fn index_optimize_moves_the_deletion_watermark() {
+    let e = Env::new();
+    e.snapshot();
+    let watermarks = |k: &Kopr| k.ok(&["blob", "ls", "--prefix", "xw"]).lines().count();
+    let o = e.k.run(&["index", "optimize"]);
+    assert_eq!(one_error_line(&o), "ERROR: dangerous commands are disabled");
+    e.k.ok(&["--dangerous-commands=enabled", "index", "optimize"]);
+    assert_eq!(watermarks(&e.k), 0);
+    e.k.ok(&[
+        "--dangerous-commands=enabled",
+        "index",
+        "optimize",
+        "--drop-deleted-older-than=1h",
+    ]);
+    let ids = e.k.ok(&["blob", "ls", "--prefix", "xw"]);
+    assert_eq!(ids.lines().count(), 1, "{ids}");
+    let ts: i64 = ids.split_whitespace().next().unwrap()[2..].parse().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - 3600 - ts).abs() < 600, "{ids}");
+    let o = e.k.run(&[
+        "--dangerous-commands=enabled",
+        "index",
+        "optimize",
+        "--drop-deleted-older-than=x",
+    ]);
+    assert!(one_error_line(&o).contains("invalid --drop-deleted-older-than"));
+}

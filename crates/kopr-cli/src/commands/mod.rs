@@ -11,6 +11,7 @@ mod manifest;
 #[cfg(unix)]
 mod mount;
 pub(crate) mod policy;
+pub(crate) mod repair;
 mod repository;
 pub(crate) mod snapshot;
 mod sync_to;
