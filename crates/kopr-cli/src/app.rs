@@ -1007,6 +1007,23 @@ pub enum CacheCommand {
         #[arg(long, value_parser = ["contents", "indexes", "metadata", "own-writes", "blob-list"])]
         partial: Option<String>,
     },
+    /// Sets parameters local caching of repository data.
+    Set(crate::commands::cache_set::CacheSetArgs),
+    /// Synchronizes the index cache with the index blobs in storage.
+    Sync {
+        /// Fetch parallelism (accepted for Kopia's scripts).
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+    },
+    /// Prefetches the provided objects into the content cache.
+    Prefetch {
+        /// Object ID to prefetch (snapshot ID or object ID, optionally with a path).
+        #[arg(required = true)]
+        objects: Vec<String>,
+        /// Prefetch hint (accepted for Kopia's scripts).
+        #[arg(long)]
+        hint: Option<String>,
+    },
 }
 
 /// `session …`

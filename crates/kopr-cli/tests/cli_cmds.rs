@@ -495,3 +495,86 @@ fn index_optimize_moves_the_deletion_watermark() {
     ]);
     assert!(one_error_line(&o).contains("invalid --drop-deleted-older-than"));
 }
+
+/// Files and bytes under `dir`.
+fn du(dir: &std::path::Path) -> (u64, u64) {
+    let mut out = (0, 0);
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                let (c, s) = du(&e.path());
+                out.0 += c;
+                out.1 += s;
+            } else {
+                out.0 += 1;
+                out.1 += md.len();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cache_set_limits_are_stored_and_honoured_by_prefetch() {
+    let e = Env::new();
+    std::fs::write(
+        e.src.join("big.bin"),
+        kopr_testkit::random_bytes(9, 3_000_000),
+    )
+    .unwrap();
+    let id = e.snapshot();
+    let cache_dir = std::path::PathBuf::from(e.k.ok(&["cache", "info", "--path"]).trim());
+    let contents = cache_dir.join("contents");
+
+    // A filesystem repository has no content cache until a size is set.
+    let o = e.k.run(&["cache", "prefetch", &format!("{id}/sub/b.bin")]);
+    assert!(one_error_line(&o).contains("content cache of this connection is off"));
+    let o = e.k.run(&["cache", "set"]);
+    assert_eq!(one_error_line(&o), "ERROR: no changes");
+
+    let log = e.k.ok_stderr(&[
+        "cache",
+        "set",
+        "--content-cache-size-mb=1",
+        "--metadata-cache-size-mb=7",
+        "--max-list-cache-duration=30s",
+    ]);
+    assert!(log.contains("changing content cache size to 1 MB"), "{log}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.k.cfg()).unwrap()).unwrap();
+    assert_eq!(cfg["caching"]["maxCacheSize"], 1_000_000, "{cfg}");
+    assert_eq!(cfg["caching"]["maxMetadataCacheSize"], 7_000_000, "{cfg}");
+    assert_eq!(cfg["caching"]["maxListCacheDuration"], 30, "{cfg}");
+
+    // Prefetching a 300 kB file fills the cache with its contents.
+    let log =
+        e.k.ok_stderr(&["cache", "prefetch", &format!("{id}/sub/b.bin")]);
+    assert!(log.contains("prefetched 1 contents"), "{log}");
+    let (files, bytes) = du(&contents);
+    assert!(files >= 1 && bytes >= 300_000, "{files} {bytes}");
+    // A 3 MB file does not fit: the cache stays within its 1 MB.
+    let log =
+        e.k.ok_stderr(&["cache", "prefetch", &format!("{id}/big.bin")]);
+    assert!(log.contains("prefetched"), "{log}");
+    let (_, bytes) = du(&contents);
+    assert!(bytes <= 1_000_000, "{bytes}");
+    // A restore still reads everything right through the cache.
+    let into = e.dir.path().join("r");
+    e.k.ok(&["snapshot", "restore", &id, into.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(into.join("big.bin")).unwrap(),
+        std::fs::read(e.src.join("big.bin")).unwrap()
+    );
+
+    // Size 0 turns it off again.
+    e.k.ok(&["cache", "set", "--content-cache-size-mb=0"]);
+    let o = e.k.run(&["cache", "prefetch", &id]);
+    assert!(one_error_line(&o).contains("content cache of this connection is off"));
+
+    // cache sync fetches index blobs missing from the index cache.
+    std::fs::remove_dir_all(cache_dir.join("indexes")).unwrap();
+    let log = e.k.ok_stderr(&["cache", "sync"]);
+    assert!(log.contains("Index cache synchronized"), "{log}");
+    assert!(du(&cache_dir.join("indexes")).0 >= 1);
+}

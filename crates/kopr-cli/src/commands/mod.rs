@@ -2,6 +2,7 @@
 
 pub mod benchmark;
 mod blob;
+pub(crate) mod cache_set;
 mod content;
 mod extra;
 mod index;
@@ -103,11 +104,14 @@ pub fn open_with(
         cache_dir: (!cfg.caching.cache_directory.is_empty())
             .then(|| PathBuf::from(&cfg.caching.cache_directory)),
         // Kopia's content cache: worth it where every read is a network round trip.
-        content_cache_bytes: if cfg.storage.kind == "filesystem" {
-            0
-        } else {
-            kopr_repo::content_cache::DEFAULT_CONTENT_CACHE_BYTES
-        },
+        // (unless `cache set` gave a size).
+        content_cache_bytes: cfg
+            .caching
+            .content_cache_bytes(if cfg.storage.kind == "filesystem" {
+                0
+            } else {
+                kopr_repo::content_cache::DEFAULT_CONTENT_CACHE_BYTES
+            }),
         identity: WriterIdentity {
             user: cfg.username.clone(),
             host: cfg.hostname.clone(),
@@ -155,6 +159,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Manifest(c) => manifest::run(&ctx, c),
         Command::Logs(c) => logs::run(&ctx, c),
+        Command::Cache(crate::app::CacheCommand::Set(a)) => cache_set::set(&ctx, &a),
+        Command::Cache(crate::app::CacheCommand::Sync { .. }) => cache_set::sync(&ctx),
+        Command::Cache(crate::app::CacheCommand::Prefetch { objects, .. }) => {
+            cache_set::prefetch(&ctx, &objects)
+        }
         Command::Cache(c) => extra::cache(&ctx, c),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Restore(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Restore(a)),

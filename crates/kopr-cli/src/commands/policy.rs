@@ -310,7 +310,7 @@ impl PolicyTargets {
         cfg: &ConnectionConfig,
         repo: &kopr_repo::Repository,
     ) -> Result<Vec<SourceInfo>> {
-        if self.global == !self.targets.is_empty() {
+        if self.global != self.targets.is_empty() {
             bail!("must pass either '--global' or a list of path targets");
         }
         if self.global {

@@ -406,6 +406,7 @@ fn connect_repository(
         storage: sc,
         caching: CachingConfig {
             cache_directory: cache_dir.to_string_lossy().to_string(),
+            ..CachingConfig::default()
         },
         hostname: args
             .override_hostname
