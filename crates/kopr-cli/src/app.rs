@@ -377,6 +377,9 @@ pub enum RepositoryCommand {
     Disconnect,
     /// Display the status of connected repository.
     Status(StatusArgs),
+    /// Find every Kopia repository under a storage location and summarize each, read-only
+    /// (kopr's own).
+    Scan(crate::commands::scan::ScanArgs),
     /// Change repository password.
     ChangePassword {
         /// New password [env: KOPR_NEW_PASSWORD, KOPIA_NEW_PASSWORD].

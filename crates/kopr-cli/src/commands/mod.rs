@@ -14,6 +14,7 @@ mod mount;
 pub(crate) mod policy;
 pub(crate) mod repair;
 mod repository;
+pub(crate) mod scan;
 pub(crate) mod snapshot;
 mod sync_to;
 
@@ -151,7 +152,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Benchmark(_) | Command::Completion { .. } | Command::Man { .. } => {
             unreachable!("handled above")
         }
-        Command::Repository(c) => repository::run(&ctx, *c),
+        Command::Repository(c) => match *c {
+            crate::app::RepositoryCommand::Scan(a) => scan::run(&ctx, a),
+            c => repository::run(&ctx, c),
+        },
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),

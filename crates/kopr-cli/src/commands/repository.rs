@@ -127,6 +127,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Status(args) => status(ctx, args),
         RepositoryCommand::ChangePassword { new_password } => change_password(ctx, new_password),
         RepositoryCommand::SyncTo(args) => super::sync_to::run(ctx, args),
+        RepositoryCommand::Scan(_) => unreachable!("dispatched to scan"),
     }
 }
 
