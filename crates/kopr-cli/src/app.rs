@@ -362,6 +362,9 @@ pub enum SnapshotCommand {
     /// Performs a move of the history of snapshots from another user or host.
     #[command(name = "move-history")]
     MoveHistory(crate::commands::snapshot::HistoryArgs),
+    /// Commands to fix snapshot consistency issues.
+    #[command(subcommand)]
+    Fix(crate::commands::snapshot::FixCommand),
 }
 
 /// `repository …`

@@ -578,3 +578,141 @@ fn cache_set_limits_are_stored_and_honoured_by_prefetch() {
     assert!(log.contains("Index cache synchronized"), "{log}");
     assert!(du(&cache_dir.join("indexes")).0 >= 1);
 }
+
+/// The object id `ls -l` shows for `name` in `dir` (SNAPSHOT/path).
+fn object_of(k: &Kopr, dir: &str, name: &str) -> String {
+    let out = k.ok(&["ls", "-l", dir]);
+    out.lines()
+        .find(|l| l.ends_with(&format!(" {name}")))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .unwrap_or_else(|| panic!("{name} not in {out}"))
+        .to_string()
+}
+
+#[test]
+fn snapshot_fix_remove_files_rewrites_directories_and_manifests() {
+    let e = Env::new();
+    std::fs::write(e.src.join("sub/keep.txt"), b"keep me").unwrap();
+    let id = e.snapshot();
+    // Nothing matches: nothing changes (the rewritten tree is the same tree).
+    let log = e.k.ok_stderr(&[
+        "snapshot",
+        "fix",
+        "remove-files",
+        "--filename",
+        "*.nomatch",
+        "--commit",
+    ]);
+    assert!(log.contains("No changes."), "{log}");
+    assert_eq!(e.snapshots_json()[0]["id"], id.as_str());
+    let o = e.k.run(&["snapshot", "fix", "remove-files"]);
+    assert_eq!(one_error_line(&o), "ERROR: must specify files to remove");
+
+    // Without --commit: reported, manifests unchanged.
+    let log =
+        e.k.ok_stderr(&["snapshot", "fix", "remove-files", "--filename", "*.bin"]);
+    assert!(log.contains("will remove file sub/b.bin"), "{log}");
+    assert!(log.contains("Fixed 1 snapshots, but snapshot manifests were not updated. Pass --commit to update snapshots."), "{log}");
+    assert!(log.contains("    delta:-300 KB"), "{log}");
+    assert_eq!(e.snapshots_json()[0]["id"], id.as_str());
+
+    // With --commit: a new manifest replaces the old one; b.bin is gone, the rest restores.
+    let log = e.k.ok_stderr(&[
+        "snapshot",
+        "fix",
+        "remove-files",
+        "--filename",
+        "*.bin",
+        "--commit",
+    ]);
+    assert!(log.contains("Fixed and committed 1 snapshots."), "{log}");
+    let snaps = e.snapshots_json();
+    assert_eq!(snaps.len(), 1);
+    let new_id = snaps[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, id);
+    assert_eq!(
+        snaps[0]["rootEntry"]["summ"]["size"],
+        11 + 7,
+        "{}",
+        snaps[0]
+    );
+    assert_eq!(snaps[0]["rootEntry"]["summ"]["files"], 2, "{}", snaps[0]);
+    let into = e.dir.path().join("r");
+    e.k.ok(&["snapshot", "restore", &new_id, into.to_str().unwrap()]);
+    assert!(!into.join("sub/b.bin").exists());
+    assert_eq!(
+        std::fs::read(into.join("sub/keep.txt")).unwrap(),
+        b"keep me"
+    );
+    assert_eq!(std::fs::read(into.join("a.txt")).unwrap(), b"hello kopr\n");
+    e.k.ok(&["snapshot", "verify"]);
+
+    // By object id.
+    let oid = object_of(&e.k, &format!("{new_id}/sub"), "keep.txt");
+    e.k.ok(&[
+        "snapshot",
+        "fix",
+        "remove-files",
+        "--object-id",
+        &oid,
+        "--commit",
+    ]);
+    let newest = e.snapshots_json()[0]["id"].as_str().unwrap().to_string();
+    let listing = e.k.ok(&["ls", &format!("{newest}/sub")]);
+    assert!(!listing.contains("keep.txt"), "{listing}");
+}
+
+#[test]
+fn snapshot_fix_invalid_files_replaces_unreadable_files_by_stubs() {
+    let e = Env::new();
+    let id = e.snapshot();
+    let oid = object_of(&e.k, &format!("{id}/sub"), "b.bin");
+    // A clean snapshot has nothing to fix, even reading every file.
+    let log = e.k.ok_stderr(&[
+        "snapshot",
+        "fix",
+        "invalid-files",
+        "--verify-files-percent=100",
+        "--commit",
+    ]);
+    assert!(log.contains("No changes."), "{log}");
+    // Make b.bin unreadable: its content is deleted from the index.
+    e.k.ok(&["--dangerous-commands=enabled", "content", "delete", &oid]);
+    let log =
+        e.k.ok_stderr(&["snapshot", "fix", "invalid-files", "--commit"]);
+    assert!(
+        log.contains("removing invalid file sub/b.bin due to: content"),
+        "{log}"
+    );
+    assert!(log.contains("Fixed and committed 1 snapshots."), "{log}");
+    let new_id = e.snapshots_json()[0]["id"].as_str().unwrap().to_string();
+    let into = e.dir.path().join("r");
+    e.k.ok(&["snapshot", "restore", &new_id, into.to_str().unwrap()]);
+    assert!(!into.join("sub/b.bin").exists());
+    let stub = std::fs::read_to_string(into.join("sub/.INVALID.b.bin")).unwrap();
+    assert!(stub.starts_with("{\n      \"info\": \"Kopia replaced the original entry with this stub because of an error.\",\n"), "{stub}");
+    let v: serde_json::Value = serde_json::from_str(&stub).unwrap();
+    assert_eq!(v["entry"]["name"], "b.bin");
+    assert_eq!(v["entry"]["obj"], oid.as_str());
+    assert_eq!(std::fs::read(into.join("a.txt")).unwrap(), b"hello kopr\n");
+    // --invalid-file-handling=fail refuses instead (on the original snapshot's tree, via its
+    // source, nothing is committed).
+    let id2 = e.snapshot();
+    e.k.ok(&[
+        "--dangerous-commands=enabled",
+        "content",
+        "delete",
+        &object_of(&e.k, &format!("{id2}/sub"), "b.bin"),
+    ]);
+    let o = e.k.run(&[
+        "snapshot",
+        "fix",
+        "invalid-files",
+        "--invalid-file-handling=fail",
+        "--manifest-id",
+        &id2,
+        "--commit",
+    ]);
+    assert!(!o.status.success());
+    assert!(e.snapshots_json().iter().any(|s| s["id"] == id2.as_str()));
+}

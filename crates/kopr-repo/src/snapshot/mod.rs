@@ -22,6 +22,7 @@ use kopr_format::snapshot::{
 
 pub mod estimate;
 mod file_pool;
+pub mod fix;
 mod restore_batch;
 
 use file_pool::{FileJob, JobSlot, Workers};

@@ -25,6 +25,7 @@ use crate::units;
 mod create;
 mod estimate;
 mod expire;
+mod fix;
 mod history;
 mod list;
 mod restore;
@@ -35,6 +36,7 @@ pub use create::CreateArgs;
 pub use estimate::EstimateArgs;
 use expire::{delete, expire, pin};
 pub use expire::{DeleteArgs, ExpireArgs, PinArgs};
+pub use fix::FixCommand;
 pub use history::HistoryArgs;
 use list::list;
 pub use list::LsArgs;
@@ -93,6 +95,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
         SnapshotCommand::Estimate(a) => estimate::estimate(&cfg, &repo, a),
         SnapshotCommand::CopyHistory(a) => history::copy_or_move(&cfg, &repo, a, false),
         SnapshotCommand::MoveHistory(a) => history::copy_or_move(&cfg, &repo, a, true),
+        SnapshotCommand::Fix(c) => fix::run(&cfg, &repo, c),
     }
 }
 
