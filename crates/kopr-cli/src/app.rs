@@ -365,6 +365,8 @@ pub enum SnapshotCommand {
     /// Commands to fix snapshot consistency issues.
     #[command(subcommand)]
     Fix(crate::commands::snapshot::FixCommand),
+    /// Migrate snapshots from another repository.
+    Migrate(crate::commands::snapshot::MigrateArgs),
 }
 
 /// `repository …`

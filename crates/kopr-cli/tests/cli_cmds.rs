@@ -716,3 +716,123 @@ fn snapshot_fix_invalid_files_replaces_unreadable_files_by_stubs() {
     assert!(!o.status.success());
     assert!(e.snapshots_json().iter().any(|s| s["id"] == id2.as_str()));
 }
+
+#[test]
+fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
+    let e = Env::new();
+    e.k.ok(&["policy", "set", e.src(), "--keep-latest", "5"]);
+    let first = e.snapshot();
+    std::fs::write(e.src.join("a.txt"), b"changed\n").unwrap();
+    e.snapshot();
+    let src_snaps = e.snapshots_json();
+
+    let dst = Kopr::new(BIN, &e.dir.path().join("dst/repository.config"));
+    dst.create_filesystem(&e.dir.path().join("dst-repo"));
+    let o = dst.run(&[
+        "snapshot",
+        "migrate",
+        "--source-config",
+        e.k.cfg().to_str().unwrap(),
+    ]);
+    assert!(one_error_line(&o).contains("must specify either --all or --sources"));
+    let log = dst.ok_stderr(&[
+        "snapshot",
+        "migrate",
+        "--source-config",
+        e.k.cfg().to_str().unwrap(),
+        "--all",
+    ]);
+    assert_eq!(log.matches("migrating snapshot of").count(), 2, "{log}");
+    assert!(log.contains("migrating policy for"), "{log}");
+    assert!(log.ends_with("Migration finished.\n"), "{log}");
+
+    let out = dst.ok(&["snapshot", "ls", "--all", "--json"]);
+    let dst_snaps: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(dst_snaps.len(), 2);
+    for (s, d) in src_snaps.iter().zip(&dst_snaps) {
+        assert_eq!(s["source"], d["source"]);
+        assert_eq!(s["startTime"], d["startTime"]);
+        assert_eq!(s["endTime"], d["endTime"]);
+        assert_eq!(s["rootEntry"]["summ"], d["rootEntry"]["summ"]);
+    }
+    // Both restore as they did in the source repository.
+    for (i, (s, d)) in src_snaps.iter().zip(&dst_snaps).enumerate() {
+        let a = e.dir.path().join(format!("ra{i}"));
+        let b = e.dir.path().join(format!("rb{i}"));
+        e.k.ok(&[
+            "snapshot",
+            "restore",
+            s["id"].as_str().unwrap(),
+            a.to_str().unwrap(),
+        ]);
+        dst.ok(&[
+            "snapshot",
+            "restore",
+            d["id"].as_str().unwrap(),
+            b.to_str().unwrap(),
+        ]);
+        kopr_testkit::assert_same_tree(&a, &b);
+    }
+    let p: serde_json::Value =
+        serde_json::from_str(&dst.ok(&["policy", "export", e.src()])).unwrap();
+    assert_eq!(
+        p.as_object().unwrap().values().next().unwrap()["retention"]["keepLatest"],
+        5
+    );
+
+    // Running it again migrates nothing.
+    let log = dst.ok_stderr(&[
+        "snapshot",
+        "migrate",
+        "--source-config",
+        e.k.cfg().to_str().unwrap(),
+        "--all",
+    ]);
+    assert_eq!(log.matches("already migrated").count(), 2, "{log}");
+    assert!(log.contains("policy already set for"), "{log}");
+    assert_eq!(dst.ok(&["snapshot", "ls", "--all", "--json"]), out);
+    let _ = first;
+}
+
+#[test]
+fn snapshot_migrate_from_a_kopia_repository() {
+    let Some(fx) = kopr_testkit::fixtures::Fixture::load("default") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, src) = fx.connect_copy(BIN, &tmp.path().join("src"));
+    let dst = Kopr::new(BIN, &tmp.path().join("dst/repository.config"));
+    dst.create_filesystem(&tmp.path().join("dst-repo"));
+    dst.ok_stderr(&[
+        "snapshot",
+        "migrate",
+        "--source-config",
+        src.cfg().to_str().unwrap(),
+        "--all",
+    ]);
+    let s: Vec<serde_json::Value> =
+        serde_json::from_str(&src.ok(&["snapshot", "ls", "--all", "--json"])).unwrap();
+    let d: Vec<serde_json::Value> =
+        serde_json::from_str(&dst.ok(&["snapshot", "ls", "--all", "--json"])).unwrap();
+    assert_eq!(s.len(), d.len());
+    assert!(!s.is_empty());
+    for (i, (s, d)) in s.iter().zip(&d).enumerate() {
+        assert_eq!(s["startTime"], d["startTime"]);
+        let a = tmp.path().join(format!("ra{i}"));
+        let b = tmp.path().join(format!("rb{i}"));
+        src.ok(&[
+            "snapshot",
+            "restore",
+            s["id"].as_str().unwrap(),
+            a.to_str().unwrap(),
+        ]);
+        dst.ok(&[
+            "snapshot",
+            "restore",
+            d["id"].as_str().unwrap(),
+            b.to_str().unwrap(),
+        ]);
+        kopr_testkit::assert_same_tree(&a, &b);
+    }
+    dst.ok(&["snapshot", "verify"]);
+}

@@ -23,6 +23,7 @@ use kopr_format::snapshot::{
 pub mod estimate;
 mod file_pool;
 pub mod fix;
+pub mod migrate;
 mod restore_batch;
 
 use file_pool::{FileJob, JobSlot, Workers};

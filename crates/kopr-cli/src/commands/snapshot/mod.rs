@@ -28,6 +28,7 @@ mod expire;
 mod fix;
 mod history;
 mod list;
+mod migrate;
 mod restore;
 
 use clap::Args;
@@ -40,6 +41,7 @@ pub use fix::FixCommand;
 pub use history::HistoryArgs;
 use list::list;
 pub use list::LsArgs;
+pub use migrate::MigrateArgs;
 use restore::{diff, restore, verify};
 pub use restore::{DiffArgs, RestoreArgs, VerifyArgs};
 use std::path::PathBuf;
@@ -96,6 +98,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
         SnapshotCommand::CopyHistory(a) => history::copy_or_move(&cfg, &repo, a, false),
         SnapshotCommand::MoveHistory(a) => history::copy_or_move(&cfg, &repo, a, true),
         SnapshotCommand::Fix(c) => fix::run(&cfg, &repo, c),
+        SnapshotCommand::Migrate(a) => migrate::migrate(ctx, &cfg, &repo, a),
     }
 }
 
