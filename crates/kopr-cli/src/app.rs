@@ -330,6 +330,9 @@ pub struct PolicySetArgs {
     /// Ignore errors reading directories while traversing ('true', 'false', 'inherit').
     #[arg(long = "ignore-dir-errors", value_parser = ["true", "false", "inherit"])]
     pub ignore_dir_errors: Option<String>,
+    /// Every other section of Kopia's policy.
+    #[command(flatten)]
+    pub more: crate::commands::policy_set::PolicySetMoreArgs,
 }
 
 /// `snapshot …`

@@ -836,3 +836,156 @@ fn snapshot_migrate_from_a_kopia_repository() {
     }
     dst.ok(&["snapshot", "verify"]);
 }
+
+#[test]
+fn policy_set_every_section_and_show_it_as_kopia_does() {
+    let e = Env::new();
+    e.k.ok(&[
+        "policy",
+        "set",
+        "--global",
+        "--max-parallel-file-reads",
+        "6",
+    ]);
+    let log = e.k.ok_stderr(&[
+        "policy",
+        "set",
+        e.src(),
+        "--snapshot-interval",
+        "90m",
+        "--snapshot-time",
+        "14:05,2:30,2:30",
+        "--max-parallel-file-reads",
+        "2",
+        "--parallel-upload-above-size-mib",
+        "64",
+        "--before-snapshot-root-action",
+        "/bin/echo \"hi there\"",
+        "--action-command-timeout",
+        "30s",
+        "--log-entry-cache-hit",
+        "7",
+        "--splitter",
+        "FIXED-4M",
+        "--metadata-compression",
+        "zstd",
+        "--max-file-size",
+        "1000",
+        "--one-file-system",
+        "true",
+        "--ignore-unknown-types",
+        "false",
+        "--enable-volume-shadow-copy",
+        "when-available",
+        "--ignore-identical-snapshots",
+        "true",
+    ]);
+    assert!(
+        log.contains(" - setting before-snapshot-root (essential) action command to \"/bin/echo\""),
+        "{log}"
+    );
+    // Stored under Kopia's JSON names.
+    let p = policy_json(&e.k, e.src());
+    assert_eq!(p["scheduling"]["intervalSeconds"], 5400);
+    assert_eq!(
+        p["scheduling"]["timeOfDay"],
+        serde_json::json!([{"hour": 2, "min": 30}, {"hour": 14, "min": 5}])
+    );
+    assert_eq!(p["upload"]["maxParallelFileReads"], 2);
+    assert_eq!(p["upload"]["parallelUploadAboveSize"], 64 << 20);
+    assert_eq!(
+        p["actions"]["beforeSnapshotRoot"],
+        serde_json::json!({"path": "/bin/echo", "args": ["hi there"], "timeout": 30, "mode": "essential"})
+    );
+    assert_eq!(p["logging"]["entries"]["cacheHit"], 7);
+    assert_eq!(p["splitter"]["algorithm"], "FIXED-4M");
+    assert_eq!(p["metadataCompression"]["compressorName"], "zstd");
+    assert_eq!(p["files"]["maxFileSize"], 1000);
+    assert_eq!(p["files"]["oneFileSystem"], true);
+    assert_eq!(p["errorHandling"]["ignoreUnknownTypes"], false);
+    assert_eq!(p["osSnapshots"]["volumeShadowCopy"]["enable"], 2);
+    assert_eq!(p["retention"]["ignoreIdenticalSnapshots"], true);
+    // Nothing Kopia would refuse.
+    assert!(
+        kopr_format::policy_fields::unknown_fields(&p).is_empty(),
+        "{p}"
+    );
+
+    // Kopia's table, values aligned, each with where it comes from.
+    let shown = e.k.ok(&["policy", "show", e.src()]);
+    for want in [
+        "Scheduling policy:\n  Scheduled snapshots:\n    Snapshot interval:            1h30m0s   (defined for this target)\n  Run missed snapshots:              true   inherited from (global)\n  Snapshot times:                           (defined for this target)\n    2:30\n    14:05\n  Manual snapshot:                  false   inherited from (global)\n",
+        "Uploads:\n  Max parallel snapshots (server/UI):   1   inherited from (global)\n  Max parallel file reads:              2   (defined for this target)\n  Parallel upload above size:     67.1 MB   (defined for this target)\n",
+        "Run command before snapshot root:           (defined for this target)\n  Command:\n    /bin/echo hi there\n  Mode:                         essential\n  Timeout:                            30s\n",
+        "  Entry cache hit:                      7   (defined for this target)\n",
+        "  Algorithm override:            FIXED-4M   (defined for this target)\n",
+        "  Ignore files above:                1 KB   (defined for this target)\n  Scan one filesystem only:          true   (defined for this target)\n",
+        "  Volume Shadow Copy:      when-available   (defined for this target)\n",
+        "  Ignore unknown types:             false   (defined for this target)\n",
+    ] {
+        assert!(shown.contains(want), "missing:\n{want}\nin:\n{shown}");
+    }
+    // The global policy's value shows as inherited from it on another path.
+    let other = e.dir.path();
+    let shown = e.k.ok(&["policy", "show", other.to_str().unwrap()]);
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("  Max parallel file reads:"))
+        .unwrap();
+    // Values end in one column: here the repository-default splitter's row sets it.
+    assert_eq!(
+        row, "  Max parallel file reads:                 6   inherited from (global)",
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  Algorithm override:   (repository default)   inherited from (global)\n"),
+        "{shown}"
+    );
+    // --json: the effective policy with Kopia's defaults.
+    let j: serde_json::Value =
+        serde_json::from_str(&e.k.ok(&["policy", "show", other.to_str().unwrap(), "--json"]))
+            .unwrap();
+    assert_eq!(j["upload"]["maxParallelFileReads"], 6);
+    assert_eq!(j["logging"]["directories"]["snapshotted"], 5);
+    assert_eq!(j["metadataCompression"]["compressorName"], "zstd-fastest");
+
+    // Manual clears the schedule; 'inherit' removes a setting.
+    e.k.ok(&[
+        "policy",
+        "set",
+        e.src(),
+        "--manual",
+        "--max-parallel-file-reads",
+        "inherit",
+    ]);
+    let p = policy_json(&e.k, e.src());
+    assert_eq!(p["scheduling"], serde_json::json!({"manual": true}), "{p}");
+    assert!(
+        p.get("upload")
+            .unwrap()
+            .get("maxParallelFileReads")
+            .is_none(),
+        "{p}"
+    );
+    let o = e.k.run(&[
+        "policy",
+        "set",
+        e.src(),
+        "--manual",
+        "--snapshot-interval",
+        "1h",
+    ]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: cannot set manual field when scheduling snapshots"
+    );
+    let o =
+        e.k.run(&["policy", "set", e.src(), "--snapshot-time", "25:00"]);
+    assert!(one_error_line(&o).contains("invalid hour"));
+
+    // The estimate leaves out files above maxFileSize (1000 bytes): b.bin (300 kB).
+    let est: serde_json::Value =
+        serde_json::from_str(&e.k.ok(&["snapshot", "estimate", e.src(), "--json"])).unwrap();
+    assert_eq!(est["totalFileCount"], 1, "{est}");
+    assert_eq!(est["excludedFileCount"], 1, "{est}");
+}

@@ -12,6 +12,8 @@ mod manifest;
 #[cfg(unix)]
 mod mount;
 pub(crate) mod policy;
+pub(crate) mod policy_set;
+mod policy_show;
 pub(crate) mod repair;
 mod repository;
 pub(crate) mod scan;

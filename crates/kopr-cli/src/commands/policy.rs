@@ -124,6 +124,7 @@ fn apply(p: &mut Policy, a: &PolicySetArgs) -> Result<bool> {
     let eh = &mut p.error_handling;
     changed |= opt_bool(&a.ignore_file_errors, &mut eh.ignore_file_errors);
     changed |= opt_bool(&a.ignore_dir_errors, &mut eh.ignore_directory_errors);
+    changed |= super::policy_set::apply(p, &a.more)?;
     Ok(changed)
 }
 
@@ -135,97 +136,6 @@ fn opt_bool(v: &Option<String>, field: &mut Option<bool>) -> bool {
         v => Some(v == "true"),
     };
     true
-}
-
-fn show(p: &Policy, defined: &Policy) {
-    let r = &p.retention;
-    let src = |v: Option<i64>, d: Option<i64>| {
-        let val = v.map(|n| n.to_string()).unwrap_or_else(|| "(none)".into());
-        if d.is_some() {
-            format!("{val:<10} (defined for this target)")
-        } else {
-            format!("{val:<10} inherited")
-        }
-    };
-    let dr = &defined.retention;
-    println!("Retention:");
-    println!(
-        "  Annual snapshots:    {}",
-        src(r.keep_annual, dr.keep_annual)
-    );
-    println!(
-        "  Monthly snapshots:   {}",
-        src(r.keep_monthly, dr.keep_monthly)
-    );
-    println!(
-        "  Weekly snapshots:    {}",
-        src(r.keep_weekly, dr.keep_weekly)
-    );
-    println!(
-        "  Daily snapshots:     {}",
-        src(r.keep_daily, dr.keep_daily)
-    );
-    println!(
-        "  Hourly snapshots:    {}",
-        src(r.keep_hourly, dr.keep_hourly)
-    );
-    println!(
-        "  Latest snapshots:    {}",
-        src(r.keep_latest, dr.keep_latest)
-    );
-    println!();
-    println!("Files policy:");
-    if p.files.ignore_rules.is_empty() {
-        println!("  No ignore rules.");
-    } else {
-        println!("  Ignore rules:");
-        for rule in &p.files.ignore_rules {
-            println!("    {rule}");
-        }
-    }
-    println!(
-        "  Read ignore rules from files: {}",
-        p.files.dot_ignore_files.join(", ")
-    );
-    println!(
-        "  Ignore cache directories: {}",
-        p.files.ignore_cache_dirs.unwrap_or(true)
-    );
-    println!();
-    let eh = &p.error_handling;
-    println!("Error handling policy:");
-    println!(
-        "  Ignore file read errors: {}",
-        eh.ignore_file_errors.unwrap_or(false)
-    );
-    println!(
-        "  Ignore directory read errors: {}",
-        eh.ignore_directory_errors.unwrap_or(false)
-    );
-    println!();
-    let c = &p.compression;
-    let name = if c.compressor_name.is_empty() {
-        "none"
-    } else {
-        &c.compressor_name
-    };
-    println!("Compression:");
-    println!("  Compressor: {name}");
-    if !c.only_compress.is_empty() {
-        println!(
-            "  Only compress files with extensions: {}",
-            c.only_compress.join(", ")
-        );
-    }
-    if !c.never_compress.is_empty() {
-        println!(
-            "  Never compress files with extensions: {}",
-            c.never_compress.join(", ")
-        );
-    }
-    if c.min_size > 0 {
-        println!("  Minimum file size: {}", c.min_size);
-    }
 }
 
 pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<()> {
@@ -250,16 +160,13 @@ pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<()> {
             json,
         } => {
             let si = parse_target(&cfg, target.as_deref(), global)?;
-            let defined = policy::get_defined(&repo, &si)?
-                .map(|(_, p)| p)
-                .unwrap_or_default();
-            let eff = policy::effective(&repo, &si)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&eff)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&super::policy_show::effective_json(&repo, &si)?)?
+                );
             } else {
-                println!("Policy for {si}:");
-                println!();
-                show(&eff, &defined);
+                print!("{}", super::policy_show::text(&repo, &si)?);
             }
             Ok(())
         }

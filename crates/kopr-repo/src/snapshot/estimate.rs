@@ -1,7 +1,7 @@
 //! `snapshot estimate`: what a snapshot of a directory would hold, without reading a file.
 //!
 //! The walk applies the source's policy as a snapshot does (ignore rules, per-directory ignore
-//! files, cache directories kept empty) and counts files by size in Kopia's buckets (powers of
+//! files, cache directories kept empty, and, as Kopia, files above `files.maxFileSize` left out) and counts files by size in Kopia's buckets (powers of
 //! ten from 1 kB to 1 PB, largest first), with a few example names in each, for the files it
 //! includes and for those the rules exclude.
 
@@ -93,6 +93,7 @@ struct Walk<'a> {
     policy: &'a Policy,
     rules: Vec<crate::ignore::Rule>,
     max_examples: usize,
+    max_file_size: i64,
     out: Estimate,
 }
 
@@ -145,7 +146,9 @@ impl Walk<'_> {
                 continue;
             };
             let size = i64::try_from(md.len()).unwrap_or(i64::MAX);
-            if crate::ignore::is_ignored(&self.rules, &child_rel, md.is_dir()) {
+            // Kopia's files.maxFileSize: larger files are left out (0: no limit).
+            let too_large = md.is_file() && self.max_file_size > 0 && size > self.max_file_size;
+            if too_large || crate::ignore::is_ignored(&self.rules, &child_rel, md.is_dir()) {
                 if md.is_dir() {
                     if self.out.excluded_dirs.len() < self.max_examples {
                         self.out.excluded_dirs.push(child_rel);
@@ -185,6 +188,12 @@ pub fn estimate(dir: &Path, policy: &Policy, max_examples: usize) -> Result<Esti
         policy,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
         max_examples,
+        max_file_size: policy
+            .files
+            .extra
+            .get("maxFileSize")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0),
         out: Estimate {
             included: make_buckets(),
             excluded: make_buckets(),
