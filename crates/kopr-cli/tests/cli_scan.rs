@@ -218,3 +218,136 @@ fn scan_finds_repositories_under_an_s3_prefix() {
     }
     assert_eq!(state(&srv.data()), before, "the scan changed the bucket");
 }
+
+/// Creates repositories under `prefixes` with `create(prefix)`'s flags and scans `scan`'s
+/// location, all with `env`; returns the scan's JSON.
+fn scan_cloud(
+    env: &[(&str, String)],
+    create: &dyn Fn(&str) -> Vec<String>,
+    prefixes: &[&str],
+    scan: &[String],
+) -> Vec<serde_json::Value> {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, p) in prefixes.iter().enumerate() {
+        let k = Kopr::new(BIN, &tmp.path().join(format!("cfg{i}/repository.config")));
+        let mut args = create(p);
+        args.push("--format-block-key-derivation-algorithm=testing-only-insecure".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = k.cmd(&args);
+        c.envs(env.iter().map(|(k, v)| (k, v)))
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"));
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let src = source(tmp.path(), i as u64);
+        let mut c = k.cmd(&["snapshot", "create", src.to_str().unwrap()]);
+        c.envs(env.iter().map(|(k, v)| (k, v)))
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"));
+        assert!(c.output().unwrap().status.success());
+    }
+    let scanner = Kopr::new(BIN, &tmp.path().join("none/repository.config"));
+    let mut args: Vec<&str> = scan.iter().map(String::as_str).collect();
+    args.push("--json");
+    let mut c = scanner.cmd(&args);
+    c.envs(env.iter().map(|(k, v)| (k, v)));
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn scan_finds_repositories_in_azure_and_gcs() {
+    use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+    use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
+    use kopr_testkit::servers::{Server, AZURITE_ACCOUNT, AZURITE_KEY};
+
+    if let Some(srv) = Server::azurite() {
+        let st = AzureStorage::with_endpoint(
+            AzureOptions {
+                container: "fleet".into(),
+                storage_account: AZURITE_ACCOUNT.into(),
+                storage_key: AZURITE_KEY.into(),
+                ..Default::default()
+            },
+            Some(&srv.url()),
+        )
+        .unwrap();
+        st.create_container().unwrap();
+        let flags = |verb: &str, prefix: &str| -> Vec<String> {
+            vec![
+                "repository".into(),
+                verb.into(),
+                "azure".into(),
+                "--container=fleet".into(),
+                format!("--prefix={prefix}"),
+                format!("--storage-account={AZURITE_ACCOUNT}"),
+                format!("--storage-key={AZURITE_KEY}"),
+            ]
+        };
+        let v = scan_cloud(
+            &[(ENDPOINT_ENV, srv.url())],
+            &|p| flags("create", p),
+            &["velero/kopia/a/", "velero/kopia/b/", "elsewhere/"],
+            &flags("scan", "velero/"),
+        );
+        let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
+        assert_eq!(
+            locations,
+            [
+                "azure://fleet/velero/kopia/a/",
+                "azure://fleet/velero/kopia/b/"
+            ],
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
+            "{v:?}"
+        );
+    }
+    if let Some(srv) = Server::fake_gcs() {
+        let st = GcsStorage::with_endpoint(
+            GcsOptions {
+                bucket: "fleet".into(),
+                ..Default::default()
+            },
+            &srv.url(),
+            false,
+        )
+        .unwrap();
+        st.create_bucket().unwrap();
+        let flags = |verb: &str, prefix: &str| -> Vec<String> {
+            vec![
+                "repository".into(),
+                verb.into(),
+                "gcs".into(),
+                "--bucket=fleet".into(),
+                format!("--prefix={prefix}"),
+            ]
+        };
+        let v = scan_cloud(
+            &[(EMULATOR_ENV, srv.url())],
+            &|p| flags("create", p),
+            &["velero/kopia/a/", "velero/kopia/b/"],
+            &flags("scan", ""),
+        );
+        let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
+        assert_eq!(
+            locations,
+            ["gcs://fleet/velero/kopia/a/", "gcs://fleet/velero/kopia/b/"],
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
+            "{v:?}"
+        );
+    }
+}
