@@ -989,3 +989,74 @@ fn policy_set_every_section_and_show_it_as_kopia_does() {
     assert_eq!(est["totalFileCount"], 1, "{est}");
     assert_eq!(est["excludedFileCount"], 1, "{est}");
 }
+
+#[test]
+fn snapshot_fix_on_a_kopia_repository() {
+    let Some(fx) = kopr_testkit::fixtures::Fixture::load("default") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, k) = fx.connect_copy(BIN, tmp.path());
+    let log = k.ok_stderr(&[
+        "snapshot",
+        "fix",
+        "remove-files",
+        "--filename",
+        "*.nomatch",
+        "--commit",
+    ]);
+    assert!(log.contains("No changes."), "{log}");
+    let snaps: Vec<serde_json::Value> =
+        serde_json::from_str(&k.ok(&["snapshot", "ls", "--all", "--json"])).unwrap();
+    let last = snaps.last().unwrap();
+    let id = last["id"].as_str().unwrap().to_string();
+    // The first regular file at the root of the newest snapshot.
+    let listing = k.ok(&["ls", "-l", &id]);
+    let name = listing
+        .lines()
+        .find(|l| l.starts_with('-'))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("a file at the root")
+        .to_string();
+    let before = tmp.path().join("before");
+    k.ok(&["snapshot", "restore", &id, before.to_str().unwrap()]);
+    let log = k.ok_stderr(&[
+        "snapshot",
+        "fix",
+        "remove-files",
+        "--filename",
+        &name,
+        "--manifest-id",
+        &id,
+        "--commit",
+    ]);
+    assert!(log.contains("Fixed and committed 1 snapshots."), "{log}");
+    let snaps: Vec<serde_json::Value> =
+        serde_json::from_str(&k.ok(&["snapshot", "ls", "--all", "--json"])).unwrap();
+    let fixed = snaps
+        .iter()
+        .find(|s| s["startTime"] == last["startTime"])
+        .unwrap();
+    assert_ne!(fixed["id"], id.as_str());
+    let after = tmp.path().join("after");
+    k.ok(&[
+        "snapshot",
+        "restore",
+        fixed["id"].as_str().unwrap(),
+        after.to_str().unwrap(),
+    ]);
+    // Every file named so is gone, everything else is as it was.
+    fn remove_named(dir: &std::path::Path, name: &str) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                remove_named(&p, name);
+            } else if e.file_name().to_string_lossy() == name {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+    }
+    remove_named(&before, &name);
+    kopr_testkit::assert_same_tree(&before, &after);
+    k.ok(&["snapshot", "verify"]);
+}
