@@ -1060,3 +1060,26 @@ fn snapshot_fix_on_a_kopia_repository() {
     kopr_testkit::assert_same_tree(&before, &after);
     k.ok(&["snapshot", "verify"]);
 }
+
+#[test]
+fn snapshot_create_all_skips_sources_whose_policy_is_manual() {
+    let e = Env::new();
+    let other = e.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("x"), b"x").unwrap();
+    e.snapshot();
+    e.k.ok(&["snapshot", "create", other.to_str().unwrap()]);
+    e.k.ok(&["policy", "set", other.to_str().unwrap(), "--manual"]);
+    let o = e.k.run(&["snapshot", "create", "--all", e.src()]);
+    assert!(!o.status.success());
+    e.k.ok(&["snapshot", "create", "--all"]);
+    let counts = |path: &std::path::Path| {
+        let p = std::fs::canonicalize(path).unwrap();
+        e.snapshots_json()
+            .iter()
+            .filter(|s| s["source"]["path"] == p.to_str().unwrap())
+            .count()
+    };
+    assert_eq!(counts(&e.src), 2);
+    assert_eq!(counts(&other), 1);
+}
