@@ -1083,3 +1083,56 @@ fn snapshot_create_all_skips_sources_whose_policy_is_manual() {
     assert_eq!(counts(&e.src), 2);
     assert_eq!(counts(&other), 1);
 }
+
+#[test]
+fn snapshot_create_reads_with_the_policys_max_parallel_file_reads() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        kopr_testkit::env::skip(
+            "snapshot_create_reads_with_the_policys_max_parallel_file_reads",
+            "strace not found",
+        );
+        return;
+    }
+    let e = Env::new();
+    // Threads the snapshot starts (clone calls), with the policy's limit at `n`.
+    let threads = |n: &str| {
+        e.k.ok(&["policy", "set", e.src(), "--max-parallel-file-reads", n]);
+        let log = e.dir.path().join(format!("strace-{n}"));
+        let mut c = e.k.cmd(&["snapshot", "create", e.src()]);
+        let prog = c.get_program().to_owned();
+        let args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_owned()).collect();
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
+            .arg(&log)
+            .arg(prog)
+            .args(args)
+            .envs(
+                c.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("clone"))
+            .count()
+    };
+    let one = threads("1");
+    let five = threads("5");
+    assert_eq!(
+        five - one,
+        4,
+        "readers: {one} threads with 1, {five} with 5"
+    );
+}

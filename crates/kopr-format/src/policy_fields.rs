@@ -149,6 +149,16 @@ pub fn section<'a>(extra: &'a Map<String, Value>, name: &str) -> &'a Map<String,
     }
 }
 
+/// Kopia's `upload.maxParallelFileReads` of a policy's JSON sections, when set to at least 1
+/// (unset: as many as there are cores, as Kopia).
+pub fn max_parallel_file_reads(extra: &Map<String, Value>) -> Option<usize> {
+    section(extra, "upload")
+        .get("maxParallelFileReads")
+        .and_then(Value::as_u64)
+        .filter(|n| *n >= 1)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +188,27 @@ mod tests {
                 "retention.keepLatests".to_string(),
                 "scheduling.timeOfDay.minute".to_string()
             ]
+        );
+    }
+
+    #[test]
+    fn max_parallel_file_reads_is_read_from_upload() {
+        let m = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(
+            max_parallel_file_reads(&m(
+                serde_json::json!({"upload": {"maxParallelFileReads": 3}})
+            )),
+            Some(3)
+        );
+        assert_eq!(
+            max_parallel_file_reads(&m(serde_json::json!({"upload": {}}))),
+            None
+        );
+        assert_eq!(
+            max_parallel_file_reads(&m(
+                serde_json::json!({"upload": {"maxParallelFileReads": 0}})
+            )),
+            None
         );
     }
 
