@@ -1102,7 +1102,7 @@ fn snapshot_create_reads_with_the_policys_max_parallel_file_reads() {
     let threads = |n: &str| {
         e.k.ok(&["policy", "set", e.src(), "--max-parallel-file-reads", n]);
         let log = e.dir.path().join(format!("strace-{n}"));
-        let mut c = e.k.cmd(&["snapshot", "create", e.src()]);
+        let c = e.k.cmd(&["snapshot", "create", e.src()]);
         let prog = c.get_program().to_owned();
         let args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_owned()).collect();
         let out = std::process::Command::new("strace")
