@@ -167,6 +167,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write man pages generated from the command line (kopr.1 and one page per subcommand,
+    /// e.g. kopr-snapshot-create.1) into a directory (kopr's own).
+    Man {
+        /// Directory to write the pages to (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
     Benchmark(crate::commands::benchmark::BenchmarkCommand),
@@ -320,6 +327,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Edit policy.
+    Edit(crate::commands::policy::PolicyTargets),
+    /// Remove policy.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete(crate::commands::policy::PolicyDeleteArgs),
+    /// Exports the policies to the specified file, or to stdout if none is specified.
+    Export(crate::commands::policy::PolicyExportArgs),
+    /// Imports policies from a specified file, or stdin if no file is specified.
+    Import(crate::commands::policy::PolicyImportArgs),
 }
 
 /// `policy set` flags (Kopia's names).
@@ -378,6 +394,9 @@ pub struct PolicySetArgs {
     /// Ignore errors reading directories while traversing ('true', 'false', 'inherit').
     #[arg(long = "ignore-dir-errors", value_parser = ["true", "false", "inherit"])]
     pub ignore_dir_errors: Option<String>,
+    /// Every other section of Kopia's policy.
+    #[command(flatten)]
+    pub more: crate::commands::policy_set::PolicySetMoreArgs,
 }
 
 /// `snapshot …`
@@ -402,6 +421,19 @@ pub enum SnapshotCommand {
     Pin(crate::commands::snapshot::PinArgs),
     /// Explicitly delete a snapshot by providing a snapshot ID.
     Delete(crate::commands::snapshot::DeleteArgs),
+    /// Estimate the snapshot size and upload time.
+    Estimate(crate::commands::snapshot::EstimateArgs),
+    /// Performs a copy of the history of snapshots from another user or host.
+    #[command(name = "copy-history")]
+    CopyHistory(crate::commands::snapshot::HistoryArgs),
+    /// Performs a move of the history of snapshots from another user or host.
+    #[command(name = "move-history")]
+    MoveHistory(crate::commands::snapshot::HistoryArgs),
+    /// Commands to fix snapshot consistency issues.
+    #[command(subcommand)]
+    Fix(crate::commands::snapshot::FixCommand),
+    /// Migrate snapshots from another repository.
+    Migrate(crate::commands::snapshot::MigrateArgs),
 }
 
 /// `repository …`
@@ -417,6 +449,9 @@ pub enum RepositoryCommand {
     Disconnect,
     /// Display the status of connected repository.
     Status(StatusArgs),
+    /// Find every Kopia repository under a storage location and summarize each, read-only
+    /// (kopr's own).
+    Scan(crate::commands::scan::ScanArgs),
     /// Change repository password.
     ChangePassword {
         /// New password [env: KOPR_NEW_PASSWORD, KOPIA_NEW_PASSWORD].
@@ -864,6 +899,15 @@ pub enum ContentCommand {
         #[arg(long, short = 'j')]
         json: bool,
     },
+    /// Remove content (needs --dangerous-commands=enabled).
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// IDs of content to remove.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Rewrite content using most recent format (needs --dangerous-commands=enabled).
+    Rewrite(crate::commands::repair::RewriteArgs),
     /// Verify that each content is backed by a valid blob.
     Verify {
         /// Full verification (including download).
@@ -1053,6 +1097,23 @@ pub enum CacheCommand {
         #[arg(long, value_parser = ["contents", "indexes", "metadata", "own-writes", "blob-list"])]
         partial: Option<String>,
     },
+    /// Sets parameters local caching of repository data.
+    Set(crate::commands::cache_set::CacheSetArgs),
+    /// Synchronizes the index cache with the index blobs in storage.
+    Sync {
+        /// Fetch parallelism (accepted for Kopia's scripts).
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+    },
+    /// Prefetches the provided objects into the content cache.
+    Prefetch {
+        /// Object ID to prefetch (snapshot ID or object ID, optionally with a path).
+        #[arg(required = true)]
+        objects: Vec<String>,
+        /// Prefetch hint (accepted for Kopia's scripts).
+        #[arg(long)]
+        hint: Option<String>,
+    },
 }
 
 /// `session …`
@@ -1082,6 +1143,10 @@ pub enum IndexCommand {
     /// Epoch manager commands.
     #[command(subcommand)]
     Epoch(IndexEpochCommand),
+    /// Inspect index blob.
+    Inspect(crate::commands::repair::InspectArgs),
+    /// Optimize indexes blobs (needs --dangerous-commands=enabled).
+    Optimize(crate::commands::repair::OptimizeArgs),
     /// Recover index entries from pack blobs.
     Recover {
         /// Prefixes of pack blobs to recover from (default: all packs).

@@ -30,6 +30,57 @@ pub struct CachingConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub cache_directory: String,
+    /// Content cache size (Kopia's soft limit, `cache set --content-cache-size-mb`); unset:
+    /// Kopia's default for object stores, none for filesystem repositories.
+    #[serde(
+        rename = "maxCacheSize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub content_cache_size_bytes: Option<i64>,
+    /// Content cache hard limit (kopr trims to the smaller of the two limits).
+    #[serde(
+        rename = "contentCacheSizeLimitBytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub content_cache_size_limit_bytes: Option<i64>,
+    /// Metadata cache size (stored for Kopia; kopr keeps no metadata cache).
+    #[serde(
+        rename = "maxMetadataCacheSize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata_cache_size_bytes: Option<i64>,
+    /// Metadata cache hard limit (stored for Kopia).
+    #[serde(
+        rename = "metadataCacheSizeLimitBytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata_cache_size_limit_bytes: Option<i64>,
+    /// Kopia's other caching settings (sweep ages, list cache duration), kept as they are.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CachingConfig {
+    /// The content cache limit in bytes: the smaller of the configured soft and hard limits,
+    /// else `default`.
+    pub fn content_cache_bytes(&self, default: u64) -> u64 {
+        let set = [
+            self.content_cache_size_bytes,
+            self.content_cache_size_limit_bytes,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|v| *v >= 0)
+        .min();
+        match set {
+            Some(v) => u64::try_from(v).unwrap_or(0),
+            None => default,
+        }
+    }
 }
 
 /// The connection config file.

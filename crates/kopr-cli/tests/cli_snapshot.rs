@@ -153,8 +153,29 @@ fn policies_and_expire_through_the_cli() {
         ],
     );
     let global = ok(&cfg, &["policy", "show", "--global"]);
-    assert!(global.contains("Latest snapshots:    10 "), "{global}");
-    assert!(global.contains("Daily snapshots:     7 "), "{global}");
+    // Kopia's table: values aligned in one column, then where each is defined.
+    let row = |shown: &str, name: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| {
+                l[name.len()..]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        row(&global, "  Latest snapshots:"),
+        "10 (defined for this target)",
+        "{global}"
+    );
+    assert_eq!(
+        row(&global, "  Daily snapshots:"),
+        "7 (defined for this target)",
+        "{global}"
+    );
     let s = src.to_str().unwrap();
     ok(
         &cfg,
@@ -181,12 +202,15 @@ fn policies_and_expire_through_the_cli() {
         ],
     );
     let shown = ok(&cfg, &["policy", "show", s]);
-    assert!(
-        shown.contains("Latest snapshots:    2          (defined for this target)"),
+    assert_eq!(
+        row(&shown, "  Latest snapshots:"),
+        "2 (defined for this target)",
         "{shown}"
     );
-    assert!(
-        shown.contains("*.tmp") && shown.contains("Compressor: zstd"),
+    assert!(shown.contains("\n    *.tmp\n"), "{shown}");
+    assert_eq!(
+        row(&shown, "  Compressor:"),
+        "zstd (defined for this target)",
         "{shown}"
     );
     let list = ok(&cfg, &["policy", "list"]);

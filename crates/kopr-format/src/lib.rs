@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod object_id;
 pub mod pack;
 pub mod policy;
+pub mod policy_fields;
 pub mod repository_blob;
 pub mod session;
 pub mod snapshot;

@@ -284,6 +284,12 @@ impl Policy {
         if c.max_size == 0 {
             c.max_size = parent.compression.max_size;
         }
+        // The fields kopr keeps as JSON, field by field.
+        use crate::policy_fields::inherit_map;
+        inherit_map(&mut self.extra, &parent.extra);
+        inherit_map(&mut self.files.extra, &parent.files.extra);
+        inherit_map(&mut self.compression.extra, &parent.compression.extra);
+        inherit_map(&mut self.error_handling.extra, &parent.error_handling.extra);
     }
 
     /// The compressor for a file with this name and size, per the compression policy.

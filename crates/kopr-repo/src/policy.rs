@@ -61,6 +61,28 @@ pub fn set(repo: &Repository, si: &SourceInfo, p: &Policy) -> Result<()> {
     Ok(())
 }
 
+/// Removes the policy defined for `si`; returns how many manifests were deleted (0 when none
+/// was defined). Call `repo.flush()` to persist.
+pub fn remove(repo: &Repository, si: &SourceInfo) -> Result<usize> {
+    let mut n = 0;
+    for e in repo.manifests().find(repo.contents(), &labels_for(si))? {
+        if e.labels == labels_for(si) {
+            repo.manifests().delete(repo.contents(), &e.id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The target of the policy whose manifest id is `id`, if there is one.
+pub fn target_of(repo: &Repository, id: &str) -> Option<SourceInfo> {
+    list(repo)
+        .ok()?
+        .into_iter()
+        .find(|(_, pid, _)| pid == id)
+        .map(|(si, _, _)| si)
+}
+
 /// Every defined policy with its target.
 pub fn list(repo: &Repository) -> Result<Vec<(SourceInfo, String, Policy)>> {
     let mut out = Vec::new();

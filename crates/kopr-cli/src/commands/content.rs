@@ -13,9 +13,11 @@ use crate::app::{ContentCommand, ContentListArgs};
 use crate::units;
 
 pub fn run(ctx: &Context, cmd: ContentCommand) -> Result<()> {
-    let (_, repo) = ctx.open_repository()?;
+    let (cfg, repo) = ctx.open_repository()?;
     let cm = repo.contents();
     match cmd {
+        ContentCommand::Delete { ids } => super::repair::content_delete(ctx, &cfg, &repo, &ids),
+        ContentCommand::Rewrite(a) => super::repair::content_rewrite(ctx, &cfg, &repo, &a),
         ContentCommand::Stats { raw, json } => stats(&cm.list_contents(false)?, raw, json),
         ContentCommand::Verify {
             full,

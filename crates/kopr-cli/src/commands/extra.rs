@@ -158,6 +158,9 @@ pub fn cache(ctx: &Context, cmd: CacheCommand) -> Result<()> {
             }
             create_private_dir(&target).context("error creating cache directory")
         }
+        CacheCommand::Set(_) | CacheCommand::Sync { .. } | CacheCommand::Prefetch { .. } => {
+            unreachable!("dispatched to cache_set")
+        }
     }
 }
 

@@ -10,6 +10,8 @@ pub fn run(ctx: &Context, cmd: IndexCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     match cmd {
         IndexCommand::Epoch(IndexEpochCommand::List) => epoch_list(&repo),
+        IndexCommand::Inspect(a) => super::repair::index_inspect(&repo, &a),
+        IndexCommand::Optimize(a) => super::repair::index_optimize(ctx, &cfg, &repo, &a),
         IndexCommand::Recover {
             blob_prefixes,
             blobs,

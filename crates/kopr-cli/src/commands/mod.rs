@@ -2,6 +2,7 @@
 
 pub mod benchmark;
 mod blob;
+pub(crate) mod cache_set;
 mod content;
 mod extra;
 mod index;
@@ -10,9 +11,13 @@ mod maintenance;
 mod manifest;
 #[cfg(unix)]
 mod mount;
-mod policy;
+pub(crate) mod policy;
+pub(crate) mod policy_set;
+mod policy_show;
+pub(crate) mod repair;
 pub(crate) mod repo_admin;
 mod repository;
+pub(crate) mod scan;
 pub(crate) mod snapshot;
 mod sync_to;
 
@@ -277,11 +282,14 @@ pub fn open_with(
         cache_dir: (!cfg.caching.cache_directory.is_empty())
             .then(|| PathBuf::from(&cfg.caching.cache_directory)),
         // Kopia's content cache: worth it where every read is a network round trip.
-        content_cache_bytes: if cfg.storage.kind == "filesystem" {
-            0
-        } else {
-            kopr_repo::content_cache::DEFAULT_CONTENT_CACHE_BYTES
-        },
+        // (unless `cache set` gave a size).
+        content_cache_bytes: cfg
+            .caching
+            .content_cache_bytes(if cfg.storage.kind == "filesystem" {
+                0
+            } else {
+                kopr_repo::content_cache::DEFAULT_CONTENT_CACHE_BYTES
+            }),
         identity: WriterIdentity {
             user: cfg.username.clone(),
             host: cfg.hostname.clone(),
@@ -309,11 +317,23 @@ pub fn run(cli: Cli, words: &str) -> Result<()> {
         clap_complete::generate(shell, &mut Cli::command(), "kopr", &mut out);
         return Ok(());
     }
+    if let Command::Man { dir } = &cli.command {
+        use clap::CommandFactory as _;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        clap_mangen::generate_to(Cli::command(), dir)
+            .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
+        return Ok(());
+    }
     let ctx = Context::from_cli(&cli, words)?;
     crate::progress::set_enabled(ctx.progress);
     match cli.command {
-        Command::Benchmark(_) | Command::Completion { .. } => unreachable!("handled above"),
-        Command::Repository(c) => repository::run(&ctx, *c),
+        Command::Benchmark(_) | Command::Completion { .. } | Command::Man { .. } => {
+            unreachable!("handled above")
+        }
+        Command::Repository(c) => match *c {
+            crate::app::RepositoryCommand::Scan(a) => scan::run(&ctx, a),
+            c => repository::run(&ctx, c),
+        },
         Command::Content(c) => content::run(&ctx, c),
         Command::Blob(c) => blob::run(&ctx, c),
         Command::Index(c) => index::run(&ctx, c),
@@ -321,6 +341,11 @@ pub fn run(cli: Cli, words: &str) -> Result<()> {
         Command::Maintenance(c) => maintenance::run(&ctx, c),
         Command::Manifest(c) => manifest::run(&ctx, c),
         Command::Logs(c) => logs::run(&ctx, c),
+        Command::Cache(crate::app::CacheCommand::Set(a)) => cache_set::set(&ctx, &a),
+        Command::Cache(crate::app::CacheCommand::Sync { .. }) => cache_set::sync(&ctx),
+        Command::Cache(crate::app::CacheCommand::Prefetch { objects, .. }) => {
+            cache_set::prefetch(&ctx, &objects)
+        }
         Command::Cache(c) => extra::cache(&ctx, c),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Restore(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Restore(a)),

@@ -1,4 +1,4 @@
-//! `policy set | show | list`.
+//! `policy set | show | list | edit | delete | export | import`.
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use kopr_format::policy::Policy;
@@ -19,6 +19,7 @@ pub fn parse_target(
         (None, true) => Ok(SourceInfo::default()),
         (Some(_), true) => bail!("--global cannot be combined with a target"),
         (None, false) => bail!("specify a target (path, user@host[:path], @host) or --global"),
+        (Some("(global)"), false) => Ok(SourceInfo::default()),
         (Some(t), false) => {
             if let Some(host) = t.strip_prefix('@') {
                 return Ok(SourceInfo {
@@ -123,6 +124,7 @@ fn apply(p: &mut Policy, a: &PolicySetArgs) -> Result<bool> {
     let eh = &mut p.error_handling;
     changed |= opt_bool(&a.ignore_file_errors, &mut eh.ignore_file_errors);
     changed |= opt_bool(&a.ignore_dir_errors, &mut eh.ignore_directory_errors);
+    changed |= super::policy_set::apply(p, &a.more)?;
     Ok(changed)
 }
 
@@ -134,97 +136,6 @@ fn opt_bool(v: &Option<String>, field: &mut Option<bool>) -> bool {
         v => Some(v == "true"),
     };
     true
-}
-
-fn show(p: &Policy, defined: &Policy) {
-    let r = &p.retention;
-    let src = |v: Option<i64>, d: Option<i64>| {
-        let val = v.map(|n| n.to_string()).unwrap_or_else(|| "(none)".into());
-        if d.is_some() {
-            format!("{val:<10} (defined for this target)")
-        } else {
-            format!("{val:<10} inherited")
-        }
-    };
-    let dr = &defined.retention;
-    println!("Retention:");
-    println!(
-        "  Annual snapshots:    {}",
-        src(r.keep_annual, dr.keep_annual)
-    );
-    println!(
-        "  Monthly snapshots:   {}",
-        src(r.keep_monthly, dr.keep_monthly)
-    );
-    println!(
-        "  Weekly snapshots:    {}",
-        src(r.keep_weekly, dr.keep_weekly)
-    );
-    println!(
-        "  Daily snapshots:     {}",
-        src(r.keep_daily, dr.keep_daily)
-    );
-    println!(
-        "  Hourly snapshots:    {}",
-        src(r.keep_hourly, dr.keep_hourly)
-    );
-    println!(
-        "  Latest snapshots:    {}",
-        src(r.keep_latest, dr.keep_latest)
-    );
-    println!();
-    println!("Files policy:");
-    if p.files.ignore_rules.is_empty() {
-        println!("  No ignore rules.");
-    } else {
-        println!("  Ignore rules:");
-        for rule in &p.files.ignore_rules {
-            println!("    {rule}");
-        }
-    }
-    println!(
-        "  Read ignore rules from files: {}",
-        p.files.dot_ignore_files.join(", ")
-    );
-    println!(
-        "  Ignore cache directories: {}",
-        p.files.ignore_cache_dirs.unwrap_or(true)
-    );
-    println!();
-    let eh = &p.error_handling;
-    println!("Error handling policy:");
-    println!(
-        "  Ignore file read errors: {}",
-        eh.ignore_file_errors.unwrap_or(false)
-    );
-    println!(
-        "  Ignore directory read errors: {}",
-        eh.ignore_directory_errors.unwrap_or(false)
-    );
-    println!();
-    let c = &p.compression;
-    let name = if c.compressor_name.is_empty() {
-        "none"
-    } else {
-        &c.compressor_name
-    };
-    println!("Compression:");
-    println!("  Compressor: {name}");
-    if !c.only_compress.is_empty() {
-        println!(
-            "  Only compress files with extensions: {}",
-            c.only_compress.join(", ")
-        );
-    }
-    if !c.never_compress.is_empty() {
-        println!(
-            "  Never compress files with extensions: {}",
-            c.never_compress.join(", ")
-        );
-    }
-    if c.min_size > 0 {
-        println!("  Minimum file size: {}", c.min_size);
-    }
 }
 
 pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<()> {
@@ -249,19 +160,20 @@ pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<()> {
             json,
         } => {
             let si = parse_target(&cfg, target.as_deref(), global)?;
-            let defined = policy::get_defined(&repo, &si)?
-                .map(|(_, p)| p)
-                .unwrap_or_default();
-            let eff = policy::effective(&repo, &si)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&eff)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&super::policy_show::effective_json(&repo, &si)?)?
+                );
             } else {
-                println!("Policy for {si}:");
-                println!();
-                show(&eff, &defined);
+                print!("{}", super::policy_show::text(&repo, &si)?);
             }
             Ok(())
         }
+        PolicyCommand::Edit(t) => edit(&cfg, &repo, &t),
+        PolicyCommand::Delete(a) => delete(&cfg, &repo, &a),
+        PolicyCommand::Export(a) => export(&cfg, &repo, &a),
+        PolicyCommand::Import(a) => import(&cfg, &repo, &a),
         PolicyCommand::List { json } => {
             let all = policy::list(&repo)?;
             if json {
@@ -278,4 +190,320 @@ pub fn run(ctx: &Context, cmd: PolicyCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Kopia's policy target arguments: targets (`@host`, `user@host`, `user@host:path`, a local
+/// path, or a policy's manifest id) or `--global`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyTargets {
+    /// Select a particular policy (a per-host policy `@host`, a per-user policy `user@host`, a
+    /// per-path policy `user@host:path` or a local path). Use --global to target the global
+    /// policy.
+    pub targets: Vec<String>,
+    /// Select the global policy.
+    #[arg(long)]
+    pub global: bool,
+}
+
+impl PolicyTargets {
+    /// Whether any target was given.
+    fn any(&self) -> bool {
+        self.global || !self.targets.is_empty()
+    }
+
+    /// The targets, as Kopia resolves them.
+    fn resolve(
+        &self,
+        cfg: &ConnectionConfig,
+        repo: &kopr_repo::Repository,
+    ) -> Result<Vec<SourceInfo>> {
+        if self.global != self.targets.is_empty() {
+            bail!("must pass either '--global' or a list of path targets");
+        }
+        if self.global {
+            return Ok(vec![SourceInfo::default()]);
+        }
+        self.targets
+            .iter()
+            .map(|t| match policy::target_of(repo, t) {
+                Some(si) => Ok(si),
+                None => parse_target(cfg, Some(t), false)
+                    .with_context(|| format!("unable to parse source info: {t:?}")),
+            })
+            .collect()
+    }
+}
+
+/// `policy delete` flags.
+#[derive(Debug, clap::Args)]
+pub struct PolicyDeleteArgs {
+    #[command(flatten)]
+    pub targets: PolicyTargets,
+    /// Do not remove.
+    #[arg(long = "dry-run", short = 'n')]
+    pub dry_run: bool,
+}
+
+/// `policy export` flags.
+#[derive(Debug, clap::Args)]
+pub struct PolicyExportArgs {
+    #[command(flatten)]
+    pub targets: PolicyTargets,
+    /// File path to export to.
+    #[arg(long = "to-file")]
+    pub to_file: Option<std::path::PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Output result in indented JSON format.
+    #[arg(long = "json-indent", hide = true)]
+    pub json_indent: bool,
+}
+
+/// `policy import` flags.
+#[derive(Debug, clap::Args)]
+pub struct PolicyImportArgs {
+    #[command(flatten)]
+    pub targets: PolicyTargets,
+    /// File path to import from.
+    #[arg(long = "from-file")]
+    pub from_file: Option<std::path::PathBuf>,
+    /// Allow unknown fields in the policy file.
+    #[arg(long = "allow-unknown-fields")]
+    pub allow_unknown_fields: bool,
+    /// Delete all other policies, keeping only those that got imported.
+    #[arg(long = "delete-other-policies")]
+    pub delete_other_policies: bool,
+}
+
+/// Decodes one policy document, refusing fields Kopia does not know unless `allow_unknown`.
+fn decode_policy(v: serde_json::Value, allow_unknown: bool) -> Result<Policy> {
+    if !allow_unknown {
+        if let Some(f) = kopr_format::policy_fields::unknown_fields(&v).first() {
+            bail!("json: unknown field {f:?}");
+        }
+    }
+    Ok(serde_json::from_value(v)?)
+}
+
+/// `policy delete`.
+pub fn delete(
+    cfg: &ConnectionConfig,
+    repo: &kopr_repo::Repository,
+    a: &PolicyDeleteArgs,
+) -> Result<()> {
+    for si in a.targets.resolve(cfg, repo)? {
+        eprintln!("Removing policy on \"{si}\"...");
+        if a.dry_run {
+            continue;
+        }
+        policy::remove(repo, &si).with_context(|| format!("error removing policy on {si}"))?;
+    }
+    repo.flush()?;
+    Ok(())
+}
+
+/// `policy export`: Kopia's JSON map of target to defined policy.
+pub fn export(
+    cfg: &ConnectionConfig,
+    repo: &kopr_repo::Repository,
+    a: &PolicyExportArgs,
+) -> Result<()> {
+    use std::io::Write as _;
+    let mut all = std::collections::BTreeMap::new();
+    if a.targets.any() {
+        for si in a.targets.resolve(cfg, repo)? {
+            let (_, p) = policy::get_defined(repo, &si)?.ok_or_else(|| {
+                anyhow!("can't get defined policy for \"{si}\": policy not found")
+            })?;
+            all.insert(si.to_string(), p);
+        }
+    } else {
+        for (si, _, p) in policy::list(repo)? {
+            all.insert(si.to_string(), p);
+        }
+    }
+    let text = if a.json_indent {
+        serde_json::to_string_pretty(&all)?
+    } else {
+        serde_json::to_string(&all)?
+    };
+    let mut out: Box<dyn std::io::Write> = match &a.to_file {
+        None if a.overwrite => bail!("overwrite was passed but no file path was given"),
+        None => Box::new(std::io::stdout().lock()),
+        Some(path) => {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true);
+            if a.overwrite {
+                o.create(true).truncate(true);
+            } else {
+                o.create_new(true);
+            }
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            let f = o.open(path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow!("file already exists and overwrite flag is not set")
+                } else {
+                    anyhow!("error opening file to write to: {e}")
+                }
+            })?;
+            Box::new(f)
+        }
+    };
+    writeln!(out, "{text}").context("unable to write policy to output")?;
+    out.flush().context("unable to write policy to output")?;
+    Ok(())
+}
+
+/// `policy import`: the JSON map `policy export` writes, from a file or stdin.
+pub fn import(
+    cfg: &ConnectionConfig,
+    repo: &kopr_repo::Repository,
+    a: &PolicyImportArgs,
+) -> Result<()> {
+    let text = match &a.from_file {
+        Some(p) => std::fs::read_to_string(p).context("unable to read policy file")?,
+        None => std::io::read_to_string(std::io::stdin()).context("unable to read policy file")?,
+    };
+    let decode = || -> Result<Vec<(String, Policy)>> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)?;
+        map.into_iter()
+            .map(|(k, v)| Ok((k, decode_policy(v, a.allow_unknown_fields)?)))
+            .collect()
+    };
+    let policies = decode().context("unable to decode policy file as valid json")?;
+    let limit = if a.targets.any() {
+        Some(a.targets.resolve(cfg, repo)?)
+    } else {
+        None
+    };
+    let mut imported = Vec::new();
+    for (key, p) in policies {
+        let si = parse_target(cfg, Some(&key), false)
+            .with_context(|| format!("unable to parse source info: {key:?}"))?;
+        if limit.as_ref().is_some_and(|l| !l.contains(&si)) {
+            continue;
+        }
+        policy::set(repo, &si, &p).with_context(|| format!("can't save policy for {si}"))?;
+        imported.push(si);
+    }
+    if a.delete_other_policies {
+        for (si, _, _) in policy::list(repo)? {
+            if !imported.contains(&si) {
+                policy::remove(repo, &si)
+                    .with_context(|| format!("can't delete policy for {si}"))?;
+            }
+        }
+    }
+    repo.flush()?;
+    Ok(())
+}
+
+/// The comments Kopia puts above the policy in the editor, and above some sections.
+const EDIT_HELP: &str = "\n# Editing policy for '{target}'\n# Make changes to the policy, save your file and exit the editor.\n# The output must be valid JSON.\n# Lines starting with # are comments and automatically removed.\n";
+const EDIT_RETENTION_HELP: &str = "  # Retention for snapshots of this directory. Options include:\n  #   \"keepLatest\": number\n  #   \"keepDaily\": number\n  #   \"keepHourly\": number\n  #   \"keepWeekly\": number\n  #   \"keepMonthly\": number\n  #   \"keepAnnual\": number\n";
+const EDIT_FILES_HELP: &str = "\n  # Which files to include in snapshots. Options include:\n  #   \"ignore\": [\"*.ext\", \"*.ext2\"]\n  #   \"ignoreDotFiles\": [\".gitignore\", \".kopiaignore\"]\n  #   \"maxFileSize\": number\n  #   \"noParentDotFiles\": true\n  #   \"noParentIgnore\": true\n  #   \"oneFileSystem\": false\n";
+const EDIT_SCHEDULING_HELP: &str = "\n  # Snapshot scheduling options. Options include:\n  #   \"intervalSeconds\": number /* 86400-day, 3600-hour, 60-minute */\n  #   \"timeOfDay\": [{\"hour\":H,\"min\":M},{\"hour\":H,\"min\":M}]\n  #   \"manual\": false /* Only create snapshots manually if set to true. NOTE: cannot be used with the above two fields */\n";
+
+fn insert_help(s: String, look_for: &str, help: &str) -> String {
+    match s.find(look_for) {
+        Some(p) => format!("{}{help}{}", &s[..p], &s[p..]),
+        None => s,
+    }
+}
+
+/// `$VISUAL`, else `$EDITOR`, else `vi`, split on spaces as Kopia does (a quoted first word
+/// may hold spaces).
+fn editor_command() -> (String, Vec<String>) {
+    let e = std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    if let Some(rest) = e.strip_prefix('"') {
+        if let Some((cmd, args)) = rest.split_once('"') {
+            let args = args.split_whitespace().map(str::to_string).collect();
+            return (cmd.to_string(), args);
+        }
+    }
+    let mut parts = e.split(' ').map(str::to_string);
+    let cmd = parts.next().unwrap_or_default();
+    (cmd, parts.filter(|p| !p.is_empty()).collect())
+}
+
+/// Reads one answer line from stdin ("" at its end).
+fn answer() -> String {
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+    s.trim().to_lowercase()
+}
+
+/// `policy edit`: the defined policy as JSON in `$EDITOR`, checked, shown and stored after a
+/// confirmation, as Kopia does.
+pub fn edit(cfg: &ConnectionConfig, repo: &kopr_repo::Repository, t: &PolicyTargets) -> Result<()> {
+    use std::io::Write as _;
+    for si in t.resolve(cfg, repo)? {
+        let original = policy::get_defined(repo, &si)?
+            .map(|(_, p)| p)
+            .unwrap_or_default();
+        eprintln!("Editing policy for {si} using external editor...");
+        let pretty = serde_json::to_string_pretty(&original)? + "\n";
+        let mut s = EDIT_HELP.replace("{target}", &si.to_string()) + &pretty;
+        s = insert_help(s, "  \"retention\": {", EDIT_RETENTION_HELP);
+        s = insert_help(s, "  \"files\": {", EDIT_FILES_HELP);
+        s = insert_help(s, "  \"scheduling\": {", EDIT_SCHEDULING_HELP);
+        let dir = tempfile::tempdir().context("unable to create temp directory")?;
+        let file = dir.path().join("policy.conf");
+        std::fs::write(&file, &s).context("unable to write file to edit")?;
+        let updated = loop {
+            let (cmd, args) = editor_command();
+            let status = std::process::Command::new(&cmd)
+                .args(&args)
+                .arg(&file)
+                .status()
+                .with_context(|| {
+                    format!("unable to launch editor: error running editor command {cmd:?}")
+                })?;
+            if !status.success() {
+                bail!("unable to launch editor: error running editor command {cmd:?}: {status}");
+            }
+            let edited: String = std::fs::read_to_string(&file)
+                .context("error parsing edited file")?
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#') && !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let parsed = serde_json::from_str::<serde_json::Value>(&edited)
+                .map_err(anyhow::Error::from)
+                .and_then(|v| decode_policy(v, false));
+            match parsed {
+                Ok(p) => break p,
+                Err(e) => {
+                    eprintln!("ERROR {e}");
+                    print!("Reopen editor to fix? (Y/n) ");
+                    std::io::stdout().flush()?;
+                    if answer().starts_with('n') {
+                        bail!("unable to launch editor: aborted");
+                    }
+                }
+            }
+        };
+        if serde_json::to_string_pretty(&updated)? + "\n" == pretty {
+            eprintln!("Policy for {si} unchanged");
+            continue;
+        }
+        eprintln!(
+            "Updated policy for {si}\n{}",
+            serde_json::to_string_pretty(&updated)?
+        );
+        print!("Save updated policy? (y/N) ");
+        std::io::stdout().flush()?;
+        if answer().starts_with('y') {
+            policy::set(repo, &si, &updated)
+                .with_context(|| format!("can't save policy for {si}"))?;
+            repo.flush()?;
+        }
+    }
+    Ok(())
 }

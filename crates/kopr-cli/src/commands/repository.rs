@@ -132,6 +132,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Throttle(c) => super::repo_admin::throttle(ctx, c),
         RepositoryCommand::ValidateProvider(a) => super::repo_admin::validate_provider(ctx, a),
         RepositoryCommand::Upgrade(c) => super::repo_admin::upgrade(ctx, c),
+        RepositoryCommand::Scan(_) => unreachable!("dispatched to scan"),
     }
 }
 
@@ -430,6 +431,7 @@ fn connect_repository(
         storage: sc,
         caching: CachingConfig {
             cache_directory: cache_dir.to_string_lossy().to_string(),
+            ..CachingConfig::default()
         },
         hostname: args
             .override_hostname

@@ -20,7 +20,10 @@ use kopr_format::snapshot::{
     SnapshotStats, SourceInfo, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
+pub mod estimate;
 mod file_pool;
+pub mod fix;
+pub mod migrate;
 mod restore_batch;
 
 use file_pool::{FileJob, JobSlot, Workers};
@@ -856,7 +859,9 @@ pub fn create_snapshot(
             failed.load(Ordering::Relaxed)
                 || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
         };
-        let workers = crate::parallelism();
+        // The policy's upload.maxParallelFileReads, else one reader per core.
+        let workers = kopr_format::policy_fields::max_parallel_file_reads(&up.policy.extra)
+            .unwrap_or_else(crate::parallelism);
         let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_BATCHES_PER_WORKER);
         let rx = std::sync::Mutex::new(rx);
         let pool = Workers {

@@ -6,8 +6,12 @@ use super::*;
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Files or directories to create snapshot(s) of.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     pub sources: Vec<PathBuf>,
+    /// Create snapshots for files or directories previously backed up by this user on this
+    /// computer (except those whose policy says manual snapshots only).
+    #[arg(long, conflicts_with = "sources")]
+    pub all: bool,
     /// Free-form snapshot description.
     #[arg(long, default_value = "")]
     pub description: String,
@@ -40,8 +44,15 @@ pub(super) fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -
             eprintln!("\nCanceling: saving a checkpoint of what was uploaded ...");
         });
     }
+    let mut sources = a.sources.clone();
+    if a.all {
+        sources.extend(local_backup_paths(cfg, repo)?);
+    }
+    if sources.is_empty() {
+        bail!("no snapshot sources");
+    }
     let mut failures: Vec<String> = Vec::new();
-    for src in &a.sources {
+    for src in &sources {
         if let Some(e) = create_one(cfg, repo, &a, src, &cancel)? {
             failures.push(e);
         }
@@ -51,6 +62,30 @@ pub(super) fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -
         1 => bail!("{}", failures[0]),
         n => bail!("{n} sources failed: {}", failures.join(" ")),
     }
+}
+
+/// Kopia's `--all`: the paths this user@host snapshotted before, except those whose
+/// effective scheduling policy is manual.
+fn local_backup_paths(cfg: &ConnectionConfig, repo: &Repository) -> Result<Vec<PathBuf>> {
+    let mut sources: Vec<SourceInfo> = snap::list_snapshots(repo, None)?
+        .into_iter()
+        .map(|m| m.source)
+        .filter(|s| s.host == cfg.hostname && s.user_name == cfg.username)
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let mut out = Vec::new();
+    for si in sources {
+        let p = kopr_repo::policy::effective(repo, &si)?;
+        let manual = kopr_format::policy_fields::section(&p.extra, "scheduling")
+            .get("manual")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        if !manual {
+            out.push(PathBuf::from(&si.path));
+        }
+    }
+    Ok(out)
 }
 
 /// Snapshots one source, prints the result, applies its retention; returns the source's

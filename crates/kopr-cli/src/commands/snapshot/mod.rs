@@ -23,17 +23,25 @@ use crate::progress::SnapshotBar;
 use crate::units;
 
 mod create;
+mod estimate;
 mod expire;
+mod fix;
+mod history;
 mod list;
+mod migrate;
 mod restore;
 
 use clap::Args;
 use create::create;
 pub use create::CreateArgs;
+pub use estimate::EstimateArgs;
 use expire::{delete, expire, pin};
 pub use expire::{DeleteArgs, ExpireArgs, PinArgs};
+pub use fix::FixCommand;
+pub use history::HistoryArgs;
 use list::list;
 pub use list::LsArgs;
+pub use migrate::MigrateArgs;
 use restore::{diff, restore, verify};
 pub use restore::{DiffArgs, RestoreArgs, VerifyArgs};
 use std::path::PathBuf;
@@ -86,6 +94,11 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
         SnapshotCommand::Diff(a) => diff(&repo, a),
         SnapshotCommand::Expire(a) => expire(&cfg, &repo, a),
         SnapshotCommand::Delete(a) => delete(&repo, a),
+        SnapshotCommand::Estimate(a) => estimate::estimate(&cfg, &repo, a),
+        SnapshotCommand::CopyHistory(a) => history::copy_or_move(&cfg, &repo, a, false),
+        SnapshotCommand::MoveHistory(a) => history::copy_or_move(&cfg, &repo, a, true),
+        SnapshotCommand::Fix(c) => fix::run(&cfg, &repo, c),
+        SnapshotCommand::Migrate(a) => migrate::migrate(ctx, &cfg, &repo, a),
     }
 }
 
