@@ -269,7 +269,7 @@ pub fn expire(
     source: &SourceInfo,
     really_delete: bool,
 ) -> Result<Vec<SnapshotManifest>> {
-    let snaps = crate::snapshot::list_snapshots(repo, Some(source))?;
+    let snaps = crate::snapshot::manifests::list_snapshots(repo, Some(source))?;
     let p = effective(repo, source)?;
     let reasons = retention_reasons(&p, &snaps);
     let expired: Vec<SnapshotManifest> = snaps
