@@ -39,6 +39,10 @@ pub enum RepoError {
     /// Maintenance stopped on purpose (tests simulate a crash between tasks).
     #[error("maintenance aborted before task {0}")]
     MaintenanceAborted(String),
+    /// The work was stopped on request (a snapshot canceled by the user, a walk its visitor
+    /// ended).
+    #[error("canceled")]
+    Canceled,
     /// Something stored in the repository does not follow the format.
     #[error("{0}")]
     Invalid(String),

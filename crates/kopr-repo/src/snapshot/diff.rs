@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use kopr_format::snapshot::{DirEntry, DirManifest, EntryType};
+use kopr_format::snapshot::{DirEntry, EntryType};
 
+use super::walk::read_dir;
 use crate::error::Result;
-use crate::object::read_object;
 use crate::repository::Repository;
 
 /// One difference between two trees.
@@ -37,9 +37,7 @@ fn diff_dirs(
         return Ok(());
     }
     let load = |e: &DirEntry| -> Result<BTreeMap<String, DirEntry>> {
-        let dm = DirManifest::decode(&read_object(repo.contents(), &e.object_id)?)?;
-        Ok(dm
-            .entries
+        Ok(read_dir(repo, &e.object_id)?
             .into_iter()
             .map(|e| (e.name.clone(), e))
             .collect())

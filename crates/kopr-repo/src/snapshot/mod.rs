@@ -1,8 +1,8 @@
 //! Snapshots, shaped like Kopia's `snapshot` / `snapshotfs` split: snapshot manifests
 //! (`manifests`), taking a snapshot (`upload`, its directory walk `upload_walk`, the directory
 //! builder `dir_builder`, the file workers `file_pool`, `progress` and the `estimate` pre-walk),
-//! restoring (`restore`, by pack in `restore_batch`), `verify`, `diff`, storage `stats` and
-//! object references (`objects`).
+//! restoring (`restore`, by pack in `restore_batch`), `verify`, `diff`, storage `stats`,
+//! object references (`objects`), and the one tree walker with `ID/path` references (`walk`).
 //!
 //! Every public item is re-exported here, at the path callers use.
 
@@ -19,6 +19,7 @@ mod stats;
 mod upload;
 mod upload_walk;
 mod verify;
+mod walk;
 
 pub use diff::{diff, Change};
 pub use manifests::{list_snapshots, load_snapshot};
@@ -32,6 +33,7 @@ pub use upload::{
     create_snapshot, UploadOptions, CACHEDIR_SIGNATURE, CACHEDIR_TAG, INCOMPLETE_CANCELED,
 };
 pub use verify::{verify, verify_with, VerifyOptions, VerifyReport};
+pub use walk::{read_dir, resolve, walk_tree, TreeVisitor, Visit, VisitFn};
 
 // What `restore_batch` and `file_pool` use of their siblings, by their `super::` paths.
 use restore::{

@@ -1,11 +1,14 @@
 //! Storage statistics of snapshots, as Kopia's `storageStats`: what each snapshot added to the
 //! repository and the running total.
 
-use kopr_format::snapshot::{DirManifest, EntryType, SnapshotManifest};
+use std::collections::HashSet;
+
+use kopr_format::index::ContentId;
+use kopr_format::snapshot::{DirEntry, EntryType, SnapshotManifest};
 
 use super::object_content_ids;
+use super::walk::{walk_tree, Visit, VisitFn};
 use crate::error::Result;
-use crate::object::read_object;
 use crate::repository::Repository;
 
 /// Storage used by snapshots, as in Kopia's `storageStats` (`newData`, `runningTotal`).
@@ -36,42 +39,25 @@ pub fn storage_stats(
     repo: &Repository,
     snaps: &[SnapshotManifest],
 ) -> Result<Vec<(StorageUsage, StorageUsage)>> {
-    let mut seen_objects = std::collections::HashSet::new();
-    let mut seen_contents = std::collections::HashSet::new();
+    let mut seen_objects = HashSet::new();
+    let mut seen_contents = HashSet::new();
     let mut total = StorageUsage::default();
     let mut out = Vec::with_capacity(snaps.len());
     for m in snaps {
         let mut new = StorageUsage::default();
         if let Some(root) = &m.root_entry {
-            let mut stack = vec![root.clone()];
-            while let Some(e) = stack.pop() {
-                if !seen_objects.insert(e.object_id.clone()) {
-                    continue;
-                }
-                let is_dir = e.entry_type == EntryType::Directory;
-                if is_dir {
-                    new.dir_objects += 1;
-                } else {
-                    new.file_objects += 1;
-                    new.object_bytes += e.file_size;
-                }
-                for cid in object_content_ids(repo, &e.object_id)? {
-                    if !seen_contents.insert(cid) {
-                        continue;
+            walk_tree(
+                repo,
+                root,
+                "",
+                &mut VisitFn(|_: &str, e: &DirEntry| -> Result<Visit> {
+                    if !seen_objects.insert(e.object_id.clone()) {
+                        return Ok(Visit::Skip);
                     }
-                    new.contents += 1;
-                    if !is_dir {
-                        if let Some(info) = repo.contents().content_info(&cid)? {
-                            new.original_content_bytes += i64::from(info.original_length);
-                            new.packed_content_bytes += i64::from(info.packed_length);
-                        }
-                    }
-                }
-                if is_dir {
-                    let dm = DirManifest::decode(&read_object(repo.contents(), &e.object_id)?)?;
-                    stack.extend(dm.entries);
-                }
-            }
+                    count_object(repo, e, &mut seen_contents, &mut new)?;
+                    Ok(Visit::Descend)
+                }),
+            )?;
         }
         total.object_bytes += new.object_bytes;
         total.original_content_bytes += new.original_content_bytes;
@@ -82,4 +68,33 @@ pub fn storage_stats(
         out.push((new, total));
     }
     Ok(out)
+}
+
+/// Counts an object not seen before in `new`, with its contents not seen before.
+fn count_object(
+    repo: &Repository,
+    e: &DirEntry,
+    seen_contents: &mut HashSet<ContentId>,
+    new: &mut StorageUsage,
+) -> Result<()> {
+    let is_dir = e.entry_type == EntryType::Directory;
+    if is_dir {
+        new.dir_objects += 1;
+    } else {
+        new.file_objects += 1;
+        new.object_bytes += e.file_size;
+    }
+    for cid in object_content_ids(repo, &e.object_id)? {
+        if !seen_contents.insert(cid) {
+            continue;
+        }
+        new.contents += 1;
+        if !is_dir {
+            if let Some(info) = repo.contents().content_info(&cid)? {
+                new.original_content_bytes += i64::from(info.original_length);
+                new.packed_content_bytes += i64::from(info.packed_length);
+            }
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::{DirEntry, DirManifest, EntryType};
 
 use super::file_pool;
+use super::walk::{walk_tree, TreeVisitor, Visit};
 use crate::error::{RepoError, Result};
 use crate::object::read_object;
 use crate::repository::Repository;
@@ -113,7 +114,8 @@ pub fn verify_with(
             order: &mut order,
             seen,
         };
-        walk.entry(root, root_path);
+        // The visitor records every error in the report: the walk itself does not fail.
+        let _ = walk_tree(repo, root, root_path, &mut walk);
     });
     let mut report = VerifyReport::default();
     for item in order {
@@ -147,41 +149,44 @@ struct VerifyWalk<'a> {
     seen: &'a mut std::collections::HashSet<ObjectId>,
 }
 
-impl VerifyWalk<'_> {
-    fn entry(&mut self, e: &DirEntry, path: &str) {
+impl TreeVisitor for VerifyWalk<'_> {
+    fn visit(&mut self, path: &str, e: &DirEntry) -> Result<Visit> {
         if !self.seen.insert(e.object_id.clone()) {
-            return; // verified already, under this or another snapshot
+            return Ok(Visit::Skip); // verified already, under this or another snapshot
         }
-        if e.entry_type != EntryType::Directory {
-            let slot = Arc::new(std::sync::Mutex::new(None));
-            if self
-                .files
-                .send((e.clone(), path.to_string(), slot.clone()))
-                .is_err()
-            {
-                let mut r = VerifyReport::default();
-                check_object(self.repo, e, path, &mut r);
-                self.order.push(Ok(r));
-            } else {
-                self.order.push(Err(slot));
-            }
-            return;
+        if e.entry_type == EntryType::Directory {
+            return Ok(Visit::Descend);
         }
-        let mut r = VerifyReport::default();
-        let children = match check_object(self.repo, e, path, &mut r)
-            .map(|bytes| DirManifest::decode(&bytes))
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        if self
+            .files
+            .send((e.clone(), path.to_string(), slot.clone()))
+            .is_err()
         {
-            Some(Ok(dm)) => dm.entries,
-            Some(Err(err)) => {
-                r.errors.push(format!("{path}: {err}"));
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
-        self.order.push(Ok(r));
-        for child in &children {
-            self.entry(child, &format!("{path}/{}", child.name));
+            let mut r = VerifyReport::default();
+            check_object(self.repo, e, path, &mut r);
+            self.order.push(Ok(r));
+        } else {
+            self.order.push(Err(slot));
         }
+        Ok(Visit::Skip)
+    }
+
+    /// Reads a directory through [`check_object`], so that its contents are counted and its
+    /// damage recorded; a damaged directory has no children to visit.
+    fn read_dir(&mut self, repo: &Repository, path: &str, e: &DirEntry) -> Result<Vec<DirEntry>> {
+        let mut r = VerifyReport::default();
+        let children =
+            match check_object(repo, e, path, &mut r).map(|bytes| DirManifest::decode(&bytes)) {
+                Some(Ok(dm)) => dm.entries,
+                Some(Err(err)) => {
+                    r.errors.push(format!("{path}: {err}"));
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+        self.order.push(Ok(r));
+        Ok(children)
     }
 }
 
