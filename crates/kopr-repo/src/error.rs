@@ -43,6 +43,9 @@ pub enum RepoError {
     /// ended).
     #[error("canceled")]
     Canceled,
+    /// A worker thread failed (panicked) or left no result.
+    #[error("{0}")]
+    Worker(String),
     /// Something stored in the repository does not follow the format.
     #[error("{0}")]
     Invalid(String),

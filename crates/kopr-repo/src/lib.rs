@@ -17,6 +17,7 @@ pub mod legacy_index;
 pub mod maintenance;
 pub mod manifest;
 pub mod object;
+mod parallel;
 pub mod policy;
 pub mod repository;
 pub mod session;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::{DirEntry, DirManifest, EntryType};
 
-use super::file_pool;
 use super::walk::{walk_tree, TreeVisitor, Visit};
 use crate::error::{RepoError, Result};
 use crate::object::read_object;
@@ -64,8 +63,6 @@ pub fn verify_with(
     seen: &mut std::collections::HashSet<ObjectId>,
 ) -> VerifyReport {
     let workers = crate::parallelism();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(DirEntry, String, VerifySlot)>(workers * 4);
-    let rx = std::sync::Mutex::new(rx);
     // What the walk found, in walk order: its own findings and the files' slots.
     let mut order: Vec<Result<VerifyReport, VerifySlot>> = Vec::new();
     // Files not read are checked against the pack blobs, as Kopia does: listed once.
@@ -84,39 +81,44 @@ pub fn verify_with(
         None
     };
     let packs = packs.as_ref();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let job = file_pool::next_job(&rx);
-                let Some((e, path, slot)) = job else { break };
-                let mut r = VerifyReport::default();
-                let read = opts.files_percent >= 100.0
-                    || rand::random::<f64>() * 100.0 < opts.files_percent;
-                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    if read {
-                        check_object(repo, &e, &path, &mut r);
-                    } else {
-                        check_presence(repo, &e, &path, packs, &mut r);
-                    }
-                }));
-                if checked.is_err() {
-                    r.errors
-                        .push(format!("{path}: verification worker panicked"));
-                }
-                if let Ok(mut g) = slot.lock() {
-                    *g = Some(r);
-                };
-            });
+    let fill = |slot: &VerifySlot, r: VerifyReport| {
+        if let Ok(mut g) = slot.lock() {
+            *g = Some(r);
         }
-        let mut walk = VerifyWalk {
-            repo,
-            files: tx,
-            order: &mut order,
-            seen,
-        };
-        // The visitor records every error in the report: the walk itself does not fail.
-        let _ = walk_tree(repo, root, root_path, &mut walk);
-    });
+    };
+    crate::parallel::stream(
+        "verification worker",
+        workers,
+        workers * 4,
+        |(e, path, slot): &(DirEntry, String, VerifySlot)| {
+            let mut r = VerifyReport::default();
+            let read =
+                opts.files_percent >= 100.0 || rand::random::<f64>() * 100.0 < opts.files_percent;
+            if read {
+                check_object(repo, e, path, &mut r);
+            } else {
+                check_presence(repo, e, path, packs, &mut r);
+            }
+            fill(slot, r);
+        },
+        |(_, path, slot), err| {
+            let r = VerifyReport {
+                errors: vec![format!("{path}: {err}")],
+                ..Default::default()
+            };
+            fill(slot, r);
+        },
+        |files| {
+            let mut walk = VerifyWalk {
+                repo,
+                files,
+                order: &mut order,
+                seen,
+            };
+            // The visitor records every error in the report: the walk itself does not fail.
+            let _ = walk_tree(repo, root, root_path, &mut walk);
+        },
+    );
     let mut report = VerifyReport::default();
     for item in order {
         let part = match item {
