@@ -46,6 +46,24 @@ pub enum RepoError {
     /// A worker thread failed (panicked) or left no result.
     #[error("{0}")]
     Worker(String),
+    /// Reading or writing a local file (a snapshot's source, a restore's target) failed.
+    #[error("{}: {source}", path.display())]
+    Local {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A setting names something kopr does not know (a compression algorithm, a parameter).
+    #[error("{0}")]
+    Config(String),
+    /// Something the caller named (a manifest, a path below a snapshot) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation is refused in the present state of the repository or of a local target
+    /// (a file in the way, a safety rule, a repository kopr cannot change safely).
+    #[error("{0}")]
+    Refused(String),
     /// Something stored in the repository does not follow the format.
     #[error("{0}")]
     Invalid(String),

@@ -185,7 +185,7 @@ fn store_chunk(
     }
     if let Some(name) = comp.filter(|n| prefix.is_none() && !n.is_empty() && *n != "none") {
         let c = compression::by_name(name)
-            .ok_or_else(|| RepoError::Invalid(format!("unknown compression algorithm: {name}")))?;
+            .ok_or_else(|| RepoError::Config(format!("unknown compression algorithm: {name}")))?;
         let mut compressed = Vec::new();
         c.compress(data, &mut compressed)?;
         if compressed.len() < data.len() {

@@ -346,7 +346,7 @@ impl ContentManager {
             let comp = comp.filter(|_| self.format.supports_content_compression());
             if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
                 let c = compression::by_name(name).ok_or_else(|| {
-                    RepoError::Invalid(format!("unknown compression algorithm: {name}"))
+                    RepoError::Config(format!("unknown compression algorithm: {name}"))
                 })?;
                 c.compress(data, &mut compressed)?;
                 if compressed.len() < data.len() {
@@ -731,5 +731,5 @@ fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> 
 }
 
 fn poisoned() -> RepoError {
-    RepoError::Invalid("internal lock poisoned by an earlier panic".into())
+    RepoError::Worker("internal lock poisoned by an earlier panic".into())
 }

@@ -494,7 +494,7 @@ pub fn compact_legacy_indexes(
 ) -> Result<crate::legacy_index::CompactStats> {
     let contents = repo.contents();
     let Some(legacy) = contents.legacy_indexes() else {
-        return Err(RepoError::Invalid(
+        return Err(RepoError::Refused(
             "index compaction of legacy index blobs needs a repository without the epoch manager"
                 .into(),
         ));
@@ -519,13 +519,13 @@ pub fn check_extend_retention(repo: &Repository, params: &MaintenanceParams) -> 
     }
     let cfg = &repo.format().blob_config;
     if cfg.retention_mode.is_empty() || cfg.retention_period_nanos <= 0 {
-        return Err(RepoError::Invalid(
+        return Err(RepoError::Refused(
             "object lock extension needs a repository created with --retention-mode and --retention-period".into(),
         ));
     }
     let period = Duration::nanoseconds(cfg.retention_period_nanos);
     if period - chrono_dur(params.full.interval) < min_retention_maintenance_diff() {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "The repo RetentionPeriod must be {} greater than the Full Maintenance interval {} {}",
             kopr_format::units::duration(min_retention_maintenance_diff()),
             kopr_format::units::duration(period),
@@ -600,7 +600,7 @@ pub fn run(repo: &Repository, opts: &RunOptions, obs: &dyn Observer) -> Result<(
     let start = schedule::schedule_blob_time(repo)?;
     let skew = (start - now).abs();
     if skew > max_clock_skew() {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "clock skew detected: local clock is out of sync with repository timestamp by more than allowed 5m0s (local: {now} repository: {start} skew: {}). Refusing to run maintenance.",
             kopr_format::units::duration(skew)
         )));

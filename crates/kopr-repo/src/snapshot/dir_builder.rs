@@ -49,7 +49,7 @@ impl Uploader<'_> {
         } = pd;
         for (idx, child) in subdirs {
             let (oid, sub) = child.get().cloned().ok_or_else(|| {
-                RepoError::Invalid("subdirectory finished after its parent".into())
+                RepoError::Worker("subdirectory finished after its parent".into())
             })?;
             add_subdir(&mut summary, &sub);
             entries[idx].object_id = oid;
@@ -114,11 +114,18 @@ impl Uploader<'_> {
                     entries[idx].file_size = len as i64;
                     self.stats.non_cached_files += 1;
                 }
-                Err(RepoError::Invalid(m)) if m == INCOMPLETE_CANCELED => {
+                Err(RepoError::Canceled) => {
                     summary.incomplete_reason = INCOMPLETE_CANCELED.into();
                     failed.push(idx);
                 }
-                Err(e @ RepoError::Invalid(_)) => {
+                // A file that cannot be read, stored or handled by a worker is an entry error;
+                // a failing repository ends the snapshot.
+                Err(
+                    e @ (RepoError::Local { .. }
+                    | RepoError::Invalid(_)
+                    | RepoError::Config(_)
+                    | RepoError::Worker(_)),
+                ) => {
                     self.error(summary, &rel_path, e, false);
                     failed.push(idx);
                 }

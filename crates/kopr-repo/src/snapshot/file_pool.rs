@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use kopr_format::object_id::ObjectId;
 
-use super::{upload_counted, ProgressCounters, INCOMPLETE_CANCELED};
+use super::{upload_counted, ProgressCounters};
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
 
@@ -49,7 +49,7 @@ impl JobSlot {
 
     /// Waits for the result and takes it.
     pub fn take(&self) -> Uploaded {
-        let lost = || Err(RepoError::Invalid("upload worker failed".into()));
+        let lost = || Err(RepoError::Worker("upload worker failed".into()));
         let Ok(mut g) = self.result.lock() else {
             return lost();
         };
@@ -90,7 +90,7 @@ impl Workers<'_> {
             let Some(batch) = batch else { break };
             for job in batch {
                 let r = if (self.stop)() {
-                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                    Err(RepoError::Canceled)
                 } else {
                     // A panic must still fill the slot, or the walk would wait for it forever.
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -103,7 +103,7 @@ impl Workers<'_> {
                         )
                     }))
                     .unwrap_or_else(|_| {
-                        Err(RepoError::Invalid(format!(
+                        Err(RepoError::Worker(format!(
                             "{}: upload worker panicked",
                             job.path.display()
                         )))

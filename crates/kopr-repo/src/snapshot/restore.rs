@@ -43,7 +43,10 @@ pub struct RestoreStats {
 }
 
 pub(super) fn io_err(p: &Path, e: std::io::Error) -> RepoError {
-    RepoError::Invalid(format!("{}: {e}", p.display()))
+    RepoError::Local {
+        path: p.to_path_buf(),
+        source: e,
+    }
 }
 
 /// Restores the tree of `entry` (a directory, file or symlink) to `dest`.
@@ -71,7 +74,7 @@ pub fn restore_reporting(
             .map(|mut d| d.any(|e| e.map_or(true, |e| !is_restore_temporary(&e.file_name()))))
             .unwrap_or(true);
         if non_empty {
-            return Err(RepoError::Invalid(format!(
+            return Err(RepoError::Refused(format!(
                 "{} already exists and is not empty (use --overwrite to restore into it)",
                 dest.display()
             )));
@@ -123,7 +126,7 @@ fn create_parents(dest: &Path) -> Result<()> {
         .find(|a| fs::symlink_metadata(a).is_ok())
         .filter(|a| !a.is_dir())
     {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "cannot restore to {}: {} is a file, not a directory; choose another target",
             dest.display(),
             file.display()
@@ -261,7 +264,7 @@ impl Restorer<'_> {
         match e.entry_type {
             EntryType::Directory => {
                 if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_dir()) {
-                    return Err(RepoError::Invalid(format!(
+                    return Err(RepoError::Refused(format!(
                         "{}: the snapshot has a directory here, but a file is in the way; move it away or restore to another target",
                         dest.display()
                     )));
@@ -305,7 +308,7 @@ impl Restorer<'_> {
                 .into_owned();
                 if fs::symlink_metadata(dest).is_ok() {
                     if !self.opts.overwrite {
-                        return Err(RepoError::Invalid(format!(
+                        return Err(RepoError::Refused(format!(
                             "{} already exists (use --overwrite)",
                             dest.display()
                         )));
@@ -356,13 +359,13 @@ pub(super) fn restore_file(
     opts: RestoreOptions,
 ) -> Result<u64> {
     if dest.exists() && !opts.overwrite {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "{} already exists (use --overwrite)",
             dest.display()
         )));
     }
     if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "{}: the snapshot has a file here, but a directory is in the way; move it away or restore to another target",
             dest.display()
         )));

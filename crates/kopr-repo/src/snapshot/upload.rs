@@ -59,8 +59,7 @@ fn upload_file(
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
 ) -> Result<(ObjectId, u64)> {
-    let mut f =
-        fs::File::open(path).map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+    let mut f = fs::File::open(path).map_err(|e| local(path, e))?;
     let mut w = ObjectWriter::new(
         repo.contents(),
         WriterOptions {
@@ -84,9 +83,7 @@ fn upload_file(
         buf.resize(READ_BUFFER, 0);
         let mut total = 0u64;
         loop {
-            let n = f
-                .read(buf)
-                .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+            let n = f.read(buf).map_err(|e| local(path, e))?;
             if n == 0 {
                 break;
             }
@@ -97,6 +94,14 @@ fn upload_file(
         Ok(total)
     })?;
     Ok((w.result()?, total))
+}
+
+/// A failed read of the local file `path`.
+fn local(path: &Path, source: std::io::Error) -> RepoError {
+    RepoError::Local {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Size of the reads of file data.
@@ -211,7 +216,7 @@ fn source_metadata(dir: &Path) -> Result<fs::Metadata> {
     let md = fs::metadata(dir)
         .map_err(|e| RepoError::Invalid(format!("cannot snapshot {}: {e}", dir.display())))?;
     if !md.is_dir() && !md.is_file() {
-        return Err(RepoError::Invalid(format!(
+        return Err(RepoError::Refused(format!(
             "cannot snapshot {}: not a directory or regular file",
             dir.display()
         )));

@@ -124,7 +124,7 @@ impl Uploader<'_> {
         self.finish_pending(true)?;
         root.get()
             .cloned()
-            .ok_or_else(|| RepoError::Invalid("directory upload did not finish".into()))
+            .ok_or_else(|| RepoError::Worker("directory upload did not finish".into()))
     }
 
     /// Walks `dir`: records its entries, queues the files to read, walks subdirectories, and
@@ -350,7 +350,7 @@ impl Uploader<'_> {
             }
             None => {
                 let r = if self.canceled() {
-                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                    Err(RepoError::Canceled)
                 } else {
                     upload_counted(
                         self.repo,
@@ -376,8 +376,8 @@ impl Uploader<'_> {
         match &self.jobs {
             Some(jobs) => jobs
                 .send(batch)
-                .map_err(|_| RepoError::Invalid("upload workers stopped".into())),
-            None => Err(RepoError::Invalid("upload workers stopped".into())),
+                .map_err(|_| RepoError::Worker("upload workers stopped".into())),
+            None => Err(RepoError::Worker("upload workers stopped".into())),
         }
     }
 }

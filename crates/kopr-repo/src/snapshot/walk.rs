@@ -91,14 +91,14 @@ pub fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
     };
     for part in rest.split('/').filter(|p| !p.is_empty()) {
         if entry.entry_type != EntryType::Directory {
-            return Err(RepoError::Invalid(format!(
+            return Err(RepoError::NotFound(format!(
                 "{part}: parent is not a directory"
             )));
         }
         entry = read_dir(repo, &entry.object_id)?
             .into_iter()
             .find(|e| e.name == part)
-            .ok_or_else(|| RepoError::Invalid(format!("{part} not found in {spec}")))?;
+            .ok_or_else(|| RepoError::NotFound(format!("{part} not found in {spec}")))?;
     }
     Ok(entry)
 }
@@ -107,7 +107,7 @@ pub fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
 /// bytes decode as one.
 fn object_entry(repo: &Repository, head: &str) -> Result<DirEntry> {
     let oid: ObjectId = head.parse().map_err(|e| {
-        RepoError::Invalid(format!(
+        RepoError::NotFound(format!(
             "{head:?} is neither a snapshot ID nor an object ID: {e}"
         ))
     })?;
