@@ -221,16 +221,6 @@ impl FormatManager {
         Self::open_with_key_and_bytes(st, blob, &key, &bytes)
     }
 
-    /// Opens with an already-derived format key (used by tests and by cached connections).
-    pub fn open_with_key(
-        st: &dyn BlobStorage,
-        blob: RepositoryBlob,
-        key: &[u8],
-    ) -> Result<FormatManager> {
-        let bytes = blob.to_bytes();
-        Self::open_with_key_and_bytes(st, blob, key, &bytes)
-    }
-
     fn open_with_key_and_bytes(
         st: &dyn BlobStorage,
         blob: RepositoryBlob,

@@ -35,7 +35,7 @@ pub(super) struct JobSlot {
 
 impl JobSlot {
     /// Stores the result and wakes the waiter.
-    pub fn set(&self, r: Uploaded) {
+    pub(super) fn set(&self, r: Uploaded) {
         if let Ok(mut g) = self.result.lock() {
             *g = Some(r);
         }
@@ -43,12 +43,12 @@ impl JobSlot {
     }
 
     /// Whether the result is there.
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.result.lock().map(|g| g.is_some()).unwrap_or(true)
     }
 
     /// Waits for the result and takes it.
-    pub fn take(&self) -> Uploaded {
+    pub(super) fn take(&self) -> Uploaded {
         let lost = || Err(RepoError::Worker("upload worker failed".into()));
         let Ok(mut g) = self.result.lock() else {
             return lost();
@@ -82,7 +82,7 @@ pub(super) struct Workers<'a> {
 
 impl Workers<'_> {
     /// One worker: takes batches of jobs until the queue is closed.
-    pub fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
+    pub(super) fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
         loop {
             self.idle.fetch_add(1, Ordering::Relaxed);
             let batch = next_job(jobs);
