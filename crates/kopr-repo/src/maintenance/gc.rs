@@ -221,6 +221,13 @@ pub fn run_gc(
         }
         Ok(())
     })?;
+    log_gc_stats(&st, obs);
+    cm.flush()?;
+    Ok(st)
+}
+
+/// Kopia's summary lines of a GC run.
+fn log_gc_stats(st: &GcStats, obs: &dyn Observer) {
     let b = |n: u64| units::bytes(n as i64);
     obs.log(&format!(
         "GC found {} unused contents ({})",
@@ -247,6 +254,4 @@ pub fn run_gc(
         st.kopia.recovered_content_count,
         b(st.kopia.recovered_content_size)
     ));
-    cm.flush()?;
-    Ok(st)
 }

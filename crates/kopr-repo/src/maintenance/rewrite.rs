@@ -181,22 +181,8 @@ pub fn rewrite_short_packs(
             kopr_format::units::bytes(st.partly_unused_pack_unused_size as i64)
         ));
     }
-    // Group by pack, keeping only contents old enough to move.
-    let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
-    for e in candidates {
-        let len = u64::from(e.packed_length);
-        if now - e.timestamp_seconds < safety.rewrite_min_age.num_seconds() {
-            st.kopia.retained_content_count += 1;
-            st.kopia.retained_content_size += len;
-            continue;
-        }
-        st.kopia.to_rewrite_content_count += 1;
-        st.kopia.to_rewrite_content_size += len;
-        match groups.last_mut() {
-            Some(g) if g[0].pack_blob_id == e.pack_blob_id => g.push(e),
-            _ => groups.push(vec![e]),
-        }
-    }
+    let min_age = safety.rewrite_min_age.num_seconds();
+    let groups = group_by_pack(candidates, now, min_age, &mut st);
     // Rounds of about 100k contents: packs are read and re-packed on every core, and the
     // index is written after each round so memory stays bounded.
     let workers = crate::parallelism().max(2);
@@ -210,26 +196,7 @@ pub fn rewrite_short_packs(
         }
         let (round, tail) = rest.split_at(take);
         rest = tail;
-        let results =
-            crate::parallel::map("content rewrite worker", workers, round, &|| false, |g| {
-                let n = repo
-                    .contents()
-                    .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
-                let bytes = g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
-                let unused = partly_unused.contains_key(&g[0].pack_blob_id);
-                Ok([
-                    n,
-                    bytes,
-                    if unused { n } else { 0 },
-                    if unused { bytes } else { 0 },
-                ])
-            })?;
-        for [count, bytes, unused_count, unused_bytes] in results {
-            st.kopia.rewritten_content_count += count;
-            st.kopia.rewritten_content_size += bytes;
-            st.partly_unused_rewritten_content_count += unused_count;
-            st.partly_unused_rewritten_content_size += unused_bytes;
-        }
+        rewrite_round(repo, workers, round, &partly_unused, &mut st)?;
         repo.contents().flush()?;
     }
     repo.contents().flush()?;
@@ -240,4 +207,59 @@ pub fn rewrite_short_packs(
         st.kopia.retained_content_count
     ));
     Ok(st)
+}
+
+/// The contents old enough to move, grouped by pack (the others are counted as retained).
+fn group_by_pack(
+    candidates: Vec<IndexEntry>,
+    now: i64,
+    min_age_seconds: i64,
+    st: &mut RewriteStats,
+) -> Vec<Vec<IndexEntry>> {
+    let mut groups: Vec<Vec<IndexEntry>> = Vec::new();
+    for e in candidates {
+        let len = u64::from(e.packed_length);
+        if now - e.timestamp_seconds < min_age_seconds {
+            st.kopia.retained_content_count += 1;
+            st.kopia.retained_content_size += len;
+            continue;
+        }
+        st.kopia.to_rewrite_content_count += 1;
+        st.kopia.to_rewrite_content_size += len;
+        match groups.last_mut() {
+            Some(g) if g[0].pack_blob_id == e.pack_blob_id => g.push(e),
+            _ => groups.push(vec![e]),
+        }
+    }
+    groups
+}
+
+/// Re-packs the contents of one round's packs on `workers` threads and counts them.
+fn rewrite_round(
+    repo: &Repository,
+    workers: usize,
+    round: &[Vec<IndexEntry>],
+    partly_unused: &HashMap<String, u64>,
+    st: &mut RewriteStats,
+) -> Result<()> {
+    let results = crate::parallel::map("content rewrite worker", workers, round, &|| false, |g| {
+        let n = repo
+            .contents()
+            .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
+        let bytes = g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
+        let unused = partly_unused.contains_key(&g[0].pack_blob_id);
+        Ok([
+            n,
+            bytes,
+            if unused { n } else { 0 },
+            if unused { bytes } else { 0 },
+        ])
+    })?;
+    for [count, bytes, unused_count, unused_bytes] in results {
+        st.kopia.rewritten_content_count += count;
+        st.kopia.rewritten_content_size += bytes;
+        st.partly_unused_rewritten_content_count += unused_count;
+        st.partly_unused_rewritten_content_size += unused_bytes;
+    }
+    Ok(())
 }

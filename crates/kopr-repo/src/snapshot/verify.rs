@@ -67,16 +67,14 @@ pub fn verify_with(
     let mut order: Vec<Result<VerifyReport, VerifySlot>> = Vec::new();
     // Files not read are checked against the pack blobs, as Kopia does: listed once.
     let packs = if opts.files_percent < 100.0 {
-        match pack_blob_lengths(repo) {
-            Ok(p) => Some(p),
-            Err(err) => {
+        pack_blob_lengths(repo)
+            .map_err(|err| {
                 order.push(Ok(VerifyReport {
                     errors: vec![format!("cannot list pack blobs: {err}")],
                     ..Default::default()
-                }));
-                None
-            }
-        }
+                }))
+            })
+            .ok()
     } else {
         None
     };
@@ -119,6 +117,11 @@ pub fn verify_with(
             let _ = walk_tree(repo, root, root_path, &mut walk);
         },
     );
+    merge(order)
+}
+
+/// The findings of the walk and of the workers, in walk order, as one report.
+fn merge(order: Vec<Result<VerifyReport, VerifySlot>>) -> VerifyReport {
     let mut report = VerifyReport::default();
     for item in order {
         let part = match item {
