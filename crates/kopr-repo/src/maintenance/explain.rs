@@ -559,7 +559,7 @@ fn reclaimable_now(
 }
 
 fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSnapshot>> {
-    let labels = [("type".to_string(), "snapshot".to_string())].into();
+    let labels = crate::snapshot::snapshot_labels(None);
     let mut out = Vec::new();
     for e in repo.manifests().find_deleted(repo.contents(), &labels)? {
         let source = format!(

@@ -22,7 +22,7 @@ mod verify;
 mod walk;
 
 pub use diff::{diff, Change};
-pub use manifests::{list_snapshots, load_snapshot};
+pub use manifests::{is_snapshot, list_snapshots, load_snapshot, snapshot_labels};
 pub use objects::object_content_ids;
 pub use progress::{Progress, ProgressCounters};
 pub use restore::{
