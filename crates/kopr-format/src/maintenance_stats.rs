@@ -216,6 +216,11 @@ fn parse<T: for<'de> Deserialize<'de>>(data: &serde_json::Value) -> Option<T> {
 
 /// Kopia's summary of one recorded `{kind, data}`; `None` for a kind it does not know.
 pub fn summary(kind: &str, data: &serde_json::Value) -> Option<String> {
+    content_summary(kind, data).or_else(|| index_summary(kind, data))
+}
+
+/// The summaries of the content and blob tasks (GC, rewrite, pack deletion, logs, retention).
+fn content_summary(kind: &str, data: &serde_json::Value) -> Option<String> {
     Some(match kind {
         SnapshotGcStats::KIND => {
             let s: SnapshotGcStats = parse(data)?;
@@ -247,6 +252,29 @@ pub fn summary(kind: &str, data: &serde_json::Value) -> Option<String> {
                 s.retained_pack_count, b(s.retained_total_size)
             )
         }
+        CleanupLogsStats::KIND => {
+            let s: CleanupLogsStats = parse(data)?;
+            format!(
+                "Found {}({}) logs blobs for deletion and deleted {}({}) of them. Retained {}({}) log blobs.",
+                s.to_delete_blob_count, b(s.to_delete_blob_size),
+                s.deleted_blob_count, b(s.deleted_blob_size),
+                s.retained_blob_count, b(s.retained_blob_size)
+            )
+        }
+        ExtendBlobRetentionStats::KIND => {
+            let s: ExtendBlobRetentionStats = parse(data)?;
+            format!(
+                "Blob retention extension found {} blobs and extended for {} blobs, retention period {}",
+                s.to_extend_blob_count, s.extended_blob_count, s.retention_period
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The summaries of the epoch and index tasks.
+fn index_summary(kind: &str, data: &serde_json::Value) -> Option<String> {
+    Some(match kind {
         CompactSingleEpochStats::KIND => {
             let s: CompactSingleEpochStats = parse(data)?;
             format!(
@@ -276,22 +304,6 @@ pub fn summary(kind: &str, data: &serde_json::Value) -> Option<String> {
             format!(
                 "Cleaned up {} epoch markers and {} deletion watermarks",
                 s.deleted_epoch_marker_blob_count, s.deleted_watermark_blob_count
-            )
-        }
-        CleanupLogsStats::KIND => {
-            let s: CleanupLogsStats = parse(data)?;
-            format!(
-                "Found {}({}) logs blobs for deletion and deleted {}({}) of them. Retained {}({}) log blobs.",
-                s.to_delete_blob_count, b(s.to_delete_blob_size),
-                s.deleted_blob_count, b(s.deleted_blob_size),
-                s.retained_blob_count, b(s.retained_blob_size)
-            )
-        }
-        ExtendBlobRetentionStats::KIND => {
-            let s: ExtendBlobRetentionStats = parse(data)?;
-            format!(
-                "Blob retention extension found {} blobs and extended for {} blobs, retention period {}",
-                s.to_extend_blob_count, s.extended_blob_count, s.retention_period
             )
         }
         CleanupSupersededIndexesStats::KIND => {

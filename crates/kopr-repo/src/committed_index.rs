@@ -18,22 +18,22 @@ use crate::index_cache::BlobCache;
 
 /// One loaded index blob.
 #[derive(Debug)]
-pub struct LoadedIndex {
+pub(crate) struct LoadedIndex {
     /// Where it came from.
-    pub blob: BlobMetadata,
+    pub(crate) blob: BlobMetadata,
     /// The parsed index.
-    pub index: Index,
+    pub(crate) index: Index,
 }
 
 /// The merged view of a set of index blobs.
 #[derive(Debug, Default)]
-pub struct CommittedIndex {
+pub(crate) struct CommittedIndex {
     indexes: Vec<Arc<LoadedIndex>>,
     watermark: Option<DateTime<Utc>>,
 }
 
 /// Whether an entry is hidden by the deletion watermark.
-pub fn hidden_by_watermark(e: &IndexEntry, watermark: Option<DateTime<Utc>>) -> bool {
+pub(crate) fn hidden_by_watermark(e: &IndexEntry, watermark: Option<DateTime<Utc>>) -> bool {
     match watermark {
         Some(w) => e.deleted && e.timestamp_seconds <= w.timestamp(),
         None => false,
@@ -41,7 +41,7 @@ pub fn hidden_by_watermark(e: &IndexEntry, watermark: Option<DateTime<Utc>>) -> 
 }
 
 /// Returns the winner of two entries of the same content per Kopia's merge rule.
-pub fn merge_entries(a: IndexEntry, b: IndexEntry) -> IndexEntry {
+pub(crate) fn merge_entries(a: IndexEntry, b: IndexEntry) -> IndexEntry {
     if pick_winner(&a, &b) {
         a
     } else {
@@ -50,7 +50,7 @@ pub fn merge_entries(a: IndexEntry, b: IndexEntry) -> IndexEntry {
 }
 
 /// Reads, decrypts and parses an index blob, using the local cache when possible.
-pub fn load_index_blob(
+pub(crate) fn load_index_blob(
     st: &dyn BlobStorage,
     enc: &Encryptor,
     cache: &BlobCache,
@@ -78,7 +78,7 @@ pub fn load_index_blob(
 
 impl CommittedIndex {
     /// Replaces the set of indexes with `set`, reusing already loaded ones.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         st: &dyn BlobStorage,
         enc: &Encryptor,
@@ -108,29 +108,29 @@ impl CommittedIndex {
     }
 
     /// Adds one freshly written index blob.
-    pub fn add(&mut self, loaded: LoadedIndex) {
+    pub(crate) fn add(&mut self, loaded: LoadedIndex) {
         if !self.indexes.iter().any(|l| l.blob.id == loaded.blob.id) {
             self.indexes.push(Arc::new(loaded));
         }
     }
 
     /// The blobs currently making up the view.
-    pub fn blobs(&self) -> Vec<BlobMetadata> {
+    pub(crate) fn blobs(&self) -> Vec<BlobMetadata> {
         self.indexes.iter().map(|l| l.blob.clone()).collect()
     }
 
     /// The loaded indexes (cheap clones of shared handles).
-    pub fn loaded(&self) -> Vec<Arc<LoadedIndex>> {
+    pub(crate) fn loaded(&self) -> Vec<Arc<LoadedIndex>> {
         self.indexes.clone()
     }
 
     /// The deletion watermark in force.
-    pub fn watermark(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn watermark(&self) -> Option<DateTime<Utc>> {
         self.watermark
     }
 
     /// The winning entry for `id`, if any.
-    pub fn get(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
+    pub(crate) fn get(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
         let mut best: Option<IndexEntry> = None;
         for l in &self.indexes {
             if let Some(e) = l.index.get(id)? {
@@ -144,7 +144,7 @@ impl CommittedIndex {
     }
 
     /// Every winning entry, in content-id order.
-    pub fn all(&self) -> Result<BTreeMap<ContentId, IndexEntry>> {
+    pub(crate) fn all(&self) -> Result<BTreeMap<ContentId, IndexEntry>> {
         let mut out: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
         for l in &self.indexes {
             for e in l.index.iter() {

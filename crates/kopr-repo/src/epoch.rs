@@ -17,44 +17,42 @@ use kopr_format::repository_blob::EpochParameters;
 use crate::error::Result;
 
 /// Prefix of epoch marker blobs.
-pub const EPOCH_MARKER_PREFIX: &str = "xe";
+pub(crate) const EPOCH_MARKER_PREFIX: &str = "xe";
 /// Prefix of index blobs written during an epoch.
-pub const UNCOMPACTED_PREFIX: &str = "xn";
+pub(crate) const UNCOMPACTED_PREFIX: &str = "xn";
 /// Prefix of single-epoch compacted index blobs.
-pub const SINGLE_EPOCH_COMPACTION_PREFIX: &str = "xs";
+pub(crate) const SINGLE_EPOCH_COMPACTION_PREFIX: &str = "xs";
 /// Prefix of range checkpoint index blobs.
-pub const RANGE_CHECKPOINT_PREFIX: &str = "xr";
+pub(crate) const RANGE_CHECKPOINT_PREFIX: &str = "xr";
 /// Prefix of deletion watermark blobs.
-pub const DELETION_WATERMARK_PREFIX: &str = "xw";
-/// Prefix shared by every epoch-managed blob.
-pub const EPOCH_UBER_PREFIX: &str = "x";
+pub(crate) const DELETION_WATERMARK_PREFIX: &str = "xw";
 /// Epochs newer than `write_epoch - NUM_UNSETTLED_EPOCHS` may still receive index blobs.
-pub const NUM_UNSETTLED_EPOCHS: i64 = 2;
+pub(crate) const NUM_UNSETTLED_EPOCHS: i64 = 2;
 
 /// Prefix of index blobs written during `epoch`.
-pub fn uncompacted_epoch_prefix(epoch: i64) -> String {
+pub(crate) fn uncompacted_epoch_prefix(epoch: i64) -> String {
     format!("{UNCOMPACTED_PREFIX}{epoch}_")
 }
 
 /// Prefix of the compacted index blobs of `epoch`.
-pub fn compacted_epoch_prefix(epoch: i64) -> String {
+pub(crate) fn compacted_epoch_prefix(epoch: i64) -> String {
     format!("{SINGLE_EPOCH_COMPACTION_PREFIX}{epoch}_")
 }
 
 /// Prefix of a range checkpoint covering `min..=max`.
-pub fn range_checkpoint_prefix(min: i64, max: i64) -> String {
+pub(crate) fn range_checkpoint_prefix(min: i64, max: i64) -> String {
     format!("{RANGE_CHECKPOINT_PREFIX}{min}_{max}_")
 }
 
 /// The epoch number in an id such as `xn12_abc` or `xe12` (digits after the letters, before `_`).
-pub fn epoch_number_from_blob_id(id: &str) -> Option<i64> {
+pub(crate) fn epoch_number_from_blob_id(id: &str) -> Option<i64> {
     let head = id.split('_').next().unwrap_or(id);
     let digits = head.trim_start_matches(|c: char| !c.is_ascii_digit());
     digits.parse().ok()
 }
 
 /// The `(min, max)` epochs of a range checkpoint id `xr<min>_<max>_…`.
-pub fn epoch_range_from_blob_id(id: &str) -> Option<(i64, i64)> {
+pub(crate) fn epoch_range_from_blob_id(id: &str) -> Option<(i64, i64)> {
     let mut parts = id.split('_');
     let first = parts.next()?;
     let second = parts.next()?;
@@ -64,14 +62,14 @@ pub fn epoch_range_from_blob_id(id: &str) -> Option<(i64, i64)> {
 }
 
 /// The time encoded in a deletion watermark id.
-pub fn deletion_watermark_from_blob_id(id: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn deletion_watermark_from_blob_id(id: &str) -> Option<DateTime<Utc>> {
     let secs: i64 = id.strip_prefix(DELETION_WATERMARK_PREFIX)?.parse().ok()?;
     Utc.timestamp_opt(secs, 0).single()
 }
 
 /// Groups blobs into complete sets. Blobs named `…-s<set>-c<count>…` form a set that is
 /// complete when `count` of them are present; any other blob is a set of its own.
-pub fn complete_sets(bms: &[BlobMetadata]) -> Vec<Vec<BlobMetadata>> {
+pub(crate) fn complete_sets(bms: &[BlobMetadata]) -> Vec<Vec<BlobMetadata>> {
     let mut partial: HashMap<&str, Vec<BlobMetadata>> = HashMap::new();
     let mut complete = Vec::new();
     for bm in bms {
@@ -108,7 +106,7 @@ pub struct RangeCheckpoint {
 }
 
 /// The longest chain of consecutive range checkpoints starting at epoch 0 (ties: fewest links).
-pub fn longest_range_checkpoints(ranges: &[RangeCheckpoint]) -> Vec<RangeCheckpoint> {
+pub(crate) fn longest_range_checkpoints(ranges: &[RangeCheckpoint]) -> Vec<RangeCheckpoint> {
     let mut by_min: BTreeMap<i64, Vec<&RangeCheckpoint>> = BTreeMap::new();
     for r in ranges {
         by_min.entry(r.min_epoch).or_default().push(r);
@@ -143,7 +141,7 @@ pub fn longest_range_checkpoints(ranges: &[RangeCheckpoint]) -> Vec<RangeCheckpo
 }
 
 /// Whether the write epoch should advance, given the index blobs of the current epoch.
-pub fn should_advance(bms: &[BlobMetadata], params: &EpochParameters) -> bool {
+pub(crate) fn should_advance(bms: &[BlobMetadata], params: &EpochParameters) -> bool {
     let (Some(min), Some(max)) = (
         bms.iter().map(|b| b.timestamp).min(),
         bms.iter().map(|b| b.timestamp).max(),

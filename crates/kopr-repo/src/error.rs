@@ -39,6 +39,31 @@ pub enum RepoError {
     /// Maintenance stopped on purpose (tests simulate a crash between tasks).
     #[error("maintenance aborted before task {0}")]
     MaintenanceAborted(String),
+    /// The work was stopped on request (a snapshot canceled by the user, a walk its visitor
+    /// ended).
+    #[error("canceled")]
+    Canceled,
+    /// A worker thread failed (panicked) or left no result.
+    #[error("{0}")]
+    Worker(String),
+    /// Reading or writing a local file (a snapshot's source, a restore's target) failed.
+    #[error("{}: {source}", path.display())]
+    Local {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A setting names something kopr does not know (a compression algorithm, a parameter).
+    #[error("{0}")]
+    Config(String),
+    /// Something the caller named (a manifest, a path below a snapshot) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation is refused in the present state of the repository or of a local target
+    /// (a file in the way, a safety rule, a repository kopr cannot change safely).
+    #[error("{0}")]
+    Refused(String),
     /// Something stored in the repository does not follow the format.
     #[error("{0}")]
     Invalid(String),

@@ -133,7 +133,7 @@ pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) ->
 /// when it does not know them (all but those marked to warn only).
 fn check_supported(config: &RepositoryConfig) -> Result<()> {
     let unsupported = |what: String| {
-        Err(RepoError::Invalid(format!(
+        Err(RepoError::Refused(format!(
             "unsupported repository: {what}; kopr {} cannot open it without risking data loss",
             env!("CARGO_PKG_VERSION")
         )))
@@ -221,7 +221,7 @@ impl FormatManager {
         Self::open_with_key_and_bytes(st, blob, &key, &bytes)
     }
 
-    /// Opens with an already-derived format key (used by tests and by cached connections).
+    /// Opens with an already-derived format key (used when parameters are rewritten).
     pub fn open_with_key(
         st: &dyn BlobStorage,
         blob: RepositoryBlob,
@@ -305,7 +305,7 @@ impl FormatManager {
     /// [`FormatManager::finish_password_change`] writes the format blob.
     pub fn change_password(&self, st: &dyn BlobStorage, new_password: &str) -> Result<Vec<u8>> {
         if !self.config.enable_password_change {
-            return Err(RepoError::Invalid(
+            return Err(RepoError::Refused(
                 "password changes are not supported for repositories created using Kopia v0.8 or older (format version 1)"
                     .into(),
             ));
@@ -314,7 +314,7 @@ impl FormatManager {
         let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
             .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
         if RepositoryBlob::parse(&bytes)? != self.repository_blob {
-            return Err(RepoError::Invalid(
+            return Err(RepoError::Refused(
                 "kopia.repository changed since the repository was opened; run the command again"
                     .into(),
             ));

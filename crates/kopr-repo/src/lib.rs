@@ -5,7 +5,9 @@
 //! index blobs that the [`epoch`] manager organizes (or, in repositories without it, the
 //! [`legacy_index`] manager); [`repository`] ties them together.
 
-pub mod committed_index;
+#![warn(unreachable_pub)]
+
+pub(crate) mod committed_index;
 pub mod content;
 pub mod content_cache;
 pub mod epoch;
@@ -18,10 +20,11 @@ pub mod legacy_index;
 pub mod maintenance;
 pub mod manifest;
 pub mod object;
+mod parallel;
 pub mod policy;
 pub mod repo_log;
 pub mod repository;
-pub mod session;
+pub(crate) mod session;
 pub mod snapshot;
 pub mod verify;
 

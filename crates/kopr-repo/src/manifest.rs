@@ -38,7 +38,7 @@ pub struct ManifestManager {
 }
 
 fn poisoned() -> RepoError {
-    RepoError::Invalid("manifest lock poisoned".into())
+    RepoError::Worker("manifest lock poisoned".into())
 }
 
 impl ManifestManager {
@@ -95,7 +95,7 @@ impl ManifestManager {
         payload: &T,
     ) -> Result<String> {
         if labels.get("type").is_none_or(|t| t.is_empty()) {
-            return Err(RepoError::Invalid("'type' label is required".into()));
+            return Err(RepoError::Config("'type' label is required".into()));
         }
         let json = serde_json::to_string(payload).map_err(|e| RepoError::Invalid(e.to_string()))?;
         let entry = ManifestEntry {
@@ -124,7 +124,7 @@ impl ManifestManager {
             .cloned()
             .or_else(|| s.pending.iter().find(|e| e.id == id).cloned())
         else {
-            return Err(RepoError::Invalid(format!("manifest {id} not found")));
+            return Err(RepoError::NotFound(format!("manifest {id} not found")));
         };
         s.pending.push(ManifestEntry {
             deleted: true,
@@ -198,7 +198,7 @@ impl ManifestManager {
         let e = self
             .view(cm)?
             .remove(id)
-            .ok_or_else(|| RepoError::Invalid(format!("manifest {id} not found")))?;
+            .ok_or_else(|| RepoError::NotFound(format!("manifest {id} not found")))?;
         let v = serde_json::from_str(e.data.get())
             .map_err(|err| RepoError::Invalid(format!("manifest {id} is malformed: {err}")))?;
         Ok((e, v))

@@ -122,29 +122,14 @@ impl<'a> ObjectWriter<'a> {
     fn store_queued(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.queued);
         let (cm, prefix, comp) = (self.cm, self.opts.prefix, self.opts.compression.as_deref());
-        let ids: Vec<Result<ObjectId>> = if queued.len() == 1 {
-            vec![store_chunk(cm, &queued[0].1, prefix, comp)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = queued
-                    .iter()
-                    .map(|(_, data)| s.spawn(move || store_chunk(cm, data, prefix, comp)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(RepoError::Invalid("chunk writer panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        };
+        let ids = crate::parallel::map("chunk writer", queued.len(), &queued, &|| false, |c| {
+            store_chunk(cm, &c.1, prefix, comp)
+        })?;
         for ((start, data), id) in queued.into_iter().zip(ids) {
             self.entries.push(IndirectEntry {
                 start,
                 length: data.len() as u64,
-                object: id?,
+                object: id,
             });
         }
         Ok(())
@@ -200,7 +185,7 @@ fn store_chunk(
     }
     if let Some(name) = comp.filter(|n| prefix.is_none() && !n.is_empty() && *n != "none") {
         let c = compression::by_name(name)
-            .ok_or_else(|| RepoError::Invalid(format!("unknown compression algorithm: {name}")))?;
+            .ok_or_else(|| RepoError::Config(format!("unknown compression algorithm: {name}")))?;
         let mut compressed = Vec::new();
         c.compress(data, &mut compressed)?;
         if compressed.len() < data.len() {

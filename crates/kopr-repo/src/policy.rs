@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, Local, Months, TimeZone, Utc};
-use kopr_format::policy::Policy;
+use kopr_format::policy::{Policy, RetentionPolicy};
 use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
 
 use crate::error::Result;
@@ -162,6 +162,98 @@ pub fn sort_retention_tags(tags: &mut [String]) {
     tags.sort_by_key(key);
 }
 
+/// The oldest time each kind of retention reaches back to, counted from the newest complete
+/// snapshot (a year past it for a kind the policy does not set), and the `latest` count.
+struct Cutoffs {
+    annual: DateTime<Local>,
+    monthly: DateTime<Local>,
+    weekly: DateTime<Local>,
+    daily: DateTime<Local>,
+    hourly: DateTime<Local>,
+    keep_latest: Option<i64>,
+}
+
+impl Cutoffs {
+    fn new(r: &RetentionPolicy, max_complete: i64) -> Self {
+        let base = to_local(max_complete);
+        let far = base + Duration::days(365);
+        let cutoff = |v: Option<i64>, f: &dyn Fn(DateTime<Local>, i64) -> DateTime<Local>| {
+            v.map(|n| f(base, n)).unwrap_or(far)
+        };
+        let total: i64 = [
+            r.keep_latest,
+            r.keep_hourly,
+            r.keep_daily,
+            r.keep_weekly,
+            r.keep_monthly,
+            r.keep_annual,
+        ]
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .sum();
+        Cutoffs {
+            annual: cutoff(r.keep_annual, &|b, n| {
+                b.checked_sub_months(Months::new((12 * n) as u32))
+                    .unwrap_or(b)
+            }),
+            monthly: cutoff(r.keep_monthly, &|b, n| {
+                b.checked_sub_months(Months::new(n as u32)).unwrap_or(b)
+            }),
+            weekly: cutoff(r.keep_weekly, &|b, n| b - Duration::days(7 * n)),
+            daily: cutoff(r.keep_daily, &|b, n| b - Duration::days(n)),
+            hourly: cutoff(r.keep_hourly, &|b, n| b - Duration::hours(n)),
+            keep_latest: if total == 0 {
+                Some(i64::MAX)
+            } else {
+                r.keep_latest
+            },
+        }
+    }
+
+    /// The retention cases of the `i`-th newest snapshot, taken at `t`.
+    fn cases(
+        &self,
+        r: &RetentionPolicy,
+        i: usize,
+        t: DateTime<Local>,
+    ) -> [RetentionCase<'static>; 6] {
+        let iso = t.iso_week();
+        [
+            (None, i.to_string(), "latest", self.keep_latest),
+            (
+                Some(self.annual),
+                t.format("%Y").to_string(),
+                "annual",
+                r.keep_annual,
+            ),
+            (
+                Some(self.monthly),
+                t.format("%Y-%m").to_string(),
+                "monthly",
+                r.keep_monthly,
+            ),
+            (
+                Some(self.weekly),
+                format!("{:04}-{:02}", iso.year(), iso.week()),
+                "weekly",
+                r.keep_weekly,
+            ),
+            (
+                Some(self.daily),
+                t.format("%Y-%m-%d").to_string(),
+                "daily",
+                r.keep_daily,
+            ),
+            (
+                Some(self.hourly),
+                t.format("%Y-%m-%d %H").to_string(),
+                "hourly",
+                r.keep_hourly,
+            ),
+        ]
+    }
+}
+
 /// Kopia's retention: for each snapshot (in the given order), why it is kept (`latest-1`,
 /// `daily-3`, …); an empty list means it expires.
 pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<String>> {
@@ -170,45 +262,13 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
     if snaps.is_empty() {
         return reasons;
     }
-    let max_start = snaps.iter().map(|s| s.start_time).max().unwrap_or(0);
     let max_complete = snaps
         .iter()
         .filter(|s| s.incomplete_reason.is_empty())
         .map(|s| s.start_time)
         .max()
         .unwrap_or(0);
-    let base = to_local(max_complete);
-    let far = base + Duration::days(365);
-    let cutoff = |v: Option<i64>, f: &dyn Fn(DateTime<Local>, i64) -> DateTime<Local>| {
-        v.map(|n| f(base, n)).unwrap_or(far)
-    };
-    let annual = cutoff(r.keep_annual, &|b, n| {
-        b.checked_sub_months(Months::new((12 * n) as u32))
-            .unwrap_or(b)
-    });
-    let monthly = cutoff(r.keep_monthly, &|b, n| {
-        b.checked_sub_months(Months::new(n as u32)).unwrap_or(b)
-    });
-    let weekly = cutoff(r.keep_weekly, &|b, n| b - Duration::days(7 * n));
-    let daily = cutoff(r.keep_daily, &|b, n| b - Duration::days(n));
-    let hourly = cutoff(r.keep_hourly, &|b, n| b - Duration::hours(n));
-    let total: i64 = [
-        r.keep_latest,
-        r.keep_hourly,
-        r.keep_daily,
-        r.keep_weekly,
-        r.keep_monthly,
-        r.keep_annual,
-    ]
-    .iter()
-    .map(|v| v.unwrap_or(0))
-    .sum();
-    let keep_latest = if total == 0 {
-        Some(i64::MAX)
-    } else {
-        r.keep_latest
-    };
-
+    let cutoffs = Cutoffs::new(r, max_complete);
     let mut order: Vec<usize> = (0..snaps.len()).collect();
     order.sort_by(|&a, &b| snaps[b].start_time.cmp(&snaps[a].start_time));
     let mut ids: HashMap<String, ()> = HashMap::new();
@@ -219,41 +279,7 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
             continue;
         }
         let t = to_local(s.start_time);
-        let iso = t.iso_week();
-        let cases: [RetentionCase; 6] = [
-            (None, i.to_string(), "latest", keep_latest),
-            (
-                Some(annual),
-                t.format("%Y").to_string(),
-                "annual",
-                r.keep_annual,
-            ),
-            (
-                Some(monthly),
-                t.format("%Y-%m").to_string(),
-                "monthly",
-                r.keep_monthly,
-            ),
-            (
-                Some(weekly),
-                format!("{:04}-{:02}", iso.year(), iso.week()),
-                "weekly",
-                r.keep_weekly,
-            ),
-            (
-                Some(daily),
-                t.format("%Y-%m-%d").to_string(),
-                "daily",
-                r.keep_daily,
-            ),
-            (
-                Some(hourly),
-                t.format("%Y-%m-%d %H").to_string(),
-                "hourly",
-                r.keep_hourly,
-            ),
-        ];
-        for (cut, period, kind, max) in cases {
+        for (cut, period, kind, max) in cutoffs.cases(r, i, t) {
             let Some(max) = max else { continue };
             if cut.is_some_and(|c| t < c) || ids.contains_key(&period) {
                 continue;
@@ -267,6 +293,14 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
         }
         sort_retention_tags(&mut reasons[idx]);
     }
+    keep_incomplete(snaps, &order, &mut reasons);
+    reasons
+}
+
+/// Keeps the newest incomplete snapshots (newer than any complete one): those younger than
+/// four hours, and at least three.
+fn keep_incomplete(snaps: &[SnapshotManifest], order: &[usize], reasons: &mut [Vec<String>]) {
+    let max_start = snaps.iter().map(|s| s.start_time).max().unwrap_or(0);
     for (i, &idx) in order.iter().enumerate() {
         let s = &snaps[idx];
         if s.incomplete_reason.is_empty() {
@@ -281,7 +315,6 @@ pub fn retention_reasons(p: &Policy, snaps: &[SnapshotManifest]) -> Vec<Vec<Stri
             break;
         }
     }
-    reasons
 }
 
 /// Snapshots of `source` that its retention policy expires (pinned snapshots never expire);
@@ -291,7 +324,7 @@ pub fn expire(
     source: &SourceInfo,
     really_delete: bool,
 ) -> Result<Vec<SnapshotManifest>> {
-    let snaps = crate::snapshot::list_snapshots(repo, Some(source))?;
+    let snaps = crate::snapshot::manifests::list_snapshots(repo, Some(source))?;
     let p = effective(repo, source)?;
     let reasons = retention_reasons(&p, &snaps);
     let expired: Vec<SnapshotManifest> = snaps

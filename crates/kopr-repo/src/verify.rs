@@ -6,13 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use kopr_format::index::{ContentId, IndexEntry};
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
-use kopr_format::snapshot::{DirManifest, EntryType};
+use kopr_format::snapshot::DirEntry;
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::object::read_object;
+use crate::error::{RepoError, Result};
 use crate::repository::Repository;
-use crate::snapshot::{list_snapshots, object_content_ids};
+use crate::snapshot::{list_snapshots, object_content_ids, walk_tree, TreeVisitor, Visit};
 
 /// One damaged content.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -115,33 +114,44 @@ pub fn trace_users(
     let mut out: HashMap<ContentId, Vec<String>> = HashMap::new();
     for m in list_snapshots(repo, None)? {
         let Some(root) = &m.root_entry else { continue };
-        let mut stack = vec![(root.clone(), String::new())];
-        while let Some((e, path)) = stack.pop() {
-            let cids = match object_content_ids(repo, &e.object_id) {
-                Ok(c) => c,
-                Err(_) => continue, // an unreadable chunk list is reported by its own content
-            };
-            for c in cids.iter().filter(|c| ids.contains(c)) {
-                let shown = if path.is_empty() { "/" } else { path.as_str() };
-                out.entry(*c)
-                    .or_default()
-                    .push(format!("{} {}", m.id, shown));
-            }
-            if e.entry_type == EntryType::Directory {
-                let Ok(data) = read_object(repo.contents(), &e.object_id) else {
-                    continue;
-                };
-                let Ok(dm) = DirManifest::decode(&data) else {
-                    continue;
-                };
-                for child in dm.entries {
-                    let p = format!("{path}/{}", child.name);
-                    stack.push((child, p));
-                }
-            }
-        }
+        let mut users = Users {
+            repo,
+            ids,
+            snapshot: &m.id,
+            out: &mut out,
+        };
+        walk_tree(repo, root, "", &mut users)?;
     }
     Ok(out)
+}
+
+/// The visitor of [`trace_users`]: records which of `ids` each entry uses; unreadable objects
+/// and directories are skipped (they are reported by their own contents).
+struct Users<'a> {
+    repo: &'a Repository,
+    ids: &'a HashSet<ContentId>,
+    snapshot: &'a str,
+    out: &'a mut HashMap<ContentId, Vec<String>>,
+}
+
+impl TreeVisitor for Users<'_> {
+    fn visit(&mut self, path: &str, e: &DirEntry) -> Result<Visit> {
+        let Ok(cids) = object_content_ids(self.repo, &e.object_id) else {
+            return Ok(Visit::Skip);
+        };
+        for c in cids.iter().filter(|c| self.ids.contains(c)) {
+            let shown = if path.is_empty() { "/" } else { path };
+            self.out
+                .entry(*c)
+                .or_default()
+                .push(format!("{} {}", self.snapshot, shown));
+        }
+        Ok(Visit::Descend)
+    }
+
+    fn dir_error(&mut self, _: &str, _: &DirEntry, _: RepoError) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

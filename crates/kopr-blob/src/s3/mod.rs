@@ -6,10 +6,17 @@
 
 mod list;
 mod multipart;
+mod options;
 pub mod proxy;
+mod retention;
 pub mod sigv4;
 pub mod tls;
+mod transport;
 pub mod xml;
+
+use options::env_or;
+pub use options::{S3Options, Timeouts, TIMEOUT_ENV};
+use transport::{build_agent, split_host_port, status_failure, transport_failure};
 
 use std::fmt;
 use std::io::Read;
@@ -34,152 +41,6 @@ const PART_SIZE: usize = 16 << 20;
 const MIN_PART_SIZE: usize = 5 << 20;
 /// Largest error document or listing page read into memory.
 const MAX_DOC: u64 = 16 << 20;
-/// Overrides both network time limits ([`Timeouts`]), in whole seconds.
-pub const TIMEOUT_ENV: &str = "KOPR_S3_TIMEOUT_SECS";
-
-/// How long a request may wait on the network before it fails as a (transient) timeout, so a
-/// server that accepts connections but never answers cannot hang kopr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// To open the TCP connection.
-    pub connect: Duration,
-    /// For each read or write on the connection (not the whole transfer).
-    pub io: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(30),
-            io: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Timeouts {
-    /// The defaults, or both limits set to `KOPR_S3_TIMEOUT_SECS` when that is set.
-    pub fn from_env() -> Result<Timeouts> {
-        Timeouts::from_var(std::env::var(TIMEOUT_ENV).ok().as_deref())
-    }
-
-    fn from_var(v: Option<&str>) -> Result<Timeouts> {
-        let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(Timeouts::default());
-        };
-        match v.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Timeouts {
-                connect: Duration::from_secs(n),
-                io: Duration::from_secs(n),
-            }),
-            _ => Err(BlobError::Other(format!(
-                "invalid {TIMEOUT_ENV}={v:?}: expected a whole number of seconds above 0"
-            ))),
-        }
-    }
-}
-
-/// Where and how to reach the bucket; serialized with Kopia's field names.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct S3Options {
-    /// Bucket name.
-    #[serde(rename = "bucket")]
-    pub bucket: String,
-    /// Prepended to every blob id (Kopia adds no separator).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub prefix: String,
-    /// `host[:port]`; AWS when empty.
-    #[serde(default)]
-    pub endpoint: String,
-    /// Plain HTTP.
-    #[serde(rename = "doNotUseTLS", default, skip_serializing_if = "is_false")]
-    pub do_not_use_tls: bool,
-    /// Accept any server certificate.
-    #[serde(rename = "doNotVerifyTLS", default, skip_serializing_if = "is_false")]
-    pub do_not_verify_tls: bool,
-    /// PEM of the CA that signed the server's certificate (base64 in JSON, as Go's `[]byte`).
-    #[serde(
-        rename = "rootCA",
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "b64_opt"
-    )]
-    pub root_ca: Option<Vec<u8>>,
-    /// Access key id; `AWS_ACCESS_KEY_ID` when empty.
-    #[serde(rename = "accessKeyID", default)]
-    pub access_key_id: String,
-    /// Secret access key; `AWS_SECRET_ACCESS_KEY` when empty.
-    #[serde(rename = "secretAccessKey", default)]
-    pub secret_access_key: String,
-    /// Session token of temporary credentials; `AWS_SESSION_TOKEN` when empty and the keys
-    /// come from the environment too.
-    #[serde(rename = "sessionToken", default)]
-    pub session_token: String,
-    /// Signing region; `AWS_REGION`, else `us-east-1`, when empty.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub region: String,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-mod b64_opt {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(b) => s.serialize_str(&STANDARD.encode(b)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.filter(|s| !s.is_empty())
-            .map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
-
-impl fmt::Debug for S3Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Options")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("do_not_use_tls", &self.do_not_use_tls)
-            .field("do_not_verify_tls", &self.do_not_verify_tls)
-            .field("access_key_id", &self.access_key_id)
-            .field("region", &self.region)
-            .finish_non_exhaustive()
-    }
-}
-
-impl S3Options {
-    /// Normalizes what a user may type: a scheme on the endpoint (`http://` means no TLS),
-    /// a trailing slash.
-    pub fn normalized(mut self) -> S3Options {
-        let mut ep = self.endpoint.trim().to_string();
-        if let Some(rest) = ep.strip_prefix("https://") {
-            ep = rest.to_string();
-        } else if let Some(rest) = ep.strip_prefix("http://") {
-            ep = rest.to_string();
-            self.do_not_use_tls = true;
-        }
-        self.endpoint = ep.trim_end_matches('/').to_string();
-        self
-    }
-}
-
-fn env_or(v: &str, var: &str) -> String {
-    if v.is_empty() {
-        std::env::var(var).unwrap_or_default()
-    } else {
-        v.to_string()
-    }
-}
 
 /// A failed request, before it is named for an operation.
 #[derive(Debug)]
@@ -601,137 +462,6 @@ impl S3Storage {
             "S3 {op} of {id}: connection to {} broke: {e}",
             self.base_url()
         ))
-    }
-}
-
-/// `host[:port]` (or `[v6]:port`) → host and port (`default` when absent).
-fn split_host_port(endpoint: &str, default: u16) -> (String, u16) {
-    if let Some(rest) = endpoint.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
-            return (h.to_string(), port.unwrap_or(default));
-        }
-    }
-    match endpoint.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(default)),
-        _ => (endpoint.to_string(), default),
-    }
-}
-
-fn build_agent(opts: &S3Options, proxy: Option<&str>, t: Timeouts) -> Result<ureq::Agent> {
-    let tls = tls::client_config(opts.root_ca.as_deref(), !opts.do_not_verify_tls)?;
-    let mut b = ureq::AgentBuilder::new()
-        .timeout_connect(t.connect)
-        .timeout_read(t.io)
-        .timeout_write(t.io)
-        .redirects(0)
-        .max_idle_connections_per_host(32)
-        .user_agent(concat!("kopr/", env!("CARGO_PKG_VERSION")))
-        .tls_config(Arc::new(tls));
-    if let Some(p) = proxy {
-        let proxy = ureq::Proxy::new(p).map_err(|e| {
-            BlobError::Other(format!("invalid proxy {p:?} (HTTPS_PROXY/HTTP_PROXY): {e}"))
-        })?;
-        b = b.proxy(proxy);
-    }
-    Ok(b.build())
-}
-
-fn status_failure(resp: ureq::Response) -> Failure {
-    let status = resp.status();
-    let region = resp
-        .header("x-amz-bucket-region")
-        .unwrap_or_default()
-        .to_string();
-    let content_range = resp.header("content-range").map(str::to_string);
-    let mut body = String::new();
-    // A broken body only loses detail; the status still tells what happened.
-    let _ = resp.into_reader().take(64 << 10).read_to_string(&mut body);
-    let doc = xml::parse_error(&body);
-    Failure::Status {
-        status,
-        code: doc.code,
-        message: doc.message,
-        region: if doc.region.is_empty() {
-            region
-        } else {
-            doc.region
-        },
-        content_range,
-    }
-}
-
-fn transport_failure(t: &ureq::Transport) -> Failure {
-    let mut detail = t.message().unwrap_or_default().to_string();
-    let mut src = std::error::Error::source(t);
-    while let Some(s) = src {
-        let m = s.to_string();
-        if !detail.contains(&m) {
-            if !detail.is_empty() {
-                detail.push_str(": ");
-            }
-            detail.push_str(&m);
-        }
-        src = s.source();
-    }
-    if detail.is_empty() {
-        detail = t.kind().to_string();
-    }
-    if is_timeout(t) {
-        return Failure::Timeout(detail);
-    }
-    match t.kind() {
-        ureq::ErrorKind::Dns => Failure::Dns(detail),
-        ureq::ErrorKind::ConnectionFailed if detail.contains("tls") => Failure::Tls(detail),
-        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io => Failure::Unreachable(detail),
-        _ => Failure::Other(detail),
-    }
-}
-
-/// Whether a transport failure is a connect, read or write timeout.
-fn is_timeout(t: &ureq::Transport) -> bool {
-    let mut src = std::error::Error::source(t);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) {
-                return true;
-            }
-        }
-        src = s.source();
-    }
-    false
-}
-
-impl S3Storage {
-    /// The object-lock mode and retain-until date of a blob's current version, as HeadObject
-    /// reports them (`x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`);
-    /// `None` when it is not locked.
-    pub fn retention_of(&self, id: &str) -> Result<Option<(String, DateTime<Utc>)>> {
-        let key = self.key(id)?;
-        let resp = self
-            .execute(&Req::new("HEAD", Some(&key)))
-            .map_err(|f| self.error(f, "stat", id))?;
-        let Some(mode) = resp.header("x-amz-object-lock-mode") else {
-            return Ok(None);
-        };
-        let until = resp
-            .header("x-amz-object-lock-retain-until-date")
-            .ok_or_else(|| {
-                BlobError::Other(format!(
-                    "S3 stat of {id}: lock mode {mode} without a retain-until date"
-                ))
-            })?;
-        let until = DateTime::parse_from_rfc3339(until)
-            .map_err(|e| {
-                BlobError::Other(format!(
-                    "S3 stat of {id}: invalid retain-until date {until:?}: {e}"
-                ))
-            })?
-            .with_timezone(&Utc);
-        Ok(Some((mode.to_string(), until)))
     }
 }
 

@@ -146,6 +146,26 @@ fn set_cycle(
 
 fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
     let mut p = params::get_params(repo)?;
+    let mut changed = set_log_retention(&mut p, &a)?;
+    changed |= set_param_flags(repo, &mut p, &a)?;
+    let mut s = schedule::get_schedule(repo)?;
+    let sched_changed = set_pauses(repo, &mut s, &a)?;
+    if !changed && !sched_changed {
+        bail!("no changes specified");
+    }
+    if changed {
+        maintenance::check_extend_retention(repo, &p)?;
+        params::set_params(repo, &p)?;
+        repo.flush()?;
+    }
+    if sched_changed {
+        schedule::set_schedule(repo, &s)?;
+    }
+    Ok(())
+}
+
+/// The `--max-retained-log-*` flags; whether any was given.
+fn set_log_retention(p: &mut MaintenanceParams, a: &MaintenanceSetArgs) -> Result<bool> {
     let mut changed = false;
     if let Some(n) = a.max_retained_log_count {
         p.log_retention = p.log_retention.or_default();
@@ -171,6 +191,16 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
             units::bytes(p.log_retention.max_total_size)
         );
     }
+    Ok(changed)
+}
+
+/// The parameter flags but the log retention ones; whether any was given.
+fn set_param_flags(
+    repo: &Repository,
+    p: &mut MaintenanceParams,
+    a: &MaintenanceSetArgs,
+) -> Result<bool> {
+    let mut changed = false;
     if let Some(n) = a.list_parallelism {
         p.list_parallelism = n;
         changed = true;
@@ -218,8 +248,12 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
             eprintln!("Object Lock extension maintenance disabled.");
         }
     }
+    Ok(changed)
+}
+
+/// `--pause-quick` and `--pause-full`; whether any was given.
+fn set_pauses(repo: &Repository, s: &mut Schedule, a: &MaintenanceSetArgs) -> Result<bool> {
     let mut sched_changed = false;
-    let mut s = schedule::get_schedule(repo)?;
     let now = repo.contents().clock().now();
     if let Some(v) = &a.pause_quick {
         let t = now + maintenance::chrono_dur(dur("pause-quick", v)?);
@@ -233,18 +267,7 @@ fn set(repo: &Repository, a: MaintenanceSetArgs) -> Result<()> {
         sched_changed = true;
         eprintln!("Full maintenance paused until {}", format_timestamp(t));
     }
-    if !changed && !sched_changed {
-        bail!("no changes specified");
-    }
-    if changed {
-        maintenance::check_extend_retention(repo, &p)?;
-        params::set_params(repo, &p)?;
-        repo.flush()?;
-    }
-    if sched_changed {
-        schedule::set_schedule(repo, &s)?;
-    }
-    Ok(())
+    Ok(sched_changed)
 }
 
 /// Maintenance's messages as `tracing` events: the console shows them at `--log-level`, the
@@ -360,6 +383,21 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
         "Packs with live contents are emptied once more than {}% unused.",
         x.max_unused_percent
     );
+    print_deleted_snapshots(&x);
+    print_held_back(&x);
+    println!(
+        "A full cycle now would delete {} blobs ({}); with --safety=none {} blobs ({}).",
+        x.full_cycle_now.blobs,
+        units::bytes(x.full_cycle_now.bytes as i64),
+        x.full_cycle_now_safety_none.blobs,
+        units::bytes(x.full_cycle_now_safety_none.bytes as i64)
+    );
+    Ok(())
+}
+
+/// `maintenance explain`: when the data of each deleted snapshot leaves storage.
+fn print_deleted_snapshots(x: &explain::Explanation) {
+    let now = x.now;
     if !x.deleted_snapshots.is_empty() {
         println!("Deleted snapshots:");
         for d in &x.deleted_snapshots {
@@ -379,6 +417,11 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
             );
         }
     }
+}
+
+/// `maintenance explain`: the storage held back, by rule and by blob (the first 50).
+fn print_held_back(x: &explain::Explanation) {
+    let now = x.now;
     if x.by_rule.is_empty() {
         println!("No storage is held back: nothing is waiting for deletion.");
     } else {
@@ -415,12 +458,4 @@ fn explain_cmd(repo: &Repository, json: bool, safety_name: &str) -> Result<()> {
             );
         }
     }
-    println!(
-        "A full cycle now would delete {} blobs ({}); with --safety=none {} blobs ({}).",
-        x.full_cycle_now.blobs,
-        units::bytes(x.full_cycle_now.bytes as i64),
-        x.full_cycle_now_safety_none.blobs,
-        units::bytes(x.full_cycle_now_safety_none.bytes as i64)
-    );
-    Ok(())
 }

@@ -19,7 +19,7 @@ use fuser::{
     ReplyOpen, Request,
 };
 use kopr_format::object_id::{IndirectEntry, ObjectId};
-use kopr_format::snapshot::{DirEntry, DirManifest, EntryType};
+use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotManifest};
 use kopr_repo::object::{object_entries, read_object};
 use kopr_repo::snapshot as snap;
 use kopr_repo::Repository;
@@ -349,7 +349,44 @@ fn build(repo: Repository, what: &str) -> Result<SnapshotFs> {
         mtime: 0,
         children: Vec::new(),
     });
-    let snaps = snap::list_snapshots(&fs.repo, None)?;
+    let users = group_snapshots(snap::list_snapshots(&fs.repo, None)?);
+    let mut top = Vec::new();
+    for (user, paths) in users {
+        let mut path_nodes = Vec::new();
+        for (path, list) in paths {
+            let mut snap_nodes = Vec::new();
+            let mut newest = 0;
+            for (name, root) in list {
+                newest = newest.max(root.mod_time);
+                let ino = fs.add(Node::Entry {
+                    entry: Box::new(root),
+                    children: None,
+                    chunks: None,
+                });
+                snap_nodes.push((name, ino));
+            }
+            let ino = fs.add(Node::Synthetic {
+                mtime: newest,
+                children: snap_nodes,
+            });
+            path_nodes.push((path, ino));
+        }
+        let ino = fs.add(Node::Synthetic {
+            mtime: 0,
+            children: path_nodes,
+        });
+        top.push((user, ino));
+    }
+    fs.nodes[0] = Node::Synthetic {
+        mtime: 0,
+        children: top,
+    };
+    Ok(fs)
+}
+
+/// The complete snapshots by `user@host`, then by source path (`/` as `_`), each named by its
+/// start time (a suffix of its id when two start in the same second).
+fn group_snapshots(snaps: Vec<SnapshotManifest>) -> Vec<(String, Vec<SourcePath>)> {
     let mut users: Vec<(String, Vec<SourcePath>)> = Vec::new();
     for m in snaps.into_iter().filter(|m| m.incomplete_reason.is_empty()) {
         let Some(root) = m.root_entry.clone() else {
@@ -384,38 +421,7 @@ fn build(repo: Repository, what: &str) -> Result<SnapshotFs> {
         };
         list.push((name, root));
     }
-    let mut top = Vec::new();
-    for (user, paths) in users {
-        let mut path_nodes = Vec::new();
-        for (path, list) in paths {
-            let mut snap_nodes = Vec::new();
-            let mut newest = 0;
-            for (name, root) in list {
-                newest = newest.max(root.mod_time);
-                let ino = fs.add(Node::Entry {
-                    entry: Box::new(root),
-                    children: None,
-                    chunks: None,
-                });
-                snap_nodes.push((name, ino));
-            }
-            let ino = fs.add(Node::Synthetic {
-                mtime: newest,
-                children: snap_nodes,
-            });
-            path_nodes.push((path, ino));
-        }
-        let ino = fs.add(Node::Synthetic {
-            mtime: 0,
-            children: path_nodes,
-        });
-        top.push((user, ino));
-    }
-    fs.nodes[0] = Node::Synthetic {
-        mtime: 0,
-        children: top,
-    };
-    Ok(fs)
+    users
 }
 
 /// Mounts and serves until Ctrl-C or an unmount.

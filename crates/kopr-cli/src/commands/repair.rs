@@ -266,15 +266,12 @@ fn inspect_one(
     if !bm.id.starts_with('n') && !bm.id.starts_with('x') || bm.id.starts_with("xe") {
         return Ok(());
     }
-    let loaded = kopr_repo::committed_index::load_index_blob(
-        repo.storage().as_ref(),
-        &repo.format().encryptor,
-        repo.contents().index_cache(),
-        bm,
-    )
-    .with_context(|| format!("unable to recover index from {}", bm.id))?;
+    let index = repo
+        .contents()
+        .read_index_blob(bm)
+        .with_context(|| format!("unable to recover index from {}", bm.id))?;
     let blob_ts = precise(bm.timestamp);
-    for e in loaded.index.iter() {
+    for e in index.iter() {
         let e = e.with_context(|| format!("unable to recover index from {}", bm.id))?;
         if !wanted.is_empty() && !wanted.contains(&e.content_id) {
             continue;

@@ -8,7 +8,8 @@ use kopr_blob::s3::S3Options;
 use kopr_blob::{BlobError, BlobStorage};
 use kopr_format::repository_blob::BlobStorageConfig;
 use kopr_format::repository_blob::REPOSITORY_BLOB_ID;
-use kopr_repo::format_manager::CreateOptions;
+use kopr_repo::epoch::EpochState;
+use kopr_repo::format_manager::{CreateOptions, FormatManager};
 use kopr_repo::{RepoError, Repository};
 use serde_json::json;
 
@@ -505,63 +506,73 @@ fn title(kind: &str) -> String {
 fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
     let f = repo.format();
-    let c = &f.config;
-    let epoch = if c.epoch_parameters.enabled {
+    let epoch = if f.config.epoch_parameters.enabled {
         repo.contents().epochs().current()?
     } else {
-        kopr_repo::epoch::EpochState::default()
+        EpochState::default()
     };
     if args.json {
-        // Kopia's `RepositoryStatus` shape, secrets left out as Kopia's scrubber does.
-        let mut client = json!({
-            "hostname": cfg.hostname,
-            "username": cfg.username,
-            "enableActions": false,
-            "formatBlobCacheDuration": 900_000_000_000i64,
-        });
-        if cfg.read_only {
-            client["readonly"] = json!(true);
-        }
-        if !cfg.description.is_empty() {
-            client["description"] = json!(cfg.description);
-        }
-        let mut content = json!({
-            "hash": c.hash,
-            "encryption": c.encryption,
-            "version": c.version,
-            "maxPackSize": c.effective_max_pack_size(),
-            "indexVersion": c.effective_index_version(),
-            "epochParameters": c.epoch_parameters,
-            "enablePasswordChange": c.enable_password_change,
-        });
-        if !c.ecc.is_empty() {
-            content["ecc"] = json!(c.ecc);
-            content["eccOverheadPercent"] = json!(c.ecc_overhead_percent);
-        }
-        let mut retention = json!({});
-        if f.blob_config.is_retention_enabled() {
-            retention = json!({
-                "retentionMode": f.blob_config.retention_mode,
-                "retentionPeriod": f.blob_config.retention_period_nanos,
-            });
-        }
-        let mut v = json!({
-            "configFile": ctx.config_path,
-            "uniqueIDHex": f.unique_id_hex(),
-            "clientOptions": client,
-            "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
-            "contentFormat": content,
-            "objectFormat": { "splitter": c.splitter },
-            "blobRetention": retention,
-        });
-        if let Some((size, free)) = storage_capacity(&cfg.storage) {
-            v["volume"] = json!({ "capacity": size, "available": free });
-        }
+        let v = status_json(ctx, &cfg, f);
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let ep = &c.epoch_parameters;
-    let dur = |n: i64| units::duration(chrono::Duration::nanoseconds(n));
+    print_connection(ctx, &cfg);
+    print_format(f, &epoch);
+    Ok(())
+}
+
+/// Kopia's `RepositoryStatus` shape, secrets left out as Kopia's scrubber does.
+fn status_json(ctx: &Context, cfg: &ConnectionConfig, f: &FormatManager) -> serde_json::Value {
+    let c = &f.config;
+    let mut client = json!({
+        "hostname": cfg.hostname,
+        "username": cfg.username,
+        "enableActions": false,
+        "formatBlobCacheDuration": 900_000_000_000i64,
+    });
+    if cfg.read_only {
+        client["readonly"] = json!(true);
+    }
+    if !cfg.description.is_empty() {
+        client["description"] = json!(cfg.description);
+    }
+    let mut content = json!({
+        "hash": c.hash,
+        "encryption": c.encryption,
+        "version": c.version,
+        "maxPackSize": c.effective_max_pack_size(),
+        "indexVersion": c.effective_index_version(),
+        "epochParameters": c.epoch_parameters,
+        "enablePasswordChange": c.enable_password_change,
+    });
+    if !c.ecc.is_empty() {
+        content["ecc"] = json!(c.ecc);
+        content["eccOverheadPercent"] = json!(c.ecc_overhead_percent);
+    }
+    let mut retention = json!({});
+    if f.blob_config.is_retention_enabled() {
+        retention = json!({
+            "retentionMode": f.blob_config.retention_mode,
+            "retentionPeriod": f.blob_config.retention_period_nanos,
+        });
+    }
+    let mut v = json!({
+        "configFile": ctx.config_path,
+        "uniqueIDHex": f.unique_id_hex(),
+        "clientOptions": client,
+        "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
+        "contentFormat": content,
+        "objectFormat": { "splitter": c.splitter },
+        "blobRetention": retention,
+    });
+    if let Some((size, free)) = storage_capacity(&cfg.storage) {
+        v["volume"] = json!({ "capacity": size, "available": free });
+    }
+    v
+}
+
+/// The client and storage part of `repository status`.
+fn print_connection(ctx: &Context, cfg: &ConnectionConfig) {
     println!("Config file:         {}", ctx.config_path.display());
     println!();
     println!("Description:         {}", cfg.description);
@@ -589,6 +600,13 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
         )
     );
     println!();
+}
+
+/// The format, epoch and retention part of `repository status`.
+fn print_format(f: &FormatManager, epoch: &EpochState) {
+    let c = &f.config;
+    let ep = &c.epoch_parameters;
+    let dur = |n: i64| units::duration(chrono::Duration::nanoseconds(n));
     println!("Unique ID:           {}", f.unique_id_hex());
     println!("Hash:                {}", c.hash);
     println!("Encryption:          {}", c.encryption);
@@ -637,7 +655,6 @@ fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
             dur(f.blob_config.retention_period_nanos)
         );
     }
-    Ok(())
 }
 
 /// Size and free bytes of the volume holding a filesystem repository (`None`: unbounded, as

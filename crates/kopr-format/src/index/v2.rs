@@ -71,108 +71,111 @@ fn invalid(msg: impl Into<String>) -> FormatError {
     FormatError::InvalidInput(msg.into())
 }
 
-/// Encodes entries already sorted by id and unique, exactly as Kopia's v2 builder does
-/// (without the random suffix).
-pub(crate) fn encode(sorted: &[&IndexEntry]) -> Result<Vec<u8>> {
-    // Formats and packs are numbered by first use; linear scans are fine for the formats
-    // (at most 255) and a map keeps the pack numbering cheap.
-    let mut formats: Vec<Format> = Vec::new();
-    let mut pack_ids: Vec<&str> = Vec::new();
-    let mut pack_numbers: std::collections::HashMap<&str, usize> = Default::default();
-    let (mut max_packed, mut max_original, mut max_offset) = (0u32, 0u32, 0u32);
-    for e in sorted {
-        let f = Format::of(e);
-        if !formats.contains(&f) {
-            formats.push(f);
-        }
-        if !pack_numbers.contains_key(e.pack_blob_id.as_str()) {
-            pack_numbers.insert(&e.pack_blob_id, pack_ids.len());
-            pack_ids.push(&e.pack_blob_id);
-        }
-        max_packed = max_packed.max(e.packed_length);
-        max_original = max_original.max(e.original_length);
-        max_offset = max_offset.max(e.pack_offset);
-    }
-    if formats.len() > MAX_FORMATS {
-        return Err(invalid(format!(
-            "unsupported - too many unique formats {} (max {MAX_FORMATS})",
-            formats.len()
-        )));
-    }
-    if pack_ids.len() > MAX_PACKS {
-        return Err(invalid(format!(
-            "unsupported - too many unique pack IDs {} (max {MAX_PACKS})",
-            pack_ids.len()
-        )));
-    }
-    if max_packed >= MAX_CONTENT_LEN || max_original >= MAX_CONTENT_LEN {
-        return Err(invalid(format!(
-            "maximum content length is too high: (packed {max_packed}, original {max_original}, max {MAX_CONTENT_LEN})"
-        )));
-    }
-    if max_offset >= MAX_PACK_OFFSET {
-        return Err(invalid(format!("pack offset {max_offset} is too high")));
-    }
-    let mut entry_size = ENTRY_MIN;
-    if formats.len() > 1 {
-        entry_size = entry_size.max(ENTRY_WITH_FORMAT);
-    }
-    if pack_ids.len() > MAX_SHORT_PACKS {
-        entry_size = entry_size.max(ENTRY_WITH_LONG_PACK);
-    }
-    if max_packed >= MAX_SHORT_CONTENT_LEN || max_original >= MAX_SHORT_CONTENT_LEN {
-        entry_size = ENTRY_MAX;
-    }
-    let key_len = match sorted.first() {
-        Some(e) => e.content_id.key_len(),
-        None => {
-            return Err(invalid(
-                "invalid key length: an index needs at least one entry",
-            ))
-        }
-    };
-    if let Some(p) = pack_ids.iter().find(|p| p.len() > usize::from(u8::MAX)) {
-        return Err(invalid(format!("pack blob id too long: {p:?}")));
-    }
-    let entry_count =
-        u32::try_from(sorted.len()).map_err(|_| invalid("too many entries for one index"))?;
+/// The pack and format tables of an index being built, numbered by first use, and the largest
+/// values the entries hold.
+struct Tables<'a> {
+    formats: Vec<Format>,
+    pack_ids: Vec<&'a str>,
+    pack_numbers: std::collections::HashMap<&'a str, usize>,
+    max_packed: u32,
+    max_original: u32,
+    max_offset: u32,
+}
 
-    let names_start = HEADER_SIZE
-        + sorted.len() * (key_len + entry_size)
-        + pack_ids.len() * PACK_INFO_SIZE
-        + formats.len() * FORMAT_INFO_SIZE;
-    let names_len: usize = pack_ids.iter().map(|p| p.len()).sum();
-    if u32::try_from(names_start + names_len).is_err() {
-        return Err(invalid("index too large"));
+impl<'a> Tables<'a> {
+    /// Numbers formats and packs by first use; linear scans are fine for the formats (at most
+    /// 255) and a map keeps the pack numbering cheap.
+    fn collect(sorted: &[&'a IndexEntry]) -> Self {
+        let mut t = Tables {
+            formats: Vec::new(),
+            pack_ids: Vec::new(),
+            pack_numbers: Default::default(),
+            max_packed: 0,
+            max_original: 0,
+            max_offset: 0,
+        };
+        for e in sorted {
+            let f = Format::of(e);
+            if !t.formats.contains(&f) {
+                t.formats.push(f);
+            }
+            if !t.pack_numbers.contains_key(e.pack_blob_id.as_str()) {
+                t.pack_numbers.insert(&e.pack_blob_id, t.pack_ids.len());
+                t.pack_ids.push(&e.pack_blob_id);
+            }
+            t.max_packed = t.max_packed.max(e.packed_length);
+            t.max_original = t.max_original.max(e.original_length);
+            t.max_offset = t.max_offset.max(e.pack_offset);
+        }
+        t
     }
-    let mut out = Vec::with_capacity(names_start + names_len);
 
-    out.push(VERSION);
-    out.push(key_len as u8); // at most MAX_KEY_LEN
-    out.extend_from_slice(&(entry_size as u16).to_be_bytes());
-    out.extend_from_slice(&entry_count.to_be_bytes());
-    out.extend_from_slice(&(pack_ids.len() as u32).to_be_bytes()); // at most MAX_PACKS
-    out.push(formats.len() as u8); // at most MAX_FORMATS
-    out.extend_from_slice(&0u32.to_be_bytes()); // base timestamp
-
-    for e in sorted {
-        if e.content_id.key_len() != key_len {
+    /// Fails, with Kopia's messages, when the index cannot hold the entries.
+    fn check(&self) -> Result<()> {
+        let (max_packed, max_original) = (self.max_packed, self.max_original);
+        if self.formats.len() > MAX_FORMATS {
             return Err(invalid(format!(
-                "inconsistent key length: {} vs {key_len}",
-                e.content_id.key_len()
+                "unsupported - too many unique formats {} (max {MAX_FORMATS})",
+                self.formats.len()
             )));
         }
+        if self.pack_ids.len() > MAX_PACKS {
+            return Err(invalid(format!(
+                "unsupported - too many unique pack IDs {} (max {MAX_PACKS})",
+                self.pack_ids.len()
+            )));
+        }
+        if max_packed >= MAX_CONTENT_LEN || max_original >= MAX_CONTENT_LEN {
+            return Err(invalid(format!(
+                "maximum content length is too high: (packed {max_packed}, original {max_original}, max {MAX_CONTENT_LEN})"
+            )));
+        }
+        if self.max_offset >= MAX_PACK_OFFSET {
+            return Err(invalid(format!(
+                "pack offset {} is too high",
+                self.max_offset
+            )));
+        }
+        if let Some(p) = self
+            .pack_ids
+            .iter()
+            .find(|p| p.len() > usize::from(u8::MAX))
+        {
+            return Err(invalid(format!("pack blob id too long: {p:?}")));
+        }
+        Ok(())
+    }
+
+    /// The entry value size: the optional bytes only when some entry needs them.
+    fn entry_size(&self) -> usize {
+        let mut entry_size = ENTRY_MIN;
+        if self.formats.len() > 1 {
+            entry_size = entry_size.max(ENTRY_WITH_FORMAT);
+        }
+        if self.pack_ids.len() > MAX_SHORT_PACKS {
+            entry_size = entry_size.max(ENTRY_WITH_LONG_PACK);
+        }
+        if self.max_packed >= MAX_SHORT_CONTENT_LEN || self.max_original >= MAX_SHORT_CONTENT_LEN {
+            entry_size = ENTRY_MAX;
+        }
+        entry_size
+    }
+
+    /// The value of one entry, all optional bytes included.
+    fn entry_value(&self, e: &IndexEntry) -> Result<[u8; ENTRY_MAX]> {
         let ts = u32::try_from(e.timestamp_seconds).map_err(|_| {
             invalid(format!(
                 "timestamp {} of {} does not fit index v2",
                 e.timestamp_seconds, e.content_id
             ))
         })?;
-        let pack_no = pack_numbers
+        let pack_no = self
+            .pack_numbers
             .get(e.pack_blob_id.as_str())
             .copied()
             .unwrap_or_default();
-        let format_no = formats
+        let format_no = self
+            .formats
             .iter()
             .position(|f| *f == Format::of(e))
             .unwrap_or_default();
@@ -186,26 +189,77 @@ pub(crate) fn encode(sorted: &[&IndexEntry]) -> Result<Vec<u8>> {
         v[16] = format_no as u8;
         v[17] = (pack_no >> 16) as u8;
         v[18] = ((e.original_length >> 24) as u8) << 4 | (e.packed_length >> 24) as u8;
+        Ok(v)
+    }
+
+    /// The pack table, the format table and the names, which start at `names_start`.
+    fn write_tables(&self, names_start: usize, out: &mut Vec<u8>) {
+        // Names are laid out in pack order; an empty pack id points at the start of the names.
+        let mut next_name = names_start;
+        for p in &self.pack_ids {
+            let at = if p.is_empty() { names_start } else { next_name };
+            out.push(p.len() as u8);
+            out.extend_from_slice(&(at as u32).to_be_bytes());
+            next_name += p.len();
+        }
+        for f in &self.formats {
+            out.extend_from_slice(&f.compression_header_id.to_be_bytes());
+            out.push(f.format_version);
+            out.push(f.encryption_key_id);
+        }
+        for p in &self.pack_ids {
+            out.extend_from_slice(p.as_bytes());
+        }
+    }
+}
+
+/// Encodes entries already sorted by id and unique, exactly as Kopia's v2 builder does
+/// (without the random suffix).
+pub(crate) fn encode(sorted: &[&IndexEntry]) -> Result<Vec<u8>> {
+    let tables = Tables::collect(sorted);
+    tables.check()?;
+    let entry_size = tables.entry_size();
+    let key_len = match sorted.first() {
+        Some(e) => e.content_id.key_len(),
+        None => {
+            return Err(invalid(
+                "invalid key length: an index needs at least one entry",
+            ))
+        }
+    };
+    let entry_count =
+        u32::try_from(sorted.len()).map_err(|_| invalid("too many entries for one index"))?;
+    let (packs, formats) = (tables.pack_ids.len(), tables.formats.len());
+    let names_start = HEADER_SIZE
+        + sorted.len() * (key_len + entry_size)
+        + packs * PACK_INFO_SIZE
+        + formats * FORMAT_INFO_SIZE;
+    let names_len: usize = tables.pack_ids.iter().map(|p| p.len()).sum();
+    if u32::try_from(names_start + names_len).is_err() {
+        return Err(invalid("index too large"));
+    }
+    let mut out = Vec::with_capacity(names_start + names_len);
+
+    out.push(VERSION);
+    out.push(key_len as u8); // at most MAX_KEY_LEN
+    out.extend_from_slice(&(entry_size as u16).to_be_bytes());
+    out.extend_from_slice(&entry_count.to_be_bytes());
+    out.extend_from_slice(&(packs as u32).to_be_bytes()); // at most MAX_PACKS
+    out.push(formats as u8); // at most MAX_FORMATS
+    out.extend_from_slice(&0u32.to_be_bytes()); // base timestamp
+
+    for e in sorted {
+        if e.content_id.key_len() != key_len {
+            return Err(invalid(format!(
+                "inconsistent key length: {} vs {key_len}",
+                e.content_id.key_len()
+            )));
+        }
+        let v = tables.entry_value(e)?;
         e.content_id.write_key(&mut out);
         out.extend_from_slice(&v[..entry_size]);
     }
-
-    // Names are laid out in pack order; an empty pack id points at the start of the names.
-    let mut next_name = names_start;
-    for p in &pack_ids {
-        let at = if p.is_empty() { names_start } else { next_name };
-        out.push(p.len() as u8);
-        out.extend_from_slice(&(at as u32).to_be_bytes());
-        next_name += p.len();
-    }
-    for f in &formats {
-        out.extend_from_slice(&f.compression_header_id.to_be_bytes());
-        out.push(f.format_version);
-        out.push(f.encryption_key_id);
-    }
-    for p in &pack_ids {
-        out.extend_from_slice(p.as_bytes());
-    }
+    tables.write_tables(names_start, &mut out);
     Ok(out)
 }
 

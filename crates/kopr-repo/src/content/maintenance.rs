@@ -238,14 +238,6 @@ impl ContentManager {
         Ok(Some(ts))
     }
 
-    /// Contents written or deleted by this manager and not yet in an index blob.
-    pub fn pending_count(&self) -> usize {
-        self.state
-            .lock()
-            .map(|s| s.uncommitted.len() + s.uploading_items.len())
-            .unwrap_or(0)
-    }
-
     /// Moves a content into a new pack (used to empty short or sparse packs).
     pub fn rewrite_content(&self, id: &ContentId) -> Result<bool> {
         self.rewrite(id, false)

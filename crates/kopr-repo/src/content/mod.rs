@@ -28,8 +28,10 @@ use crate::legacy_index::{self, LegacyIndexManager};
 use crate::session::{generate_session_id, SessionInfo};
 
 mod maintenance;
+mod read;
 mod recover;
 pub use maintenance::{pack_session, INDEX_SHARD_SIZE};
+use read::local_entry;
 
 /// Who writes: recorded in session markers.
 #[derive(Debug, Clone)]
@@ -234,6 +236,18 @@ impl ContentManager {
     /// The index blobs currently loaded.
     pub fn index_blobs(&self) -> Result<Vec<BlobMetadata>> {
         Ok(self.committed.read().map_err(|_| poisoned())?.blobs())
+    }
+
+    /// Reads, decrypts and parses one index blob (through the index cache), whether or not it
+    /// is in the current set: for tools that inspect index blobs one by one.
+    pub fn read_index_blob(&self, bm: &BlobMetadata) -> Result<kopr_format::index::Index> {
+        let loaded = crate::committed_index::load_index_blob(
+            self.st.as_ref(),
+            &self.format.encryptor,
+            &self.cache,
+            bm,
+        )?;
+        Ok(loaded.index)
     }
 
     /// Hashes `data` into the content id it would be stored under.
@@ -450,7 +464,7 @@ impl ContentManager {
             let comp = comp.filter(|_| self.format.supports_content_compression());
             if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
                 let c = compression::by_name(name).ok_or_else(|| {
-                    RepoError::Invalid(format!("unknown compression algorithm: {name}"))
+                    RepoError::Config(format!("unknown compression algorithm: {name}"))
                 })?;
                 c.compress(data, &mut compressed)?;
                 if compressed.len() < data.len() {
@@ -696,165 +710,8 @@ impl ContentManager {
         s.session = None;
         Ok(())
     }
-
-    /// Reads a content back: fetches its packed bytes, authenticates, decrypts, decompresses.
-    pub fn get_content(&self, id: &ContentId) -> Result<Vec<u8>> {
-        let (entry, local) = {
-            let s = self.state.lock().map_err(|_| poisoned())?;
-            match local_bytes(&s, id) {
-                Some((e, b)) => (e, Some(b)),
-                None => (
-                    self.committed
-                        .read()
-                        .map_err(|_| poisoned())?
-                        .get(id)?
-                        .or_else(|| s.uncommitted.get(id).cloned())
-                        .ok_or_else(|| RepoError::ContentNotFound(id.to_string()))?,
-                    None,
-                ),
-            }
-        };
-        let packed = match local {
-            Some(b) => b,
-            None => self.st.get_blob(
-                &entry.pack_blob_id,
-                u64::from(entry.pack_offset),
-                Some(u64::from(entry.packed_length)),
-            )?,
-        };
-        self.decode_packed(&entry, &packed)
-    }
-
-    /// Where a content's packed bytes are in storage, for reads that fetch many contents of a
-    /// pack at once ([`ContentManager::decode_packed`] then decodes each): `None` when the
-    /// content is unknown or its pack is still being filled or uploaded by this manager.
-    pub fn stored_entry(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
-        let s = self.state.lock().map_err(|_| poisoned())?;
-        if s.open.values().any(|p| p.items.contains_key(id)) || s.uploading_items.contains_key(id) {
-            return Ok(None);
-        }
-        Ok(self
-            .committed
-            .read()
-            .map_err(|_| poisoned())?
-            .get(id)?
-            .or_else(|| s.uncommitted.get(id).cloned()))
-    }
-
-    /// Decodes the packed bytes of a content described by `entry`.
-    pub fn decode_packed(&self, entry: &IndexEntry, packed: &[u8]) -> Result<Vec<u8>> {
-        let corrupt = |detail: String| RepoError::CorruptContent {
-            id: entry.content_id.to_string(),
-            detail,
-        };
-        if entry.encryption_key_id != 0 {
-            return Err(corrupt(format!(
-                "unsupported encryption key id {}",
-                entry.encryption_key_id
-            )));
-        }
-        let mut plain = Vec::with_capacity(packed.len());
-        self.format
-            .encryptor
-            .decrypt(
-                packed,
-                pack::content_iv(entry.content_id.hash()),
-                &mut plain,
-            )
-            .map_err(|e| {
-                corrupt(format!(
-                    "{e} (pack {} offset {} length {})",
-                    entry.pack_blob_id, entry.pack_offset, entry.packed_length
-                ))
-            })?;
-        if entry.compression_header_id == 0 {
-            return Ok(plain);
-        }
-        let mut out = Vec::with_capacity(entry.original_length as usize);
-        let header =
-            compression::decompress(&plain, &mut out).map_err(|e| corrupt(e.to_string()))?;
-        if header.0 != entry.compression_header_id {
-            return Err(corrupt(format!(
-                "compression header {:08x} does not match index {:08x}",
-                header.0, entry.compression_header_id
-            )));
-        }
-        Ok(out)
-    }
-
-    /// Every content known (committed and written by this manager), in id order.
-    pub fn list_contents(&self, include_deleted: bool) -> Result<Vec<IndexEntry>> {
-        let all = self.committed.read().map_err(|_| poisoned())?.all()?;
-        self.with_local_writes(all, None, include_deleted)
-    }
-
-    /// `committed` overlaid with this manager's own writes (restricted to `prefix` when
-    /// given), as a list in id order.
-    fn with_local_writes(
-        &self,
-        mut committed: BTreeMap<ContentId, IndexEntry>,
-        prefix: Option<u8>,
-        include_deleted: bool,
-    ) -> Result<Vec<IndexEntry>> {
-        let s = self.state.lock().map_err(|_| poisoned())?;
-        for e in s
-            .uncommitted
-            .values()
-            .chain(s.uploading_items.values())
-            .chain(s.open.values().flat_map(|p| p.items.values()))
-        {
-            if prefix.is_none() || e.content_id.prefix() == prefix {
-                committed.insert(e.content_id, e.clone());
-            }
-        }
-        Ok(committed
-            .into_values()
-            .filter(|e| include_deleted || !e.deleted)
-            .collect())
-    }
-
-    /// Contents whose id has `prefix` (committed and written by this manager), in id order,
-    /// streaming the index so that memory holds only the matching entries.
-    pub fn list_prefixed(&self, prefix: u8, include_deleted: bool) -> Result<Vec<IndexEntry>> {
-        let mut out: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
-        self.for_each_committed_in(Some(prefix), true, &mut |e| {
-            out.insert(e.content_id, e.clone());
-            Ok(())
-        })?;
-        self.with_local_writes(out, Some(prefix), include_deleted)
-    }
-
-    /// The committed-index watermark.
-    pub fn deletion_watermark(&self) -> Option<chrono::DateTime<Utc>> {
-        self.committed.read().ok().and_then(|c| c.watermark())
-    }
-}
-
-fn local_entry(s: &WriteState, id: &ContentId) -> Option<IndexEntry> {
-    s.open
-        .values()
-        .find_map(|p| p.items.get(id))
-        .or_else(|| s.uploading_items.get(id))
-        .or_else(|| s.uncommitted.get(id))
-        .cloned()
-}
-
-fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> {
-    let slice = |data: &[u8], e: &IndexEntry| {
-        let start = e.pack_offset as usize;
-        data.get(start..start + e.packed_length as usize)
-            .map(<[u8]>::to_vec)
-    };
-    for p in s.open.values() {
-        if let Some(e) = p.items.get(id) {
-            return slice(&p.data, e).map(|b| (e.clone(), b));
-        }
-    }
-    let e = s.uploading_items.get(id)?;
-    let data = s.uploading.get(&e.pack_blob_id)?;
-    slice(data, e).map(|b| (e.clone(), b))
 }
 
 fn poisoned() -> RepoError {
-    RepoError::Invalid("internal lock poisoned by an earlier panic".into())
+    RepoError::Worker("internal lock poisoned by an earlier panic".into())
 }

@@ -34,6 +34,9 @@ use crate::error::Result;
 use crate::repository::Repository;
 use crate::session::{SessionInfo, SESSION_PREFIX};
 
+mod plan;
+use plan::{cycles_from, later_cycle, simulate_rewrites, PackAgg, Plan};
+
 /// How many future full cycles are simulated.
 pub const SIMULATED_CYCLES: usize = 60;
 
@@ -200,173 +203,6 @@ pub struct Explanation {
     pub full_cycle_now_safety_none: Reclaimable,
 }
 
-/// Future full cycles and the GC history they extend.
-struct Plan<'a> {
-    safety: &'a SafetyParameters,
-    history: &'a [RunInfo],
-    cycles: Vec<DateTime<Utc>>,
-    /// Whether each cycle deletes blobs (a cycle whose rewrite moved contents waits
-    /// `MinRewriteToOrphanDeletionDelay`); cycles past its end do.
-    deletes: Vec<bool>,
-}
-
-impl Plan<'_> {
-    /// The first cycle that marks a content written at `ts`.
-    fn marking_cycle(&self, ts: DateTime<Utc>) -> Option<usize> {
-        self.cycles
-            .iter()
-            .position(|c| *c - ts >= self.safety.min_content_age_subject_to_gc)
-    }
-
-    /// The first cycle at or after `from` that forgets a content marked at `marked`.
-    fn drop_cycle(&self, marked: DateTime<Utc>, from: usize) -> Option<usize> {
-        if !self.safety.require_two_gc_cycles {
-            return (from < self.cycles.len()).then_some(from);
-        }
-        let mut runs: Vec<RunInfo> = self.history.to_vec();
-        for (k, c) in self.cycles.iter().enumerate() {
-            runs.push(RunInfo {
-                start: *c,
-                end: *c,
-                success: true,
-                error: String::new(),
-                extra: None,
-            });
-            if k < from {
-                continue;
-            }
-            if find_safe_drop_time(&runs, self.safety).is_some_and(|t| marked <= t) {
-                return Some(k);
-            }
-        }
-        None
-    }
-
-    /// The first cycle at or after `from` that may delete a blob written at `ts`.
-    fn blob_cycle(&self, ts: DateTime<Utc>, from: usize) -> Option<usize> {
-        (from..self.cycles.len()).find(|&k| {
-            self.deletes.get(k).copied().unwrap_or(true)
-                && self.cycles[k] + Duration::seconds(1) - ts >= self.safety.blob_delete_min_age
-        })
-    }
-
-    /// The first cycle at or after `from` that deletes blobs.
-    fn deleting_cycle(&self, from: usize) -> Option<usize> {
-        (from..self.cycles.len()).find(|&k| self.deletes.get(k).copied().unwrap_or(true))
-    }
-
-    fn at(&self, k: Option<usize>) -> Option<DateTime<Utc>> {
-        k.and_then(|k| self.cycles.get(k).copied())
-    }
-}
-
-#[derive(Default)]
-struct PackAgg {
-    garbage: u64,
-    live: u64,
-    /// Packed bytes of its live contents.
-    live_bytes: u64,
-    /// The newest live content's timestamp (the rewrite moves only old enough ones).
-    newest_live: i64,
-    /// Garbage by the cycle that marks it (`usize::MAX`: not within the schedule): bytes and
-    /// the cycle that forgets it.
-    by_mark: BTreeMap<usize, (u64, Option<Option<usize>>)>,
-    /// The latest cycle at which one of its garbage contents is forgotten, and why.
-    worst: Option<(Option<usize>, Rule)>,
-    /// Whether some garbage in it survives a cycle started now.
-    not_now: bool,
-}
-
-/// The later of two cycles, `None` (never) being the latest.
-fn later_cycle(a: Option<usize>, b: Option<usize>) -> Option<usize> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        _ => None,
-    }
-}
-
-impl PackAgg {
-    fn packed(&self) -> u64 {
-        self.garbage + self.live_bytes
-    }
-
-    /// The first cycle whose rewrite may empty this pack: enough of its garbage is marked to
-    /// exceed `max_unused` and its live contents are older than `RewriteMinAge`.
-    fn ready_cycle(&self, plan: &Plan<'_>, max_unused: u32) -> Option<usize> {
-        if self.live == 0 || self.garbage == 0 {
-            return None;
-        }
-        let mut marked = 0;
-        for (&k, &(bytes, _)) in &self.by_mark {
-            if k == usize::MAX {
-                return None;
-            }
-            marked += bytes;
-            if exceeds_unused_share(marked, self.packed(), max_unused) {
-                return (k..plan.cycles.len()).find(|&j| {
-                    plan.cycles[j].timestamp() - self.newest_live
-                        >= plan.safety.rewrite_min_age.num_seconds()
-                });
-            }
-        }
-        None
-    }
-
-    /// The cycle at which the garbage marked by cycle `k` is all forgotten.
-    fn forgotten_by(&self, k: usize) -> Option<usize> {
-        self.by_mark
-            .range(..=k)
-            .map(|(_, (_, d))| d.flatten())
-            .try_fold(0, |acc, d| d.map(|d| acc.max(d)))
-    }
-}
-
-/// Replays the full rewrite's gate on the simulated cycles: a cycle rewrites the packs that
-/// are ready when the previous rewrite's orphans have been deleted, and deletes blobs unless
-/// its rewrite moved contents less than `MinRewriteToOrphanDeletionDelay` ago. Returns the
-/// rewrite cycle of each pack and which cycles delete blobs.
-fn simulate_rewrites<'p>(
-    plan: &Plan<'_>,
-    sched: &kopr_format::maintenance::Schedule,
-    mut ready: Vec<(usize, &'p str)>,
-) -> (HashMap<&'p str, usize>, Vec<bool>) {
-    let safety = plan.safety;
-    ready.sort();
-    let mut pending = !should_rewrite(sched, &[task::REWRITE_FULL], safety);
-    let mut blocked_until = next_blob_delete_time(sched, safety);
-    let mut at = HashMap::new();
-    let mut deletes = Vec::with_capacity(plan.cycles.len());
-    let mut next = 0;
-    for (k, &c) in plan.cycles.iter().enumerate() {
-        let due = next < ready.len() && ready[next].0 <= k;
-        if due && (!pending || safety.min_rewrite_to_orphan_deletion_delay.is_zero()) {
-            while next < ready.len() && ready[next].0 <= k {
-                at.insert(ready[next].1, k);
-                next += 1;
-            }
-            pending = true;
-            blocked_until = Some(c + safety.min_rewrite_to_orphan_deletion_delay);
-        }
-        let d = blocked_until.is_none_or(|t| c >= t);
-        if d {
-            pending = false;
-        }
-        deletes.push(d);
-    }
-    (at, deletes)
-}
-
-fn cycles_from(first: DateTime<Utc>, interval: Duration) -> Vec<DateTime<Utc>> {
-    let step = if interval <= Duration::zero() {
-        Duration::hours(24)
-    } else {
-        interval
-    };
-    (0..SIMULATED_CYCLES as i32)
-        .map(|i| first + step * i)
-        .collect()
-}
-
 /// Computes the explanation with the given safety level for the schedule.
 pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanation> {
     repo.contents().refresh()?;
@@ -374,12 +210,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     let now = repo.contents().clock().now();
     let params = params::get_params(repo)?;
     let sched = schedule::get_schedule(repo)?;
-    let history: Vec<RunInfo> = sched
-        .runs_of(task::SNAPSHOT_GC)
-        .iter()
-        .filter(|r| r.success)
-        .cloned()
-        .collect();
+    let history = gc_history(&sched);
     let interval = chrono_dur(params.full.interval);
     let next_full = sched.next_full.map(|t| t.max(now)).unwrap_or(now);
     let scheduled = if params.full.enabled {
@@ -398,10 +229,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
 
     // One listing serves both the packs with garbage and the blobs no entry references
     // (every entry, deleted and manifest ones included, is in `packs`).
-    let mut listed = Vec::new();
-    for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX] {
-        listed.extend(repo.storage().list_all(p)?);
-    }
+    let listed = list_pack_and_session_blobs(repo)?;
     let sizes: HashMap<String, (u64, DateTime<Utc>)> = listed
         .iter()
         .map(|b| (b.id.clone(), (b.length, b.timestamp)))
@@ -418,11 +246,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         .into_iter()
         .filter(|b| !packs.contains_key(&b.id))
         .collect();
-    let unreferenced_ok_now: std::collections::HashSet<String> = unreferenced
-        .iter()
-        .filter(|bm| retention(bm, now + Duration::seconds(1), &sessions, safety).is_none())
-        .map(|bm| bm.id.clone())
-        .collect();
+    let unreferenced_ok_now = deletable_now(&unreferenced, &sessions, safety, now);
     out_packs.extend(unreferenced_fates(
         &plan,
         unreferenced,
@@ -430,13 +254,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         now,
         params.full.enabled,
     ));
-    out_packs.sort_by(|a, b| {
-        a.earliest_deletion
-            .is_none()
-            .cmp(&b.earliest_deletion.is_none())
-            .then(a.earliest_deletion.cmp(&b.earliest_deletion))
-            .then(a.blob_id.cmp(&b.blob_id))
-    });
+    sort_by_deletion(&mut out_packs);
     let by_rule = totals_by_rule(&out_packs, safety);
     let (full_cycle_now, none_now) = reclaimable_now(
         &out_packs,
@@ -463,6 +281,50 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
         full_cycle_now,
         full_cycle_now_safety_none: none_now,
     })
+}
+
+/// The successful GC runs of the schedule's history.
+fn gc_history(sched: &Schedule) -> Vec<RunInfo> {
+    sched
+        .runs_of(task::SNAPSHOT_GC)
+        .iter()
+        .filter(|r| r.success)
+        .cloned()
+        .collect()
+}
+
+/// The unreferenced blobs that no safety rule keeps a second from now.
+fn deletable_now(
+    unreferenced: &[BlobMetadata],
+    sessions: &HashMap<String, SessionInfo>,
+    safety: &SafetyParameters,
+    now: DateTime<Utc>,
+) -> std::collections::HashSet<String> {
+    unreferenced
+        .iter()
+        .filter(|bm| retention(bm, now + Duration::seconds(1), sessions, safety).is_none())
+        .map(|bm| bm.id.clone())
+        .collect()
+}
+
+/// Every pack and session blob.
+fn list_pack_and_session_blobs(repo: &Repository) -> Result<Vec<BlobMetadata>> {
+    let mut listed = Vec::new();
+    for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA, SESSION_PREFIX] {
+        listed.extend(repo.storage().list_all(p)?);
+    }
+    Ok(listed)
+}
+
+/// Soonest deletion first, the blobs that never leave last, then by id.
+fn sort_by_deletion(packs: &mut [PackFate]) {
+    packs.sort_by(|a, b| {
+        a.earliest_deletion
+            .is_none()
+            .cmp(&b.earliest_deletion.is_none())
+            .then(a.earliest_deletion.cmp(&b.earliest_deletion))
+            .then(a.blob_id.cmp(&b.blob_id))
+    });
 }
 
 /// Walks the index once: per pack, its live contents and when the last of its garbage goes.
@@ -697,7 +559,7 @@ fn reclaimable_now(
 }
 
 fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSnapshot>> {
-    let labels = [("type".to_string(), "snapshot".to_string())].into();
+    let labels = crate::snapshot::snapshot_labels(None);
     let mut out = Vec::new();
     for e in repo.manifests().find_deleted(repo.contents(), &labels)? {
         let source = format!(

@@ -15,16 +15,15 @@ use chrono::{DateTime, Utc};
 use kopr_format::index::ContentId;
 use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
 use kopr_format::object_id::ObjectId;
-use kopr_format::snapshot::{DirManifest, EntryType};
+use kopr_format::snapshot::{DirEntry, EntryType};
 use kopr_format::units;
 use serde::Serialize;
 
 use super::safety::SafetyParameters;
 use super::Observer;
 use crate::error::{RepoError, Result};
-use crate::object::read_object;
 use crate::repository::Repository;
-use crate::snapshot::{list_snapshots, object_content_ids};
+use crate::snapshot::{list_snapshots, object_content_ids, walk_tree, Visit, VisitFn};
 
 /// A set of content ids kept as sorted 64-bit fingerprints.
 #[derive(Debug, Default)]
@@ -152,30 +151,22 @@ pub fn find_in_use_contents(repo: &Repository) -> Result<(ContentSet, usize)> {
     let snaps = list_snapshots(repo, None)?;
     let mut used = ContentSet::new();
     let mut seen_dirs: HashSet<ObjectId> = HashSet::new();
-    let mut stack = Vec::new();
     for m in &snaps {
-        if let Some(root) = &m.root_entry {
-            stack.push((
-                root.object_id.clone(),
-                root.entry_type == EntryType::Directory,
-            ));
-        }
-        while let Some((oid, is_dir)) = stack.pop() {
-            if is_dir && !seen_dirs.insert(oid.clone()) {
-                continue;
+        let Some(root) = &m.root_entry else { continue };
+        let mut visit = |_: &str, e: &DirEntry| -> Result<Visit> {
+            let is_dir = e.entry_type == EntryType::Directory;
+            if is_dir && !seen_dirs.insert(e.object_id.clone()) {
+                return Ok(Visit::Skip);
             }
-            let ids = object_content_ids(repo, &oid)
+            let oid = &e.object_id;
+            let ids = object_content_ids(repo, oid)
                 .map_err(|e| RepoError::Invalid(format!("error verifying {oid}: {e}")))?;
             for cid in &ids {
                 used.insert(cid);
             }
-            if is_dir {
-                let dm = DirManifest::decode(&read_object(repo.contents(), &oid)?)?;
-                for e in dm.entries {
-                    stack.push((e.object_id, e.entry_type == EntryType::Directory));
-                }
-            }
-        }
+            Ok(Visit::Descend)
+        };
+        walk_tree(repo, root, "", &mut VisitFn(&mut visit))?;
     }
     used.seal();
     Ok((used, snaps.len()))
@@ -279,6 +270,13 @@ pub fn run_gc(
         }
         Ok(())
     })?;
+    log_gc_stats(&st, obs);
+    cm.flush()?;
+    Ok(st)
+}
+
+/// Kopia's summary lines of a GC run.
+fn log_gc_stats(st: &GcStats, obs: &dyn Observer) {
     let b = |n: u64| units::bytes(n as i64);
     obs.log(&format!(
         "GC found {} unused contents ({})",
@@ -305,8 +303,6 @@ pub fn run_gc(
         st.kopia.recovered_content_count,
         b(st.kopia.recovered_content_size)
     ));
-    cm.flush()?;
-    Ok(st)
 }
 
 #[cfg(test)]

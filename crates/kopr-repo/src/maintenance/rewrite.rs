@@ -298,50 +298,38 @@ fn rewrite_batch(
         }
         let (round, tail) = rest.split_at(take);
         rest = tail;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Result<[u64; 4]>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers.min(round.len()))
-                .map(|_| {
-                    scope.spawn(|| -> Result<[u64; 4]> {
-                        let mut done = [0; 4];
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(g) = round.get(i) else {
-                                return Ok(done);
-                            };
-                            let n = repo
-                                .contents()
-                                .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
-                            let bytes = g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
-                            done[0] += n;
-                            done[1] += bytes;
-                            if partly_unused.contains_key(&g[0].pack_blob_id) {
-                                done[2] += n;
-                                done[3] += bytes;
-                            }
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(crate::error::RepoError::Invalid(
-                            "content rewrite worker panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            let [count, bytes, unused_count, unused_bytes] = r?;
-            st.kopia.rewritten_content_count += count;
-            st.kopia.rewritten_content_size += bytes;
-            st.partly_unused_rewritten_content_count += unused_count;
-            st.partly_unused_rewritten_content_size += unused_bytes;
-        }
+        rewrite_round(repo, workers, round, partly_unused, st)?;
         repo.contents().flush()?;
+    }
+    Ok(())
+}
+
+/// Re-packs the contents of one round's packs on `workers` threads and counts them.
+fn rewrite_round(
+    repo: &Repository,
+    workers: usize,
+    round: &[&[IndexEntry]],
+    partly_unused: &HashMap<String, u64>,
+    st: &mut RewriteStats,
+) -> Result<()> {
+    let results = crate::parallel::map("content rewrite worker", workers, round, &|| false, |g| {
+        let n = repo
+            .contents()
+            .rewrite_pack_contents(&g[0].pack_blob_id, g)?;
+        let bytes = g.iter().map(|e| u64::from(e.packed_length)).sum::<u64>();
+        let unused = partly_unused.contains_key(&g[0].pack_blob_id);
+        Ok([
+            n,
+            bytes,
+            if unused { n } else { 0 },
+            if unused { bytes } else { 0 },
+        ])
+    })?;
+    for [count, bytes, unused_count, unused_bytes] in results {
+        st.kopia.rewritten_content_count += count;
+        st.kopia.rewritten_content_size += bytes;
+        st.partly_unused_rewritten_content_count += unused_count;
+        st.partly_unused_rewritten_content_size += unused_bytes;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use kopr_format::object_id::ObjectId;
 
-use super::{upload_counted, ProgressCounters, INCOMPLETE_CANCELED};
+use super::{upload_counted, ProgressCounters};
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
 
@@ -35,7 +35,7 @@ pub(super) struct JobSlot {
 
 impl JobSlot {
     /// Stores the result and wakes the waiter.
-    pub fn set(&self, r: Uploaded) {
+    pub(super) fn set(&self, r: Uploaded) {
         if let Ok(mut g) = self.result.lock() {
             *g = Some(r);
         }
@@ -43,13 +43,13 @@ impl JobSlot {
     }
 
     /// Whether the result is there.
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.result.lock().map(|g| g.is_some()).unwrap_or(true)
     }
 
     /// Waits for the result and takes it.
-    pub fn take(&self) -> Uploaded {
-        let lost = || Err(RepoError::Invalid("upload worker failed".into()));
+    pub(super) fn take(&self) -> Uploaded {
+        let lost = || Err(RepoError::Worker("upload worker failed".into()));
         let Ok(mut g) = self.result.lock() else {
             return lost();
         };
@@ -82,7 +82,7 @@ pub(super) struct Workers<'a> {
 
 impl Workers<'_> {
     /// One worker: takes batches of jobs until the queue is closed.
-    pub fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
+    pub(super) fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
         loop {
             self.idle.fetch_add(1, Ordering::Relaxed);
             let batch = next_job(jobs);
@@ -90,7 +90,7 @@ impl Workers<'_> {
             let Some(batch) = batch else { break };
             for job in batch {
                 let r = if (self.stop)() {
-                    Err(RepoError::Invalid(INCOMPLETE_CANCELED.into()))
+                    Err(RepoError::Canceled)
                 } else {
                     // A panic must still fill the slot, or the walk would wait for it forever.
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -103,7 +103,7 @@ impl Workers<'_> {
                         )
                     }))
                     .unwrap_or_else(|_| {
-                        Err(RepoError::Invalid(format!(
+                        Err(RepoError::Worker(format!(
                             "{}: upload worker panicked",
                             job.path.display()
                         )))

@@ -4,6 +4,7 @@
 //! manifest (new id) and the old one is deleted, as Kopia's `UpdateSnapshot` does.
 
 use super::*;
+use anyhow::anyhow;
 use kopr_repo::snapshot::fix::{self, DirRewriter, FailedEntry};
 
 /// `snapshot fix …`

@@ -7,12 +7,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context as _, Result};
-use kopr_format::object_id::ObjectId;
-use kopr_format::snapshot::{
-    DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SourceInfo,
-};
-use kopr_repo::object::{read_object, ObjectReader};
+use anyhow::{bail, Context as _, Result};
+use kopr_format::snapshot::{DirEntry, EntryType, Permissions, SnapshotManifest, SourceInfo};
+use kopr_repo::object::ObjectReader;
 use kopr_repo::snapshot::{self as snap, ProgressCounters, RestoreOptions, UploadOptions};
 use kopr_repo::Repository;
 
@@ -104,48 +101,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<()> {
 
 /// Resolves `ID[/sub/path]` where ID is a snapshot manifest id or an object id.
 pub(crate) fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
-    let (head, rest) = spec.split_once('/').unwrap_or((spec, ""));
-    let mut entry = match snap::load_snapshot(repo, head) {
-        Ok(m) => m
-            .root_entry
-            .ok_or_else(|| anyhow!("snapshot {head} has no root"))?,
-        Err(_) => {
-            let oid: ObjectId = head
-                .parse()
-                .with_context(|| format!("{head:?} is neither a snapshot ID nor an object ID"))?;
-            let is_dir = oid.content_id().and_then(|c| c.prefix()) == Some(b'k')
-                || read_object(repo.contents(), &oid)
-                    .ok()
-                    .is_some_and(|b| DirManifest::decode(&b).is_ok());
-            DirEntry {
-                name: String::new(),
-                entry_type: if is_dir {
-                    EntryType::Directory
-                } else {
-                    EntryType::File
-                },
-                permissions: Permissions(0),
-                file_size: 0,
-                mod_time: 0,
-                user_id: 0,
-                group_id: 0,
-                object_id: oid,
-                dir_summary: None,
-            }
-        }
-    };
-    for part in rest.split('/').filter(|p| !p.is_empty()) {
-        if entry.entry_type != EntryType::Directory {
-            bail!("{part}: parent is not a directory");
-        }
-        let dm = DirManifest::decode(&read_object(repo.contents(), &entry.object_id)?)?;
-        entry = dm
-            .entries
-            .into_iter()
-            .find(|e| e.name == part)
-            .ok_or_else(|| anyhow!("{part} not found in {spec}"))?;
-    }
-    Ok(entry)
+    Ok(snap::resolve(repo, spec)?)
 }
 
 pub fn ls(ctx: &Context, spec: &str, long: bool, recursive: bool, show_oid: bool) -> Result<()> {
@@ -154,62 +110,80 @@ pub fn ls(ctx: &Context, spec: &str, long: bool, recursive: bool, show_oid: bool
     if entry.entry_type != EntryType::Directory {
         bail!("{spec} is not a directory");
     }
-    list_dir(&repo, &entry.object_id, "", long, recursive, show_oid)
+    let mut out = std::io::stdout().lock();
+    // A failed write stops the walk; the write's own error is what is reported.
+    let mut write_error = None;
+    let walked = snap::walk_tree(
+        &repo,
+        &entry,
+        "",
+        &mut snap::VisitFn(
+            |path: &str, e: &DirEntry| -> kopr_repo::Result<snap::Visit> {
+                let Some(rel) = path.strip_prefix('/') else {
+                    return Ok(snap::Visit::Descend); // the listed directory itself
+                };
+                let is_dir = e.entry_type == EntryType::Directory;
+                let name = if is_dir {
+                    format!("{rel}/")
+                } else {
+                    rel.to_string()
+                };
+                if let Err(err) = print_entry(&mut out, e, &name, long, show_oid) {
+                    write_error = Some(err);
+                    return Err(kopr_repo::RepoError::Canceled);
+                }
+                Ok(if recursive && is_dir {
+                    snap::Visit::Descend
+                } else {
+                    snap::Visit::Skip
+                })
+            },
+        ),
+    );
+    if let Some(err) = write_error {
+        return Err(err.into());
+    }
+    Ok(walked?)
 }
 
-fn list_dir(
-    repo: &Repository,
-    oid: &ObjectId,
-    prefix: &str,
+/// One line of `ls`: Kopia's columns with `-l` (mode, size, time, object id, name), the object
+/// id and name with `--show-object-id`, else the name.
+fn print_entry(
+    out: &mut impl Write,
+    e: &DirEntry,
+    name: &str,
     long: bool,
-    recursive: bool,
     show_oid: bool,
-) -> Result<()> {
-    let dm = DirManifest::decode(&read_object(repo.contents(), oid)?)?;
-    let mut out = std::io::stdout().lock();
-    for e in &dm.entries {
-        let name = if e.entry_type == EntryType::Directory {
-            format!("{prefix}{}/", e.name)
-        } else {
-            format!("{prefix}{}", e.name)
-        };
-        let size = e
+) -> std::io::Result<()> {
+    let size = e
+        .dir_summary
+        .as_ref()
+        .map(|s| s.total_file_size)
+        .unwrap_or(e.file_size);
+    let errors = match &e.dir_summary {
+        Some(s) if s.fatal_error_count > 0 => format!(" ({} errors)", s.fatal_error_count),
+        _ => String::new(),
+    };
+    if long {
+        // A directory's time is the newest time below it, from its summary.
+        let time = e
             .dir_summary
             .as_ref()
-            .map(|s| s.total_file_size)
-            .unwrap_or(e.file_size);
-        let errors = match &e.dir_summary {
-            Some(s) if s.fatal_error_count > 0 => format!(" ({} errors)", s.fatal_error_count),
-            _ => String::new(),
-        };
-        if long {
-            // Kopia's columns: mode, size, time (a directory's newest time below it, from
-            // its summary), object id, name.
-            let time = e
-                .dir_summary
-                .as_ref()
-                .map(|s| s.max_mod_time)
-                .unwrap_or(e.mod_time);
-            writeln!(
-                out,
-                "{} {:>12} {} {:<34} {name}{errors}",
-                mode_string(e.entry_type, e.permissions),
-                size,
-                ts(time),
-                e.object_id.to_string(),
-            )?;
-        } else if show_oid {
-            writeln!(out, "{:<34} {name}{errors}", e.object_id.to_string())?;
-        } else {
-            writeln!(out, "{name}{errors}")?;
-        }
-        if recursive && e.entry_type == EntryType::Directory {
-            drop(out);
-            list_dir(repo, &e.object_id, &name, long, recursive, show_oid)?;
-            out = std::io::stdout().lock();
-        }
+            .map(|s| s.max_mod_time)
+            .unwrap_or(e.mod_time);
+        writeln!(
+            out,
+            "{} {:>12} {} {:<34} {name}{errors}",
+            mode_string(e.entry_type, e.permissions),
+            size,
+            ts(time),
+            e.object_id.to_string(),
+        )
+    } else if show_oid {
+        writeln!(out, "{:<34} {name}{errors}", e.object_id.to_string())
+    } else {
+        writeln!(out, "{name}{errors}")
     }
-    Ok(())
 }
 
 pub fn show(ctx: &Context, spec: &str) -> Result<()> {

@@ -1,0 +1,76 @@
+//! Snapshot manifests: listing the snapshots of a source and loading one by manifest id.
+//!
+//! This module depends on the manifest store only, so that policies (retention reads the
+//! snapshots of a source) do not depend on the upload, which itself reads policies.
+
+use std::collections::BTreeMap;
+
+use kopr_format::snapshot::{SnapshotManifest, SourceInfo, SNAPSHOT_MANIFEST_TYPE};
+
+use crate::error::{RepoError, Result};
+use crate::repository::Repository;
+
+/// Snapshots of `source`, oldest first.
+pub fn list_snapshots(
+    repo: &Repository,
+    source: Option<&SourceInfo>,
+) -> Result<Vec<SnapshotManifest>> {
+    let labels = snapshot_labels(source);
+    let mut out = Vec::new();
+    for e in repo.manifests().find(repo.contents(), &labels)? {
+        let mut m: SnapshotManifest = serde_json::from_str(e.data.get()).map_err(|err| {
+            RepoError::Invalid(format!("snapshot manifest {} is malformed: {err}", e.id))
+        })?;
+        m.id = e.id;
+        out.push(m);
+    }
+    out.sort_by_key(|m| m.start_time);
+    Ok(out)
+}
+
+/// Loads one snapshot by manifest id.
+pub fn load_snapshot(repo: &Repository, id: &str) -> Result<SnapshotManifest> {
+    let (e, mut m): (_, SnapshotManifest) = repo.manifests().get(repo.contents(), id)?;
+    if !is_snapshot(&e.labels) {
+        return Err(RepoError::Invalid(format!(
+            "manifest {id} is not a snapshot"
+        )));
+    }
+    m.id = e.id;
+    Ok(m)
+}
+
+/// The labels that find snapshot manifests: of `source`, or of every source.
+pub fn snapshot_labels(source: Option<&SourceInfo>) -> BTreeMap<String, String> {
+    match source {
+        Some(s) => s.labels(),
+        None => [("type".to_string(), SNAPSHOT_MANIFEST_TYPE.to_string())].into(),
+    }
+}
+
+/// Whether a manifest's labels are a snapshot's.
+pub fn is_snapshot(labels: &BTreeMap<String, String>) -> bool {
+    labels.get("type").map(String::as_str) == Some(SNAPSHOT_MANIFEST_TYPE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_labels_are_found_again() {
+        let all = snapshot_labels(None);
+        assert_eq!(all.len(), 1);
+        assert!(is_snapshot(&all));
+        let source = SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/p".into(),
+        };
+        let one = snapshot_labels(Some(&source));
+        assert!(is_snapshot(&one));
+        assert_eq!(one.get("hostname").map(String::as_str), Some("h"));
+        let policy: BTreeMap<String, String> = [("type".to_string(), "policy".to_string())].into();
+        assert!(!is_snapshot(&policy));
+    }
+}

@@ -1,0 +1,372 @@
+//! Taking a snapshot: [`create_snapshot`] sets up the upload (previous snapshot, policy,
+//! estimate, workers), reads a single file or walks a directory tree (`upload_walk`,
+//! `dir_builder`, the worker pool in `file_pool`), then saves the snapshot manifest.
+//!
+//! Files whose size and modification time match the previous snapshot of the same source are
+//! not read again: their object ids are reused. Unreadable entries are recorded as errors in
+//! the directory summaries and the snapshot stats, and the snapshot goes on.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
+};
+
+use super::file_pool::Workers;
+use super::upload_estimate::Estimator;
+use super::upload_walk::{Uploader, QUEUED_BATCHES_PER_WORKER};
+use super::{list_snapshots, Progress, ProgressCounters};
+use crate::error::{RepoError, Result};
+use crate::object::{read_object, ObjectWriter, WriterOptions};
+use crate::repository::Repository;
+
+/// How a snapshot is taken.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Compressor for file contents (`None`: Kopia's default policy, no compression).
+    pub compression: Option<String>,
+    /// Free-text description.
+    pub description: String,
+    /// Set to stop the snapshot early; what was stored is saved as an incomplete checkpoint.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Live counters for a display that polls them from another thread (the upload creates its
+    /// own when `None`; `on_progress` sees them either way).
+    pub progress: Option<Arc<ProgressCounters>>,
+    /// Estimate the total files and bytes with a pre-walk of the source in a background thread,
+    /// as Kopia's "estimating" does; until it ends, the previous snapshot's totals stand in.
+    pub estimate: bool,
+}
+
+/// Reason recorded on snapshots stopped by the user.
+pub const INCOMPLETE_CANCELED: &str = "canceled";
+
+/// Reads one file into an object; `progress` counts bytes as they are read. With `spare`, the
+/// chunks are stored on idle pool workers too (see [`ObjectWriter::with_spare_workers`]).
+///
+/// A file that changes while it is read is stored as read: reads stop at the first end of file,
+/// so the object holds the bytes seen (Kopia does the same and records the object's length).
+fn upload_file(
+    repo: &Repository,
+    compression: Option<&str>,
+    path: &Path,
+    progress: &ProgressCounters,
+    spare: Option<&AtomicUsize>,
+) -> Result<(ObjectId, u64)> {
+    let mut f = fs::File::open(path).map_err(|e| local(path, e))?;
+    let mut w = ObjectWriter::new(
+        repo.contents(),
+        WriterOptions {
+            prefix: None,
+            compression: compression.map(str::to_string),
+            metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+            splitter: None,
+        },
+    )?;
+    if let Some(spare) = spare {
+        w = w.with_spare_workers(spare);
+    }
+    thread_local! {
+        /// One read buffer per thread, reused file after file (no allocation per file).
+        static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let total = READ_BUF.with(|cell| -> Result<u64> {
+        let mut taken = cell.try_borrow_mut().ok();
+        let mut own = Vec::new();
+        let buf: &mut Vec<u8> = taken.as_deref_mut().unwrap_or(&mut own);
+        buf.resize(READ_BUFFER, 0);
+        let mut total = 0u64;
+        loop {
+            let n = f.read(buf).map_err(|e| local(path, e))?;
+            if n == 0 {
+                break;
+            }
+            w.write_bytes(&buf[..n])?;
+            total += n as u64;
+            ProgressCounters::add(&progress.hashed_bytes, n as u64);
+        }
+        Ok(total)
+    })?;
+    Ok((w.result()?, total))
+}
+
+/// A failed read of the local file `path`.
+fn local(path: &Path, source: std::io::Error) -> RepoError {
+    RepoError::Local {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Size of the reads of file data.
+const READ_BUFFER: usize = 1 << 20;
+
+/// [`upload_file`] counted as a file in flight, then a hashed file.
+pub(super) fn upload_counted(
+    repo: &Repository,
+    compression: Option<&str>,
+    path: &Path,
+    progress: &ProgressCounters,
+    spare: Option<&AtomicUsize>,
+) -> Result<(ObjectId, u64)> {
+    ProgressCounters::add(&progress.hashing_files, 1);
+    let r = upload_file(repo, compression, path, progress, spare);
+    progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
+    if r.is_ok() {
+        ProgressCounters::add(&progress.hashed_files, 1);
+    }
+    r
+}
+
+/// The name of the file that marks a cache directory (<https://bford.info/cachedir/>).
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+/// How a `CACHEDIR.TAG` starts.
+pub const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Whether `dir` holds a regular `CACHEDIR.TAG` that starts with the standard signature.
+pub(super) fn is_cache_dir(dir: &Path) -> bool {
+    let tag = dir.join(CACHEDIR_TAG);
+    if !fs::symlink_metadata(&tag).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    fs::File::open(&tag)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == CACHEDIR_SIGNATURE)
+}
+
+pub(super) fn mtime_nanos(md: &fs::Metadata) -> i64 {
+    md.modified()
+        .ok()
+        .and_then(|t| chrono::DateTime::<chrono::Utc>::from(t).timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+pub(super) fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    (md.mode() & 0o7777, md.uid(), md.gid())
+}
+
+#[cfg(not(unix))]
+pub(super) fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
+    (
+        if md.permissions().readonly() {
+            0o444
+        } else {
+            0o644
+        },
+        0,
+        0,
+    )
+}
+
+/// Takes a snapshot of `dir` as `source`, saves its manifest and flushes the repository.
+pub fn create_snapshot(
+    repo: &Repository,
+    dir: &Path,
+    source: &SourceInfo,
+    opts: &UploadOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<SnapshotManifest> {
+    let start = repo.contents().clock().now();
+    let md = source_metadata(dir)?;
+    let previous = previous_root(repo, source)?;
+    let policy = crate::policy::effective(repo, source)?;
+    let progress = opts.progress.clone().unwrap_or_default();
+    if md.is_file() {
+        progress.set_estimate(1, md.len(), true);
+    } else if let Some(s) = previous.as_ref().and_then(|p| p.summary.as_ref()) {
+        progress.set_estimate(
+            u64::try_from(s.total_file_count).unwrap_or(0),
+            u64::try_from(s.total_file_size).unwrap_or(0),
+            false,
+        );
+    }
+    let mut up = Uploader {
+        repo,
+        opts,
+        jobs: None,
+        batch: Vec::new(),
+        batch_bytes: 0,
+        pending: VecDeque::new(),
+        stats: SnapshotStats::default(),
+        progress,
+        on_progress,
+        rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
+        policy,
+    };
+    let root = if md.is_file() {
+        upload_root_file(&mut up, dir, &md)?
+    } else {
+        upload_root_dir(&mut up, dir, &md, previous.as_ref())?
+    };
+    let stats = up.stats;
+    save_manifest(repo, source, opts, start, stats, root)
+}
+
+/// The metadata of the source, which must be a directory or a regular file.
+fn source_metadata(dir: &Path) -> Result<fs::Metadata> {
+    let md = fs::metadata(dir)
+        .map_err(|e| RepoError::Invalid(format!("cannot snapshot {}: {e}", dir.display())))?;
+    if !md.is_dir() && !md.is_file() {
+        return Err(RepoError::Refused(format!(
+            "cannot snapshot {}: not a directory or regular file",
+            dir.display()
+        )));
+    }
+    Ok(md)
+}
+
+/// The root directory of the newest snapshot of `source`, complete or a checkpoint: it supplies
+/// unchanged files.
+fn previous_root(repo: &Repository, source: &SourceInfo) -> Result<Option<DirManifest>> {
+    Ok(list_snapshots(repo, Some(source))?
+        .into_iter()
+        .next_back()
+        .and_then(|m| m.root_entry)
+        .filter(|r| r.entry_type == EntryType::Directory)
+        .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
+        .and_then(|b| DirManifest::decode(&b).ok()))
+}
+
+/// The name of the snapshot's root entry: the source's last component.
+fn root_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// A root entry for `dir` with its metadata and `object_id`.
+fn root_entry(
+    dir: &Path,
+    md: &fs::Metadata,
+    entry_type: EntryType,
+    object_id: ObjectId,
+) -> DirEntry {
+    let (mode, uid, gid) = owner(md);
+    DirEntry {
+        name: root_name(dir),
+        entry_type,
+        permissions: Permissions(mode),
+        file_size: 0,
+        mod_time: mtime_nanos(md),
+        user_id: uid,
+        group_id: gid,
+        object_id,
+        dir_summary: None,
+    }
+}
+
+/// Snapshots a single file: the root entry is the file.
+fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Result<DirEntry> {
+    let compression = up.opts.compression.clone().or_else(|| {
+        up.policy
+            .compressor_for(&root_name(path), md.len() as i64)
+            .map(str::to_string)
+    });
+    let (oid, len) = upload_counted(up.repo, compression.as_deref(), path, &up.progress, None)?;
+    up.stats.total_file_count = 1;
+    up.stats.non_cached_files = 1;
+    up.stats.total_file_size = len as i64;
+    up.report();
+    let mut entry = root_entry(path, md, EntryType::File, oid);
+    entry.file_size = len as i64;
+    Ok(entry)
+}
+
+/// Snapshots a directory tree: the walk on this thread, files read by one worker per core,
+/// and the estimating pre-walk beside them when asked.
+fn upload_root_dir(
+    up: &mut Uploader<'_>,
+    dir: &Path,
+    md: &fs::Metadata,
+    previous: Option<&DirManifest>,
+) -> Result<DirEntry> {
+    let stop = AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
+    let cancel = up.opts.cancel.clone();
+    let halt = || {
+        failed.load(Ordering::Relaxed) || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    };
+    // The policy's upload.maxParallelFileReads, else one reader per core.
+    let workers = kopr_format::policy_fields::max_parallel_file_reads(&up.policy.extra)
+        .unwrap_or_else(crate::parallelism);
+    let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_BATCHES_PER_WORKER);
+    let rx = std::sync::Mutex::new(rx);
+    let progress = up.progress.clone();
+    let pool = Workers {
+        repo: up.repo,
+        progress: &progress,
+        idle: AtomicUsize::new(0),
+        stop: &halt,
+    };
+    let uploaded = std::thread::scope(|s| {
+        if up.opts.estimate {
+            let est = Estimator::new(&progress, &stop, &up.policy, up.rules.clone());
+            s.spawn(move || est.run(dir));
+        }
+        let (pool, rx) = (&pool, &rx);
+        for _ in 0..workers {
+            s.spawn(move || pool.run(rx));
+        }
+        up.jobs = Some(tx);
+        let r = up.upload_dir(dir, previous);
+        // Close the queue: workers end after their current file (all of them on error).
+        up.jobs = None;
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    let (oid, summary) = uploaded?;
+    let mut entry = root_entry(dir, md, EntryType::Directory, oid);
+    entry.dir_summary = Some(summary);
+    Ok(entry)
+}
+
+/// Saves the snapshot manifest of `root` once everything it points at is flushed.
+fn save_manifest(
+    repo: &Repository,
+    source: &SourceInfo,
+    opts: &UploadOptions,
+    start: chrono::DateTime<chrono::Utc>,
+    mut stats: SnapshotStats,
+    root: DirEntry,
+) -> Result<SnapshotManifest> {
+    if root.entry_type == EntryType::Directory {
+        stats.total_directory_count += 1;
+    }
+    let end = repo.contents().clock().now();
+    let mut manifest = SnapshotManifest {
+        id: String::new(),
+        source: source.clone(),
+        description: opts.description.clone(),
+        start_time: start.timestamp_nanos_opt().unwrap_or(0),
+        end_time: end.timestamp_nanos_opt().unwrap_or(0),
+        stats,
+        incomplete_reason: root
+            .dir_summary
+            .as_ref()
+            .map(|s| s.incomplete_reason.clone())
+            .unwrap_or_default(),
+        root_entry: Some(root),
+        tags: BTreeMap::new(),
+        storage_stats: None,
+        pins: vec![],
+    };
+    // Data and directories first, so the manifest never points at unwritten contents.
+    repo.contents().flush()?;
+    manifest.id = repo
+        .manifests()
+        .put(repo.contents(), source.labels(), &manifest)?;
+    repo.flush()?;
+    Ok(manifest)
+}

@@ -1,0 +1,383 @@
+//! The directory walk of an upload: lists a directory, applies ignore rules, reuses unchanged
+//! files of the previous snapshot, stores symlinks, and hands the files to read to the worker
+//! pool (in batches of small files), leaving the directory pending until they are read
+//! (`dir_builder` finishes it).
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::{
+    DirEntry, DirManifest, DirectorySummary, EntryError, EntryType, Permissions, SnapshotStats,
+};
+
+use super::file_pool::{FileJob, JobSlot};
+use super::upload::{is_cache_dir, mtime_nanos, owner, upload_counted};
+use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
+use crate::error::{RepoError, Result};
+use crate::object::{read_object, WriterOptions};
+use crate::repository::Repository;
+
+/// Batches queued per worker before the walk waits for the workers.
+pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
+/// Files under this size are handed to the workers in batches of up to [`FILES_PER_BATCH`]
+/// files or this many bytes.
+const SMALL_FILE: u64 = 256 << 10;
+const FILES_PER_BATCH: usize = 16;
+
+/// A directory walked whose files may still be being read; it is finished (its manifest
+/// written) once they are, children before parents.
+pub(super) struct PendingDir {
+    pub(super) dir: PathBuf,
+    pub(super) entries: Vec<DirEntry>,
+    pub(super) summary: DirectorySummary,
+    /// (entry index, relative path, result) of each file being read.
+    pub(super) files: Vec<(usize, String, Arc<JobSlot>)>,
+    /// (entry index, finished child) of each subdirectory.
+    pub(super) subdirs: Vec<(usize, Arc<DirSlot>)>,
+    /// Entry indexes of every file, read or reused, for the totals.
+    pub(super) file_entries: Vec<usize>,
+    pub(super) out: Arc<DirSlot>,
+}
+
+impl PendingDir {
+    pub(super) fn ready(&self) -> bool {
+        self.files.iter().all(|(_, _, j)| j.is_done())
+    }
+}
+
+/// A finished directory: its object and summary.
+pub(super) type DirSlot = std::sync::OnceLock<(ObjectId, DirectorySummary)>;
+
+pub(super) struct Uploader<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) opts: &'a UploadOptions,
+    /// The workers' queue; files are read on the walking thread without one.
+    pub(super) jobs: Option<SyncSender<Vec<FileJob>>>,
+    /// Small files gathered for the next hand-off, and their bytes.
+    pub(super) batch: Vec<FileJob>,
+    pub(super) batch_bytes: u64,
+    /// Walked directories not finished yet, in the order they were walked (children first).
+    pub(super) pending: VecDeque<PendingDir>,
+    pub(super) stats: SnapshotStats,
+    pub(super) progress: Arc<ProgressCounters>,
+    pub(super) on_progress: &'a mut dyn FnMut(&Progress),
+    pub(super) rules: Vec<crate::ignore::Rule>,
+    pub(super) policy: kopr_format::policy::Policy,
+}
+
+impl Uploader<'_> {
+    fn canceled(&self) -> bool {
+        self.opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Records an error reading an entry: fatal, or ignored when the error-handling policy
+    /// says so for that kind (`dir`: opening or listing a directory; else reading a file).
+    pub(super) fn error(
+        &mut self,
+        summary: &mut DirectorySummary,
+        rel: &str,
+        e: impl std::fmt::Display,
+        dir: bool,
+    ) {
+        let eh = &self.policy.error_handling;
+        let ignored = if dir {
+            eh.ignore_directory_errors.unwrap_or(false)
+        } else {
+            eh.ignore_file_errors.unwrap_or(false)
+        };
+        if ignored {
+            summary.ignored_error_count += 1;
+            self.stats.ignored_error_count += 1;
+        } else {
+            summary.fatal_error_count += 1;
+            self.stats.error_count += 1;
+        }
+        if summary.failed_entries.len() < 10 {
+            summary.failed_entries.push(EntryError {
+                entry_path: rel.to_string(),
+                error: e.to_string(),
+            });
+        }
+        ProgressCounters::add(&self.progress.errors, 1);
+    }
+
+    pub(super) fn report(&mut self) {
+        let p = self.progress.get();
+        (self.on_progress)(&p);
+    }
+
+    /// Uploads the tree at `dir` and returns its directory object and summary.
+    pub(super) fn upload_dir(
+        &mut self,
+        dir: &Path,
+        previous: Option<&DirManifest>,
+    ) -> Result<(ObjectId, DirectorySummary)> {
+        let root = self.walk_dir(dir, "", previous)?;
+        self.finish_pending(true)?;
+        root.get()
+            .cloned()
+            .ok_or_else(|| RepoError::Worker("directory upload did not finish".into()))
+    }
+
+    /// Walks `dir`: records its entries, queues the files to read, walks subdirectories, and
+    /// leaves the directory pending until its files are read.
+    fn walk_dir(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        previous: Option<&DirManifest>,
+    ) -> Result<Arc<DirSlot>> {
+        let out = Arc::new(DirSlot::new());
+        let mut pd = PendingDir {
+            dir: dir.to_path_buf(),
+            entries: Vec::new(),
+            summary: DirectorySummary::default(),
+            files: Vec::new(),
+            subdirs: Vec::new(),
+            file_entries: Vec::new(),
+            out: out.clone(),
+        };
+        let names = self.list_dir(dir, rel, &mut pd.summary);
+        pd.entries.reserve(names.len());
+        let rules_before = self.rules.len();
+        for name in &self.policy.files.dot_ignore_files {
+            if let Ok(text) = fs::read_to_string(dir.join(name)) {
+                self.rules.extend(crate::ignore::parse(rel, &text));
+            }
+        }
+        let prev: HashMap<&str, &DirEntry> = previous
+            .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
+            .unwrap_or_default();
+        for (name, path) in names {
+            if self.canceled() {
+                pd.summary.incomplete_reason = INCOMPLETE_CANCELED.into();
+                break;
+            }
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let previous = prev.get(name.as_str()).copied();
+            self.walk_entry(&mut pd, name, &path, &child_rel, previous)?;
+        }
+        self.rules.truncate(rules_before);
+        self.pending.push_back(pd);
+        self.finish_pending(false)?;
+        Ok(out)
+    }
+
+    /// The names and paths in `dir`, sorted; none for a cache directory, which is kept empty
+    /// as Kopia does. Errors listing it are recorded in `summary`.
+    fn list_dir(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        summary: &mut DirectorySummary,
+    ) -> Vec<(String, PathBuf)> {
+        let mut names: Vec<(String, PathBuf)> = Vec::new();
+        let cache_dir = self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir);
+        match fs::read_dir(dir) {
+            _ if cache_dir => {}
+            Ok(rd) => {
+                for e in rd {
+                    match e {
+                        Ok(e) => {
+                            names.push((e.file_name().to_string_lossy().into_owned(), e.path()))
+                        }
+                        Err(err) => self.error(summary, rel, err, true),
+                    }
+                }
+            }
+            Err(err) => self.error(summary, rel, err, true),
+        }
+        names.sort();
+        names
+    }
+
+    /// Whether the ignore rules exclude the entry at `rel` (counted in the stats if so).
+    fn excluded(&mut self, rel: &str, md: &fs::Metadata) -> bool {
+        if !crate::ignore::is_ignored(&self.rules, rel, md.is_dir()) {
+            return false;
+        }
+        if md.is_dir() {
+            self.stats.excluded_dir_count += 1;
+        } else {
+            self.stats.excluded_file_count += 1;
+            self.stats.excluded_total_file_size += md.len() as i64;
+        }
+        true
+    }
+
+    /// Records one entry of a walked directory: walks a subdirectory, stores a symlink, reuses
+    /// or queues a file; sockets, fifos and devices are not backed up. `previous` is the entry
+    /// of the same name in the previous snapshot.
+    fn walk_entry(
+        &mut self,
+        pd: &mut PendingDir,
+        name: String,
+        path: &Path,
+        rel: &str,
+        previous: Option<&DirEntry>,
+    ) -> Result<()> {
+        let md = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error(&mut pd.summary, rel, e, false);
+                return Ok(());
+            }
+        };
+        if self.excluded(rel, &md) {
+            return Ok(());
+        }
+        let (mode, uid, gid) = owner(&md);
+        let mtime = mtime_nanos(&md);
+        pd.summary.max_mod_time = pd.summary.max_mod_time.max(mtime);
+        let ft = md.file_type();
+        let mut entry = DirEntry {
+            name,
+            entry_type: EntryType::File,
+            permissions: Permissions(mode),
+            file_size: 0,
+            mod_time: mtime,
+            user_id: uid,
+            group_id: gid,
+            object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
+            dir_summary: None,
+        };
+        if ft.is_dir() {
+            let prev_dir = previous
+                .filter(|p| p.entry_type == EntryType::Directory)
+                .and_then(|p| read_object(self.repo.contents(), &p.object_id).ok())
+                .and_then(|b| DirManifest::decode(&b).ok());
+            let child = self.walk_dir(path, rel, prev_dir.as_ref())?;
+            entry.entry_type = EntryType::Directory;
+            pd.subdirs.push((pd.entries.len(), child));
+            self.stats.total_directory_count += 1;
+        } else if ft.is_symlink() {
+            let target = match fs::read_link(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(&mut pd.summary, rel, e, false);
+                    return Ok(());
+                }
+            };
+            let bytes = target.to_string_lossy().into_owned().into_bytes();
+            entry.entry_type = EntryType::Symlink;
+            entry.file_size = bytes.len() as i64;
+            entry.object_id = crate::object::write_object(
+                self.repo.contents(),
+                &bytes,
+                WriterOptions::default(),
+            )?;
+            pd.summary.total_symlink_count += 1;
+        } else if ft.is_file() {
+            self.walk_file(pd, &mut entry, path, rel, md.len() as i64, previous)?;
+        } else {
+            return Ok(());
+        }
+        self.report();
+        pd.entries.push(entry);
+        Ok(())
+    }
+
+    /// A file of a walked directory: reused when its size and modification time match the
+    /// previous snapshot's, else queued to be read.
+    fn walk_file(
+        &mut self,
+        pd: &mut PendingDir,
+        entry: &mut DirEntry,
+        path: &Path,
+        rel: &str,
+        size: i64,
+        previous: Option<&DirEntry>,
+    ) -> Result<()> {
+        entry.file_size = size;
+        let cached = previous.filter(|p| {
+            p.entry_type == EntryType::File && p.file_size == size && p.mod_time == entry.mod_time
+        });
+        // Counted in entry order once the reads are done.
+        pd.file_entries.push(pd.entries.len());
+        if let Some(p) = cached {
+            entry.object_id = p.object_id.clone();
+            self.stats.cached_files += 1;
+            ProgressCounters::add(&self.progress.cached_files, 1);
+            ProgressCounters::add(&self.progress.cached_bytes, size as u64);
+        } else {
+            let compression = self.opts.compression.clone().or_else(|| {
+                self.policy
+                    .compressor_for(&entry.name, size)
+                    .map(str::to_string)
+            });
+            let slot = self.read_file(path.to_path_buf(), compression, size as u64)?;
+            pd.files.push((pd.entries.len(), rel.to_string(), slot));
+        }
+        Ok(())
+    }
+
+    /// Hands a file to the workers (or reads it here when there are none).
+    /// Small files go to the workers in batches (one hand-off, one wake-up for many files),
+    /// a large one on its own.
+    fn read_file(
+        &mut self,
+        path: PathBuf,
+        compression: Option<String>,
+        size: u64,
+    ) -> Result<Arc<JobSlot>> {
+        let slot = Arc::new(JobSlot::default());
+        match &self.jobs {
+            Some(_) => {
+                self.batch.push(FileJob {
+                    path,
+                    compression,
+                    slot: slot.clone(),
+                });
+                self.batch_bytes += size;
+                if size >= SMALL_FILE
+                    || self.batch.len() >= FILES_PER_BATCH
+                    || self.batch_bytes >= SMALL_FILE
+                {
+                    self.send_batch()?;
+                }
+            }
+            None => {
+                let r = if self.canceled() {
+                    Err(RepoError::Canceled)
+                } else {
+                    upload_counted(
+                        self.repo,
+                        compression.as_deref(),
+                        &path,
+                        &self.progress,
+                        None,
+                    )
+                };
+                slot.set(r);
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Hands the files gathered so far to the workers.
+    pub(super) fn send_batch(&mut self) -> Result<()> {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match &self.jobs {
+            Some(jobs) => jobs
+                .send(batch)
+                .map_err(|_| RepoError::Worker("upload workers stopped".into())),
+            None => Err(RepoError::Worker("upload workers stopped".into())),
+        }
+    }
+}
