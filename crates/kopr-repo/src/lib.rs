@@ -8,6 +8,7 @@
 pub mod committed_index;
 pub mod content;
 pub mod content_cache;
+pub mod content_stats;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;

@@ -306,7 +306,8 @@ fn run_cycle(repo: &Repository, a: MaintenanceRunArgs) -> Result<()> {
     if a.safety == "none" {
         eprintln!("WARNING: --safety=none disables all safety margins; nothing else may use the repository during this run.");
     }
-    maintenance::run(
+    let start = chrono::Utc::now();
+    let result = maintenance::run(
         repo,
         &RunOptions {
             mode,
@@ -316,7 +317,9 @@ fn run_cycle(repo: &Repository, a: MaintenanceRunArgs) -> Result<()> {
         &StderrLog {
             debug: a.log_level == "debug",
         },
-    )?;
+    );
+    crate::commands::notification::maintenance_ran(repo, mode == Mode::Full, start, &result);
+    result?;
     Ok(())
 }
 

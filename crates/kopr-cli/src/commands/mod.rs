@@ -10,8 +10,10 @@ mod maintenance;
 mod manifest;
 #[cfg(unix)]
 mod mount;
+pub(crate) mod notification;
 mod policy;
 mod repository;
+pub(crate) mod server;
 pub(crate) mod snapshot;
 mod sync_to;
 
@@ -150,6 +152,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Restore(a)),
         Command::Diff(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Diff(a)),
         Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
+        Command::Server(c) => server::run(&ctx, c),
+        Command::Notification(c) => notification::run(&ctx, c),
         Command::Ls {
             object_path,
             long,
