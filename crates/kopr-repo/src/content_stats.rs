@@ -98,7 +98,10 @@ pub fn compute(entries: &[IndexEntry]) -> ContentStats {
     let mut by_method: BTreeMap<String, Totals> = BTreeMap::new();
     let mut by_id: BTreeMap<u32, Totals> = BTreeMap::new();
     for e in entries {
-        for t in [&mut total, by_id.entry(e.compression_header_id).or_default()] {
+        for t in [
+            &mut total,
+            by_id.entry(e.compression_header_id).or_default(),
+        ] {
             t.count += 1;
             t.original_size += i64::from(e.original_length);
             t.packed_size += i64::from(e.packed_length);
@@ -124,7 +127,10 @@ mod tests {
     fn sizes_fall_into_decades_and_huge_ones_are_left_out() {
         let h = histogram([0, 9, 10, 99_999_999, 100_000_000].into_iter());
         assert_eq!(h.len(), 8);
-        assert_eq!((h[0].min, h[0].max, h[0].count, h[0].total_size), (0, 10, 2, 9));
+        assert_eq!(
+            (h[0].min, h[0].max, h[0].count, h[0].total_size),
+            (0, 10, 2, 9)
+        );
         assert_eq!((h[1].min, h[1].max, h[1].count), (10, 100, 1));
         assert_eq!((h[7].count, h[7].total_size), (1, 99_999_999));
         assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 4);

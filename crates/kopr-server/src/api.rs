@@ -660,17 +660,20 @@ fn tar_dir<W: Write>(
                 tar_dir(repo, tar, &sub, &path)?;
             }
             EntryType::Symlink => {
-                let target = read_object(repo.contents(), &e.object_id).map_err(|e| e.to_string())?;
+                let target =
+                    read_object(repo.contents(), &e.object_id).map_err(|e| e.to_string())?;
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
                 tar.append_link(&mut h, &path, String::from_utf8_lossy(&target).as_ref())
                     .map_err(|e| e.to_string())?;
             }
             EntryType::File => {
-                let r = ObjectReader::open(repo.contents(), &e.object_id).map_err(|e| e.to_string())?;
+                let r =
+                    ObjectReader::open(repo.contents(), &e.object_id).map_err(|e| e.to_string())?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(r.len());
-                tar.append_data(&mut h, &path, r).map_err(|e| e.to_string())?;
+                tar.append_data(&mut h, &path, r)
+                    .map_err(|e| e.to_string())?;
             }
             EntryType::Unknown => {}
         }
@@ -706,9 +709,8 @@ async fn object_get(
         if as_tar {
             let dir = match read_object(repo.contents(), &oid)
                 .map_err(|e| ApiError::not_found(e.to_string()))
-                .and_then(|b| {
-                    DirManifest::decode(&b).map_err(|_| ApiError::bad("not a directory"))
-                }) {
+                .and_then(|b| DirManifest::decode(&b).map_err(|_| ApiError::bad("not a directory")))
+            {
                 Ok(d) => d,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -718,7 +720,8 @@ async fn object_get(
             let _ = ready_tx.send(Ok(0));
             let mut tar = tar::Builder::new(&mut w);
             tar.follow_symlinks(false);
-            let r = tar_dir(&repo, &mut tar, &dir, "").and_then(|_| tar.finish().map_err(|e| e.to_string()));
+            let r = tar_dir(&repo, &mut tar, &dir, "")
+                .and_then(|_| tar.finish().map_err(|e| e.to_string()));
             drop(tar);
             match r {
                 Ok(()) => {
@@ -743,7 +746,10 @@ async fn object_get(
             match r.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -818,9 +824,10 @@ async fn restore(State(state): State<AppState>, Json(req): Json<RestoreRequest>)
         Ok(o) => o,
         Err(_) => return ApiError::bad("invalid root object ID").into_response(),
     };
-    let handle = state
-        .tasks
-        .start("Restore", format!("Restore {} to {}", req.root, out.target_path));
+    let handle = state.tasks.start(
+        "Restore",
+        format!("Restore {} to {}", req.root, out.target_path),
+    );
     let opener = state.opener.clone();
     let ignore_errors = req.options.ignore_errors;
     let task = handle.clone();

@@ -181,7 +181,10 @@ pub fn login_page(error: &str) -> Response {
     let err = if error.is_empty() {
         String::new()
     } else {
-        format!("<p class=\"error\" id=\"login-error\">{}</p>", html_escape(error))
+        format!(
+            "<p class=\"error\" id=\"login-error\">{}</p>",
+            html_escape(error)
+        )
     };
     let html = crate::assets::LOGIN_HTML.replace("<!--ERROR-->", &err);
     let status = if error.is_empty() {
@@ -245,7 +248,10 @@ mod tests {
     #[test]
     fn the_session_is_read_from_the_cookie_header() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=b; kopr_session=abc; c=d".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=b; kopr_session=abc; c=d".parse().unwrap(),
+        );
         assert_eq!(session_token(&h).as_deref(), Some("abc"));
     }
 }

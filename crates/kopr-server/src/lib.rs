@@ -163,7 +163,12 @@ async fn serve(
                 .serve(svc)
                 .await
         }
-        None => axum_server::from_tcp(listener).handle(handle).serve(svc).await,
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(svc)
+                .await
+        }
     };
     served.map_err(|e| ServerError::Io(format!("server failed: {e}")))
 }

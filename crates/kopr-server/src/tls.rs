@@ -43,7 +43,10 @@ pub fn config(tls: &Tls) -> Result<Option<(RustlsConfig, String)>, ServerError> 
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
         .map_err(|e| ServerError::Config(format!("invalid TLS certificate or key: {e}")))?;
-    Ok(Some((RustlsConfig::from_config(Arc::new(cfg)), fingerprint)))
+    Ok(Some((
+        RustlsConfig::from_config(Arc::new(cfg)),
+        fingerprint,
+    )))
 }
 
 fn rustls_pemfile_certs(
@@ -62,4 +65,3 @@ fn rustls_pemfile_key(
     rustls::pki_types::PrivateKeyDer::from_pem_slice(pem)
         .map_err(|e| ServerError::Config(format!("invalid TLS key file: {e}")))
 }
-

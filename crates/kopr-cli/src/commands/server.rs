@@ -63,7 +63,12 @@ fn start(ctx: &Context, a: StartArgs) -> Result<()> {
         .trim_start_matches("http://")
         .trim_start_matches("https://")
         .parse()
-        .map_err(|_| anyhow!("invalid --address {:?}: use host:port, e.g. 127.0.0.1:51515", a.address))?;
+        .map_err(|_| {
+            anyhow!(
+                "invalid --address {:?}: use host:port, e.g. 127.0.0.1:51515",
+                a.address
+            )
+        })?;
     let tls = match (a.tls_generate_cert, a.tls_cert_file, a.tls_key_file) {
         (true, _, _) => Tls::Generate,
         (false, Some(cert), Some(key)) => Tls::Files { cert, key },

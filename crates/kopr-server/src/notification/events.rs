@@ -27,7 +27,11 @@ fn go_duration(d: chrono::Duration) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, (ms % 60_000) as f64 / 1000.0);
+    let (h, m, s) = (
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        (ms % 60_000) as f64 / 1000.0,
+    );
     let s = format!("{s}");
     match (h, m) {
         (0, 0) => format!("{s}s"),

@@ -210,7 +210,11 @@ pub fn get_profile(repo: &Repository, name: &str) -> Result<Option<Profile>> {
     }
 }
 
-fn replace(repo: &Repository, labels: BTreeMap<String, String>, payload: Option<&impl Serialize>) -> Result<bool> {
+fn replace(
+    repo: &Repository,
+    labels: BTreeMap<String, String>,
+    payload: Option<&impl Serialize>,
+) -> Result<bool> {
     let old = repo.manifests().find(repo.contents(), &labels)?;
     if let Some(p) = payload {
         repo.manifests().put(repo.contents(), labels, p)?;
@@ -234,14 +238,38 @@ pub fn delete_profile(repo: &Repository, name: &str) -> Result<bool> {
 
 /// The templates kopr ships, by name.
 pub const BUILT_IN: [(&str, &str); 8] = [
-    ("generic-error.html", include_str!("templates/generic-error.html")),
-    ("generic-error.txt", include_str!("templates/generic-error.txt")),
-    ("maintenance-report.html", include_str!("templates/maintenance-report.html")),
-    ("maintenance-report.txt", include_str!("templates/maintenance-report.txt")),
-    ("snapshot-report.html", include_str!("templates/snapshot-report.html")),
-    ("snapshot-report.txt", include_str!("templates/snapshot-report.txt")),
-    ("test-notification.html", include_str!("templates/test-notification.html")),
-    ("test-notification.txt", include_str!("templates/test-notification.txt")),
+    (
+        "generic-error.html",
+        include_str!("templates/generic-error.html"),
+    ),
+    (
+        "generic-error.txt",
+        include_str!("templates/generic-error.txt"),
+    ),
+    (
+        "maintenance-report.html",
+        include_str!("templates/maintenance-report.html"),
+    ),
+    (
+        "maintenance-report.txt",
+        include_str!("templates/maintenance-report.txt"),
+    ),
+    (
+        "snapshot-report.html",
+        include_str!("templates/snapshot-report.html"),
+    ),
+    (
+        "snapshot-report.txt",
+        include_str!("templates/snapshot-report.txt"),
+    ),
+    (
+        "test-notification.html",
+        include_str!("templates/test-notification.html"),
+    ),
+    (
+        "test-notification.txt",
+        include_str!("templates/test-notification.txt"),
+    ),
 ];
 
 /// The built-in text of a template.
@@ -282,8 +310,7 @@ pub fn list_templates(repo: &Repository) -> Result<Vec<TemplateInfo>> {
             )
         })
         .collect();
-    let labels: BTreeMap<String, String> =
-        [("type".to_string(), TEMPLATE_TYPE.to_string())].into();
+    let labels: BTreeMap<String, String> = [("type".to_string(), TEMPLATE_TYPE.to_string())].into();
     for e in repo.manifests().find(repo.contents(), &labels)? {
         let name = e.labels.get("template").cloned().unwrap_or_default();
         out.insert(
@@ -331,8 +358,16 @@ pub fn remove_template(repo: &Repository, name: &str) -> Result<bool> {
 
 /// The text that applies to `profile` for `base` (`snapshot-report`) in `format`: the
 /// profile's own (`PROFILE.base.format`), the repository's, then the built-in one.
-pub fn resolve_template(repo: &Repository, profile: &str, base: &str, format: &str) -> Result<String> {
-    for name in [format!("{profile}.{base}.{format}"), format!("{base}.{format}")] {
+pub fn resolve_template(
+    repo: &Repository,
+    profile: &str,
+    base: &str,
+    format: &str,
+) -> Result<String> {
+    for name in [
+        format!("{profile}.{base}.{format}"),
+        format!("{base}.{format}"),
+    ] {
         if let Some(t) = get_template(repo, &name)? {
             return Ok(t);
         }
@@ -482,7 +517,13 @@ mod tests {
             let args = if name.starts_with("snapshot") {
                 events::snapshot_report(&[], "h")
             } else {
-                events::error_info("Maintenance", "d", chrono::Utc::now(), chrono::Utc::now(), "boom")
+                events::error_info(
+                    "Maintenance",
+                    "d",
+                    chrono::Utc::now(),
+                    chrono::Utc::now(),
+                    "boom",
+                )
             };
             let out = t.execute(&events::template_args(args)).unwrap();
             let m = parse_message(&out, 0).unwrap();

@@ -238,8 +238,14 @@ fn apply(f: &str, v: &Value) -> Result<Value, TemplateError> {
         },
         "bytesDeltaHTML" => match int(v) {
             0 => String::new(),
-            n if n > 0 => format!(" <span class='increase'>(&#x2191; {})</span>", bytes_string(n)),
-            n => format!(" <span class='decrease'>(&#x2193; {})</span>", bytes_string(-n)),
+            n if n > 0 => format!(
+                " <span class='increase'>(&#x2191; {})</span>",
+                bytes_string(n)
+            ),
+            n => format!(
+                " <span class='decrease'>(&#x2193; {})</span>",
+                bytes_string(-n)
+            ),
         },
         "countDelta" => match int(v) {
             0 => String::new(),
@@ -293,7 +299,10 @@ mod tests {
     fn fields_pipes_conditions_and_ranges() {
         let d = json!({"Host": "h", "E": {"Size": 1_500_000, "Delta": -2, "Err": ""},
             "L": [{"N": "a"}, {"N": "b"}]});
-        assert_eq!(render("on {{.Host}}: {{ .E.Size | bytes }}", d.clone()), "on h: 1.5 MB");
+        assert_eq!(
+            render("on {{.Host}}: {{ .E.Size | bytes }}", d.clone()),
+            "on h: 1.5 MB"
+        );
         assert_eq!(render("{{ .E.Delta | countDelta }}", d.clone()), " (-2)");
         assert_eq!(render("{{if .E.Err}}bad{{else}}ok{{end}}", d.clone()), "ok");
         assert_eq!(render("{{range .L}}[{{.N}}]{{end}}", d.clone()), "[a][b]");
