@@ -150,7 +150,9 @@ pub async fn require(State(state): State<AppState>, req: Request, next: Next) ->
     match authenticated(&state.auth, req.headers()) {
         Some(How::Basic) => next.run(req).await,
         Some(How::Cookie) => {
-            let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+            // Logging out is the one change a cross-site form may make.
+            let safe = matches!(*req.method(), Method::GET | Method::HEAD)
+                || req.uri().path() == "/logout";
             if !safe && !req.headers().contains_key("x-requested-with") {
                 return api_error(
                     StatusCode::FORBIDDEN,

@@ -15,7 +15,15 @@ function bytes(n) {
   const u = ["KB", "MB", "GB", "TB", "PB"];
   let i = -1;
   do { n /= 1000; i++; } while (n >= 1000 && i < u.length - 1);
-  return n.toFixed(1) + " " + u[i];
+  return n.toFixed(1).replace(/\.0$/, "") + " " + u[i];
+}
+
+// A Go duration in nanoseconds (as Kopia's JSON has them) as Go prints it: 1h0m0s, 24h0m0s.
+function goDuration(ns) {
+  let s = Math.round(Number(ns || 0) / 1e9);
+  const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+  s %= 60;
+  return h ? h + "h" + m + "m" + s + "s" : m ? m + "m" + s + "s" : s + "s";
 }
 
 function when(t) {
@@ -223,7 +231,8 @@ function timeAxis(t0, t1, x0, x1, y, ticks) {
     const x = x0 + (x1 - x0) * i / ticks;
     const d = new Date(t);
     s += '<line class="axis" x1="' + x.toFixed(1) + '" y1="' + y + '" x2="' + x.toFixed(1) + '" y2="' + (y + 4) + '"/>';
-    s += '<text x="' + x.toFixed(1) + '" y="' + (y + 16) + '" text-anchor="middle">' + esc(d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })) + "</text>";
+    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
+    s += '<text x="' + x.toFixed(1) + '" y="' + (y + 16) + '" text-anchor="' + anchor + '">' + esc(d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })) + "</text>";
   }
   return s;
 }
@@ -288,15 +297,15 @@ const RULES = {
   fullMaintenanceDisabled: "full maintenance is disabled",
 };
 
-function explainTimeline(x) {
-  const now = new Date(x.now).getTime();
+function explainTimeline(ex) {
+  const now = new Date(ex.now).getTime();
   const rows = [];
-  for (const d of x.deletedSnapshots) {
+  for (const d of ex.deletedSnapshots) {
     rows.push({ kind: "snapshot", label: "snapshot " + d.id.slice(0, 8) + " " + d.source, start: new Date(d.deletedAt).getTime(),
       mid: d.oldDataGoneBy ? new Date(d.oldDataGoneBy).getTime() : null, end: d.newDataGoneBy ? new Date(d.newDataGoneBy).getTime() : null,
       tip: "deleted " + when(d.deletedAt) + "; old data leaves " + (when(d.oldDataGoneBy) || "?") + ", newest data " + (when(d.newDataGoneBy) || "?") });
   }
-  for (const p of x.packs) {
+  for (const p of ex.packs) {
     rows.push({ kind: "pack", label: "pack " + p.blobId.slice(0, 12) + " " + bytes(p.bytes), start: now,
       mid: p.rewriteAt ? new Date(p.rewriteAt).getTime() : null, end: p.earliestDeletion ? new Date(p.earliestDeletion).getTime() : null,
       tip: bytes(p.garbageBytes) + " garbage, " + p.unusedPercent.toFixed(1) + "% unused; " + (RULES[p.rule] || p.rule) + "; leaves " + (when(p.earliestDeletion) || "not within the schedule") });
@@ -335,7 +344,7 @@ function explainTimeline(x) {
 }
 
 function cycle(name, c, next) {
-  return "<dt>" + name + "</dt><dd>" + (c.enabled ? "every " + esc(c.interval) + ", next " + esc(when(next) || "now") : "disabled") + "</dd>";
+  return "<dt>" + name + "</dt><dd>" + (c.enabled ? "every " + esc(goDuration(c.interval)) + ", next " + esc(when(next) || "now") : "disabled") + "</dd>";
 }
 
 async function pageMaintenance() {
