@@ -88,7 +88,9 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
         Err(e) => {
             shot(c, "failure").await;
             let page = c.source().await.unwrap_or_default();
-            panic!("{css} never appeared ({e}); the page (target/ui-screenshots/failure.png):\n{page}");
+            panic!(
+                "{css} never appeared ({e}); the page (target/ui-screenshots/failure.png):\n{page}"
+            );
         }
     }
 }
@@ -200,7 +202,11 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     let link = text(c, "a.source-link").await;
     assert!(link.ends_with(&format!(":{}", src.display())), "{link}");
     shot(c, "sources").await;
-    wait_for(c, "a.source-link").await.click().await.expect("click");
+    wait_for(c, "a.source-link")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#snapshots").await;
     assert_eq!(count(c, "#snapshots tr").await, 2, "one snapshot row");
     assert_eq!(text(c, "#snapshots td.mono").await, repo.snapshot);
@@ -210,7 +216,11 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     wait_for(c, "a.browse").await.click().await.expect("click");
     wait_for(c, "#entries").await;
     let mut names = Vec::new();
-    for e in c.find_all(Locator::Css("#entries tr td:first-child")).await.expect("rows") {
+    for e in c
+        .find_all(Locator::Css("#entries tr td:first-child"))
+        .await
+        .expect("rows")
+    {
         names.push(e.text().await.expect("text"));
     }
     assert_eq!(names[..3], ["docs/", "hello.txt", "later.txt"]);
@@ -220,7 +230,9 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     wait_for(c, "#browse-path").await;
     c.wait()
         .at_most(Duration::from_secs(60))
-        .for_element(Locator::XPath("//a[contains(@class,'dir') and text()='deep/']"))
+        .for_element(Locator::XPath(
+            "//a[contains(@class,'dir') and text()='deep/']",
+        ))
         .await
         .expect("deep/")
         .click()
@@ -231,21 +243,33 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     assert!(href.contains("fname=big.bin"), "{href}");
     shot(c, "browse-deep").await;
     let got = fetch_in_page(c, &href).await;
-    assert!(got == server_common::big_file(), "downloaded {} bytes that differ", got.len());
+    assert!(
+        got == server_common::big_file(),
+        "downloaded {} bytes that differ",
+        got.len()
+    );
 
     // Start a snapshot of a new path and follow its task to the end.
     let new_src = repo.path().join("new-source");
     std::fs::create_dir_all(&new_src).expect("mkdir");
     std::fs::write(new_src.join("one.txt"), b"one").expect("write");
     std::fs::write(new_src.join("two.txt"), b"two").expect("write");
-    wait_for(c, "#nav-sources").await.click().await.expect("click");
+    wait_for(c, "#nav-sources")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#new-path")
         .await
         .send_keys(new_src.to_str().expect("utf-8"))
         .await
         .expect("type");
     shot(c, "start-snapshot").await;
-    wait_for(c, "#start-snapshot").await.click().await.expect("click");
+    wait_for(c, "#start-snapshot")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#task").await;
     let mut status = String::new();
     for _ in 0..600 {
@@ -258,30 +282,51 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     assert_eq!(status, "SUCCESS", "{}", text(c, "#task").await);
     let snap_id = text(c, "#task-snapshot").await;
     shot(c, "task").await;
-    let listed = repo.k.ok(&["snapshot", "ls", new_src.to_str().expect("utf-8"), "--json"]);
+    let listed = repo
+        .k
+        .ok(&["snapshot", "ls", new_src.to_str().expect("utf-8"), "--json"]);
     assert!(listed.contains(&snap_id), "{listed}");
-    wait_for(c, "#nav-tasks").await.click().await.expect("click");
+    wait_for(c, "#nav-tasks")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#tasks").await;
     assert_eq!(text(c, "#tasks td.status-SUCCESS").await, "SUCCESS");
     shot(c, "tasks").await;
 
     // Repository: status, content statistics with the histogram, size over time.
-    wait_for(c, "#nav-status").await.click().await.expect("click");
+    wait_for(c, "#nav-status")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#histogram").await;
     let stats: serde_json::Value =
         serde_json::from_str(&repo.k.ok(&["content", "stats", "--json"])).expect("json");
     assert_eq!(text(c, "#content-count").await, stats["count"].to_string());
     assert_eq!(count(c, "#histogram rect.bar").await, 8);
-    assert_eq!(count(c, "#size-chart circle.point").await, 2, "two live snapshots");
+    assert_eq!(
+        count(c, "#size-chart circle.point").await,
+        2,
+        "two live snapshots"
+    );
     shot(c, "repository").await;
 
     // Maintenance: owner, runs with messages, and the explain timeline with the deleted
     // snapshot on it.
-    wait_for(c, "#nav-maintenance").await.click().await.expect("click");
+    wait_for(c, "#nav-maintenance")
+        .await
+        .click()
+        .await
+        .expect("click");
     wait_for(c, "#explain-timeline").await;
     let info: serde_json::Value =
         serde_json::from_str(&repo.k.ok(&["maintenance", "info", "--json"])).expect("json");
-    assert_eq!(text(c, "#maintenance-owner").await, info["owner"].as_str().expect("owner"));
+    assert_eq!(
+        text(c, "#maintenance-owner").await,
+        info["owner"].as_str().expect("owner")
+    );
     assert!(count(c, "#maintenance-runs td.ok").await >= 1);
     assert_eq!(count(c, "#explain-timeline g.timeline-snapshot").await, 1);
     let row = wait_for(c, "#explain-timeline g.timeline-snapshot title").await;

@@ -109,10 +109,13 @@ impl TaskHandle {
     }
 }
 
+/// A task's shared state and its cancel flag.
+type Entry = (Arc<Mutex<TaskInfo>>, Arc<AtomicBool>);
+
 /// Every task since the server started (at most [`MAX_TASKS`], oldest dropped first).
 #[derive(Default)]
 pub struct TaskManager {
-    tasks: Mutex<Vec<(Arc<Mutex<TaskInfo>>, Arc<AtomicBool>)>>,
+    tasks: Mutex<Vec<Entry>>,
     next: Mutex<u64>,
 }
 

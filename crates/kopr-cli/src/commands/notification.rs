@@ -328,8 +328,7 @@ pub fn snapshot_created(
         kopr_repo::snapshot::list_snapshots(repo, Some(source))
             .ok()?
             .into_iter()
-            .filter(|p| p.id != m.id && p.start_time < m.start_time)
-            .next_back()
+            .rfind(|p| p.id != m.id && p.start_time < m.start_time)
     });
     let outcome = events::SnapshotOutcome {
         source: source.clone(),
