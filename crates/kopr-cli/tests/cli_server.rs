@@ -568,3 +568,160 @@ fn webhook_notifications() {
         assert!(line.contains(msg), "{line}");
     }
 }
+
+fn post_json(url: &str, body: &str) -> serde_json::Value {
+    let r = agent()
+        .post(url)
+        .set("Authorization", &basic(SERVER_USER, SERVER_PASSWORD))
+        .set("Content-Type", "application/json")
+        .send_string(body);
+    let r = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            panic!("POST {url}: {code} {}", r.into_string().unwrap_or_default())
+        }
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    serde_json::from_str(&r.into_string().expect("body")).expect("json")
+}
+
+/// Polls a task until it is no longer running (bounded: at most 60 s).
+fn finished_task(base: &str, id: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let t = get_json(&format!("{base}/api/v1/tasks/{id}"));
+        if t["status"] != "RUNNING" && t["status"] != "CANCELING" {
+            return t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("task {id} did not end");
+}
+
+#[test]
+fn snapshots_and_restores_run_as_tasks() {
+    let repo = Repo::new();
+    let server = Server::start_with_password(&repo.k);
+    let base = server.url.trim_end_matches('/');
+    let src = repo.source.canonicalize().expect("canonical");
+    let src = src.to_str().expect("utf-8");
+
+    // Kopia's upload route snapshots a known source again.
+    std::fs::write(repo.source.join("more.txt"), b"more").expect("write");
+    let r = post_json(&format!("{base}/api/v1/sources/upload?path={src}"), "{}");
+    let key = r["sources"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("one source");
+    assert!(key.ends_with(&format!(":{src}")), "{r}");
+    assert_eq!(r["sources"][&key]["success"], true);
+    let tasks = get_json(&format!("{base}/api/v1/tasks"));
+    let id = tasks["tasks"][0]["id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+    let t = finished_task(base, &id);
+    assert_eq!(t["status"], "SUCCESS", "{t}");
+    assert_eq!(t["kind"], "Snapshot");
+    assert_eq!(t["counters"]["Hashed Files"]["value"], 1, "{t}");
+    let new_id = t["snapshotID"].as_str().expect("snapshot id");
+    let listed = repo.k.ok(&["snapshot", "ls", src, "--json"]);
+    assert!(listed.contains(new_id), "{listed}");
+
+    // A path that does not exist is refused.
+    let r = agent()
+        .post(&format!("{base}/api/v1/sources"))
+        .set("Authorization", &basic(SERVER_USER, SERVER_PASSWORD))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"path":"/no/such/dir","createSnapshot":true}"#);
+    match r {
+        Err(ureq::Error::Status(400, r)) => {
+            assert!(r
+                .into_string()
+                .unwrap_or_default()
+                .contains("PATH_NOT_FOUND"))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A restore through the API gives back the source's tree.
+    let snaps = get_json(&format!("{base}/api/v1/snapshots?path={src}"));
+    let last = snaps["snapshots"]
+        .as_array()
+        .and_then(|v| v.last())
+        .expect("a snapshot");
+    let target = repo.path().join("restored");
+    let t = post_json(
+        &format!("{base}/api/v1/restore"),
+        &serde_json::json!({"root": last["rootID"], "fsOutput": {"targetPath": target}, "options": {}})
+            .to_string(),
+    );
+    assert_eq!(t["kind"], "Restore");
+    let t = finished_task(base, t["id"].as_str().expect("id"));
+    assert_eq!(t["status"], "SUCCESS", "{t}");
+    for f in [
+        "hello.txt",
+        "more.txt",
+        "docs/readme.md",
+        "docs/deep/big.bin",
+    ] {
+        assert_eq!(
+            std::fs::read(target.join(f)).expect("restored file"),
+            std::fs::read(repo.source.join(f)).expect("source file"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn tls_with_a_certificate_file() {
+    let repo = Repo::new();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert = repo.path().join("cert.pem");
+    let key = repo.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write");
+    let server = Server::start(
+        &repo.k,
+        &[
+            "--tls-cert-file",
+            cert.to_str().expect("utf-8"),
+            "--tls-key-file",
+            key.to_str().expect("utf-8"),
+            "--server-password",
+            SERVER_PASSWORD,
+            "--server-username",
+            SERVER_USER,
+        ],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).expect("root");
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(tls))
+        .build();
+    let url = server.url.replace("127.0.0.1", "localhost");
+    let body = agent
+        .get(&format!("{url}api/v1/repo/status"))
+        .set("Authorization", &basic(SERVER_USER, SERVER_PASSWORD))
+        .call()
+        .expect("https request")
+        .into_string()
+        .expect("body");
+    assert!(body.contains("\"connected\":true"), "{body}");
+    // Without the password, refused over TLS too.
+    match agent.get(&format!("{url}api/v1/repo/status")).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("{other:?}"),
+    }
+}
