@@ -725,3 +725,135 @@ fn tls_with_a_certificate_file() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A minimal SMTP server on loopback (no STARTTLS, no AUTH): takes one message per
+/// connection and hands (envelope recipients, data) to the test.
+fn smtp_listener() -> (u16, mpsc::Receiver<(Vec<String>, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut w) = conn else { return };
+            let mut r = BufReader::new(w.try_clone().expect("clone"));
+            let _ = w.write_all(b"220 localhost test SMTP\r\n");
+            let (mut rcpt, mut data) = (Vec::new(), String::new());
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 {
+                    break;
+                }
+                let cmd = l.trim_end().to_string();
+                let upper = cmd.to_ascii_uppercase();
+                if upper.starts_with("EHLO") {
+                    let _ = w.write_all(b"250-localhost\r\n250 8BITMIME\r\n");
+                } else if upper.starts_with("RCPT TO:") {
+                    rcpt.push(cmd[8..].trim().to_string());
+                    let _ = w.write_all(b"250 OK\r\n");
+                } else if upper == "DATA" {
+                    let _ = w.write_all(b"354 go on\r\n");
+                    loop {
+                        let mut d = String::new();
+                        if r.read_line(&mut d).unwrap_or(0) == 0 || d == ".\r\n" {
+                            break;
+                        }
+                        data.push_str(&d);
+                    }
+                    let _ = w.write_all(b"250 queued\r\n");
+                } else if upper == "QUIT" {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    let _ = w.write_all(b"250 OK\r\n");
+                }
+            }
+            let _ = tx.send((std::mem::take(&mut rcpt), std::mem::take(&mut data)));
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn email_notifications() {
+    let repo = Repo::new();
+    let k = &repo.k;
+    let (port, rx) = smtp_listener();
+    let port = port.to_string();
+    k.ok(&[
+        "notification",
+        "profile",
+        "configure",
+        "email",
+        "--profile-name",
+        "mail",
+        "--smtp-server",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--mail-from",
+        "kopr@example.com",
+        "--mail-to",
+        "ops@example.com,boss@example.com",
+        "--format",
+        "txt",
+    ]);
+    let list = k.ok(&["notification", "profile", "list"]);
+    assert!(
+        list.contains("Profile \"mail\" Type \"email\" Minimum Severity: report"),
+        "{list}"
+    );
+    assert!(
+        list.contains("SMTP server: \"127.0.0.1\", Mail from: \"kopr@example.com\""),
+        "{list}"
+    );
+    k.ok(&["notification", "profile", "test", "--profile-name", "mail"]);
+    let (rcpt, data) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a mail");
+    assert_eq!(rcpt, ["<ops@example.com>", "<boss@example.com>"]);
+    assert!(
+        data.contains("Subject: kopr: test notification from "),
+        "{data}"
+    );
+    assert!(data.contains("From: kopr@example.com"), "{data}");
+    assert!(data.contains("this notification profile works"), "{data}");
+    // A failing maintenance run is mailed too.
+    k.ok(&["maintenance", "set", "--owner", "someone@elsewhere"]);
+    assert!(!k.run(&["maintenance", "run"]).status.success());
+    let (_, data) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a mail");
+    assert!(
+        data.contains("Subject: kopr: Maintenance failed on "),
+        "{data}"
+    );
+    assert!(
+        data.contains("maintenance must be run by designated user"),
+        "{data}"
+    );
+    // Missing fields are refused, as Kopia's.
+    let out = k.run(&[
+        "notification",
+        "profile",
+        "configure",
+        "email",
+        "--profile-name",
+        "bad",
+        "--smtp-server",
+        "x",
+    ]);
+    assert!(kopr_testkit::cli::one_error_line(&out).contains("From address must be provided"));
+    // A webhook profile cannot be turned into an e-mail one.
+    let out = k.run(&[
+        "notification",
+        "profile",
+        "configure",
+        "webhook",
+        "--profile-name",
+        "mail",
+        "--endpoint",
+        "http://127.0.0.1:1/",
+    ]);
+    assert!(kopr_testkit::cli::one_error_line(&out)
+        .contains("already exists but is not of type \"webhook\""));
+}

@@ -9,7 +9,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
 use kopr_repo::Repository;
-use kopr_server::notification::{self as notify, events, MethodConfig, Profile, WebhookOptions};
+use kopr_server::notification::{
+    self as notify, events, EmailOptions, MethodConfig, Profile, WebhookOptions,
+};
 
 use super::{format_timestamp, Context};
 
@@ -67,6 +69,42 @@ pub enum ProfileCommand {
 pub enum ConfigureCommand {
     /// Webhook notification.
     Webhook(WebhookArgs),
+    /// E-mail notification.
+    Email(EmailArgs),
+}
+
+/// `configure email` flags (Kopia's).
+#[derive(Debug, Args)]
+pub struct EmailArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// SMTP server.
+    #[arg(long = "smtp-server")]
+    pub smtp_server: Option<String>,
+    /// SMTP port.
+    #[arg(long = "smtp-port")]
+    pub smtp_port: Option<u16>,
+    /// SMTP identity.
+    #[arg(long = "smtp-identity")]
+    pub smtp_identity: Option<String>,
+    /// SMTP username.
+    #[arg(long = "smtp-username")]
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long = "smtp-password")]
+    pub smtp_password: Option<String>,
+    /// From address.
+    #[arg(long = "mail-from")]
+    pub mail_from: Option<String>,
+    /// To address (comma-separated).
+    #[arg(long = "mail-to")]
+    pub mail_to: Option<String>,
+    /// CC address (comma-separated).
+    #[arg(long = "mail-cc")]
+    pub mail_cc: Option<String>,
+    /// Format of the message.
+    #[arg(long, value_parser = ["txt", "html"])]
+    pub format: Option<String>,
 }
 
 /// Flags of every `configure` method.
@@ -146,6 +184,7 @@ pub fn run(ctx: &Context, cmd: NotificationCommand) -> Result<()> {
 fn profile(repo: &Repository, cmd: ProfileCommand) -> Result<()> {
     match cmd {
         ProfileCommand::Configure(ConfigureCommand::Webhook(a)) => configure_webhook(repo, a),
+        ProfileCommand::Configure(ConfigureCommand::Email(a)) => configure_email(repo, a),
         ProfileCommand::List { raw } => {
             let profiles = notify::list_profiles(repo)?;
             if raw {
@@ -201,21 +240,88 @@ fn must_get(repo: &Repository, name: &str) -> Result<Profile> {
         .with_context(|| format!("notification profile {name:?} not found"))
 }
 
+/// The stored options and severity of profile `name` of `kind`, or defaults for a new one.
+fn existing<T: serde::de::DeserializeOwned + Default>(
+    repo: &Repository,
+    name: &str,
+    kind: &str,
+) -> Result<(T, i32)> {
+    match notify::get_profile(repo, name)? {
+        Some(p) if p.method.kind != kind => {
+            bail!("profile {name:?} already exists but is not of type {kind:?}")
+        }
+        Some(p) => Ok((
+            serde_json::from_value::<T>(p.method.config.clone())
+                .with_context(|| format!("the stored profile {name:?} is not of type {kind:?}"))?,
+            p.min_severity,
+        )),
+        None => Ok((T::default(), 0)),
+    }
+}
+
+/// Saves (after a test message, with `--send-test-notification`) profile `c` of `kind`.
+fn save(
+    repo: &Repository,
+    c: &CommonArgs,
+    kind: &str,
+    config: serde_json::Value,
+    mut severity: i32,
+) -> Result<()> {
+    if let Some(s) = &c.min_severity {
+        severity = notify::severity_number(s).unwrap_or(0);
+    }
+    let p = Profile {
+        name: c.profile_name.clone(),
+        method: MethodConfig {
+            kind: kind.into(),
+            config,
+        },
+        min_severity: severity,
+    };
+    if c.send_test_notification {
+        notify::send_test(repo, &p).context("unable to send test notification")?;
+    }
+    eprintln!(
+        "Saving notification profile {:?} of type {kind:?} with severity {:?}.",
+        p.name,
+        notify::severity_name(severity)
+    );
+    notify::save_profile(repo, &p)?;
+    Ok(())
+}
+
+fn configure_email(repo: &Repository, a: EmailArgs) -> Result<()> {
+    let (mut opt, severity) = existing::<EmailOptions>(repo, &a.common.profile_name, "email")?;
+    // An update changes only what was given, as Kopia's.
+    let set = |dst: &mut String, v: Option<String>| {
+        if let Some(v) = v {
+            *dst = v;
+        }
+    };
+    set(&mut opt.smtp_server, a.smtp_server);
+    set(&mut opt.smtp_identity, a.smtp_identity);
+    set(&mut opt.smtp_username, a.smtp_username);
+    set(&mut opt.smtp_password, a.smtp_password);
+    set(&mut opt.from, a.mail_from);
+    set(&mut opt.to, a.mail_to);
+    set(&mut opt.cc, a.mail_cc);
+    set(&mut opt.format, a.format);
+    if let Some(p) = a.smtp_port {
+        opt.smtp_port = p;
+    }
+    opt.validate()?;
+    save(
+        repo,
+        &a.common,
+        "email",
+        serde_json::to_value(&opt)?,
+        severity,
+    )
+}
+
 fn configure_webhook(repo: &Repository, a: WebhookArgs) -> Result<()> {
     let c = a.common;
-    let old = notify::get_profile(repo, &c.profile_name)?;
-    let (mut opt, mut severity) = match &old {
-        Some(p) if p.method.kind != "webhook" => bail!(
-            "profile {:?} already exists but is not of type \"webhook\"",
-            c.profile_name
-        ),
-        Some(p) => (
-            serde_json::from_value::<WebhookOptions>(p.method.config.clone())
-                .context("the stored profile is not a webhook")?,
-            p.min_severity,
-        ),
-        None => (WebhookOptions::default(), 0),
-    };
+    let (mut opt, severity) = existing::<WebhookOptions>(repo, &c.profile_name, "webhook")?;
     // An update changes only what was given, as Kopia's.
     if let Some(e) = a.endpoint {
         opt.endpoint = e;
@@ -235,27 +341,7 @@ fn configure_webhook(repo: &Repository, a: WebhookArgs) -> Result<()> {
         opt.headers = a.http_header.join("\n");
     }
     opt.validate()?;
-    if let Some(s) = &c.min_severity {
-        severity = notify::severity_number(s).unwrap_or(0);
-    }
-    let p = Profile {
-        name: c.profile_name.clone(),
-        method: MethodConfig {
-            kind: "webhook".into(),
-            config: serde_json::to_value(&opt)?,
-        },
-        min_severity: severity,
-    };
-    if c.send_test_notification {
-        notify::send_test(repo, &p).context("unable to send test notification")?;
-    }
-    eprintln!(
-        "Saving notification profile {:?} of type \"webhook\" with severity {:?}.",
-        p.name,
-        notify::severity_name(severity)
-    );
-    notify::save_profile(repo, &p)?;
-    Ok(())
+    save(repo, &c, "webhook", serde_json::to_value(&opt)?, severity)
 }
 
 fn template(repo: &Repository, cmd: TemplateCommand) -> Result<()> {

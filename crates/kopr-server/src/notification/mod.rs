@@ -5,7 +5,8 @@
 //! `generic-error.html`, …, with kopr's `maintenance-report.*` beside them) and variables
 //! (`.Hostname`, `.EventTime`, `.EventArgs…`), Kopia's severities. A template renders to a
 //! message: `Subject:` and other header lines, a blank line, the body. Senders: webhook (the
-//! body as the request body, `Subject` and the template's headers as HTTP headers).
+//! body as the request body, `Subject` and the template's headers as HTTP headers) and e-mail
+//! (SMTP with `lettre`, STARTTLS when the server offers it, as Go's `smtp.SendMail`).
 
 pub mod events;
 pub mod template;
@@ -116,6 +117,106 @@ impl WebhookOptions {
     }
 }
 
+/// Kopia's e-mail options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EmailOptions {
+    /// SMTP server host.
+    #[serde(rename = "smtpServer")]
+    pub smtp_server: String,
+    /// SMTP port (default 587).
+    #[serde(rename = "smtpPort", default)]
+    pub smtp_port: u16,
+    /// SMTP identity (usually empty).
+    #[serde(rename = "smtpIdentity", default)]
+    pub smtp_identity: String,
+    /// SMTP user name (empty: no authentication).
+    #[serde(rename = "smtpUsername", default)]
+    pub smtp_username: String,
+    /// SMTP password.
+    #[serde(rename = "smtpPassword", default)]
+    pub smtp_password: String,
+    /// From address.
+    #[serde(default)]
+    pub from: String,
+    /// To addresses, comma-separated.
+    #[serde(default)]
+    pub to: String,
+    /// Cc addresses, comma-separated.
+    #[serde(default)]
+    pub cc: String,
+    /// `html` (default) or `txt`.
+    #[serde(default)]
+    pub format: String,
+}
+
+impl EmailOptions {
+    /// Fills defaults (port 587, html) and checks the required fields, as Kopia.
+    pub fn validate(&mut self) -> Result<()> {
+        if self.smtp_port == 0 {
+            self.smtp_port = 587;
+        }
+        if self.smtp_server.is_empty() {
+            return Err(NotifyError::Invalid("SMTP server must be provided".into()));
+        }
+        if self.from.is_empty() {
+            return Err(NotifyError::Invalid("From address must be provided".into()));
+        }
+        if self.to.is_empty() {
+            return Err(NotifyError::Invalid("To address must be provided".into()));
+        }
+        if self.format.is_empty() {
+            self.format = "html".into();
+        }
+        check_format(&mut self.format)
+    }
+
+    fn send(&self, msg: &Message) -> Result<()> {
+        use lettre::message::header::ContentType;
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Tls, TlsParameters};
+        use lettre::Transport as _;
+        let addr = |a: &str| {
+            a.trim()
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| NotifyError::Invalid(format!("invalid e-mail address {a:?}: {e}")))
+        };
+        let mut b = lettre::Message::builder()
+            .from(addr(&self.from)?)
+            .subject(msg.subject.clone());
+        for to in self.to.split(',').filter(|a| !a.trim().is_empty()) {
+            b = b.to(addr(to)?);
+        }
+        for cc in self.cc.split(',').filter(|a| !a.trim().is_empty()) {
+            b = b.cc(addr(cc)?);
+        }
+        let email = b
+            .header(if self.format == "html" {
+                ContentType::TEXT_HTML
+            } else {
+                ContentType::TEXT_PLAIN
+            })
+            .body(msg.body.clone())
+            .map_err(|e| NotifyError::Invalid(format!("cannot build the e-mail: {e}")))?;
+        let tls = TlsParameters::new(self.smtp_server.clone())
+            .map_err(|e| NotifyError::Send(format!("cannot set up TLS: {e}")))?;
+        // As Go's smtp.SendMail: STARTTLS when the server offers it.
+        let mut t = lettre::SmtpTransport::builder_dangerous(&self.smtp_server)
+            .port(self.smtp_port)
+            .tls(Tls::Opportunistic(tls))
+            .timeout(Some(std::time::Duration::from_secs(30)));
+        if !self.smtp_username.is_empty() {
+            t = t.credentials(Credentials::new(
+                self.smtp_username.clone(),
+                self.smtp_password.clone(),
+            ));
+        }
+        t.build()
+            .send(&email)
+            .map(|_| ())
+            .map_err(|e| NotifyError::Send(format!("error sending e-mail notification: {e}")))
+    }
+}
+
 fn check_format(f: &mut String) -> Result<()> {
     match f.as_str() {
         "" => {
@@ -132,12 +233,17 @@ fn check_format(f: &mut String) -> Result<()> {
 impl Profile {
     /// The message format the profile wants (`txt` or `html`).
     pub fn format(&self) -> String {
+        let default = if self.method.kind == "email" {
+            "html"
+        } else {
+            "txt"
+        };
         self.method
             .config
             .get("format")
             .and_then(Value::as_str)
             .filter(|f| !f.is_empty())
-            .unwrap_or("txt")
+            .unwrap_or(default)
             .to_string()
     }
 
@@ -453,6 +559,12 @@ pub fn deliver(profile: &Profile, msg: &Message) -> Result<()> {
                     "error sending webhook notification: {e}"
                 ))),
             }
+        }
+        "email" => {
+            let mut o: EmailOptions = serde_json::from_value(profile.method.config.clone())
+                .map_err(|e| NotifyError::Invalid(format!("invalid e-mail options: {e}")))?;
+            o.validate()?;
+            o.send(msg)
         }
         other => Err(NotifyError::Invalid(format!(
             "notification method {other:?} is not supported by kopr yet"
