@@ -27,6 +27,8 @@ pub enum NotificationCommand {
 }
 
 /// `notification profile …`
+// Parsed once per process: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// Setup notifications.
