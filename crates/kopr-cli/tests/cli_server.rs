@@ -87,6 +87,22 @@ fn every_route_needs_authentication() {
             assert_ne!(location, "/login", "{method} {path}");
         }
     }
+    // Scripts get Basic's challenge, as from Kopia's server; the UI's own requests do not (no
+    // browser prompt).
+    match agent().get(&format!("{base}/api/v1/sources")).call() {
+        Err(ureq::Error::Status(401, r)) => {
+            assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Kopia\""))
+        }
+        other => panic!("{other:?}"),
+    }
+    match agent()
+        .get(&format!("{base}/api/v1/sources"))
+        .set("X-Requested-With", "kopr")
+        .call()
+    {
+        Err(ureq::Error::Status(401, r)) => assert_eq!(r.header("WWW-Authenticate"), None),
+        other => panic!("{other:?}"),
+    }
     // The login form is the one page without authentication, and a wrong password there
     // gets no session.
     let (status, _, body) = request("GET", &format!("{base}/login"), None);

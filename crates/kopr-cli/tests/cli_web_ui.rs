@@ -185,7 +185,31 @@ fn web_ui_in_a_real_browser() {
 }
 
 async fn run_ui(c: &Client, repo: &Repo, url: &str) {
-    // No page without logging in: the app redirects to the form.
+    // No page or API route without logging in: the browser's own requests are refused (the
+    // API with 401, pages sent to the login form).
+    c.goto(url).await.expect("open");
+    wait_for(c, "#login-form").await;
+    for (method, path) in kopr_server::api::ROUTES {
+        let script = r#"
+            const [method, path, done] = arguments;
+            fetch(path, {method, headers: {"X-Requested-With": "kopr"}})
+                .then(r => done([r.status, new URL(r.url).pathname]), e => done([0, String(e)]));
+        "#;
+        let v = c
+            .execute_async(
+                script,
+                vec![serde_json::json!(method), serde_json::json!(path)],
+            )
+            .await
+            .expect("fetch");
+        if path.starts_with("/api/") {
+            assert_eq!(v[0], 401, "{method} {path}: {v}");
+        } else {
+            assert_eq!(v, serde_json::json!([200, "/login"]), "{method} {path}");
+        }
+    }
+    c.goto(&format!("{url}#/maintenance")).await.expect("open");
+    wait_for(c, "#login-form").await;
     c.goto(url).await.expect("open");
     wait_for(c, "#login-form").await;
     assert!(c.current_url().await.expect("url").path() == "/login");

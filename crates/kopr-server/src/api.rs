@@ -446,12 +446,7 @@ fn start_snapshot(state: &AppState, si: SourceInfo) -> ApiResult<String> {
         return Ok(t.id);
     }
     let handle = state.tasks.start("Snapshot", desc);
-    let id = state
-        .tasks
-        .list()
-        .first()
-        .map(|t| t.id.clone())
-        .unwrap_or_default();
+    let id = handle.id();
     let opener = state.opener.clone();
     std::thread::spawn(move || {
         let r = run_snapshot(&opener, &si, &handle);
@@ -831,6 +826,7 @@ async fn restore(State(state): State<AppState>, Json(req): Json<RestoreRequest>)
     let opener = state.opener.clone();
     let ignore_errors = req.options.ignore_errors;
     let task = handle.clone();
+    let info = handle.info();
     std::thread::spawn(move || {
         let r = (|| -> Result<String, String> {
             let repo = opener().map_err(|e| e.to_string())?;
@@ -877,8 +873,8 @@ async fn restore(State(state): State<AppState>, Json(req): Json<RestoreRequest>)
         })();
         handle.finish(r);
     });
-    match state.tasks.list().first() {
-        Some(t) => Json(t.clone()).into_response(),
+    match info {
+        Some(t) => Json(t).into_response(),
         None => ApiError::internal("task lost").into_response(),
     }
 }

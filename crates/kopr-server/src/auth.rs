@@ -168,10 +168,14 @@ pub async fn require(State(state): State<AppState>, req: Request, next: Next) ->
                 "ACCESS_DENIED",
                 "authentication required",
             );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"Kopia\""),
-            );
+            // The UI's own requests (which say so) get no Basic challenge, so that the browser
+            // shows no password prompt of its own: the page goes to the login form instead.
+            if !req.headers().contains_key("x-requested-with") {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"Kopia\""),
+                );
+            }
             r
         }
         None => Redirect::to("/login").into_response(),

@@ -78,6 +78,16 @@ pub struct TaskHandle {
 }
 
 impl TaskHandle {
+    /// The task's id.
+    pub fn id(&self) -> String {
+        self.info.lock().map(|i| i.id.clone()).unwrap_or_default()
+    }
+
+    /// The task's state now.
+    pub fn info(&self) -> Option<TaskInfo> {
+        self.info.lock().ok().map(|i| i.clone())
+    }
+
     /// Replaces the progress line and counters.
     pub fn progress(&self, line: String, counters: BTreeMap<String, Counter>) {
         if let Ok(mut i) = self.info.lock() {
