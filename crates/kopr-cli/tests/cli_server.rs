@@ -268,6 +268,15 @@ fn kopias_routes_answer_with_kopias_shapes_and_no_secrets() {
         serde_json::from_str(&repo.k.ok(&["content", "stats", "--json"])).expect("cli json");
     assert_eq!(stats, cli);
     assert_eq!(stats["histogram"].as_array().map(Vec::len), Some(8));
+    let contents = repo.k.ok(&["content", "ls"]).lines().count();
+    assert_eq!(stats["count"], contents);
+    let in_buckets: u64 = stats["histogram"]
+        .as_array()
+        .expect("histogram")
+        .iter()
+        .filter_map(|b| b["count"].as_u64())
+        .sum();
+    assert_eq!(in_buckets, contents as u64);
     let explain = get_json(&format!("{base}/api/v1/kopr/maintenance/explain"));
     assert_eq!(explain["deletedSnapshots"][0]["id"], repo.deleted.as_str());
     let m = get_json(&format!("{base}/api/v1/kopr/maintenance"));
