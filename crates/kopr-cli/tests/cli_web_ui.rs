@@ -1,8 +1,8 @@
 //! The web UI in a real headless browser: Debian's Chromium driven through chromedriver
 //! (WebDriver, `fantoccini`) against `kopr server start` on a loopback port. Logs in (a wrong
 //! password is refused), lists sources and snapshots, browses a snapshot's tree and downloads a
-//! file through the page's own link (bytes compared), starts a snapshot and follows its task to
-//! the end, shows the repository's statistics with the size histogram, and the maintenance page
+//! file through the page's own link (bytes compared), restores a directory and starts a
+//! snapshot from the page and follows their tasks to the end, shows the repository's statistics with the size histogram, and the maintenance page
 //! with the `maintenance explain` timeline of a repository with a deleted snapshot. Every page
 //! is saved to `target/ui-screenshots/NAME.png`. Without chromium and chromedriver the test
 //! says SKIPPED (and fails under CI, whose `.ci/run` installs them).
@@ -122,6 +122,20 @@ async fn fetch_in_page(c: &Client, href: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s)
         .expect("base64")
+}
+
+/// Follows the task page until the task is no longer running (bounded: 60 s); its status.
+async fn task_end(c: &Client) -> String {
+    wait_for(c, "#task").await;
+    let mut status = String::new();
+    for _ in 0..600 {
+        status = text(c, "#task-status").await;
+        if status != "RUNNING" && status != "CANCELING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    status
 }
 
 async fn login(c: &Client, user: &str, password: &str) {
@@ -273,6 +287,18 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         got.len()
     );
 
+    // Restore this directory from the page and follow the task.
+    let target = repo.path().join("restored-deep");
+    wait_for(c, "#restore-target")
+        .await
+        .send_keys(target.to_str().expect("utf-8"))
+        .await
+        .expect("type");
+    wait_for(c, "#restore").await.click().await.expect("click");
+    assert_eq!(task_end(c).await, "SUCCESS", "{}", text(c, "#task").await);
+    shot(c, "restore-task").await;
+    assert!(std::fs::read(target.join("big.bin")).expect("restored") == server_common::big_file());
+
     // Start a snapshot of a new path and follow its task to the end.
     let new_src = repo.path().join("new-source");
     std::fs::create_dir_all(&new_src).expect("mkdir");
@@ -294,16 +320,7 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         .click()
         .await
         .expect("click");
-    wait_for(c, "#task").await;
-    let mut status = String::new();
-    for _ in 0..600 {
-        status = text(c, "#task-status").await;
-        if status != "RUNNING" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "SUCCESS", "{}", text(c, "#task").await);
+    assert_eq!(task_end(c).await, "SUCCESS", "{}", text(c, "#task").await);
     let snap_id = text(c, "#task-snapshot").await;
     shot(c, "task").await;
     let listed = repo
@@ -316,7 +333,11 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         .await
         .expect("click");
     wait_for(c, "#tasks").await;
-    assert_eq!(text(c, "#tasks td.status-SUCCESS").await, "SUCCESS");
+    assert_eq!(
+        count(c, "#tasks td.status-SUCCESS").await,
+        2,
+        "the restore and the snapshot"
+    );
     shot(c, "tasks").await;
 
     // Repository: status, content statistics with the histogram, size over time.
