@@ -232,7 +232,7 @@ function timeAxis(t0, t1, x0, x1, y, ticks) {
     const d = new Date(t);
     s += '<line class="axis" x1="' + x.toFixed(1) + '" y1="' + y + '" x2="' + x.toFixed(1) + '" y2="' + (y + 4) + '"/>';
     const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
-    s += '<text x="' + x.toFixed(1) + '" y="' + (y + 16) + '" text-anchor="' + anchor + '">' + esc(d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })) + "</text>";
+    s += '<text x="' + x.toFixed(1) + '" y="' + (y + 16) + '" text-anchor="' + anchor + '">' + esc(d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + d.toLocaleTimeString(undefined, t1 - t0 < 3600000 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" })) + "</text>";
   }
   return s;
 }
