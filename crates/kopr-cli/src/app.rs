@@ -183,6 +183,12 @@ pub enum Command {
     /// Commands to test performance of algorithms.
     #[command(subcommand)]
     Benchmark(crate::commands::benchmark::BenchmarkCommand),
+    /// Commands to control HTTP API server (Kopia's JSON API and kopr's web UI).
+    #[command(subcommand)]
+    Server(crate::commands::server::ServerCommand),
+    /// Notifications.
+    #[command(subcommand, visible_alias = "notifications")]
+    Notification(crate::commands::notification::NotificationCommand),
 }
 
 /// `policy …`

@@ -10,6 +10,7 @@
 pub(crate) mod committed_index;
 pub mod content;
 pub mod content_cache;
+pub mod content_stats;
 pub mod epoch;
 pub mod error;
 pub mod format_manager;

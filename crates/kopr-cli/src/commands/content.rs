@@ -74,28 +74,8 @@ fn stats(entries: &[IndexEntry], raw: bool, as_json: bool) -> Result<()> {
         }
     }
     if as_json {
-        let methods: serde_json::Map<String, serde_json::Value> = by_method
-            .iter()
-            .map(|(h, t)| {
-                let name = if *h == 0 {
-                    "(uncompressed)".to_string()
-                } else {
-                    compression_name(*h)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("compression-{h:x}"))
-                };
-                (
-                    name,
-                    json!({"count": t.count, "originalSize": t.original, "packedSize": t.packed}),
-                )
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "count": total.count, "totalOriginalSize": total.original, "totalPackedSize": total.packed, "byMethod": methods,
-            }))?
-        );
+        let v = kopr_repo::content_stats::compute(entries);
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let size = |v: i64| if raw { v.to_string() } else { units::bytes(v) };

@@ -338,7 +338,8 @@ fn run_cycle(repo: &Repository, a: MaintenanceRunArgs) -> Result<()> {
     if a.safety == "none" {
         eprintln!("WARNING: --safety=none disables all safety margins; nothing else may use the repository during this run.");
     }
-    maintenance::run(
+    let start = chrono::Utc::now();
+    let result = maintenance::run(
         repo,
         &RunOptions {
             mode,
@@ -348,7 +349,9 @@ fn run_cycle(repo: &Repository, a: MaintenanceRunArgs) -> Result<()> {
         &StderrLog {
             task: std::sync::Mutex::new(String::new()),
         },
-    )?;
+    );
+    crate::commands::notification::maintenance_ran(repo, mode == Mode::Full, start, &result);
+    result?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod maintenance;
 mod manifest;
 #[cfg(unix)]
 mod mount;
+pub(crate) mod notification;
 pub(crate) mod policy;
 pub(crate) mod policy_set;
 mod policy_show;
@@ -18,6 +19,7 @@ pub(crate) mod repair;
 pub(crate) mod repo_admin;
 mod repository;
 pub(crate) mod scan;
+pub(crate) mod server;
 pub(crate) mod snapshot;
 mod sync_to;
 
@@ -351,6 +353,8 @@ pub fn run(cli: Cli, words: &str) -> Result<()> {
         Command::Restore(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Restore(a)),
         Command::Diff(a) => snapshot::run(&ctx, crate::app::SnapshotCommand::Diff(a)),
         Command::Session(crate::app::SessionCommand::List) => session_list(&ctx),
+        Command::Server(c) => server::run(&ctx, c),
+        Command::Notification(c) => notification::run(&ctx, c),
         Command::Ls {
             object_path,
             long,

@@ -122,6 +122,7 @@ fn create_one(
     if let Some(bar) = bar {
         bar.finish();
     }
+    crate::commands::notification::snapshot_created(repo, &si, &result);
     let m = result?;
     let root = m
         .root_entry
