@@ -191,7 +191,7 @@ fn contents_of(
 /// At most about this many contents are held in memory at once by a rewrite (~150 bytes
 /// each): packs are emptied in batches of about this many live contents, each batch one more
 /// pass over the index. `KOPR_REWRITE_BATCH_CONTENTS` overrides it.
-const REWRITE_BATCH_CONTENTS: u64 = 2_000_000;
+const REWRITE_BATCH_CONTENTS: u64 = 1_000_000;
 
 fn rewrite_batch_contents() -> u64 {
     std::env::var("KOPR_REWRITE_BATCH_CONTENTS")
