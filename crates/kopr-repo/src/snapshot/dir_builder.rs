@@ -82,16 +82,7 @@ impl Uploader<'_> {
             entries,
             summary: Some(summary.clone()),
         };
-        let oid = crate::object::write_object(
-            self.repo.contents(),
-            &manifest.encode(),
-            WriterOptions {
-                prefix: Some(DIRECTORY_PREFIX),
-                compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                splitter: None,
-            },
-        )?;
+        let oid = write_directory(self.repo.contents(), &manifest)?;
         let _ = out.set((oid, summary));
         Ok(())
     }
@@ -137,6 +128,23 @@ impl Uploader<'_> {
 }
 
 /// Adds a finished subdirectory's totals, errors and times to its parent's summary.
+/// Stores a directory object as Kopia does: `k`-prefixed contents, metadata compression.
+pub(crate) fn write_directory(
+    cm: &crate::content::ContentManager,
+    manifest: &DirManifest,
+) -> Result<kopr_format::object_id::ObjectId> {
+    crate::object::write_object(
+        cm,
+        &manifest.encode(),
+        WriterOptions {
+            prefix: Some(DIRECTORY_PREFIX),
+            compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+            metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+            splitter: None,
+        },
+    )
+}
+
 fn add_subdir(summary: &mut DirectorySummary, sub: &DirectorySummary) {
     summary.total_file_size += sub.total_file_size;
     summary.total_file_count += sub.total_file_count;

@@ -9,8 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::snapshot::{
-    DirEntry, DirManifest, DirectorySummary, EntryType, SnapshotManifest, DIRECTORY_PREFIX,
-    DIRECTORY_STREAM,
+    DirEntry, DirManifest, DirectorySummary, EntryType, SnapshotManifest, DIRECTORY_STREAM,
 };
 use serde::Serialize;
 
@@ -232,16 +231,7 @@ impl<'a> DirRewriter<'a> {
             entries,
             summary: Some(summary.clone()),
         };
-        let oid = write_object(
-            self.repo.contents(),
-            &manifest.encode(),
-            WriterOptions {
-                prefix: Some(DIRECTORY_PREFIX),
-                compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                splitter: None,
-            },
-        )?;
+        let oid = super::dir_builder::write_directory(self.repo.contents(), &manifest)?;
         let mut out = entry.clone();
         out.object_id = oid;
         out.dir_summary = Some(summary);

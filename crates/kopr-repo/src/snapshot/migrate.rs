@@ -11,10 +11,10 @@ use std::io::Read;
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::object_id::ObjectId;
 use kopr_format::policy::Policy;
-use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotManifest, DIRECTORY_PREFIX};
+use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotManifest};
 
 use crate::error::{RepoError, Result};
-use crate::object::{read_object, write_object, ObjectReader, ObjectWriter, WriterOptions};
+use crate::object::{read_object, ObjectReader, ObjectWriter, WriterOptions};
 use crate::repository::Repository;
 
 /// Copies snapshot trees from one repository into another.
@@ -94,16 +94,7 @@ impl<'a> Migrator<'a> {
         for child in &mut dm.entries {
             *child = self.copy_entry(child, policy)?;
         }
-        let oid = write_object(
-            self.dst.contents(),
-            &dm.encode(),
-            WriterOptions {
-                prefix: Some(DIRECTORY_PREFIX),
-                compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-                splitter: None,
-            },
-        )?;
+        let oid = super::dir_builder::write_directory(self.dst.contents(), &dm)?;
         self.objects += 1;
         self.copied.insert(e.object_id.clone(), oid.clone());
         Ok(oid)
