@@ -420,6 +420,11 @@ pub enum SyncStorage {
         #[command(flatten)]
         webdav: WebDavArgs,
     },
+    /// Synchronize repository data to another repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
+    },
 }
 
 /// Storage kinds for `repository create`.
@@ -479,6 +484,15 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 /// Storage kinds for `repository connect`.
@@ -523,6 +537,13 @@ pub enum ConnectStorage {
     Webdav {
         #[command(flatten)]
         webdav: WebDavArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -636,6 +657,53 @@ pub struct WebDavArgs {
     /// Assume WebDAV provider implements atomic writes.
     #[arg(long = "atomic-writes")]
     pub atomic_writes: bool,
+}
+
+/// SFTP storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct SftpArgs {
+    /// Path to the repository in the SFTP/SSH server.
+    #[arg(id = "sftp_path", long = "path")]
+    pub path: String,
+    /// SFTP/SSH server hostname.
+    #[arg(id = "sftp_host", long = "host")]
+    pub host: String,
+    /// SFTP/SSH server port.
+    #[arg(id = "sftp_port", long = "port", default_value_t = 22)]
+    pub port: u16,
+    /// SFTP/SSH server username.
+    #[arg(id = "sftp_username", long = "username")]
+    pub username: String,
+    /// SFTP/SSH server password.
+    #[arg(id = "sftp_password", long = "sftp-password", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Path to private key file for SFTP/SSH server.
+    #[arg(id = "sftp_keyfile", long = "keyfile")]
+    pub keyfile: Option<PathBuf>,
+    /// Private key data.
+    #[arg(id = "sftp_key_data", long = "key-data")]
+    pub key_data: Option<String>,
+    /// Path to known_hosts file.
+    #[arg(id = "sftp_known_hosts", long = "known-hosts")]
+    pub known_hosts: Option<PathBuf>,
+    /// known_hosts file entries.
+    #[arg(id = "sftp_known_hosts_data", long = "known-hosts-data")]
+    pub known_hosts_data: Option<String>,
+    /// Embed key and known_hosts in the repository connection.
+    #[arg(id = "sftp_embed_credentials", long = "embed-credentials")]
+    pub embed_credentials: bool,
+    /// Launch external passwordless SSH command.
+    #[arg(id = "sftp_external", long = "external")]
+    pub external: bool,
+    /// SSH command.
+    #[arg(id = "sftp_ssh_command", long = "ssh-command", default_value = "ssh")]
+    pub ssh_command: String,
+    /// Arguments to external SSH command (separated by spaces).
+    #[arg(id = "sftp_ssh_args", long = "ssh-args", allow_hyphen_values = true)]
+    pub ssh_args: Option<String>,
+    /// Use flat directory structure.
+    #[arg(id = "sftp_flat", long = "flat")]
+    pub flat: bool,
 }
 
 /// S3 storage flags (Kopia's names and environment variables).
