@@ -134,6 +134,25 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// An rclone log line without its leading `YYYY/MM/DD HH:MM:SS ` time.
+fn without_log_time(line: &str) -> &str {
+    let l = line.trim();
+    let b = l.as_bytes();
+    let is_time = b.len() > 20
+        && b[..19].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'/',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+        && b[19] == b' ';
+    if is_time {
+        l[20..].trim_start()
+    } else {
+        l
+    }
+}
+
 impl RcloneStorage {
     /// Starts rclone (waiting for it as long as the options' startup timeout, else
     /// [`DEFAULT_STARTUP_TIMEOUT`]) and opens the WebDAV storage it serves.
@@ -239,17 +258,15 @@ impl RcloneStorage {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(BlobError::Other(format!(
-                    "rclone serve webdav {} failed to start: {}",
-                    opts.remote_path,
-                    last.trim()
+                    "rclone serve webdav failed to start: {}",
+                    without_log_time(&last)
                 )));
             }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(BlobError::Other(format!(
-                    "rclone serve webdav {} did not start within {startup:?}",
-                    opts.remote_path
+                    "rclone serve webdav did not start within {startup:?} (--rclone-startup-timeout)"
                 )));
             }
         };
@@ -317,6 +334,16 @@ impl BlobStorage for RcloneStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_times_are_dropped_from_rclone_messages() {
+        assert_eq!(
+            without_log_time("2026/11/30 07:56:20 Failed to create file system"),
+            "Failed to create file system"
+        );
+        assert_eq!(without_log_time("  plain message "), "plain message");
+        assert_eq!(without_log_time("2026/11/30"), "2026/11/30");
+    }
 
     #[test]
     fn reads_the_served_url_of_old_and_new_rclone() {

@@ -26,6 +26,8 @@ enum Kind {
     WebDav,
     Gcs,
     Sftp,
+    /// kopr's rclone backend, its remote a WebDAV server (`:webdav,url=…:r`).
+    Rclone,
 }
 
 /// A server of one kind and a connection directory.
@@ -42,7 +44,7 @@ impl Env {
     fn new(kind: Kind) -> Option<Env> {
         let srv = match kind {
             Kind::Azure => Server::azurite()?,
-            Kind::WebDav => Server::webdav()?,
+            Kind::WebDav | Kind::Rclone => Server::webdav()?,
             Kind::Gcs => Server::fake_gcs()?,
             Kind::Sftp => Server::sshd()?,
         };
@@ -124,7 +126,7 @@ impl Env {
             ),
             Kind::Azure => Box::new(self.azure(&self.url, "kopr", "")),
             Kind::Gcs => Box::new(self.gcs()),
-            Kind::WebDav => Box::new(
+            Kind::WebDav | Kind::Rclone => Box::new(
                 WebDavStorage::open(
                     WebDavOptions {
                         url: format!("{}/r", self.url),
@@ -170,6 +172,29 @@ impl Env {
                 ),
             ]),
             Kind::Gcs => a.extend(["gcs".into(), "--bucket=kopr".into(), "--prefix=r/".into()]),
+            Kind::Rclone => {
+                let exe = rclone_exe();
+                let pass = Command::new(&exe)
+                    .args(["obscure", WEBDAV_PASSWORD])
+                    .output()
+                    .unwrap();
+                let pass = String::from_utf8(pass.stdout).unwrap();
+                a.extend([
+                    "rclone".into(),
+                    format!(
+                        "--remote-path=:webdav,url='{}',user={WEBDAV_USER},pass={}:r",
+                        self.url,
+                        pass.trim()
+                    ),
+                    format!("--rclone-exe={exe}"),
+                    // rclone's own waits for its remote kept short, as KOPR_S3_TIMEOUT_SECS
+                    // keeps kopr's
+                    "--rclone-args=--config=/dev/null".into(),
+                    "--rclone-args=--contimeout=2s".into(),
+                    "--rclone-args=--timeout=2s".into(),
+                    "--rclone-args=--low-level-retries=2".into(),
+                ]);
+            }
             Kind::Sftp => {
                 a.extend([
                     "sftp".into(),
@@ -239,6 +264,10 @@ impl Env {
     }
 }
 
+fn rclone_exe() -> String {
+    std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into())
+}
+
 fn make_tree(root: &Path, seed: u64, files: u64, size: usize) {
     for i in 0..files {
         let dir = root.join(format!("d{}", i % 4));
@@ -273,19 +302,19 @@ fn errors(kind: Kind) {
     };
     // rejected credentials (GCS: gcs_errors_and_embedded_credentials and the blob tests, the
     // emulator does not authenticate)
-    if kind != Kind::Gcs {
+    if kind != Kind::Gcs && kind != Kind::Rclone {
         // rejected credentials
         let bad = match kind {
             Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
             Kind::WebDav | Kind::Sftp => "wrong-password",
-            Kind::Gcs => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
+            Kind::Gcs | Kind::Rclone => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
         };
         let e = one_error_line(&env.run(&env.args("create", "", bad)));
         let fix = match kind {
             Kind::Azure => "--storage-key",
             Kind::WebDav => "--webdav-password",
             Kind::Sftp => "--sftp-password",
-            Kind::Gcs => unreachable!(),
+            Kind::Gcs | Kind::Rclone => unreachable!(),
         };
         assert!(
             e.contains("rejected the credentials") && e.contains(fix),
@@ -303,7 +332,7 @@ fn errors(kind: Kind) {
     let good = env.url.clone();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", free_port()),
-        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", free_port()),
+        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{}", free_port()),
         Kind::Sftp => format!("127.0.0.1:{}", free_port()),
     };
     let t = Instant::now();
@@ -313,19 +342,36 @@ fn errors(kind: Kind) {
         Kind::WebDav => "WebDAV endpoint",
         Kind::Gcs => "GCS endpoint",
         Kind::Sftp => "SFTP server",
+        Kind::Rclone => "rclone",
     };
-    assert!(e.contains(&format!("cannot reach {service}")), "{e}");
+    if kind == Kind::Rclone {
+        // rclone itself reports its remote unreachable
+        assert!(
+            e.contains("rclone serve webdav failed to start") && e.contains("connection refused"),
+            "{e}"
+        );
+    } else {
+        assert!(e.contains(&format!("cannot reach {service}")), "{e}");
+    }
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     // an endpoint that accepts and never answers: bounded by the time limits
     let (_listener, port) = silent();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
-        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{port}"),
+        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{port}"),
         Kind::Sftp => format!("127.0.0.1:{port}"),
     };
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
-    assert!(e.contains("did not answer in time"), "{e}");
+    if kind == Kind::Rclone {
+        // rclone's own time limit (--timeout, or kopr's --rclone-startup-timeout) ends it
+        assert!(
+            e.contains("rclone serve webdav") && e.contains("timeout"),
+            "{e}"
+        );
+    } else {
+        assert!(e.contains("did not answer in time"), "{e}");
+    }
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
     assert!(!env.cfg_exists());
     // and the next run, against the answering server, succeeds
@@ -351,6 +397,11 @@ fn webdav_errors_are_one_line_naming_the_fix() {
 #[test]
 fn gcs_unreachable_and_silent_endpoints_are_one_line_errors() {
     errors(Kind::Gcs);
+}
+
+#[test]
+fn rclone_unreachable_and_silent_remotes_are_one_line_errors() {
+    errors(Kind::Rclone);
 }
 
 #[test]
@@ -451,7 +502,10 @@ fn killed_mid_snapshot(kind: Kind) {
     env.srv.stop();
     let t = Instant::now();
     let e = one_error_line(&env.run(&args));
-    assert!(e.contains("cannot reach"), "{e}");
+    assert!(
+        e.contains("cannot reach") || e.contains("connection refused"),
+        "{e}"
+    );
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     env.srv.restart();
     assert!(env.ok(&["snapshot", "ls"]).contains("files:48"));
@@ -470,6 +524,11 @@ fn webdav_server_stopped_mid_snapshot() {
 #[test]
 fn gcs_server_stopped_mid_snapshot() {
     killed_mid_snapshot(Kind::Gcs);
+}
+
+#[test]
+fn rclone_remote_stopped_mid_snapshot() {
+    killed_mid_snapshot(Kind::Rclone);
 }
 
 #[test]
