@@ -5,8 +5,11 @@
 //! returns), extra `--rclone-args` and `--rclone-env` passed on. The server is protected by a
 //! random password given to rclone through its environment (`RCLONE_USER`, `RCLONE_PASS`, not
 //! on the command line), answers only on 127.0.0.1, and is stopped when the storage is dropped
-//! or, on Linux, when kopr dies (`PR_SET_PDEATHSIG`).
+//! or, on Linux, when kopr dies (`PR_SET_PDEATHSIG`). An rclone config embedded in the
+//! connection (`embeddedConfig`, Kopia's `--embed-rclone-config`) is written to a private
+//! temporary file (mode 0600) given to rclone with `--config`, removed when the storage is.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -49,7 +52,7 @@ pub struct RcloneOptions {
         skip_serializing_if = "String::is_empty"
     )]
     pub startup_timeout: String,
-    /// An rclone config embedded in the connection (not supported by kopr yet).
+    /// An rclone config embedded in the connection (rclone then reads it instead of its own).
     #[serde(
         rename = "embeddedConfig",
         default,
@@ -79,6 +82,8 @@ pub struct RcloneStorage {
     opts: RcloneOptions,
     inner: WebDavStorage,
     child: Mutex<Option<Child>>,
+    /// Holds the embedded config's file while rclone runs.
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl fmt::Debug for RcloneStorage {
@@ -134,6 +139,26 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// Writes an embedded rclone config to `rclone.conf` in a new private temporary directory.
+fn write_config(text: &str) -> Result<tempfile::TempDir> {
+    let fail = |e: std::io::Error| {
+        BlobError::Other(format!(
+            "cannot write the embedded rclone config to a temporary file: {e}"
+        ))
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("kopr-rclone-")
+        .tempdir()
+        .map_err(fail)?;
+    let mut f = std::fs::OpenOptions::new();
+    f.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+    let mut file = f.open(dir.path().join("rclone.conf")).map_err(fail)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(fail)?;
+    Ok(dir)
+}
+
 /// An rclone log line without its leading `YYYY/MM/DD HH:MM:SS ` time.
 fn without_log_time(line: &str) -> &str {
     let l = line.trim();
@@ -183,11 +208,11 @@ impl RcloneStorage {
                 "no rclone remote given (--remote-path)".into(),
             ));
         }
-        if !opts.embedded_config.is_empty() {
-            return Err(BlobError::Other(
-                "this repository embeds an rclone config, which kopr does not support yet: connect with the remote configured in rclone.conf".into(),
-            ));
-        }
+        let config_dir = if opts.embedded_config.is_empty() {
+            None
+        } else {
+            Some(write_config(&opts.embedded_config)?)
+        };
         let exe = if opts.rclone_exe.is_empty() {
             "rclone"
         } else {
@@ -200,6 +225,12 @@ impl RcloneStorage {
         cmd.args(["serve", "webdav", &opts.remote_path])
             .args(["--addr", "127.0.0.1:0", "--vfs-write-back=0s"])
             .args(&opts.rclone_args)
+            .args(config_dir.iter().flat_map(|d| {
+                [
+                    OsString::from("--config"),
+                    d.path().join("rclone.conf").into(),
+                ]
+            }))
             .env("RCLONE_USER", "kopr")
             .env("RCLONE_PASS", &password)
             .stdin(Stdio::null())
@@ -292,6 +323,7 @@ impl RcloneStorage {
             opts,
             inner,
             child: Mutex::new(Some(child)),
+            _config_dir: config_dir,
         })
     }
 }

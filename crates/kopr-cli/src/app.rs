@@ -621,6 +621,9 @@ pub struct RcloneArgs {
     /// Assume provider writes are atomic (kopr's default is false: temporary file, then move).
     #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub atomic_writes: bool,
+    /// Embed the provider rclone config (this file) in the repository connection.
+    #[arg(id = "rclone_embed_config", long = "embed-rclone-config")]
+    pub embed_rclone_config: Option<PathBuf>,
     /// Time to wait for rclone to start (e.g. 15s).
     #[arg(
         id = "rclone_startup_timeout",

@@ -168,7 +168,11 @@ pub fn rclone_options(a: &RcloneArgs, connect: bool) -> Result<RcloneOptions> {
         rclone_args: a.rclone_args.clone(),
         rclone_env: a.rclone_env.clone(),
         startup_timeout: a.startup_timeout.clone(),
-        embedded_config: String::new(),
+        embedded_config: match &a.embed_rclone_config {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --embed-rclone-config {}", f.display()))?,
+            None => String::new(),
+        },
         atomic_writes: a.atomic_writes,
         dir_shards: (a.flat && !connect).then(Vec::new),
     })
@@ -384,6 +388,7 @@ pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
             "clientCertificate",
             "password",
             "keyData",
+            "embeddedConfig",
             "credentials",
         ] {
             if let Some(s) = o.get_mut(k) {

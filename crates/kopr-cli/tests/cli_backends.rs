@@ -651,3 +651,56 @@ fn life_cycle_on_sftp() {
     assert_eq!(cfg["storage"]["config"]["externalSSH"], true, "{cfg}");
     assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
 }
+
+/// `--embed-rclone-config`: the remote is defined only in the embedded config (an rclone
+/// `alias` of a local directory), which the connection stores (masked by `status`) and rclone
+/// reads from a private temporary file on every run.
+#[test]
+fn rclone_with_an_embedded_config() {
+    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
+    if !std::process::Command::new(&rclone)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        kopr_testkit::env::skip(
+            "rclone_with_an_embedded_config",
+            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+        );
+        return;
+    }
+    let case = Case::new();
+    let target = case.path("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let conf = case.path("rclone.conf");
+    let text = format!(
+        "[kopr-embedded]\ntype = alias\nremote = {}\n",
+        target.display()
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let exe = format!("--rclone-exe={rclone}");
+    let embed = format!("--embed-rclone-config={}", conf.display());
+    case.ok(&[
+        "repository",
+        "create",
+        "rclone",
+        "--remote-path=kopr-embedded:repo",
+        &exe,
+        &embed,
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ]);
+    // the config file is no longer needed: the connection holds it
+    std::fs::remove_file(&conf).unwrap();
+    let src = case.path("src");
+    make_tree(&src, 5);
+    let id = snapshot(&case, &src);
+    let out = case.path("restored");
+    case.ok(&["snapshot", "restore", &id, out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+    assert!(target.join("repo/kopia.repository.f").is_file());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["config"]["embeddedConfig"], text.as_str());
+    let status = case.ok(&["repository", "status"]);
+    assert!(!status.contains("type = alias"), "{status}");
+}
