@@ -212,7 +212,8 @@ async fn mkdir_all(s: &RawSftpSession, dir: &str) -> Res<()> {
 /// Reads `[offset, offset+len)` of an open file, [`IN_FLIGHT`] requests at once; short
 /// answers are completed by further reads; an end of file before `len` is `Ok` with less.
 async fn read_range(s: &Arc<RawSftpSession>, handle: &str, offset: u64, len: u64) -> Res<Vec<u8>> {
-    let mut out = Vec::with_capacity(len as usize);
+    // (the length comes from the server: grow as data arrives beyond a modest start)
+    let mut out = Vec::with_capacity(len.min(64 << 20) as usize);
     let mut pos = offset;
     let end = offset + len;
     while pos < end {
