@@ -15,6 +15,7 @@ pub mod readonly;
 pub mod retrying;
 pub mod s3;
 pub mod sftp;
+pub mod tls_pin;
 pub mod webdav;
 
 use std::time::Duration;

@@ -308,6 +308,7 @@ impl RcloneStorage {
                 password,
                 atomic_writes: opts.atomic_writes,
                 dir_shards: opts.dir_shards.clone(),
+                ..Default::default()
             },
             create,
         );

@@ -660,6 +660,13 @@ pub struct WebDavArgs {
     /// Assume WebDAV provider implements atomic writes.
     #[arg(long = "atomic-writes")]
     pub atomic_writes: bool,
+    /// Trust the https server's certificate with this SHA-256 fingerprint (hex) instead of the
+    /// public roots (a self-signed server; stored as Kopia's trustedServerCertificateFingerprint).
+    #[arg(
+        id = "webdav_server_cert_fingerprint",
+        long = "server-cert-fingerprint"
+    )]
+    pub server_cert_fingerprint: Option<String>,
 }
 
 /// SFTP storage flags (Kopia's names).

@@ -197,6 +197,10 @@ pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
         url: a.url.clone(),
         username,
         password,
+        trusted_server_certificate_fingerprint: a
+            .server_cert_fingerprint
+            .clone()
+            .unwrap_or_default(),
         atomic_writes: a.atomic_writes,
         // As Kopia: `--flat` stores every blob in the root directory.
         dir_shards: (a.flat && !connect).then(Vec::new),

@@ -64,6 +64,8 @@ fn free_port() -> u16 {
 enum Kind {
     Azurite,
     WebDav,
+    /// `rclone serve webdav` over https with a throwaway self-signed certificate.
+    WebDavTls,
     Gcs,
     Sshd,
 }
@@ -105,6 +107,44 @@ impl Server {
             return None;
         };
         Some(Server::start(Kind::WebDav, binary))
+    }
+
+    /// Starts `rclone serve webdav` over https with a throwaway self-signed certificate for
+    /// 127.0.0.1 (see [`Server::cert_fingerprint`]), or `None` when rclone is missing.
+    pub fn webdav_tls() -> Option<Server> {
+        let Some(binary) = find("KOPR_RCLONE", &[], "rclone") else {
+            crate::env::skip(
+                &current_test(),
+                "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+        std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).expect("cert");
+        std::fs::write(dir.path().join("key.pem"), ck.signing_key.serialize_pem()).expect("key");
+        use sha2::Digest;
+        std::fs::write(
+            dir.path().join("cert.sha256"),
+            hex::encode(sha2::Sha256::digest(ck.cert.der().as_ref())),
+        )
+        .expect("fingerprint");
+        let mut s = Server {
+            kind: Kind::WebDavTls,
+            binary,
+            dir,
+            child: None,
+            port: free_port(),
+        };
+        std::fs::create_dir_all(s.data()).expect("server data dir");
+        s.spawn();
+        Some(s)
+    }
+
+    /// WebDAV over https: the SHA-256 (hex) of the server's certificate.
+    pub fn cert_fingerprint(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("cert.sha256")).unwrap_or_default()
     }
 
     /// Starts fake-gcs-server (plain HTTP, on-disk backend), or `None` when it is not
@@ -257,12 +297,18 @@ impl Server {
                     .arg(self.data())
                     .args(["--skipApiVersionCheck", "--loose", "--silent"]);
             }
-            Kind::WebDav => {
+            Kind::WebDav | Kind::WebDavTls => {
                 cmd.args(["serve", "webdav"])
                     .arg(self.data())
                     .args(["--addr", &format!("127.0.0.1:{port}")])
                     .args(["--user", WEBDAV_USER, "--pass", WEBDAV_PASSWORD])
                     .args(["--config", "/dev/null", "--dir-cache-time", "0s"]);
+                if self.kind == Kind::WebDavTls {
+                    cmd.arg("--cert")
+                        .arg(self.dir.path().join("cert.pem"))
+                        .arg("--key")
+                        .arg(self.dir.path().join("key.pem"));
+                }
             }
             Kind::Gcs => {
                 let host = format!("127.0.0.1:{port}");
@@ -317,6 +363,7 @@ impl Server {
         match self.kind {
             Kind::Azurite => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
             Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", self.port),
+            Kind::WebDavTls => format!("https://127.0.0.1:{}", self.port),
             Kind::Sshd => format!("127.0.0.1:{}", self.port),
         }
     }
