@@ -119,7 +119,9 @@ pub struct SftpStorage {
     root: String,
     shards: ShardParameters,
     timeouts: Timeouts,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (then shut down without waiting, which is allowed even
+    /// inside another runtime).
+    rt: Option<tokio::runtime::Runtime>,
     session: Mutex<Option<Arc<connect::Session>>>,
 }
 
@@ -369,7 +371,7 @@ impl SftpStorage {
             timeouts: Timeouts::from_env()?,
             shards: ShardParameters::default_for(&[3, 3]),
             root,
-            rt,
+            rt: Some(rt),
             session: Mutex::new(None),
             opts,
         };
@@ -379,18 +381,21 @@ impl SftpStorage {
 
     /// Runs `fut` on the storage's runtime, from a plain thread or (on a helper thread)
     /// from inside another runtime.
-    fn block_on<F: Future + Send>(&self, fut: F) -> F::Output
+    fn block_on<F: Future + Send>(&self, fut: F) -> Result<F::Output>
     where
         F::Output: Send,
     {
+        let Some(rt) = self.rt.as_ref() else {
+            return Err(BlobError::Other("the SFTP client is shut down".into()));
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                s.spawn(|| self.rt.block_on(fut))
+            Ok(std::thread::scope(|s| {
+                s.spawn(|| rt.block_on(fut))
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
+            }))
         } else {
-            self.rt.block_on(fut)
+            Ok(rt.block_on(fut))
         }
     }
 
@@ -405,7 +410,7 @@ impl SftpStorage {
             &self.opts,
             self.timeouts.connect,
             self.timeouts.io,
-        ))?);
+        ))??);
         *slot = Some(s.clone());
         Ok(s)
     }
@@ -427,7 +432,7 @@ impl SftpStorage {
         T: Send,
     {
         let s = self.session()?;
-        match self.block_on(f(s.clone())) {
+        match self.block_on(f(s.clone()))? {
             Ok(v) => Ok(v),
             Err(f) => {
                 if matches!(f, Failure::Timeout | Failure::Lost(_)) {
@@ -609,6 +614,17 @@ impl SftpStorage {
             }
             moved
         })
+    }
+}
+
+impl Drop for SftpStorage {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.session.lock() {
+            *slot = None;
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -183,3 +183,21 @@ fn unknown_and_changed_host_keys_and_bad_credentials_are_refused() {
         one_line(&SftpStorage::open(opts(&srv, &srv.data().join("nosuch")), false).unwrap_err());
     assert!(e.contains("does not exist"), "{e}");
 }
+
+/// The storage is usable, and dropped, from inside another tokio runtime (a server's handler).
+#[test]
+fn works_and_drops_inside_another_runtime() {
+    let Some(srv) = Server::sshd() else { return };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = srv.data().join("rt");
+    rt.block_on(async {
+        let st = SftpStorage::open(opts(&srv, &dir), true).unwrap();
+        st.put_blob("p1", b"one", &PutOptions::default()).unwrap();
+        assert_eq!(st.get_blob("p1", 0, None).unwrap(), b"one");
+        drop(st);
+    });
+    assert!(dir.join("p1.f").is_file());
+}
