@@ -93,13 +93,17 @@ fn main() {
     let kput = t.elapsed();
     let t = Instant::now();
     threads(n, par, |i| {
-        assert_eq!(k.get_blob(&name(i), 0, None).expect("get").len(), data.len())
+        assert_eq!(
+            k.get_blob(&name(i), 0, None).expect("get").len(),
+            data.len()
+        )
     });
     let kget = t.elapsed();
     let t = Instant::now();
     threads(n * 16, par, |i| {
         let off = ((i % 16) * (data.len() / 16)) as u64;
-        k.get_blob(&name(i / 16), off, Some(64 << 10)).expect("range");
+        k.get_blob(&name(i / 16), off, Some(64 << 10))
+            .expect("range");
     });
     let krange = t.elapsed();
     let t = Instant::now();
@@ -216,6 +220,9 @@ fn main() {
             .read("pmissing")
             .await
             .unwrap_err();
-        println!("unreachable, OpenDAL:  {e} ({:.1} s)", t.elapsed().as_secs_f64());
+        println!(
+            "unreachable, OpenDAL:  {e} ({:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
     });
 }
