@@ -2,7 +2,10 @@
 //! `prefix + id` of the bucket, no sharding. Blocking HTTP (ureq + rustls) with GCS's JSON API
 //! (media download with ranges, media upload, delete, paged listing), authorized with an OAuth2
 //! access token obtained from service-account credentials (a JWT signed with RS256, `ring`) or
-//! an `authorized_user` refresh token, renewed before it expires. As Google's own clients,
+//! an `authorized_user` refresh token, renewed before it expires; without a credentials file
+//! (flag, `GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's application-default file), from the
+//! metadata server of the VM kopr runs on (`GCE_METADATA_HOST` overrides its address), as
+//! Google's clients find their default credentials. As Google's own clients,
 //! `STORAGE_EMULATOR_HOST` sends every request to an emulator without authentication.
 //! Network failures, 429 and 5xx answers are [`BlobError::Transient`]; everything else is a
 //! one-line error naming the fix.
@@ -27,6 +30,10 @@ pub const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 const SCOPE_FULL: &str = "https://www.googleapis.com/auth/devstorage.full_control";
 const SCOPE_READ: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// The metadata server of Google's VMs (GCE, GKE, Cloud Run), unless `GCE_METADATA_HOST`.
+const METADATA_HOST: &str = "metadata.google.internal";
+/// Where a VM's service account gives out tokens.
+const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// Where and how to reach the bucket; serialized with Kopia's field names.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +105,10 @@ enum Auth {
         refresh_token: String,
         token_uri: String,
     },
+    /// The VM's service account, through the metadata server at this token URL.
+    Metadata {
+        url: String,
+    },
 }
 
 /// Blobs as objects of a GCS bucket.
@@ -156,10 +167,14 @@ impl GcsStorage {
             return Err(BlobError::Other("no GCS bucket given (--bucket)".into()));
         }
         let auth = if authenticate {
-            Self::auth(&opts)?
+            Self::auth(&opts, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?
         } else {
             Auth::None
         };
+        Self::with_auth(opts, endpoint, auth)
+    }
+
+    fn with_auth(opts: GcsOptions, endpoint: &str, auth: Auth) -> Result<GcsStorage> {
         let timeouts = Timeouts::from_env()?;
         Ok(GcsStorage {
             agent: http::agent(timeouts, true)?,
@@ -171,19 +186,39 @@ impl GcsStorage {
         })
     }
 
-    fn auth(opts: &GcsOptions) -> Result<Auth> {
+    /// The credentials, found as Google's clients find their default ones: the options', else
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's application-default file, else the
+    /// metadata server (`env` reads the environment).
+    fn auth(opts: &GcsOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Auth> {
         let json: serde_json::Value = match (&opts.credentials, opts.credentials_file.as_str()) {
             (Some(v), _) => v.clone(),
             (None, file) => {
+                let adc = || {
+                    let dir = env("CLOUDSDK_CONFIG")
+                        .map(std::path::PathBuf::from)
+                        .or_else(|| {
+                            env("HOME").map(|h| std::path::Path::new(&h).join(".config/gcloud"))
+                        })?;
+                    let f = dir.join("application_default_credentials.json");
+                    f.is_file().then(|| f.to_string_lossy().into_owned())
+                };
                 let file = if file.is_empty() {
-                    std::env::var("GOOGLE_APPLICATION_CREDENTIALS").unwrap_or_default()
+                    env("GOOGLE_APPLICATION_CREDENTIALS")
+                        .or_else(adc)
+                        .unwrap_or_default()
                 } else {
                     file.to_string()
                 };
                 if file.is_empty() {
-                    return Err(BlobError::Other(
-                        "no GCS credentials: use --credentials-file (or GOOGLE_APPLICATION_CREDENTIALS) with a service account key JSON".into(),
-                    ));
+                    let host = env("GCE_METADATA_HOST").unwrap_or_else(|| METADATA_HOST.into());
+                    let scope = if opts.read_only {
+                        SCOPE_READ
+                    } else {
+                        SCOPE_FULL
+                    };
+                    return Ok(Auth::Metadata {
+                        url: format!("http://{host}{METADATA_TOKEN_PATH}?scopes={scope}"),
+                    });
                 }
                 let bytes = std::fs::read(&file)
                     .map_err(|e| creds_error(format!("cannot read {file}: {e}")))?;
@@ -298,6 +333,7 @@ impl GcsStorage {
     fn token(&self) -> Result<Option<String>> {
         let (uri, form) = match &self.auth {
             Auth::None => return Ok(None),
+            Auth::Metadata { url } => (url.clone(), Vec::new()),
             Auth::ServiceAccount {
                 email,
                 key,
@@ -342,8 +378,21 @@ impl GcsStorage {
             }
         }
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let resp = match self.agent.post(&uri).send_form(&pairs) {
+        let metadata = matches!(self.auth, Auth::Metadata { .. });
+        let sent = if metadata {
+            self.agent.get(&uri).set("metadata-flavor", "Google").call()
+        } else {
+            self.agent.post(&uri).send_form(&pairs)
+        };
+        let resp = match sent {
             Ok(r) => r,
+            Err(ureq::Error::Transport(t)) if metadata => {
+                let detail = t.to_string();
+                return Err(BlobError::Other(format!(
+                    "no GCS credentials: use --credentials-file (or GOOGLE_APPLICATION_CREDENTIALS) with a service account key JSON; the metadata server of a Google VM ({}) was not reachable either: {detail}",
+                    uri.split('/').nth(2).unwrap_or(METADATA_HOST)
+                )));
+            }
             Err(ureq::Error::Status(code, r)) => {
                 let body = http::read_doc(r, "GCS", "token").unwrap_or_default();
                 let msg = serde_json::from_str::<serde_json::Value>(&body)
@@ -358,9 +407,11 @@ impl GcsStorage {
                 return Err(if code >= 500 || code == 429 {
                     BlobError::Transient(format!("GCS token endpoint {uri}: HTTP {code} {msg}"))
                 } else {
-                    BlobError::Permission(format!(
-                        "Google rejected the GCS credentials (HTTP {code} {msg}): check --credentials-file (the service account key may be revoked)"
-                    ))
+                    BlobError::Permission(if metadata {
+                        format!("the metadata server gave no GCS token (HTTP {code} {msg}): give the VM a service account with storage access, or use --credentials-file")
+                    } else {
+                        format!("Google rejected the GCS credentials (HTTP {code} {msg}): check --credentials-file (the service account key may be revoked)")
+                    })
                 });
             }
             Err(ureq::Error::Transport(t)) => {

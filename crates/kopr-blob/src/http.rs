@@ -14,7 +14,11 @@ pub(crate) const MAX_DOC: u64 = 16 << 20;
 
 /// An agent with `t`'s time limits, no redirects, certificate checks unless `verify` is false.
 pub(crate) fn agent(t: Timeouts, verify: bool) -> Result<ureq::Agent> {
-    let tls = tls::client_config(None, verify)?;
+    agent_with(t, tls::client_config(None, verify)?)
+}
+
+/// An agent with these time limits and TLS settings.
+pub(crate) fn agent_with(t: Timeouts, tls: rustls::ClientConfig) -> Result<ureq::Agent> {
     Ok(ureq::AgentBuilder::new()
         .timeout_connect(t.connect)
         .timeout_read(t.io)

@@ -1,5 +1,5 @@
-//! Blob storage: named, immutable byte blobs on a filesystem, in S3, in memory, or behind
-//! fault injection and retries. Everything above this crate sees storage only through
+//! Blob storage: named, immutable byte blobs on a filesystem, in S3, Azure, GCS, WebDAV,
+//! rclone or SFTP, in memory, or behind fault injection and retries. Everything above this crate sees storage only through
 //! [`BlobStorage`], so a backend is a few methods: get (ranged), put (atomic), delete, list.
 
 pub mod azure;
@@ -14,7 +14,9 @@ pub mod rclone;
 pub mod readonly;
 pub mod retrying;
 pub mod s3;
+pub mod sftp;
 pub mod throttle;
+pub mod tls_pin;
 pub mod validation;
 pub mod webdav;
 

@@ -5,8 +5,11 @@
 //! returns), extra `--rclone-args` and `--rclone-env` passed on. The server is protected by a
 //! random password given to rclone through its environment (`RCLONE_USER`, `RCLONE_PASS`, not
 //! on the command line), answers only on 127.0.0.1, and is stopped when the storage is dropped
-//! or, on Linux, when kopr dies (`PR_SET_PDEATHSIG`).
+//! or, on Linux, when kopr dies (`PR_SET_PDEATHSIG`). An rclone config embedded in the
+//! connection (`embeddedConfig`, Kopia's `--embed-rclone-config`) is written to a private
+//! temporary file (mode 0600) given to rclone with `--config`, removed when the storage is.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -49,7 +52,7 @@ pub struct RcloneOptions {
         skip_serializing_if = "String::is_empty"
     )]
     pub startup_timeout: String,
-    /// An rclone config embedded in the connection (not supported by kopr yet).
+    /// An rclone config embedded in the connection (rclone then reads it instead of its own).
     #[serde(
         rename = "embeddedConfig",
         default,
@@ -79,6 +82,8 @@ pub struct RcloneStorage {
     opts: RcloneOptions,
     inner: WebDavStorage,
     child: Mutex<Option<Child>>,
+    /// Holds the embedded config's file while rclone runs.
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl fmt::Debug for RcloneStorage {
@@ -134,6 +139,45 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// Writes an embedded rclone config to `rclone.conf` in a new private temporary directory.
+fn write_config(text: &str) -> Result<tempfile::TempDir> {
+    let fail = |e: std::io::Error| {
+        BlobError::Other(format!(
+            "cannot write the embedded rclone config to a temporary file: {e}"
+        ))
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("kopr-rclone-")
+        .tempdir()
+        .map_err(fail)?;
+    let mut f = std::fs::OpenOptions::new();
+    f.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+    let mut file = f.open(dir.path().join("rclone.conf")).map_err(fail)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(fail)?;
+    Ok(dir)
+}
+
+/// An rclone log line without its leading `YYYY/MM/DD HH:MM:SS ` time.
+fn without_log_time(line: &str) -> &str {
+    let l = line.trim();
+    let b = l.as_bytes();
+    let is_time = b.len() > 20
+        && b[..19].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'/',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+        && b[19] == b' ';
+    if is_time {
+        l[20..].trim_start()
+    } else {
+        l
+    }
+}
+
 impl RcloneStorage {
     /// Starts rclone (waiting for it as long as the options' startup timeout, else
     /// [`DEFAULT_STARTUP_TIMEOUT`]) and opens the WebDAV storage it serves.
@@ -164,11 +208,11 @@ impl RcloneStorage {
                 "no rclone remote given (--remote-path)".into(),
             ));
         }
-        if !opts.embedded_config.is_empty() {
-            return Err(BlobError::Other(
-                "this repository embeds an rclone config, which kopr does not support yet: connect with the remote configured in rclone.conf".into(),
-            ));
-        }
+        let config_dir = if opts.embedded_config.is_empty() {
+            None
+        } else {
+            Some(write_config(&opts.embedded_config)?)
+        };
         let exe = if opts.rclone_exe.is_empty() {
             "rclone"
         } else {
@@ -181,6 +225,12 @@ impl RcloneStorage {
         cmd.args(["serve", "webdav", &opts.remote_path])
             .args(["--addr", "127.0.0.1:0", "--vfs-write-back=0s"])
             .args(&opts.rclone_args)
+            .args(config_dir.iter().flat_map(|d| {
+                [
+                    OsString::from("--config"),
+                    d.path().join("rclone.conf").into(),
+                ]
+            }))
             .env("RCLONE_USER", "kopr")
             .env("RCLONE_PASS", &password)
             .stdin(Stdio::null())
@@ -239,17 +289,15 @@ impl RcloneStorage {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(BlobError::Other(format!(
-                    "rclone serve webdav {} failed to start: {}",
-                    opts.remote_path,
-                    last.trim()
+                    "rclone serve webdav failed to start: {}",
+                    without_log_time(&last)
                 )));
             }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(BlobError::Other(format!(
-                    "rclone serve webdav {} did not start within {startup:?}",
-                    opts.remote_path
+                    "rclone serve webdav did not start within {startup:?} (--rclone-startup-timeout)"
                 )));
             }
         };
@@ -260,6 +308,7 @@ impl RcloneStorage {
                 password,
                 atomic_writes: opts.atomic_writes,
                 dir_shards: opts.dir_shards.clone(),
+                ..Default::default()
             },
             create,
         );
@@ -275,6 +324,7 @@ impl RcloneStorage {
             opts,
             inner,
             child: Mutex::new(Some(child)),
+            _config_dir: config_dir,
         })
     }
 }
@@ -317,6 +367,16 @@ impl BlobStorage for RcloneStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_times_are_dropped_from_rclone_messages() {
+        assert_eq!(
+            without_log_time("2026/11/30 07:56:20 Failed to create file system"),
+            "Failed to create file system"
+        );
+        assert_eq!(without_log_time("  plain message "), "plain message");
+        assert_eq!(without_log_time("2026/11/30"), "2026/11/30");
+    }
 
     #[test]
     fn reads_the_served_url_of_old_and_new_rclone() {

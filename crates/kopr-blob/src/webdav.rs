@@ -37,6 +37,14 @@ pub struct WebDavOptions {
     /// Basic-auth password.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+    /// SHA-256 (hex) of the one server certificate trusted for `https` (Kopia's field; a
+    /// self-signed server), instead of the public roots.
+    #[serde(
+        rename = "trustedServerCertificateFingerprint",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub trusted_server_certificate_fingerprint: String,
     /// Whether the server's PUT is atomic (then no temporary file and MOVE).
     #[serde(rename = "atomicWrites", default)]
     pub atomic_writes: bool,
@@ -112,8 +120,16 @@ impl WebDavStorage {
             )
         });
         let timeouts = Timeouts::from_env()?;
+        let agent = if opts.trusted_server_certificate_fingerprint.is_empty() {
+            http::agent(timeouts, true)?
+        } else {
+            http::agent_with(
+                timeouts,
+                crate::tls_pin::pinned_config(&opts.trusted_server_certificate_fingerprint)?,
+            )?
+        };
         let mut st = WebDavStorage {
-            agent: http::agent(timeouts, true)?,
+            agent,
             timeouts,
             base: url,
             base_path,

@@ -423,6 +423,11 @@ pub enum SyncStorage {
         #[command(flatten)]
         webdav: WebDavArgs,
     },
+    /// Synchronize repository data to another repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
+    },
 }
 
 /// Storage kinds for `repository create`.
@@ -482,6 +487,15 @@ pub enum CreateStorage {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Create a repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
+        #[command(flatten)]
+        create: CreateArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 /// Storage kinds for `repository connect`.
@@ -526,6 +540,13 @@ pub enum ConnectStorage {
     Webdav {
         #[command(flatten)]
         webdav: WebDavArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Connect to a repository in an SFTP storage.
+    Sftp {
+        #[command(flatten)]
+        sftp: SftpArgs,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -603,6 +624,9 @@ pub struct RcloneArgs {
     /// Assume provider writes are atomic (kopr's default is false: temporary file, then move).
     #[arg(id = "rclone_atomic_writes", long = "atomic-writes", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pub atomic_writes: bool,
+    /// Embed the provider rclone config (this file) in the repository connection.
+    #[arg(id = "rclone_embed_config", long = "embed-rclone-config")]
+    pub embed_rclone_config: Option<PathBuf>,
     /// Time to wait for rclone to start (e.g. 15s).
     #[arg(
         id = "rclone_startup_timeout",
@@ -639,6 +663,60 @@ pub struct WebDavArgs {
     /// Assume WebDAV provider implements atomic writes.
     #[arg(long = "atomic-writes")]
     pub atomic_writes: bool,
+    /// Trust the https server's certificate with this SHA-256 fingerprint (hex) instead of the
+    /// public roots (a self-signed server; stored as Kopia's trustedServerCertificateFingerprint).
+    #[arg(
+        id = "webdav_server_cert_fingerprint",
+        long = "server-cert-fingerprint"
+    )]
+    pub server_cert_fingerprint: Option<String>,
+}
+
+/// SFTP storage flags (Kopia's names).
+#[derive(Debug, Args)]
+pub struct SftpArgs {
+    /// Path to the repository in the SFTP/SSH server.
+    #[arg(id = "sftp_path", long = "path")]
+    pub path: String,
+    /// SFTP/SSH server hostname.
+    #[arg(id = "sftp_host", long = "host")]
+    pub host: String,
+    /// SFTP/SSH server port.
+    #[arg(id = "sftp_port", long = "port", default_value_t = 22)]
+    pub port: u16,
+    /// SFTP/SSH server username.
+    #[arg(id = "sftp_username", long = "username")]
+    pub username: String,
+    /// SFTP/SSH server password.
+    #[arg(id = "sftp_password", long = "sftp-password", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Path to private key file for SFTP/SSH server.
+    #[arg(id = "sftp_keyfile", long = "keyfile")]
+    pub keyfile: Option<PathBuf>,
+    /// Private key data.
+    #[arg(id = "sftp_key_data", long = "key-data")]
+    pub key_data: Option<String>,
+    /// Path to known_hosts file.
+    #[arg(id = "sftp_known_hosts", long = "known-hosts")]
+    pub known_hosts: Option<PathBuf>,
+    /// known_hosts file entries.
+    #[arg(id = "sftp_known_hosts_data", long = "known-hosts-data")]
+    pub known_hosts_data: Option<String>,
+    /// Embed key and known_hosts in the repository connection.
+    #[arg(id = "sftp_embed_credentials", long = "embed-credentials")]
+    pub embed_credentials: bool,
+    /// Launch external passwordless SSH command.
+    #[arg(id = "sftp_external", long = "external")]
+    pub external: bool,
+    /// SSH command.
+    #[arg(id = "sftp_ssh_command", long = "ssh-command", default_value = "ssh")]
+    pub ssh_command: String,
+    /// Arguments to external SSH command (separated by spaces).
+    #[arg(id = "sftp_ssh_args", long = "ssh-args", allow_hyphen_values = true)]
+    pub ssh_args: Option<String>,
+    /// Use flat directory structure.
+    #[arg(id = "sftp_flat", long = "flat")]
+    pub flat: bool,
 }
 
 /// S3 storage flags (Kopia's names and environment variables).

@@ -89,6 +89,49 @@ fn field_order(kind: &str) -> &'static [&'static str] {
             "concurrentReads",
             "concurrentWrites",
         ],
+        "sftp" => &[
+            "path",
+            "host",
+            "port",
+            "username",
+            "password",
+            "keyfile",
+            "keyData",
+            "knownHostsFile",
+            "knownHostsData",
+            "externalSSH",
+            "sshCommand",
+            "sshArguments",
+            "dirShards",
+            "listParallelism",
+            "readsPerSecond",
+            "writesPerSecond",
+            "listsPerSecond",
+            "maxUploadSpeedBytesPerSecond",
+            "maxDownloadSpeedBytesPerSecond",
+            "concurrentReads",
+            "concurrentWrites",
+        ],
+        "rclone" => &[
+            "remotePath",
+            "rcloneExe",
+            "rcloneArgs",
+            "rcloneEnv",
+            "startupTimeout",
+            "debug",
+            "noWaitForTransfers",
+            "embeddedConfig",
+            "atomicWrites",
+            "dirShards",
+            "listParallelism",
+            "readsPerSecond",
+            "writesPerSecond",
+            "listsPerSecond",
+            "maxUploadSpeedBytesPerSecond",
+            "maxDownloadSpeedBytesPerSecond",
+            "concurrentReads",
+            "concurrentWrites",
+        ],
         _ => &[],
     }
 }
@@ -184,6 +227,17 @@ mod tests {
         assert_eq!(
             storage_config("s3", &v, ""),
             "{\n  \"bucket\": \"b\",\n  \"endpoint\": \"e\",\n  \"region\": \"r\",\n  \"dirShards\": [\n    1,\n    3\n  ]\n}"
+        );
+    }
+
+    /// SFTP's keys in the order of Kopia's Go struct, whatever the order they are stored in.
+    #[test]
+    fn sftp_config_prints_in_kopias_field_order() {
+        let v = serde_json::json!({"dirShards": null, "externalSSH": false, "username": "u",
+            "port": 22, "host": "h", "path": "/r", "password": "", "keyfile": "/k"});
+        assert_eq!(
+            storage_config("sftp", &v, ""),
+            "{\n  \"path\": \"/r\",\n  \"host\": \"h\",\n  \"port\": 22,\n  \"username\": \"u\",\n  \"password\": \"\",\n  \"keyfile\": \"/k\",\n  \"externalSSH\": false,\n  \"dirShards\": null\n}"
         );
     }
 }

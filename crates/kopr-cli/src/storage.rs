@@ -12,11 +12,12 @@ use kopr_blob::gcs::{GcsOptions, GcsStorage};
 use kopr_blob::rclone::{RcloneOptions, RcloneStorage};
 use kopr_blob::retrying::RetryingStorage;
 use kopr_blob::s3::{S3Options, S3Storage};
+use kopr_blob::sftp::{SftpOptions, SftpStorage};
 use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use serde_json::json;
 
-use crate::app::{AzureArgs, GcsArgs, RcloneArgs, S3Args, WebDavArgs};
+use crate::app::{AzureArgs, GcsArgs, RcloneArgs, S3Args, SftpArgs, WebDavArgs};
 use crate::config::StorageConfig;
 
 /// Attempts (in all) of a failing S3 request before the error is reported.
@@ -167,7 +168,11 @@ pub fn rclone_options(a: &RcloneArgs, connect: bool) -> Result<RcloneOptions> {
         rclone_args: a.rclone_args.clone(),
         rclone_env: a.rclone_env.clone(),
         startup_timeout: a.startup_timeout.clone(),
-        embedded_config: String::new(),
+        embedded_config: match &a.embed_rclone_config {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --embed-rclone-config {}", f.display()))?,
+            None => String::new(),
+        },
         atomic_writes: a.atomic_writes,
         dir_shards: (a.flat && !connect).then(Vec::new),
     })
@@ -192,6 +197,10 @@ pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
         url: a.url.clone(),
         username,
         password,
+        trusted_server_certificate_fingerprint: a
+            .server_cert_fingerprint
+            .clone()
+            .unwrap_or_default(),
         atomic_writes: a.atomic_writes,
         // As Kopia: `--flat` stores every blob in the root directory.
         dir_shards: (a.flat && !connect).then(Vec::new),
@@ -202,6 +211,72 @@ pub fn webdav_options(a: &WebDavArgs, connect: bool) -> Result<WebDavOptions> {
 pub fn webdav_config(opts: &WebDavOptions) -> Result<StorageConfig> {
     Ok(StorageConfig {
         kind: "webdav".into(),
+        config: serde_json::to_value(opts)?,
+    })
+}
+
+/// An absolute form of `p` (relative to the current directory).
+fn absolute(p: &Path) -> Result<String> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    Ok(abs.to_string_lossy().into_owned())
+}
+
+/// The SFTP options of the `sftp` flags, as Kopia builds them: file paths made absolute,
+/// `--embed-credentials` stores the key and known hosts themselves; `connect` leaves the
+/// shards to `.shards`.
+pub fn sftp_options(a: &SftpArgs, connect: bool) -> Result<SftpOptions> {
+    let mut o = SftpOptions {
+        path: a.path.clone(),
+        host: a.host.clone(),
+        port: a.port,
+        username: a.username.clone(),
+        password: a.password.clone().unwrap_or_default(),
+        keyfile: String::new(),
+        key_data: a.key_data.clone().unwrap_or_default(),
+        known_hosts_file: String::new(),
+        known_hosts_data: a.known_hosts_data.clone().unwrap_or_default(),
+        external_ssh: a.external,
+        ssh_command: a.ssh_command.clone(),
+        ssh_arguments: a.ssh_args.clone().unwrap_or_default(),
+        dir_shards: (a.flat && !connect).then(Vec::new),
+        list_parallelism: 0,
+    };
+    if o.external_ssh {
+        return Ok(o);
+    }
+    if let Some(f) = &a.keyfile {
+        if a.embed_credentials && o.key_data.is_empty() {
+            o.key_data = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --keyfile {}", f.display()))?;
+        } else {
+            o.keyfile = absolute(f)?;
+        }
+    }
+    if let Some(f) = &a.known_hosts {
+        if a.embed_credentials && o.known_hosts_data.is_empty() {
+            o.known_hosts_data = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --known-hosts {}", f.display()))?;
+        } else {
+            o.known_hosts_file = absolute(f)?;
+        }
+    }
+    if o.password.is_empty() && o.key_data.is_empty() && o.keyfile.is_empty() {
+        bail!("no SFTP credentials: use --sftp-password, --keyfile or --key-data");
+    }
+    if o.known_hosts_data.is_empty() && o.known_hosts_file.is_empty() {
+        bail!("no known hosts for the SFTP server: use --known-hosts FILE or --known-hosts-data TEXT (e.g. from `ssh-keyscan -p PORT HOST`, checked against the server's fingerprint)");
+    }
+    Ok(o)
+}
+
+/// The storage config of an SFTP repository.
+pub fn sftp_config(opts: &SftpOptions) -> Result<StorageConfig> {
+    Ok(StorageConfig {
+        kind: "sftp".into(),
         config: serde_json::to_value(opts)?,
     })
 }
@@ -277,6 +352,24 @@ pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobS
                 S3_FIRST_RETRY_DELAY,
             )))
         }
+        "sftp" => {
+            let opts: SftpOptions = serde_json::from_value(cfg.config.clone())
+                .context("invalid sftp storage config")?;
+            let url = format!(
+                "sftp://{}@{}:{}/{}",
+                opts.username,
+                opts.host,
+                opts.port,
+                opts.path.trim_start_matches('/')
+            );
+            let st = SftpStorage::open(opts, create)
+                .with_context(|| format!("cannot open SFTP storage {url}"))?;
+            Ok(Arc::new(RetryingStorage::new(
+                Arc::new(st),
+                S3_ATTEMPTS,
+                S3_FIRST_RETRY_DELAY,
+            )))
+        }
         other => bail!("unsupported storage type: {other}"),
     }
 }
@@ -298,6 +391,8 @@ pub fn redacted(cfg: &StorageConfig) -> serde_json::Value {
             "ClientSecret",
             "clientCertificate",
             "password",
+            "keyData",
+            "embeddedConfig",
             "credentials",
         ] {
             if let Some(s) = o.get_mut(k) {

@@ -1,5 +1,5 @@
-//! Azure (Azurite), WebDAV (`rclone serve webdav`) and GCS (fake-gcs-server) through the CLI
-//! when things go wrong: rejected credentials, a missing container or bucket, an unreachable
+//! Azure (Azurite), WebDAV (`rclone serve webdav`), GCS (fake-gcs-server), SFTP (OpenSSH's
+//! sshd) and rclone (over a WebDAV remote) through the CLI when things go wrong: rejected credentials, a missing container or bucket, an unreachable
 //! endpoint and one that accepts connections but never answers each give one error line naming
 //! the fix, and write no connection; a server stopped in the middle of a snapshot gives one clear error, loses
 //! nothing already saved, and the next run succeeds.
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
 use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
+use kopr_blob::sftp::{SftpOptions, SftpStorage};
 use kopr_blob::webdav::{WebDavOptions, WebDavStorage};
 use kopr_blob::BlobStorage;
 use kopr_testkit::cli::{one_error_line, Kopr};
@@ -24,6 +25,9 @@ enum Kind {
     Azure,
     WebDav,
     Gcs,
+    Sftp,
+    /// kopr's rclone backend, its remote a WebDAV server (`:webdav,url=…:r`).
+    Rclone,
 }
 
 /// A server of one kind and a connection directory.
@@ -40,8 +44,9 @@ impl Env {
     fn new(kind: Kind) -> Option<Env> {
         let srv = match kind {
             Kind::Azure => Server::azurite()?,
-            Kind::WebDav => Server::webdav()?,
+            Kind::WebDav | Kind::Rclone => Server::webdav()?,
             Kind::Gcs => Server::fake_gcs()?,
+            Kind::Sftp => Server::sshd()?,
         };
         let tmp = tempfile::tempdir().unwrap();
         let kopr = Kopr::new(
@@ -61,6 +66,9 @@ impl Env {
         }
         if kind == Kind::Gcs {
             env.gcs().create_bucket().unwrap();
+        }
+        if kind == Kind::Sftp {
+            std::fs::write(env.path("known_hosts"), env.srv.known_hosts()).unwrap();
         }
         Some(env)
     }
@@ -93,12 +101,32 @@ impl Env {
         .unwrap()
     }
 
+    /// SFTP: the port the CLI is pointed at (`url` is `127.0.0.1:PORT`).
+    fn sftp_port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// The repository's storage, seen from the test.
     fn storage(&self) -> Box<dyn BlobStorage> {
         match self.kind {
+            Kind::Sftp => Box::new(
+                SftpStorage::open(
+                    SftpOptions {
+                        path: self.srv.data().join("r").to_string_lossy().into_owned(),
+                        host: "127.0.0.1".into(),
+                        port: self.srv.port(),
+                        username: self.srv.ssh_user(),
+                        keyfile: self.srv.ssh_key().to_string_lossy().into_owned(),
+                        known_hosts_data: self.srv.known_hosts(),
+                        ..Default::default()
+                    },
+                    false,
+                )
+                .unwrap(),
+            ),
             Kind::Azure => Box::new(self.azure(&self.url, "kopr", "")),
             Kind::Gcs => Box::new(self.gcs()),
-            Kind::WebDav => Box::new(
+            Kind::WebDav | Kind::Rclone => Box::new(
                 WebDavStorage::open(
                     WebDavOptions {
                         url: format!("{}/r", self.url),
@@ -144,6 +172,44 @@ impl Env {
                 ),
             ]),
             Kind::Gcs => a.extend(["gcs".into(), "--bucket=kopr".into(), "--prefix=r/".into()]),
+            Kind::Rclone => {
+                let exe = rclone_exe();
+                let pass = Command::new(&exe)
+                    .args(["obscure", WEBDAV_PASSWORD])
+                    .output()
+                    .unwrap();
+                let pass = String::from_utf8(pass.stdout).unwrap();
+                a.extend([
+                    "rclone".into(),
+                    format!(
+                        "--remote-path=:webdav,url='{}',user={WEBDAV_USER},pass={}:r",
+                        self.url,
+                        pass.trim()
+                    ),
+                    format!("--rclone-exe={exe}"),
+                    // rclone's own waits for its remote kept short, as KOPR_S3_TIMEOUT_SECS
+                    // keeps kopr's
+                    "--rclone-args=--config=/dev/null".into(),
+                    "--rclone-args=--contimeout=2s".into(),
+                    "--rclone-args=--timeout=2s".into(),
+                    "--rclone-args=--low-level-retries=2".into(),
+                ]);
+            }
+            Kind::Sftp => {
+                a.extend([
+                    "sftp".into(),
+                    format!("--path={}", self.srv.data().join("r").display()),
+                    "--host=127.0.0.1".into(),
+                    format!("--port={}", self.sftp_port()),
+                    format!("--username={}", self.srv.ssh_user()),
+                    format!("--known-hosts={}", self.path("known_hosts").display()),
+                ]);
+                a.push(if secret.is_empty() {
+                    format!("--keyfile={}", self.srv.ssh_key().display())
+                } else {
+                    format!("--sftp-password={secret}")
+                });
+            }
             Kind::WebDav => a.extend([
                 "webdav".into(),
                 format!("--url={}/r", self.url),
@@ -198,6 +264,10 @@ impl Env {
     }
 }
 
+fn rclone_exe() -> String {
+    std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into())
+}
+
 fn make_tree(root: &Path, seed: u64, files: u64, size: usize) {
     for i in 0..files {
         let dir = root.join(format!("d{}", i % 4));
@@ -232,18 +302,19 @@ fn errors(kind: Kind) {
     };
     // rejected credentials (GCS: gcs_errors_and_embedded_credentials and the blob tests, the
     // emulator does not authenticate)
-    if kind != Kind::Gcs {
+    if kind != Kind::Gcs && kind != Kind::Rclone {
         // rejected credentials
         let bad = match kind {
             Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
-            Kind::WebDav => "wrong-password",
-            Kind::Gcs => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
+            Kind::WebDav | Kind::Sftp => "wrong-password",
+            Kind::Gcs | Kind::Rclone => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
         };
         let e = one_error_line(&env.run(&env.args("create", "", bad)));
         let fix = match kind {
             Kind::Azure => "--storage-key",
             Kind::WebDav => "--webdav-password",
-            Kind::Gcs => unreachable!(),
+            Kind::Sftp => "--sftp-password",
+            Kind::Gcs | Kind::Rclone => unreachable!(),
         };
         assert!(
             e.contains("rejected the credentials") && e.contains(fix),
@@ -261,29 +332,46 @@ fn errors(kind: Kind) {
     let good = env.url.clone();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", free_port()),
-        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", free_port()),
+        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{}", free_port()),
+        Kind::Sftp => format!("127.0.0.1:{}", free_port()),
     };
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
     let service = match kind {
-        Kind::Azure => "Azure",
-        Kind::WebDav => "WebDAV",
-        Kind::Gcs => "GCS",
+        Kind::Azure => "Azure endpoint",
+        Kind::WebDav => "WebDAV endpoint",
+        Kind::Gcs => "GCS endpoint",
+        Kind::Sftp => "SFTP server",
+        Kind::Rclone => "rclone",
     };
-    assert!(
-        e.contains(&format!("cannot reach {service} endpoint")),
-        "{e}"
-    );
+    if kind == Kind::Rclone {
+        // rclone itself reports its remote unreachable
+        assert!(
+            e.contains("rclone serve webdav failed to start") && e.contains("connection refused"),
+            "{e}"
+        );
+    } else {
+        assert!(e.contains(&format!("cannot reach {service}")), "{e}");
+    }
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     // an endpoint that accepts and never answers: bounded by the time limits
     let (_listener, port) = silent();
     env.url = match kind {
         Kind::Azure => format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
-        Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{port}"),
+        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{port}"),
+        Kind::Sftp => format!("127.0.0.1:{port}"),
     };
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
-    assert!(e.contains("did not answer in time"), "{e}");
+    if kind == Kind::Rclone {
+        // rclone's own time limit (--timeout, or kopr's --rclone-startup-timeout) ends it
+        assert!(
+            e.contains("rclone serve webdav") && e.contains("timeout"),
+            "{e}"
+        );
+    } else {
+        assert!(e.contains("did not answer in time"), "{e}");
+    }
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
     assert!(!env.cfg_exists());
     // and the next run, against the answering server, succeeds
@@ -309,6 +397,43 @@ fn webdav_errors_are_one_line_naming_the_fix() {
 #[test]
 fn gcs_unreachable_and_silent_endpoints_are_one_line_errors() {
     errors(Kind::Gcs);
+}
+
+#[test]
+fn rclone_unreachable_and_silent_remotes_are_one_line_errors() {
+    errors(Kind::Rclone);
+}
+
+#[test]
+fn sftp_errors_are_one_line_naming_the_fix() {
+    errors(Kind::Sftp);
+}
+
+/// An SFTP server whose host key is not in the known hosts, or differs from the one there, is
+/// refused before anything is sent: one line naming the fix, no connection written.
+#[test]
+fn sftp_unknown_or_changed_host_key_is_refused() {
+    let Some(env) = Env::new(Kind::Sftp) else {
+        return;
+    };
+    let create = env.args("create", "", "");
+    for (known, want) in [
+        (String::new(), "is not in the known hosts"),
+        (env.srv.changed_known_hosts(), "changed"),
+    ] {
+        std::fs::write(env.path("known_hosts"), &known).unwrap();
+        let e = one_error_line(&env.run(&create));
+        assert!(e.contains(want), "{e}");
+        assert!(
+            e.contains(&format!("[127.0.0.1]:{}", env.srv.port())) && e.contains("SHA256:"),
+            "{e}"
+        );
+        assert!(!env.cfg_exists());
+        assert!(!env.srv.data().join("r").exists());
+    }
+    // with the right key, it works
+    std::fs::write(env.path("known_hosts"), env.srv.known_hosts()).unwrap();
+    env.ok(&create.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 fn killed_mid_snapshot(kind: Kind) {
@@ -354,7 +479,7 @@ fn killed_mid_snapshot(kind: Kind) {
     } else {
         let e = one_error_line(&out);
         assert!(
-            e.contains("Azure") || e.contains("WebDAV") || e.contains("GCS"),
+            e.contains("Azure") || e.contains("WebDAV") || e.contains("GCS") || e.contains("SFTP"),
             "unclear failure: {e}"
         );
         None
@@ -377,7 +502,10 @@ fn killed_mid_snapshot(kind: Kind) {
     env.srv.stop();
     let t = Instant::now();
     let e = one_error_line(&env.run(&args));
-    assert!(e.contains("cannot reach"), "{e}");
+    assert!(
+        e.contains("cannot reach") || e.contains("connection refused"),
+        "{e}"
+    );
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     env.srv.restart();
     assert!(env.ok(&["snapshot", "ls"]).contains("files:48"));
@@ -396,6 +524,16 @@ fn webdav_server_stopped_mid_snapshot() {
 #[test]
 fn gcs_server_stopped_mid_snapshot() {
     killed_mid_snapshot(Kind::Gcs);
+}
+
+#[test]
+fn rclone_remote_stopped_mid_snapshot() {
+    killed_mid_snapshot(Kind::Rclone);
+}
+
+#[test]
+fn sftp_server_stopped_mid_snapshot() {
+    killed_mid_snapshot(Kind::Sftp);
 }
 
 /// GCS through the CLI (fake-gcs-server, reached as Google's clients do through

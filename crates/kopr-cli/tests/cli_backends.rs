@@ -1,6 +1,6 @@
 //! One repository life cycle, the same code against every backend: a filesystem repository,
 //! S3 (s3s-fs), S3 with object lock (moto), Azure (Azurite), GCS (fake-gcs-server) and WebDAV
-//! (`rclone serve webdav`) and rclone itself. Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
+//! (`rclone serve webdav`), rclone itself and SFTP (OpenSSH's sshd). Create → snapshot → change → snapshot → restore → delete a snapshot → full maintenance with `--safety=none` → verify → restore.
 //! On the locking server the same run also checks that `--retention-mode/--retention-period`
 //! lock the format blobs and every pack and index a snapshot writes, and that full
 //! maintenance with `--extend-object-locks` moves the retain-until dates forward.
@@ -552,4 +552,155 @@ fn life_cycle_on_rclone() {
             .any(|l| l.contains("serve webdav") && l.contains(remote.to_str().unwrap())),
         "{ps}"
     );
+}
+
+#[test]
+fn life_cycle_on_sftp() {
+    let Some(srv) = Server::sshd() else {
+        return;
+    };
+    let case = Case::new();
+    let dir = srv.data().join("repo");
+    let known = case.path("known_hosts");
+    std::fs::write(&known, srv.known_hosts()).unwrap();
+    let path = format!("--path={}", dir.display());
+    let port = format!("--port={}", srv.port());
+    let user = format!("--username={}", srv.ssh_user());
+    // the key and known hosts embedded in the connection, as Kopia's --embed-credentials
+    life_cycle(
+        &case,
+        &strings(&[
+            "repository",
+            "create",
+            "sftp",
+            &path,
+            "--host=127.0.0.1",
+            &port,
+            &user,
+            "--keyfile",
+            srv.ssh_key().to_str().unwrap(),
+            "--known-hosts",
+            known.to_str().unwrap(),
+            "--embed-credentials",
+            "--format-block-key-derivation-algorithm=testing-only-insecure",
+        ]),
+    );
+    // Kopia's stored config; status masks the key.
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["type"], "sftp", "{cfg}");
+    let c = &cfg["storage"]["config"];
+    assert_eq!(c["host"], "127.0.0.1");
+    assert_eq!(c["port"], srv.port());
+    assert_eq!(c["path"], dir.to_str().unwrap());
+    assert!(
+        c["keyData"].as_str().unwrap().contains("PRIVATE KEY"),
+        "{c}"
+    );
+    assert_eq!(c["knownHostsData"], srv.known_hosts());
+    assert!(c.get("keyfile").is_none(), "{c}");
+    let status = case.ok(&["repository", "status"]);
+    assert!(!status.contains("PRIVATE KEY"), "{status}");
+    // Kopia's sharded filesystem layout: the directory opens as a filesystem repository.
+    assert!(dir.join("kopia.repository.f").is_file());
+    let other = Case::new();
+    other.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(other.ok(&["snapshot", "ls"]).contains("files:11"));
+    // and it connects again with the key and known hosts as files
+    case.ok(&["repository", "disconnect"]);
+    case.ok(&[
+        "repository",
+        "connect",
+        "sftp",
+        &path,
+        "--host=127.0.0.1",
+        &port,
+        &user,
+        "--keyfile",
+        srv.ssh_key().to_str().unwrap(),
+        "--known-hosts",
+        known.to_str().unwrap(),
+    ]);
+    assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
+    // and through OpenSSH's client, as Kopia's --external
+    case.ok(&["repository", "disconnect"]);
+    let ssh_args = format!(
+        "--ssh-args=-p {} -i {} -o UserKnownHostsFile={} -o BatchMode=yes",
+        srv.port(),
+        srv.ssh_key().display(),
+        known.display()
+    );
+    case.ok(&[
+        "repository",
+        "connect",
+        "sftp",
+        &path,
+        "--host=127.0.0.1",
+        &user,
+        "--external",
+        &ssh_args,
+    ]);
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["config"]["externalSSH"], true, "{cfg}");
+    assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
+}
+
+/// `--embed-rclone-config`: the remote is defined only in the embedded config (an rclone
+/// `alias` of a local directory), which the connection stores (masked by `status`) and rclone
+/// reads from a private temporary file on every run.
+#[test]
+fn rclone_with_an_embedded_config() {
+    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
+    if !std::process::Command::new(&rclone)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        kopr_testkit::env::skip(
+            "rclone_with_an_embedded_config",
+            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+        );
+        return;
+    }
+    let case = Case::new();
+    let target = case.path("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let conf = case.path("rclone.conf");
+    let text = format!(
+        "[kopr-embedded]\ntype = alias\nremote = {}\n",
+        target.display()
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let exe = format!("--rclone-exe={rclone}");
+    let embed = format!("--embed-rclone-config={}", conf.display());
+    case.ok(&[
+        "repository",
+        "create",
+        "rclone",
+        "--remote-path=kopr-embedded:repo",
+        &exe,
+        &embed,
+        "--format-block-key-derivation-algorithm=testing-only-insecure",
+    ]);
+    // the config file is no longer needed: the connection holds it
+    std::fs::remove_file(&conf).unwrap();
+    let src = case.path("src");
+    make_tree(&src, 5);
+    let id = snapshot(&case, &src);
+    let out = case.path("restored");
+    case.ok(&["snapshot", "restore", &id, out.to_str().unwrap()]);
+    assert_same_tree(&src, &out);
+    assert!(target.join("repo/kopia.repository.f").is_file());
+    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["storage"]["config"]["embeddedConfig"], text.as_str());
+    let status = case.ok(&["repository", "status"]);
+    assert!(!status.contains("type = alias"), "{status}");
 }

@@ -1,5 +1,5 @@
 //! `repository sync-to`: a filesystem repository copied to Azure (Azurite), GCS
-//! (fake-gcs-server) and WebDAV (`rclone serve webdav`), incrementally on reruns, with
+//! (fake-gcs-server), WebDAV (`rclone serve webdav`), rclone and SFTP (OpenSSH's sshd), incrementally on reruns, with
 //! `--delete` mirroring deletions, and back to a filesystem; a GCS repository copied to Azure.
 //! Every copy opens as the same repository and restores byte for byte.
 
@@ -351,5 +351,21 @@ fn sync_to_rclone_and_back() {
         &rclone,
         "--rclone-args=--config=/dev/null",
     ]);
+    round_trip(&[], &args, &args);
+}
+
+#[test]
+fn sync_to_sftp_and_back() {
+    let Some(srv) = Server::sshd() else {
+        return;
+    };
+    let known = srv.data().join("known_hosts");
+    std::fs::write(&known, srv.known_hosts()).unwrap();
+    let path = format!("--path={}", srv.data().join("copy").display());
+    let port = format!("--port={}", srv.port());
+    let user = format!("--username={}", srv.ssh_user());
+    let key = format!("--keyfile={}", srv.ssh_key().display());
+    let kh = format!("--known-hosts={}", known.display());
+    let args = strings(&["sftp", &path, "--host=127.0.0.1", &port, &user, &key, &kh]);
     round_trip(&[], &args, &args);
 }

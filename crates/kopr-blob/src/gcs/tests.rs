@@ -207,3 +207,96 @@ fn rejected_credentials_are_one_line_naming_the_fix() {
         "{e}"
     );
 }
+
+/// A one-request HTTP server: returns the request line and headers, answers `answer`.
+fn head_server(answer: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        head
+    });
+    (host, h)
+}
+
+/// Without a credentials file anywhere (flag, `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+/// application-default file), the token comes from the VM's metadata server, asked as Google's
+/// clients ask it (`Metadata-Flavor: Google`, the scope); `GCE_METADATA_HOST` moves it.
+#[test]
+fn without_a_credentials_file_the_metadata_server_gives_the_token() {
+    let home = tempfile::tempdir().unwrap();
+    let (host, server) =
+        head_server(r#"{"access_token":"vm-tok","expires_in":3599,"token_type":"Bearer"}"#);
+    let env = |k: &str| match k {
+        "GCE_METADATA_HOST" => Some(host.clone()),
+        "HOME" => Some(home.path().to_string_lossy().into_owned()),
+        _ => None,
+    };
+    let o = GcsOptions {
+        read_only: true,
+        ..opts("b", "")
+    };
+    let auth = GcsStorage::auth(&o, &env).unwrap();
+    let st = GcsStorage::with_auth(o.clone(), "http://127.0.0.1:1", auth).unwrap();
+    assert_eq!(st.token().unwrap().as_deref(), Some("vm-tok"));
+    let head = server.join().unwrap();
+    assert!(
+        head.starts_with(&format!("GET {METADATA_TOKEN_PATH}?scopes={SCOPE_READ} ")),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("metadata-flavor: google"),
+        "{head}"
+    );
+
+    // gcloud's application-default file comes first
+    let gcloud = home.path().join(".config/gcloud");
+    std::fs::create_dir_all(&gcloud).unwrap();
+    std::fs::write(
+        gcloud.join("application_default_credentials.json"),
+        r#"{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        GcsStorage::auth(&o, &env).unwrap(),
+        Auth::User { .. }
+    ));
+
+    // no metadata server there: one line naming the ways to give credentials
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let none = |k: &str| match k {
+        "GCE_METADATA_HOST" => Some(format!("127.0.0.1:{port}")),
+        _ => None,
+    };
+    let auth = GcsStorage::auth(&o, &none).unwrap();
+    let st = GcsStorage::with_auth(o, "http://127.0.0.1:1", auth).unwrap();
+    let e = st.probe().unwrap_err().to_string();
+    assert!(
+        e.contains("no GCS credentials")
+            && e.contains("--credentials-file")
+            && e.contains("metadata server"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}

@@ -112,3 +112,34 @@ fn propfind_answers_with_any_namespace_prefix() {
     assert_eq!((e[1].name.as_str(), e[1].dir), ("012", true));
     assert!(parse_propfind("<html>", "/").is_err());
 }
+
+/// WebDAV over https with a self-signed certificate (`rclone serve webdav --cert`): trusted by
+/// its SHA-256 (Kopia's `trustedServerCertificateFingerprint`), refused with the public roots
+/// or another fingerprint, each in one line.
+#[test]
+fn https_with_a_trusted_certificate_fingerprint() {
+    let Some(srv) = Server::webdav_tls() else {
+        return;
+    };
+    let url = format!("{}/tls", srv.url());
+    let pinned = WebDavOptions {
+        trusted_server_certificate_fingerprint: srv.cert_fingerprint(),
+        ..opts(&url)
+    };
+    let st = WebDavStorage::open(pinned, true).unwrap();
+    crate::conformance::run(&st);
+    let e = WebDavStorage::open(opts(&url), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TLS") && !e.contains('\n'), "{e}");
+    let other = WebDavOptions {
+        trusted_server_certificate_fingerprint: "00".repeat(32),
+        ..opts(&url)
+    };
+    let e = WebDavStorage::open(other, false).unwrap_err().to_string();
+    assert!(
+        e.contains("is not the trusted one") && e.contains(&srv.cert_fingerprint()),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}

@@ -109,6 +109,19 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             let sc = storage::webdav_config(&storage::webdav_options(&webdav, true)?)?;
             connect_repository(ctx, sc, connect, None)
         }
+        RepositoryCommand::Create(CreateStorage::Sftp {
+            sftp,
+            create,
+            connect,
+        }) => {
+            let sc = storage::sftp_config(&storage::sftp_options(&sftp, false)?)?;
+            let opts = create_options(&create)?;
+            create_repository(ctx, sc, &opts, create.create_only, connect)
+        }
+        RepositoryCommand::Connect(ConnectStorage::Sftp { sftp, connect }) => {
+            let sc = storage::sftp_config(&storage::sftp_options(&sftp, true)?)?;
+            connect_repository(ctx, sc, connect, None)
+        }
         RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
             let sc = storage::filesystem_config(&fs.path)?;
             connect_repository(ctx, sc, connect, None)

@@ -37,6 +37,7 @@ fn destination(t: &SyncStorage) -> Result<StorageConfig> {
         SyncStorage::Webdav { webdav } => {
             storage::webdav_config(&storage::webdav_options(webdav, false)?)
         }
+        SyncStorage::Sftp { sftp } => storage::sftp_config(&storage::sftp_options(sftp, false)?),
     }
 }
 
