@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use kopr_blob::throttle::ThrottleLimits;
 use kopr_blob::BlobStorage;
-use kopr_format::repository_blob::{BlobStorageConfig, RepositoryConfig};
+use kopr_format::repository_blob::{BlobStorageConfig, EpochParameters, RepositoryConfig};
 use kopr_repo::format_params::{self, RawFormat};
 
 use super::repository::parse_duration_nanos;
@@ -202,94 +202,9 @@ pub fn set_parameters(ctx: &Context, a: SetParametersArgs) -> Result<()> {
         c.version = 2;
         any = true;
     }
-    if let Some(mb) = a.max_pack_size_mb.filter(|v| *v != 0) {
-        c.max_pack_size = mb
-            .checked_mul(1 << 20)
-            .ok_or_else(|| anyhow!("--max-pack-size-mb {mb} is too large"))?;
-        any = true;
-        info(format!(
-            " - setting maximum pack size to {}.",
-            units::bytes(i64::from(c.max_pack_size))
-        ));
-    }
-    if let Some(v) = a.index_version.filter(|v| *v != 0) {
-        let current = c.effective_index_version();
-        if v > current {
-            c.index_version = v;
-            any = true;
-            info(format!(" - setting index format version to {v}."));
-        } else if v < current {
-            bail!("index format version can only be upgraded");
-        }
-    }
-    match a.retention_mode.as_deref() {
-        Some("none") => {
-            if blobcfg.is_retention_enabled() {
-                info("disabling blob retention");
-                blobcfg = BlobStorageConfig::default();
-                any = true;
-            }
-        }
-        mode => {
-            if let Some(m) = mode {
-                blobcfg.retention_mode = m.to_string();
-                any = true;
-                info(format!(
-                    " - setting storage backend blob retention mode to {m}."
-                ));
-            }
-            if let Some(p) = nanos("retention-period", &a.retention_period)?.filter(|p| *p != 0) {
-                blobcfg.retention_period_nanos = p;
-                any = true;
-                info(format!(
-                    " - setting storage backend blob retention period to {}.",
-                    go_nanos(p)
-                ));
-            }
-        }
-    }
-    let ep = &mut c.epoch_parameters;
-    any |= set_duration(
-        "epoch-min-duration",
-        "minimum epoch duration",
-        &a.epoch_min_duration,
-        &mut ep.min_epoch_duration_nanos,
-    )?;
-    any |= set_duration(
-        "epoch-refresh-frequency",
-        "epoch refresh frequency",
-        &a.epoch_refresh_frequency,
-        &mut ep.refresh_frequency_nanos,
-    )?;
-    any |= set_duration(
-        "epoch-cleanup-safety-margin",
-        "epoch cleanup safety margin",
-        &a.epoch_cleanup_safety_margin,
-        &mut ep.cleanup_safety_margin_nanos,
-    )?;
-    any |= set_int(
-        "epoch advance on count",
-        a.epoch_advance_on_count,
-        &mut ep.advance_on_count_threshold,
-    );
-    if let Some(mb) = a.epoch_advance_on_size_mb.filter(|n| *n != 0) {
-        ep.advance_on_total_size_bytes_threshold = mb << 20;
-        any = true;
-        info(format!(
-            " - setting epoch advance on total size to {}.",
-            units::bytes(mb << 20)
-        ));
-    }
-    any |= set_int(
-        "epoch delete parallelism",
-        a.epoch_delete_parallelism,
-        &mut ep.delete_parallelism,
-    );
-    any |= set_int(
-        "epoch range-compaction period",
-        a.epoch_checkpoint_frequency,
-        &mut ep.full_checkpoint_frequency,
-    );
+    any |= set_pack_and_index(&mut c, &a)?;
+    any |= set_retention(&mut blobcfg, &a)?;
+    any |= set_epoch_parameters(&mut c.epoch_parameters, &a)?;
     if !any {
         info("no changes");
         return Ok(());
@@ -308,6 +223,111 @@ pub fn set_parameters(ctx: &Context, a: SetParametersArgs) -> Result<()> {
     }
     info("NOTE: Repository parameters updated, you must disconnect and re-connect all other Kopia clients.");
     Ok(())
+}
+
+/// `--max-pack-size-mb` and `--index-version`. Returns whether anything changed.
+fn set_pack_and_index(c: &mut RepositoryConfig, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    if let Some(mb) = a.max_pack_size_mb.filter(|v| *v != 0) {
+        c.max_pack_size = mb
+            .checked_mul(1 << 20)
+            .ok_or_else(|| anyhow!("--max-pack-size-mb {mb} is too large"))?;
+        changed = true;
+        info(format!(
+            " - setting maximum pack size to {}.",
+            units::bytes(i64::from(c.max_pack_size))
+        ));
+    }
+    if let Some(v) = a.index_version.filter(|v| *v != 0) {
+        let current = c.effective_index_version();
+        if v > current {
+            c.index_version = v;
+            changed = true;
+            info(format!(" - setting index format version to {v}."));
+        } else if v < current {
+            bail!("index format version can only be upgraded");
+        }
+    }
+    Ok(changed)
+}
+
+/// `--retention-mode` and `--retention-period`. Returns whether anything changed.
+fn set_retention(blobcfg: &mut BlobStorageConfig, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    match a.retention_mode.as_deref() {
+        Some("none") => {
+            if blobcfg.is_retention_enabled() {
+                info("disabling blob retention");
+                *blobcfg = BlobStorageConfig::default();
+                changed = true;
+            }
+        }
+        mode => {
+            if let Some(m) = mode {
+                blobcfg.retention_mode = m.to_string();
+                changed = true;
+                info(format!(
+                    " - setting storage backend blob retention mode to {m}."
+                ));
+            }
+            if let Some(p) = nanos("retention-period", &a.retention_period)?.filter(|p| *p != 0) {
+                blobcfg.retention_period_nanos = p;
+                changed = true;
+                info(format!(
+                    " - setting storage backend blob retention period to {}.",
+                    go_nanos(p)
+                ));
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// The `--epoch-…` flags. Returns whether anything changed.
+fn set_epoch_parameters(ep: &mut EpochParameters, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    changed |= set_duration(
+        "epoch-min-duration",
+        "minimum epoch duration",
+        &a.epoch_min_duration,
+        &mut ep.min_epoch_duration_nanos,
+    )?;
+    changed |= set_duration(
+        "epoch-refresh-frequency",
+        "epoch refresh frequency",
+        &a.epoch_refresh_frequency,
+        &mut ep.refresh_frequency_nanos,
+    )?;
+    changed |= set_duration(
+        "epoch-cleanup-safety-margin",
+        "epoch cleanup safety margin",
+        &a.epoch_cleanup_safety_margin,
+        &mut ep.cleanup_safety_margin_nanos,
+    )?;
+    changed |= set_int(
+        "epoch advance on count",
+        a.epoch_advance_on_count,
+        &mut ep.advance_on_count_threshold,
+    );
+    if let Some(mb) = a.epoch_advance_on_size_mb.filter(|n| *n != 0) {
+        ep.advance_on_total_size_bytes_threshold = mb << 20;
+        changed = true;
+        info(format!(
+            " - setting epoch advance on total size to {}.",
+            units::bytes(mb << 20)
+        ));
+    }
+    changed |= set_int(
+        "epoch delete parallelism",
+        a.epoch_delete_parallelism,
+        &mut ep.delete_parallelism,
+    );
+    changed |= set_int(
+        "epoch range-compaction period",
+        a.epoch_checkpoint_frequency,
+        &mut ep.full_checkpoint_frequency,
+    );
+    Ok(changed)
 }
 
 /// Kopia's `set-client`: changes the connection config only.
@@ -382,121 +402,9 @@ pub fn throttle(ctx: &Context, cmd: ThrottleCommand) -> Result<()> {
     let mut cfg = ConnectionConfig::load(&ctx.config_path)?;
     let mut limits = cfg.throttling.unwrap_or_default();
     match cmd {
-        ThrottleCommand::Get { json } => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&limits)?);
-                return Ok(());
-            }
-            let line = |label: &str, v: f64, f: &dyn Fn(f64) -> String| {
-                if v != 0.0 {
-                    println!("{label:<30} {}", f(v));
-                } else {
-                    println!("{label:<30} (unlimited)");
-                }
-            };
-            let plain = |v: f64| format!("{v:.0}");
-            line(
-                "Max Download Speed:",
-                limits.download_bytes_per_second,
-                &bytes_per_second,
-            );
-            line(
-                "Max Upload Speed:",
-                limits.upload_bytes_per_second,
-                &bytes_per_second,
-            );
-            line(
-                "Max Read Requests Per Second:",
-                limits.reads_per_second,
-                &plain,
-            );
-            line(
-                "Max Write Requests Per Second:",
-                limits.writes_per_second,
-                &plain,
-            );
-            line(
-                "Max List Requests Per Second:",
-                limits.lists_per_second,
-                &plain,
-            );
-            line(
-                "Max Concurrent Reads:",
-                limits.concurrent_reads as f64,
-                &plain,
-            );
-            line(
-                "Max Concurrent Writes:",
-                limits.concurrent_writes as f64,
-                &plain,
-            );
-            Ok(())
-        }
+        ThrottleCommand::Get { json } => print_limits(&limits, json),
         ThrottleCommand::Set(a) => {
-            let mut changes = 0;
-            let mut f = |desc: &str, v: &Option<String>, bps: bool, dst: &mut f64| -> Result<()> {
-                if let Some(v) = v {
-                    *dst = throttle_value(desc, v, bps)?;
-                    changes += 1;
-                }
-                Ok(())
-            };
-            f(
-                "max download speed",
-                &a.download_bytes_per_second,
-                true,
-                &mut limits.download_bytes_per_second,
-            )?;
-            f(
-                "max upload speed",
-                &a.upload_bytes_per_second,
-                true,
-                &mut limits.upload_bytes_per_second,
-            )?;
-            f(
-                "reads per second",
-                &a.read_requests_per_second,
-                false,
-                &mut limits.reads_per_second,
-            )?;
-            f(
-                "writes per second",
-                &a.write_requests_per_second,
-                false,
-                &mut limits.writes_per_second,
-            )?;
-            f(
-                "lists per second",
-                &a.list_requests_per_second,
-                false,
-                &mut limits.lists_per_second,
-            )?;
-            let mut i = |desc: &str, v: &Option<String>, dst: &mut usize| -> Result<()> {
-                if let Some(v) = v {
-                    if v == "unlimited" || v == "-" {
-                        info(format!("Setting {desc} to a unlimited."));
-                        *dst = 0;
-                    } else {
-                        *dst = v
-                            .parse()
-                            .map_err(|_| anyhow!("can't parse the {desc} {v:?}"))?;
-                        info(format!("Setting {desc} to {dst}."));
-                    }
-                    changes += 1;
-                }
-                Ok(())
-            };
-            i(
-                "concurrent reads",
-                &a.concurrent_reads,
-                &mut limits.concurrent_reads,
-            )?;
-            i(
-                "concurrent writes",
-                &a.concurrent_writes,
-                &mut limits.concurrent_writes,
-            )?;
-            if changes == 0 {
+            if set_limits(&mut limits, &a)? == 0 {
                 info("No changes made.");
                 return Ok(());
             }
@@ -504,6 +412,126 @@ pub fn throttle(ctx: &Context, cmd: ThrottleCommand) -> Result<()> {
             cfg.save(&ctx.config_path)
         }
     }
+}
+
+/// `throttle get`: the limits as JSON or as Kopia's table.
+fn print_limits(limits: &ThrottleLimits, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&limits)?);
+        return Ok(());
+    }
+    let line = |label: &str, v: f64, f: &dyn Fn(f64) -> String| {
+        if v != 0.0 {
+            println!("{label:<30} {}", f(v));
+        } else {
+            println!("{label:<30} (unlimited)");
+        }
+    };
+    let plain = |v: f64| format!("{v:.0}");
+    line(
+        "Max Download Speed:",
+        limits.download_bytes_per_second,
+        &bytes_per_second,
+    );
+    line(
+        "Max Upload Speed:",
+        limits.upload_bytes_per_second,
+        &bytes_per_second,
+    );
+    line(
+        "Max Read Requests Per Second:",
+        limits.reads_per_second,
+        &plain,
+    );
+    line(
+        "Max Write Requests Per Second:",
+        limits.writes_per_second,
+        &plain,
+    );
+    line(
+        "Max List Requests Per Second:",
+        limits.lists_per_second,
+        &plain,
+    );
+    line(
+        "Max Concurrent Reads:",
+        limits.concurrent_reads as f64,
+        &plain,
+    );
+    line(
+        "Max Concurrent Writes:",
+        limits.concurrent_writes as f64,
+        &plain,
+    );
+    Ok(())
+}
+
+/// `throttle set`: applies the flags to `limits`; returns how many were given.
+fn set_limits(limits: &mut ThrottleLimits, a: &ThrottleSetArgs) -> Result<usize> {
+    let mut changes = 0;
+    let mut f = |desc: &str, v: &Option<String>, bps: bool, dst: &mut f64| -> Result<()> {
+        if let Some(v) = v {
+            *dst = throttle_value(desc, v, bps)?;
+            changes += 1;
+        }
+        Ok(())
+    };
+    f(
+        "max download speed",
+        &a.download_bytes_per_second,
+        true,
+        &mut limits.download_bytes_per_second,
+    )?;
+    f(
+        "max upload speed",
+        &a.upload_bytes_per_second,
+        true,
+        &mut limits.upload_bytes_per_second,
+    )?;
+    f(
+        "reads per second",
+        &a.read_requests_per_second,
+        false,
+        &mut limits.reads_per_second,
+    )?;
+    f(
+        "writes per second",
+        &a.write_requests_per_second,
+        false,
+        &mut limits.writes_per_second,
+    )?;
+    f(
+        "lists per second",
+        &a.list_requests_per_second,
+        false,
+        &mut limits.lists_per_second,
+    )?;
+    let mut i = |desc: &str, v: &Option<String>, dst: &mut usize| -> Result<()> {
+        if let Some(v) = v {
+            if v == "unlimited" || v == "-" {
+                info(format!("Setting {desc} to a unlimited."));
+                *dst = 0;
+            } else {
+                *dst = v
+                    .parse()
+                    .map_err(|_| anyhow!("can't parse the {desc} {v:?}"))?;
+                info(format!("Setting {desc} to {dst}."));
+            }
+            changes += 1;
+        }
+        Ok(())
+    };
+    i(
+        "concurrent reads",
+        &a.concurrent_reads,
+        &mut limits.concurrent_reads,
+    )?;
+    i(
+        "concurrent writes",
+        &a.concurrent_writes,
+        &mut limits.concurrent_writes,
+    )?;
+    Ok(changes)
 }
 
 /// Applies the connection's throttling limits to its storage.
