@@ -1,6 +1,6 @@
 //! kopr behaves as a Kopia user expects: a read-only connection changes nothing, broken pipes
 //! and full disks end commands quietly, snapshot errors set the exit code, retention follows
-//! each snapshot, restores create missing parents, and `snapshot ls` hides checkpoints.
+//! each snapshot, and `snapshot ls` hides checkpoints. Restores are in `cli_behave_restore.rs`.
 
 use kopr_testkit::cli::{one_error_line, Kopr};
 use std::path::Path;

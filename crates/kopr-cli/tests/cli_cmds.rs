@@ -1,7 +1,7 @@
-//! Drives the real `kopr` binary through the second half of Kopia's command tree that issue 18
-//! asks for (`snapshot estimate | copy-history | move-history`, `policy edit | delete | export |
-//! import`, `content delete`, `index inspect`, `cache set`, `man`) and checks what each one did
-//! to the repository or printed, not only its exit status.
+//! Drives the real `kopr` binary through issue 18's snapshot commands (`snapshot estimate |
+//! copy-history | move-history | fix | migrate`, `create --all`, max parallel file reads) and
+//! checks what each one did to the repository or printed, not only its exit status. The policy,
+//! content, index, cache and man commands are in `cli_cmds_policy.rs`.
 
 use kopr_testkit::cli::{one_error_line, Kopr};
 

@@ -1,7 +1,7 @@
 //! Drives the real `kopr` binary through the commands users reach for when something is wrong
 //! (`repository change-password`, `manifest`, `blob show | delete`, `session list`, `index epoch
-//! list`, `logs`, `cache`, `snapshot pin`, the top-level aliases, `completion`) and checks what
-//! each one did to the repository, not only its exit status.
+//! list`) and checks what each one did to the repository, not only its exit status; `logs`,
+//! `cache`, `snapshot pin`, the aliases and `completion` are in `cli_commands_more.rs`.
 
 use kopr_testkit::cli::{one_error_line, Kopr, PASSWORD};
 use kopr_testkit::fixtures::Fixture;

@@ -1,8 +1,7 @@
 //! `kopr server start` over plain HTTP: every page and API route refuses a request without
 //! authentication (or with a wrong password) and answers with it; Kopia's routes give Kopia's
-//! JSON shapes; no answer carries a password or key; the flags refuse unsafe servers. And
-//! notifications: a webhook profile receives the test message, the report of a snapshot and
-//! the error of a failing maintenance run, with Kopia's template names and variables.
+//! JSON shapes; no answer carries a password or key; the flags refuse unsafe servers; snapshots
+//! and restores run as tasks; TLS. Notifications are in `cli_server_notify.rs`.
 
 mod server_common;
 use base64::Engine as _;

@@ -1,5 +1,7 @@
 //! Snapshots of real directory trees: round trips byte for byte with metadata, deduplication
-//! of unchanged trees, small changes writing little, listing and deleting.
+//! of unchanged trees, small changes writing little, listing and deleting, policies, checkpoints,
+//! progress. Awkward files are in `snapshot_files.rs`, restore/verify/diff/stats in
+//! `snapshot_read.rs`.
 
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::BlobStorage;
