@@ -161,23 +161,7 @@ fn begin_upgrade(
     if raw.config.epoch_parameters.enabled {
         info("Repository indices have already been migrated to the epoch format, no need to drain other clients");
     } else {
-        loop {
-            let now = clock.now();
-            let (locked, drained) = lock.is_locked(now);
-            if !locked {
-                bail!("upgrade lock got revoked after the intent was placed, giving up");
-            }
-            if drained {
-                break;
-            }
-            let left = lock.upgrade_time() - now;
-            info(format!(
-                "Waiting for {} to allow all other kopia clients to drain ...",
-                units::duration(left)
-            ));
-            let poll = chrono::Duration::nanoseconds(lock.status_poll_interval_nanos.max(1));
-            std::thread::sleep(left.min(poll).to_std().unwrap_or_default());
-        }
+        wait_for_drain(&lock, clock.as_ref())?;
         info(
             "Successfully drained all repository clients, the lock has been fully-established now.",
         );
@@ -202,5 +186,27 @@ fn begin_upgrade(
     }
     format_params::commit_upgrade(st.as_ref(), &mut raw).context("error finalizing upgrade")?;
     info("Repository has been successfully upgraded.");
+    Ok(())
+}
+
+/// Waits until every other client has had the io-drain timeout to notice the upgrade lock.
+fn wait_for_drain(lock: &UpgradeLockIntent, clock: &dyn kopr_blob::clock::Clock) -> Result<()> {
+    loop {
+        let now = clock.now();
+        let (locked, drained) = lock.is_locked(now);
+        if !locked {
+            bail!("upgrade lock got revoked after the intent was placed, giving up");
+        }
+        if drained {
+            break;
+        }
+        let left = lock.upgrade_time() - now;
+        info(format!(
+            "Waiting for {} to allow all other kopia clients to drain ...",
+            units::duration(left)
+        ));
+        let poll = chrono::Duration::nanoseconds(lock.status_poll_interval_nanos.max(1));
+        std::thread::sleep(left.min(poll).to_std().unwrap_or_default());
+    }
     Ok(())
 }
