@@ -457,7 +457,12 @@ fn policy_set_every_section_and_show_it_as_kopia_does() {
         kopr_format::policy_fields::unknown_fields(&p).is_empty(),
         "{p}"
     );
+    policy_show_prints_kopias_table(&e);
+    manual_clears_the_schedule_and_inherit_removes(&e);
+}
 
+/// `policy show`: Kopia's table with where each value comes from, and `--json` with Kopia's defaults.
+fn policy_show_prints_kopias_table(e: &Env) {
     // Kopia's table, values aligned, each with where it comes from.
     let shown = e.k.ok(&["policy", "show", e.src()]);
     for want in [
@@ -495,7 +500,10 @@ fn policy_set_every_section_and_show_it_as_kopia_does() {
     assert_eq!(j["upload"]["maxParallelFileReads"], 6);
     assert_eq!(j["logging"]["directories"]["snapshotted"], 5);
     assert_eq!(j["metadataCompression"]["compressorName"], "zstd-fastest");
+}
 
+/// `--manual` clears the schedule, `inherit` removes a setting, bad schedules are refused; the estimate honours maxFileSize.
+fn manual_clears_the_schedule_and_inherit_removes(e: &Env) {
     // Manual clears the schedule; 'inherit' removes a setting.
     e.k.ok(&[
         "policy",
