@@ -165,7 +165,13 @@ fn kopias_routes_answer_with_kopias_shapes_and_no_secrets() {
     assert_eq!(s["retention"][0], "latest-1");
     let none = get_json(&format!("{base}/api/v1/snapshots?path=/nowhere"));
     assert_eq!(none["snapshots"].as_array().map(Vec::len), Some(0));
+    objects_download_as_kopia_and_as_tar(base, s);
+    kopr_routes_print_what_the_cli_prints(&repo, base);
+    no_answer_carries_a_secret(base);
+}
 
+/// `/api/v1/objects`: the root directory as Kopia's JSON, a file byte for byte, a directory as a tar archive; then the mounts, policies and tasks lists.
+fn objects_download_as_kopia_and_as_tar(base: &str, s: &serde_json::Value) {
     // The root directory object is Kopia's directory JSON; a file downloads byte for byte.
     let root = s["rootID"].as_str().expect("root");
     let dir = get_json(&format!("{base}/api/v1/objects/{root}"));
@@ -232,7 +238,10 @@ fn kopias_routes_answer_with_kopias_shapes_and_no_secrets() {
         get_json(&format!("{base}/api/v1/tasks"))["tasks"],
         serde_json::json!([])
     );
+}
 
+/// kopr's own routes answer what the CLI prints.
+fn kopr_routes_print_what_the_cli_prints(repo: &Repo, base: &str) {
     // kopr's JSON is what the CLI prints.
     let stats = get_json(&format!("{base}/api/v1/kopr/content-stats"));
     let cli: serde_json::Value =
@@ -255,7 +264,10 @@ fn kopias_routes_answer_with_kopias_shapes_and_no_secrets() {
     assert!(!m["runMessages"].as_object().expect("runs").is_empty());
     let hist = get_json(&format!("{base}/api/v1/kopr/size-history"));
     assert_eq!(hist["points"].as_array().map(Vec::len), Some(1));
+}
 
+/// No GET route's answer carries the repository's password or secrets.
+fn no_answer_carries_a_secret(base: &str) {
     // No answer carries the repository's password or secrets.
     for (method, path) in kopr_server::api::ROUTES {
         if method != "GET" {
