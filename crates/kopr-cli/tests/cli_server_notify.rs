@@ -115,10 +115,20 @@ fn webhook_notifications() {
         serde_json::json!({"profile": "hook", "minSeverity": 0, "method": {"type": "webhook",
             "config": {"endpoint": url, "method": "POST", "format": "txt", "headers": "X-Team: backups"}}})
     );
+    profile_test_sends_the_test_notification(k, &rx);
+    a_failing_maintenance_sends_generic_error(k, &rx);
+    a_snapshot_sends_its_report(&repo, &rx);
+    below_the_minimum_severity_nothing_is_sent(k, &rx);
+}
 
+/// `notification profile test` sends Kopia's test-notification template.
+fn profile_test_sends_the_test_notification(
+    k: &kopr_testkit::cli::Kopr,
+    rx: &mpsc::Receiver<Received>,
+) {
     // `notification profile test` sends Kopia's test-notification template.
     k.ok(&["notification", "profile", "test", "--profile-name", "hook"]);
-    let m = next(&rx);
+    let m = next(rx);
     assert_eq!(m.method, "POST");
     assert!(
         m.header("Subject")
@@ -131,12 +141,18 @@ fn webhook_notifications() {
         "{}",
         m.body
     );
+}
 
+/// A failing maintenance run (not the owner) sends generic-error with the error.
+fn a_failing_maintenance_sends_generic_error(
+    k: &kopr_testkit::cli::Kopr,
+    rx: &mpsc::Receiver<Received>,
+) {
     // A failing maintenance run (not the owner) sends generic-error with the error.
     k.ok(&["maintenance", "set", "--owner", "someone@elsewhere"]);
     let out = k.run(&["maintenance", "run", "--full"]);
     assert!(!out.status.success());
-    let m = next(&rx);
+    let m = next(rx);
     let subject = m.header("Subject").unwrap_or_default().to_string();
     assert!(
         subject.starts_with("kopr: Maintenance failed on "),
@@ -155,7 +171,11 @@ fn webhook_notifications() {
         "{}",
         m.body
     );
+}
 
+/// A snapshot sends snapshot-report; a template customized for the profile is used.
+fn a_snapshot_sends_its_report(repo: &Repo, rx: &mpsc::Receiver<Received>) {
+    let k = &repo.k;
     // A snapshot sends snapshot-report; a template customized for the profile is used.
     k.ok(&["notification", "template", "set", "hook.snapshot-report.txt", "--from-file", {
         let f = repo.path().join("t.txt");
@@ -175,7 +195,7 @@ fn webhook_notifications() {
     );
     std::fs::write(repo.source.join("third.txt"), b"3").expect("write");
     k.ok(&["snapshot", "create", repo.source.to_str().expect("utf-8")]);
-    let m = next(&rx);
+    let m = next(rx);
     let src = repo.source.canonicalize().expect("canonical");
     assert_eq!(
         m.header("Subject"),
@@ -188,7 +208,13 @@ fn webhook_notifications() {
         "remove",
         "hook.snapshot-report.txt",
     ]);
+}
 
+/// Below the minimum severity nothing is sent; bad options are refused with one line.
+fn below_the_minimum_severity_nothing_is_sent(
+    k: &kopr_testkit::cli::Kopr,
+    rx: &mpsc::Receiver<Received>,
+) {
     // Below the minimum severity nothing is sent: maintenance success is "success" (-10).
     k.ok(&["maintenance", "set", "--owner", "me"]);
     k.ok(&["maintenance", "run"]);
