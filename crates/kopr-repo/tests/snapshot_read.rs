@@ -194,22 +194,7 @@ fn storage_stats_count_new_data_per_snapshot() {
 fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let mut expected: Vec<(String, u64, u64)> = Vec::new(); // (dir, files, bytes) per top dir
-    for d in 0..24u64 {
-        let dir = src.join(format!("d{d:02}"));
-        let mut bytes = 0;
-        for s in 0..(d % 3) {
-            let sub = dir.join(format!("s{s}"));
-            fs::create_dir_all(&sub).unwrap();
-            let len = (d * 7919 + s * 131) % 40_000;
-            fs::write(sub.join("f"), random_bytes(d * 10 + s, len as usize)).unwrap();
-            bytes += len;
-        }
-        fs::create_dir_all(&dir).unwrap();
-        let big = if d % 5 == 0 { 3_000_000 } else { 1000 + d };
-        fs::write(dir.join("big"), random_bytes(1000 + d, big as usize)).unwrap();
-        expected.push((format!("d{d:02}"), 1 + d % 3, bytes + big));
-    }
+    let expected = wide_tree(&src);
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
     let m = snap(&repo, &src);
     let total_files: u64 = expected.iter().map(|e| e.1).sum();
@@ -235,15 +220,46 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     let st = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap();
     assert_eq!((st.files, st.bytes), (total_files, total_bytes));
     assert_eq!(walk(&dst), walk(&src));
-    // Restoring over existing files: with overwrite they are replaced; without, a non-empty
-    // target directory is refused as a whole and an existing file is refused by name, and a
-    // refused restore changes nothing and leaves no temporary files behind.
     let d07 = entries.iter().find(|e| e.name == "d07").unwrap();
-    let into = tmp.path().join("into");
+    restores_over_existing_files(&repo, d07, &src, tmp.path());
+}
+
+/// 24 top directories of 0 to 2 subdirectories with a file each, and a large file every 5th;
+/// returns (directory, files, bytes) per top directory.
+fn wide_tree(src: &Path) -> Vec<(String, u64, u64)> {
+    let mut expected: Vec<(String, u64, u64)> = Vec::new(); // (dir, files, bytes) per top dir
+    for d in 0..24u64 {
+        let dir = src.join(format!("d{d:02}"));
+        let mut bytes = 0;
+        for s in 0..(d % 3) {
+            let sub = dir.join(format!("s{s}"));
+            fs::create_dir_all(&sub).unwrap();
+            let len = (d * 7919 + s * 131) % 40_000;
+            fs::write(sub.join("f"), random_bytes(d * 10 + s, len as usize)).unwrap();
+            bytes += len;
+        }
+        fs::create_dir_all(&dir).unwrap();
+        let big = if d % 5 == 0 { 3_000_000 } else { 1000 + d };
+        fs::write(dir.join("big"), random_bytes(1000 + d, big as usize)).unwrap();
+        expected.push((format!("d{d:02}"), 1 + d % 3, bytes + big));
+    }
+    expected
+}
+
+/// Restoring over existing files: with overwrite they are replaced; without, a non-empty
+/// target directory is refused as a whole and an existing file is refused by name, and a
+/// refused restore changes nothing and leaves no temporary files behind.
+fn restores_over_existing_files(
+    repo: &Repository,
+    d07: &kopr_format::snapshot::DirEntry,
+    src: &Path,
+    tmp: &Path,
+) {
+    let into = tmp.join("into");
     fs::create_dir_all(into.join("s0")).unwrap();
     fs::write(into.join("big"), b"mine").unwrap();
     let e = restore(
-        &repo,
+        repo,
         d07,
         &into,
         RestoreOptions {
@@ -259,10 +275,10 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     fs::write(into.join("big"), b"mine").unwrap();
     let mut before = walk(&into);
     before.sort();
-    let occupied = tmp.path().join("occupied");
+    let occupied = tmp.join("occupied");
     fs::create_dir_all(&occupied).unwrap();
     fs::write(occupied.join("big"), b"mine").unwrap();
-    let e = restore(&repo, d07, &occupied, RestoreOptions::default()).unwrap_err();
+    let e = restore(repo, d07, &occupied, RestoreOptions::default()).unwrap_err();
     assert!(e.to_string().contains("not empty"), "{e}");
     let bigfile = kopr_format::snapshot::DirManifest::decode(
         &kopr_repo::object::read_object(repo.contents(), &d07.object_id).unwrap(),
@@ -273,7 +289,7 @@ fn wide_tree_read_by_one_pool_has_exact_summaries_and_restores() {
     .find(|e| e.name == "big")
     .unwrap();
     let e = restore(
-        &repo,
+        repo,
         &bigfile,
         &into.join("big"),
         RestoreOptions::default(),
@@ -545,18 +561,7 @@ fn restore_equal(
 fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    for d in 0..5u64 {
-        let dir = src.join(format!("dir{d}"));
-        fs::create_dir_all(&dir).unwrap();
-        for f in 0..40u64 {
-            fs::write(
-                dir.join(format!("f{f:02}")),
-                random_bytes(d * 100 + f, 4000),
-            )
-            .unwrap();
-        }
-    }
-    fs::write(src.join("large"), random_bytes(5, 3 << 20)).unwrap();
+    small_files_and_a_large_one(&src);
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
     let m = create_snapshot(
         &repo,
@@ -592,20 +597,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     counting.gets.lock().unwrap().clear();
     restore_equal(&repo, &root, &src, &tmp.path().join("one"));
     assert!(pack_reads() > 0);
-    // The directories come from their metadata pack, fetched whole once rather than with a
-    // request per directory.
-    let metadata_reads: Vec<(String, u64)> = counting
-        .gets
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(id, _)| id.starts_with('q'))
-        .map(|(id, n)| (id.clone(), *n))
-        .collect();
-    assert!(!metadata_reads.is_empty());
-    for (id, n) in metadata_reads {
-        assert_eq!(n, 1, "metadata pack {id} read {n} times");
-    }
+    each_metadata_pack_read_once(&counting);
     let cached = bytes_under(&cache.join("contents"));
     assert!(cached > 200 * 4000, "{cached}");
 
@@ -614,18 +606,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     assert_eq!(pack_reads(), 0, "{:?}", counting.gets.lock().unwrap());
 
     // A damaged cached copy (same length) is read from storage instead.
-    let mut victims = Vec::new();
-    for shard in fs::read_dir(cache.join("contents")).unwrap().flatten() {
-        for e in fs::read_dir(shard.path()).unwrap().flatten() {
-            victims.push(e.path());
-        }
-    }
-    for v in &victims {
-        let mut b = fs::read(v).unwrap();
-        let last = b.len() - 1;
-        b[last] ^= 1;
-        fs::write(v, b).unwrap();
-    }
+    damage_every_cached_content(&cache);
     counting.gets.lock().unwrap().clear();
     restore_equal(&repo, &root, &src, &tmp.path().join("three"));
     assert!(pack_reads() > 0);
@@ -649,4 +630,53 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     )
     .unwrap();
     assert_eq!(bytes_under(&cache.join("contents")), 0);
+}
+
+/// 5 directories of 40 small files, and a large file.
+fn small_files_and_a_large_one(src: &Path) {
+    for d in 0..5u64 {
+        let dir = src.join(format!("dir{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..40u64 {
+            fs::write(
+                dir.join(format!("f{f:02}")),
+                random_bytes(d * 100 + f, 4000),
+            )
+            .unwrap();
+        }
+    }
+    fs::write(src.join("large"), random_bytes(5, 3 << 20)).unwrap();
+}
+
+/// The directories come from their metadata pack, fetched whole once rather than with a
+/// request per directory.
+fn each_metadata_pack_read_once(counting: &CountingStorage) {
+    let metadata_reads: Vec<(String, u64)> = counting
+        .gets
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, _)| id.starts_with('q'))
+        .map(|(id, n)| (id.clone(), *n))
+        .collect();
+    assert!(!metadata_reads.is_empty());
+    for (id, n) in metadata_reads {
+        assert_eq!(n, 1, "metadata pack {id} read {n} times");
+    }
+}
+
+/// Flips the last byte of every cached content (the length stays).
+fn damage_every_cached_content(cache: &Path) {
+    let mut victims = Vec::new();
+    for shard in fs::read_dir(cache.join("contents")).unwrap().flatten() {
+        for e in fs::read_dir(shard.path()).unwrap().flatten() {
+            victims.push(e.path());
+        }
+    }
+    for v in &victims {
+        let mut b = fs::read(v).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        fs::write(v, b).unwrap();
+    }
 }
