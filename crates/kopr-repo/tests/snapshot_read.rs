@@ -288,13 +288,7 @@ fn restores_over_existing_files(
     .into_iter()
     .find(|e| e.name == "big")
     .unwrap();
-    let e = restore(
-        repo,
-        &bigfile,
-        &into.join("big"),
-        RestoreOptions::default(),
-    )
-    .unwrap_err();
+    let e = restore(repo, &bigfile, &into.join("big"), RestoreOptions::default()).unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
     let mut now = walk(&into);
     now.sort();
