@@ -3,6 +3,13 @@
 use crate::{BlobError, BlobStorage, PutOptions};
 
 pub fn run(st: &dyn BlobStorage) {
+    reads_and_lists(st);
+    overwrites_and_deletes(st);
+    concurrent_writers(st);
+}
+
+/// Missing blobs, whole and ranged reads, metadata, listings by prefix.
+fn reads_and_lists(st: &dyn BlobStorage) {
     let o = PutOptions::default();
     assert!(matches!(
         st.get_blob("pmissing00", 0, None),
@@ -59,6 +66,11 @@ pub fn run(st: &dyn BlobStorage) {
     assert_eq!(p, vec!["pabc0123456789abcdef0123456789abcdef"]);
     assert_eq!(st.list_all("").unwrap().len(), 3);
     assert!(st.list_all("z").unwrap().is_empty());
+}
+
+/// Replacing a blob, refusing to with `do_not_overwrite`, deleting (twice is fine).
+fn overwrites_and_deletes(st: &dyn BlobStorage) {
+    let o = PutOptions::default();
     st.put_blob("pabc0123456789abcdef0123456789abcdef", b"replaced", &o)
         .unwrap();
     assert_eq!(
@@ -81,7 +93,10 @@ pub fn run(st: &dyn BlobStorage) {
     st.delete_blob("pabc0123456789abcdef0123456789abcdef")
         .unwrap();
     assert!(st.list_all("p").unwrap().is_empty());
-    // concurrent writers
+}
+
+/// Four writers at once: every blob listed and read back.
+fn concurrent_writers(st: &dyn BlobStorage) {
     std::thread::scope(|s| {
         for t in 0..4 {
             s.spawn(move || {

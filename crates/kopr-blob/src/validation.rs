@@ -16,6 +16,9 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use crate::{BlobError, BlobStorage, PutOptions};
 
+mod concurrency;
+use concurrency::concurrency_test;
+
 /// Kopia's options (`DefaultOptions`).
 #[derive(Debug, Clone)]
 pub struct ValidationOptions {
@@ -139,28 +142,7 @@ fn run_checks(
     verify_blob_count(st.pick(), uber, 0)
         .map_err(|e| ValidationError(format!("invalid blob count: {e}")))?;
 
-    log("Validating non-existent blob responses");
-    let r = st.pick().get_blob(&b1, 0, None);
-    if !is_not_found(&r) {
-        return err(format!(
-            "got unexpected error when reading non-existent blob: {}",
-            describe(&r)
-        ));
-    }
-    let r = st.pick().get_blob(&b1, 0, Some(5));
-    if !is_not_found(&r) {
-        return err(format!(
-            "got unexpected error when reading non-existent partial blob: {}",
-            describe(&r)
-        ));
-    }
-    let r = st.pick().get_metadata(&b1);
-    if !is_not_found(&r) {
-        return err(format!(
-            "got unexpected error when getting metadata for non-existent blob: {}",
-            describe(&r)
-        ));
-    }
+    check_missing(st, &b1, log)?;
 
     let data: Vec<u8> = [1u8, 2, 3, 4, 5].repeat(1_000_000);
     log(&format!("Writing blob ({} bytes)", data.len()));
@@ -195,61 +177,7 @@ fn run_checks(
     verify_blob_count(st.pick(), &prefix2, 0)
         .map_err(|e| ValidationError(format!("invalid blob count with prefix 2: {e}")))?;
 
-    log("Validating partial reads...");
-    for (offset, length) in [
-        (0u64, 10u64),
-        (1, 10),
-        (2, 1),
-        (5, 0),
-        (data.len() as u64 - 5, 5),
-    ] {
-        let got = ctx(
-            st.pick().get_blob(&b1, offset, Some(length)),
-            &format!("got unexpected error when reading partial blob @{offset}+{length}"),
-        )?;
-        let want = &data[offset as usize..(offset + length) as usize];
-        if got != want {
-            return err(format!(
-                "got unexpected data after reading partial blob @{offset}+{length}: {}, wanted {}",
-                hex::encode(&got[..got.len().min(32)]),
-                hex::encode(&want[..want.len().min(32)])
-            ));
-        }
-    }
-
-    log("Validating full reads...");
-    let got = ctx(
-        st.pick().get_blob(&b1, 0, None),
-        "got unexpected error when reading partial blob",
-    )?;
-    if got != data {
-        return err(format!(
-            "got unexpected data after reading blob: {} bytes, wanted {}",
-            got.len(),
-            data.len()
-        ));
-    }
-
-    log("Validating metadata...");
-    let bm = ctx(
-        st.pick().get_metadata(&b1),
-        "got unexpected error when getting metadata for blob",
-    )?;
-    if bm.length != data.len() as u64 {
-        return err(format!(
-            "invalid length returned by GetMetadata(): {}, wanted {}",
-            bm.length,
-            data.len()
-        ));
-    }
-    let t = now();
-    let drift = (t - bm.timestamp).abs();
-    if drift > chrono::Duration::from_std(opt.max_clock_drift).unwrap_or(chrono::Duration::MAX) {
-        return err(format!(
-            "newly-written blob has a timestamp very different from local clock: {}, expected {}. Max difference allowed is {:?}",
-            bm.timestamp, t, opt.max_clock_drift
-        ));
-    }
+    check_reads(st, &b1, &data, opt, now, log)?;
 
     log(&format!(
         "Running concurrency test for {:?}...",
@@ -273,19 +201,127 @@ fn run_checks(
         }
     }
 
+    check_deletion(st, uber, &b1, &written, log)?;
+    log("All good.");
+    Ok(())
+}
+
+/// Reads of a blob that does not exist fail with "not found".
+fn check_missing(st: &Connections<'_>, b1: &str, log: &(dyn Fn(&str) + Sync)) -> VResult<()> {
+    log("Validating non-existent blob responses");
+    let r = st.pick().get_blob(b1, 0, None);
+    if !is_not_found(&r) {
+        return err(format!(
+            "got unexpected error when reading non-existent blob: {}",
+            describe(&r)
+        ));
+    }
+    let r = st.pick().get_blob(b1, 0, Some(5));
+    if !is_not_found(&r) {
+        return err(format!(
+            "got unexpected error when reading non-existent partial blob: {}",
+            describe(&r)
+        ));
+    }
+    let r = st.pick().get_metadata(b1);
+    if !is_not_found(&r) {
+        return err(format!(
+            "got unexpected error when getting metadata for non-existent blob: {}",
+            describe(&r)
+        ));
+    }
+    Ok(())
+}
+
+/// Partial and full reads of `b1` give back `data`, and its metadata its length and a time
+/// close to the local clock.
+fn check_reads(
+    st: &Connections<'_>,
+    b1: &str,
+    data: &[u8],
+    opt: &ValidationOptions,
+    now: &dyn Fn() -> DateTime<Utc>,
+    log: &(dyn Fn(&str) + Sync),
+) -> VResult<()> {
+    log("Validating partial reads...");
+    for (offset, length) in [
+        (0u64, 10u64),
+        (1, 10),
+        (2, 1),
+        (5, 0),
+        (data.len() as u64 - 5, 5),
+    ] {
+        let got = ctx(
+            st.pick().get_blob(b1, offset, Some(length)),
+            &format!("got unexpected error when reading partial blob @{offset}+{length}"),
+        )?;
+        let want = &data[offset as usize..(offset + length) as usize];
+        if got != want {
+            return err(format!(
+                "got unexpected data after reading partial blob @{offset}+{length}: {}, wanted {}",
+                hex::encode(&got[..got.len().min(32)]),
+                hex::encode(&want[..want.len().min(32)])
+            ));
+        }
+    }
+
+    log("Validating full reads...");
+    let got = ctx(
+        st.pick().get_blob(b1, 0, None),
+        "got unexpected error when reading partial blob",
+    )?;
+    if got != data {
+        return err(format!(
+            "got unexpected data after reading blob: {} bytes, wanted {}",
+            got.len(),
+            data.len()
+        ));
+    }
+
+    log("Validating metadata...");
+    let bm = ctx(
+        st.pick().get_metadata(b1),
+        "got unexpected error when getting metadata for blob",
+    )?;
+    if bm.length != data.len() as u64 {
+        return err(format!(
+            "invalid length returned by GetMetadata(): {}, wanted {}",
+            bm.length,
+            data.len()
+        ));
+    }
+    let t = now();
+    let drift = (t - bm.timestamp).abs();
+    if drift > chrono::Duration::from_std(opt.max_clock_drift).unwrap_or(chrono::Duration::MAX) {
+        return err(format!(
+            "newly-written blob has a timestamp very different from local clock: {}, expected {}. Max difference allowed is {:?}",
+            bm.timestamp, t, opt.max_clock_drift
+        ));
+    }
+    Ok(())
+}
+
+/// Deleted blobs read as "not found" and are no longer listed.
+fn check_deletion(
+    st: &Connections<'_>,
+    uber: &str,
+    b1: &str,
+    written: &[(String, usize)],
+    log: &(dyn Fn(&str) + Sync),
+) -> VResult<()> {
     log("Validating deletion...");
-    ctx(st.pick().delete_blob(&b1), "error deleting blob")?;
-    for (id, _) in &written {
+    ctx(st.pick().delete_blob(b1), "error deleting blob")?;
+    for (id, _) in written {
         ctx(st.pick().delete_blob(id), "error deleting blob")?;
     }
-    let r = st.pick().get_blob(&b1, 0, None);
+    let r = st.pick().get_blob(b1, 0, None);
     if !is_not_found(&r) {
         return err(format!(
             "got unexpected result when reading a deleted blob: {}",
             describe(&r)
         ));
     }
-    let r = st.pick().get_metadata(&b1);
+    let r = st.pick().get_metadata(b1);
     if !is_not_found(&r) {
         return err(format!(
             "got unexpected result when getting metadata of a deleted blob: {}",
@@ -294,152 +330,7 @@ fn run_checks(
     }
     verify_blob_count(st.pick(), uber, 0)
         .map_err(|e| ValidationError(format!("deleted blobs are still listed: {e}")))?;
-    log("All good.");
     Ok(())
-}
-
-/// Kopia's seeded blob contents: a length below `max` and that many random bytes.
-fn data_from_seed(seed: u64, max: usize) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let len = rng.gen_range(16..max.max(17));
-    let mut v = vec![0u8; len];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-#[derive(Default)]
-struct Shared {
-    seeds: HashMap<String, u64>,
-    ids: Vec<String>,
-    written: HashMap<String, bool>,
-}
-
-impl Shared {
-    fn pick(&self) -> Option<(String, u64, bool)> {
-        if self.ids.is_empty() {
-            return None;
-        }
-        let id = &self.ids[rand::thread_rng().gen_range(0..self.ids.len())];
-        Some((
-            id.clone(),
-            self.seeds[id],
-            self.written.get(id).copied().unwrap_or(false),
-        ))
-    }
-}
-
-/// Writers, readers and metadata readers on random connections until the deadline (each at
-/// least one round). A reader may find a blob still being written missing, never wrong; once
-/// written it must be there, whole. Returns the blobs written and their lengths.
-fn concurrency_test(
-    st: &Connections<'_>,
-    prefix: &str,
-    opt: &ValidationOptions,
-    written_ids: &Mutex<Vec<String>>,
-) -> VResult<Vec<(String, usize)>> {
-    let deadline = Instant::now() + opt.concurrency_test_duration;
-    let shared = Mutex::new(Shared::default());
-    let failure: Mutex<Option<String>> = Mutex::new(None);
-    let fail = |m: String| {
-        if let Ok(mut f) = failure.lock() {
-            f.get_or_insert(m);
-        }
-    };
-    let failed = || failure.lock().map(|f| f.is_some()).unwrap_or(true);
-    std::thread::scope(|s| {
-        for _ in 0..opt.put_blob_workers {
-            s.spawn(|| loop {
-                let seed: u64 = rand::random();
-                let data = data_from_seed(seed, opt.max_blob_length);
-                let id = format!("{prefix}{}", hex::encode(&data[..16]));
-                if let Ok(mut g) = shared.lock() {
-                    g.seeds.insert(id.clone(), seed);
-                    g.ids.push(id.clone());
-                }
-                if let Ok(mut w) = written_ids.lock() {
-                    w.push(id.clone());
-                }
-                if let Err(e) = st.pick().put_blob(&id, &data, &PutOptions::default()) {
-                    fail(format!("error writing blob: {e}"));
-                    return;
-                }
-                if let Ok(mut g) = shared.lock() {
-                    g.written.insert(id, true);
-                }
-                if Instant::now() >= deadline || failed() {
-                    return;
-                }
-            });
-        }
-        for _ in 0..opt.get_blob_workers {
-            s.spawn(|| loop {
-                let picked = shared.lock().ok().and_then(|g| g.pick());
-                if let Some((id, seed, written)) = picked {
-                    match st.pick().get_blob(&id, 0, None) {
-                        Ok(got) => {
-                            if got != data_from_seed(seed, opt.max_blob_length) {
-                                fail(format!("invalid data read for {id}"));
-                                return;
-                            }
-                        }
-                        Err(BlobError::NotFound(_)) if !written => {}
-                        Err(e) => {
-                            fail(format!("unexpected error when reading {id}: {e}"));
-                            return;
-                        }
-                    }
-                }
-                if Instant::now() >= deadline || failed() {
-                    return;
-                }
-                std::thread::yield_now();
-            });
-        }
-        for _ in 0..opt.get_metadata_workers {
-            s.spawn(|| loop {
-                let picked = shared.lock().ok().and_then(|g| g.pick());
-                if let Some((id, seed, written)) = picked {
-                    match st.pick().get_metadata(&id) {
-                        Ok(bm) => {
-                            let want = data_from_seed(seed, opt.max_blob_length).len() as u64;
-                            if bm.length != want {
-                                fail(format!(
-                                    "unexpected partial read - invalid length read for {id}: {} wanted {want}",
-                                    bm.length
-                                ));
-                                return;
-                            }
-                        }
-                        Err(BlobError::NotFound(_)) if !written => {}
-                        Err(e) => {
-                            fail(format!("unexpected error when reading {id}: {e}"));
-                            return;
-                        }
-                    }
-                }
-                if Instant::now() >= deadline || failed() {
-                    return;
-                }
-                std::thread::yield_now();
-            });
-        }
-    });
-    if let Some(m) = failure.lock().ok().and_then(|f| f.clone()) {
-        return err(format!("encountered errors: {m}"));
-    }
-    let g = shared
-        .lock()
-        .map_err(|_| ValidationError("concurrency test state poisoned".into()))?;
-    Ok(g.ids
-        .iter()
-        .filter(|id| g.written.get(*id).copied().unwrap_or(false))
-        .map(|id| {
-            (
-                id.clone(),
-                data_from_seed(g.seeds[id], opt.max_blob_length).len(),
-            )
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 /// Kopia's field order of each storage kind's options (fields not listed follow, by name).
+// A lookup table only: one arm per storage kind.
 fn field_order(kind: &str) -> &'static [&'static str] {
     match kind {
         "filesystem" => &[

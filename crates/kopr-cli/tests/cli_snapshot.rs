@@ -79,35 +79,7 @@ fn snapshot_lifecycle_through_the_cli() {
         "{stats}"
     );
 
-    let ls = ok(&cfg, &["ls", "-l", &id]);
-    assert!(ls.lines().any(|l| l.ends_with(" a.txt")), "{ls}");
-    assert!(ls.lines().any(|l| l.ends_with(" sub/")), "{ls}");
-    assert_eq!(ok(&cfg, &["show", &format!("{id}/a.txt")]), "alpha");
-
-    let dst = tmp.path().join("restored");
-    ok(&cfg, &["snapshot", "restore", &id, dst.to_str().unwrap()]);
-    assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
-    assert_eq!(
-        std::fs::read(dst.join("sub/b.bin")).unwrap(),
-        vec![7u8; 300_000]
-    );
-    let refused = kopr(&cfg, &["snapshot", "restore", &id, dst.to_str().unwrap()]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--overwrite"));
-
-    let verified = ok(&cfg, &["snapshot", "verify"]);
-    assert!(
-        verified.starts_with("Verified 2 snapshots, ")
-            && verified.trim_end().ends_with(": 0 errors."),
-        "{verified}"
-    );
-    let sampled = ok(&cfg, &["snapshot", "verify", "--verify-files-percent=0"]);
-    assert!(sampled.trim_end().ends_with(": 0 errors."), "{sampled}");
-    let bad = kopr(&cfg, &["snapshot", "verify", "--verify-files-percent=150"]);
-    assert!(!bad.status.success());
-    let err = kopr_testkit::cli::one_error_line(&bad);
-    assert!(err.contains("between 0 and 100"), "{err}");
-
+    list_restore_and_verify(&cfg, tmp.path(), &id);
     // delete needs --delete, then the snapshot is gone
     let dry = ok(&cfg, &["snapshot", "delete", &id]);
     assert!(dry.contains("--delete"), "{dry}");
@@ -131,6 +103,38 @@ fn snapshot_lifecycle_through_the_cli() {
             .count(),
         1
     );
+}
+
+/// `ls`, `show`, `snapshot restore` (refused over existing files without `--overwrite`) and `snapshot verify` of snapshot `id`.
+fn list_restore_and_verify(cfg: &Path, tmp: &Path, id: &str) {
+    let ls = ok(cfg, &["ls", "-l", id]);
+    assert!(ls.lines().any(|l| l.ends_with(" a.txt")), "{ls}");
+    assert!(ls.lines().any(|l| l.ends_with(" sub/")), "{ls}");
+    assert_eq!(ok(cfg, &["show", &format!("{id}/a.txt")]), "alpha");
+
+    let dst = tmp.join("restored");
+    ok(cfg, &["snapshot", "restore", id, dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
+    assert_eq!(
+        std::fs::read(dst.join("sub/b.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let refused = kopr(cfg, &["snapshot", "restore", id, dst.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--overwrite"));
+
+    let verified = ok(cfg, &["snapshot", "verify"]);
+    assert!(
+        verified.starts_with("Verified 2 snapshots, ")
+            && verified.trim_end().ends_with(": 0 errors."),
+        "{verified}"
+    );
+    let sampled = ok(cfg, &["snapshot", "verify", "--verify-files-percent=0"]);
+    assert!(sampled.trim_end().ends_with(": 0 errors."), "{sampled}");
+    let bad = kopr(cfg, &["snapshot", "verify", "--verify-files-percent=150"]);
+    assert!(!bad.status.success());
+    let err = kopr_testkit::cli::one_error_line(&bad);
+    assert!(err.contains("between 0 and 100"), "{err}");
 }
 
 #[test]

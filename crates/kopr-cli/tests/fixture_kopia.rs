@@ -252,7 +252,17 @@ fn check_fixture(name: &str, kopia_text: bool) {
         o.assert_snapshot_manifests_reencode() >= live.len(),
         "{name}: manifests"
     );
+    compare_with_kopias_output(&o, name, kopia_text, &live);
+    kopr_writes_into_kopias_repository(&o, name, &live);
+}
 
+/// With `kopia_text`: `content stats`, `repository status`, `maintenance info` and `snapshot ls --storage-stats` print what Kopia printed for the fixture.
+fn compare_with_kopias_output(
+    o: &Opened,
+    name: &str,
+    kopia_text: bool,
+    live: &[&ExpectedSnapshot],
+) {
     if kopia_text {
         let ours = o.kopr.ok(&["content", "stats"]);
         assert_eq!(
@@ -338,7 +348,10 @@ fn check_fixture(name: &str, kopia_text: bool) {
             "{name}: snapshot ls --all --storage-stats"
         );
     }
+}
 
+/// kopr writes into Kopia's repository: a new snapshot, a deletion, full maintenance; the rest still restores.
+fn kopr_writes_into_kopias_repository(o: &Opened, name: &str, live: &[&ExpectedSnapshot]) {
     // kopr writes into Kopia's repository: a new snapshot, a deletion, full maintenance.
     let src = o.tmp.path().join("kopr-source");
     std::fs::create_dir_all(src.join("sub/empty")).expect("mkdir");

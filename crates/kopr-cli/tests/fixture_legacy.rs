@@ -378,36 +378,7 @@ fn format_v1_snapshot_writes_legacy_indexes_and_maintenance_keeps_every_snapshot
         !new.iter().any(|b| b.starts_with('x')),
         "no epoch blob: {new:?}"
     );
-    let new_indexes: Vec<&&String> = new.iter().filter(|b| b.starts_with('n')).collect();
-    assert!(!new_indexes.is_empty(), "{new:?}");
-    for b in &new {
-        let ok_prefix = ["n", "p", "q", "_log"].iter().any(|p| b.starts_with(p));
-        assert!(ok_prefix, "unexpected blob {b}");
-    }
-    // `n<hash>-<session>`, index v1 inside, as Kopia's legacy index manager writes them.
-    let fm = kopr_repo::format_manager::FormatManager::open(&st, &conn.password).unwrap();
-    for id in &new_indexes {
-        let (hash, session) = id[1..].split_once('-').unwrap();
-        assert_eq!(hash.len(), 32, "{id}");
-        assert!(session.starts_with('s'), "{id}");
-        let plain = kopr_format::blob_crypto::decrypt_blob(
-            &fm.encryptor,
-            &st.get_blob(id, 0, None).unwrap(),
-            id,
-        )
-        .unwrap();
-        assert_eq!(plain[0], 1, "{id} is index v1");
-    }
-    // New packs start with the same checksummed format copy as Kopia's packs.
-    let copy_len = usize::from(u16::from_le_bytes([kopia_pack[0], kopia_pack[1]])) + 4;
-    for id in new
-        .iter()
-        .filter(|b| b.starts_with('p') || b.starts_with('q'))
-    {
-        let pack = st.get_blob(id, 0, None).unwrap();
-        assert_eq!(pack[..copy_len], kopia_pack[..copy_len], "{id}");
-    }
-
+    new_blobs_are_legacy_indexes_and_kopias_packs(&conn, &st, &new, &kopia_pack);
     // Index v1 cannot record a compressor: as Kopia, the compressible file is compressed at
     // the object layer (`Z` object id), the random one is stored as is.
     let dir: Value = serde_json::from_str(&conn.ok(&["show", &new_root])).unwrap();
@@ -429,6 +400,54 @@ fn format_v1_snapshot_writes_legacy_indexes_and_maintenance_keeps_every_snapshot
     );
     let target = conn.restore(&new_root, "new-before-maintenance");
     assert_eq!(listing(&target), listing(&src));
+    maintenance_keeps_every_snapshot(&conn, &st, &new_root, &src);
+}
+
+/// The blobs kopr wrote: no epoch blob; `n<hash>-<session>` index v1 blobs as Kopia's legacy index manager writes them; packs that start with the same checksummed format copy as Kopia's.
+fn new_blobs_are_legacy_indexes_and_kopias_packs(
+    conn: &Conn,
+    st: &FilesystemStorage,
+    new: &[&String],
+    kopia_pack: &[u8],
+) {
+    let new_indexes: Vec<&&String> = new.iter().filter(|b| b.starts_with('n')).collect();
+    assert!(!new_indexes.is_empty(), "{new:?}");
+    for b in new {
+        let ok_prefix = ["n", "p", "q", "_log"].iter().any(|p| b.starts_with(p));
+        assert!(ok_prefix, "unexpected blob {b}");
+    }
+    // `n<hash>-<session>`, index v1 inside, as Kopia's legacy index manager writes them.
+    let fm = kopr_repo::format_manager::FormatManager::open(st, &conn.password).unwrap();
+    for id in &new_indexes {
+        let (hash, session) = id[1..].split_once('-').unwrap();
+        assert_eq!(hash.len(), 32, "{id}");
+        assert!(session.starts_with('s'), "{id}");
+        let plain = kopr_format::blob_crypto::decrypt_blob(
+            &fm.encryptor,
+            &st.get_blob(id, 0, None).unwrap(),
+            id,
+        )
+        .unwrap();
+        assert_eq!(plain[0], 1, "{id} is index v1");
+    }
+    // New packs start with the same checksummed format copy as Kopia's packs.
+    let copy_len = usize::from(u16::from_le_bytes([kopia_pack[0], kopia_pack[1]])) + 4;
+    for id in new
+        .iter()
+        .filter(|b| b.starts_with('p') || b.starts_with('q'))
+    {
+        let pack = st.get_blob(id, 0, None).unwrap();
+        assert_eq!(pack[..copy_len], kopia_pack[..copy_len], "{id}");
+    }
+}
+
+/// Full maintenance without safety margins: the deleted snapshot's contents go, every live snapshot stays restorable, the indexes end up compacted into one `n` blob; the quick cycle runs Kopia's index compaction.
+fn maintenance_keeps_every_snapshot(
+    conn: &Conn,
+    st: &FilesystemStorage,
+    new_root: &str,
+    src: &Path,
+) {
     let live = conn.live_snapshots();
     let count_before = conn.content_count();
 
@@ -443,20 +462,20 @@ fn format_v1_snapshot_writes_legacy_indexes_and_maintenance_keeps_every_snapshot
         .unwrap_or_else(|| panic!("{log}"));
     assert!(unused > 0, "the deleted snapshot's contents: {log}");
     assert_eq!(conn.content_count(), count_before - unused);
-    let indexes = blobs_with(&st, "n");
+    let indexes = blobs_with(st, "n");
     assert_eq!(indexes.len(), 1, "{indexes:?}");
     assert!(!indexes[0].contains('-'), "a compacted blob: {indexes:?}");
     assert!(
-        blobs_with(&st, "m").is_empty(),
+        blobs_with(st, "m").is_empty(),
         "compaction logs settled at once"
     );
-    assert!(blobs_with(&st, "l").is_empty());
-    assert!(blobs_with(&st, "x").is_empty());
+    assert!(blobs_with(st, "l").is_empty());
+    assert!(blobs_with(st, "x").is_empty());
     for (id, _, tree) in &live {
         assert_tree(&conn.restore(id, &format!("{id}-after")), tree);
     }
-    let target = conn.restore(&new_root, "new-after-maintenance");
-    assert_eq!(listing(&target), listing(&src));
+    let target = conn.restore(new_root, "new-after-maintenance");
+    assert_eq!(listing(&target), listing(src));
     conn.verify();
     let info = conn.ok(&["maintenance", "info"]);
     assert!(info.contains("full-drop-deleted-content:"), "{info}");

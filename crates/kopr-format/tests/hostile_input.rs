@@ -26,166 +26,201 @@ fn content(n: u8) -> kopr_format::index::ContentId {
 }
 
 fn samples(target: &str) -> Vec<Vec<u8>> {
+    // Routes to the samples of each target only.
     match target {
-        "repository_blob" => {
-            let mut b = RepositoryBlob::new("kopr", "0.1", "testing-only-insecure");
-            let cfg = RepositoryConfig::new_default(
-                "BLAKE2B-256-128",
-                "AES256-GCM-HMAC-SHA256",
-                "DYNAMIC-4M-BUZHASH",
-            );
-            b.encrypt_config(&cfg, &FUZZ_KEY).unwrap();
-            vec![b.to_bytes()]
-        }
-        "index" => {
-            let mut bld = IndexBuilder::new();
-            for i in 0..20u8 {
-                bld.add(IndexEntry {
-                    content_id: content(i),
-                    pack_blob_id: format!("p{:032x}", i % 3),
-                    pack_offset: u32::from(i) * 100,
-                    packed_length: 100,
-                    original_length: 80,
-                    timestamp_seconds: 1_700_000_000 + i64::from(i),
-                    deleted: i % 5 == 0,
-                    format_version: 2,
-                    compression_header_id: 0,
-                    encryption_key_id: 0,
-                });
-            }
-            vec![
-                bld.encode_v2_stable().unwrap(),
-                bld.encode_v1_stable().unwrap(),
-            ]
-        }
-        "pack_postamble" => {
-            let mut pack = vec![0u8; 64];
-            pack.extend_from_slice(&[1, 2, 3, 4, 5]);
-            let p = Postamble {
-                local_index_iv: vec![9; 16],
-                local_index_offset: 64,
-                local_index_length: 5,
-            };
-            pack.extend_from_slice(&p.to_bytes().unwrap());
-            vec![pack]
-        }
-        "manifest_batch" => {
-            let e = ManifestEntry {
-                id: "0123456789abcdef0123456789abcdef".into(),
-                labels: [("type".to_string(), "snapshot".to_string())].into(),
-                modified: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
-                deleted: false,
-                data: serde_json::value::RawValue::from_string("{\"a\":1}".into()).unwrap(),
-            };
-            vec![encode_batch(&[e]).unwrap()]
-        }
-        "directory" => {
-            let d = DirManifest {
-                stream: DIRECTORY_STREAM.into(),
-                entries: vec![DirEntry {
-                    name: "f".into(),
-                    entry_type: EntryType::File,
-                    permissions: Permissions(0o644),
-                    file_size: 3,
-                    mod_time: 1_700_000_000_000_000_000,
-                    user_id: 1,
-                    group_id: 1,
-                    object_id: ObjectId::direct(content(1)),
-                    dir_summary: None,
-                }],
-                summary: None,
-            };
-            vec![d.encode()]
-        }
-        "decompress" => {
-            let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
-            compression::all()
-                .iter()
-                .filter(|c| c.is_supported())
-                .map(|c| {
-                    let mut out = Vec::new();
-                    c.compress(&data, &mut out).unwrap();
-                    out
-                })
-                // lz4, read only: "abc" + a 20-byte match + "XYZ!!" + stored "tail", checksummed
-                .chain([hex::decode(
-                    "0000140004224d186470b90d0000003f6162630300015058595a21210400008074\
-                     61696c000000001bf09543",
-                )
-                .unwrap()])
-                .collect()
-        }
-        "ecc" => (0..ECC_OVERHEADS.len() as u8)
-            .flat_map(|sel| {
-                [0usize, 5, 300, 9000].map(|len| {
-                    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-                    let mut out = vec![sel];
-                    ecc_coder(sel).encode(&data, &mut out);
-                    out
-                })
-            })
-            .collect(),
-        "indirect" => {
-            let entries = vec![
-                IndirectEntry {
-                    start: 0,
-                    length: 10,
-                    object: ObjectId::direct(content(2)),
-                },
-                IndirectEntry {
-                    start: 10,
-                    length: 5,
-                    object: ObjectId::direct(content(3)),
-                },
-            ];
-            vec![encode_indirect(&entries)]
-        }
-        "ids" => vec![
-            ObjectId::direct(content(4)).to_string().into_bytes(),
-            format!("I{}", ObjectId::direct(content(5))).into_bytes(),
-            format!("k{}", hex::encode([6u8; 16])).into_bytes(),
-        ],
-        "schedule" => {
-            let mut s = Schedule {
-                next_full: chrono::DateTime::from_timestamp(1_700_000_000, 0),
-                ..Default::default()
-            };
-            s.report_run(
-                "snapshot-gc",
-                kopr_format::maintenance::RunInfo {
-                    start: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-                    end: chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
-                    success: true,
-                    error: String::new(),
-                    extra: None,
-                },
-            );
-            vec![s.seal_with_nonce(&FUZZ_KEY, &[3; 12]).unwrap()]
-        }
-        "blob_decrypt" => {
-            let hasher = Hasher::new("BLAKE2B-256-128", &FUZZ_KEY).unwrap();
-            let mut out = Vec::new();
-            for alg in supported_encryption_algorithms() {
-                let enc = Encryptor::new(alg, &FUZZ_KEY).unwrap();
-                let marker = session_info().encode().unwrap();
-                for (payload, prefix, suffix) in [
-                    (&b"index blob payload"[..], "xn0_", "s0123456789abcdef12e-c1"),
-                    (&marker[..], "s", session_info().id.as_str()),
-                    (&[][..], "_log_", ""),
-                ] {
-                    let (id, blob) = encrypt_blob(&hasher, &enc, payload, prefix, suffix).unwrap();
-                    out.push(join_blob_input(alg, &id, &blob).unwrap());
-                }
-            }
-            out
-        }
-        "session_marker" => vec![
-            session_info().encode().unwrap(),
-            // Kopia's own spelling (fractional seconds, offset) and an unknown field.
-            br#"{"id":"s0123456789abcdef12e","startTime":"2024-11-02T10:00:00.123456789+01:00","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h","extra":[1]}"#.to_vec(),
-        ],
+        "repository_blob" => repository_blob_samples(),
+        "index" => index_samples(),
+        "pack_postamble" => pack_postamble_samples(),
+        "manifest_batch" => manifest_batch_samples(),
+        "directory" => directory_samples(),
+        "decompress" => decompress_samples(),
+        "ecc" => ecc_samples(),
+        "indirect" => indirect_samples(),
+        "ids" => ids_samples(),
+        "schedule" => schedule_samples(),
+        "blob_decrypt" => blob_decrypt_samples(),
+        "session_marker" => session_marker_samples(),
         other => panic!("no samples for {other}"),
     }
+}
+
+fn repository_blob_samples() -> Vec<Vec<u8>> {
+    let mut b = RepositoryBlob::new("kopr", "0.1", "testing-only-insecure");
+    let cfg = RepositoryConfig::new_default(
+        "BLAKE2B-256-128",
+        "AES256-GCM-HMAC-SHA256",
+        "DYNAMIC-4M-BUZHASH",
+    );
+    b.encrypt_config(&cfg, &FUZZ_KEY).unwrap();
+    vec![b.to_bytes()]
+}
+
+fn index_samples() -> Vec<Vec<u8>> {
+    let mut bld = IndexBuilder::new();
+    for i in 0..20u8 {
+        bld.add(IndexEntry {
+            content_id: content(i),
+            pack_blob_id: format!("p{:032x}", i % 3),
+            pack_offset: u32::from(i) * 100,
+            packed_length: 100,
+            original_length: 80,
+            timestamp_seconds: 1_700_000_000 + i64::from(i),
+            deleted: i % 5 == 0,
+            format_version: 2,
+            compression_header_id: 0,
+            encryption_key_id: 0,
+        });
+    }
+    vec![
+        bld.encode_v2_stable().unwrap(),
+        bld.encode_v1_stable().unwrap(),
+    ]
+}
+
+fn pack_postamble_samples() -> Vec<Vec<u8>> {
+    let mut pack = vec![0u8; 64];
+    pack.extend_from_slice(&[1, 2, 3, 4, 5]);
+    let p = Postamble {
+        local_index_iv: vec![9; 16],
+        local_index_offset: 64,
+        local_index_length: 5,
+    };
+    pack.extend_from_slice(&p.to_bytes().unwrap());
+    vec![pack]
+}
+
+fn manifest_batch_samples() -> Vec<Vec<u8>> {
+    let e = ManifestEntry {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        labels: [("type".to_string(), "snapshot".to_string())].into(),
+        modified: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+        deleted: false,
+        data: serde_json::value::RawValue::from_string("{\"a\":1}".into()).unwrap(),
+    };
+    vec![encode_batch(&[e]).unwrap()]
+}
+
+fn directory_samples() -> Vec<Vec<u8>> {
+    let d = DirManifest {
+        stream: DIRECTORY_STREAM.into(),
+        entries: vec![DirEntry {
+            name: "f".into(),
+            entry_type: EntryType::File,
+            permissions: Permissions(0o644),
+            file_size: 3,
+            mod_time: 1_700_000_000_000_000_000,
+            user_id: 1,
+            group_id: 1,
+            object_id: ObjectId::direct(content(1)),
+            dir_summary: None,
+        }],
+        summary: None,
+    };
+    vec![d.encode()]
+}
+
+fn decompress_samples() -> Vec<Vec<u8>> {
+    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    compression::all()
+        .iter()
+        .filter(|c| c.is_supported())
+        .map(|c| {
+            let mut out = Vec::new();
+            c.compress(&data, &mut out).unwrap();
+            out
+        })
+        // lz4, read only: "abc" + a 20-byte match + "XYZ!!" + stored "tail", checksummed
+        .chain([hex::decode(
+            "0000140004224d186470b90d0000003f6162630300015058595a21210400008074\
+                 61696c000000001bf09543",
+        )
+        .unwrap()])
+        .collect()
+}
+
+fn ecc_samples() -> Vec<Vec<u8>> {
+    (0..ECC_OVERHEADS.len() as u8)
+        .flat_map(|sel| {
+            [0usize, 5, 300, 9000].map(|len| {
+                let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+                let mut out = vec![sel];
+                ecc_coder(sel).encode(&data, &mut out);
+                out
+            })
+        })
+        .collect()
+}
+
+fn indirect_samples() -> Vec<Vec<u8>> {
+    let entries = vec![
+        IndirectEntry {
+            start: 0,
+            length: 10,
+            object: ObjectId::direct(content(2)),
+        },
+        IndirectEntry {
+            start: 10,
+            length: 5,
+            object: ObjectId::direct(content(3)),
+        },
+    ];
+    vec![encode_indirect(&entries)]
+}
+
+fn ids_samples() -> Vec<Vec<u8>> {
+    vec![
+        ObjectId::direct(content(4)).to_string().into_bytes(),
+        format!("I{}", ObjectId::direct(content(5))).into_bytes(),
+        format!("k{}", hex::encode([6u8; 16])).into_bytes(),
+    ]
+}
+
+fn schedule_samples() -> Vec<Vec<u8>> {
+    let mut s = Schedule {
+        next_full: chrono::DateTime::from_timestamp(1_700_000_000, 0),
+        ..Default::default()
+    };
+    s.report_run(
+        "snapshot-gc",
+        kopr_format::maintenance::RunInfo {
+            start: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            end: chrono::DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
+            success: true,
+            error: String::new(),
+            extra: None,
+        },
+    );
+    vec![s.seal_with_nonce(&FUZZ_KEY, &[3; 12]).unwrap()]
+}
+
+fn blob_decrypt_samples() -> Vec<Vec<u8>> {
+    let hasher = Hasher::new("BLAKE2B-256-128", &FUZZ_KEY).unwrap();
+    let mut out = Vec::new();
+    for alg in supported_encryption_algorithms() {
+        let enc = Encryptor::new(alg, &FUZZ_KEY).unwrap();
+        let marker = session_info().encode().unwrap();
+        for (payload, prefix, suffix) in [
+            (
+                &b"index blob payload"[..],
+                "xn0_",
+                "s0123456789abcdef12e-c1",
+            ),
+            (&marker[..], "s", session_info().id.as_str()),
+            (&[][..], "_log_", ""),
+        ] {
+            let (id, blob) = encrypt_blob(&hasher, &enc, payload, prefix, suffix).unwrap();
+            out.push(join_blob_input(alg, &id, &blob).unwrap());
+        }
+    }
+    out
+}
+
+fn session_marker_samples() -> Vec<Vec<u8>> {
+    vec![
+        session_info().encode().unwrap(),
+        // Kopia's own spelling (fractional seconds, offset) and an unknown field.
+        br#"{"id":"s0123456789abcdef12e","startTime":"2024-11-02T10:00:00.123456789+01:00","checkpointTime":"2024-11-02T10:05:00Z","username":"u","hostname":"h","extra":[1]}"#.to_vec(),
+    ]
 }
 
 fn session_info() -> SessionInfo {

@@ -109,41 +109,8 @@ fn writers_reusing_collected_data_during_maintenance_lose_nothing() {
         }
         let deletes_before = faulty.calls(Op::Delete);
         let packs_before = mem.list_all("p").unwrap();
-        let writers: Vec<_> = (0..2u64)
-            .map(|w| {
-                let shared = shared.clone();
-                let dir = tmp.join(format!("w{w}r{round}"));
-                std::thread::spawn(move || {
-                    let r = shared.open(&format!("writer{w}"));
-                    // new data, the data of a snapshot deleted 1 and 3 rounds ago, shared data
-                    let mut seeds = vec![round * 100 + w, 7];
-                    for back in [1, 3] {
-                        if round >= back {
-                            seeds.push((round - back) * 100 + 50);
-                        }
-                    }
-                    snapshot(&r, &dir, &seeds);
-                })
-            })
-            .collect();
-        let maint = {
-            let shared = shared.clone();
-            std::thread::spawn(move || {
-                let r = shared.open("u");
-                for mode in [Mode::Full, Mode::Quick] {
-                    maintenance::run(
-                        &r,
-                        &RunOptions {
-                            mode,
-                            safety: SafetyParameters::full(),
-                            force: false,
-                        },
-                        &Silent,
-                    )
-                    .unwrap();
-                }
-            })
-        };
+        let writers = spawn_writers(&shared, &tmp, round);
+        let maint = spawn_maintenance(&shared);
         for w in writers {
             w.join().unwrap();
         }
@@ -173,6 +140,53 @@ fn writers_reusing_collected_data_during_maintenance_lose_nothing() {
         )
         .unwrap();
     }
+    every_snapshot_restores(&shared, &tmp, rounds);
+}
+
+/// Two writers of a round: new data, the data of the snapshots deleted 1 and 3 rounds ago,
+/// shared data.
+fn spawn_writers(shared: &Shared, tmp: &Path, round: u64) -> Vec<std::thread::JoinHandle<()>> {
+    (0..2u64)
+        .map(|w| {
+            let shared = shared.clone();
+            let dir = tmp.join(format!("w{w}r{round}"));
+            std::thread::spawn(move || {
+                let r = shared.open(&format!("writer{w}"));
+                // new data, the data of a snapshot deleted 1 and 3 rounds ago, shared data
+                let mut seeds = vec![round * 100 + w, 7];
+                for back in [1, 3] {
+                    if round >= back {
+                        seeds.push((round - back) * 100 + 50);
+                    }
+                }
+                snapshot(&r, &dir, &seeds);
+            })
+        })
+        .collect()
+}
+
+/// A full and a quick maintenance cycle on their own thread.
+fn spawn_maintenance(shared: &Shared) -> std::thread::JoinHandle<()> {
+    let shared = shared.clone();
+    std::thread::spawn(move || {
+        let r = shared.open("u");
+        for mode in [Mode::Full, Mode::Quick] {
+            maintenance::run(
+                &r,
+                &RunOptions {
+                    mode,
+                    safety: SafetyParameters::full(),
+                    force: false,
+                },
+                &Silent,
+            )
+            .unwrap();
+        }
+    })
+}
+
+/// Every snapshot the writers made restores byte for byte.
+fn every_snapshot_restores(shared: &Shared, tmp: &Path, rounds: u64) {
     let r = shared.open("u");
     let snaps = list_snapshots(&r, None).unwrap();
     assert_eq!(snaps.len(), 2 * rounds as usize);

@@ -56,34 +56,8 @@ pub fn run(ctx: &Context, cmd: BlobCommand) -> Result<()> {
             data_only,
             json: as_json,
         } => {
-            let mut out = std::io::stdout().lock();
-            let mut blobs = st.list_all(prefix.as_deref().unwrap_or(""))?;
-            blobs.sort_by(|a, b| a.id.cmp(&b.id));
-            for b in blobs {
-                if data_only && !b.id.starts_with('p') {
-                    continue;
-                }
-                if min_size.is_some_and(|m| b.length < m) || max_size.is_some_and(|m| b.length > m)
-                {
-                    continue;
-                }
-                if as_json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json!({"id": b.id, "length": b.length, "timestamp": b.timestamp})
-                    )?;
-                } else {
-                    writeln!(
-                        out,
-                        "{:<70} {:>10} {}",
-                        b.id,
-                        b.length,
-                        format_timestamp(b.timestamp)
-                    )?;
-                }
-            }
-            Ok(())
+            let filter = (min_size, max_size, data_only);
+            ls(&repo, prefix.as_deref(), filter, as_json)
         }
         BlobCommand::Stats { prefix, raw } => {
             let blobs = st.list_all(prefix.as_deref().unwrap_or(""))?;
@@ -101,6 +75,43 @@ pub fn run(ctx: &Context, cmd: BlobCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `blob ls`: blobs under `prefix`, sorted by id, within `(min_size, max_size)` and data packs
+/// only with `data_only`.
+fn ls(
+    repo: &Repository,
+    prefix: Option<&str>,
+    (min_size, max_size, data_only): (Option<u64>, Option<u64>, bool),
+    as_json: bool,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut blobs = repo.storage().list_all(prefix.unwrap_or(""))?;
+    blobs.sort_by(|a, b| a.id.cmp(&b.id));
+    for b in blobs {
+        if data_only && !b.id.starts_with('p') {
+            continue;
+        }
+        if min_size.is_some_and(|m| b.length < m) || max_size.is_some_and(|m| b.length > m) {
+            continue;
+        }
+        if as_json {
+            writeln!(
+                out,
+                "{}",
+                json!({"id": b.id, "length": b.length, "timestamp": b.timestamp})
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<70} {:>10} {}",
+                b.id,
+                b.length,
+                format_timestamp(b.timestamp)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Kopia's `blob show`: the blob as stored, decrypted with `--decrypt` for the blob kinds that

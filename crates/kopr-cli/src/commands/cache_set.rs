@@ -97,6 +97,17 @@ pub fn set(ctx: &Context, a: &CacheSetArgs) -> Result<()> {
             changed += 1;
         }
     }
+    changed += set_durations(c, a)?;
+    if changed == 0 {
+        bail!("no changes");
+    }
+    cfg.save(&ctx.config_path)
+}
+
+/// The list cache duration and sweep ages (Kopia stores them as seconds); returns how many
+/// were given.
+fn set_durations(c: &mut crate::config::CachingConfig, a: &CacheSetArgs) -> Result<usize> {
+    let mut changed = 0;
     let durations = [
         (
             &a.max_list_cache_duration,
@@ -134,10 +145,7 @@ pub fn set(ctx: &Context, a: &CacheSetArgs) -> Result<()> {
             changed += 1;
         }
     }
-    if changed == 0 {
-        bail!("no changes");
-    }
-    cfg.save(&ctx.config_path)
+    Ok(changed)
 }
 
 /// `cache sync`: brings the index cache in step with the repository's index blobs (fetching

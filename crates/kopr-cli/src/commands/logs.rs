@@ -27,72 +27,10 @@ struct LogSession {
 
 pub fn run(ctx: &Context, cmd: LogsCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
+    // Routes the subcommands only.
     match cmd {
-        LogsCommand::List { sel } => {
-            let all = sessions(&repo)?;
-            let n = all.len();
-            let shown = select(all, &sel)?;
-            let mut out = std::io::stdout().lock();
-            for s in &shown {
-                writeln!(
-                    out,
-                    "{} {} {} {} {}",
-                    s.id,
-                    format_timestamp(s.start),
-                    units::duration(s.end - s.start),
-                    units::bytes(s.total_size as i64),
-                    s.segments.len()
-                )?;
-            }
-            if shown.len() < n {
-                eprintln!(
-                    "NOTE: Listed {}/{n} log sessions, pass --all to show all.",
-                    shown.len()
-                );
-            }
-            Ok(())
-        }
-        LogsCommand::Show { ids, sel } => {
-            let any = sel.any();
-            let mut shown = select(sessions(&repo)?, &sel)?;
-            if !ids.is_empty() {
-                shown.retain(|s| ids.contains(&s.id));
-            }
-            if shown.is_empty() {
-                bail!("no logs found");
-            }
-            if !any {
-                shown.drain(..shown.len() - 1);
-                eprintln!(
-                    "Showing the latest log ({})",
-                    format_timestamp(shown[0].start)
-                );
-            }
-            let mut out = std::io::stdout().lock();
-            for s in &shown {
-                for bm in &s.segments {
-                    let data = repo
-                        .storage()
-                        .get_blob(&bm.id, 0, None)
-                        .context("error getting log")?;
-                    let plain = kopr_format::blob_crypto::decrypt_blob(
-                        &repo.format().encryptor,
-                        &data,
-                        &bm.id,
-                    )
-                    .context("error decrypting log")?;
-                    let mut text = Vec::new();
-                    match flate2::read::GzDecoder::new(&plain[..]).read_to_end(&mut text) {
-                        Ok(_) => out.write_all(&text)?,
-                        Err(e) => {
-                            out.write_all(&text)?;
-                            eprintln!("error showing log: {e}");
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
+        LogsCommand::List { sel } => list(&repo, &sel),
+        LogsCommand::Show { ids, sel } => show(&repo, &ids, &sel),
         LogsCommand::Cleanup {
             max_age,
             max_count,
@@ -102,31 +40,106 @@ pub fn run(ctx: &Context, cmd: LogsCommand) -> Result<()> {
             if !dry_run && cfg.read_only {
                 return Err(super::ReadOnlyConnection.into());
             }
-            let retention = kopr_format::maintenance::LogRetention {
-                max_total_size: max_total_size_mb << 20,
-                max_count,
-                max_age: std::time::Duration::from_nanos(
-                    parse_duration_nanos(&max_age)?.max(0) as u64
-                ),
-            };
-            let all = repo.storage().list_all(LOG_BLOB_PREFIX)?;
-            let now = repo.contents().clock().now();
-            let (doomed, _, _) = logs_to_delete(all, &retention, now);
-            if doomed.is_empty() {
-                eprintln!("No logs found to delete.");
-            } else if dry_run {
-                eprintln!("Would delete {} logs.", doomed.len());
-            } else {
-                for bm in &doomed {
-                    repo.storage()
-                        .delete_blob(&bm.id)
-                        .with_context(|| format!("error expiring logs: {}", bm.id))?;
-                }
-                eprintln!("Deleted {} logs.", doomed.len());
-            }
-            Ok(())
+            cleanup(&repo, &max_age, max_count, max_total_size_mb, dry_run)
         }
     }
+}
+
+/// `logs list`: one line per log session.
+fn list(repo: &Repository, sel: &LogSelection) -> Result<()> {
+    let all = sessions(repo)?;
+    let n = all.len();
+    let shown = select(all, sel)?;
+    let mut out = std::io::stdout().lock();
+    for s in &shown {
+        writeln!(
+            out,
+            "{} {} {} {} {}",
+            s.id,
+            format_timestamp(s.start),
+            units::duration(s.end - s.start),
+            units::bytes(s.total_size as i64),
+            s.segments.len()
+        )?;
+    }
+    if shown.len() < n {
+        eprintln!(
+            "NOTE: Listed {}/{n} log sessions, pass --all to show all.",
+            shown.len()
+        );
+    }
+    Ok(())
+}
+
+/// `logs show`: the latest session's log, or the selected ones', decompressed.
+fn show(repo: &Repository, ids: &[String], sel: &LogSelection) -> Result<()> {
+    let any = sel.any();
+    let mut shown = select(sessions(repo)?, sel)?;
+    if !ids.is_empty() {
+        shown.retain(|s| ids.contains(&s.id));
+    }
+    if shown.is_empty() {
+        bail!("no logs found");
+    }
+    if !any {
+        shown.drain(..shown.len() - 1);
+        eprintln!(
+            "Showing the latest log ({})",
+            format_timestamp(shown[0].start)
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    for s in &shown {
+        for bm in &s.segments {
+            let data = repo
+                .storage()
+                .get_blob(&bm.id, 0, None)
+                .context("error getting log")?;
+            let plain =
+                kopr_format::blob_crypto::decrypt_blob(&repo.format().encryptor, &data, &bm.id)
+                    .context("error decrypting log")?;
+            let mut text = Vec::new();
+            match flate2::read::GzDecoder::new(&plain[..]).read_to_end(&mut text) {
+                Ok(_) => out.write_all(&text)?,
+                Err(e) => {
+                    out.write_all(&text)?;
+                    eprintln!("error showing log: {e}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `logs cleanup`: deletes the log blobs the retention drops (or counts them with `dry_run`).
+fn cleanup(
+    repo: &Repository,
+    max_age: &str,
+    max_count: i64,
+    max_total_size_mb: i64,
+    dry_run: bool,
+) -> Result<()> {
+    let retention = kopr_format::maintenance::LogRetention {
+        max_total_size: max_total_size_mb << 20,
+        max_count,
+        max_age: std::time::Duration::from_nanos(parse_duration_nanos(max_age)?.max(0) as u64),
+    };
+    let all = repo.storage().list_all(LOG_BLOB_PREFIX)?;
+    let now = repo.contents().clock().now();
+    let (doomed, _, _) = logs_to_delete(all, &retention, now);
+    if doomed.is_empty() {
+        eprintln!("No logs found to delete.");
+    } else if dry_run {
+        eprintln!("Would delete {} logs.", doomed.len());
+    } else {
+        for bm in &doomed {
+            repo.storage()
+                .delete_blob(&bm.id)
+                .with_context(|| format!("error expiring logs: {}", bm.id))?;
+        }
+        eprintln!("Deleted {} logs.", doomed.len());
+    }
+    Ok(())
 }
 
 /// The log sessions of the repository, oldest first; segments in the order written.

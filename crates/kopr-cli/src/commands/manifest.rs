@@ -25,63 +25,7 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
     let mm = repo.manifests();
     let mut out = std::io::stdout().lock();
     match cmd {
-        ManifestCommand::List { filter, sort, json } => {
-            let mut labels = BTreeMap::new();
-            for kv in &filter {
-                match kv.find(':') {
-                    Some(p) if p > 0 => {
-                        labels.insert(kv[..p].to_string(), kv[p + 1..].to_string());
-                    }
-                    _ => bail!("invalid list filter {kv:?}, missing ':'"),
-                }
-            }
-            let mut items = mm.find(cm, &labels).context("unable to find manifests")?;
-            // Kopia: by the values of the --sort keys in turn, then by modification time.
-            items.sort_by(|a, b| {
-                for key in &sort {
-                    let (v1, v2) = (
-                        a.labels.get(key).map_or("", String::as_str),
-                        b.labels.get(key).map_or("", String::as_str),
-                    );
-                    if v1 != v2 {
-                        return v1.cmp(v2);
-                    }
-                }
-                a.modified.cmp(&b.modified)
-            });
-            let mut list = JsonList::begin(json, &mut out)?;
-            for it in items {
-                let length = it.data.get().len();
-                if json {
-                    list.emit(
-                        &mut out,
-                        &EntryMetadata {
-                            id: &it.id,
-                            length,
-                            labels: &it.labels,
-                            mtime: kopr_format::gotime::format(&it.modified),
-                        },
-                    )?;
-                } else {
-                    let others: Vec<String> = it
-                        .labels
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != "type")
-                        .map(|(k, v)| format!("{k}:{v}"))
-                        .collect();
-                    writeln!(
-                        out,
-                        "{} {:>10} {} type:{} {}",
-                        it.id,
-                        length,
-                        format_timestamp(it.modified),
-                        it.labels.get("type").map_or("", String::as_str),
-                        others.join(" ")
-                    )?;
-                }
-            }
-            list.end(&mut out)
-        }
+        ManifestCommand::List { filter, sort, json } => list(&repo, &filter, &sort, json, &mut out),
         ManifestCommand::Show { items } => {
             for id in items {
                 let (md, data) = mm
@@ -110,4 +54,71 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `manifest list`: the items matching `filter` (`key:value`), sorted by the `sort` keys, then
+/// by modification time.
+fn list(
+    repo: &kopr_repo::Repository,
+    filter: &[String],
+    sort: &[String],
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (cm, mm) = (repo.contents(), repo.manifests());
+    let mut labels = BTreeMap::new();
+    for kv in filter {
+        match kv.find(':') {
+            Some(p) if p > 0 => {
+                labels.insert(kv[..p].to_string(), kv[p + 1..].to_string());
+            }
+            _ => bail!("invalid list filter {kv:?}, missing ':'"),
+        }
+    }
+    let mut items = mm.find(cm, &labels).context("unable to find manifests")?;
+    // Kopia: by the values of the --sort keys in turn, then by modification time.
+    items.sort_by(|a, b| {
+        for key in sort {
+            let (v1, v2) = (
+                a.labels.get(key).map_or("", String::as_str),
+                b.labels.get(key).map_or("", String::as_str),
+            );
+            if v1 != v2 {
+                return v1.cmp(v2);
+            }
+        }
+        a.modified.cmp(&b.modified)
+    });
+    let mut list = JsonList::begin(json, out)?;
+    for it in items {
+        let length = it.data.get().len();
+        if json {
+            list.emit(
+                out,
+                &EntryMetadata {
+                    id: &it.id,
+                    length,
+                    labels: &it.labels,
+                    mtime: kopr_format::gotime::format(&it.modified),
+                },
+            )?;
+        } else {
+            let others: Vec<String> = it
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "type")
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect();
+            writeln!(
+                out,
+                "{} {:>10} {} type:{} {}",
+                it.id,
+                length,
+                format_timestamp(it.modified),
+                it.labels.get("type").map_or("", String::as_str),
+                others.join(" ")
+            )?;
+        }
+    }
+    list.end(out)
 }

@@ -242,6 +242,16 @@ fn action(a: &PolicySetMoreArgs, name: &str, v: &str) -> Result<Option<Value>> {
 
 /// Applies the flags to `p`; returns whether anything changed.
 pub fn apply(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
+    let mut changed = files_and_errors(p, a)?;
+    changed |= compression(p, a)?;
+    changed |= scheduling(p, a)?;
+    changed |= upload_and_splitter(p, a)?;
+    changed |= actions_logging_and_os_snapshots(p, a)?;
+    Ok(changed)
+}
+
+/// The retention, files and error-handling flags. Returns whether anything changed.
+fn files_and_errors(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
     let mut changed = false;
     if let Some(v) = &a.ignore_identical_snapshots {
         p.retention.ignore_identical_snapshots = match v.as_str() {
@@ -281,6 +291,12 @@ pub fn apply(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
         );
         changed = true;
     }
+    Ok(changed)
+}
+
+/// The compression flags. Returns whether anything changed.
+fn compression(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
+    let mut changed = false;
     if let Some(n) = a.compression_max_size {
         p.compression.max_size = n;
         changed = true;
@@ -323,7 +339,12 @@ pub fn apply(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
         set_path(&mut p.extra, &["metadataCompression", "compressorName"], v);
         changed = true;
     }
-    changed |= scheduling(p, a)?;
+    Ok(changed)
+}
+
+/// The upload and splitter flags. Returns whether anything changed.
+fn upload_and_splitter(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
+    let mut changed = false;
     for (v, flag, field) in [
         (
             &a.max_parallel_file_reads,
@@ -360,6 +381,12 @@ pub fn apply(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
         set_path(&mut p.extra, &["splitter", "algorithm"], v);
         changed = true;
     }
+    Ok(changed)
+}
+
+/// The action, logging and OS snapshot flags. Returns whether anything changed.
+fn actions_logging_and_os_snapshots(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
+    let mut changed = false;
     for (v, name, field) in [
         (&a.before_folder_action, "before-folder", "beforeFolder"),
         (&a.after_folder_action, "after-folder", "afterFolder"),
@@ -467,39 +494,7 @@ fn scheduling(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
         changed = true;
     }
     if !a.snapshot_time.is_empty() {
-        let mut times: Vec<(i64, i64)> = Vec::new();
-        let mut inherit = false;
-        for t in a.snapshot_time.iter().flat_map(|t| t.split(',')) {
-            if t == "inherit" {
-                inherit = true;
-                break;
-            }
-            let (h, m) = t
-                .split_once(':')
-                .and_then(|(h, m)| Some((h.parse::<i64>().ok()?, m.parse::<i64>().ok()?)))
-                .ok_or_else(|| {
-                    anyhow!("unable to parse time of day: invalid time of day, must be HH:MM")
-                })?;
-            if !(0..=23).contains(&h) {
-                bail!("unable to parse time of day: invalid hour {t:?}, must be between 0 and 23");
-            }
-            if !(0..=59).contains(&m) {
-                bail!(
-                    "unable to parse time of day: invalid minute {t:?}, must be between 0 and 59"
-                );
-            }
-            times.push((h, m));
-        }
-        times.sort_unstable();
-        times.dedup();
-        let val = (!inherit && !times.is_empty()).then(|| {
-            Value::Array(
-                times
-                    .iter()
-                    .map(|(h, m)| json!({"hour": h, "min": m}))
-                    .collect(),
-            )
-        });
+        let val = times_of_day(&a.snapshot_time)?;
         sched(p, "timeOfDay", val);
         changed = true;
     }
@@ -534,4 +529,41 @@ fn scheduling(p: &mut Policy, a: &PolicySetMoreArgs) -> Result<bool> {
         eprintln!(" - resetting manual snapshot field to false");
     }
     Ok(changed)
+}
+
+/// `--snapshot-time` values (`HH:MM`, comma-separated, or `inherit`) as Kopia's `timeOfDay`
+/// list, sorted and without duplicates; `None` for inherit or an empty list.
+fn times_of_day(values: &[String]) -> Result<Option<Value>> {
+    let mut times: Vec<(i64, i64)> = Vec::new();
+    let mut inherit = false;
+    for t in values.iter().flat_map(|t| t.split(',')) {
+        if t == "inherit" {
+            inherit = true;
+            break;
+        }
+        let (h, m) = t
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<i64>().ok()?, m.parse::<i64>().ok()?)))
+            .ok_or_else(|| {
+                anyhow!("unable to parse time of day: invalid time of day, must be HH:MM")
+            })?;
+        if !(0..=23).contains(&h) {
+            bail!("unable to parse time of day: invalid hour {t:?}, must be between 0 and 23");
+        }
+        if !(0..=59).contains(&m) {
+            bail!("unable to parse time of day: invalid minute {t:?}, must be between 0 and 59");
+        }
+        times.push((h, m));
+    }
+    times.sort_unstable();
+    times.dedup();
+    let val = (!inherit && !times.is_empty()).then(|| {
+        Value::Array(
+            times
+                .iter()
+                .map(|(h, m)| json!({"hour": h, "min": m}))
+                .collect(),
+        )
+    });
+    Ok(val)
 }

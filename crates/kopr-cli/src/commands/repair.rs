@@ -132,37 +132,7 @@ pub fn content_rewrite(
     let safety = SafetyParameters::by_name(&a.safety)
         .ok_or_else(|| anyhow!("invalid --safety {:?}: use full or none", a.safety))?;
     let cm = repo.contents();
-    // Chosen contents by id (a content named twice is rewritten once).
-    let mut chosen: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
-    for id in parse_ids(&a.ids)? {
-        let e = cm.content_info(&id)?.ok_or_else(|| {
-            anyhow!(
-                "unable to get info for content {:?}: not found",
-                id.to_string()
-            )
-        })?;
-        chosen.insert(id, e);
-    }
-    if a.short {
-        eprintln!("Rewriting contents from short packs...");
-        for e in
-            kopr_repo::maintenance::rewrite::contents_in_short_packs(repo, &a.pack_prefix, false)?
-        {
-            chosen.insert(e.content_id, e);
-        }
-    } else {
-        eprintln!("Rewriting contents...");
-    }
-    if a.format_version >= 0 {
-        cm.for_each_committed(false, &mut |e: &IndexEntry| {
-            if i32::from(e.format_version) == a.format_version
-                && e.pack_blob_id.starts_with(&a.pack_prefix)
-            {
-                chosen.insert(e.content_id, e.clone());
-            }
-            Ok(())
-        })?;
-    }
+    let chosen = contents_to_rewrite(repo, a)?;
     let now = cm.clock().now().timestamp();
     let mut by_pack: BTreeMap<String, Vec<IndexEntry>> = BTreeMap::new();
     let (mut retained, mut retained_bytes) = (0u64, 0u64);
@@ -214,6 +184,46 @@ pub fn content_rewrite(
         crate::units::bytes(retained_bytes as i64)
     );
     Ok(())
+}
+
+/// The contents `content rewrite` was asked for, by id (a content named twice is rewritten
+/// once): the named ones, those of short packs with `--short`, those of `--format-version`.
+fn contents_to_rewrite(
+    repo: &Repository,
+    a: &RewriteArgs,
+) -> Result<BTreeMap<ContentId, IndexEntry>> {
+    let cm = repo.contents();
+    let mut chosen: BTreeMap<ContentId, IndexEntry> = BTreeMap::new();
+    for id in parse_ids(&a.ids)? {
+        let e = cm.content_info(&id)?.ok_or_else(|| {
+            anyhow!(
+                "unable to get info for content {:?}: not found",
+                id.to_string()
+            )
+        })?;
+        chosen.insert(id, e);
+    }
+    if a.short {
+        eprintln!("Rewriting contents from short packs...");
+        for e in
+            kopr_repo::maintenance::rewrite::contents_in_short_packs(repo, &a.pack_prefix, false)?
+        {
+            chosen.insert(e.content_id, e);
+        }
+    } else {
+        eprintln!("Rewriting contents...");
+    }
+    if a.format_version >= 0 {
+        cm.for_each_committed(false, &mut |e: &IndexEntry| {
+            if i32::from(e.format_version) == a.format_version
+                && e.pack_blob_id.starts_with(&a.pack_prefix)
+            {
+                chosen.insert(e.content_id, e.clone());
+            }
+            Ok(())
+        })?;
+    }
+    Ok(chosen)
 }
 
 /// `index inspect`: one line per entry of each index blob, Kopia's format: blob time, blob id,

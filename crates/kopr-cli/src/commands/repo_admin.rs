@@ -7,13 +7,16 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use kopr_blob::throttle::ThrottleLimits;
 use kopr_blob::BlobStorage;
-use kopr_format::repository_blob::{BlobStorageConfig, RepositoryConfig};
-use kopr_repo::format_params::{self, LockOutcome, RawFormat, UpgradeLockIntent};
+use kopr_format::repository_blob::{BlobStorageConfig, EpochParameters, RepositoryConfig};
+use kopr_repo::format_params::{self, RawFormat};
 
 use super::repository::parse_duration_nanos;
 use super::Context;
 use crate::config::ConnectionConfig;
 use crate::{storage, units};
+
+mod upgrade;
+pub use upgrade::{upgrade, UpgradeCommand};
 
 /// `repository set-parameters` flags (Kopia's).
 #[derive(Debug, Args)]
@@ -135,44 +138,6 @@ pub struct ValidateProviderArgs {
     pub get_metadata_workers: usize,
 }
 
-/// `repository upgrade …` (Kopia's; as in Kopia it needs `KOPIA_UPGRADE_LOCK_ENABLED` set).
-#[derive(Debug, Subcommand)]
-pub enum UpgradeCommand {
-    /// Begin upgrade.
-    Begin(UpgradeBeginArgs),
-    /// Rollback the repository upgrade.
-    Rollback {
-        /// Force rollback the repository upgrade, this action can cause repository corruption.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Validate the upgraded indexes.
-    Validate,
-}
-
-/// `repository upgrade begin` flags (Kopia's).
-#[derive(Debug, Args)]
-pub struct UpgradeBeginArgs {
-    /// Max time it should take all other Kopia clients to drop repository connections.
-    #[arg(long = "io-drain-timeout", default_value = "15m")]
-    pub io_drain_timeout: String,
-    /// Force using an unsafe io-drain-timeout for the upgrade lock.
-    #[arg(long = "allow-unsafe-upgrade", hide = true)]
-    pub allow_unsafe_upgrade: bool,
-    /// An advisory polling interval to check for the status of upgrade.
-    #[arg(long = "status-poll-interval", default_value = "60s")]
-    pub status_poll_interval: String,
-    /// The maximum drift between repository and client clocks.
-    #[arg(long = "max-permitted-clock-drift", default_value = "5m")]
-    pub max_permitted_clock_drift: String,
-    /// Advertise the upgrade lock and exit without actually performing the drain or upgrade.
-    #[arg(long = "lock-only", hide = true)]
-    pub lock_only: bool,
-    /// Commit behaviour: always, or never (exit before commit); default commits when valid.
-    #[arg(long = "commit-mode", hide = true, value_parser = ["always", "never"])]
-    pub commit_mode: Option<String>,
-}
-
 fn info(msg: impl AsRef<str>) {
     tracing::info!(target: "cli", "{}", msg.as_ref());
 }
@@ -237,94 +202,9 @@ pub fn set_parameters(ctx: &Context, a: SetParametersArgs) -> Result<()> {
         c.version = 2;
         any = true;
     }
-    if let Some(mb) = a.max_pack_size_mb.filter(|v| *v != 0) {
-        c.max_pack_size = mb
-            .checked_mul(1 << 20)
-            .ok_or_else(|| anyhow!("--max-pack-size-mb {mb} is too large"))?;
-        any = true;
-        info(format!(
-            " - setting maximum pack size to {}.",
-            units::bytes(i64::from(c.max_pack_size))
-        ));
-    }
-    if let Some(v) = a.index_version.filter(|v| *v != 0) {
-        let current = c.effective_index_version();
-        if v > current {
-            c.index_version = v;
-            any = true;
-            info(format!(" - setting index format version to {v}."));
-        } else if v < current {
-            bail!("index format version can only be upgraded");
-        }
-    }
-    match a.retention_mode.as_deref() {
-        Some("none") => {
-            if blobcfg.is_retention_enabled() {
-                info("disabling blob retention");
-                blobcfg = BlobStorageConfig::default();
-                any = true;
-            }
-        }
-        mode => {
-            if let Some(m) = mode {
-                blobcfg.retention_mode = m.to_string();
-                any = true;
-                info(format!(
-                    " - setting storage backend blob retention mode to {m}."
-                ));
-            }
-            if let Some(p) = nanos("retention-period", &a.retention_period)?.filter(|p| *p != 0) {
-                blobcfg.retention_period_nanos = p;
-                any = true;
-                info(format!(
-                    " - setting storage backend blob retention period to {}.",
-                    go_nanos(p)
-                ));
-            }
-        }
-    }
-    let ep = &mut c.epoch_parameters;
-    any |= set_duration(
-        "epoch-min-duration",
-        "minimum epoch duration",
-        &a.epoch_min_duration,
-        &mut ep.min_epoch_duration_nanos,
-    )?;
-    any |= set_duration(
-        "epoch-refresh-frequency",
-        "epoch refresh frequency",
-        &a.epoch_refresh_frequency,
-        &mut ep.refresh_frequency_nanos,
-    )?;
-    any |= set_duration(
-        "epoch-cleanup-safety-margin",
-        "epoch cleanup safety margin",
-        &a.epoch_cleanup_safety_margin,
-        &mut ep.cleanup_safety_margin_nanos,
-    )?;
-    any |= set_int(
-        "epoch advance on count",
-        a.epoch_advance_on_count,
-        &mut ep.advance_on_count_threshold,
-    );
-    if let Some(mb) = a.epoch_advance_on_size_mb.filter(|n| *n != 0) {
-        ep.advance_on_total_size_bytes_threshold = mb << 20;
-        any = true;
-        info(format!(
-            " - setting epoch advance on total size to {}.",
-            units::bytes(mb << 20)
-        ));
-    }
-    any |= set_int(
-        "epoch delete parallelism",
-        a.epoch_delete_parallelism,
-        &mut ep.delete_parallelism,
-    );
-    any |= set_int(
-        "epoch range-compaction period",
-        a.epoch_checkpoint_frequency,
-        &mut ep.full_checkpoint_frequency,
-    );
+    any |= set_pack_and_index(&mut c, &a)?;
+    any |= set_retention(&mut blobcfg, &a)?;
+    any |= set_epoch_parameters(&mut c.epoch_parameters, &a)?;
     if !any {
         info("no changes");
         return Ok(());
@@ -343,6 +223,111 @@ pub fn set_parameters(ctx: &Context, a: SetParametersArgs) -> Result<()> {
     }
     info("NOTE: Repository parameters updated, you must disconnect and re-connect all other Kopia clients.");
     Ok(())
+}
+
+/// `--max-pack-size-mb` and `--index-version`. Returns whether anything changed.
+fn set_pack_and_index(c: &mut RepositoryConfig, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    if let Some(mb) = a.max_pack_size_mb.filter(|v| *v != 0) {
+        c.max_pack_size = mb
+            .checked_mul(1 << 20)
+            .ok_or_else(|| anyhow!("--max-pack-size-mb {mb} is too large"))?;
+        changed = true;
+        info(format!(
+            " - setting maximum pack size to {}.",
+            units::bytes(i64::from(c.max_pack_size))
+        ));
+    }
+    if let Some(v) = a.index_version.filter(|v| *v != 0) {
+        let current = c.effective_index_version();
+        if v > current {
+            c.index_version = v;
+            changed = true;
+            info(format!(" - setting index format version to {v}."));
+        } else if v < current {
+            bail!("index format version can only be upgraded");
+        }
+    }
+    Ok(changed)
+}
+
+/// `--retention-mode` and `--retention-period`. Returns whether anything changed.
+fn set_retention(blobcfg: &mut BlobStorageConfig, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    match a.retention_mode.as_deref() {
+        Some("none") => {
+            if blobcfg.is_retention_enabled() {
+                info("disabling blob retention");
+                *blobcfg = BlobStorageConfig::default();
+                changed = true;
+            }
+        }
+        mode => {
+            if let Some(m) = mode {
+                blobcfg.retention_mode = m.to_string();
+                changed = true;
+                info(format!(
+                    " - setting storage backend blob retention mode to {m}."
+                ));
+            }
+            if let Some(p) = nanos("retention-period", &a.retention_period)?.filter(|p| *p != 0) {
+                blobcfg.retention_period_nanos = p;
+                changed = true;
+                info(format!(
+                    " - setting storage backend blob retention period to {}.",
+                    go_nanos(p)
+                ));
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// The `--epoch-…` flags. Returns whether anything changed.
+fn set_epoch_parameters(ep: &mut EpochParameters, a: &SetParametersArgs) -> Result<bool> {
+    let mut changed = false;
+    changed |= set_duration(
+        "epoch-min-duration",
+        "minimum epoch duration",
+        &a.epoch_min_duration,
+        &mut ep.min_epoch_duration_nanos,
+    )?;
+    changed |= set_duration(
+        "epoch-refresh-frequency",
+        "epoch refresh frequency",
+        &a.epoch_refresh_frequency,
+        &mut ep.refresh_frequency_nanos,
+    )?;
+    changed |= set_duration(
+        "epoch-cleanup-safety-margin",
+        "epoch cleanup safety margin",
+        &a.epoch_cleanup_safety_margin,
+        &mut ep.cleanup_safety_margin_nanos,
+    )?;
+    changed |= set_int(
+        "epoch advance on count",
+        a.epoch_advance_on_count,
+        &mut ep.advance_on_count_threshold,
+    );
+    if let Some(mb) = a.epoch_advance_on_size_mb.filter(|n| *n != 0) {
+        ep.advance_on_total_size_bytes_threshold = mb << 20;
+        changed = true;
+        info(format!(
+            " - setting epoch advance on total size to {}.",
+            units::bytes(mb << 20)
+        ));
+    }
+    changed |= set_int(
+        "epoch delete parallelism",
+        a.epoch_delete_parallelism,
+        &mut ep.delete_parallelism,
+    );
+    changed |= set_int(
+        "epoch range-compaction period",
+        a.epoch_checkpoint_frequency,
+        &mut ep.full_checkpoint_frequency,
+    );
+    Ok(changed)
 }
 
 /// Kopia's `set-client`: changes the connection config only.
@@ -417,121 +402,9 @@ pub fn throttle(ctx: &Context, cmd: ThrottleCommand) -> Result<()> {
     let mut cfg = ConnectionConfig::load(&ctx.config_path)?;
     let mut limits = cfg.throttling.unwrap_or_default();
     match cmd {
-        ThrottleCommand::Get { json } => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&limits)?);
-                return Ok(());
-            }
-            let line = |label: &str, v: f64, f: &dyn Fn(f64) -> String| {
-                if v != 0.0 {
-                    println!("{label:<30} {}", f(v));
-                } else {
-                    println!("{label:<30} (unlimited)");
-                }
-            };
-            let plain = |v: f64| format!("{v:.0}");
-            line(
-                "Max Download Speed:",
-                limits.download_bytes_per_second,
-                &bytes_per_second,
-            );
-            line(
-                "Max Upload Speed:",
-                limits.upload_bytes_per_second,
-                &bytes_per_second,
-            );
-            line(
-                "Max Read Requests Per Second:",
-                limits.reads_per_second,
-                &plain,
-            );
-            line(
-                "Max Write Requests Per Second:",
-                limits.writes_per_second,
-                &plain,
-            );
-            line(
-                "Max List Requests Per Second:",
-                limits.lists_per_second,
-                &plain,
-            );
-            line(
-                "Max Concurrent Reads:",
-                limits.concurrent_reads as f64,
-                &plain,
-            );
-            line(
-                "Max Concurrent Writes:",
-                limits.concurrent_writes as f64,
-                &plain,
-            );
-            Ok(())
-        }
+        ThrottleCommand::Get { json } => print_limits(&limits, json),
         ThrottleCommand::Set(a) => {
-            let mut changes = 0;
-            let mut f = |desc: &str, v: &Option<String>, bps: bool, dst: &mut f64| -> Result<()> {
-                if let Some(v) = v {
-                    *dst = throttle_value(desc, v, bps)?;
-                    changes += 1;
-                }
-                Ok(())
-            };
-            f(
-                "max download speed",
-                &a.download_bytes_per_second,
-                true,
-                &mut limits.download_bytes_per_second,
-            )?;
-            f(
-                "max upload speed",
-                &a.upload_bytes_per_second,
-                true,
-                &mut limits.upload_bytes_per_second,
-            )?;
-            f(
-                "reads per second",
-                &a.read_requests_per_second,
-                false,
-                &mut limits.reads_per_second,
-            )?;
-            f(
-                "writes per second",
-                &a.write_requests_per_second,
-                false,
-                &mut limits.writes_per_second,
-            )?;
-            f(
-                "lists per second",
-                &a.list_requests_per_second,
-                false,
-                &mut limits.lists_per_second,
-            )?;
-            let mut i = |desc: &str, v: &Option<String>, dst: &mut usize| -> Result<()> {
-                if let Some(v) = v {
-                    if v == "unlimited" || v == "-" {
-                        info(format!("Setting {desc} to a unlimited."));
-                        *dst = 0;
-                    } else {
-                        *dst = v
-                            .parse()
-                            .map_err(|_| anyhow!("can't parse the {desc} {v:?}"))?;
-                        info(format!("Setting {desc} to {dst}."));
-                    }
-                    changes += 1;
-                }
-                Ok(())
-            };
-            i(
-                "concurrent reads",
-                &a.concurrent_reads,
-                &mut limits.concurrent_reads,
-            )?;
-            i(
-                "concurrent writes",
-                &a.concurrent_writes,
-                &mut limits.concurrent_writes,
-            )?;
-            if changes == 0 {
+            if set_limits(&mut limits, &a)? == 0 {
                 info("No changes made.");
                 return Ok(());
             }
@@ -539,6 +412,126 @@ pub fn throttle(ctx: &Context, cmd: ThrottleCommand) -> Result<()> {
             cfg.save(&ctx.config_path)
         }
     }
+}
+
+/// `throttle get`: the limits as JSON or as Kopia's table.
+fn print_limits(limits: &ThrottleLimits, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&limits)?);
+        return Ok(());
+    }
+    let line = |label: &str, v: f64, f: &dyn Fn(f64) -> String| {
+        if v != 0.0 {
+            println!("{label:<30} {}", f(v));
+        } else {
+            println!("{label:<30} (unlimited)");
+        }
+    };
+    let plain = |v: f64| format!("{v:.0}");
+    line(
+        "Max Download Speed:",
+        limits.download_bytes_per_second,
+        &bytes_per_second,
+    );
+    line(
+        "Max Upload Speed:",
+        limits.upload_bytes_per_second,
+        &bytes_per_second,
+    );
+    line(
+        "Max Read Requests Per Second:",
+        limits.reads_per_second,
+        &plain,
+    );
+    line(
+        "Max Write Requests Per Second:",
+        limits.writes_per_second,
+        &plain,
+    );
+    line(
+        "Max List Requests Per Second:",
+        limits.lists_per_second,
+        &plain,
+    );
+    line(
+        "Max Concurrent Reads:",
+        limits.concurrent_reads as f64,
+        &plain,
+    );
+    line(
+        "Max Concurrent Writes:",
+        limits.concurrent_writes as f64,
+        &plain,
+    );
+    Ok(())
+}
+
+/// `throttle set`: applies the flags to `limits`; returns how many were given.
+fn set_limits(limits: &mut ThrottleLimits, a: &ThrottleSetArgs) -> Result<usize> {
+    let mut changes = 0;
+    let mut f = |desc: &str, v: &Option<String>, bps: bool, dst: &mut f64| -> Result<()> {
+        if let Some(v) = v {
+            *dst = throttle_value(desc, v, bps)?;
+            changes += 1;
+        }
+        Ok(())
+    };
+    f(
+        "max download speed",
+        &a.download_bytes_per_second,
+        true,
+        &mut limits.download_bytes_per_second,
+    )?;
+    f(
+        "max upload speed",
+        &a.upload_bytes_per_second,
+        true,
+        &mut limits.upload_bytes_per_second,
+    )?;
+    f(
+        "reads per second",
+        &a.read_requests_per_second,
+        false,
+        &mut limits.reads_per_second,
+    )?;
+    f(
+        "writes per second",
+        &a.write_requests_per_second,
+        false,
+        &mut limits.writes_per_second,
+    )?;
+    f(
+        "lists per second",
+        &a.list_requests_per_second,
+        false,
+        &mut limits.lists_per_second,
+    )?;
+    let mut i = |desc: &str, v: &Option<String>, dst: &mut usize| -> Result<()> {
+        if let Some(v) = v {
+            if v == "unlimited" || v == "-" {
+                info(format!("Setting {desc} to a unlimited."));
+                *dst = 0;
+            } else {
+                *dst = v
+                    .parse()
+                    .map_err(|_| anyhow!("can't parse the {desc} {v:?}"))?;
+                info(format!("Setting {desc} to {dst}."));
+            }
+            changes += 1;
+        }
+        Ok(())
+    };
+    i(
+        "concurrent reads",
+        &a.concurrent_reads,
+        &mut limits.concurrent_reads,
+    )?;
+    i(
+        "concurrent writes",
+        &a.concurrent_writes,
+        &mut limits.concurrent_writes,
+    )?;
+    Ok(changes)
 }
 
 /// Applies the connection's throttling limits to its storage.
@@ -581,158 +574,4 @@ pub fn validate_provider(ctx: &Context, a: ValidateProviderArgs) -> Result<()> {
     let clock = repo.contents().clock().clone();
     kopr_blob::validation::validate_provider(&conns, &opts, &|| clock.now(), &|l: &str| info(l))
         .map_err(|e| anyhow!(e).context("provider validation error"))
-}
-
-fn require_upgrade_enabled() -> Result<()> {
-    let set = ["KOPIA_UPGRADE_LOCK_ENABLED", "KOPR_UPGRADE_LOCK_ENABLED"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
-    if !set {
-        bail!("please set \"KOPIA_UPGRADE_LOCK_ENABLED\" env variable to use this feature");
-    }
-    Ok(())
-}
-
-/// Opens the storage and the format of the connected repository, locked or not.
-fn open_raw(ctx: &Context) -> Result<(ConnectionConfig, Arc<dyn BlobStorage>, RawFormat)> {
-    let cfg = ConnectionConfig::load(&ctx.config_path)?;
-    if cfg.read_only {
-        return Err(super::ReadOnlyConnection.into());
-    }
-    let st = throttled(storage::open(&cfg.storage)?, cfg.throttling);
-    let password = ctx.password("Enter password to open repository: ", true)?;
-    let raw = RawFormat::open(st.as_ref(), &password).map_err(|e| match e {
-        kopr_repo::RepoError::InvalidPassword => anyhow!("invalid repository password"),
-        e => anyhow!(e).context("unable to open repository"),
-    })?;
-    Ok((cfg, st, raw))
-}
-
-/// Kopia's `repository upgrade begin | validate | rollback`.
-pub fn upgrade(ctx: &Context, cmd: UpgradeCommand) -> Result<()> {
-    require_upgrade_enabled()?;
-    let clock: Arc<dyn kopr_blob::clock::Clock> = Arc::new(kopr_blob::clock::SystemClock);
-    match cmd {
-        UpgradeCommand::Rollback { force } => {
-            if !force {
-                bail!("repository upgrade lock can only be revoked unsafely; please use the --force flag");
-            }
-            let (_, st, raw) = open_raw(ctx)?;
-            format_params::rollback_upgrade(st.as_ref(), &raw)
-                .context("failed to rollback the upgrade")?;
-            info("Repository upgrade lock has been revoked.");
-            Ok(())
-        }
-        UpgradeCommand::Validate => {
-            let (_, st, raw) = open_raw(ctx)?;
-            validate_upgrade(st, &raw, clock)
-        }
-        UpgradeCommand::Begin(a) => begin_upgrade(ctx, a, clock),
-    }
-}
-
-fn validate_upgrade(
-    st: Arc<dyn BlobStorage>,
-    raw: &RawFormat,
-    clock: Arc<dyn kopr_blob::clock::Clock>,
-) -> Result<()> {
-    let msgs = format_params::validate_migrated_indexes(st, raw, clock)?;
-    if msgs.is_empty() {
-        info("index validation succeeded");
-        return Ok(());
-    }
-    tracing::error!(target: "cli", "inconsistencies found in migrated index:");
-    for m in &msgs {
-        tracing::error!(target: "cli", "{m}");
-    }
-    bail!("repository will remain locked until index differences are resolved")
-}
-
-fn begin_upgrade(
-    ctx: &Context,
-    a: UpgradeBeginArgs,
-    clock: Arc<dyn kopr_blob::clock::Clock>,
-) -> Result<()> {
-    const MIN_DRAIN_NANOS: i64 = 15 * 60 * 1_000_000_000;
-    let drain = parse_duration_nanos(&a.io_drain_timeout)?;
-    if drain < MIN_DRAIN_NANOS && !a.allow_unsafe_upgrade {
-        bail!("minimum required io-drain-timeout is 15m0s");
-    }
-    let (cfg, st, mut raw) = open_raw(ctx)?;
-    let owner = ctx
-        .upgrade_owner_id
-        .clone()
-        .unwrap_or_else(|| format!("{}@{}", cfg.username, cfg.hostname));
-    let intent = UpgradeLockIntent {
-        owner_id: owner,
-        creation_time: clock.now(),
-        advance_notice_nanos: 0,
-        io_drain_timeout_nanos: drain,
-        status_poll_interval_nanos: parse_duration_nanos(&a.status_poll_interval)?,
-        message: format!(
-            "Upgrading from format version {} -> {}",
-            raw.config.version,
-            format_params::MAX_FORMAT_VERSION
-        ),
-        max_permitted_clock_drift_nanos: parse_duration_nanos(&a.max_permitted_clock_drift)?,
-    };
-    let lock = match format_params::place_upgrade_lock(st.as_ref(), &mut raw, intent)
-        .context("error setting the upgrade lock intent")?
-    {
-        LockOutcome::UpToDate => {
-            info("Repository format is already upto date.");
-            return Ok(());
-        }
-        LockOutcome::Placed(l) => l,
-    };
-    info("Repository upgrade lock intent has been placed.");
-    if a.lock_only {
-        return Ok(());
-    }
-    // Drain: every other client notices the lock within the io-drain timeout.
-    if raw.config.epoch_parameters.enabled {
-        info("Repository indices have already been migrated to the epoch format, no need to drain other clients");
-    } else {
-        loop {
-            let now = clock.now();
-            let (locked, drained) = lock.is_locked(now);
-            if !locked {
-                bail!("upgrade lock got revoked after the intent was placed, giving up");
-            }
-            if drained {
-                break;
-            }
-            let left = lock.upgrade_time() - now;
-            info(format!(
-                "Waiting for {} to allow all other kopia clients to drain ...",
-                units::duration(left)
-            ));
-            let poll = chrono::Duration::nanoseconds(lock.status_poll_interval_nanos.max(1));
-            std::thread::sleep(left.min(poll).to_std().unwrap_or_default());
-        }
-        info(
-            "Successfully drained all repository clients, the lock has been fully-established now.",
-        );
-        // The upgrade: the index as epoch 0, then the format that uses it.
-        info("migrating current indices to epoch format");
-        if let Some((c, _)) =
-            format_params::migrate_indexes_to_epochs(st.clone(), &raw, clock.clone())?
-        {
-            raw.write_config(st.as_ref(), c)?;
-        }
-        info("Repository indices have been upgraded.");
-    }
-    let validated = validate_upgrade(st.clone(), &raw, clock);
-    match (validated, a.commit_mode.as_deref()) {
-        (Err(e), Some("always")) => tracing::error!(target: "cli", "{e}"),
-        (Err(e), _) => return Err(e),
-        (Ok(()), _) => {}
-    }
-    if a.commit_mode.as_deref() == Some("never") {
-        info("Commit mode is set to 'never'.  Skipping commit.");
-        return Ok(());
-    }
-    format_params::commit_upgrade(st.as_ref(), &mut raw).context("error finalizing upgrade")?;
-    info("Repository has been successfully upgraded.");
-    Ok(())
 }

@@ -110,51 +110,14 @@ pub fn run(ctx: &Context, args: SyncToArgs) -> Result<()> {
     same_repository(&*src, &*dst, args.must_exist)?;
     eprintln!("Looking for BLOBs to synchronize...");
     let progress = Progress::new();
-    let mut dst_blobs: HashMap<String, BlobMetadata> = HashMap::new();
-    let mut dst_bytes = 0u64;
-    dst.list_blobs("", &mut |m| {
-        dst_bytes += m.length;
-        dst_blobs.insert(m.id.clone(), m);
-        progress.show(format!(
-            "  Found {} BLOBs in the destination repository ({})",
-            dst_blobs.len(),
-            units::bytes(dst_bytes as i64)
-        ));
-        Ok(())
-    })
-    .context("error listing BLOBs in destination repository")?;
-    progress.finish();
-    let (mut to_copy, mut copy_bytes) = (Vec::new(), 0u64);
-    let (mut in_sync, mut in_sync_bytes) = (0usize, 0u64);
-    let (mut src_count, mut src_bytes) = (0usize, 0u64);
-    src.list_blobs("", &mut |m| {
-        src_count += 1;
-        src_bytes += m.length;
-        match dst_blobs.remove(&m.id) {
-            // Whole seconds: S3 and WebDAV keep no fractions, so a copy made in the same
-            // second as the source blob would look older and be copied on every run.
-            Some(d)
-                if d.length == m.length
-                    && !(args.update && m.timestamp.timestamp() > d.timestamp.timestamp()) =>
-            {
-                in_sync += 1;
-                in_sync_bytes += m.length;
-            }
-            _ => {
-                copy_bytes += m.length;
-                to_copy.push(m);
-            }
-        }
-        progress.show(format!(
-            "  Found {src_count} BLOBs ({}) in the source repository, {} ({}) to copy",
-            units::bytes(src_bytes as i64),
-            to_copy.len(),
-            units::bytes(copy_bytes as i64)
-        ));
-        Ok(())
-    })
-    .context("error listing blobs")?;
-    progress.finish();
+    let dst_blobs = list_destination(&*dst, &progress)?;
+    let Compared {
+        to_copy,
+        copy_bytes,
+        in_sync,
+        in_sync_bytes,
+        dst_blobs,
+    } = compare_with_source(&*src, dst_blobs, args.update, &progress)?;
     let to_delete: Vec<BlobMetadata> = if args.delete {
         dst_blobs.into_values().collect()
     } else {
@@ -191,6 +154,86 @@ pub fn run(ctx: &Context, args: SyncToArgs) -> Result<()> {
         to_delete.len()
     );
     Ok(())
+}
+
+/// Lists the destination's blobs, showing the count found so far.
+fn list_destination(
+    dst: &dyn BlobStorage,
+    progress: &Progress,
+) -> Result<HashMap<String, BlobMetadata>> {
+    let mut dst_blobs: HashMap<String, BlobMetadata> = HashMap::new();
+    let mut dst_bytes = 0u64;
+    dst.list_blobs("", &mut |m| {
+        dst_bytes += m.length;
+        dst_blobs.insert(m.id.clone(), m);
+        progress.show(format!(
+            "  Found {} BLOBs in the destination repository ({})",
+            dst_blobs.len(),
+            units::bytes(dst_bytes as i64)
+        ));
+        Ok(())
+    })
+    .context("error listing BLOBs in destination repository")?;
+    progress.finish();
+    Ok(dst_blobs)
+}
+
+/// The source's blobs compared with the destination's.
+struct Compared {
+    /// Blobs missing or different in the destination (newer in the source with `--update`).
+    to_copy: Vec<BlobMetadata>,
+    copy_bytes: u64,
+    in_sync: usize,
+    in_sync_bytes: u64,
+    /// Destination blobs the source does not have.
+    dst_blobs: HashMap<String, BlobMetadata>,
+}
+
+/// Lists the source's blobs and sorts each into copy or in sync, removing it from `dst_blobs`.
+fn compare_with_source(
+    src: &dyn BlobStorage,
+    mut dst_blobs: HashMap<String, BlobMetadata>,
+    update: bool,
+    progress: &Progress,
+) -> Result<Compared> {
+    let (mut to_copy, mut copy_bytes) = (Vec::new(), 0u64);
+    let (mut in_sync, mut in_sync_bytes) = (0usize, 0u64);
+    let (mut src_count, mut src_bytes) = (0usize, 0u64);
+    src.list_blobs("", &mut |m| {
+        src_count += 1;
+        src_bytes += m.length;
+        match dst_blobs.remove(&m.id) {
+            // Whole seconds: S3 and WebDAV keep no fractions, so a copy made in the same
+            // second as the source blob would look older and be copied on every run.
+            Some(d)
+                if d.length == m.length
+                    && !(update && m.timestamp.timestamp() > d.timestamp.timestamp()) =>
+            {
+                in_sync += 1;
+                in_sync_bytes += m.length;
+            }
+            _ => {
+                copy_bytes += m.length;
+                to_copy.push(m);
+            }
+        }
+        progress.show(format!(
+            "  Found {src_count} BLOBs ({}) in the source repository, {} ({}) to copy",
+            units::bytes(src_bytes as i64),
+            to_copy.len(),
+            units::bytes(copy_bytes as i64)
+        ));
+        Ok(())
+    })
+    .context("error listing blobs")?;
+    progress.finish();
+    Ok(Compared {
+        to_copy,
+        copy_bytes,
+        in_sync,
+        in_sync_bytes,
+        dst_blobs,
+    })
 }
 
 /// The raw storage of the connected repository (its blobs, read-only use).

@@ -78,7 +78,7 @@ fn snapshot_id(json: &str) -> String {
 
 /// A running `kopr server start`.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     /// `http://127.0.0.1:PORT/`
     pub url: String,
 }
@@ -128,4 +128,30 @@ impl Server {
             ],
         )
     }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).build()
+}
+
+/// (status, Location header, body) of a request.
+pub fn request(method: &str, url: &str, auth: Option<&str>) -> (u16, String, String) {
+    let mut req = agent().request(method, url);
+    if let Some(a) = auth {
+        req = req.set("Authorization", a);
+    }
+    let resp = if method == "POST" {
+        req.set("Content-Type", "application/json")
+            .send_string("{}")
+    } else {
+        req.call()
+    };
+    let r = match resp {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = r.status();
+    let location = r.header("Location").unwrap_or("").to_string();
+    (status, location, r.into_string().unwrap_or_default())
 }

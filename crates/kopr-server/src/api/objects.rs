@@ -134,62 +134,10 @@ pub(super) async fn object_get(
                 return;
             }
         };
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::new(),
-        };
         if as_tar {
-            let dir = match read_object(repo.contents(), &oid)
-                .map_err(|e| ApiError::not_found(e.to_string()))
-                .and_then(|b| DirManifest::decode(&b).map_err(|_| ApiError::bad("not a directory")))
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(0));
-            let mut tar = tar::Builder::new(&mut w);
-            tar.follow_symlinks(false);
-            let r = tar_dir(&repo, &mut tar, &dir, "")
-                .and_then(|_| tar.finish().map_err(|e| e.to_string()));
-            drop(tar);
-            match r {
-                Ok(()) => {
-                    let _ = w.flush();
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-                }
-            }
-            return;
-        }
-        let mut r = match ObjectReader::open(repo.contents(), &oid) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = ready_tx.send(Err(ApiError::not_found(format!("object not found: {e}"))));
-                return;
-            }
-        };
-        let _ = ready_tx.send(Ok(r.len()));
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
+            send_tar(&repo, &oid, tx, ready_tx);
+        } else {
+            send_object(&repo, &oid, tx, ready_tx);
         }
     });
     let len = match ready_rx.await {
@@ -217,4 +165,70 @@ pub(super) async fn object_get(
         }
     }
     resp
+}
+
+/// The sending end of a download: the body's chunks.
+type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+/// Tells the handler whether the download starts (with the object's length) or why not.
+type ReadySender = tokio::sync::oneshot::Sender<ApiResult<u64>>;
+
+/// Streams directory `oid` as a tar archive (on a blocking thread).
+fn send_tar(repo: &Repository, oid: &ObjectId, tx: BodySender, ready_tx: ReadySender) {
+    let mut w = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::new(),
+    };
+    let dir = match read_object(repo.contents(), oid)
+        .map_err(|e| ApiError::not_found(e.to_string()))
+        .and_then(|b| DirManifest::decode(&b).map_err(|_| ApiError::bad("not a directory")))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready_tx.send(Ok(0));
+    let mut tar = tar::Builder::new(&mut w);
+    tar.follow_symlinks(false);
+    let r = tar_dir(repo, &mut tar, &dir, "").and_then(|_| tar.finish().map_err(|e| e.to_string()));
+    drop(tar);
+    match r {
+        Ok(()) => {
+            let _ = w.flush();
+        }
+        Err(e) => {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    }
+}
+
+/// Streams object `oid`'s bytes (on a blocking thread).
+fn send_object(repo: &Repository, oid: &ObjectId, tx: BodySender, ready_tx: ReadySender) {
+    let mut r = match ObjectReader::open(repo.contents(), oid) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready_tx.send(Err(ApiError::not_found(format!("object not found: {e}"))));
+            return;
+        }
+    };
+    let _ = ready_tx.send(Ok(r.len()));
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if tx
+                    .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                break;
+            }
+        }
+    }
 }

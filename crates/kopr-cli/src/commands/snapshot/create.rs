@@ -124,6 +124,25 @@ fn create_one(
     }
     crate::commands::notification::snapshot_created(repo, &si, &result);
     let m = result?;
+    print_created(&m, &si, started, a.json)?;
+    apply_retention(repo, &si, a.json)?;
+    if !m.incomplete_reason.is_empty() {
+        bail!(
+            "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
+            m.id,
+            m.incomplete_reason
+        );
+    }
+    Ok(report_errors(&m, &si))
+}
+
+/// Logs the new snapshot and prints its summary (or its manifest with `--json`).
+fn print_created(
+    m: &kopr_format::snapshot::SnapshotManifest,
+    si: &kopr_format::snapshot::SourceInfo,
+    started: Instant,
+    json: bool,
+) -> Result<()> {
     let root = m
         .root_entry
         .as_ref()
@@ -141,8 +160,8 @@ fn create_one(
         errors = m.stats.error_count,
         "uploading finished"
     );
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(m)?);
     } else {
         let st = &m.stats;
         println!(
@@ -156,26 +175,27 @@ fn create_one(
             st.error_count
         );
     }
-    // As Kopia: the source's retention policy runs after every snapshot.
+    Ok(())
+}
+
+/// As Kopia: the source's retention policy runs after every snapshot.
+fn apply_retention(
+    repo: &Repository,
+    si: &kopr_format::snapshot::SourceInfo,
+    json: bool,
+) -> Result<()> {
     let expired =
-        kopr_repo::policy::expire(repo, &si, true).context("unable to apply retention policy")?;
+        kopr_repo::policy::expire(repo, si, true).context("unable to apply retention policy")?;
     for old in &expired {
         tracing::debug!(target: "retention", source = %si, manifest = %old.id, "expired snapshot");
     }
-    if !expired.is_empty() && !a.json {
+    if !expired.is_empty() && !json {
         eprintln!(
             "Deleted {} snapshot(s) of {si} per its retention policy.",
             expired.len()
         );
     }
-    if !m.incomplete_reason.is_empty() {
-        bail!(
-            "snapshot {} of {si} is incomplete ({}); run the same command again to resume",
-            m.id,
-            m.incomplete_reason
-        );
-    }
-    Ok(report_errors(&m, &si))
+    Ok(())
 }
 
 /// Prints the entries a snapshot could not read; returns Kopia's `Found N fatal error(s)`

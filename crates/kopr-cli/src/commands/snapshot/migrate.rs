@@ -82,25 +82,7 @@ pub(super) fn migrate(
         bail!("--apply-ignore-rules is not supported by kopr yet");
     }
     let src = open_source(ctx, &a.source_config)?;
-    let sources: Vec<SourceInfo> = if !a.sources.is_empty() {
-        a.sources
-            .iter()
-            .map(|s| {
-                crate::commands::policy::parse_target(cfg, Some(s), false)
-                    .with_context(|| format!("can't retrieve sources: unable to parse {s:?}"))
-            })
-            .collect::<Result<_>>()?
-    } else if a.all {
-        let mut v: Vec<SourceInfo> = snap::list_snapshots(&src, None)?
-            .into_iter()
-            .map(|m| m.source)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    } else {
-        bail!("can't retrieve sources: must specify either --all or --sources");
-    };
+    let sources = sources_to_migrate(cfg, &src, &a)?;
     if a.policies {
         if a.all {
             for (si, _, _) in kopr_repo::policy::list(&src)? {
@@ -154,4 +136,32 @@ pub(super) fn migrate(
         bail!("{failed} sources could not be migrated");
     }
     Ok(())
+}
+
+/// The sources `--sources` names, or with `--all` every source with a snapshot in `src`.
+fn sources_to_migrate(
+    cfg: &ConnectionConfig,
+    src: &Repository,
+    a: &MigrateArgs,
+) -> Result<Vec<SourceInfo>> {
+    let sources: Vec<SourceInfo> = if !a.sources.is_empty() {
+        a.sources
+            .iter()
+            .map(|s| {
+                crate::commands::policy::parse_target(cfg, Some(s), false)
+                    .with_context(|| format!("can't retrieve sources: unable to parse {s:?}"))
+            })
+            .collect::<Result<_>>()?
+    } else if a.all {
+        let mut v: Vec<SourceInfo> = snap::list_snapshots(src, None)?
+            .into_iter()
+            .map(|m| m.source)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        bail!("can't retrieve sources: must specify either --all or --sources");
+    };
+    Ok(sources)
 }

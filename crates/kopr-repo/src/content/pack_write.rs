@@ -1,0 +1,266 @@
+//! Writing packs: hands full packs to background writers, compresses and encrypts contents,
+//! opens packs and write sessions, and assembles a pack's local index and postamble.
+
+use super::*;
+
+impl ContentManager {
+    /// Hands a full pack to a background writer, so the thread that filled it goes on hashing
+    /// while the storage writes (and syncs) it; gives the pack back when enough are on their
+    /// way already.
+    pub(super) fn upload_in_background(&self, p: PendingUpload) -> Option<PendingUpload> {
+        let Ok(mut bg) = self.background.state.lock() else {
+            return Some(p);
+        };
+        if bg.0 >= BACKGROUND_WRITES || p.trailer.is_err() {
+            return Some(p);
+        }
+        let st = self.st.clone();
+        let background = self.background.clone();
+        let (blob_id, data) = (p.blob_id.clone(), p.data.clone());
+        let failed_id = p.blob_id.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kopr-pack-writer".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    st.put_blob(&blob_id, &data, &PutOptions::default())
+                }));
+                let result = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the pack writer panicked".to_string()),
+                };
+                let finished = Finished {
+                    blob_id,
+                    items: p.items,
+                    result,
+                };
+                if let Ok(mut bg) = background.state.lock() {
+                    bg.0 -= 1;
+                    bg.1.push(finished);
+                }
+                background.done.notify_all();
+            });
+        match spawned {
+            Ok(_) => {
+                bg.0 += 1;
+                None
+            }
+            // No thread: the pack went with the closure; say so as a failed write.
+            Err(e) => {
+                bg.1.push(Finished {
+                    blob_id: failed_id,
+                    items: Vec::new(),
+                    result: Err(format!("cannot start a pack writer: {e}")),
+                });
+                None
+            }
+        }
+    }
+
+    /// Accounts for the packs background writers finished: their contents become
+    /// uncommitted (to be indexed by `flush`), a failure fails the writer.
+    pub(super) fn account_background(&self, s: &mut WriteState) {
+        let finished = match self.background.state.lock() {
+            Ok(mut bg) if !bg.1.is_empty() => std::mem::take(&mut bg.1),
+            _ => return,
+        };
+        for f in finished {
+            self.finish_upload(s, &f.blob_id, f.items, &f.result);
+        }
+    }
+
+    /// Waits until no background writer is running, and accounts for what they wrote.
+    pub(super) fn wait_background(&self) -> Result<()> {
+        {
+            let mut bg = self.background.state.lock().map_err(|_| poisoned())?;
+            while bg.0 > 0 {
+                bg = self.background.done.wait(bg).map_err(|_| poisoned())?;
+            }
+        }
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        self.account_background(&mut s);
+        Ok(())
+    }
+
+    pub(super) fn write_time(&self, previous: i64) -> i64 {
+        let now = self.clock.now().timestamp();
+        if now > previous {
+            now
+        } else {
+            previous + 1
+        }
+    }
+
+    /// Compresses `data` (when that shrinks it) and encrypts it into `out`, replacing what
+    /// `out` held; returns the compression header used.
+    pub(super) fn compress_and_encrypt(
+        &self,
+        id: &ContentId,
+        data: &[u8],
+        comp: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<HeaderId> {
+        COMPRESSED.with(|cell| {
+            let mut compressed = cell.borrow_mut();
+            compressed.clear();
+            let mut header = HeaderId(0);
+            let mut plain: &[u8] = data;
+            // Index v1 cannot record a compressor: such repositories store contents as they are
+            // (Kopia refuses content compression there too).
+            let comp = comp.filter(|_| self.format.supports_content_compression());
+            if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
+                let c = compression::by_name(name).ok_or_else(|| {
+                    RepoError::Config(format!("unknown compression algorithm: {name}"))
+                })?;
+                c.compress(data, &mut compressed)?;
+                if compressed.len() < data.len() {
+                    header = c.header_id();
+                    plain = &compressed;
+                }
+            }
+            out.clear();
+            out.reserve(plain.len() + self.format.encryptor.overhead());
+            self.format
+                .encryptor
+                .encrypt(plain, pack::content_iv(id.hash()), out);
+            Ok(header)
+        })
+    }
+
+    pub(super) fn new_open_pack(
+        &self,
+        s: &mut WriteState,
+        prefix: &'static str,
+    ) -> Result<OpenPack> {
+        let session = self.session_id(s)?;
+        let mut rnd = [0u8; pack::PACK_ID_RANDOM_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut rnd);
+        // Room for a full pack and its trailer, so appending never moves the bytes (pages are
+        // only touched as contents arrive).
+        let max = self.format.config.effective_max_pack_size() as usize;
+        let mut data = Vec::with_capacity(max + max / 8 + (1 << 20));
+        // Repositories without password change start every pack with a copy of the format
+        // blob, as Kopia does; then random bytes.
+        data.extend_from_slice(self.format.pack_format_prefix());
+        let start = data.len();
+        data.resize(start + pack::PREAMBLE_LEN, 0);
+        rand::rngs::OsRng.fill_bytes(&mut data[start..]);
+        Ok(OpenPack {
+            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
+            data,
+            items: FxHashMap::default(),
+        })
+    }
+
+    pub(super) fn session_id(&self, s: &mut WriteState) -> Result<String> {
+        if let Some(si) = &s.session {
+            return Ok(si.id.clone());
+        }
+        let now = self.clock.now();
+        let info = SessionInfo {
+            id: generate_session_id(now),
+            start_time: now,
+            checkpoint_time: now,
+            user: self.identity.user.clone(),
+            host: self.identity.host.clone(),
+        };
+        let (blob_id, bytes) = info.seal(&self.format.hasher, &self.format.encryptor)?;
+        self.st.put_blob(&blob_id, &bytes, &PutOptions::default())?;
+        s.session_markers.push(blob_id);
+        let id = info.id.clone();
+        s.session = Some(info);
+        Ok(id)
+    }
+
+    /// Moves a full pack to the uploading set; the caller uploads it without the lock. The
+    /// trailer (padding, encrypted local index, postamble) is appended in place, so the pack
+    /// is never copied; contents keep their offsets for reads while it uploads.
+    pub(super) fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> PendingUpload {
+        let items: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
+        let mut data = std::mem::take(&mut p.data);
+        let trailer = self
+            .append_trailer(&mut data, &items)
+            .map_err(|e| e.to_string());
+        let data = Arc::new(data);
+        s.uploading.insert(p.blob_id.clone(), data.clone());
+        for e in &items {
+            s.uploading_items.insert(e.content_id, e.clone());
+        }
+        PendingUpload {
+            blob_id: p.blob_id,
+            data,
+            items,
+            trailer,
+        }
+    }
+
+    pub(super) fn upload(&self, p: PendingUpload) -> Result<()> {
+        let PendingUpload {
+            blob_id,
+            data,
+            items,
+            trailer,
+        } = p;
+        let result = match trailer {
+            Ok(()) => self
+                .st
+                .put_blob(&blob_id, &data, &PutOptions::default())
+                .map_err(RepoError::from),
+            Err(e) => Err(RepoError::Invalid(format!("cannot finish pack: {e}"))),
+        };
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        self.finish_upload(&mut s, &blob_id, items, &outcome);
+        drop(s);
+        self.uploads_done.notify_all();
+        result
+    }
+
+    /// The bookkeeping of a pack write that ended: its contents leave the uploading set and,
+    /// when it landed, wait for the next index blob; a failure fails the writer.
+    pub(super) fn finish_upload(
+        &self,
+        s: &mut WriteState,
+        blob_id: &str,
+        items: Vec<IndexEntry>,
+        result: &std::result::Result<(), String>,
+    ) {
+        s.uploading.remove(blob_id);
+        for e in &items {
+            s.uploading_items.remove(&e.content_id);
+        }
+        match result {
+            Ok(()) => {
+                for e in items {
+                    s.uncommitted.insert(e.content_id, e);
+                }
+                if let Ok(mut st) = self.stats.lock() {
+                    st.packs_written += 1;
+                }
+            }
+            Err(e) => s.failed = Some(format!("pack {blob_id}: {e}")),
+        }
+    }
+
+    /// Appends padding, the encrypted local index and the postamble to pack contents.
+    pub(super) fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
+        let local_index = legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
+        let pad = pack::padding_len(out.len());
+        out.reserve(pad + local_index.len() + 128);
+        let start = out.len();
+        out.resize(start + pad, 0);
+        rand::rngs::OsRng.fill_bytes(&mut out[start..]);
+        let iv = self.format.hasher.hash(&local_index);
+        let offset = out.len();
+        self.format
+            .encryptor
+            .encrypt(&local_index, iv.as_bytes(), out);
+        let postamble = pack::Postamble {
+            local_index_iv: iv.as_bytes().to_vec(),
+            local_index_offset: offset as u32,
+            local_index_length: (out.len() - offset) as u32,
+        };
+        out.extend_from_slice(&postamble.to_bytes()?);
+        Ok(())
+    }
+}
