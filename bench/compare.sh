@@ -108,6 +108,27 @@ for run in $(seq 1 "$runs"); do
 done
 
 
+# --- the limit of a first backup on this machine ------------------------------------------
+# Per byte, a first backup hashes, splits, compresses and encrypts (each measured alone on one
+# core by `kopr benchmark`), on every core at once, and writes the packs (the disk's speed, dd
+# with fdatasync). The lower of the two is the most a first backup could reach here.
+limit_file="$work/limit.txt"
+{
+  mbps() { # "3.9 GB / second", "1.1 GB/s", "206.5 MB/s" -> MB/s
+    python3 -c 'import re,sys
+m=re.search(r"([0-9.]+) ([KMG])B ?(/ second|/s)", sys.stdin.read())
+print(float(m.group(1)) * {"K": 1e-3, "M": 1, "G": 1e3}[m.group(2)] if m else 0)'
+  }
+  hash=$("$kopr" benchmark hashing 2>/dev/null | grep -m1 ' BLAKE3-256-128 ' | mbps)
+  enc=$("$kopr" benchmark encryption 2>/dev/null | grep -m1 ' AES256-GCM-HMAC-SHA256 ' | mbps)
+  split=$("$kopr" benchmark splitter 2>/dev/null | grep -m1 'DYNAMIC-1M-BUZHASH' | mbps)
+  sample=$(find "$work/src" -type f -size +4M | head -n 1)
+  comp=$("$kopr" benchmark compression --data-file "$sample" --operations compress --repeat 2 2>/dev/null | grep -E -m1 '^ *[0-9]+\. zstd ' | awk '{print $(NF-3)}')
+  disk=$(dd if=/dev/zero of="$work/dd.tmp" bs=1M count=512 conv=fdatasync 2>&1 | grep -Eo '[0-9.]+ [MG]B/s' | tail -1 | mbps)
+  rm -f "$work/dd.tmp"
+  echo "$hash $split $comp $enc $disk $(nproc)"
+} > "$limit_file"
+
 # --- many small files: first snapshot and a new version, beside the floor ------------------
 small="${SMALL_FILES:-100000}"
 floor_bin="$here/../target/release/examples/read_tree"
@@ -228,6 +249,17 @@ if "kopr" in tools:
             continue
         ratios = ", ".join(f"{s} {statistics.median(x[0] for x in d[(t, s)]) / k[s]:.2f}x" for s in steps if (t, s) in d and k.get(s))
         print(f"{t} time / kopr time: {ratios}")
+try:
+    h, sp, c, e, disk, cores = (float(x) for x in open(sys.argv[1].replace("results.tsv", "limit.txt")).read().split())
+    cpu = cores / (1 / h + 1 / sp + 1 / c + 1 / e)
+    limit = min(cpu, disk)
+    first_mb = float(sys.argv[2]) * 1.048576
+    if "first" in k:
+        print(f"\nfirst backup: {first_mb / k['first']:.0f} MB/s; the limit here is {limit:.0f} MB/s "
+              f"(hash {h:.0f}, split {sp:.0f}, zstd {c:.0f}, AES-GCM {e:.0f} MB/s per core on {cores:.0f} cores: "
+              f"{cpu:.0f} MB/s; disk writes {disk:.0f} MB/s) = {first_mb / k['first'] / limit:.0%} of it")
+except (OSError, ValueError, ZeroDivisionError):
+    pass
 if ("floor", "small-first") in d and ("kopr", "small-first") in d:
     f = statistics.median(x[0] for x in d[("floor", "small-first")])
     print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
