@@ -119,11 +119,16 @@ limit_file="$work/limit.txt"
 m=re.search(r"([0-9.]+) ([KMG])B ?(/ second|/s)", sys.stdin.read())
 print(float(m.group(1)) * {"K": 1e-3, "M": 1, "G": 1e3}[m.group(2)] if m else 0)'
   }
-  hash=$("$kopr" benchmark hashing 2>/dev/null | grep -m1 ' BLAKE3-256-128 ' | mbps)
-  enc=$("$kopr" benchmark encryption 2>/dev/null | grep -m1 ' AES256-GCM-HMAC-SHA256 ' | mbps)
-  split=$("$kopr" benchmark splitter 2>/dev/null | grep -m1 'DYNAMIC-1M-BUZHASH' | mbps)
-  sample=$(find "$work/src" -type f -size +4M | head -n 1)
-  comp=$("$kopr" benchmark compression --data-file "$sample" --operations compress --repeat 2 2>/dev/null | grep -E -m1 '^ *[0-9]+\. zstd ' | awk '{print $(NF-3)}')
+  # (whole outputs first: a reader that stops early would kill the writer with SIGPIPE)
+  out=$("$kopr" benchmark hashing 2>/dev/null)
+  hash=$(grep ' BLAKE3-256-128 ' <<<"$out" | head -n 1 | mbps)
+  out=$("$kopr" benchmark encryption 2>/dev/null)
+  enc=$(grep ' AES256-GCM-HMAC-SHA256 ' <<<"$out" | head -n 1 | mbps)
+  out=$("$kopr" benchmark splitter 2>/dev/null)
+  split=$(grep 'DYNAMIC-1M-BUZHASH' <<<"$out" | head -n 1 | mbps)
+  sample=$(find "$work/src" -type f -size +4M -print -quit)
+  out=$("$kopr" benchmark compression --data-file "$sample" --operations compress --repeat 2 2>/dev/null)
+  comp=$(grep -E '^ *[0-9]+\. zstd ' <<<"$out" | head -n 1 | mbps)
   disk=$(dd if=/dev/zero of="$work/dd.tmp" bs=1M count=512 conv=fdatasync 2>&1 | grep -Eo '[0-9.]+ [MG]B/s' | tail -1 | mbps)
   rm -f "$work/dd.tmp"
   echo "$hash $split $comp $enc $disk $(nproc)"
@@ -185,7 +190,7 @@ if [ -n "$s3s" ]; then
   rm -rf "$work/s3data" && mkdir -p "$work/s3data/kopr" "$work/s3data/restic"
   "$s3s" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3data" >/dev/null 2>&1 &
   s3pid=$!
-  trap 'kill $s3pid 2>/dev/null' EXIT
+  trap 'kill $s3pid 2>/dev/null || true' EXIT
   sleep 1
   export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
   cfg="$work/kopr-s3.config" src="$work/src"
