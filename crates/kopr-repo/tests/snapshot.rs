@@ -23,14 +23,7 @@ fn tree_round_trips_with_metadata() {
     let src = tmp.path().join("src");
     make_tree(&src);
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     assert_eq!(m.stats.error_count, 0);
     assert!(m.stats.total_file_count >= 7);
     let root = m.root_entry.clone().unwrap();
@@ -86,23 +79,9 @@ fn unchanged_tree_writes_no_new_data_packs_and_reuses_files() {
     let src = tmp.path().join("src");
     make_tree(&src);
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    snap(&repo, &src);
     let packs = st.list_all("p").unwrap();
-    let m2 = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m2 = snap(&repo, &src);
     assert_eq!(st.list_all("p").unwrap(), packs, "no new p blobs");
     assert_eq!(m2.stats.non_cached_files, 0);
     assert!(m2.stats.cached_files >= 7);
@@ -117,25 +96,11 @@ fn one_changed_byte_in_a_large_file_writes_only_nearby_chunks() {
     let mut data = random_bytes(9, 24 << 20);
     fs::write(src.join("big"), &data).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    snap(&repo, &src);
     let before = repo.contents().write_stats();
     data[12 << 20] ^= 1;
     fs::write(src.join("big"), &data).unwrap();
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     let after = repo.contents().write_stats();
     let new_bytes = after.written_bytes - before.written_bytes;
     // one or two data chunks (≤ 2 MiB each) plus the indirect list and directory
@@ -162,22 +127,8 @@ fn deleted_snapshots_disappear_from_listings() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    let m1 = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    let m2 = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m1 = snap(&repo, &src);
+    let m2 = snap(&repo, &src);
     repo.manifests().delete(repo.contents(), &m1.id).unwrap();
     repo.flush().unwrap();
     let reopened = Repository::open(st, "pw", OpenOptions::default()).unwrap();
@@ -209,14 +160,7 @@ fn kopiaignore_rules_exclude_files_and_directories() {
     )
     .unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     assert_eq!(
         m.stats.excluded_file_count, 3,
         "drop.tmp, sub/other.tmp, sub/secret"
@@ -368,14 +312,7 @@ fn canceled_snapshot_is_a_checkpoint_and_resuming_reuses_its_files() {
     );
     assert_eq!(list_snapshots(&repo, None).unwrap().len(), 1);
 
-    let m2 = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m2 = snap(&repo, &src);
     assert!(m2.incomplete_reason.is_empty());
     assert_eq!(m2.stats.total_file_count, 120);
     assert_eq!(
@@ -408,14 +345,7 @@ fn a_single_file_can_be_snapshotted_and_restored() {
     let file = tmp.path().join("report.bin");
     fs::write(&file, random_bytes(5, 300_000)).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &file,
-        &source(&file),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &file);
     let root = m.root_entry.clone().unwrap();
     assert_eq!(root.entry_type, kopr_format::snapshot::EntryType::File);
     assert_eq!(root.file_size, 300_000);
@@ -423,14 +353,7 @@ fn a_single_file_can_be_snapshotted_and_restored() {
         (m.stats.total_file_count, m.stats.total_directory_count),
         (1, 0)
     );
-    let m2 = create_snapshot(
-        &repo,
-        &file,
-        &source(&file),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m2 = snap(&repo, &file);
     assert_eq!(m2.root_entry.unwrap().object_id, root.object_id);
     let dst = tmp.path().join("restored.bin");
     restore(&repo, &root, &dst, RestoreOptions::default()).unwrap();

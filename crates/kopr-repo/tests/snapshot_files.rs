@@ -2,7 +2,7 @@
 //! while they are read.
 
 use kopr_blob::BlobStorage;
-use kopr_repo::snapshot::{create_snapshot, restore, RestoreOptions, UploadOptions};
+use kopr_repo::snapshot::{restore, RestoreOptions};
 use kopr_testkit::random_bytes;
 use std::fs;
 use std::sync::Arc;
@@ -24,14 +24,7 @@ fn unreadable_files_are_recorded_not_fatal() {
     fs::write(src.join("secret"), b"no").unwrap();
     fs::set_permissions(src.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     if is_root {
         assert_eq!(m.stats.error_count, 0, "root reads mode 0000");
         assert_eq!(m.stats.total_file_count, 2);

@@ -3,9 +3,7 @@
 
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::BlobStorage;
-use kopr_repo::snapshot::{
-    create_snapshot, list_snapshots, restore, RestoreOptions, UploadOptions,
-};
+use kopr_repo::snapshot::{list_snapshots, restore, RestoreOptions};
 use kopr_repo::{OpenOptions, Repository};
 use kopr_testkit::random_bytes;
 use std::fs;
@@ -21,14 +19,7 @@ fn verify_reports_every_damaged_file_by_path() {
     let src = tmp.path().join("src");
     make_tree(&src);
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     let root = m.root_entry.unwrap();
     let clean = kopr_repo::snapshot::verify(&repo, &root, "");
     assert!(clean.errors.is_empty(), "{:?}", clean.errors);
@@ -93,25 +84,11 @@ fn diff_lists_added_removed_and_modified_entries() {
     fs::write(src.join("d/change"), b"v1").unwrap();
     fs::write(src.join("gone"), b"g").unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    let a = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let a = snap(&repo, &src);
     fs::write(src.join("d/change"), b"v2!").unwrap();
     fs::remove_file(src.join("gone")).unwrap();
     fs::write(src.join("new"), b"n").unwrap();
-    let b = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let b = snap(&repo, &src);
     let mut changes = diff(
         &repo,
         a.root_entry.as_ref().unwrap(),
@@ -144,31 +121,10 @@ fn storage_stats_count_new_data_per_snapshot() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a"), random_bytes(1, 100_000)).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
-    create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    snap(&repo, &src);
+    snap(&repo, &src);
     fs::write(src.join("b"), random_bytes(2, 50_000)).unwrap();
-    create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    snap(&repo, &src);
     let snaps = list_snapshots(&repo, None).unwrap();
     let st = storage_stats(&repo, &snaps).unwrap();
     assert_eq!(st[0].0.file_objects, 1);
@@ -366,14 +322,7 @@ fn restore_reads_each_data_pack_once() {
     b.extend(random_bytes(77, 6 << 20)); // shares chunks with large-a
     fs::write(src.join("large-b"), b).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     drop(repo);
 
     let counting = Arc::new(CountingStorage {
@@ -440,14 +389,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     // Larger than a pack: its chunks are in several packs.
     fs::write(src.join("big"), random_bytes(99, 45 << 20)).unwrap();
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     let root = m.root_entry.clone().unwrap();
     let dm = kopr_format::snapshot::DirManifest::decode(
         &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
@@ -557,14 +499,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     let src = tmp.path().join("src");
     small_files_and_a_large_one(&src);
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
-    let m = create_snapshot(
-        &repo,
-        &src,
-        &source(&src),
-        &UploadOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = snap(&repo, &src);
     drop(repo);
     let root = m.root_entry.unwrap();
     let counting = Arc::new(CountingStorage {
