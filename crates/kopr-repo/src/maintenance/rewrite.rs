@@ -59,15 +59,6 @@ pub fn exceeds_unused_share(unused: u64, total: u64, max_unused_percent: u32) ->
         && u128::from(unused) * 100 > u128::from(total) * u128::from(max_unused_percent)
 }
 
-/// The contents to move and why their packs were chosen.
-#[derive(Debug, Default)]
-pub struct Selection {
-    /// Live contents of the chosen packs, by pack and offset.
-    pub entries: Vec<IndexEntry>,
-    /// Packs chosen for their unused share, with their unused packed bytes.
-    pub partly_unused: HashMap<String, u64>,
-}
-
 /// The packs whose live contents move, and how many live contents each holds.
 #[derive(Debug, Default)]
 pub struct ChosenPacks {
@@ -84,29 +75,14 @@ pub fn contents_in_short_packs(
     pack_prefix: &str,
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
-    Ok(select_contents(repo, pack_prefix, only_prefixed, 100)?.entries)
-}
-
-/// The live contents of short packs (see [`contents_in_short_packs`]) and of packs whose
-/// deleted contents exceed `max_unused_percent` of their packed bytes.
-///
-/// Two passes over the index: pack sizes first, then the contents of the chosen packs, so
-/// memory holds one summary per pack and only the contents that will move.
-pub fn select_contents(
-    repo: &Repository,
-    pack_prefix: &str,
-    only_prefixed: bool,
-    max_unused_percent: u32,
-) -> Result<Selection> {
-    let chosen = choose_packs(repo, pack_prefix, only_prefixed, max_unused_percent)?;
+    let chosen = choose_packs(repo, pack_prefix, only_prefixed, 100)?;
     let packs: HashSet<&str> = chosen.packs.iter().map(|(id, _)| id.as_str()).collect();
-    Ok(Selection {
-        entries: contents_of(repo, &packs, only_prefixed)?,
-        partly_unused: chosen.partly_unused,
-    })
+    contents_of(repo, &packs, only_prefixed)
 }
 
-/// The first pass of [`select_contents`]: which packs to empty.
+/// Which packs to empty: short packs (see [`contents_in_short_packs`]) and packs whose deleted
+/// contents exceed `max_unused_percent` of their packed bytes. One pass over the index, holding
+/// a summary per pack; their contents are read afterwards, in batches.
 pub fn choose_packs(
     repo: &Repository,
     pack_prefix: &str,
