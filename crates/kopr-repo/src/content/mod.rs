@@ -93,6 +93,9 @@ struct Finished {
 struct BackgroundWrites {
     state: Mutex<(usize, Vec<Finished>)>,
     done: Condvar,
+    /// Set when a writer finished, so that the writes of contents (one check each) take the
+    /// lock only when there is something to account for.
+    finished_any: std::sync::atomic::AtomicBool,
 }
 
 /// Counters of what a manager did, for progress and summaries.

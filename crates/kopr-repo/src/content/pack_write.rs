@@ -2,6 +2,7 @@
 //! opens packs and write sessions, and assembles a pack's local index and postamble.
 
 use super::*;
+use std::sync::atomic::Ordering;
 
 impl ContentManager {
     /// Hands a full pack to a background writer, so the thread that filled it goes on hashing
@@ -16,8 +17,13 @@ impl ContentManager {
         }
         let st = self.st.clone();
         let background = self.background.clone();
-        let (blob_id, data) = (p.blob_id.clone(), p.data.clone());
         let failed_id = p.blob_id.clone();
+        let PendingUpload {
+            blob_id,
+            data,
+            items,
+            ..
+        } = p;
         let spawned = std::thread::Builder::new()
             .name("kopr-pack-writer".into())
             .spawn(move || {
@@ -31,13 +37,14 @@ impl ContentManager {
                 };
                 let finished = Finished {
                     blob_id,
-                    items: p.items,
+                    items,
                     result,
                 };
                 if let Ok(mut bg) = background.state.lock() {
                     bg.0 -= 1;
                     bg.1.push(finished);
                 }
+                background.finished_any.store(true, Ordering::Release);
                 background.done.notify_all();
             });
         match spawned {
@@ -52,6 +59,7 @@ impl ContentManager {
                     items: Vec::new(),
                     result: Err(format!("cannot start a pack writer: {e}")),
                 });
+                self.background.finished_any.store(true, Ordering::Release);
                 None
             }
         }
@@ -60,6 +68,9 @@ impl ContentManager {
     /// Accounts for the packs background writers finished: their contents become
     /// uncommitted (to be indexed by `flush`), a failure fails the writer.
     pub(super) fn account_background(&self, s: &mut WriteState) {
+        if !self.background.finished_any.swap(false, Ordering::Acquire) {
+            return;
+        }
         let finished = match self.background.state.lock() {
             Ok(mut bg) if !bg.1.is_empty() => std::mem::take(&mut bg.1),
             _ => return,
@@ -77,6 +88,7 @@ impl ContentManager {
                 bg = self.background.done.wait(bg).map_err(|_| poisoned())?;
             }
         }
+        self.background.finished_any.store(true, Ordering::Release);
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         self.account_background(&mut s);
         Ok(())
