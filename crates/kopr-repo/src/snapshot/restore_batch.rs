@@ -36,9 +36,11 @@ use plan::make_plan;
 
 /// Ranges of one pack closer than this are read as one (the gap is read and dropped).
 pub(super) const COALESCE_GAP: u64 = 1 << 20;
-/// A coalesced range grows no longer than this (a pack is at most ~21 MB, so usually one
-/// range is the whole part of a pack a batch needs).
-const MAX_RANGE: u64 = 32 << 20;
+/// A coalesced range grows no longer than this. A pack is ~21 MB: read whole by one reader, the
+/// last packs of a restore came in on one connection each while the other readers sat idle,
+/// and nothing of a pack was written before all of it had arrived. Parts of a few MiB spread
+/// every pack over the readers (each byte is still read once) and keep the bytes in flight low.
+const MAX_RANGE: u64 = 4 << 20;
 /// Ranges fetched at once: an object store answers each after a round trip, so more readers
 /// than cores keep the connection busy.
 const READERS: usize = 8;

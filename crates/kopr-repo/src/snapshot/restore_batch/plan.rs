@@ -10,113 +10,144 @@ pub(super) fn make_plan(
     opts: RestoreOptions,
     result: &mut BatchResult,
 ) -> Result<Plan> {
-    let mut plan = Plan::default();
-    let mut piece_of: HashMap<(ContentId, bool), usize> = HashMap::new();
-    for (entry, dest) in files {
-        match plan_file(repo, &entry, &dest, opts) {
-            Ok(Some(chunks)) => {
-                let t = plan.targets.len();
-                let mut length = 0;
-                for (cid, compressed, ie, start, len) in &chunks {
-                    let p = *piece_of.entry((*cid, *compressed)).or_insert_with(|| {
-                        plan.pieces.push(Piece {
-                            entry: ie.clone(),
-                            object_compressed: *compressed,
-                            length: *len,
-                            writes: Vec::new(),
-                        });
-                        plan.pieces.len() - 1
-                    });
-                    plan.pieces[p].writes.push((t, *start));
-                    length += len;
-                }
-                plan.targets.push(Target {
-                    entry,
-                    dest,
-                    length,
-                    state: Mutex::new(TargetState {
-                        remaining: chunks.len(),
-                        ..Default::default()
-                    }),
-                });
-            }
-            Ok(None) => plan.plain.push((entry, dest)),
-            Err(err) if opts.ignore_errors => result.skipped.push((dest, err)),
-            Err(err) => return Err(err),
-        }
-    }
+    let mut plan = plan_targets(repo, files, opts, result)?;
     let cache = repo.content_cache();
     let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in plan.pieces.iter().enumerate() {
         by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
     }
+    let mut cached = Vec::new();
     let mut ranges = Vec::new();
     for (pack, mut pieces) in by_pack {
         if cache.is_enabled() {
-            // Pieces a cached range holds are read from it.
-            let mut in_cache: Vec<(PathBuf, Range)> = cache
-                .ranges(pack)
-                .into_iter()
-                .map(|(start, end, path)| {
-                    let r = Range {
-                        pack: pack.to_string(),
-                        start,
-                        end,
-                        pieces: Vec::new(),
-                    };
-                    (path, r)
-                })
-                .collect();
-            pieces.retain(|&i| {
-                let e = &plan.pieces[i].entry;
-                let (a, b) = (
-                    u64::from(e.pack_offset),
-                    u64::from(e.pack_offset) + u64::from(e.packed_length),
-                );
-                match in_cache
-                    .iter_mut()
-                    .find(|(_, r)| r.start <= a && b <= r.end)
-                {
-                    Some((_, r)) => {
-                        r.pieces.push(i);
-                        false
-                    }
-                    None => true,
-                }
-            });
-            plan.cached
-                .extend(in_cache.into_iter().filter(|(_, r)| !r.pieces.is_empty()));
+            cached.extend(take_cached(&plan.pieces, cache, pack, &mut pieces));
         }
-        pieces.sort_by_key(|&i| plan.pieces[i].entry.pack_offset);
-        let mut current: Option<Range> = None;
-        for i in pieces {
-            let e = &plan.pieces[i].entry;
-            let (start, end) = (
-                u64::from(e.pack_offset),
-                u64::from(e.pack_offset) + u64::from(e.packed_length),
-            );
-            match &mut current {
-                Some(r)
-                    if start <= r.end + COALESCE_GAP && end.max(r.end) - r.start <= MAX_RANGE =>
-                {
-                    r.end = r.end.max(end);
-                    r.pieces.push(i);
-                }
-                _ => {
-                    ranges.extend(current.take());
-                    current = Some(Range {
-                        pack: pack.to_string(),
-                        start,
-                        end,
-                        pieces: vec![i],
-                    });
-                }
-            }
-        }
-        ranges.extend(current);
+        coalesce(&plan.pieces, pack, pieces, &mut ranges);
     }
+    plan.cached = cached;
     plan.ranges = ranges;
     Ok(plan)
+}
+
+/// The targets and their pieces (one per distinct content), and the files restored the plain
+/// way; with `ignore_errors` a file that cannot be planned is skipped.
+fn plan_targets(
+    repo: &Repository,
+    files: Vec<(DirEntry, PathBuf)>,
+    opts: RestoreOptions,
+    result: &mut BatchResult,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut piece_of: HashMap<(ContentId, bool), usize> = HashMap::new();
+    for (entry, dest) in files {
+        let chunks = match plan_file(repo, &entry, &dest, opts) {
+            Ok(Some(chunks)) => chunks,
+            Ok(None) => {
+                plan.plain.push((entry, dest));
+                continue;
+            }
+            Err(err) if opts.ignore_errors => {
+                result.skipped.push((dest, err));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let t = plan.targets.len();
+        let mut length = 0;
+        for (cid, compressed, ie, start, len) in &chunks {
+            let p = *piece_of.entry((*cid, *compressed)).or_insert_with(|| {
+                plan.pieces.push(Piece {
+                    entry: ie.clone(),
+                    object_compressed: *compressed,
+                    length: *len,
+                    writes: Vec::new(),
+                });
+                plan.pieces.len() - 1
+            });
+            plan.pieces[p].writes.push((t, *start));
+            length += len;
+        }
+        plan.targets.push(Target {
+            entry,
+            dest,
+            length,
+            state: Mutex::new(TargetState {
+                remaining: chunks.len(),
+                ..Default::default()
+            }),
+        });
+    }
+    Ok(plan)
+}
+
+/// Takes out of `pieces` those that a range in the content cache holds; returns those ranges
+/// (the cache file and the pieces it serves).
+fn take_cached(
+    all: &[Piece],
+    cache: &crate::content_cache::ContentCache,
+    pack: &str,
+    pieces: &mut Vec<usize>,
+) -> Vec<(PathBuf, Range)> {
+    let mut in_cache: Vec<(PathBuf, Range)> = cache
+        .ranges(pack)
+        .into_iter()
+        .map(|(start, end, path)| {
+            let r = Range {
+                pack: pack.to_string(),
+                start,
+                end,
+                pieces: Vec::new(),
+            };
+            (path, r)
+        })
+        .collect();
+    pieces.retain(|&i| {
+        let (a, b) = extent(&all[i].entry);
+        match in_cache
+            .iter_mut()
+            .find(|(_, r)| r.start <= a && b <= r.end)
+        {
+            Some((_, r)) => {
+                r.pieces.push(i);
+                false
+            }
+            None => true,
+        }
+    });
+    in_cache.retain(|(_, r)| !r.pieces.is_empty());
+    in_cache
+}
+
+/// Sorts the pieces of one pack by offset and appends their reads to `ranges`: pieces closer
+/// than [`COALESCE_GAP`] share a read, which grows no longer than [`MAX_RANGE`].
+fn coalesce(all: &[Piece], pack: &str, mut pieces: Vec<usize>, ranges: &mut Vec<Range>) {
+    pieces.sort_by_key(|&i| all[i].entry.pack_offset);
+    let mut current: Option<Range> = None;
+    for i in pieces {
+        let (start, end) = extent(&all[i].entry);
+        match &mut current {
+            Some(r) if start <= r.end + COALESCE_GAP && end.max(r.end) - r.start <= MAX_RANGE => {
+                r.end = r.end.max(end);
+                r.pieces.push(i);
+            }
+            _ => {
+                ranges.extend(current.take());
+                current = Some(Range {
+                    pack: pack.to_string(),
+                    start,
+                    end,
+                    pieces: vec![i],
+                });
+            }
+        }
+    }
+    ranges.extend(current);
+}
+
+/// Where a content lies in its pack: `[start, end)`.
+fn extent(e: &IndexEntry) -> (u64, u64) {
+    let start = u64::from(e.pack_offset);
+    (start, start + u64::from(e.packed_length))
 }
 
 /// A planned chunk: content, whether its object is compressed, where it is stored, its offset
