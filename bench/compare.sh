@@ -11,7 +11,8 @@
 # file on every core: `cargo run --release -p kopr-repo --example read_tree`). And, where an
 # S3 server can be run (s3s-fs: S3S_FS, target/tools/bin/s3s-fs or on PATH), a restore from
 # S3 on loopback with a cold and a warm local cache, against the same restore from the
-# filesystem repository (kopr and restic; borg has no S3).
+# filesystem repository (kopr and restic; borg has no S3), beside the floor of fetching every
+# pack of the bucket (`cargo run --release -p kopr-blob --example s3_fetch`).
 #
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH. All use their
 # default chunking; compression is comparable: restic 'auto' (zstd), rustic default (zstd),
@@ -203,7 +204,11 @@ if [ -n "$s3s" ]; then
     restic -r "s3:http://127.0.0.1:$port/restic" init >/dev/null
     restic -r "s3:http://127.0.0.1:$port/restic" backup "$src" >/dev/null
   fi
+  fetch_bin="$here/../target/release/examples/s3_fetch"
+  [ -x "$fetch_bin" ] || (cd "$here/.." && cargo build --quiet --release -p kopr-blob --example s3_fetch)
   for run in $(seq 1 "$runs"); do
+    # The floor: every pack of kopr's bucket fetched whole on 8 readers, bytes dropped.
+    timed floor s3-restore-cold "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 8
     dst="$work/restore-s3"
     rm -rf "$dst" "$HOME/.cache/kopr"
     timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
@@ -270,4 +275,7 @@ if ("floor", "small-first") in d and ("kopr", "small-first") in d:
     print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
 if ("kopr", "s3-restore-cold") in d and "restore" in k:
     print(f"kopr restore from S3 on loopback / from the filesystem: cold cache {k['s3-restore-cold'] / k['restore']:.2f}x, warm {k.get('s3-restore-warm', 0) / k['restore']:.2f}x")
+if ("floor", "s3-restore-cold") in d and ("kopr", "s3-restore-cold") in d:
+    f = statistics.median(x[0] for x in d[("floor", "s3-restore-cold")])
+    print(f"S3: fetching every pack of the bucket (8 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k['s3-restore-cold']:.2f} s = {k['s3-restore-cold'] / f:.2f}x that floor")
 PY
