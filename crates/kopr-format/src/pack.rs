@@ -4,8 +4,14 @@
 //! The local index is a copy of the pack's index entries (so lost index blobs can be rebuilt
 //! from the packs); the postamble, read from the end, says where it is and how to decrypt it:
 //! `uvarint(1) uvarint(len(iv)) iv uvarint(offset) uvarint(length) crc32be(...) len-byte`.
+//! [`start_pack`] and [`finish_pack`] assemble that frame around the contents a writer appends;
+//! [`read_local_index`] opens it again.
 
+use rand::RngCore;
+
+use crate::encryption::Encryptor;
 use crate::error::{FormatError, Result};
+use crate::hashing::Hasher;
 
 /// Length of the random bytes a pack starts with.
 pub const PREAMBLE_LEN: usize = 32;
@@ -126,9 +132,88 @@ impl Postamble {
     }
 }
 
+/// Starts a pack: `prefix` (a copy of the format blob in repositories without password
+/// change, as Kopia writes them; else empty), then [`PREAMBLE_LEN`] random bytes. `capacity` is
+/// reserved up front so that appending contents never moves the bytes.
+pub fn start_pack(prefix: &[u8], capacity: usize) -> Vec<u8> {
+    let mut data = Vec::with_capacity(capacity.max(prefix.len() + PREAMBLE_LEN));
+    data.extend_from_slice(prefix);
+    let start = data.len();
+    data.resize(start + PREAMBLE_LEN, 0);
+    rand::rngs::OsRng.fill_bytes(&mut data[start..]);
+    data
+}
+
+/// Ends a pack: random padding to a multiple of [`PADDING_UNIT`], the local index (the plain
+/// bytes of an index blob listing the pack's contents) encrypted under the hash of its
+/// plaintext, and the postamble that locates it.
+pub fn finish_pack(
+    out: &mut Vec<u8>,
+    local_index: &[u8],
+    hasher: &Hasher,
+    encryptor: &Encryptor,
+) -> Result<()> {
+    let pad = padding_len(out.len());
+    out.reserve(pad + local_index.len() + encryptor.overhead() + 128);
+    let start = out.len();
+    out.resize(start + pad, 0);
+    rand::rngs::OsRng.fill_bytes(&mut out[start..]);
+    let iv = hasher.hash(local_index);
+    let offset = out.len();
+    encryptor.encrypt(local_index, iv.as_bytes(), out);
+    let postamble = Postamble {
+        local_index_iv: iv.as_bytes().to_vec(),
+        local_index_offset: offset as u32,
+        local_index_length: (out.len() - offset) as u32,
+    };
+    out.extend_from_slice(&postamble.to_bytes()?);
+    Ok(())
+}
+
+/// The plain bytes of the local index at the end of a whole pack (the inverse of
+/// [`finish_pack`]): the postamble found, the encrypted copy bounds-checked and decrypted.
+pub fn read_local_index(pack: &[u8], encryptor: &Encryptor) -> Result<Vec<u8>> {
+    let post = Postamble::find(pack).ok_or_else(|| {
+        FormatError::malformed("local index", "no readable postamble at the pack's end")
+    })?;
+    let encrypted = post.local_index(pack)?;
+    let mut plain = Vec::with_capacity(encrypted.len());
+    encryptor
+        .decrypt(encrypted, &post.local_index_iv, &mut plain)
+        .map_err(|e| FormatError::malformed("local index", format!("it does not decrypt: {e}")))?;
+    Ok(plain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_pack_gives_back_its_local_index() {
+        let hasher = Hasher::new("BLAKE3-256-128", &[7; 32]).unwrap();
+        let enc = Encryptor::new("AES256-GCM-HMAC-SHA256", &[9; 32]).unwrap();
+        let mut pack = start_pack(b"FORMAT", 0);
+        assert_eq!(&pack[..6], b"FORMAT");
+        assert_eq!(pack.len(), 6 + PREAMBLE_LEN);
+        pack.extend_from_slice(&[1; 5000]);
+        let contents_end = pack.len();
+        finish_pack(&mut pack, b"the local index", &hasher, &enc).unwrap();
+        let post = Postamble::find(&pack).unwrap();
+        // Padding to a multiple of the unit, then the encrypted copy under its plaintext's hash.
+        assert_eq!(post.local_index_offset as usize % PADDING_UNIT, 0);
+        assert!(post.local_index_offset as usize > contents_end);
+        assert_eq!(
+            post.local_index_iv,
+            hasher.hash(b"the local index").as_bytes()
+        );
+        assert_eq!(read_local_index(&pack, &enc).unwrap(), b"the local index");
+        // Another key, or a damaged end, is an error, not garbage.
+        let other = Encryptor::new("AES256-GCM-HMAC-SHA256", &[8; 32]).unwrap();
+        assert!(read_local_index(&pack, &other).is_err());
+        let n = pack.len();
+        pack[n - 2] ^= 1;
+        assert!(read_local_index(&pack, &enc).is_err());
+    }
 
     #[test]
     fn postamble_known_bytes() {

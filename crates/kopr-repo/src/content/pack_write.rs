@@ -150,13 +150,9 @@ impl ContentManager {
         // Room for a full pack and its trailer, so appending never moves the bytes (pages are
         // only touched as contents arrive).
         let max = self.format.config.effective_max_pack_size() as usize;
-        let mut data = Vec::with_capacity(max + max / 8 + (1 << 20));
         // Repositories without password change start every pack with a copy of the format
         // blob, as Kopia does; then random bytes.
-        data.extend_from_slice(self.format.pack_format_prefix());
-        let start = data.len();
-        data.resize(start + pack::PREAMBLE_LEN, 0);
-        rand::rngs::OsRng.fill_bytes(&mut data[start..]);
+        let data = pack::start_pack(self.format.pack_format_prefix(), max + max / 8 + (1 << 20));
         Ok(OpenPack {
             blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
             data,
@@ -257,22 +253,12 @@ impl ContentManager {
     /// Appends padding, the encrypted local index and the postamble to pack contents.
     pub(super) fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
         let local_index = legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
-        let pad = pack::padding_len(out.len());
-        out.reserve(pad + local_index.len() + 128);
-        let start = out.len();
-        out.resize(start + pad, 0);
-        rand::rngs::OsRng.fill_bytes(&mut out[start..]);
-        let iv = self.format.hasher.hash(&local_index);
-        let offset = out.len();
-        self.format
-            .encryptor
-            .encrypt(&local_index, iv.as_bytes(), out);
-        let postamble = pack::Postamble {
-            local_index_iv: iv.as_bytes().to_vec(),
-            local_index_offset: offset as u32,
-            local_index_length: (out.len() - offset) as u32,
-        };
-        out.extend_from_slice(&postamble.to_bytes()?);
+        pack::finish_pack(
+            out,
+            &local_index,
+            &self.format.hasher,
+            &self.format.encryptor,
+        )?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! own index, from which lost index entries can be rebuilt (`index recover`).
 
 use kopr_format::index::{Index, IndexEntry};
-use kopr_format::pack::Postamble;
+use kopr_format::pack;
 
 use super::{poisoned, ContentManager};
 use crate::error::{RepoError, Result};
@@ -12,13 +12,8 @@ impl ContentManager {
     pub fn pack_local_index(&self, pack_blob_id: &str) -> Result<Vec<IndexEntry>> {
         let data = self.st.get_blob(pack_blob_id, 0, None)?;
         let bad = |why: String| RepoError::Invalid(format!("pack {pack_blob_id}: {why}"));
-        let post = Postamble::find(&data).ok_or_else(|| bad("no readable local index".into()))?;
-        let encrypted = post.local_index(&data).map_err(|e| bad(e.to_string()))?;
-        let mut plain = Vec::with_capacity(encrypted.len());
-        self.format
-            .encryptor
-            .decrypt(encrypted, &post.local_index_iv, &mut plain)
-            .map_err(|e| bad(format!("local index does not decrypt: {e}")))?;
+        let plain = pack::read_local_index(&data, &self.format.encryptor)
+            .map_err(|e| bad(e.to_string()))?;
         let index = Index::parse_with_v1_overhead(plain, self.format.encryptor.overhead() as u32)
             .map_err(|e| bad(e.to_string()))?;
         let mut out = Vec::with_capacity(index.len());
