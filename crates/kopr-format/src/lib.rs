@@ -13,6 +13,7 @@ pub mod gotime;
 pub mod hashing;
 pub mod hostile;
 pub mod index;
+pub mod labels;
 pub mod maintenance;
 pub mod maintenance_stats;
 pub mod manifest;

@@ -14,8 +14,6 @@ use crate::error::{FormatError, Result};
 
 /// Content id prefix of manifest contents.
 pub const MANIFEST_CONTENT_PREFIX: u8 = b'm';
-/// The label naming a manifest's type (`snapshot`, `policy`, …).
-pub const TYPE_LABEL: &str = "type";
 /// Random bytes in a manifest id (hex-encoded).
 pub const MANIFEST_ID_LEN: usize = 16;
 

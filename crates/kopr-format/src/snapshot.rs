@@ -16,7 +16,7 @@ pub const DIRECTORY_PREFIX: u8 = b'k';
 /// The `stream` of directory objects.
 pub const DIRECTORY_STREAM: &str = "kopia:directory";
 /// The manifest `type` label of snapshots.
-pub const SNAPSHOT_MANIFEST_TYPE: &str = "snapshot";
+pub const SNAPSHOT_MANIFEST_TYPE: &str = crate::labels::SNAPSHOT;
 
 /// Serde for Kopia's nanosecond timestamps written as Go times.
 pub mod utc_nanos {
@@ -309,16 +309,7 @@ impl fmt::Display for SourceInfo {
 impl SourceInfo {
     /// Manifest labels identifying this source.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        m.insert("type".to_string(), SNAPSHOT_MANIFEST_TYPE.to_string());
-        m.insert("hostname".to_string(), self.host.clone());
-        if !self.user_name.is_empty() {
-            m.insert("username".to_string(), self.user_name.clone());
-        }
-        if !self.path.is_empty() {
-            m.insert("path".to_string(), self.path.clone());
-        }
-        m
+        crate::labels::of_snapshot_source(self)
     }
 }
 

@@ -94,7 +94,7 @@ impl ManifestManager {
         labels: BTreeMap<String, String>,
         payload: &T,
     ) -> Result<String> {
-        if labels.get("type").is_none_or(|t| t.is_empty()) {
+        if kopr_format::labels::type_of(&labels).is_none_or(|t| t.is_empty()) {
             return Err(RepoError::Config("'type' label is required".into()));
         }
         let json = serde_json::to_string(payload).map_err(|e| RepoError::Invalid(e.to_string()))?;

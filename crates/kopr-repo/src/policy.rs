@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, Local, Months, TimeZone, Utc};
+use kopr_format::labels;
 use kopr_format::policy::{Policy, RetentionPolicy};
 use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
 
@@ -15,28 +16,7 @@ use crate::repository::Repository;
 
 /// Manifest labels of the policy of `si` (global when host is empty).
 pub fn labels_for(si: &SourceInfo) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert("type".to_string(), "policy".to_string());
-    let kind = if !si.path.is_empty() {
-        "path"
-    } else if !si.user_name.is_empty() {
-        "user"
-    } else if !si.host.is_empty() {
-        "host"
-    } else {
-        "global"
-    };
-    m.insert("policyType".to_string(), kind.to_string());
-    if kind != "global" {
-        m.insert("hostname".to_string(), si.host.clone());
-    }
-    if kind == "user" || kind == "path" {
-        m.insert("username".to_string(), si.user_name.clone());
-    }
-    if kind == "path" {
-        m.insert("path".to_string(), si.path.clone());
-    }
-    m
+    labels::of_policy_target(si)
 }
 
 /// The policy defined exactly for `si`, if any.
@@ -86,15 +66,11 @@ pub fn target_of(repo: &Repository, id: &str) -> Option<SourceInfo> {
 /// Every defined policy with its target.
 pub fn list(repo: &Repository) -> Result<Vec<(SourceInfo, String, Policy)>> {
     let mut out = Vec::new();
-    for e in repo.manifests().find(
-        repo.contents(),
-        &[("type".to_string(), "policy".to_string())].into(),
-    )? {
-        let si = SourceInfo {
-            host: e.labels.get("hostname").cloned().unwrap_or_default(),
-            user_name: e.labels.get("username").cloned().unwrap_or_default(),
-            path: e.labels.get("path").cloned().unwrap_or_default(),
-        };
+    for e in repo
+        .manifests()
+        .find(repo.contents(), &labels::of_type(labels::POLICY))?
+    {
+        let si = labels::source_of(&e.labels);
         if let Ok(p) = serde_json::from_str::<Policy>(e.data.get()) {
             out.push((si, e.id, p));
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{bail, Context as _, Result};
+use kopr_format::labels;
 use serde::Serialize;
 
 use super::{format_timestamp, go_json_indent, require_dangerous, Context, JsonList};
@@ -106,7 +107,7 @@ fn list(
             let others: Vec<String> = it
                 .labels
                 .iter()
-                .filter(|(k, _)| k.as_str() != "type")
+                .filter(|(k, _)| k.as_str() != labels::TYPE)
                 .map(|(k, v)| format!("{k}:{v}"))
                 .collect();
             writeln!(
@@ -115,7 +116,7 @@ fn list(
                 it.id,
                 length,
                 format_timestamp(it.modified),
-                it.labels.get("type").map_or("", String::as_str),
+                labels::type_of(&it.labels).unwrap_or(""),
                 others.join(" ")
             )?;
         }

@@ -562,12 +562,8 @@ fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSn
     let labels = crate::snapshot::snapshot_labels(None);
     let mut out = Vec::new();
     for e in repo.manifests().find_deleted(repo.contents(), &labels)? {
-        let source = format!(
-            "{}@{}:{}",
-            e.labels.get("username").map(String::as_str).unwrap_or(""),
-            e.labels.get("hostname").map(String::as_str).unwrap_or(""),
-            e.labels.get("path").map(String::as_str).unwrap_or("")
-        );
+        let si = kopr_format::labels::source_of(&e.labels);
+        let source = format!("{}@{}:{}", si.user_name, si.host, si.path);
         let when = |written: DateTime<Utc>| {
             let k = plan.marking_cycle(written)?;
             let k = k.max(plan.cycles.iter().position(|c| *c >= e.modified)?);

@@ -9,7 +9,7 @@ use crate::repository::Repository;
 
 /// Labels of the maintenance parameters manifest.
 pub fn manifest_labels() -> BTreeMap<String, String> {
-    [("type".to_string(), "maintenance".to_string())].into()
+    kopr_format::labels::of_type(kopr_format::labels::MAINTENANCE)
 }
 
 /// The stored parameters, or Kopia's defaults when none are stored.

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use kopr_format::snapshot::{SnapshotManifest, SourceInfo, SNAPSHOT_MANIFEST_TYPE};
+use kopr_format::labels;
+use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
 
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -44,13 +45,13 @@ pub fn load_snapshot(repo: &Repository, id: &str) -> Result<SnapshotManifest> {
 pub fn snapshot_labels(source: Option<&SourceInfo>) -> BTreeMap<String, String> {
     match source {
         Some(s) => s.labels(),
-        None => [("type".to_string(), SNAPSHOT_MANIFEST_TYPE.to_string())].into(),
+        None => labels::of_type(labels::SNAPSHOT),
     }
 }
 
 /// Whether a manifest's labels are a snapshot's.
 pub fn is_snapshot(labels: &BTreeMap<String, String>) -> bool {
-    labels.get("type").map(String::as_str) == Some(SNAPSHOT_MANIFEST_TYPE)
+    labels::type_of(labels) == Some(labels::SNAPSHOT)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub use delivery::{deliver, parse_message, send, send_test, send_to, Message};
 
 use std::collections::BTreeMap;
 
+use kopr_format::labels;
 use kopr_repo::Repository;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -277,24 +278,20 @@ const PROFILE_TYPE: &str = "notificationProfile";
 const TEMPLATE_TYPE: &str = "notificationTemplate";
 
 fn profile_labels(name: &str) -> BTreeMap<String, String> {
-    [
-        ("type".to_string(), PROFILE_TYPE.to_string()),
-        ("profile".to_string(), name.to_string()),
-    ]
-    .into()
+    let mut l = labels::of_type(PROFILE_TYPE);
+    l.insert("profile".to_string(), name.to_string());
+    l
 }
 
 fn template_labels(name: &str) -> BTreeMap<String, String> {
-    [
-        ("type".to_string(), TEMPLATE_TYPE.to_string()),
-        ("template".to_string(), name.to_string()),
-    ]
-    .into()
+    let mut l = labels::of_type(TEMPLATE_TYPE);
+    l.insert("template".to_string(), name.to_string());
+    l
 }
 
 /// Every profile, by name.
 pub fn list_profiles(repo: &Repository) -> Result<Vec<Profile>> {
-    let labels: BTreeMap<String, String> = [("type".to_string(), PROFILE_TYPE.to_string())].into();
+    let labels = labels::of_type(PROFILE_TYPE);
     let mut by_name: BTreeMap<String, Profile> = BTreeMap::new();
     for e in repo.manifests().find(repo.contents(), &labels)? {
         let p: Profile = serde_json::from_str(e.data.get()).map_err(|err| {
@@ -419,7 +416,7 @@ pub fn list_templates(repo: &Repository) -> Result<Vec<TemplateInfo>> {
             )
         })
         .collect();
-    let labels: BTreeMap<String, String> = [("type".to_string(), TEMPLATE_TYPE.to_string())].into();
+    let labels = labels::of_type(TEMPLATE_TYPE);
     for e in repo.manifests().find(repo.contents(), &labels)? {
         let name = e.labels.get("template").cloned().unwrap_or_default();
         out.insert(
