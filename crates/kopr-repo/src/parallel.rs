@@ -3,10 +3,10 @@
 //! condition holds.
 //!
 //! [`map`] takes a list of items and returns their results in order (the object writer's
-//! chunks, maintenance's pack rewrites); [`stream`] runs the jobs a producer on the calling
-//! thread sends while it goes on (the snapshot verify walk). The snapshot upload keeps its own
-//! pool (`snapshot::file_pool`: batches of small files, idle workers lent to large files), and
-//! so does the restore by pack (`snapshot::restore_batch`).
+//! chunks, maintenance's pack rewrites, the restore's reads of a batch); [`stream`] runs the
+//! jobs a producer on the calling thread sends while it goes on (the snapshot verify walk). The
+//! snapshot upload keeps its own pool (`snapshot::file_pool`: batches of small files, idle
+//! workers lent to large files).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

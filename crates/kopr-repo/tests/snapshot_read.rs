@@ -408,6 +408,89 @@ fn restore_temporaries(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Storage whose reads of data packs panic after `calm` of them succeeded.
+#[derive(Debug)]
+struct PanickingStorage {
+    inner: Arc<dyn BlobStorage>,
+    calm: std::sync::atomic::AtomicI64,
+}
+
+impl BlobStorage for PanickingStorage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
+        let left = self.calm.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if id.starts_with('p') && left <= 0 {
+            panic!("storage bug reading {id}");
+        }
+        self.inner.get_blob(id, offset, length)
+    }
+    fn get_metadata(&self, id: &str) -> kopr_blob::Result<kopr_blob::BlobMetadata> {
+        self.inner.get_metadata(id)
+    }
+    fn put_blob(
+        &self,
+        id: &str,
+        data: &[u8],
+        opts: &kopr_blob::PutOptions,
+    ) -> kopr_blob::Result<()> {
+        self.inner.put_blob(id, data, opts)
+    }
+    fn delete_blob(&self, id: &str) -> kopr_blob::Result<()> {
+        self.inner.delete_blob(id)
+    }
+    fn list_blobs(
+        &self,
+        prefix: &str,
+        cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
+    ) -> kopr_blob::Result<()> {
+        self.inner.list_blobs(prefix, cb)
+    }
+    fn display_name(&self) -> String {
+        self.inner.display_name()
+    }
+}
+
+/// A restore reader that panics fails the restore with an error naming the panic, and leaves
+/// no temporary file behind (the other readers' files are either whole or absent).
+#[test]
+fn a_panicking_restore_reader_is_an_error_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for f in 0..8u64 {
+        fs::write(src.join(format!("f{f}")), random_bytes(f, 3 << 20)).unwrap();
+    }
+    let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let m = snap(&repo, &src);
+    drop(repo);
+    let panicking = Arc::new(PanickingStorage {
+        inner: st,
+        calm: std::sync::atomic::AtomicI64::new(i64::MAX),
+    });
+    let repo = Repository::open(panicking.clone(), "pw", OpenOptions::default()).unwrap();
+    // Opening and reading the root directory pass; the second data read panics.
+    panicking.calm.store(1, std::sync::atomic::Ordering::SeqCst);
+    let dst = tmp.path().join("dst");
+    let err = restore(
+        &repo,
+        m.root_entry.as_ref().unwrap(),
+        &dst,
+        RestoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("restore reader panicked: storage bug reading p"),
+        "{err}"
+    );
+    assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
+    for f in 0..8u64 {
+        let p = dst.join(format!("f{f}"));
+        if p.exists() {
+            assert_eq!(fs::read(&p).unwrap(), random_bytes(f, 3 << 20), "f{f}");
+        }
+    }
+}
+
 #[test]
 fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     let tmp = tempfile::tempdir().unwrap();

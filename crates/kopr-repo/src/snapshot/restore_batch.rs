@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use kopr_format::compression;
@@ -142,7 +142,6 @@ pub(super) fn restore_files(
         repo,
         opts,
         plan: &plan,
-        next: AtomicUsize::new(0),
         failed,
         first_error: Mutex::new(None),
         skipped: Mutex::new(Vec::new()),
@@ -151,11 +150,14 @@ pub(super) fn restore_files(
         in_flight: Mutex::new(0),
         room: Condvar::new(),
     };
-    let readers = READERS.min(jobs.len());
-    std::thread::scope(|s| {
-        for _ in 0..readers {
-            s.spawn(|| run.reader(&jobs));
-        }
+    // A job's error is recorded by `Run::fail`, which also stops the walk and the other
+    // batches; `map` then starts no further job, and turns a panic into an error.
+    let stop = || failed.load(Ordering::Relaxed);
+    let outcome = crate::parallel::map("restore reader", READERS, &jobs, &stop, |job| {
+        run.job(job).map_err(|err| {
+            run.fail(err);
+            RepoError::Canceled
+        })
     });
     // Files that did not finish (after an error) leave no temporary behind.
     for t in &plan.targets {
@@ -168,6 +170,14 @@ pub(super) fn restore_files(
     }
     if let Some(e) = run.first_error.into_inner().ok().flatten() {
         return Err(e);
+    }
+    match outcome {
+        // Stopped because the walk or another batch failed: that one reports it.
+        Ok(_) | Err(RepoError::Canceled) => {}
+        Err(e) => {
+            failed.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
     }
     result.files += run.files.into_inner();
     result.bytes += run.bytes.into_inner();
@@ -182,7 +192,6 @@ struct Run<'a> {
     repo: &'a Repository,
     opts: RestoreOptions,
     plan: &'a Plan,
-    next: AtomicUsize,
     failed: &'a AtomicBool,
     first_error: Mutex<Option<RepoError>>,
     skipped: Mutex<Vec<(PathBuf, RepoError)>>,
@@ -194,23 +203,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn reader(&self, jobs: &[Job]) {
-        loop {
-            if self.failed.load(Ordering::Relaxed) {
-                return;
-            }
-            let Some(job) = jobs.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
-                return;
-            };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
-                Job::File(i) => self.plain_file(*i),
-                Job::Range(i) => self.fetch(&self.plan.ranges[*i]),
-                Job::Cached(p) => self.cached(*p),
-            }))
-            .unwrap_or_else(|_| Err(RepoError::Invalid("restore worker panicked".into())));
-            if let Err(err) = r {
-                self.fail(err);
-            }
+    fn job(&self, job: &Job) -> Result<()> {
+        match job {
+            Job::File(i) => self.plain_file(*i),
+            Job::Range(i) => self.fetch(&self.plan.ranges[*i]),
+            Job::Cached(p) => self.cached(*p),
         }
     }
 
