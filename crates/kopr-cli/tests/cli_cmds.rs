@@ -321,13 +321,14 @@ fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
         e.k.cfg().to_str().unwrap(),
     ]);
     assert!(one_error_line(&o).contains("must specify either --all or --sources"));
-    let log = dst.ok_stderr(&[
+    let migrate_all = [
         "snapshot",
         "migrate",
         "--source-config",
         e.k.cfg().to_str().unwrap(),
         "--all",
-    ]);
+    ];
+    let log = dst.ok_stderr(&migrate_all);
     assert_eq!(log.matches("migrating snapshot of").count(), 2, "{log}");
     assert!(log.contains("migrating policy for"), "{log}");
     assert!(log.ends_with("Migration finished.\n"), "{log}");
@@ -358,13 +359,7 @@ fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
     );
 
     // Running it again migrates nothing.
-    let log = dst.ok_stderr(&[
-        "snapshot",
-        "migrate",
-        "--source-config",
-        e.k.cfg().to_str().unwrap(),
-        "--all",
-    ]);
+    let log = dst.ok_stderr(&migrate_all);
     assert_eq!(log.matches("already migrated").count(), 2, "{log}");
     assert!(log.contains("policy already set for"), "{log}");
     assert_eq!(dst.ok(&["snapshot", "ls", "--all", "--json"]), out);
