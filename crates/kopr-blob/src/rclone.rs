@@ -221,86 +221,13 @@ impl RcloneStorage {
         let mut pw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut pw);
         let password = hex::encode(pw);
-        let mut cmd = Command::new(exe);
-        cmd.args(["serve", "webdav", &opts.remote_path])
-            .args(["--addr", "127.0.0.1:0", "--vfs-write-back=0s"])
-            .args(&opts.rclone_args)
-            .args(config_dir.iter().flat_map(|d| {
-                [
-                    OsString::from("--config"),
-                    d.path().join("rclone.conf").into(),
-                ]
-            }))
-            .env("RCLONE_USER", "kopr")
-            .env("RCLONE_PASS", &password)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for kv in &opts.rclone_env {
-            let Some((k, v)) = kv.split_once('=') else {
-                return Err(BlobError::Other(format!(
-                    "invalid --rclone-env {kv:?}: expected KEY=value"
-                )));
-            };
-            cmd.env(k, v);
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-        }
+        let mut cmd = serve_command(&opts, exe, config_dir.as_ref(), &password)?;
         let mut child = cmd.spawn().map_err(|e| {
             BlobError::Other(format!(
                 "cannot run rclone ({exe}): {e}: install rclone or give its path with --rclone-exe"
             ))
         })?;
-        let Some(stderr) = child.stderr.take() else {
-            let _ = child.kill();
-            return Err(BlobError::Other("rclone's output is not readable".into()));
-        };
-        let (tx, rx) = mpsc::channel::<std::result::Result<String, String>>();
-        std::thread::spawn(move || {
-            let mut last = String::new();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(url) = served_url(&line) {
-                        let _ = tx.send(Ok(url));
-                        sent = true;
-                    } else if !line.trim().is_empty() {
-                        last = line;
-                    }
-                }
-            }
-            if !sent {
-                let _ = tx.send(Err(last));
-            }
-        });
-        let url = match rx.recv_timeout(startup) {
-            Ok(Ok(url)) => url,
-            Ok(Err(last)) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(BlobError::Other(format!(
-                    "rclone serve webdav failed to start: {}",
-                    without_log_time(&last)
-                )));
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(BlobError::Other(format!(
-                    "rclone serve webdav did not start within {startup:?} (--rclone-startup-timeout)"
-                )));
-            }
-        };
+        let url = served_url_of(&mut child, startup)?;
         let inner = WebDavStorage::open(
             WebDavOptions {
                 url,
@@ -326,6 +253,97 @@ impl RcloneStorage {
             child: Mutex::new(Some(child)),
             _config_dir: config_dir,
         })
+    }
+}
+
+/// The `rclone serve webdav` command serving `opts`' remote on a loopback port with
+/// `password`, killed with kopr on Linux.
+fn serve_command(
+    opts: &RcloneOptions,
+    exe: &str,
+    config_dir: Option<&tempfile::TempDir>,
+    password: &str,
+) -> Result<Command> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "webdav", &opts.remote_path])
+        .args(["--addr", "127.0.0.1:0", "--vfs-write-back=0s"])
+        .args(&opts.rclone_args)
+        .args(config_dir.iter().flat_map(|d| {
+            [
+                OsString::from("--config"),
+                d.path().join("rclone.conf").into(),
+            ]
+        }))
+        .env("RCLONE_USER", "kopr")
+        .env("RCLONE_PASS", password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for kv in &opts.rclone_env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(BlobError::Other(format!(
+                "invalid --rclone-env {kv:?}: expected KEY=value"
+            )));
+        };
+        cmd.env(k, v);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    Ok(cmd)
+}
+
+/// Waits up to `startup` for the URL rclone prints once it serves; on failure the child is
+/// killed and the error carries rclone's last line.
+fn served_url_of(child: &mut Child, startup: Duration) -> Result<String> {
+    let Some(stderr) = child.stderr.take() else {
+        let _ = child.kill();
+        return Err(BlobError::Other("rclone's output is not readable".into()));
+    };
+    let (tx, rx) = mpsc::channel::<std::result::Result<String, String>>();
+    std::thread::spawn(move || {
+        let mut last = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(url) = served_url(&line) {
+                    let _ = tx.send(Ok(url));
+                    sent = true;
+                } else if !line.trim().is_empty() {
+                    last = line;
+                }
+            }
+        }
+        if !sent {
+            let _ = tx.send(Err(last));
+        }
+    });
+    match rx.recv_timeout(startup) {
+        Ok(Ok(url)) => Ok(url),
+        Ok(Err(last)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(BlobError::Other(format!(
+                "rclone serve webdav failed to start: {}",
+                without_log_time(&last)
+            )))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(BlobError::Other(format!(
+                "rclone serve webdav did not start within {startup:?} (--rclone-startup-timeout)"
+            )))
+        }
     }
 }
 

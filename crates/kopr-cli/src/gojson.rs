@@ -4,137 +4,57 @@
 
 use serde_json::Value;
 
-/// Kopia's field order of each storage kind's options (fields not listed follow, by name).
-// A lookup table only: one arm per storage kind.
+/// Kopia's field order of each storage kind's options (fields not listed follow, by name):
+/// data only, one row per storage kind, the fields of its Go struct in order.
+#[rustfmt::skip]
+const FIELD_ORDER: &[(&str, &[&str])] = &[
+    ("filesystem", &[
+        "path", "fileMode", "dirMode", "uid", "gid", "dirShards", "listParallelism",
+    ]),
+    ("s3", &[
+        "bucket", "prefix", "endpoint", "doNotUseTLS", "doNotVerifyTLS", "rootCA", "accessKeyID",
+        "secretAccessKey", "sessionToken", "webIdentityToken", "webIdentityTokenFile", "roleARN",
+        "sessionName", "duration", "roleEndpoint", "roleRegion", "region", "pointInTime",
+    ]),
+    ("azure", &[
+        "container", "prefix", "storageAccount", "storageKey", "sasToken", "TenantID", "ClientID",
+        "ClientSecret", "clientCertificate", "azureFederatedTokenFile", "storageDomain",
+        "doNotUseTLS", "readsPerSecond", "writesPerSecond", "listsPerSecond",
+        "maxUploadSpeedBytesPerSecond", "maxDownloadSpeedBytesPerSecond", "concurrentReads",
+        "concurrentWrites", "pointInTime",
+    ]),
+    ("gcs", &[
+        "bucket", "prefix", "credentialsFile", "credentials", "readOnly", "readsPerSecond",
+        "writesPerSecond", "listsPerSecond", "maxUploadSpeedBytesPerSecond",
+        "maxDownloadSpeedBytesPerSecond", "concurrentReads", "concurrentWrites", "pointInTime",
+    ]),
+    ("webdav", &[
+        "url", "username", "password", "trustedServerCertificateFingerprint", "atomicWrites",
+        "dirShards", "listParallelism", "readsPerSecond", "writesPerSecond", "listsPerSecond",
+        "maxUploadSpeedBytesPerSecond", "maxDownloadSpeedBytesPerSecond", "concurrentReads",
+        "concurrentWrites",
+    ]),
+    ("sftp", &[
+        "path", "host", "port", "username", "password", "keyfile", "keyData", "knownHostsFile",
+        "knownHostsData", "externalSSH", "sshCommand", "sshArguments", "dirShards",
+        "listParallelism", "readsPerSecond", "writesPerSecond", "listsPerSecond",
+        "maxUploadSpeedBytesPerSecond", "maxDownloadSpeedBytesPerSecond", "concurrentReads",
+        "concurrentWrites",
+    ]),
+    ("rclone", &[
+        "remotePath", "rcloneExe", "rcloneArgs", "rcloneEnv", "startupTimeout", "debug",
+        "noWaitForTransfers", "embeddedConfig", "atomicWrites", "dirShards", "listParallelism",
+        "readsPerSecond", "writesPerSecond", "listsPerSecond", "maxUploadSpeedBytesPerSecond",
+        "maxDownloadSpeedBytesPerSecond", "concurrentReads", "concurrentWrites",
+    ]),
+];
+
+/// The field order of storage `kind` (empty for a kind not in [`FIELD_ORDER`]).
 fn field_order(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "filesystem" => &[
-            "path",
-            "fileMode",
-            "dirMode",
-            "uid",
-            "gid",
-            "dirShards",
-            "listParallelism",
-        ],
-        "s3" => &[
-            "bucket",
-            "prefix",
-            "endpoint",
-            "doNotUseTLS",
-            "doNotVerifyTLS",
-            "rootCA",
-            "accessKeyID",
-            "secretAccessKey",
-            "sessionToken",
-            "webIdentityToken",
-            "webIdentityTokenFile",
-            "roleARN",
-            "sessionName",
-            "duration",
-            "roleEndpoint",
-            "roleRegion",
-            "region",
-            "pointInTime",
-        ],
-        "azure" => &[
-            "container",
-            "prefix",
-            "storageAccount",
-            "storageKey",
-            "sasToken",
-            "TenantID",
-            "ClientID",
-            "ClientSecret",
-            "clientCertificate",
-            "azureFederatedTokenFile",
-            "storageDomain",
-            "doNotUseTLS",
-            "readsPerSecond",
-            "writesPerSecond",
-            "listsPerSecond",
-            "maxUploadSpeedBytesPerSecond",
-            "maxDownloadSpeedBytesPerSecond",
-            "concurrentReads",
-            "concurrentWrites",
-            "pointInTime",
-        ],
-        "gcs" => &[
-            "bucket",
-            "prefix",
-            "credentialsFile",
-            "credentials",
-            "readOnly",
-            "readsPerSecond",
-            "writesPerSecond",
-            "listsPerSecond",
-            "maxUploadSpeedBytesPerSecond",
-            "maxDownloadSpeedBytesPerSecond",
-            "concurrentReads",
-            "concurrentWrites",
-            "pointInTime",
-        ],
-        "webdav" => &[
-            "url",
-            "username",
-            "password",
-            "trustedServerCertificateFingerprint",
-            "atomicWrites",
-            "dirShards",
-            "listParallelism",
-            "readsPerSecond",
-            "writesPerSecond",
-            "listsPerSecond",
-            "maxUploadSpeedBytesPerSecond",
-            "maxDownloadSpeedBytesPerSecond",
-            "concurrentReads",
-            "concurrentWrites",
-        ],
-        "sftp" => &[
-            "path",
-            "host",
-            "port",
-            "username",
-            "password",
-            "keyfile",
-            "keyData",
-            "knownHostsFile",
-            "knownHostsData",
-            "externalSSH",
-            "sshCommand",
-            "sshArguments",
-            "dirShards",
-            "listParallelism",
-            "readsPerSecond",
-            "writesPerSecond",
-            "listsPerSecond",
-            "maxUploadSpeedBytesPerSecond",
-            "maxDownloadSpeedBytesPerSecond",
-            "concurrentReads",
-            "concurrentWrites",
-        ],
-        "rclone" => &[
-            "remotePath",
-            "rcloneExe",
-            "rcloneArgs",
-            "rcloneEnv",
-            "startupTimeout",
-            "debug",
-            "noWaitForTransfers",
-            "embeddedConfig",
-            "atomicWrites",
-            "dirShards",
-            "listParallelism",
-            "readsPerSecond",
-            "writesPerSecond",
-            "listsPerSecond",
-            "maxUploadSpeedBytesPerSecond",
-            "maxDownloadSpeedBytesPerSecond",
-            "concurrentReads",
-            "concurrentWrites",
-        ],
-        _ => &[],
-    }
+    FIELD_ORDER
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[], |(_, fields)| fields)
 }
 
 /// A storage config as Kopia prints it: Kopia's field order and, for the filesystem, the

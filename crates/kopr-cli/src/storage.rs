@@ -282,96 +282,85 @@ pub fn sftp_config(opts: &SftpOptions) -> Result<StorageConfig> {
 }
 
 /// Opens the storage a config describes; `create` makes a missing filesystem directory.
+/// Network storage retries transient failures.
 pub fn open_or_create(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobStorage>> {
-    match cfg.kind.as_str() {
-        "filesystem" => {
-            let Some(path) = cfg.config.get("path").and_then(|p| p.as_str()) else {
-                bail!("invalid filesystem storage config: no path");
-            };
-            let st = if create {
-                FilesystemStorage::create(path)
-            } else {
-                FilesystemStorage::open(path)
-            }
-            .with_context(|| format!("cannot open filesystem storage at {path}"))?;
-            Ok(Arc::new(st))
-        }
-        "s3" => {
-            let st = open_s3(s3_options_of(cfg)?)?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
-        }
+    let st: Arc<dyn BlobStorage> = match cfg.kind.as_str() {
+        "filesystem" => return open_filesystem(cfg, create),
+        "s3" => Arc::new(open_s3(s3_options_of(cfg)?)?),
         "azure" => {
             let opts: AzureOptions = serde_json::from_value(cfg.config.clone())
                 .context("invalid azure storage config")?;
             let url = format!("azure://{}/{}", opts.container, opts.prefix);
-            let st = AzureStorage::connect(opts)
-                .with_context(|| format!("cannot open Azure storage {url}"))?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
+            Arc::new(
+                AzureStorage::connect(opts)
+                    .with_context(|| format!("cannot open Azure storage {url}"))?,
+            )
         }
         "gcs" => {
             let opts: GcsOptions =
                 serde_json::from_value(cfg.config.clone()).context("invalid gcs storage config")?;
             let url = format!("gs://{}/{}", opts.bucket, opts.prefix);
-            let st = GcsStorage::connect(opts)
-                .with_context(|| format!("cannot open GCS storage {url}"))?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
+            Arc::new(
+                GcsStorage::connect(opts)
+                    .with_context(|| format!("cannot open GCS storage {url}"))?,
+            )
         }
         "rclone" => {
             let opts: RcloneOptions = serde_json::from_value(cfg.config.clone())
                 .context("invalid rclone storage config")?;
             let remote = opts.remote_path.clone();
-            let st = RcloneStorage::start(opts, create)
-                .with_context(|| format!("cannot open rclone storage {remote}"))?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
+            Arc::new(
+                RcloneStorage::start(opts, create)
+                    .with_context(|| format!("cannot open rclone storage {remote}"))?,
+            )
         }
         "webdav" => {
             let opts: WebDavOptions = serde_json::from_value(cfg.config.clone())
                 .context("invalid webdav storage config")?;
             let url = opts.url.clone();
-            let st = WebDavStorage::open(opts, create)
-                .with_context(|| format!("cannot open WebDAV storage {url}"))?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
+            Arc::new(
+                WebDavStorage::open(opts, create)
+                    .with_context(|| format!("cannot open WebDAV storage {url}"))?,
+            )
         }
-        "sftp" => {
-            let opts: SftpOptions = serde_json::from_value(cfg.config.clone())
-                .context("invalid sftp storage config")?;
-            let url = format!(
-                "sftp://{}@{}:{}/{}",
-                opts.username,
-                opts.host,
-                opts.port,
-                opts.path.trim_start_matches('/')
-            );
-            let st = SftpStorage::open(opts, create)
-                .with_context(|| format!("cannot open SFTP storage {url}"))?;
-            Ok(Arc::new(RetryingStorage::new(
-                Arc::new(st),
-                S3_ATTEMPTS,
-                S3_FIRST_RETRY_DELAY,
-            )))
-        }
+        "sftp" => open_sftp(cfg, create)?,
         other => bail!("unsupported storage type: {other}"),
+    };
+    Ok(Arc::new(RetryingStorage::new(
+        st,
+        S3_ATTEMPTS,
+        S3_FIRST_RETRY_DELAY,
+    )))
+}
+
+/// A filesystem storage (no retries: its failures are not transient).
+fn open_filesystem(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobStorage>> {
+    let Some(path) = cfg.config.get("path").and_then(|p| p.as_str()) else {
+        bail!("invalid filesystem storage config: no path");
+    };
+    let st = if create {
+        FilesystemStorage::create(path)
+    } else {
+        FilesystemStorage::open(path)
     }
+    .with_context(|| format!("cannot open filesystem storage at {path}"))?;
+    Ok(Arc::new(st))
+}
+
+/// An SFTP storage, named `sftp://user@host:port/path` in errors.
+fn open_sftp(cfg: &StorageConfig, create: bool) -> Result<Arc<dyn BlobStorage>> {
+    let opts: SftpOptions =
+        serde_json::from_value(cfg.config.clone()).context("invalid sftp storage config")?;
+    let url = format!(
+        "sftp://{}@{}:{}/{}",
+        opts.username,
+        opts.host,
+        opts.port,
+        opts.path.trim_start_matches('/')
+    );
+    let st = SftpStorage::open(opts, create)
+        .with_context(|| format!("cannot open SFTP storage {url}"))?;
+    Ok(Arc::new(st))
 }
 
 /// Opens existing storage (behind the crash-test hooks when their variables are set).

@@ -150,84 +150,76 @@ impl Env {
     fn args(&self, verb: &str, container: &str, secret: &str) -> Vec<String> {
         let mut a: Vec<String> = vec!["repository".into(), verb.into()];
         match self.kind {
-            Kind::Azure => a.extend([
-                "azure".into(),
-                format!(
-                    "--container={}",
-                    if container.is_empty() {
-                        "kopr"
-                    } else {
-                        container
-                    }
-                ),
-                "--prefix=r/".into(),
-                format!("--storage-account={AZURITE_ACCOUNT}"),
-                format!(
-                    "--storage-key={}",
-                    if secret.is_empty() {
-                        AZURITE_KEY
-                    } else {
-                        secret
-                    }
-                ),
-            ]),
+            Kind::Azure => a.extend(azure_flags(container, secret)),
             Kind::Gcs => a.extend(["gcs".into(), "--bucket=kopr".into(), "--prefix=r/".into()]),
-            Kind::Rclone => {
-                let exe = rclone_exe();
-                let pass = Command::new(&exe)
-                    .args(["obscure", WEBDAV_PASSWORD])
-                    .output()
-                    .unwrap();
-                let pass = String::from_utf8(pass.stdout).unwrap();
-                a.extend([
-                    "rclone".into(),
-                    format!(
-                        "--remote-path=:webdav,url='{}',user={WEBDAV_USER},pass={}:r",
-                        self.url,
-                        pass.trim()
-                    ),
-                    format!("--rclone-exe={exe}"),
-                    // rclone's own waits for its remote kept short, as KOPR_S3_TIMEOUT_SECS
-                    // keeps kopr's
-                    "--rclone-args=--config=/dev/null".into(),
-                    "--rclone-args=--contimeout=2s".into(),
-                    "--rclone-args=--timeout=2s".into(),
-                    "--rclone-args=--low-level-retries=2".into(),
-                ]);
-            }
-            Kind::Sftp => {
-                a.extend([
-                    "sftp".into(),
-                    format!("--path={}", self.srv.data().join("r").display()),
-                    "--host=127.0.0.1".into(),
-                    format!("--port={}", self.sftp_port()),
-                    format!("--username={}", self.srv.ssh_user()),
-                    format!("--known-hosts={}", self.path("known_hosts").display()),
-                ]);
-                a.push(if secret.is_empty() {
-                    format!("--keyfile={}", self.srv.ssh_key().display())
-                } else {
-                    format!("--sftp-password={secret}")
-                });
-            }
-            Kind::WebDav => a.extend([
-                "webdav".into(),
-                format!("--url={}/r", self.url),
-                format!("--webdav-username={WEBDAV_USER}"),
-                format!(
-                    "--webdav-password={}",
-                    if secret.is_empty() {
-                        WEBDAV_PASSWORD
-                    } else {
-                        secret
-                    }
-                ),
-            ]),
+            Kind::Rclone => a.extend(self.rclone_flags()),
+            Kind::Sftp => a.extend(self.sftp_flags(secret)),
+            Kind::WebDav => a.extend(self.webdav_flags(secret)),
         }
         if verb == "create" {
             a.push("--format-block-key-derivation-algorithm=testing-only-insecure".into());
         }
         a
+    }
+
+    /// rclone serving the WebDAV server as its remote.
+    fn rclone_flags(&self) -> Vec<String> {
+        let exe = rclone_exe();
+        let pass = Command::new(&exe)
+            .args(["obscure", WEBDAV_PASSWORD])
+            .output()
+            .unwrap();
+        let pass = String::from_utf8(pass.stdout).unwrap();
+        vec![
+            "rclone".into(),
+            format!(
+                "--remote-path=:webdav,url='{}',user={WEBDAV_USER},pass={}:r",
+                self.url,
+                pass.trim()
+            ),
+            format!("--rclone-exe={exe}"),
+            // rclone's own waits for its remote kept short, as KOPR_S3_TIMEOUT_SECS
+            // keeps kopr's
+            "--rclone-args=--config=/dev/null".into(),
+            "--rclone-args=--contimeout=2s".into(),
+            "--rclone-args=--timeout=2s".into(),
+            "--rclone-args=--low-level-retries=2".into(),
+        ]
+    }
+
+    /// The SFTP server, with the key or, when `secret` is given, that password.
+    fn sftp_flags(&self, secret: &str) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "sftp".into(),
+            format!("--path={}", self.srv.data().join("r").display()),
+            "--host=127.0.0.1".into(),
+            format!("--port={}", self.sftp_port()),
+            format!("--username={}", self.srv.ssh_user()),
+            format!("--known-hosts={}", self.path("known_hosts").display()),
+        ];
+        a.push(if secret.is_empty() {
+            format!("--keyfile={}", self.srv.ssh_key().display())
+        } else {
+            format!("--sftp-password={secret}")
+        });
+        a
+    }
+
+    /// The WebDAV server, with its password or `secret`.
+    fn webdav_flags(&self, secret: &str) -> Vec<String> {
+        vec![
+            "webdav".into(),
+            format!("--url={}/r", self.url),
+            format!("--webdav-username={WEBDAV_USER}"),
+            format!(
+                "--webdav-password={}",
+                if secret.is_empty() {
+                    WEBDAV_PASSWORD
+                } else {
+                    secret
+                }
+            ),
+        ]
     }
 
     fn cmd(&self, args: &[String]) -> Command {
@@ -262,6 +254,31 @@ impl Env {
     fn cfg_exists(&self) -> bool {
         self.path("cfg/repository.config").exists()
     }
+}
+
+/// Azurite's account in `container` (`kopr` when empty), with its key or `secret`.
+fn azure_flags(container: &str, secret: &str) -> Vec<String> {
+    vec![
+        "azure".into(),
+        format!(
+            "--container={}",
+            if container.is_empty() {
+                "kopr"
+            } else {
+                container
+            }
+        ),
+        "--prefix=r/".into(),
+        format!("--storage-account={AZURITE_ACCOUNT}"),
+        format!(
+            "--storage-key={}",
+            if secret.is_empty() {
+                AZURITE_KEY
+            } else {
+                secret
+            }
+        ),
+    ]
 }
 
 fn rclone_exe() -> String {
@@ -300,28 +317,7 @@ fn errors(kind: Kind) {
     let Some(mut env) = Env::new(kind) else {
         return;
     };
-    // rejected credentials (GCS: gcs_errors_and_embedded_credentials and the blob tests, the
-    // emulator does not authenticate)
-    if kind != Kind::Gcs && kind != Kind::Rclone {
-        // rejected credentials
-        let bad = match kind {
-            Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
-            Kind::WebDav | Kind::Sftp => "wrong-password",
-            Kind::Gcs | Kind::Rclone => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
-        };
-        let e = one_error_line(&env.run(&env.args("create", "", bad)));
-        let fix = match kind {
-            Kind::Azure => "--storage-key",
-            Kind::WebDav => "--webdav-password",
-            Kind::Sftp => "--sftp-password",
-            Kind::Gcs | Kind::Rclone => unreachable!(),
-        };
-        assert!(
-            e.contains("rejected the credentials") && e.contains(fix),
-            "{e}"
-        );
-        assert!(!env.cfg_exists());
-    }
+    rejected_credentials(&env, kind);
     // a missing container (Azure only: a WebDAV create makes its directory)
     if kind == Kind::Azure {
         let e = one_error_line(&env.run(&env.args("create", "nosuch", "")));
@@ -330,11 +326,7 @@ fn errors(kind: Kind) {
     }
     // an unreachable endpoint: prompt and clear
     let good = env.url.clone();
-    env.url = match kind {
-        Kind::Azure => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", free_port()),
-        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{}", free_port()),
-        Kind::Sftp => format!("127.0.0.1:{}", free_port()),
-    };
+    env.url = endpoint_url(kind, free_port());
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
     let service = match kind {
@@ -356,11 +348,7 @@ fn errors(kind: Kind) {
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     // an endpoint that accepts and never answers: bounded by the time limits
     let (_listener, port) = silent();
-    env.url = match kind {
-        Kind::Azure => format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
-        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{port}"),
-        Kind::Sftp => format!("127.0.0.1:{port}"),
-    };
+    env.url = endpoint_url(kind, port);
     let t = Instant::now();
     let e = one_error_line(&env.run(&env.args("connect", "", "")));
     if kind == Kind::Rclone {
@@ -382,6 +370,41 @@ fn errors(kind: Kind) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The endpoint of a `kind` server on loopback `port`.
+fn endpoint_url(kind: Kind, port: u16) -> String {
+    match kind {
+        Kind::Azure => format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
+        Kind::WebDav | Kind::Gcs | Kind::Rclone => format!("http://127.0.0.1:{port}"),
+        Kind::Sftp => format!("127.0.0.1:{port}"),
+    }
+}
+
+/// Rejected credentials: one line naming the flag to fix, no connection saved (GCS:
+/// gcs_errors_and_embedded_credentials and the blob tests, the emulator does not
+/// authenticate).
+fn rejected_credentials(env: &Env, kind: Kind) {
+    if kind != Kind::Gcs && kind != Kind::Rclone {
+        // rejected credentials
+        let bad = match kind {
+            Kind::Azure => "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
+            Kind::WebDav | Kind::Sftp => "wrong-password",
+            Kind::Gcs | Kind::Rclone => unreachable!("GCS: gcs_errors_and_embedded_credentials"),
+        };
+        let e = one_error_line(&env.run(&env.args("create", "", bad)));
+        let fix = match kind {
+            Kind::Azure => "--storage-key",
+            Kind::WebDav => "--webdav-password",
+            Kind::Sftp => "--sftp-password",
+            Kind::Gcs | Kind::Rclone => unreachable!(),
+        };
+        assert!(
+            e.contains("rejected the credentials") && e.contains(fix),
+            "{e}"
+        );
+        assert!(!env.cfg_exists());
+    }
 }
 
 #[test]

@@ -46,6 +46,12 @@ impl Case {
         self.tmp.path().join(name)
     }
 
+    /// The connection's config file, parsed.
+    fn stored_config(&self) -> serde_json::Value {
+        let cfg = std::fs::read_to_string(self.path("cfg/repository.config")).unwrap();
+        serde_json::from_str(&cfg).unwrap()
+    }
+
     /// Runs, requires success, returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         self.ok_both(args).0
@@ -291,8 +297,7 @@ fn life_cycle_on_azure() {
         "{status}"
     );
     assert!(!status.contains(AZURITE_KEY), "{status}");
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["type"], "azure", "{cfg}");
     assert_eq!(cfg["storage"]["config"]["container"], "suite");
     assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
@@ -344,8 +349,7 @@ fn life_cycle_on_webdav() {
     );
     let status = case.ok(&["repository", "status"]);
     assert!(!status.contains(WEBDAV_PASSWORD), "{status}");
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["type"], "webdav", "{cfg}");
     assert_eq!(cfg["storage"]["config"]["username"], WEBDAV_USER);
     // Kopia's sharded filesystem layout: the served directory opens as a filesystem repository.
@@ -481,8 +485,7 @@ fn life_cycle_on_gcs() {
     );
     assert!(!st.list_all("p").unwrap().is_empty());
     assert!(st.get_metadata("kopia.repository").is_ok());
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["type"], "gcs", "{cfg}");
     assert_eq!(cfg["storage"]["config"]["bucket"], "suite");
     assert_eq!(cfg["storage"]["config"]["prefix"], "repo/");
@@ -490,18 +493,9 @@ fn life_cycle_on_gcs() {
 
 #[test]
 fn life_cycle_on_rclone() {
-    let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
-    if !std::process::Command::new(&rclone)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        kopr_testkit::env::skip(
-            "life_cycle_on_rclone",
-            "rclone not found: set KOPR_RCLONE or install Debian's rclone",
-        );
+    let Some(rclone) = rclone_or_skip("life_cycle_on_rclone") else {
         return;
-    }
+    };
     let case = Case::new();
     // rclone's `local` remote: a directory, which then holds Kopia's filesystem layout.
     let remote = case.path("remote");
@@ -520,8 +514,7 @@ fn life_cycle_on_rclone() {
         ]),
     );
     assert!(remote.join("kopia.repository.f").is_file());
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["type"], "rclone", "{cfg}");
     assert_eq!(
         cfg["storage"]["config"]["remotePath"],
@@ -585,22 +578,7 @@ fn life_cycle_on_sftp() {
             "--format-block-key-derivation-algorithm=testing-only-insecure",
         ]),
     );
-    // Kopia's stored config; status masks the key.
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
-    assert_eq!(cfg["storage"]["type"], "sftp", "{cfg}");
-    let c = &cfg["storage"]["config"];
-    assert_eq!(c["host"], "127.0.0.1");
-    assert_eq!(c["port"], srv.port());
-    assert_eq!(c["path"], dir.to_str().unwrap());
-    assert!(
-        c["keyData"].as_str().unwrap().contains("PRIVATE KEY"),
-        "{c}"
-    );
-    assert_eq!(c["knownHostsData"], srv.known_hosts());
-    assert!(c.get("keyfile").is_none(), "{c}");
-    let status = case.ok(&["repository", "status"]);
-    assert!(!status.contains("PRIVATE KEY"), "{status}");
+    embedded_credentials_are_stored_and_masked(&case, &srv, &dir);
     // Kopia's sharded filesystem layout: the directory opens as a filesystem repository.
     assert!(dir.join("kopia.repository.f").is_file());
     let other = Case::new();
@@ -628,7 +606,29 @@ fn life_cycle_on_sftp() {
         known.to_str().unwrap(),
     ]);
     assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
-    // and through OpenSSH's client, as Kopia's --external
+    connects_through_openssh(&case, &srv, &path, &user, &known);
+}
+
+/// Kopia's stored config of an SFTP connection with embedded credentials; status masks the key.
+fn embedded_credentials_are_stored_and_masked(case: &Case, srv: &Server, dir: &Path) {
+    let cfg = case.stored_config();
+    assert_eq!(cfg["storage"]["type"], "sftp", "{cfg}");
+    let c = &cfg["storage"]["config"];
+    assert_eq!(c["host"], "127.0.0.1");
+    assert_eq!(c["port"], srv.port());
+    assert_eq!(c["path"], dir.to_str().unwrap());
+    assert!(
+        c["keyData"].as_str().unwrap().contains("PRIVATE KEY"),
+        "{c}"
+    );
+    assert_eq!(c["knownHostsData"], srv.known_hosts());
+    assert!(c.get("keyfile").is_none(), "{c}");
+    let status = case.ok(&["repository", "status"]);
+    assert!(!status.contains("PRIVATE KEY"), "{status}");
+}
+
+/// The repository connects through OpenSSH's client, as Kopia's --external.
+fn connects_through_openssh(case: &Case, srv: &Server, path: &str, user: &str, known: &Path) {
     case.ok(&["repository", "disconnect"]);
     let ssh_args = format!(
         "--ssh-args=-p {} -i {} -o UserKnownHostsFile={} -o BatchMode=yes",
@@ -640,23 +640,20 @@ fn life_cycle_on_sftp() {
         "repository",
         "connect",
         "sftp",
-        &path,
+        path,
         "--host=127.0.0.1",
-        &user,
+        user,
         "--external",
         &ssh_args,
     ]);
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["config"]["externalSSH"], true, "{cfg}");
     assert!(case.ok(&["snapshot", "ls"]).contains("files:11"));
 }
 
-/// `--embed-rclone-config`: the remote is defined only in the embedded config (an rclone
-/// `alias` of a local directory), which the connection stores (masked by `status`) and rclone
-/// reads from a private temporary file on every run.
-#[test]
-fn rclone_with_an_embedded_config() {
+/// The rclone binary (`KOPR_RCLONE`, else `rclone`), or `None` after a visible skip of `test`
+/// when it does not run.
+fn rclone_or_skip(test: &str) -> Option<String> {
     let rclone = std::env::var("KOPR_RCLONE").unwrap_or_else(|_| "rclone".into());
     if !std::process::Command::new(&rclone)
         .arg("version")
@@ -664,11 +661,22 @@ fn rclone_with_an_embedded_config() {
         .is_ok_and(|o| o.status.success())
     {
         kopr_testkit::env::skip(
-            "rclone_with_an_embedded_config",
+            test,
             "rclone not found: set KOPR_RCLONE or install Debian's rclone",
         );
-        return;
+        return None;
     }
+    Some(rclone)
+}
+
+/// `--embed-rclone-config`: the remote is defined only in the embedded config (an rclone
+/// `alias` of a local directory), which the connection stores (masked by `status`) and rclone
+/// reads from a private temporary file on every run.
+#[test]
+fn rclone_with_an_embedded_config() {
+    let Some(rclone) = rclone_or_skip("rclone_with_an_embedded_config") else {
+        return;
+    };
     let case = Case::new();
     let target = case.path("target");
     std::fs::create_dir_all(&target).unwrap();
@@ -698,8 +706,7 @@ fn rclone_with_an_embedded_config() {
     case.ok(&["snapshot", "restore", &id, out.to_str().unwrap()]);
     assert_same_tree(&src, &out);
     assert!(target.join("repo/kopia.repository.f").is_file());
-    let cfg = std::fs::read_to_string(case.path("cfg/repository.config")).unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let cfg = case.stored_config();
     assert_eq!(cfg["storage"]["config"]["embeddedConfig"], text.as_str());
     let status = case.ok(&["repository", "status"]);
     assert!(!status.contains("type = alias"), "{status}");

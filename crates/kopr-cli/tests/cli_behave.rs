@@ -2,7 +2,7 @@
 //! and full disks end commands quietly, snapshot errors set the exit code, retention follows
 //! each snapshot, and `snapshot ls` hides checkpoints. Restores are in `cli_behave_restore.rs`.
 
-use kopr_testkit::cli::{one_error_line, Kopr};
+use kopr_testkit::cli::{one_error_line, policy_row, Kopr};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -46,6 +46,23 @@ fn a_read_only_connection_changes_nothing_in_the_repository() {
         vec!["index", "recover", "--commit"],
     ];
     // Expiring needs a policy that expires something: set it through the writable connection.
+    keep_the_latest_only(&rw);
+    for args in &writing {
+        refused_without_a_change(&ro, &repo, args);
+    }
+    // Reading still works.
+    let listed = snapshot_ids(&ro, &["snapshot", "ls", "--all", "--json"]);
+    assert_eq!(listed, kept);
+    let before = tree_state(&repo);
+    ro.ok(&["snapshot", "verify"]);
+    ro.ok(&["content", "verify"]);
+    ro.ok(&["maintenance", "info"]);
+    ro.ok(&["snapshot", "expire", "--all"]);
+    assert_eq!(before, tree_state(&repo), "reading commands wrote");
+}
+
+/// The global policy keeps the latest snapshot only.
+fn keep_the_latest_only(rw: &Kopr) {
     rw.ok(&[
         "policy",
         "set",
@@ -63,39 +80,33 @@ fn a_read_only_connection_changes_nothing_in_the_repository() {
         "--keep-annual",
         "0",
     ]);
-    for args in &writing {
-        let before = tree_state(&repo);
-        let out = ro.run(args);
-        let after = tree_state(&repo);
-        assert_eq!(
-            before,
-            after,
-            "kopr {args:?} changed the repository: {}",
-            stderr(&out)
-        );
-        assert!(
-            !out.status.success(),
-            "kopr {args:?} succeeded: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        let line = one_error_line(&out);
-        assert!(
-            line.starts_with(
-                "ERROR: the repository connection is read-only (connected with --readonly); reconnect without --readonly"
-            ),
-            "kopr {args:?}: {line}"
-        );
-    }
-    // Reading still works.
-    let listed = snapshot_ids(&ro, &["snapshot", "ls", "--all", "--json"]);
-    assert_eq!(listed, kept);
-    let before = tree_state(&repo);
-    ro.ok(&["snapshot", "verify"]);
-    ro.ok(&["content", "verify"]);
-    ro.ok(&["maintenance", "info"]);
-    ro.ok(&["snapshot", "expire", "--all"]);
-    assert_eq!(before, tree_state(&repo), "reading commands wrote");
+}
+
+/// `kopr args` on the read-only connection fails with the read-only line and leaves every file
+/// of the repository as it was.
+fn refused_without_a_change(ro: &Kopr, repo: &Path, args: &[&str]) {
+    let before = tree_state(repo);
+    let out = ro.run(args);
+    let after = tree_state(repo);
+    assert_eq!(
+        before,
+        after,
+        "kopr {args:?} changed the repository: {}",
+        stderr(&out)
+    );
+    assert!(
+        !out.status.success(),
+        "kopr {args:?} succeeded: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let line = one_error_line(&out);
+    assert!(
+        line.starts_with(
+            "ERROR: the repository connection is read-only (connected with --readonly); reconnect without --readonly"
+        ),
+        "kopr {args:?}: {line}"
+    );
 }
 
 /// Every command that prints, with the repository of [`repo_with_snapshots`].
@@ -205,20 +216,7 @@ fn unreadable_entries_fail_the_snapshot_unless_the_policy_ignores_them() {
     open_to_all(tmp.path());
     let cfg = tmp.path().join("repository.config");
     let k = kopr(&cfg);
-    let src = tmp.path().join("data");
-    std::fs::create_dir_all(src.join("locked")).unwrap();
-    std::fs::write(src.join("ok.txt"), b"fine").unwrap();
-    std::fs::write(src.join("secret.txt"), b"no").unwrap();
-    std::fs::write(src.join("locked/inner.txt"), b"no").unwrap();
-    for p in [tmp.path().to_path_buf(), src.clone()] {
-        open_to_all(&p);
-    }
-    std::fs::set_permissions(
-        src.join("secret.txt"),
-        std::fs::Permissions::from_mode(0o000),
-    )
-    .unwrap();
-    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let src = unreadable_tree(tmp.path());
     let repo = tmp.path().join("repo");
     let run = |args: &[&str]| unprivileged(&k, tmp.path(), args);
     let ok = |args: &[&str]| {
@@ -237,21 +235,7 @@ fn unreadable_entries_fail_the_snapshot_unless_the_policy_ignores_them() {
     ]);
     let s = src.to_str().unwrap();
 
-    let out = run(&["snapshot", "create", s]);
-    let line = one_error_line(&out);
-    assert!(
-        line.starts_with("ERROR: Found 2 fatal error(s) while snapshotting ")
-            && line.ends_with(&format!(":{s}.")),
-        "{line}"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("error: secret.txt: ") && err.contains("error: locked: "),
-        "{err}"
-    );
-    // The snapshot is kept, with its errors.
-    let listed = ok(&["snapshot", "ls", s]);
-    assert!(listed.contains(" errors:2"), "{listed}");
+    both_errors_fail_the_snapshot(&run, s);
 
     ok(&["policy", "set", s, "--ignore-file-errors", "true"]);
     let out = run(&["snapshot", "create", s]);
@@ -276,18 +260,7 @@ fn unreadable_entries_fail_the_snapshot_unless_the_policy_ignores_them() {
     );
     let shown = ok(&["policy", "show", s]);
     // Kopia's table: the value aligned, then where it is defined.
-    let row = |name: &str| {
-        shown
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| {
-                l[name.len()..]
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    };
+    let row = |name: &str| policy_row(&shown, name);
     assert_eq!(
         row("  Ignore file read errors:"),
         "true (defined for this target)",
@@ -310,6 +283,48 @@ fn unreadable_entries_fail_the_snapshot_unless_the_policy_ignores_them() {
     ]);
     assert!(!run(&["snapshot", "create", s]).status.success());
     std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `tmp/data` with a readable file, a file and a directory nobody may read.
+fn unreadable_tree(tmp: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = tmp.join("data");
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::write(src.join("ok.txt"), b"fine").unwrap();
+    std::fs::write(src.join("secret.txt"), b"no").unwrap();
+    std::fs::write(src.join("locked/inner.txt"), b"no").unwrap();
+    for p in [tmp.to_path_buf(), src.clone()] {
+        open_to_all(&p);
+    }
+    std::fs::set_permissions(
+        src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    src
+}
+
+/// Without ignore policies both unreadable entries fail the snapshot, which is kept with its
+/// errors.
+fn both_errors_fail_the_snapshot(run: &dyn Fn(&[&str]) -> Output, s: &str) {
+    let out = run(&["snapshot", "create", s]);
+    let line = one_error_line(&out);
+    assert!(
+        line.starts_with("ERROR: Found 2 fatal error(s) while snapshotting ")
+            && line.ends_with(&format!(":{s}.")),
+        "{line}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: secret.txt: ") && err.contains("error: locked: "),
+        "{err}"
+    );
+    // The snapshot is kept, with its errors.
+    let out = run(&["snapshot", "ls", s]);
+    assert!(out.status.success(), "kopr snapshot ls: {}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(listed.contains(" errors:2"), "{listed}");
 }
 
 fn count_snapshots(k: &Kopr, src: &str, extra: &[&str]) -> usize {

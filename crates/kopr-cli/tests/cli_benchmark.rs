@@ -332,27 +332,7 @@ fn compression_lists_every_compressor_sorted() {
     }
     assert!(!out.contains("(deprecated)"));
 
-    // By size, deprecated included, both operations: two tables.
-    let out = ok(&[
-        "benchmark",
-        "compression",
-        "--data-file",
-        f,
-        "--repeat=1",
-        "--parallel=2",
-        "--deprecated",
-        "--by-size",
-    ]);
-    let tables: Vec<&str> = out.split("     Compression ").skip(1).collect();
-    assert_eq!(tables.len(), 2, "{out}");
-    for table in tables {
-        let rows = table_rows(table);
-        let names = rows.iter().map(|r| r[0].to_string());
-        assert_eq!(sorted_names(names), compressor_names(true));
-        let sizes: Vec<f64> = rows.iter().map(|r| -bytes(r[1], r[2])).collect();
-        assert_descending(&sizes, &out);
-    }
-    assert!(out.contains("zstd-best-compression") && out.contains("(deprecated)"));
+    by_size_with_the_deprecated_ones(f);
 
     // A chosen subset, by allocated bytes.
     let out = ok(&[
@@ -379,6 +359,30 @@ fn compression_lists_every_compressor_sorted() {
     );
     let mem: Vec<f64> = rows.iter().map(|r| -bytes(r[7], r[8])).collect();
     assert_descending(&mem, &out);
+}
+
+/// By size, deprecated included, both operations: two tables.
+fn by_size_with_the_deprecated_ones(f: &str) {
+    let out = ok(&[
+        "benchmark",
+        "compression",
+        "--data-file",
+        f,
+        "--repeat=1",
+        "--parallel=2",
+        "--deprecated",
+        "--by-size",
+    ]);
+    let tables: Vec<&str> = out.split("     Compression ").skip(1).collect();
+    assert_eq!(tables.len(), 2, "{out}");
+    for table in tables {
+        let rows = table_rows(table);
+        let names = rows.iter().map(|r| r[0].to_string());
+        assert_eq!(sorted_names(names), compressor_names(true));
+        let sizes: Vec<f64> = rows.iter().map(|r| -bytes(r[1], r[2])).collect();
+        assert_descending(&sizes, &out);
+    }
+    assert!(out.contains("zstd-best-compression") && out.contains("(deprecated)"));
 }
 
 #[test]

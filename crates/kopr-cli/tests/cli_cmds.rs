@@ -10,7 +10,7 @@ use cmds_common::*;
 
 #[test]
 fn snapshot_estimate_counts_by_size_and_applies_ignore_rules() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     std::fs::create_dir_all(e.src.join("logs")).unwrap();
     std::fs::write(e.src.join("logs/x.log"), vec![1u8; 5000]).unwrap();
     std::fs::write(e.src.join("big.dat"), vec![2u8; 2_000_000]).unwrap();
@@ -78,7 +78,7 @@ fn snapshot_estimate_counts_by_size_and_applies_ignore_rules() {
 
 #[test]
 fn snapshot_copy_and_move_history_rewrite_sources() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     let snaps = e.snapshots_json();
     assert_eq!(snaps.len(), 1);
@@ -116,7 +116,26 @@ fn snapshot_copy_and_move_history_rewrite_sources() {
     assert!(log.contains("already exists"), "{log}");
     assert_eq!(e.snapshots_json().len(), 2);
 
-    // Move the copy to a third host: the source manifest goes away.
+    move_to_a_third_host_and_restore(&e);
+
+    // Kopia's refusals.
+    let o = e.k.run(&["snapshot", "copy-history", "@third", "bob@x"]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: username specified on destination but not source"
+    );
+    let o =
+        e.k.run(&["snapshot", "copy-history", "bob@third", "bob@x:/p"]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: path specified on destination but not source"
+    );
+    let _ = &e.repo;
+}
+
+/// Move the copy to a third host: the source manifest goes away, and the moved snapshot
+/// restores.
+fn move_to_a_third_host_and_restore(e: &Env) {
     e.k.ok(&["snapshot", "move-history", "@other", "@third"]);
     let snaps = e.snapshots_json();
     let hosts: Vec<&str> = snaps
@@ -144,20 +163,6 @@ fn snapshot_copy_and_move_history_rewrite_sources() {
         std::fs::read(into.join("sub/b.bin")).unwrap(),
         std::fs::read(e.src.join("sub/b.bin")).unwrap()
     );
-
-    // Kopia's refusals.
-    let o = e.k.run(&["snapshot", "copy-history", "@third", "bob@x"]);
-    assert_eq!(
-        one_error_line(&o),
-        "ERROR: username specified on destination but not source"
-    );
-    let o =
-        e.k.run(&["snapshot", "copy-history", "bob@third", "bob@x:/p"]);
-    assert_eq!(
-        one_error_line(&o),
-        "ERROR: path specified on destination but not source"
-    );
-    let _ = &e.repo;
 }
 
 /// The object id `ls -l` shows for `name` in `dir` (SNAPSHOT/path).
@@ -172,7 +177,7 @@ fn object_of(k: &Kopr, dir: &str, name: &str) -> String {
 
 #[test]
 fn snapshot_fix_remove_files_rewrites_directories_and_manifests() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     std::fs::write(e.src.join("sub/keep.txt"), b"keep me").unwrap();
     let id = e.snapshot();
     // Nothing matches: nothing changes (the rewritten tree is the same tree).
@@ -245,7 +250,7 @@ fn snapshot_fix_remove_files_rewrites_directories_and_manifests() {
 
 #[test]
 fn snapshot_fix_invalid_files_replaces_unreadable_files_by_stubs() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     let oid = object_of(&e.k, &format!("{id}/sub"), "b.bin");
     // A clean snapshot has nothing to fix, even reading every file.
@@ -300,7 +305,7 @@ fn snapshot_fix_invalid_files_replaces_unreadable_files_by_stubs() {
 
 #[test]
 fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.k.ok(&["policy", "set", e.src(), "--keep-latest", "5"]);
     let first = e.snapshot();
     std::fs::write(e.src.join("a.txt"), b"changed\n").unwrap();
@@ -316,13 +321,14 @@ fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
         e.k.cfg().to_str().unwrap(),
     ]);
     assert!(one_error_line(&o).contains("must specify either --all or --sources"));
-    let log = dst.ok_stderr(&[
+    let migrate_all = [
         "snapshot",
         "migrate",
         "--source-config",
         e.k.cfg().to_str().unwrap(),
         "--all",
-    ]);
+    ];
+    let log = dst.ok_stderr(&migrate_all);
     assert_eq!(log.matches("migrating snapshot of").count(), 2, "{log}");
     assert!(log.contains("migrating policy for"), "{log}");
     assert!(log.ends_with("Migration finished.\n"), "{log}");
@@ -338,21 +344,12 @@ fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
     }
     // Both restore as they did in the source repository.
     for (i, (s, d)) in src_snaps.iter().zip(&dst_snaps).enumerate() {
-        let a = e.dir.path().join(format!("ra{i}"));
-        let b = e.dir.path().join(format!("rb{i}"));
-        e.k.ok(&[
-            "snapshot",
-            "restore",
-            s["id"].as_str().unwrap(),
-            a.to_str().unwrap(),
-        ]);
-        dst.ok(&[
-            "snapshot",
-            "restore",
-            d["id"].as_str().unwrap(),
-            b.to_str().unwrap(),
-        ]);
-        kopr_testkit::assert_same_tree(&a, &b);
+        assert_restore_the_same(
+            (&e.k, s),
+            (&dst, d),
+            &e.dir.path().join(format!("ra{i}")),
+            &e.dir.path().join(format!("rb{i}")),
+        );
     }
     let p: serde_json::Value =
         serde_json::from_str(&dst.ok(&["policy", "export", e.src()])).unwrap();
@@ -362,13 +359,7 @@ fn snapshot_migrate_copies_snapshots_and_policies_from_another_repository() {
     );
 
     // Running it again migrates nothing.
-    let log = dst.ok_stderr(&[
-        "snapshot",
-        "migrate",
-        "--source-config",
-        e.k.cfg().to_str().unwrap(),
-        "--all",
-    ]);
+    let log = dst.ok_stderr(&migrate_all);
     assert_eq!(log.matches("already migrated").count(), 2, "{log}");
     assert!(log.contains("policy already set for"), "{log}");
     assert_eq!(dst.ok(&["snapshot", "ls", "--all", "--json"]), out);
@@ -399,21 +390,12 @@ fn snapshot_migrate_from_a_kopia_repository() {
     assert!(!s.is_empty());
     for (i, (s, d)) in s.iter().zip(&d).enumerate() {
         assert_eq!(s["startTime"], d["startTime"]);
-        let a = tmp.path().join(format!("ra{i}"));
-        let b = tmp.path().join(format!("rb{i}"));
-        src.ok(&[
-            "snapshot",
-            "restore",
-            s["id"].as_str().unwrap(),
-            a.to_str().unwrap(),
-        ]);
-        dst.ok(&[
-            "snapshot",
-            "restore",
-            d["id"].as_str().unwrap(),
-            b.to_str().unwrap(),
-        ]);
-        kopr_testkit::assert_same_tree(&a, &b);
+        assert_restore_the_same(
+            (&src, s),
+            (&dst, d),
+            &tmp.path().join(format!("ra{i}")),
+            &tmp.path().join(format!("rb{i}")),
+        );
     }
     dst.ok(&["snapshot", "verify"]);
 }
@@ -491,7 +473,7 @@ fn snapshot_fix_on_a_kopia_repository() {
 
 #[test]
 fn snapshot_create_all_skips_sources_whose_policy_is_manual() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let other = e.dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("x"), b"x").unwrap();
@@ -525,7 +507,7 @@ fn snapshot_create_reads_with_the_policys_max_parallel_file_reads() {
         );
         return;
     }
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     // Threads the snapshot starts (clone calls), with the policy's limit at `n`.
     let threads = |n: &str| {
         e.k.ok(&["policy", "set", e.src(), "--max-parallel-file-reads", n]);
@@ -563,4 +545,27 @@ fn snapshot_create_reads_with_the_policys_max_parallel_file_reads() {
         4,
         "readers: {one} threads with 1, {five} with 5"
     );
+}
+
+/// Snapshot `s` of one repository restored into `a` and snapshot `d` of another into `b` are
+/// the same tree.
+fn assert_restore_the_same(
+    (src, s): (&Kopr, &serde_json::Value),
+    (dst, d): (&Kopr, &serde_json::Value),
+    a: &std::path::Path,
+    b: &std::path::Path,
+) {
+    src.ok(&[
+        "snapshot",
+        "restore",
+        s["id"].as_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    dst.ok(&[
+        "snapshot",
+        "restore",
+        d["id"].as_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    kopr_testkit::assert_same_tree(a, b);
 }

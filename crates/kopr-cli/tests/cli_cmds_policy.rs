@@ -15,7 +15,7 @@ fn policy_json(k: &Kopr, target: &str) -> serde_json::Value {
 
 #[test]
 fn policy_export_import_delete_round_trip() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.k.ok(&["policy", "set", "alice@h1", "--keep-latest", "4"]);
     e.k.ok(&["policy", "set", "@h2", "--add-ignore", "*.tmp"]);
     let file = e.dir.path().join("policies.json");
@@ -94,7 +94,7 @@ fn policy_export_import_delete_round_trip() {
 #[test]
 fn policy_edit_runs_the_editor_and_stores_what_it_saved() {
     use std::io::Write as _;
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.k.ok(&["policy", "set", "@h1", "--keep-latest", "4"]);
     // An "editor" that replaces keepLatest 4 by 9 and adds an upload field.
     let script = e.dir.path().join("ed.sh");
@@ -181,7 +181,7 @@ fn contents(k: &Kopr) -> std::collections::BTreeMap<String, (String, bool)> {
 
 #[test]
 fn content_delete_and_rewrite_and_index_inspect() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.snapshot();
     let before = contents(&e.k);
     // The content of a.txt: the one data content below 1 kB in a `p` pack.
@@ -210,23 +210,7 @@ fn content_delete_and_rewrite_and_index_inspect() {
         one_error_line(&o)
     );
 
-    // index inspect: Kopia's line for the content, as created.
-    let lines =
-        e.k.ok(&["index", "inspect", "--active", "--content-id", &id]);
-    let f: Vec<&str> = lines.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(lines.lines().count(), 1, "{lines}");
-    assert!(f[3].starts_with("xn0_"), "{lines}");
-    assert_eq!(f[4], id);
-    assert_eq!(f[5], "created");
-    assert_eq!(f[9], before[&id].0);
-    let o = e.k.run(&["index", "inspect"]);
-    assert_eq!(
-        one_error_line(&o),
-        "ERROR: must pass either --all, --active or provide a list of blob IDs to inspect"
-    );
-    // A named blob gives the same entries.
-    let named = e.k.ok(&["index", "inspect", f[3], "--content-id", &id]);
-    assert_eq!(named, lines);
+    index_inspect_shows_it_created(&e.k, &id, &before[&id].0);
 
     // rewrite --dry-run changes nothing; a rewrite with --safety=none moves it to a new pack.
     e.k.ok(&[
@@ -255,11 +239,16 @@ fn content_delete_and_rewrite_and_index_inspect() {
     assert!(log.contains("too recent"), "{log}");
     assert_eq!(contents(&e.k)[&id].0, after[&id].0);
 
-    // delete: the content is now deleted in the index (and inspect --all shows both states).
-    e.k.ok(&["--dangerous-commands=enabled", "content", "delete", &id]);
-    let listed = e.k.ok(&["content", "ls"]);
-    assert!(!listed.lines().any(|l| l.starts_with(&id)), "{listed}");
-    let all = e.k.ok(&["index", "inspect", "--all", "--content-id", &id]);
+    delete_marks_it_deleted_in_the_index(&e.k, &id);
+}
+
+/// delete: the content is now deleted in the index (and inspect --all shows both states);
+/// as in Kopia, it stays readable until maintenance drops it.
+fn delete_marks_it_deleted_in_the_index(k: &Kopr, id: &str) {
+    k.ok(&["--dangerous-commands=enabled", "content", "delete", id]);
+    let listed = k.ok(&["content", "ls"]);
+    assert!(!listed.lines().any(|l| l.starts_with(id)), "{listed}");
+    let all = k.ok(&["index", "inspect", "--all", "--content-id", id]);
     let states: Vec<&str> = all
         .lines()
         .map(|l| l.split_whitespace().nth(5).unwrap())
@@ -269,12 +258,32 @@ fn content_delete_and_rewrite_and_index_inspect() {
         "{all}"
     );
     // As in Kopia, the deleted content stays readable until maintenance drops it.
-    assert!(contents(&e.k).contains_key(&id));
+    assert!(contents(k).contains_key(id));
+}
+
+/// index inspect: Kopia's line for content `id`, as created in `pack`; a named index blob
+/// gives the same entries; no selection is one line.
+fn index_inspect_shows_it_created(k: &Kopr, id: &str, pack: &str) {
+    let lines = k.ok(&["index", "inspect", "--active", "--content-id", id]);
+    let f: Vec<&str> = lines.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(f[3].starts_with("xn0_"), "{lines}");
+    assert_eq!(f[4], id);
+    assert_eq!(f[5], "created");
+    assert_eq!(f[9], pack);
+    let o = k.run(&["index", "inspect"]);
+    assert_eq!(
+        one_error_line(&o),
+        "ERROR: must pass either --all, --active or provide a list of blob IDs to inspect"
+    );
+    // A named blob gives the same entries.
+    let named = k.ok(&["index", "inspect", f[3], "--content-id", id]);
+    assert_eq!(named, lines);
 }
 
 #[test]
 fn index_optimize_moves_the_deletion_watermark() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.snapshot();
     let watermarks = |k: &Kopr| k.ok(&["blob", "ls", "--prefix", "xw"]).lines().count();
     let o = e.k.run(&["index", "optimize"]);
@@ -322,7 +331,7 @@ fn du(dir: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn cache_set_limits_are_stored_and_honoured_by_prefetch() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     std::fs::write(
         e.src.join("big.bin"),
         kopr_testkit::random_bytes(9, 3_000_000),
@@ -386,7 +395,7 @@ fn cache_set_limits_are_stored_and_honoured_by_prefetch() {
 
 #[test]
 fn policy_set_every_section_and_show_it_as_kopia_does() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.k.ok(&[
         "policy",
         "set",

@@ -12,7 +12,7 @@ use commands_common::*;
 
 #[test]
 fn change_password_reopens_with_the_new_one_only_and_keeps_every_snapshot() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     let key_file = PathBuf::from(format!("{}.kopr-key", e.k.cfg().display()));
     let key_before = std::fs::read(&key_file).expect("derived key remembered at create");
@@ -72,7 +72,7 @@ fn change_password_reopens_with_the_new_one_only_and_keeps_every_snapshot() {
 
 #[test]
 fn change_password_reads_the_environment_and_refuses_no_password() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let out = e.k.run(&["repository", "change-password"]);
     assert!(one_error_line(&out).contains("new password required"));
     let out =
@@ -91,7 +91,7 @@ fn change_password_reads_the_environment_and_refuses_no_password() {
 #[test]
 fn change_password_interrupted_at_each_write_loses_nothing() {
     for crash_after in 1..=2 {
-        let e = Env::new();
+        let e = Env::small_tree(BIN);
         let id = e.snapshot();
         let out =
             e.k.cmd(&["repository", "change-password", "--new-password", "n3w-pw"])
@@ -160,7 +160,7 @@ fn manifest_lines(k: &Kopr, args: &[&str]) -> Vec<(String, String)> {
 
 #[test]
 fn manifest_list_show_and_delete_on_snapshots_and_policies() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let s1 = e.snapshot();
     let s2 = e.snapshot();
     e.k.ok(&[
@@ -195,45 +195,9 @@ fn manifest_list_show_and_delete_on_snapshots_and_policies() {
         "global sorts before path: {text}"
     );
 
-    // JSON: Kopia's list of entry metadata, fields in its order.
-    let json =
-        e.k.ok(&["manifest", "list", "--json", "--filter", "type:snapshot"]);
-    assert!(json.starts_with("[\n {\"id\":\""), "{json}");
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v[0]["id"], s1.as_str());
-    assert_eq!(v[1]["labels"]["type"], "snapshot");
-    let line1 = json.lines().nth(1).unwrap();
-    let (i, l, lb, m) = (
-        line1.find("\"id\"").unwrap(),
-        line1.find("\"length\"").unwrap(),
-        line1.find("\"labels\"").unwrap(),
-        line1.find("\"mtime\"").unwrap(),
-    );
-    assert!(i < l && l < lb && lb < m, "{line1}");
+    json_lists_kopias_entry_metadata(&e.k, &s1);
 
-    // show: the header lines, then the payload indented, which is the snapshot.
-    let shown = e.k.ok(&["manifest", "show", &s1]);
-    assert!(
-        shown.starts_with(&format!("// id: {s1}\n// length: ")),
-        "{shown}"
-    );
-    assert!(shown.contains("// label type:snapshot\n"));
-    let body: String = shown
-        .lines()
-        .filter(|l| !l.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(snap["source"]["path"], e.src.to_str().unwrap());
-    assert!(body.contains("\n  \"source\": {\n    \"host\": "), "{body}");
-    let length: usize = shown.lines().nth(1).unwrap()["// length: ".len()..]
-        .parse()
-        .unwrap();
-    let compact = serde_json::to_string(&snap).unwrap();
-    assert!(length >= compact.len() - 16, "length is the payload's");
-    let bad =
-        e.k.run(&["manifest", "show", "0123456789abcdef0123456789abcdef"]);
-    assert!(one_error_line(&bad).contains("error getting metadata"));
+    show_prints_headers_then_the_snapshot(&e, &s1);
 
     // delete is refused without --dangerous-commands=enabled and changes nothing ...
     let refused = e.k.run(&["manifest", "delete", &s1]);
@@ -257,6 +221,50 @@ fn manifest_list_show_and_delete_on_snapshots_and_policies() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(manifest_lines(&e.k, &["--filter=policyType:path"]).is_empty());
     assert_eq!(manifest_lines(&e.k, &["--filter=type:policy"]).len(), 1);
+}
+
+/// show: the header lines, then the payload indented, which is the snapshot; an unknown id
+/// is one line.
+fn show_prints_headers_then_the_snapshot(e: &Env, s1: &str) {
+    let shown = e.k.ok(&["manifest", "show", s1]);
+    assert!(
+        shown.starts_with(&format!("// id: {s1}\n// length: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("// label type:snapshot\n"));
+    let body: String = shown
+        .lines()
+        .filter(|l| !l.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snap["source"]["path"], e.src.to_str().unwrap());
+    assert!(body.contains("\n  \"source\": {\n    \"host\": "), "{body}");
+    let length: usize = shown.lines().nth(1).unwrap()["// length: ".len()..]
+        .parse()
+        .unwrap();
+    let compact = serde_json::to_string(&snap).unwrap();
+    assert!(length >= compact.len() - 16, "length is the payload's");
+    let bad =
+        e.k.run(&["manifest", "show", "0123456789abcdef0123456789abcdef"]);
+    assert!(one_error_line(&bad).contains("error getting metadata"));
+}
+
+/// JSON: Kopia's list of entry metadata, fields in its order.
+fn json_lists_kopias_entry_metadata(k: &Kopr, s1: &str) {
+    let json = k.ok(&["manifest", "list", "--json", "--filter", "type:snapshot"]);
+    assert!(json.starts_with("[\n {\"id\":\""), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["id"], s1);
+    assert_eq!(v[1]["labels"]["type"], "snapshot");
+    let line1 = json.lines().nth(1).unwrap();
+    let (i, l, lb, m) = (
+        line1.find("\"id\"").unwrap(),
+        line1.find("\"length\"").unwrap(),
+        line1.find("\"labels\"").unwrap(),
+        line1.find("\"mtime\"").unwrap(),
+    );
+    assert!(i < l && l < lb && lb < m, "{line1}");
 }
 
 #[test]
@@ -319,7 +327,7 @@ fn blob_show_prints_raw_and_decrypted_blobs_of_kopias_repository() {
 
 #[test]
 fn blob_delete_and_gc_remove_only_what_they_should() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();
     use kopr_blob::BlobStorage as _;
@@ -384,7 +392,7 @@ fn blob_delete_and_gc_remove_only_what_they_should() {
 
 #[test]
 fn session_list_names_the_live_sessions_of_interrupted_snapshots() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     assert_eq!(e.k.ok(&["session", "list"]), "");
     // A snapshot killed right after its first write (its session marker) leaves a live session.
     let out =
@@ -414,7 +422,7 @@ fn session_list_names_the_live_sessions_of_interrupted_snapshots() {
 
 #[test]
 fn index_epoch_list_counts_the_epochs_index_blobs() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     e.snapshot();
     e.snapshot();
     let x: Vec<(String, u64)> = blob_files(&e.repo)

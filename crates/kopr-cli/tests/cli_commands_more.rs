@@ -81,7 +81,7 @@ fn logs_list_show_and_cleanup_read_kopias_own_logs() {
 
 #[test]
 fn snapshot_pin_keeps_a_snapshot_from_expiring_until_unpinned() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let src = e.src.to_str().unwrap();
     let ids: Vec<String> = (0..3).map(|_| e.snapshot()).collect();
     // Pinning by manifest id gives the snapshot a new manifest id, as Kopia.
@@ -150,7 +150,7 @@ fn snapshot_pin_keeps_a_snapshot_from_expiring_until_unpinned() {
 
 #[test]
 fn cache_info_and_clear_work_on_the_connections_cache_directory() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     let path = e.k.ok(&["cache", "info", "--path"]);
     let dir = PathBuf::from(path.trim());
@@ -189,7 +189,7 @@ fn cache_info_and_clear_work_on_the_connections_cache_directory() {
 
 #[test]
 fn top_level_restore_diff_and_list_are_the_snapshot_commands() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let a = e.snapshot();
     std::fs::write(e.src.join("new.txt"), b"added").unwrap();
     let b = e.snapshot();
@@ -256,7 +256,7 @@ fn tree_state(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
 
 #[test]
 fn the_new_writing_commands_change_nothing_over_a_read_only_connection() {
-    let e = Env::new();
+    let e = Env::small_tree(BIN);
     let id = e.snapshot();
     // An orphan old enough for `blob gc`, and a log-like blob for `logs cleanup`.
     let st = kopr_blob::filesystem::FilesystemStorage::open(&e.repo).unwrap();

@@ -52,28 +52,7 @@ fn two_writers_and_maintenance_at_once_lose_nothing() {
         .map(|w| {
             let cfg = cfgs[w].clone();
             let base = tmp.path().join(format!("src{w}"));
-            std::thread::spawn(move || {
-                let mut made = Vec::new();
-                for r in 0..rounds {
-                    let dir = base.join(format!("r{r}"));
-                    // half the rounds share bytes with the other writer: cross-writer dedup
-                    tree(
-                        &dir,
-                        if r % 2 == 0 {
-                            1000 + r
-                        } else {
-                            w as u64 * 100 + r
-                        },
-                    );
-                    let out = ok(
-                        &cfg,
-                        &["snapshot", "create", dir.to_str().unwrap(), "--json"],
-                    );
-                    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-                    made.push((v["id"].as_str().unwrap().to_string(), dir));
-                }
-                made
-            })
+            spawn_writer(cfg, base, w, rounds)
         })
         .collect();
     let maint = {
@@ -107,4 +86,36 @@ fn two_writers_and_maintenance_at_once_lose_nothing() {
         }
     }
     assert_eq!(all.len(), 2 * rounds as usize);
+}
+
+/// Writer `w` snapshots `rounds` new trees under `base` with connection `cfg`; returns each
+/// snapshot's id and tree.
+fn spawn_writer(
+    cfg: PathBuf,
+    base: PathBuf,
+    w: usize,
+    rounds: u64,
+) -> std::thread::JoinHandle<Vec<(String, PathBuf)>> {
+    std::thread::spawn(move || {
+        let mut made = Vec::new();
+        for r in 0..rounds {
+            let dir = base.join(format!("r{r}"));
+            // half the rounds share bytes with the other writer: cross-writer dedup
+            tree(
+                &dir,
+                if r % 2 == 0 {
+                    1000 + r
+                } else {
+                    w as u64 * 100 + r
+                },
+            );
+            let out = ok(
+                &cfg,
+                &["snapshot", "create", dir.to_str().unwrap(), "--json"],
+            );
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            made.push((v["id"].as_str().unwrap().to_string(), dir));
+        }
+        made
+    })
 }

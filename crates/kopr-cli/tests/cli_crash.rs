@@ -302,20 +302,7 @@ fn round_tree(root: &Path, n: u64) {
 fn hundreds_of_kills_during_snapshots_and_maintenance_lose_nothing_completed() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("repository.config");
-    let repo = tmp.path().join("repo");
-    let st = kopr(&cfg)
-        .args([
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "testing-only-insecure", // fast opens: the test is about crashes
-        ])
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    create_repository(&cfg, &tmp.path().join("repo"));
     // deterministic pseudo-random kill delays
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -327,67 +314,13 @@ fn hundreds_of_kills_during_snapshots_and_maintenance_lose_nothing_completed() {
     let kills = 120;
     let (mut killed, mut completed) = (0, 0);
     for n in 0..kills {
-        let r = next();
-        let args: Vec<String> = match n % 3 {
-            0 | 1 => {
-                let dir = tmp.path().join(format!("src/r{n}"));
-                round_tree(&dir, n);
-                vec![
-                    "snapshot".into(),
-                    "create".into(),
-                    dir.to_string_lossy().into(),
-                ]
-            }
-            _ => {
-                // delete an older snapshot now and then, then collect with no safety margins
-                vec![
-                    "maintenance".into(),
-                    "run".into(),
-                    "--full".into(),
-                    "--safety=none".into(),
-                ]
-            }
-        };
-        let mut child = kopr(&cfg)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(r % 150));
-        match child.try_wait().unwrap() {
-            Some(s) => {
-                assert!(s.success(), "{args:?} failed on its own");
-                completed += 1;
-            }
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                killed += 1;
-            }
+        if run_and_maybe_kill(&cfg, tmp.path(), n, next()) {
+            completed += 1;
+        } else {
+            killed += 1;
         }
         if n % 20 == 19 {
-            // drop a third of the completed snapshots so maintenance has garbage to collect
-            let ls = kopr(&cfg)
-                .args(["snapshot", "ls", "--all", "--json"])
-                .output()
-                .unwrap();
-            assert!(
-                ls.status.success(),
-                "{}",
-                String::from_utf8_lossy(&ls.stderr)
-            );
-            let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-            for (i, m) in v.as_array().unwrap().iter().enumerate() {
-                if i % 3 == 0 {
-                    let id = m["id"].as_str().unwrap();
-                    let d = kopr(&cfg)
-                        .args(["snapshot", "delete", id, "--delete"])
-                        .output()
-                        .unwrap();
-                    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
-                }
-            }
+            delete_a_third_of_the_snapshots(&cfg);
         }
     }
     // How many runs the kills interrupted depends on the machine's speed: reported, not
@@ -413,7 +346,96 @@ fn hundreds_of_kills_during_snapshots_and_maintenance_lose_nothing_completed() {
         "{}",
         String::from_utf8_lossy(&cv.stderr)
     );
-    let ls = kopr(&cfg)
+    every_complete_snapshot_restores(&cfg, tmp.path());
+}
+
+/// A filesystem repository at `repo`, connected with config `cfg`.
+fn create_repository(cfg: &Path, repo: &Path) {
+    let st = kopr(cfg)
+        .args([
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "testing-only-insecure", // fast opens: the test is about crashes
+        ])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+}
+
+/// Round `n`: a snapshot of a new tree (two rounds in three) or a full maintenance cycle,
+/// killed after `delay % 150` ms unless it finished; true when it completed (successfully).
+fn run_and_maybe_kill(cfg: &Path, tmp: &Path, n: u64, delay: u64) -> bool {
+    let args: Vec<String> = match n % 3 {
+        0 | 1 => {
+            let dir = tmp.join(format!("src/r{n}"));
+            round_tree(&dir, n);
+            vec![
+                "snapshot".into(),
+                "create".into(),
+                dir.to_string_lossy().into(),
+            ]
+        }
+        _ => {
+            // delete an older snapshot now and then, then collect with no safety margins
+            vec![
+                "maintenance".into(),
+                "run".into(),
+                "--full".into(),
+                "--safety=none".into(),
+            ]
+        }
+    };
+    let mut child = kopr(cfg)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay % 150));
+    match child.try_wait().unwrap() {
+        Some(s) => {
+            assert!(s.success(), "{args:?} failed on its own");
+            true
+        }
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        }
+    }
+}
+
+/// Deletes a third of the listed snapshots so maintenance has garbage to collect.
+fn delete_a_third_of_the_snapshots(cfg: &Path) {
+    let ls = kopr(cfg)
+        .args(["snapshot", "ls", "--all", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    for (i, m) in v.as_array().unwrap().iter().enumerate() {
+        if i % 3 == 0 {
+            let id = m["id"].as_str().unwrap();
+            let d = kopr(cfg)
+                .args(["snapshot", "delete", id, "--delete"])
+                .output()
+                .unwrap();
+            assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+        }
+    }
+}
+
+/// Every complete snapshot listed restores to the tree of its round.
+fn every_complete_snapshot_restores(cfg: &Path, tmp: &Path) {
+    let ls = kopr(cfg)
         .args(["snapshot", "ls", "--all", "--json"])
         .output()
         .unwrap();
@@ -427,13 +449,13 @@ fn hundreds_of_kills_during_snapshots_and_maintenance_lose_nothing_completed() {
         let id = m["id"].as_str().unwrap();
         let path = m["source"]["path"].as_str().unwrap();
         let n: u64 = path.rsplit('r').next().unwrap().parse().unwrap();
-        let dst = tmp.path().join(format!("restored-{id}"));
-        let r = kopr(&cfg)
+        let dst = tmp.join(format!("restored-{id}"));
+        let r = kopr(cfg)
             .args(["snapshot", "restore", id, dst.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        let expect = tmp.path().join(format!("expect-{id}"));
+        let expect = tmp.join(format!("expect-{id}"));
         round_tree(&expect, n);
         for f in 0..4 {
             let name = format!("f{f}");

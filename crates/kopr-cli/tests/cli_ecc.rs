@@ -414,46 +414,12 @@ fn benchmark_ecc_lists_every_overhead_with_its_growth() {
     let lines: Vec<&str> = text.lines().collect();
     let sep = "-".repeat(87);
     assert_eq!(lines.len(), 10, "{text}");
-    assert_eq!(
-        lines[0],
-        format!(
-            "     {:<30} {:>14} {:>14}   {:>10}",
-            "ECC", "Throughput", "Throughput", "Growth"
-        )
-    );
-    assert_eq!(
-        lines[1],
-        format!(
-            "     {:<30} {:>14} {:>14}   {:>6}",
-            "", "Encoding", "Decoding", ""
-        )
-    );
-    assert_eq!((lines[2], lines[8]), (sep.as_str(), sep.as_str()));
+    check_header(&lines, &sep);
     let mut seen = Vec::new();
     let mut slowest_direction = Vec::new();
     for (i, row) in lines[3..8].iter().enumerate() {
-        // "  0. REED-SOLOMON-CRC32 - 5%   230.9 MB/s   1.3 GB/s    5% [215.1 KB],   --ecc=… --ecc-overhead-percent=5"
-        let (left, opts) = row.split_once(",   ").unwrap();
-        let w: Vec<&str> = left.split_whitespace().collect();
-        assert_eq!(w[0], format!("{i}."), "{row}");
-        assert_eq!((w[1], w[2]), ("REED-SOLOMON-CRC32", "-"), "{row}");
-        let pct: i64 = w[3].trim_end_matches('%').parse().unwrap();
-        assert_eq!(
-            opts,
-            format!("--ecc=REED-SOLOMON-CRC32 --ecc-overhead-percent={pct}")
-        );
-        let enc = rate_bytes(w[4], w[5]);
-        let dec = rate_bytes(w[6], w[7]);
-        assert!(enc > 0.0 && dec > 0.0, "{row}");
-        slowest_direction.push(enc.min(dec));
-        let size = ReedSolomonCrc32::new(pct).unwrap().encoded_len(block);
-        let growth = ((size as f64 / block as f64 - 1.0) * 100.0).round() as i64;
-        assert_eq!(w[8], format!("{growth}%"), "{row}");
-        assert_eq!(
-            w[9..].join(" "),
-            format!("[{}]", kopr_format::units::bytes(size as i64)),
-            "{row}"
-        );
+        let (pct, slowest) = check_row(i, row, block);
+        slowest_direction.push(slowest);
         seen.push(pct);
         if i == 0 {
             assert_eq!(
@@ -474,4 +440,51 @@ fn benchmark_ecc_lists_every_overhead_with_its_growth() {
     let out = k.run(&["benchmark", "ecc", "--block-size=0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("block-size"));
+}
+
+/// The two header lines and the separators around the rows.
+fn check_header(lines: &[&str], sep: &str) {
+    assert_eq!(
+        lines[0],
+        format!(
+            "     {:<30} {:>14} {:>14}   {:>10}",
+            "ECC", "Throughput", "Throughput", "Growth"
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "     {:<30} {:>14} {:>14}   {:>6}",
+            "", "Encoding", "Decoding", ""
+        )
+    );
+    assert_eq!((lines[2], lines[8]), (sep, sep));
+}
+
+/// Row `i` of the table for blocks of `block` bytes: its overhead, both throughputs, the
+/// growth and encoded size it prints, and the flags to choose it; returns the overhead and the
+/// slower direction's throughput.
+fn check_row(i: usize, row: &str, block: usize) -> (i64, f64) {
+    // "  0. REED-SOLOMON-CRC32 - 5%   230.9 MB/s   1.3 GB/s    5% [215.1 KB],   --ecc=… --ecc-overhead-percent=5"
+    let (left, opts) = row.split_once(",   ").unwrap();
+    let w: Vec<&str> = left.split_whitespace().collect();
+    assert_eq!(w[0], format!("{i}."), "{row}");
+    assert_eq!((w[1], w[2]), ("REED-SOLOMON-CRC32", "-"), "{row}");
+    let pct: i64 = w[3].trim_end_matches('%').parse().unwrap();
+    assert_eq!(
+        opts,
+        format!("--ecc=REED-SOLOMON-CRC32 --ecc-overhead-percent={pct}")
+    );
+    let enc = rate_bytes(w[4], w[5]);
+    let dec = rate_bytes(w[6], w[7]);
+    assert!(enc > 0.0 && dec > 0.0, "{row}");
+    let size = ReedSolomonCrc32::new(pct).unwrap().encoded_len(block);
+    let growth = ((size as f64 / block as f64 - 1.0) * 100.0).round() as i64;
+    assert_eq!(w[8], format!("{growth}%"), "{row}");
+    assert_eq!(
+        w[9..].join(" "),
+        format!("[{}]", kopr_format::units::bytes(size as i64)),
+        "{row}"
+    );
+    (pct, enc.min(dec))
 }

@@ -2,56 +2,23 @@
 //! log files (`--log-file`, `--log-dir`, levels, rotation), and the global flags around them
 //! (`--log-level`, `--[no-]persist-credentials`, `--use-keyring`), driven through the binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use kopr_testkit::cli::{one_error_line, Kopr, PASSWORD};
+use kopr_testkit::cli::{blob_files, one_error_line, CliEnv, Kopr, PASSWORD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kopr");
 
-struct Env {
-    dir: tempfile::TempDir,
-    repo: PathBuf,
-    src: PathBuf,
-    k: Kopr,
+/// The shared CLI test setup with one file.
+fn env() -> CliEnv {
+    CliEnv::new(BIN, &[("a.txt", b"hello logs\n")])
 }
 
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        let src = dir.path().join("src");
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("a.txt"), b"hello logs\n").unwrap();
-        let k = Kopr::new(BIN, &dir.path().join("cfg/repository.config"));
-        k.create_filesystem(&repo);
-        Env { dir, repo, src, k }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The `_log` blobs in the repository's directory.
-    fn log_blobs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        collect(&self.repo, &self.repo, &mut out);
-        out.retain(|b| b.starts_with("_log_"));
-        out.sort();
-        out
-    }
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            collect(root, &p, out);
-        } else if let Some(rel) = p.strip_prefix(root).unwrap().to_str() {
-            if let Some(id) = rel.strip_suffix(".f") {
-                out.push(id.replace('/', ""));
-            }
-        }
-    }
+/// The `_log` blobs in the repository's directory.
+fn log_blobs(e: &CliEnv) -> Vec<String> {
+    blob_files(&e.repo)
+        .into_keys()
+        .filter(|b| b.starts_with("_log_"))
+        .collect()
 }
 
 fn lines_json(text: &str) -> Vec<serde_json::Value> {
@@ -62,12 +29,12 @@ fn lines_json(text: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn writing_commands_record_their_log_in_the_repository_read_ones_do_not() {
-    let e = Env::new();
-    assert!(e.log_blobs().is_empty(), "create logs nothing");
+    let e = env();
+    assert!(log_blobs(&e).is_empty(), "create logs nothing");
     let src = e.src.to_str().unwrap();
     // The password given on the command line must not reach the log.
     e.k.ok(&["snapshot", "create", src, "--password", PASSWORD]);
-    let after_create = e.log_blobs();
+    let after_create = log_blobs(&e);
     assert_eq!(after_create.len(), 1, "{after_create:?}");
     // _log_<YYYYmmddHHMMSS>_<4 hex>_<start>_<end>_<segment>_<hash>, as Kopia names them.
     let parts: Vec<&str> = after_create[0].split('_').collect();
@@ -86,7 +53,7 @@ fn writing_commands_record_their_log_in_the_repository_read_ones_do_not() {
     ] {
         e.k.ok(args);
     }
-    assert_eq!(e.log_blobs(), after_create);
+    assert_eq!(log_blobs(&e), after_create);
 
     // What the create recorded: the command line (secret redacted) and the upload's event.
     let shown = e.k.ok(&["logs", "show"]);
@@ -128,7 +95,7 @@ fn writing_commands_record_their_log_in_the_repository_read_ones_do_not() {
     ]);
     let refused = ro.run(&["snapshot", "create", src]);
     assert!(!refused.status.success());
-    assert_eq!(e.log_blobs(), after_create);
+    assert_eq!(log_blobs(&e), after_create);
     // --disable-repository-log (Kopia's hidden flag) and its variable turn it off.
     e.k.ok(&["snapshot", "create", src, "--disable-repository-log"]);
     let out =
@@ -137,12 +104,12 @@ fn writing_commands_record_their_log_in_the_repository_read_ones_do_not() {
             .output()
             .unwrap();
     assert!(out.status.success());
-    assert_eq!(e.log_blobs(), after_create);
+    assert_eq!(log_blobs(&e), after_create);
 }
 
 #[test]
 fn logs_show_answers_what_last_nights_maintenance_did() {
-    let e = Env::new();
+    let e = env();
     let src = e.src.to_str().unwrap();
     let snap: serde_json::Value =
         serde_json::from_str(&e.k.ok(&["snapshot", "create", src, "--json"])).unwrap();
@@ -154,7 +121,7 @@ fn logs_show_answers_what_last_nights_maintenance_did() {
     ]);
     let console =
         e.k.ok_stderr(&["maintenance", "run", "--full", "--safety=none"]);
-    let blobs_before_show = e.log_blobs();
+    let blobs_before_show = log_blobs(&e);
     // The latest session is the maintenance run: its task messages, as the console showed them.
     let shown = e.k.ok(&["logs", "show"]);
     let entries = lines_json(&shown);
@@ -192,18 +159,18 @@ fn logs_show_answers_what_last_nights_maintenance_did() {
     assert_eq!(gc["task"], "snapshot-gc");
     // Three writing commands, three sessions; `logs show` itself added none.
     assert_eq!(e.k.ok(&["logs", "list"]).lines().count(), 3);
-    assert_eq!(e.log_blobs(), blobs_before_show);
+    assert_eq!(log_blobs(&e), blobs_before_show);
 
     // logs cleanup keeps the newest by Kopia's rule and is not itself logged.
     let done = e.k.ok_stderr(&["logs", "cleanup", "--max-count=1"]);
     assert!(done.contains("Deleted 2 logs."), "{done}");
-    assert_eq!(e.log_blobs().len(), 1);
+    assert_eq!(log_blobs(&e).len(), 1);
     assert_eq!(e.k.ok(&["logs", "show"]), shown);
 }
 
 #[test]
 fn the_log_file_is_written_where_asked_at_the_level_asked_without_secrets() {
-    let e = Env::new();
+    let e = env();
     let src = e.src.to_str().unwrap();
     e.k.ok(&["snapshot", "create", src]);
     let info = e.path("out/info.log");
@@ -246,7 +213,13 @@ fn the_log_file_is_written_where_asked_at_the_level_asked_without_secrets() {
     assert!(debug.contains(" DEBUG cli command line "), "{debug}");
     assert!(debug.contains("--password ****"), "{debug}");
 
-    // Without --log-file: <log-dir>/cli-logs/kopr-<time>-<pid>-<command>.0.log and latest.log.
+    log_files_go_to_the_log_dir_or_the_cache(&e);
+}
+
+/// Without --log-file: <log-dir>/cli-logs/kopr-<time>-<pid>-<command>.0.log and latest.log;
+/// the default is the per-user cache (XDG_CACHE_HOME), as Kopia's; KOPIA_LOG_DIR is read too;
+/// --disable-file-logging writes none.
+fn log_files_go_to_the_log_dir_or_the_cache(e: &CliEnv) {
     let dir = e.path("logdir");
     e.k.ok(&["snapshot", "ls", "--log-dir", dir.to_str().unwrap()]);
     let names: Vec<String> = std::fs::read_dir(dir.join("cli-logs"))
@@ -292,7 +265,7 @@ fn the_log_file_is_written_where_asked_at_the_level_asked_without_secrets() {
 
 #[test]
 fn log_files_rotate_by_segment_size_and_old_ones_are_swept() {
-    let e = Env::new();
+    let e = env();
     let src = e.src.to_str().unwrap();
     e.k.ok(&["snapshot", "create", src]);
     let dir = e.path("rot");
@@ -342,7 +315,7 @@ fn log_files_rotate_by_segment_size_and_old_ones_are_swept() {
 
 #[test]
 fn console_level_and_kopias_environment_variables() {
-    let e = Env::new();
+    let e = env();
     let src = e.src.to_str().unwrap();
     e.k.ok(&["snapshot", "create", src]);
     let quiet =
@@ -365,7 +338,7 @@ fn console_level_and_kopias_environment_variables() {
 
 #[test]
 fn credentials_are_persisted_unless_asked_not_to_and_no_keyring_is_claimed() {
-    let e = Env::new();
+    let e = env();
     let cfg = e.k.cfg().to_path_buf();
     let pw_file = PathBuf::from(format!("{}.kopia-password", cfg.display()));
     assert!(pw_file.exists(), "persisted by default");
@@ -417,7 +390,7 @@ fn no_progress_turns_the_bar_off_on_a_terminal() {
         );
         return;
     }
-    let e = Env::new();
+    let e = env();
     std::fs::write(e.src.join("big"), kopr_testkit::random_bytes(4, 3_000_000)).unwrap();
     let run = |extra: &str| {
         let cmd = format!("{BIN} snapshot create {} {extra}", e.src.to_str().unwrap());
@@ -458,7 +431,7 @@ fn no_progress_turns_the_bar_off_on_a_terminal() {
 
 #[test]
 fn a_failed_command_records_its_error_in_the_repository_log() {
-    let e = Env::new();
+    let e = env();
     let other = Kopr::new(BIN, &e.path("other/repository.config"));
     other.ok(&[
         "repository",

@@ -83,48 +83,9 @@ fn ownership_info_and_the_field_guide_lines() {
     assert!(info.contains("Full Cycle:\n  scheduled: true\n  interval: 24h0m0s\n"));
 
     ok(&cfg, &["snapshot", "delete", &gone, "--delete"]);
-    let (_, log) = ok(&cfg, &["maintenance", "run", "--full"]);
-    for line in [
-        "Running full maintenance...",
-        "GC found 0 unused contents (0 B)",
-        "found 0 pack blobs not in use",
-        "Found 0 blobs to delete (0 B)",
-        "Deleted total 0 unreferenced blobs (0 B)",
-        "Extending object lock retention-period is disabled.",
-        "Finished full maintenance.",
-    ] {
-        assert!(
-            log.lines().any(|l| l == line),
-            "missing {line:?} in:\n{log}"
-        );
-    }
-    assert!(
-        log.contains("GC found 4 unused contents that are too recent to delete"),
-        "{log}"
-    );
+    a_full_run_logs_kopias_lines(&cfg);
 
-    // someone else owns it now: refused with the owner's name, unless forced
-    let (_, set) = ok(&cfg, &["maintenance", "set", "--owner=velero@cluster"]);
-    assert!(set.contains("Setting maintenance owner to velero@cluster"));
-    let out = kopr(&cfg, &["maintenance", "run", "--full"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("maintenance must be run by designated user: velero@cluster"),
-        "{err}"
-    );
-    ok(&cfg, &["maintenance", "run", "--force"]);
-    ok(
-        &cfg,
-        &[
-            "maintenance",
-            "set",
-            "--owner=me",
-            "--full-interval=12h",
-            "--no-enable-quick",
-        ],
-    );
+    another_owner_is_refused_unless_forced(&cfg);
 
     let (json, _) = ok(&cfg, &["maintenance", "status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -159,6 +120,55 @@ fn ownership_info_and_the_field_guide_lines() {
         let out = kopr(&cfg, &bad);
         assert!(!out.status.success(), "{bad:?}");
     }
+}
+
+/// `maintenance run --full` logs Kopia's lines (the field guide quotes them).
+fn a_full_run_logs_kopias_lines(cfg: &Path) {
+    let (_, log) = ok(cfg, &["maintenance", "run", "--full"]);
+    for line in [
+        "Running full maintenance...",
+        "GC found 0 unused contents (0 B)",
+        "found 0 pack blobs not in use",
+        "Found 0 blobs to delete (0 B)",
+        "Deleted total 0 unreferenced blobs (0 B)",
+        "Extending object lock retention-period is disabled.",
+        "Finished full maintenance.",
+    ] {
+        assert!(
+            log.lines().any(|l| l == line),
+            "missing {line:?} in:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("GC found 4 unused contents that are too recent to delete"),
+        "{log}"
+    );
+}
+
+/// Someone else owns it now: refused with the owner's name, unless forced; then it is ours
+/// again, with a 12-hour full interval and no quick cycles.
+fn another_owner_is_refused_unless_forced(cfg: &Path) {
+    let (_, set) = ok(cfg, &["maintenance", "set", "--owner=velero@cluster"]);
+    assert!(set.contains("Setting maintenance owner to velero@cluster"));
+    let out = kopr(cfg, &["maintenance", "run", "--full"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("maintenance must be run by designated user: velero@cluster"),
+        "{err}"
+    );
+    ok(cfg, &["maintenance", "run", "--force"]);
+    ok(
+        cfg,
+        &[
+            "maintenance",
+            "set",
+            "--owner=me",
+            "--full-interval=12h",
+            "--no-enable-quick",
+        ],
+    );
 }
 
 #[test]

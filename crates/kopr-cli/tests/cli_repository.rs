@@ -140,6 +140,13 @@ fn create_status_and_listings() {
     assert!(shown.status.success());
     assert_eq!(shown.stdout, text);
 
+    content_stats_by_method_and_size(&env);
+    blob_and_index_listings(&env);
+}
+
+/// `content stats` of the default policy and two contents: counts, bytes by compression
+/// method, and the histogram's eight rows.
+fn content_stats_by_method_and_size(env: &Env) {
     let stats = env.ok(&["content", "stats"]);
     let lines: Vec<&str> = stats.lines().collect();
     assert_eq!(lines[0], "Count: 3");
@@ -160,7 +167,11 @@ fn create_status_and_listings() {
         stats.contains("        0 between 0 B and 10 B (total 0 B)\n"),
         "{stats}"
     );
+}
 
+/// `blob ls` (with and without a prefix), `blob stats` and `index ls --summary` of the
+/// repository with one pack and one index written.
+fn blob_and_index_listings(env: &Env) {
     let blobs = env.ok(&["blob", "ls"]);
     assert!(
         blobs.lines().any(|l| l.starts_with("kopia.repository ")),
@@ -272,6 +283,21 @@ fn the_derived_key_is_remembered_beside_the_password_and_never_accepts_a_wrong_o
 #[test]
 fn bad_inputs_give_one_line_errors() {
     let env = Env::new();
+    connecting_to_no_repository_fails(&env);
+    creating_badly_fails(&env);
+    // malformed flag: clap's usage error, non-zero
+    let out = env.kopr(&["repository", "create", "filesystem"], &[]);
+    assert!(!out.status.success());
+    // invalid content id
+    let err = one_line_error(&env.kopr(
+        &["content", "show", "zz!"],
+        &[("KOPR_PASSWORD", "pass1234")],
+    ));
+    assert!(err.contains("zz!"), "{err}");
+}
+
+/// Connecting to a missing directory or an empty one names what is wrong.
+fn connecting_to_no_repository_fails(env: &Env) {
     // missing repository
     let missing = env.home.join("nowhere");
     let err = one_line_error(&env.kopr(
@@ -301,6 +327,11 @@ fn bad_inputs_give_one_line_errors() {
         &[("KOPR_PASSWORD", "x")],
     ));
     assert!(err.contains("not initialized"), "{err}");
+}
+
+/// Creating over a repository, with an unknown algorithm (nothing written) or without a
+/// password (and no terminal) fails with one line.
+fn creating_badly_fails(env: &Env) {
     // create twice
     env.create();
     let err = one_line_error(&env.kopr(
@@ -344,15 +375,6 @@ fn bad_inputs_give_one_line_errors() {
     );
     let err = one_line_error(&out);
     assert!(err.contains("password"), "{err}");
-    // malformed flag: clap's usage error, non-zero
-    let out = env.kopr(&["repository", "create", "filesystem"], &[]);
-    assert!(!out.status.success());
-    // invalid content id
-    let err = one_line_error(&env.kopr(
-        &["content", "show", "zz!"],
-        &[("KOPR_PASSWORD", "pass1234")],
-    ));
-    assert!(err.contains("zz!"), "{err}");
 }
 
 #[test]

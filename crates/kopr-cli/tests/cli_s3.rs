@@ -162,7 +162,23 @@ fn field_guide_connect_snapshot_and_restore() {
     let ls = env.ok(&["snapshot", "ls"]);
     assert!(ls.contains("files:14"), "{ls}");
 
-    // Reconnect exactly as the field guide does, then restore.
+    reconnect_as_the_field_guide_and_restore(&env, prefix, &src, &id);
+    connect_with_credentials_from_the_environment(&env, prefix);
+    // The second snapshot lacks big.bin: its 6 MiB are the first snapshot's only unique data.
+    // It adds new.bin, in a pack of its own: with two short packs, maintenance rewrites the
+    // live contents of the first one (one short pack alone is left as it is, as Kopia does).
+    let big = std::fs::metadata(src.join("big.bin")).unwrap().len();
+    std::fs::remove_file(src.join("big.bin")).unwrap();
+    std::fs::write(src.join("new.bin"), random_bytes(98, 1 << 20)).unwrap();
+    let again = snapshot_id(&env.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]));
+    assert_ne!(again, id);
+
+    maintenance_collects_the_first_snapshot(&env, prefix, &src, &id, &again, big);
+    a_kopia_shaped_config_works_as_is(&env, prefix);
+}
+
+/// Reconnect exactly as the field guide does, run its basic commands, then restore.
+fn reconnect_as_the_field_guide_and_restore(env: &Env, prefix: &str, src: &Path, id: &str) {
     env.ok(&["repository", "disconnect"]);
     env.ok(&strs(&env.s3_args("connect", "velero-bucket", prefix, &[])));
     let status = env.ok(&["repository", "status"]);
@@ -171,7 +187,7 @@ fn field_guide_connect_snapshot_and_restore() {
     let json = env.ok(&["repository", "status", "--json"]);
     assert!(!json.contains(SECRET_KEY), "secret shown: {json}");
     // The field guide's basic commands.
-    assert!(content_count(&env) >= 14, "one content per file at least");
+    assert!(content_count(env) >= 14, "one content per file at least");
     let all = env.ok(&["snapshot", "ls", "--all", "--storage-stats"]);
     assert!(all.contains("files:14"), "{all}");
     let blobs = env.ok(&["blob", "ls"]);
@@ -180,8 +196,8 @@ fn field_guide_connect_snapshot_and_restore() {
         "{blobs}"
     );
     let dst = env.tmp.path().join("restored");
-    env.ok(&["snapshot", "restore", &id, dst.to_str().unwrap()]);
-    assert_same_tree(&src, &dst);
+    env.ok(&["snapshot", "restore", id, dst.to_str().unwrap()]);
+    assert_same_tree(src, &dst);
     let cfg = std::fs::read_to_string(env.cfg()).unwrap();
     let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(v["storage"]["type"], "s3");
@@ -189,8 +205,10 @@ fn field_guide_connect_snapshot_and_restore() {
     assert_eq!(v["storage"]["config"]["prefix"], prefix);
     assert_eq!(v["storage"]["config"]["accessKeyID"], ACCESS_KEY);
     assert_eq!(v["storage"]["config"]["doNotUseTLS"], true);
+}
 
-    // Credentials from the environment, endpoint with a scheme.
+/// Credentials from the environment, endpoint with a scheme.
+fn connect_with_credentials_from_the_environment(env: &Env, prefix: &str) {
     env.ok(&["repository", "disconnect"]);
     let out = env
         .cmd(&[
@@ -215,19 +233,20 @@ fn field_guide_connect_snapshot_and_restore() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The second snapshot lacks big.bin: its 6 MiB are the first snapshot's only unique data.
-    // It adds new.bin, in a pack of its own: with two short packs, maintenance rewrites the
-    // live contents of the first one (one short pack alone is left as it is, as Kopia does).
-    let big = std::fs::metadata(src.join("big.bin")).unwrap().len();
-    std::fs::remove_file(src.join("big.bin")).unwrap();
-    std::fs::write(src.join("new.bin"), random_bytes(98, 1 << 20)).unwrap();
-    let again = snapshot_id(&env.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]));
-    assert_ne!(again, id);
+}
 
-    // Maintenance through S3: the first snapshot deleted and collected at once with
-    // --safety=none. The bucket itself shows it: packs shrink by at least big.bin's bytes
-    // and still hold at least the live files' bytes.
-    env.ok(&["snapshot", "delete", &id, "--delete"]);
+/// Maintenance through S3: the first snapshot deleted and collected at once with
+/// --safety=none. The bucket itself shows it: packs shrink by at least big.bin's `big` bytes
+/// and still hold at least the live files' bytes.
+fn maintenance_collects_the_first_snapshot(
+    env: &Env,
+    prefix: &str,
+    src: &Path,
+    id: &str,
+    again: &str,
+    big: u64,
+) {
+    env.ok(&["snapshot", "delete", id, "--delete"]);
     let before = stored_packs(&env.srv, "velero-bucket", prefix);
     let out = env
         .cmd(&["maintenance", "run", "--full", "--safety=none"])
@@ -249,10 +268,12 @@ fn field_guide_connect_snapshot_and_restore() {
     assert!(env.ok(&["maintenance", "info"]).contains("snapshot-gc:"));
     env.ok(&["snapshot", "verify"]);
     let dst2 = env.tmp.path().join("restored-after-maintenance");
-    env.ok(&["snapshot", "restore", &again, dst2.to_str().unwrap()]);
-    assert_same_tree(&src, &dst2);
+    env.ok(&["snapshot", "restore", again, dst2.to_str().unwrap()]);
+    assert_same_tree(src, &dst2);
+}
 
-    // A connection config shaped like Kopia's, with fields kopr does not use, works as is.
+/// A connection config shaped like Kopia's, with fields kopr does not use, works as is.
+fn a_kopia_shaped_config_works_as_is(env: &Env, prefix: &str) {
     let kopia_cfg = env.tmp.path().join("kopia/repository.config");
     std::fs::create_dir_all(kopia_cfg.parent().unwrap()).unwrap();
     let v = serde_json::json!({
@@ -360,50 +381,7 @@ fn server_killed_mid_snapshot() {
 
     let src = env.tmp.path().join("second");
     make_tree(&src, 1000, 64, 1 << 20);
-    let objects = env.srv.data().join("crash/r");
-    let packs = |d: &Path| {
-        std::fs::read_dir(d)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with('p'))
-            })
-            .count()
-    };
-    let before = packs(&objects);
-    let child = env
-        .cmd(&["snapshot", "create", src.to_str().unwrap(), "--json"])
-        .env("KOPR_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill the server as soon as the snapshot has written its first pack.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while packs(&objects) == before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let killed_mid_snapshot = packs(&objects) > before;
-    env.srv.stop();
-    eprintln!("server killed (mid-snapshot: {killed_mid_snapshot})");
-    std::thread::sleep(Duration::from_millis(1500));
-    env.srv.restart();
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "snapshot during the outage: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let second_id = if out.status.success() {
-        Some(snapshot_id(&String::from_utf8(out.stdout).unwrap()))
-    } else {
-        let e = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            e.contains("ERROR: ") && e.contains("S3"),
-            "unclear failure: {e}"
-        );
-        None
-    };
+    let second_id = snapshot_while_the_server_dies(&mut env, &src);
 
     // The repository opens, and what was saved restores.
     env.ok(&["snapshot", "ls"]);
@@ -419,7 +397,62 @@ fn server_killed_mid_snapshot() {
     assert_same_tree(&src, &dst);
     env.ok(&["snapshot", "verify"]);
 
-    // A server that is down when a command starts: a prompt, clear failure.
+    a_server_down_at_start_fails_promptly(&mut env, &first);
+}
+
+/// Pack objects in directory `d` of the S3 server's data.
+fn pack_count(d: &Path) -> usize {
+    std::fs::read_dir(d)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with('p'))
+        })
+        .count()
+}
+
+/// Snapshots `src` while the server is killed once the first pack is written, and restarted;
+/// the snapshot's id if it succeeded, else its failure was a clear S3 error.
+fn snapshot_while_the_server_dies(env: &mut Env, src: &Path) -> Option<String> {
+    let objects = env.srv.data().join("crash/r");
+    let before = pack_count(&objects);
+    let child = env
+        .cmd(&["snapshot", "create", src.to_str().unwrap(), "--json"])
+        .env("KOPR_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server as soon as the snapshot has written its first pack.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pack_count(&objects) == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed_mid_snapshot = pack_count(&objects) > before;
+    env.srv.stop();
+    eprintln!("server killed (mid-snapshot: {killed_mid_snapshot})");
+    std::thread::sleep(Duration::from_millis(1500));
+    env.srv.restart();
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "snapshot during the outage: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    if out.status.success() {
+        Some(snapshot_id(&String::from_utf8(out.stdout).unwrap()))
+    } else {
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            e.contains("ERROR: ") && e.contains("S3"),
+            "unclear failure: {e}"
+        );
+        None
+    }
+}
+
+/// A server that is down when a command starts: a prompt, clear failure.
+fn a_server_down_at_start_fails_promptly(env: &mut Env, first: &Path) {
     env.srv.stop();
     let t = Instant::now();
     let mut c = env.cmd(&["snapshot", "create", first.to_str().unwrap()]);

@@ -13,8 +13,11 @@ use kopr_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kopr");
 
+/// Size and modification time of every file below a directory.
+type State = BTreeMap<PathBuf, (u64, SystemTime)>;
+
 /// Every file below `dir`: size and modification time.
-fn state(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
+fn state(dir: &Path) -> State {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -42,25 +45,7 @@ fn scan_finds_every_filesystem_repository_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("bucket");
     let ns = ["alpha", "beta", "gamma"];
-    for (i, n) in ns.iter().enumerate() {
-        let k = Kopr::new(BIN, &tmp.path().join(format!("cfg{i}/repository.config")));
-        k.create_filesystem(&root.join("velero/kopia").join(n));
-        let src = source(tmp.path(), i as u64);
-        for _ in 0..=i {
-            k.ok(&["snapshot", "create", src.to_str().unwrap()]);
-        }
-        if *n == "beta" {
-            // beta has run maintenance and has a deleted snapshot's data to free.
-            std::fs::write(src.join("g"), kopr_testkit::random_bytes(77, 40_000)).unwrap();
-            let out = k.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
-            let id = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            k.ok(&["snapshot", "delete", &id, "--delete"]);
-            k.ok(&["maintenance", "run", "--full", "--safety=none"]);
-        }
-    }
+    create_namespaces(tmp.path(), &root, &ns);
     // Something that is not a repository beside them.
     std::fs::create_dir_all(root.join("velero/restic/x")).unwrap();
     std::fs::write(root.join("velero/restic/x/config"), b"not kopia").unwrap();
@@ -78,7 +63,48 @@ fn scan_finds_every_filesystem_repository_and_writes_nothing() {
     assert_eq!(state(&root), before, "the scan changed the storage");
     let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(v.len(), 3, "{out}");
-    for (i, (r, n)) in v.iter().zip(ns).enumerate() {
+    check_json_report(&v, &ns);
+    text_view_narrowed_by_prefix(&scanner, &root, &before);
+    a_wrong_password_fails_every_repository(&scanner, &root, &before);
+
+    // Nothing to find.
+    let o = scanner.run(&[
+        "repository",
+        "scan",
+        "filesystem",
+        "--path",
+        tmp.path().join("cfg0").to_str().unwrap(),
+    ]);
+    assert!(one_error_line(&o).contains("no Kopia repository found"));
+}
+
+/// A repository under `root/velero/kopia/<n>` for each namespace, with 1, 2, 3… snapshots;
+/// `beta` has run maintenance and freed a deleted snapshot's data.
+fn create_namespaces(tmp: &Path, root: &Path, ns: &[&str]) {
+    for (i, n) in ns.iter().enumerate() {
+        let k = Kopr::new(BIN, &tmp.join(format!("cfg{i}/repository.config")));
+        k.create_filesystem(&root.join("velero/kopia").join(n));
+        let src = source(tmp, i as u64);
+        for _ in 0..=i {
+            k.ok(&["snapshot", "create", src.to_str().unwrap()]);
+        }
+        if *n == "beta" {
+            // beta has run maintenance and has a deleted snapshot's data to free.
+            std::fs::write(src.join("g"), kopr_testkit::random_bytes(77, 40_000)).unwrap();
+            let out = k.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
+            let id = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            k.ok(&["snapshot", "delete", &id, "--delete"]);
+            k.ok(&["maintenance", "run", "--full", "--safety=none"]);
+        }
+    }
+}
+
+/// The `--json` report: one entry per namespace, in order, with its counts and maintenance.
+fn check_json_report(v: &[serde_json::Value], ns: &[&str; 3]) {
+    for (i, (r, n)) in v.iter().zip(ns.iter().copied()).enumerate() {
         assert!(
             r["location"]
                 .as_str()
@@ -103,8 +129,10 @@ fn scan_finds_every_filesystem_repository_and_writes_nothing() {
     assert_eq!(v[1]["lastFull"]["success"], true, "{}", v[1]);
     assert!(v[1]["lastQuick"].is_object(), "{}", v[1]);
     assert!(v[0]["lastFull"].is_null() && v[2]["lastQuick"].is_null());
+}
 
-    // The text view, and --prefix narrowing the search to one namespace.
+/// The text view, and --prefix narrowing the search to one namespace.
+fn text_view_narrowed_by_prefix(scanner: &Kopr, root: &Path, before: &State) {
     let text = scanner.ok(&[
         "repository",
         "scan",
@@ -122,9 +150,11 @@ fn scan_finds_every_filesystem_repository_and_writes_nothing() {
         "{text}"
     );
     assert!(!text.contains("alpha"), "{text}");
-    assert_eq!(state(&root), before);
+    assert_eq!(&state(root), before);
+}
 
-    // A wrong password: every repository reports it, the command fails, nothing is written.
+/// A wrong password: every repository reports it, the command fails, nothing is written.
+fn a_wrong_password_fails_every_repository(scanner: &Kopr, root: &Path, before: &State) {
     let wrong = scanner.clone().with_password("nope");
     let o = wrong.run(&[
         "repository",
@@ -143,17 +173,7 @@ fn scan_finds_every_filesystem_repository_and_writes_nothing() {
         3,
         "{text}"
     );
-    assert_eq!(state(&root), before);
-
-    // Nothing to find.
-    let o = scanner.run(&[
-        "repository",
-        "scan",
-        "filesystem",
-        "--path",
-        tmp.path().join("cfg0").to_str().unwrap(),
-    ]);
-    assert!(one_error_line(&o).contains("no Kopia repository found"));
+    assert_eq!(&state(root), before);
 }
 
 #[test]
@@ -264,90 +284,105 @@ fn scan_cloud(
 
 #[test]
 fn scan_finds_repositories_in_azure_and_gcs() {
-    use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
-    use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
-    use kopr_testkit::servers::{Server, AZURITE_ACCOUNT, AZURITE_KEY};
+    use kopr_testkit::servers::Server;
 
     if let Some(srv) = Server::azurite() {
-        let st = AzureStorage::with_endpoint(
-            AzureOptions {
-                container: "fleet".into(),
-                storage_account: AZURITE_ACCOUNT.into(),
-                storage_key: AZURITE_KEY.into(),
-                ..Default::default()
-            },
-            Some(&srv.url()),
-        )
-        .unwrap();
-        st.create_container().unwrap();
-        let flags = |verb: &str, prefix: &str| -> Vec<String> {
-            vec![
-                "repository".into(),
-                verb.into(),
-                "azure".into(),
-                "--container=fleet".into(),
-                format!("--prefix={prefix}"),
-                format!("--storage-account={AZURITE_ACCOUNT}"),
-                format!("--storage-key={AZURITE_KEY}"),
-            ]
-        };
-        let v = scan_cloud(
-            &[(ENDPOINT_ENV, srv.url())],
-            &|p| flags("create", p),
-            &["velero/kopia/a/", "velero/kopia/b/", "elsewhere/"],
-            &flags("scan", "velero/"),
-        );
-        let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
-        assert_eq!(
-            locations,
-            [
-                "azure://fleet/velero/kopia/a/",
-                "azure://fleet/velero/kopia/b/"
-            ],
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
-            "{v:?}"
-        );
+        scan_azure(&srv.url());
     }
     if let Some(srv) = Server::fake_gcs() {
-        let st = GcsStorage::with_endpoint(
-            GcsOptions {
-                bucket: "fleet".into(),
-                ..Default::default()
-            },
-            &srv.url(),
-            false,
-        )
-        .unwrap();
-        st.create_bucket().unwrap();
-        let flags = |verb: &str, prefix: &str| -> Vec<String> {
-            vec![
-                "repository".into(),
-                verb.into(),
-                "gcs".into(),
-                "--bucket=fleet".into(),
-                format!("--prefix={prefix}"),
-            ]
-        };
-        let v = scan_cloud(
-            &[(EMULATOR_ENV, srv.url())],
-            &|p| flags("create", p),
-            &["velero/kopia/a/", "velero/kopia/b/"],
-            &flags("scan", ""),
-        );
-        let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
-        assert_eq!(
-            locations,
-            ["gcs://fleet/velero/kopia/a/", "gcs://fleet/velero/kopia/b/"],
-            "{v:?}"
-        );
-        assert!(
-            v.iter()
-                .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
-            "{v:?}"
-        );
+        scan_gcs(&srv.url());
     }
+}
+
+/// Two repositories under `velero/` and one elsewhere in an Azurite container at `url`: the
+/// scan of `velero/` finds the two.
+fn scan_azure(url: &str) {
+    use kopr_blob::azure::{AzureOptions, AzureStorage, ENDPOINT_ENV};
+    use kopr_testkit::servers::{AZURITE_ACCOUNT, AZURITE_KEY};
+
+    let st = AzureStorage::with_endpoint(
+        AzureOptions {
+            container: "fleet".into(),
+            storage_account: AZURITE_ACCOUNT.into(),
+            storage_key: AZURITE_KEY.into(),
+            ..Default::default()
+        },
+        Some(url),
+    )
+    .unwrap();
+    st.create_container().unwrap();
+    let flags = |verb: &str, prefix: &str| -> Vec<String> {
+        vec![
+            "repository".into(),
+            verb.into(),
+            "azure".into(),
+            "--container=fleet".into(),
+            format!("--prefix={prefix}"),
+            format!("--storage-account={AZURITE_ACCOUNT}"),
+            format!("--storage-key={AZURITE_KEY}"),
+        ]
+    };
+    let v = scan_cloud(
+        &[(ENDPOINT_ENV, url.to_string())],
+        &|p| flags("create", p),
+        &["velero/kopia/a/", "velero/kopia/b/", "elsewhere/"],
+        &flags("scan", "velero/"),
+    );
+    let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
+    assert_eq!(
+        locations,
+        [
+            "azure://fleet/velero/kopia/a/",
+            "azure://fleet/velero/kopia/b/"
+        ],
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
+        "{v:?}"
+    );
+}
+
+/// Two repositories in a fake-gcs-server bucket at `url`: the scan of the whole bucket finds
+/// both.
+fn scan_gcs(url: &str) {
+    use kopr_blob::gcs::{GcsOptions, GcsStorage, EMULATOR_ENV};
+
+    let st = GcsStorage::with_endpoint(
+        GcsOptions {
+            bucket: "fleet".into(),
+            ..Default::default()
+        },
+        url,
+        false,
+    )
+    .unwrap();
+    st.create_bucket().unwrap();
+    let flags = |verb: &str, prefix: &str| -> Vec<String> {
+        vec![
+            "repository".into(),
+            verb.into(),
+            "gcs".into(),
+            "--bucket=fleet".into(),
+            format!("--prefix={prefix}"),
+        ]
+    };
+    let v = scan_cloud(
+        &[(EMULATOR_ENV, url.to_string())],
+        &|p| flags("create", p),
+        &["velero/kopia/a/", "velero/kopia/b/"],
+        &flags("scan", ""),
+    );
+    let locations: Vec<&str> = v.iter().map(|r| r["location"].as_str().unwrap()).collect();
+    assert_eq!(
+        locations,
+        ["gcs://fleet/velero/kopia/a/", "gcs://fleet/velero/kopia/b/"],
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .all(|r| r["snapshotCount"] == 1 && r.get("error").is_none()),
+        "{v:?}"
+    );
 }

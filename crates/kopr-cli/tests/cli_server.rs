@@ -28,6 +28,14 @@ fn every_route_needs_authentication() {
     let repo = Repo::new();
     let server = Server::start_with_password(&repo.k);
     let base = server.url.trim_end_matches('/');
+    every_route_refuses_wrong_credentials(base);
+    only_scripts_get_basics_challenge(base);
+    the_login_form_and_its_session_cookie(base);
+}
+
+/// Every route refuses no or wrong credentials (the API with 401, pages sent to the login
+/// form) and takes the right password.
+fn every_route_refuses_wrong_credentials(base: &str) {
     let good = basic(SERVER_USER, SERVER_PASSWORD);
     let wrong = [
         basic(SERVER_USER, "server-Secret-8"),
@@ -58,8 +66,11 @@ fn every_route_needs_authentication() {
             assert_ne!(location, "/login", "{method} {path}");
         }
     }
-    // Scripts get Basic's challenge, as from Kopia's server; the UI's own requests do not (no
-    // browser prompt).
+}
+
+/// Scripts get Basic's challenge, as from Kopia's server; the UI's own requests do not (no
+/// browser prompt).
+fn only_scripts_get_basics_challenge(base: &str) {
     match agent().get(&format!("{base}/api/v1/sources")).call() {
         Err(ureq::Error::Status(401, r)) => {
             assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Kopia\""))
@@ -74,8 +85,12 @@ fn every_route_needs_authentication() {
         Err(ureq::Error::Status(401, r)) => assert_eq!(r.header("WWW-Authenticate"), None),
         other => panic!("{other:?}"),
     }
-    // The login form is the one page without authentication, and a wrong password there
-    // gets no session.
+}
+
+/// The login form is the one page without authentication, and a wrong password there gets no
+/// session; the right one's cookie opens pages and GET routes, but a POST with it alone (a
+/// cross-site form) is refused.
+fn the_login_form_and_its_session_cookie(base: &str) {
     let (status, _, body) = request("GET", &format!("{base}/login"), None);
     assert_eq!(status, 200);
     assert!(body.contains("<form") && !body.contains("/ui/app.js"));

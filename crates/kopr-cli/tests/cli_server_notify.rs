@@ -3,6 +3,7 @@
 //! variables; an e-mail profile delivers through SMTP.
 
 mod server_common;
+use kopr_testkit::cli::Kopr;
 use server_common::Repo;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -309,24 +310,7 @@ fn email_notifications() {
     let k = &repo.k;
     let (port, rx) = smtp_listener();
     let port = port.to_string();
-    k.ok(&[
-        "notification",
-        "profile",
-        "configure",
-        "email",
-        "--profile-name",
-        "mail",
-        "--smtp-server",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--mail-from",
-        "kopr@example.com",
-        "--mail-to",
-        "ops@example.com,boss@example.com",
-        "--format",
-        "txt",
-    ]);
+    configure_mail_profile(k, &port);
     let list = k.ok(&["notification", "profile", "list"]);
     assert!(
         list.contains("Profile \"mail\" Type \"email\" Minimum Severity: report"),
@@ -386,4 +370,26 @@ fn email_notifications() {
     ]);
     assert!(kopr_testkit::cli::one_error_line(&out)
         .contains("already exists but is not of type \"webhook\""));
+}
+
+/// Profile `mail`: e-mail through the SMTP listener on `port` to two recipients, as text.
+fn configure_mail_profile(k: &Kopr, port: &str) {
+    k.ok(&[
+        "notification",
+        "profile",
+        "configure",
+        "email",
+        "--profile-name",
+        "mail",
+        "--smtp-server",
+        "127.0.0.1",
+        "--smtp-port",
+        port,
+        "--mail-from",
+        "kopr@example.com",
+        "--mail-to",
+        "ops@example.com,boss@example.com",
+        "--format",
+        "txt",
+    ]);
 }

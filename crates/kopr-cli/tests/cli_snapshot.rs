@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kopr_testkit::cli::Kopr;
+use kopr_testkit::cli::{policy_row, Kopr};
 
 fn kopr(cfg: &Path, args: &[&str]) -> Output {
     Kopr::new(env!("CARGO_BIN_EXE_kopr"), cfg).run(args)
@@ -22,18 +22,7 @@ fn snapshot_lifecycle_through_the_cli() {
     std::fs::write(src.join("a.txt"), b"alpha").unwrap();
     std::fs::write(src.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
     let repo = tmp.path().join("repo");
-    ok(
-        &cfg,
-        &[
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "pbkdf2-sha256-600000",
-        ],
-    );
+    create_repository(&cfg, &repo);
 
     let created = ok(&cfg, &["snapshot", "create", src.to_str().unwrap()]);
     assert!(
@@ -48,28 +37,7 @@ fn snapshot_lifecycle_through_the_cli() {
     assert_eq!(v["stats"]["cachedFiles"], 2);
     assert_eq!(v["stats"]["nonCachedFiles"], 0);
 
-    let listed = ok(&cfg, &["snapshot", "ls", "-m"]);
-    let lines: Vec<&str> = listed.lines().collect();
-    assert!(
-        lines[0].ends_with(&format!(
-            ":{}",
-            std::fs::canonicalize(&src).unwrap().display()
-        )),
-        "{listed}"
-    );
-    assert_eq!(lines.len(), 3, "{listed}");
-    assert!(
-        lines[1].contains(" drwx") && lines[1].contains("files:2"),
-        "{listed}"
-    );
-    let id = lines[1]
-        .split("manifest:")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = listed_snapshot_id(&cfg, &src);
 
     let stats = ok(&cfg, &["snapshot", "ls", "--all", "--storage-stats"]);
     let rows: Vec<&str> = stats.lines().skip(1).collect();
@@ -103,6 +71,49 @@ fn snapshot_lifecycle_through_the_cli() {
             .count(),
         1
     );
+}
+
+/// A filesystem repository at `repo` with Kopia's default key derivation, connected.
+fn create_repository(cfg: &Path, repo: &Path) {
+    ok(
+        cfg,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            repo.to_str().unwrap(),
+            "--format-block-key-derivation-algorithm",
+            "pbkdf2-sha256-600000",
+        ],
+    );
+}
+
+/// `snapshot ls -m` of `src`: its source line, then one snapshot of two files and its
+/// manifest id, returned.
+fn listed_snapshot_id(cfg: &Path, src: &Path) -> String {
+    let listed = ok(cfg, &["snapshot", "ls", "-m"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[0].ends_with(&format!(
+            ":{}",
+            std::fs::canonicalize(src).unwrap().display()
+        )),
+        "{listed}"
+    );
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[1].contains(" drwx") && lines[1].contains("files:2"),
+        "{listed}"
+    );
+    lines[1]
+        .split("manifest:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// `ls`, `show`, `snapshot restore` (refused over existing files without `--overwrite`) and `snapshot verify` of snapshot `id`.
@@ -144,45 +155,44 @@ fn policies_and_expire_through_the_cli() {
     let src = tmp.path().join("data");
     std::fs::create_dir_all(&src).unwrap();
     let repo = tmp.path().join("repo");
-    ok(
-        &cfg,
-        &[
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "pbkdf2-sha256-600000",
-        ],
-    );
+    create_repository(&cfg, &repo);
     let global = ok(&cfg, &["policy", "show", "--global"]);
-    // Kopia's table: values aligned in one column, then where each is defined.
-    let row = |shown: &str, name: &str| {
-        shown
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| {
-                l[name.len()..]
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    };
     assert_eq!(
-        row(&global, "  Latest snapshots:"),
+        policy_row(&global, "  Latest snapshots:"),
         "10 (defined for this target)",
         "{global}"
     );
     assert_eq!(
-        row(&global, "  Daily snapshots:"),
+        policy_row(&global, "  Daily snapshots:"),
         "7 (defined for this target)",
         "{global}"
     );
     let s = src.to_str().unwrap();
+    set_retention_ignore_and_compression(&cfg, s);
+    let shown = ok(&cfg, &["policy", "show", s]);
+    assert_eq!(
+        policy_row(&shown, "  Latest snapshots:"),
+        "2 (defined for this target)",
+        "{shown}"
+    );
+    assert!(shown.contains("\n    *.tmp\n"), "{shown}");
+    assert_eq!(
+        policy_row(&shown, "  Compressor:"),
+        "zstd (defined for this target)",
+        "{shown}"
+    );
+    let list = ok(&cfg, &["policy", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let bad = kopr(&cfg, &["policy", "set", s, "--keep-latest", "many"]);
+    assert!(!bad.status.success());
+
+    snapshots_apply_retention_and_expire_deletes(&cfg, &src);
+}
+
+/// The source's policy: keep the latest 2 only, ignore `*.tmp`, compress with zstd.
+fn set_retention_ignore_and_compression(cfg: &Path, s: &str) {
     ok(
-        &cfg,
+        cfg,
         &[
             "policy",
             "set",
@@ -205,43 +215,32 @@ fn policies_and_expire_through_the_cli() {
             "zstd",
         ],
     );
-    let shown = ok(&cfg, &["policy", "show", s]);
-    assert_eq!(
-        row(&shown, "  Latest snapshots:"),
-        "2 (defined for this target)",
-        "{shown}"
-    );
-    assert!(shown.contains("\n    *.tmp\n"), "{shown}");
-    assert_eq!(
-        row(&shown, "  Compressor:"),
-        "zstd (defined for this target)",
-        "{shown}"
-    );
-    let list = ok(&cfg, &["policy", "list"]);
-    assert_eq!(list.lines().count(), 2, "{list}");
-    let bad = kopr(&cfg, &["policy", "set", s, "--keep-latest", "many"]);
-    assert!(!bad.status.success());
+}
 
+/// Four snapshots (the ignored file excluded from each) leave the latest two; with a
+/// keep-latest of 1, `expire` shows then deletes one more.
+fn snapshots_apply_retention_and_expire_deletes(cfg: &Path, src: &Path) {
+    let s = src.to_str().unwrap();
     std::fs::write(src.join("x.tmp"), b"ignored").unwrap();
     for i in 0..4 {
         std::fs::write(src.join("f"), format!("{i}")).unwrap();
-        let out = ok(&cfg, &["snapshot", "create", s, "--json"]);
+        let out = ok(cfg, &["snapshot", "create", s, "--json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["stats"]["excludedFileCount"], 1);
     }
     // Each snapshot applied the retention policy: the latest two are left.
-    let listed = ok(&cfg, &["snapshot", "ls"]);
+    let listed = ok(cfg, &["snapshot", "ls"]);
     assert_eq!(listed.lines().count(), 3, "{listed}");
     assert_eq!(
         listed.lines().filter(|l| l.contains("(latest-")).count(),
         2,
         "{listed}"
     );
-    ok(&cfg, &["policy", "set", s, "--keep-latest", "1"]);
-    let dry = ok(&cfg, &["snapshot", "expire", s]);
+    ok(cfg, &["policy", "set", s, "--keep-latest", "1"]);
+    let dry = ok(cfg, &["snapshot", "expire", s]);
     assert!(dry.contains("Would delete 1 snapshots"), "{dry}");
-    ok(&cfg, &["snapshot", "expire", s, "--delete"]);
-    assert_eq!(ok(&cfg, &["snapshot", "ls"]).lines().count(), 2);
+    ok(cfg, &["snapshot", "expire", s, "--delete"]);
+    assert_eq!(ok(cfg, &["snapshot", "ls"]).lines().count(), 2);
 }
 
 fn repo_with_data(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -142,8 +142,21 @@ fn round_trip(env: &[(String, String)], sync: &[String], connect: &[String]) {
     assert_same_tree(&data, &out);
     copy_conn.ok(&["snapshot", "verify"]);
 
-    // And back from the copy to a new filesystem location.
-    let back = tmp.path().join("back");
+    back_to_a_new_filesystem_location(tmp.path(), env, &copy_conn, &src_conn, &second, &data);
+
+    another_repository_is_refused(tmp.path(), env, sync);
+}
+
+/// And back from the copy to a new filesystem location, with the same blobs, restoring.
+fn back_to_a_new_filesystem_location(
+    tmp: &Path,
+    env: &[(String, String)],
+    copy_conn: &Conn,
+    src_conn: &Conn,
+    second: &str,
+    data: &Path,
+) {
+    let back = tmp.join("back");
     copy_conn.both(&[
         "repository",
         "sync-to",
@@ -151,7 +164,7 @@ fn round_trip(env: &[(String, String)], sync: &[String], connect: &[String]) {
         "--path",
         back.to_str().unwrap(),
     ]);
-    let back_conn = Conn::new(tmp.path(), "back", env);
+    let back_conn = Conn::new(tmp, "back", env);
     back_conn.ok(&[
         "repository",
         "connect",
@@ -160,13 +173,15 @@ fn round_trip(env: &[(String, String)], sync: &[String], connect: &[String]) {
         back.to_str().unwrap(),
     ]);
     assert_eq!(back_conn.blobs(), src_conn.blobs());
-    let out = tmp.path().join("restored-back");
-    back_conn.ok(&["snapshot", "restore", &second, out.to_str().unwrap()]);
-    assert_same_tree(&data, &out);
+    let out = tmp.join("restored-back");
+    back_conn.ok(&["snapshot", "restore", second, out.to_str().unwrap()]);
+    assert_same_tree(data, &out);
+}
 
-    // A destination holding another repository is refused.
-    let other = Conn::new(tmp.path(), "other", env);
-    let other_repo = tmp.path().join("other-repo");
+/// A destination holding another repository is refused.
+fn another_repository_is_refused(tmp: &Path, env: &[(String, String)], sync: &[String]) {
+    let other = Conn::new(tmp, "other", env);
+    let other_repo = tmp.join("other-repo");
     other.ok(&[
         "repository",
         "create",

@@ -199,8 +199,19 @@ fn web_ui_in_a_real_browser() {
 }
 
 async fn run_ui(c: &Client, repo: &Repo, url: &str) {
-    // No page or API route without logging in: the browser's own requests are refused (the
-    // API with 401, pages sent to the login form).
+    login_is_required(c, url).await;
+    sources_and_snapshots(c, repo).await;
+    browse_and_download(c).await;
+    restore_from_the_page(c, repo).await;
+    snapshot_from_the_page(c, repo).await;
+    repository_page(c, repo).await;
+    maintenance_page(c, repo).await;
+    logout(c, url).await;
+}
+
+/// No page or API route without logging in: the browser's own requests are refused (the API
+/// with 401, pages sent to the login form); a wrong password is refused, the right one logs in.
+async fn login_is_required(c: &Client, url: &str) {
     c.goto(url).await.expect("open");
     wait_for(c, "#login-form").await;
     for (method, path) in kopr_server::api::ROUTES {
@@ -233,8 +244,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     assert_eq!(err, "Invalid user name or password.");
     shot(c, "login-refused").await;
     login(c, SERVER_USER, SERVER_PASSWORD).await;
+}
 
-    // Sources and snapshots.
+/// Sources and snapshots.
+async fn sources_and_snapshots(c: &Client, repo: &Repo) {
     wait_for(c, "#sources").await;
     let src = repo.source.canonicalize().expect("canonical");
     let link = text(c, "a.source-link").await;
@@ -249,8 +262,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     assert_eq!(count(c, "#snapshots tr").await, 2, "one snapshot row");
     assert_eq!(text(c, "#snapshots td.mono").await, repo.snapshot);
     shot(c, "snapshots").await;
+}
 
-    // Browse the tree, down to the big file, and download it through the page's link.
+/// Browse the tree, down to the big file, and download it through the page's link.
+async fn browse_and_download(c: &Client) {
     wait_for(c, "a.browse").await.click().await.expect("click");
     wait_for(c, "#entries").await;
     let mut names = Vec::new();
@@ -286,8 +301,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         "downloaded {} bytes that differ",
         got.len()
     );
+}
 
-    // Restore this directory from the page and follow the task.
+/// Restore the browsed directory from the page and follow the task.
+async fn restore_from_the_page(c: &Client, repo: &Repo) {
     let target = repo.path().join("restored-deep");
     wait_for(c, "#restore-target")
         .await
@@ -298,8 +315,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     assert_eq!(task_end(c).await, "SUCCESS", "{}", text(c, "#task").await);
     shot(c, "restore-task").await;
     assert!(std::fs::read(target.join("big.bin")).expect("restored") == server_common::big_file());
+}
 
-    // Start a snapshot of a new path and follow its task to the end.
+/// Start a snapshot of a new path and follow its task to the end.
+async fn snapshot_from_the_page(c: &Client, repo: &Repo) {
     let new_src = repo.path().join("new-source");
     std::fs::create_dir_all(&new_src).expect("mkdir");
     std::fs::write(new_src.join("one.txt"), b"one").expect("write");
@@ -339,8 +358,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         "the restore and the snapshot"
     );
     shot(c, "tasks").await;
+}
 
-    // Repository: status, content statistics with the histogram, size over time.
+/// Repository: status, content statistics with the histogram, size over time.
+async fn repository_page(c: &Client, repo: &Repo) {
     wait_for(c, "#nav-status")
         .await
         .click()
@@ -357,9 +378,11 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
         "two live snapshots"
     );
     shot(c, "repository").await;
+}
 
-    // Maintenance: owner, runs with messages, and the explain timeline with the deleted
-    // snapshot on it.
+/// Maintenance: owner, runs with messages, and the explain timeline with the deleted
+/// snapshot on it.
+async fn maintenance_page(c: &Client, repo: &Repo) {
     wait_for(c, "#nav-maintenance")
         .await
         .click()
@@ -378,8 +401,10 @@ async fn run_ui(c: &Client, repo: &Repo, url: &str) {
     let title = row.html(true).await.expect("title");
     assert!(title.contains(&repo.deleted[..8]), "{title}");
     shot(c, "maintenance").await;
+}
 
-    // Logging out ends the session.
+/// Logging out ends the session.
+async fn logout(c: &Client, url: &str) {
     wait_for(c, "#logout").await.click().await.expect("click");
     wait_for(c, "#login-form").await;
     c.goto(url).await.expect("open");

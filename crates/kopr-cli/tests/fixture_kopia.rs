@@ -270,65 +270,9 @@ fn compare_with_kopias_output(
             normalized_content_stats(o.fx.kopia_output("content stats")),
             "{name}: content stats"
         );
-        // `repository status` as the fixture recorded it: without the config file and
-        // capacity lines, the repository's path replaced by `<repo>`.
-        let ours: Vec<String> = o
-            .kopr
-            .ok(&["repository", "status"])
-            .replace(o.repo.to_str().expect("utf-8"), "<repo>")
-            .lines()
-            .filter(|l| {
-                !["Config file:", "Storage capacity:", "Storage available:"]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            })
-            .map(str::to_string)
-            .collect();
-        // Kopia records `dirShards: [3, 3]` in the config of the connection that *created* a
-        // format-1 repository (the fixture's output came from it); a later `connect` records
-        // none, as kopr's does, and both read the `.shards` file.
-        let kopia_text = o.fx.kopia_output("repository status").replace(
-            "\"dirShards\": [\n                         3,\n                         3\n                       ]",
-            "\"dirShards\": null",
-        );
-        let kopia: Vec<&str> = kopia_text.lines().collect();
-        assert_eq!(ours, kopia, "{name}: repository status");
-        // `--json` with Kopia's field names (scripts written for Kopia read kopr's).
-        let js: serde_json::Value =
-            serde_json::from_str(&o.kopr.ok(&["repository", "status", "--json"])).expect("json");
+        same_repository_status(o, name);
+        snapshot_ls_json_has_kopias_fields(o, name, live.len());
         let (user, host) = identity(&o.fx.expected.snapshots[0].source);
-        assert_eq!(js["clientOptions"]["hostname"], host.as_str(), "{js}");
-        assert_eq!(js["clientOptions"]["username"], user.as_str(), "{js}");
-        assert_eq!(js["storage"]["type"], "filesystem", "{js}");
-        assert!(js["contentFormat"]["hash"].is_string(), "{js}");
-        assert!(js["contentFormat"]["epochParameters"].is_object(), "{js}");
-        assert!(js["objectFormat"]["splitter"].is_string(), "{js}");
-        assert!(
-            js["volume"]["capacity"].as_u64().is_some_and(|c| c > 0),
-            "{js}"
-        );
-        // `snapshot ls --json` carries Kopia's `retentionReason` and `storageStats`.
-        let ls: serde_json::Value = serde_json::from_str(&o.kopr.ok(&[
-            "snapshot",
-            "ls",
-            "--all",
-            "--json",
-            "--storage-stats",
-        ]))
-        .expect("json");
-        let ls = ls.as_array().expect("array");
-        assert_eq!(ls.len(), live.len(), "{name}");
-        for m in ls {
-            assert!(m["retentionReason"].is_array(), "{name}: {m}");
-            assert!(
-                m["storageStats"]["newData"]["packedContentBytes"].is_u64(),
-                "{m}"
-            );
-            assert!(
-                m["storageStats"]["runningTotal"]["contents"].is_u64(),
-                "{m}"
-            );
-        }
         let mi: serde_json::Value =
             serde_json::from_str(&o.kopr.ok(&["maintenance", "info", "--json"])).expect("json");
         assert_eq!(mi["owner"], format!("{user}@{host}").as_str(), "{mi}");
@@ -346,6 +290,71 @@ fn compare_with_kopias_output(
             o.fx.kopia_output("snapshot ls --all --storage-stats")
                 .trim_end(),
             "{name}: snapshot ls --all --storage-stats"
+        );
+    }
+}
+
+/// `repository status` as the fixture recorded it (without the config file and capacity
+/// lines, the repository's path replaced by `<repo>`), and its `--json` with Kopia's field
+/// names (scripts written for Kopia read kopr's).
+fn same_repository_status(o: &Opened, name: &str) {
+    let ours: Vec<String> = o
+        .kopr
+        .ok(&["repository", "status"])
+        .replace(o.repo.to_str().expect("utf-8"), "<repo>")
+        .lines()
+        .filter(|l| {
+            !["Config file:", "Storage capacity:", "Storage available:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(str::to_string)
+        .collect();
+    // Kopia records `dirShards: [3, 3]` in the config of the connection that *created* a
+    // format-1 repository (the fixture's output came from it); a later `connect` records
+    // none, as kopr's does, and both read the `.shards` file.
+    let kopia_text = o.fx.kopia_output("repository status").replace(
+        "\"dirShards\": [\n                         3,\n                         3\n                       ]",
+        "\"dirShards\": null",
+    );
+    let kopia: Vec<&str> = kopia_text.lines().collect();
+    assert_eq!(ours, kopia, "{name}: repository status");
+    // `--json` with Kopia's field names (scripts written for Kopia read kopr's).
+    let js: serde_json::Value =
+        serde_json::from_str(&o.kopr.ok(&["repository", "status", "--json"])).expect("json");
+    let (user, host) = identity(&o.fx.expected.snapshots[0].source);
+    assert_eq!(js["clientOptions"]["hostname"], host.as_str(), "{js}");
+    assert_eq!(js["clientOptions"]["username"], user.as_str(), "{js}");
+    assert_eq!(js["storage"]["type"], "filesystem", "{js}");
+    assert!(js["contentFormat"]["hash"].is_string(), "{js}");
+    assert!(js["contentFormat"]["epochParameters"].is_object(), "{js}");
+    assert!(js["objectFormat"]["splitter"].is_string(), "{js}");
+    assert!(
+        js["volume"]["capacity"].as_u64().is_some_and(|c| c > 0),
+        "{js}"
+    );
+}
+
+/// `snapshot ls --json` carries Kopia's `retentionReason` and `storageStats`, one entry per
+/// live snapshot.
+fn snapshot_ls_json_has_kopias_fields(o: &Opened, name: &str, live: usize) {
+    let ls: serde_json::Value =
+        serde_json::from_str(
+            &o.kopr
+                .ok(&["snapshot", "ls", "--all", "--json", "--storage-stats"]),
+        )
+        .expect("json");
+    let ls = ls.as_array().expect("array");
+    assert_eq!(ls.len(), live, "{name}");
+    for m in ls {
+        assert!(m["retentionReason"].is_array(), "{name}: {m}");
+        assert!(
+            m["storageStats"]["newData"]["packedContentBytes"].is_u64(),
+            "{m}"
+        );
+        assert!(
+            m["storageStats"]["runningTotal"]["contents"].is_u64(),
+            "{m}"
         );
     }
 }

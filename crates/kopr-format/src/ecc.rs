@@ -397,14 +397,7 @@ impl ReedSolomonCrc32 {
                 .count();
             if damaged > sizes.parity_shards {
                 out.truncate(start);
-                return Err(FormatError::malformed(
-                    "error-corrected data",
-                    format!(
-                        "block {block} has {damaged} damaged shards of {}, only {} can be rebuilt",
-                        sizes.data_shards + sizes.parity_shards,
-                        sizes.parity_shards
-                    ),
-                ));
+                return Err(beyond_repair(block, damaged, &sizes));
             }
             if damaged_data > 0 {
                 if let Err(e) = coder.reconstruct_data(&mut shards) {
@@ -418,26 +411,42 @@ impl ReedSolomonCrc32 {
             }
         }
 
-        let recovered = out.len() - start;
-        let len_bytes: [u8; LENGTH_SIZE] = out[start..]
-            .get(..LENGTH_SIZE)
-            .and_then(|b| b.try_into().ok())
-            .unwrap_or_default();
-        let original = u32::from_be_bytes(len_bytes) as usize;
-        if recovered < LENGTH_SIZE || original > recovered - LENGTH_SIZE {
-            out.truncate(start);
-            return Err(FormatError::malformed(
-                "error-corrected data",
-                format!(
-                    "length {original} does not fit the {recovered} bytes of {} stored",
-                    input.len()
-                ),
-            ));
-        }
-        out.copy_within(start + LENGTH_SIZE..start + LENGTH_SIZE + original, start);
-        out.truncate(start + original);
+        strip_length(out, start, input.len())?;
         Ok(repaired)
     }
+}
+
+/// The error of a block with more damaged shards than its parity rebuilds.
+fn beyond_repair(block: usize, damaged: usize, sizes: &Sizes) -> FormatError {
+    FormatError::malformed(
+        "error-corrected data",
+        format!(
+            "block {block} has {damaged} damaged shards of {}, only {} can be rebuilt",
+            sizes.data_shards + sizes.parity_shards,
+            sizes.parity_shards
+        ),
+    )
+}
+
+/// Drops the length prefix of the data recovered into `out[start..]` and the padding after
+/// the length it gives; `stored` is the stored length, for the message.
+fn strip_length(out: &mut Vec<u8>, start: usize, stored: usize) -> Result<()> {
+    let recovered = out.len() - start;
+    let len_bytes: [u8; LENGTH_SIZE] = out[start..]
+        .get(..LENGTH_SIZE)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default();
+    let original = u32::from_be_bytes(len_bytes) as usize;
+    if recovered < LENGTH_SIZE || original > recovered - LENGTH_SIZE {
+        out.truncate(start);
+        return Err(FormatError::malformed(
+            "error-corrected data",
+            format!("length {original} does not fit the {recovered} bytes of {stored} stored"),
+        ));
+    }
+    out.copy_within(start + LENGTH_SIZE..start + LENGTH_SIZE + original, start);
+    out.truncate(start + original);
+    Ok(())
 }
 
 fn crc_matches(crc: &[u8], shard: &[u8]) -> bool {

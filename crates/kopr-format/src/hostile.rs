@@ -76,43 +76,15 @@ pub fn join_blob_input(algorithm: &str, blob_id: &str, payload: &[u8]) -> Option
 /// Feeds `data` to the parser of `target` (one of [`TARGETS`]); returns whether it parsed.
 pub fn parse(target: &str, data: &[u8]) -> bool {
     match target {
-        "repository_blob" => match RepositoryBlob::parse(data) {
-            Ok(b) => {
-                let _ = b.decrypt_config(&FUZZ_KEY);
-                let _ = b.decode_blobcfg(data, &FUZZ_KEY);
-                true
-            }
-            Err(_) => false,
-        },
-        "index" => match Index::parse(data.to_vec()) {
-            Ok(ix) => {
-                let mut last = None;
-                for e in ix.iter() {
-                    match e {
-                        Ok(e) => last = Some(e.content_id),
-                        Err(_) => break,
-                    }
-                }
-                if let Some(id) = last {
-                    let _ = ix.get(&id);
-                }
-                true
-            }
-            Err(_) => false,
-        },
+        "repository_blob" => repository_blob(data),
+        "index" => index(data),
         "pack_postamble" => match Postamble::find(data) {
             Some(p) => p.local_index(data).is_ok(),
             None => false,
         },
         "manifest_batch" => decode_batch(data).is_ok(),
         "directory" => DirManifest::decode(data).is_ok(),
-        "decompress" => {
-            let mut out = Vec::new();
-            let ok =
-                crate::compression::decompress_limited(data, &mut out, FUZZ_MAX_OUTPUT).is_ok();
-            assert!(out.len() <= FUZZ_MAX_OUTPUT + 1, "output beyond the cap");
-            ok
-        }
+        "decompress" => decompress(data),
         "indirect" => decode_indirect(data).is_ok(),
         "ids" => {
             let s = String::from_utf8_lossy(data);
@@ -121,43 +93,92 @@ pub fn parse(target: &str, data: &[u8]) -> bool {
             a || b
         }
         "schedule" => Schedule::open(&FUZZ_KEY, data).is_ok(),
-        "blob_decrypt" => {
-            let Some((alg, id, payload)) = split_blob_input(data) else {
-                return false;
-            };
-            let Ok(enc) = crate::encryption::Encryptor::new(alg, &FUZZ_KEY) else {
-                return false;
-            };
-            match crate::blob_crypto::decrypt_blob(&enc, payload, &id) {
-                Ok(plain) => {
-                    assert!(plain.len() <= payload.len(), "plaintext beyond the blob");
-                    // A marker is one kind of such blob: the whole open path must hold too.
-                    let _ = SessionInfo::open(&enc, &id, payload);
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-        // `[overhead selector][error-corrected bytes]`: decoding repairs or refuses, and what it
-        // gives back is never longer than what it was given.
-        "ecc" => {
-            let Some((&sel, stored)) = data.split_first() else {
-                return false;
-            };
-            let mut out = Vec::new();
-            let ok = ecc_coder(sel).decode(stored, &mut out).is_ok();
-            assert!(out.len() <= stored.len(), "decoded beyond the input");
-            ok
-        }
-        // The marker's plaintext (mutated ciphertext never gets past the AEAD tag, so the
-        // JSON is fuzzed directly; decryption is `blob_decrypt`).
-        "session_marker" => match SessionInfo::decode(data) {
-            Ok(info) => {
-                let _ = crate::session::session_id_from_blob_id(&info.id);
-                info.encode().is_ok()
-            }
-            Err(_) => false,
-        },
+        "blob_decrypt" => blob_decrypt(data),
+        "ecc" => ecc(data),
+        "session_marker" => session_marker(data),
         _ => false,
+    }
+}
+
+/// A repository blob, then its config and blob-config decryption.
+fn repository_blob(data: &[u8]) -> bool {
+    match RepositoryBlob::parse(data) {
+        Ok(b) => {
+            let _ = b.decrypt_config(&FUZZ_KEY);
+            let _ = b.decode_blobcfg(data, &FUZZ_KEY);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// An index, every entry up to the first bad one, and a look-up of the last good one.
+fn index(data: &[u8]) -> bool {
+    match Index::parse(data.to_vec()) {
+        Ok(ix) => {
+            let mut last = None;
+            for e in ix.iter() {
+                match e {
+                    Ok(e) => last = Some(e.content_id),
+                    Err(_) => break,
+                }
+            }
+            if let Some(id) = last {
+                let _ = ix.get(&id);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Decompression under the fuzzing output cap, which it must never pass.
+fn decompress(data: &[u8]) -> bool {
+    let mut out = Vec::new();
+    let ok = crate::compression::decompress_limited(data, &mut out, FUZZ_MAX_OUTPUT).is_ok();
+    assert!(out.len() <= FUZZ_MAX_OUTPUT + 1, "output beyond the cap");
+    ok
+}
+
+/// `[algorithm][blob id][payload]`: a blob's decryption, and a session marker's open path.
+fn blob_decrypt(data: &[u8]) -> bool {
+    let Some((alg, id, payload)) = split_blob_input(data) else {
+        return false;
+    };
+    let Ok(enc) = crate::encryption::Encryptor::new(alg, &FUZZ_KEY) else {
+        return false;
+    };
+    match crate::blob_crypto::decrypt_blob(&enc, payload, &id) {
+        Ok(plain) => {
+            assert!(plain.len() <= payload.len(), "plaintext beyond the blob");
+            // A marker is one kind of such blob: the whole open path must hold too.
+            let _ = SessionInfo::open(&enc, &id, payload);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// `[overhead selector][error-corrected bytes]`: decoding repairs or refuses, and what it
+/// gives back is never longer than what it was given.
+fn ecc(data: &[u8]) -> bool {
+    let Some((&sel, stored)) = data.split_first() else {
+        return false;
+    };
+    let mut out = Vec::new();
+    let ok = ecc_coder(sel).decode(stored, &mut out).is_ok();
+    assert!(out.len() <= stored.len(), "decoded beyond the input");
+    ok
+}
+
+/// The marker's plaintext (mutated ciphertext never gets past the AEAD tag, so the JSON is
+/// fuzzed directly; decryption is `blob_decrypt`).
+fn session_marker(data: &[u8]) -> bool {
+    match SessionInfo::decode(data) {
+        Ok(info) => {
+            let _ = crate::session::session_id_from_blob_id(&info.id);
+            info.encode().is_ok()
+        }
+        Err(_) => false,
     }
 }

@@ -173,16 +173,7 @@ fn write_dir(
 }
 
 fn build(dir: &str, contents: u64, snapshots: u64, file_bytes: usize) {
-    let st = FilesystemStorage::create(dir).expect("create storage");
-    let opts = CreateOptions {
-        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
-        ..Default::default()
-    };
-    Repository::create(&st, &opts, "pw").expect("create repo");
-    let repo = open(dir);
-    let mut p = params::get_params(&repo).expect("params");
-    p.owner = params::this_user(&repo);
-    params::set_params(&repo, &p).expect("params");
+    let repo = create_repository(dir);
     // contents = dirs * 1000 * (1 + 0.1 * (snapshots - 1))
     let dirs = ((contents as f64 / FILES_PER_DIR as f64) / (1.0 + 0.1 * (snapshots - 1) as f64))
         .ceil()
@@ -202,52 +193,7 @@ fn build(dir: &str, contents: u64, snapshots: u64, file_bytes: usize) {
             }
             next_dir += churn;
         }
-        let mut entries = current.clone();
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let root = DirManifest {
-            stream: DIRECTORY_STREAM.into(),
-            entries,
-            summary: None,
-        };
-        let oid = write_object(
-            repo.contents(),
-            &root.encode(),
-            WriterOptions {
-                prefix: Some(DIRECTORY_PREFIX),
-                compression: Some("zstd-fastest".into()),
-                metadata_compression: Some("zstd-fastest".into()),
-                splitter: None,
-            },
-        )
-        .expect("root");
-        let src = SourceInfo {
-            host: "h".into(),
-            user_name: "u".into(),
-            path: "/data".into(),
-        };
-        let m = SnapshotManifest {
-            source: src.clone(),
-            start_time: 1_700_000_000_000_000_000 + s as i64,
-            end_time: 1_700_000_000_000_000_000 + s as i64,
-            root_entry: Some(DirEntry {
-                name: "data".into(),
-                entry_type: EntryType::Directory,
-                permissions: Permissions(0o755),
-                file_size: 0,
-                mod_time: 0,
-                user_id: 0,
-                group_id: 0,
-                object_id: oid,
-                dir_summary: None,
-            }),
-            id: String::new(),
-            description: String::new(),
-            stats: Default::default(),
-            incomplete_reason: String::new(),
-            tags: Default::default(),
-            storage_stats: None,
-            pins: Vec::new(),
-        };
+        let (src, m) = snapshot_of(&repo, &current, s);
         let id = repo
             .manifests()
             .put(repo.contents(), src.labels(), &m)
@@ -266,6 +212,74 @@ fn build(dir: &str, contents: u64, snapshots: u64, file_bytes: usize) {
         "built {written} file contents in {next_dir} directories, {snapshots} snapshots (older half deleted) in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// A new repository in `dir` (insecure key derivation: it is a benchmark), owned by this user
+/// for maintenance.
+fn create_repository(dir: &str) -> Repository {
+    let st = FilesystemStorage::create(dir).expect("create storage");
+    let opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        ..Default::default()
+    };
+    Repository::create(&st, &opts, "pw").expect("create repo");
+    let repo = open(dir);
+    let mut p = params::get_params(&repo).expect("params");
+    p.owner = params::this_user(&repo);
+    params::set_params(&repo, &p).expect("params");
+    repo
+}
+
+/// Snapshot `s` of the root directory holding `current`: its directory object is written, the
+/// manifest is returned with its source.
+fn snapshot_of(repo: &Repository, current: &[DirEntry], s: u64) -> (SourceInfo, SnapshotManifest) {
+    let mut entries = current.to_vec();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let root = DirManifest {
+        stream: DIRECTORY_STREAM.into(),
+        entries,
+        summary: None,
+    };
+    let oid = write_object(
+        repo.contents(),
+        &root.encode(),
+        WriterOptions {
+            prefix: Some(DIRECTORY_PREFIX),
+            compression: Some("zstd-fastest".into()),
+            metadata_compression: Some("zstd-fastest".into()),
+            splitter: None,
+        },
+    )
+    .expect("root");
+    let src = SourceInfo {
+        host: "h".into(),
+        user_name: "u".into(),
+        path: "/data".into(),
+    };
+    let m = SnapshotManifest {
+        source: src.clone(),
+        start_time: 1_700_000_000_000_000_000 + s as i64,
+        end_time: 1_700_000_000_000_000_000 + s as i64,
+        root_entry: Some(DirEntry {
+            name: "data".into(),
+            entry_type: EntryType::Directory,
+            permissions: Permissions(0o755),
+            file_size: 0,
+            mod_time: 0,
+            user_id: 0,
+            group_id: 0,
+            object_id: oid,
+            dir_summary: None,
+        }),
+        id: String::new(),
+        description: String::new(),
+        stats: Default::default(),
+        incomplete_reason: String::new(),
+        tags: Default::default(),
+        storage_stats: None,
+        pins: Vec::new(),
+    };
+    (src, m)
 }
 
 /// Bytes of pack blobs (`p` and `q`) in storage, and packed bytes of the live contents.

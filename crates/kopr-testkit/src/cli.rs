@@ -115,3 +115,102 @@ pub fn blob_lengths(blob_ls_json: &str) -> std::collections::BTreeMap<String, u6
         })
         .collect()
 }
+
+/// A temporary directory holding a filesystem repository (`repo`), a connection to it (`k`,
+/// its config under `cfg/`) and a source tree (`src`): the setup of most CLI tests.
+#[derive(Debug)]
+pub struct CliEnv {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub src: PathBuf,
+    pub k: Kopr,
+}
+
+impl CliEnv {
+    /// Creates and connects the repository with binary `bin`, and writes `files` (path under
+    /// `src`, contents) into the source tree.
+    pub fn new(bin: &str, files: &[(&str, &[u8])]) -> CliEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).expect("source dir");
+        for (rel, data) in files {
+            let path = src.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("source subdir");
+            }
+            std::fs::write(path, data).expect("source file");
+        }
+        let k = Kopr::new(bin, &dir.path().join("cfg/repository.config"));
+        k.create_filesystem(&repo);
+        CliEnv { dir, repo, src, k }
+    }
+
+    /// The small tree of the command tests: `a.txt` (a line of text) and `sub/b.bin` (300 kB of
+    /// random bytes, so it spans several chunks).
+    pub fn small_tree(bin: &str) -> CliEnv {
+        let big = crate::random_bytes(7, 300_000);
+        CliEnv::new(bin, &[("a.txt", b"hello kopr\n"), ("sub/b.bin", &big)])
+    }
+
+    /// `name` in the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The source tree's path as a string.
+    pub fn src(&self) -> &str {
+        self.src.to_str().expect("utf-8 path")
+    }
+
+    /// The file of blob `id` in the repository (unsharded: `_`-prefixed blobs, say).
+    pub fn blob_file(&self, id: &str) -> PathBuf {
+        self.repo.join(format!("{id}.f"))
+    }
+
+    /// `snapshot ls --all --json`.
+    pub fn snapshots_json(&self) -> Vec<serde_json::Value> {
+        let out = self.k.ok(&["snapshot", "ls", "--all", "--json"]);
+        serde_json::from_str(&out).expect("snapshot ls JSON")
+    }
+
+    /// Snapshots the source tree; returns the snapshot's id.
+    pub fn snapshot(&self) -> String {
+        let out = self.k.ok(&["snapshot", "create", self.src(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("snapshot JSON");
+        v["id"].as_str().expect("snapshot id").to_string()
+    }
+}
+
+/// Every blob file of a filesystem repository by blob id (the shard directories joined).
+pub fn blob_files(repo: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, prefix: &str, out: &mut std::collections::BTreeMap<String, PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("repository dir") {
+            let e = e.expect("dir entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().expect("file type").is_dir() {
+                walk(&e.path(), &format!("{prefix}{name}"), out);
+            } else if let Some(stem) = name.strip_suffix(".f") {
+                out.insert(format!("{prefix}{stem}"), e.path());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(repo, "", &mut out);
+    out
+}
+
+/// The value and origin of row `name` of `policy show`'s table (Kopia's: values aligned in one
+/// column, then where each is defined), white space folded; empty when there is no such row.
+pub fn policy_row(shown: &str, name: &str) -> String {
+    shown
+        .lines()
+        .find(|l| l.starts_with(name))
+        .map(|l| {
+            l[name.len()..]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}

@@ -3,6 +3,8 @@
 //! token endpoint that checks the JWT's RS256 signature.
 
 use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use kopr_testkit::servers::Server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -8,6 +8,7 @@ mod list;
 mod multipart;
 mod options;
 pub mod proxy;
+mod request;
 mod retention;
 pub mod sigv4;
 pub mod tls;
@@ -16,7 +17,8 @@ pub mod xml;
 
 use options::env_or;
 pub use options::{S3Options, Timeouts, TIMEOUT_ENV};
-use transport::{build_agent, split_host_port, status_failure, transport_failure};
+use request::{Failure, Req};
+use transport::{build_agent, split_host_port};
 
 use std::fmt;
 use std::io::Read;
@@ -41,54 +43,6 @@ const PART_SIZE: usize = 16 << 20;
 const MIN_PART_SIZE: usize = 5 << 20;
 /// Largest error document or listing page read into memory.
 const MAX_DOC: u64 = 16 << 20;
-
-/// A failed request, before it is named for an operation.
-#[derive(Debug)]
-enum Failure {
-    Status {
-        status: u16,
-        code: String,
-        message: String,
-        region: String,
-        content_range: Option<String>,
-    },
-    Tls(String),
-    Unreachable(String),
-    Timeout(String),
-    Dns(String),
-    Other(String),
-}
-
-/// One request to send.
-struct Req<'a> {
-    method: &'static str,
-    key: Option<&'a str>,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Option<&'a [u8]>,
-}
-
-impl<'a> Req<'a> {
-    fn new(method: &'static str, key: Option<&'a str>) -> Self {
-        Req {
-            method,
-            key,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-
-    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.headers.push((k.to_string(), v.into()));
-        self
-    }
-
-    fn query(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.query.push((k.to_string(), v.into()));
-        self
-    }
-}
 
 /// Blobs as objects of an S3 bucket.
 pub struct S3Storage {
@@ -298,223 +252,31 @@ impl S3Storage {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn execute(&self, req: &Req) -> std::result::Result<ureq::Response, Failure> {
-        let mut retried = false;
-        loop {
-            let region = self.current_region();
-            match self.execute_once(req, &region) {
-                // The bucket lives elsewhere: sign for its region and try once more.
-                Err(Failure::Status { region: r, .. })
-                    if !retried && !r.is_empty() && r != region =>
-                {
-                    if let Ok(mut w) = self.region.write() {
-                        *w = r;
-                    }
-                    retried = true;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn execute_once(
+    /// A 416 answer: nothing at or after `offset`, fine only for an open range at the very end.
+    fn nothing_after(
         &self,
-        req: &Req,
-        region: &str,
-    ) -> std::result::Result<ureq::Response, Failure> {
-        let (host, path) = self.location(req.key);
-        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let payload_hash = req
-            .body
-            .map(sigv4::sha256_hex)
-            .unwrap_or_else(|| sigv4::EMPTY_SHA256.to_string());
-        let mut headers = vec![
-            ("host".to_string(), host.clone()),
-            ("x-amz-date".to_string(), amz_date.clone()),
-            ("x-amz-content-sha256".to_string(), payload_hash.clone()),
-        ];
-        if !self.session_token.is_empty() {
-            headers.push((
-                "x-amz-security-token".to_string(),
-                self.session_token.clone(),
-            ));
-        }
-        headers.extend(req.headers.iter().cloned());
-        let auth = sigv4::authorization(
-            &self.access_key,
-            &self.secret_key,
-            &sigv4::Request {
-                method: req.method,
-                canonical_uri: &path,
-                query: &req.query,
-                headers: &headers,
-                payload_hash: &payload_hash,
-                amz_date: &amz_date,
-                region,
-            },
-        );
-        let mut url = format!("{}://{host}{path}", self.scheme);
-        if !req.query.is_empty() {
-            url.push('?');
-            url.push_str(&sigv4::canonical_query(&req.query));
-        }
-        let mut r = self.agent.request(req.method, &url);
-        for (k, v) in &headers {
-            r = r.set(k, v);
-        }
-        r = r.set("authorization", &auth);
-        let res = match req.body {
-            Some(b) => r.send_bytes(b),
-            None => r.call(),
+        id: &str,
+        content_range: Option<String>,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        let actual = match content_range.as_deref().and_then(total_from_content_range) {
+            Some(n) => n,
+            None => self.get_metadata(id)?.length,
         };
-        match res {
-            Ok(resp) if (200..300).contains(&resp.status()) => Ok(resp),
-            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Err(status_failure(resp)),
-            Err(ureq::Error::Transport(t)) => Err(transport_failure(&t)),
-        }
+        checked_range(id, actual, offset, length)?;
+        Ok(Vec::new())
     }
 
-    /// Names a failure of `op` on blob `id` as a [`BlobError`].
-    fn error(&self, f: Failure, op: &str, id: &str) -> BlobError {
-        let what = if id.is_empty() {
-            format!("s3://{}/{}", self.opts.bucket, self.opts.prefix)
-        } else {
-            id.to_string()
-        };
-        match f {
-            Failure::Status {
-                status,
-                code,
-                message,
-                region,
-                ..
-            } => {
-                let detail = if message.is_empty() {
-                    format!("HTTP {status} {code}")
-                } else {
-                    format!("HTTP {status} {code}: {message}")
-                };
-                match (status, code.as_str()) {
-                    (_, "NoSuchBucket") => BlobError::Other(format!(
-                        "S3 bucket {:?} does not exist at {}",
-                        self.opts.bucket,
-                        self.base_url()
-                    )),
-                    (404, "NoSuchKey" | "") => BlobError::NotFound(id.to_string()),
-                    (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "NotSignedUp") => {
-                        BlobError::Permission(format!(
-                            "S3 rejected the credentials ({code}): check --access-key and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-                        ))
-                    }
-                    (_, "RequestTimeTooSkewed") => BlobError::Other(format!(
-                        "S3 refused the request because this machine's clock is off ({message}): fix the system time"
-                    )),
-                    (_, "ExpiredToken" | "InvalidToken") => BlobError::Permission(format!(
-                        "S3 rejected the session token ({code}): renew --session-token (AWS_SESSION_TOKEN)"
-                    )),
-                    (301 | 307 | 400, _) if !region.is_empty() && region != self.current_region() => BlobError::Other(format!(
-                        "S3 bucket {:?} is in region {region}: use --region {region}",
-                        self.opts.bucket
-                    )),
-                    (403, _) => BlobError::Permission(format!("S3 denied {op} of {what}: {detail}")),
-                    (412, _) => BlobError::Other(format!("blob {id} already exists")),
-                    (429 | 500..=599, _)
-                    | (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable") => {
-                        BlobError::Transient(format!("S3 {op} of {what}: {detail}"))
-                    }
-                    _ => BlobError::Other(format!("S3 {op} of {what} failed: {detail}")),
-                }
-            }
-            Failure::Tls(m) => BlobError::Other(format!(
-                "TLS connection to {} failed ({m}): for a private CA use --root-ca-pem-path, to skip certificate checks --disable-tls-verification, for a plain-HTTP endpoint --disable-tls",
-                self.endpoint
-            )),
-            Failure::Unreachable(m) => BlobError::Transient(format!(
-                "cannot reach S3 endpoint {} ({op} of {what}): {m}",
-                self.base_url()
-            )),
-            Failure::Timeout(m) => BlobError::Transient(format!(
-                "S3 endpoint {} did not answer in time ({op} of {what}; limits {:?} to connect, {:?} per read, {TIMEOUT_ENV} changes them): {m}",
-                self.base_url(),
-                self.timeouts.connect,
-                self.timeouts.io,
-            )),
-            Failure::Dns(m) => BlobError::Other(format!(
-                "cannot resolve S3 endpoint {}: {m}",
-                self.endpoint
-            )),
-            Failure::Other(m) => BlobError::Other(format!("S3 {op} of {what}: {m}")),
-        }
-    }
-
-    /// Reads a small XML answer.
-    fn read_doc(&self, resp: ureq::Response, op: &str, id: &str) -> Result<String> {
-        let mut body = String::new();
-        resp.into_reader()
-            .take(MAX_DOC)
-            .read_to_string(&mut body)
-            .map_err(|e| self.read_failure(op, id, e))?;
-        Ok(body)
-    }
-
-    fn read_failure(&self, op: &str, id: &str, e: std::io::Error) -> BlobError {
-        BlobError::Transient(format!(
-            "S3 {op} of {id}: connection to {} broke: {e}",
-            self.base_url()
-        ))
-    }
-}
-
-/// `bytes a-b/total` → total.
-fn total_from_content_range(cr: &str) -> Option<u64> {
-    cr.rsplit('/').next()?.trim().parse().ok()
-}
-
-impl BlobStorage for S3Storage {
-    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
-        let key = self.key(id)?;
-        if length == Some(0) {
-            let m = self.get_metadata(id)?;
-            checked_range(id, m.length, offset, Some(0))?;
-            return Ok(Vec::new());
-        }
-        let mut req = Req::new("GET", Some(&key));
-        let ranged = offset > 0 || length.is_some();
-        if ranged {
-            let range = match length {
-                Some(l) => {
-                    let last =
-                        offset
-                            .checked_add(l - 1)
-                            .ok_or_else(|| BlobError::InvalidRange {
-                                id: id.to_string(),
-                                offset,
-                                length: l,
-                                actual: 0,
-                            })?;
-                    format!("bytes={offset}-{last}")
-                }
-                None => format!("bytes={offset}-"),
-            };
-            req = req.header("range", range);
-        }
-        let resp = match self.execute(&req) {
-            Ok(r) => r,
-            Err(Failure::Status {
-                status: 416,
-                content_range,
-                ..
-            }) => {
-                // Nothing at or after `offset`: fine only for an open range at the very end.
-                let actual = match content_range.as_deref().and_then(total_from_content_range) {
-                    Some(n) => n,
-                    None => self.get_metadata(id)?.length,
-                };
-                checked_range(id, actual, offset, length)?;
-                return Ok(Vec::new());
-            }
-            Err(f) => return Err(self.error(f, "get", id)),
-        };
+    /// Reads the body of a GET answer and checks it is the length asked (or announced).
+    fn read_object(
+        &self,
+        resp: ureq::Response,
+        id: &str,
+        offset: u64,
+        length: Option<u64>,
+        ranged: bool,
+    ) -> Result<Vec<u8>> {
         let status = resp.status();
         let total = resp
             .header("content-range")
@@ -551,6 +313,59 @@ impl BlobStorage for S3Storage {
             }
         }
         Ok(buf)
+    }
+}
+
+/// The `range` header of a read of `length` bytes (or to the end) at `offset`; `None` for the
+/// whole object.
+fn range_header(id: &str, offset: u64, length: Option<u64>) -> Result<Option<String>> {
+    if offset == 0 && length.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(match length {
+        Some(l) => {
+            let last = offset
+                .checked_add(l - 1)
+                .ok_or_else(|| BlobError::InvalidRange {
+                    id: id.to_string(),
+                    offset,
+                    length: l,
+                    actual: 0,
+                })?;
+            format!("bytes={offset}-{last}")
+        }
+        None => format!("bytes={offset}-"),
+    }))
+}
+
+/// `bytes a-b/total` → total.
+fn total_from_content_range(cr: &str) -> Option<u64> {
+    cr.rsplit('/').next()?.trim().parse().ok()
+}
+
+impl BlobStorage for S3Storage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let key = self.key(id)?;
+        if length == Some(0) {
+            let m = self.get_metadata(id)?;
+            checked_range(id, m.length, offset, Some(0))?;
+            return Ok(Vec::new());
+        }
+        let mut req = Req::new("GET", Some(&key));
+        let range = range_header(id, offset, length)?;
+        if let Some(range) = &range {
+            req = req.header("range", range.as_str());
+        }
+        let resp = match self.execute(&req) {
+            Ok(r) => r,
+            Err(Failure::Status {
+                status: 416,
+                content_range,
+                ..
+            }) => return self.nothing_after(id, content_range, offset, length),
+            Err(f) => return Err(self.error(f, "get", id)),
+        };
+        self.read_object(resp, id, offset, length, range.is_some())
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {

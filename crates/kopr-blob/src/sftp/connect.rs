@@ -207,40 +207,7 @@ async fn open_internal(o: &SftpOptions) -> Result<Session, BlobError> {
             return Err(connect_error(o, &srv, e, seen));
         }
     };
-    let auth = match &key {
-        None => ssh
-            .authenticate_password(o.username.clone(), o.password.clone())
-            .await
-            .map_err(|e| lost(&srv, "authenticating", &e))?,
-        Some(k) => {
-            let hash = if k.algorithm().is_rsa() {
-                ssh.best_supported_rsa_hash()
-                    .await
-                    .map_err(|e| lost(&srv, "authenticating", &e))?
-                    .flatten()
-                    .or(Some(HashAlg::Sha256))
-            } else {
-                None
-            };
-            ssh.authenticate_publickey(
-                o.username.clone(),
-                PrivateKeyWithHashAlg::new(Arc::new(k.clone()), hash),
-            )
-            .await
-            .map_err(|e| lost(&srv, "authenticating", &e))?
-        }
-    };
-    if !matches!(auth, AuthResult::Success) {
-        let fix = if key.is_none() {
-            "check --sftp-password"
-        } else {
-            "check --keyfile/--key-data and the server's authorized_keys"
-        };
-        return Err(BlobError::Permission(format!(
-            "SFTP server {srv} rejected the credentials of user {:?}: {fix} (and --username)",
-            o.username
-        )));
-    }
+    authenticate(&mut ssh, o, &srv, key.as_ref()).await?;
     let channel = ssh
         .channel_open_session()
         .await
@@ -260,6 +227,50 @@ async fn open_internal(o: &SftpOptions) -> Result<Session, BlobError> {
         ssh: Some(ssh),
         child: None,
     })
+}
+
+/// Logs in as `o.username` with the private key, or with the password when there is none.
+async fn authenticate(
+    ssh: &mut Handle<Client>,
+    o: &SftpOptions,
+    srv: &str,
+    key: Option<&russh::keys::PrivateKey>,
+) -> Result<(), BlobError> {
+    let auth = match key {
+        None => ssh
+            .authenticate_password(o.username.clone(), o.password.clone())
+            .await
+            .map_err(|e| lost(srv, "authenticating", &e))?,
+        Some(k) => {
+            let hash = if k.algorithm().is_rsa() {
+                ssh.best_supported_rsa_hash()
+                    .await
+                    .map_err(|e| lost(srv, "authenticating", &e))?
+                    .flatten()
+                    .or(Some(HashAlg::Sha256))
+            } else {
+                None
+            };
+            ssh.authenticate_publickey(
+                o.username.clone(),
+                PrivateKeyWithHashAlg::new(Arc::new(k.clone()), hash),
+            )
+            .await
+            .map_err(|e| lost(srv, "authenticating", &e))?
+        }
+    };
+    if !matches!(auth, AuthResult::Success) {
+        let fix = if key.is_none() {
+            "check --sftp-password"
+        } else {
+            "check --keyfile/--key-data and the server's authorized_keys"
+        };
+        return Err(BlobError::Permission(format!(
+            "SFTP server {srv} rejected the credentials of user {:?}: {fix} (and --username)",
+            o.username
+        )));
+    }
+    Ok(())
 }
 
 fn lost(srv: &str, what: &str, e: &russh::Error) -> BlobError {

@@ -8,128 +8,20 @@ use kopr_blob::s3::S3Options;
 use kopr_blob::{BlobError, BlobStorage};
 use kopr_format::repository_blob::BlobStorageConfig;
 use kopr_format::repository_blob::REPOSITORY_BLOB_ID;
-use kopr_repo::epoch::EpochState;
-use kopr_repo::format_manager::{CreateOptions, FormatManager};
+use kopr_repo::format_manager::CreateOptions;
 use kopr_repo::{RepoError, Repository};
-use serde_json::json;
 
 use super::{open_with, Context};
-use crate::app::{ConnectArgs, ConnectStorage, CreateStorage, RepositoryCommand, StatusArgs};
+use crate::app::{ConnectArgs, ConnectStorage, CreateStorage, RepositoryCommand};
 use crate::config::{self, CachingConfig, ConnectionConfig, StorageConfig};
 use crate::storage;
-use crate::units;
+
+mod status;
 
 pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
     match cmd {
-        RepositoryCommand::Create(CreateStorage::Filesystem {
-            fs,
-            create,
-            connect,
-        }) => {
-            let sc = storage::filesystem_config(&fs.path)?;
-            let opts = CreateOptions {
-                hash: create.block_hash,
-                encryption: create.encryption,
-                splitter: create.object_splitter,
-                key_derivation: create.key_derivation,
-                blob_config: retention(create.retention_mode, create.retention_period)?,
-                max_pack_size: 0,
-                ecc: create.ecc,
-                ecc_overhead_percent: create.ecc_overhead_percent,
-            };
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Create(CreateStorage::S3 {
-            s3,
-            create,
-            connect,
-        }) => {
-            let sc = storage::s3_config(&storage::s3_options(&s3)?)?;
-            let opts = CreateOptions {
-                hash: create.block_hash,
-                encryption: create.encryption,
-                splitter: create.object_splitter,
-                key_derivation: create.key_derivation,
-                blob_config: retention(create.retention_mode, create.retention_period)?,
-                max_pack_size: 0,
-                ecc: create.ecc,
-                ecc_overhead_percent: create.ecc_overhead_percent,
-            };
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Create(CreateStorage::Azure {
-            azure,
-            create,
-            connect,
-        }) => {
-            let sc = storage::azure_config(&storage::azure_options(&azure))?;
-            let opts = create_options(&create)?;
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Create(CreateStorage::Gcs {
-            gcs,
-            create,
-            connect,
-        }) => {
-            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
-            let opts = create_options(&create)?;
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Gcs { gcs, connect }) => {
-            let sc = storage::gcs_config(&storage::gcs_options(&gcs)?)?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Create(CreateStorage::Rclone {
-            rclone,
-            create,
-            connect,
-        }) => {
-            let sc = storage::rclone_config(&storage::rclone_options(&rclone, false)?)?;
-            let opts = create_options(&create)?;
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Rclone { rclone, connect }) => {
-            let sc = storage::rclone_config(&storage::rclone_options(&rclone, true)?)?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Create(CreateStorage::Webdav {
-            webdav,
-            create,
-            connect,
-        }) => {
-            let sc = storage::webdav_config(&storage::webdav_options(&webdav, false)?)?;
-            let opts = create_options(&create)?;
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Azure { azure, connect }) => {
-            let sc = storage::azure_config(&storage::azure_options(&azure))?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Webdav { webdav, connect }) => {
-            let sc = storage::webdav_config(&storage::webdav_options(&webdav, true)?)?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Create(CreateStorage::Sftp {
-            sftp,
-            create,
-            connect,
-        }) => {
-            let sc = storage::sftp_config(&storage::sftp_options(&sftp, false)?)?;
-            let opts = create_options(&create)?;
-            create_repository(ctx, sc, &opts, create.create_only, connect)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Sftp { sftp, connect }) => {
-            let sc = storage::sftp_config(&storage::sftp_options(&sftp, true)?)?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Connect(ConnectStorage::Filesystem { fs, connect }) => {
-            let sc = storage::filesystem_config(&fs.path)?;
-            connect_repository(ctx, sc, connect, None)
-        }
-        RepositoryCommand::Connect(ConnectStorage::S3 { s3, connect }) => {
-            let sc = storage::s3_config(&storage::s3_options(&s3)?)?;
-            connect_repository(ctx, sc, connect, None)
-        }
+        RepositoryCommand::Create(c) => create(ctx, c),
+        RepositoryCommand::Connect(c) => connect(ctx, c),
         RepositoryCommand::Disconnect => {
             if config::remove(&ctx.config_path)? {
                 println!("Disconnected from repository.");
@@ -138,7 +30,7 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
             }
             Ok(())
         }
-        RepositoryCommand::Status(args) => status(ctx, args),
+        RepositoryCommand::Status(args) => status::status(ctx, args),
         RepositoryCommand::ChangePassword { new_password } => change_password(ctx, new_password),
         RepositoryCommand::SyncTo(args) => super::sync_to::run(ctx, args),
         RepositoryCommand::SetParameters(a) => super::repo_admin::set_parameters(ctx, a),
@@ -148,6 +40,105 @@ pub fn run(ctx: &Context, cmd: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Upgrade(c) => super::repo_admin::upgrade(ctx, c),
         RepositoryCommand::Scan(_) => unreachable!("dispatched to scan"),
     }
+}
+
+/// `repository create <storage>`: the storage's config from its flags, then the repository.
+fn create(ctx: &Context, cmd: CreateStorage) -> Result<()> {
+    let (sc, create, connect) = match cmd {
+        CreateStorage::Filesystem {
+            fs,
+            create,
+            connect,
+        } => (storage::filesystem_config(&fs.path)?, create, connect),
+        CreateStorage::S3 {
+            s3,
+            create,
+            connect,
+        } => (
+            storage::s3_config(&storage::s3_options(&s3)?)?,
+            create,
+            connect,
+        ),
+        CreateStorage::Azure {
+            azure,
+            create,
+            connect,
+        } => (
+            storage::azure_config(&storage::azure_options(&azure))?,
+            create,
+            connect,
+        ),
+        CreateStorage::Gcs {
+            gcs,
+            create,
+            connect,
+        } => (
+            storage::gcs_config(&storage::gcs_options(&gcs)?)?,
+            create,
+            connect,
+        ),
+        CreateStorage::Rclone {
+            rclone,
+            create,
+            connect,
+        } => (
+            storage::rclone_config(&storage::rclone_options(&rclone, false)?)?,
+            create,
+            connect,
+        ),
+        CreateStorage::Webdav {
+            webdav,
+            create,
+            connect,
+        } => (
+            storage::webdav_config(&storage::webdav_options(&webdav, false)?)?,
+            create,
+            connect,
+        ),
+        CreateStorage::Sftp {
+            sftp,
+            create,
+            connect,
+        } => (
+            storage::sftp_config(&storage::sftp_options(&sftp, false)?)?,
+            create,
+            connect,
+        ),
+    };
+    let opts = create_options(&create)?;
+    create_repository(ctx, sc, &opts, create.create_only, connect)
+}
+
+/// `repository connect <storage>`: the storage's config from its flags, then the connection.
+fn connect(ctx: &Context, cmd: ConnectStorage) -> Result<()> {
+    let (sc, connect) = match cmd {
+        ConnectStorage::Filesystem { fs, connect } => {
+            (storage::filesystem_config(&fs.path)?, connect)
+        }
+        ConnectStorage::S3 { s3, connect } => {
+            (storage::s3_config(&storage::s3_options(&s3)?)?, connect)
+        }
+        ConnectStorage::Azure { azure, connect } => (
+            storage::azure_config(&storage::azure_options(&azure))?,
+            connect,
+        ),
+        ConnectStorage::Gcs { gcs, connect } => {
+            (storage::gcs_config(&storage::gcs_options(&gcs)?)?, connect)
+        }
+        ConnectStorage::Rclone { rclone, connect } => (
+            storage::rclone_config(&storage::rclone_options(&rclone, true)?)?,
+            connect,
+        ),
+        ConnectStorage::Webdav { webdav, connect } => (
+            storage::webdav_config(&storage::webdav_options(&webdav, true)?)?,
+            connect,
+        ),
+        ConnectStorage::Sftp { sftp, connect } => (
+            storage::sftp_config(&storage::sftp_options(&sftp, true)?)?,
+            connect,
+        ),
+    };
+    connect_repository(ctx, sc, connect, None)
 }
 
 /// Parses a Go-style duration (`24h`, `90m`, `1h30m`, `500ms`, `0s`) or days (`30d`) into
@@ -514,177 +505,6 @@ fn title(kind: &str) -> String {
         "webdav" => "WebDAV".into(),
         k => k.to_string(),
     }
-}
-
-fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
-    let (cfg, repo) = ctx.open_repository()?;
-    let f = repo.format();
-    let epoch = if f.config.epoch_parameters.enabled {
-        repo.contents().epochs().current()?
-    } else {
-        EpochState::default()
-    };
-    if args.json {
-        let v = status_json(ctx, &cfg, f);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    print_connection(ctx, &cfg);
-    print_format(f, &epoch);
-    Ok(())
-}
-
-/// Kopia's `RepositoryStatus` shape, secrets left out as Kopia's scrubber does.
-fn status_json(ctx: &Context, cfg: &ConnectionConfig, f: &FormatManager) -> serde_json::Value {
-    let c = &f.config;
-    let mut client = json!({
-        "hostname": cfg.hostname,
-        "username": cfg.username,
-        "enableActions": false,
-        "formatBlobCacheDuration": 900_000_000_000i64,
-    });
-    if cfg.read_only {
-        client["readonly"] = json!(true);
-    }
-    if !cfg.description.is_empty() {
-        client["description"] = json!(cfg.description);
-    }
-    let mut content = json!({
-        "hash": c.hash,
-        "encryption": c.encryption,
-        "version": c.version,
-        "maxPackSize": c.effective_max_pack_size(),
-        "indexVersion": c.effective_index_version(),
-        "epochParameters": c.epoch_parameters,
-        "enablePasswordChange": c.enable_password_change,
-    });
-    if !c.ecc.is_empty() {
-        content["ecc"] = json!(c.ecc);
-        content["eccOverheadPercent"] = json!(c.ecc_overhead_percent);
-    }
-    let mut retention = json!({});
-    if f.blob_config.is_retention_enabled() {
-        retention = json!({
-            "retentionMode": f.blob_config.retention_mode,
-            "retentionPeriod": f.blob_config.retention_period_nanos,
-        });
-    }
-    let mut v = json!({
-        "configFile": ctx.config_path,
-        "uniqueIDHex": f.unique_id_hex(),
-        "clientOptions": client,
-        "storage": { "type": cfg.storage.kind, "config": storage::redacted(&cfg.storage) },
-        "contentFormat": content,
-        "objectFormat": { "splitter": c.splitter },
-        "blobRetention": retention,
-    });
-    if let Some((size, free)) = storage_capacity(&cfg.storage) {
-        v["volume"] = json!({ "capacity": size, "available": free });
-    }
-    v
-}
-
-/// The client and storage part of `repository status`.
-fn print_connection(ctx: &Context, cfg: &ConnectionConfig) {
-    println!("Config file:         {}", ctx.config_path.display());
-    println!();
-    println!("Description:         {}", cfg.description);
-    println!("Hostname:            {}", cfg.hostname);
-    println!("Username:            {}", cfg.username);
-    println!("Read-only:           {}", cfg.read_only);
-    // kopr reads the format blob afresh on every open; Kopia's default cache time is shown
-    // because Kopia's clients of the same config use it.
-    println!("Format blob cache:   15m0s");
-    println!();
-    println!("Storage type:        {}", cfg.storage.kind);
-    match storage_capacity(&cfg.storage) {
-        Some((size, free)) => {
-            println!("Storage capacity:    {}", units::bytes(size));
-            println!("Storage available:   {}", units::bytes(free));
-        }
-        None => println!("Storage capacity:    unbounded"),
-    }
-    println!(
-        "Storage config:      {}",
-        crate::gojson::storage_config(
-            &cfg.storage.kind,
-            &storage::redacted(&cfg.storage),
-            &" ".repeat(21)
-        )
-    );
-    println!();
-}
-
-/// The format, epoch and retention part of `repository status`.
-fn print_format(f: &FormatManager, epoch: &EpochState) {
-    let c = &f.config;
-    let ep = &c.epoch_parameters;
-    let dur = |n: i64| units::duration(chrono::Duration::nanoseconds(n));
-    println!("Unique ID:           {}", f.unique_id_hex());
-    println!("Hash:                {}", c.hash);
-    println!("Encryption:          {}", c.encryption);
-    println!("Splitter:            {}", c.splitter);
-    println!("Format version:      {}", c.version);
-    println!("Content compression: {}", c.effective_index_version() >= 2);
-    println!("Password changes:    {}", c.enable_password_change);
-    println!(
-        "Max pack length:     {}",
-        units::bytes(i64::from(c.effective_max_pack_size()))
-    );
-    println!("Index Format:        v{}", c.effective_index_version());
-    // As Kopia: a blank line and the epoch parameters only with the epoch manager, then
-    // the retention settings.
-    if ep.enabled {
-        println!();
-        println!("Epoch Manager:       enabled");
-        println!("Current Epoch: {}", epoch.write_epoch);
-        println!();
-        println!(
-            "Epoch refresh frequency: {}",
-            dur(ep.refresh_frequency_nanos)
-        );
-        println!(
-            "Epoch advance on:        {} blobs or {}, minimum {}",
-            ep.advance_on_count_threshold,
-            units::bytes(ep.advance_on_total_size_bytes_threshold),
-            dur(ep.min_epoch_duration_nanos)
-        );
-        println!(
-            "Epoch cleanup margin:    {}",
-            dur(ep.cleanup_safety_margin_nanos)
-        );
-        println!(
-            "Epoch range-compaction every: {} epochs",
-            ep.full_checkpoint_frequency
-        );
-    } else {
-        println!("Epoch Manager:       disabled");
-    }
-    if f.blob_config.is_retention_enabled() {
-        println!();
-        println!("Blob retention mode:     {}", f.blob_config.retention_mode);
-        println!(
-            "Blob retention period:   {}",
-            dur(f.blob_config.retention_period_nanos)
-        );
-    }
-}
-
-/// Size and free bytes of the volume holding a filesystem repository (`None`: unbounded, as
-/// Kopia says of object stores).
-fn storage_capacity(sc: &StorageConfig) -> Option<(i64, i64)> {
-    if sc.kind != "filesystem" {
-        return None;
-    }
-    let path = sc.config.get("path")?.as_str()?;
-    let c = std::ffi::CString::new(path).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frag = st.f_frsize as i64;
-    Some((st.f_blocks as i64 * frag, st.f_bavail as i64 * frag))
 }
 
 #[cfg(test)]

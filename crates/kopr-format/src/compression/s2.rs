@@ -96,11 +96,7 @@ fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
 /// Decodes one S2/snappy block.
 pub fn decode_block(src: &[u8], out: &mut Vec<u8>, max_output: usize) -> Result<()> {
     let bad = |d: &str| err("s2 block", d);
-    let (dlen, n) = uvarint(src).ok_or_else(|| bad("bad length"))?;
-    let dlen = usize::try_from(dlen).map_err(|_| bad("length"))?;
-    if dlen > max_output.min(4 << 20) {
-        return Err(bad("block too large"));
-    }
+    let (dlen, n) = block_header(src, max_output)?;
     let base = out.len();
     out.reserve(dlen);
     let mut s = n;
@@ -132,25 +128,8 @@ pub fn decode_block(src: &[u8], out: &mut Vec<u8>, max_output: usize) -> Result<
                 s += 2;
                 if offset == 0 {
                     // S2 repeat: reuse the previous offset; values 5..7 extend the length.
-                    let len = match v {
-                        5 => {
-                            s += 1;
-                            get(s - 1)? as usize + 8
-                        }
-                        6 => {
-                            s += 2;
-                            (get(s - 2)? as usize | (get(s - 1)? as usize) << 8) + (1 << 8) + 4
-                        }
-                        7 => {
-                            s += 3;
-                            (get(s - 3)? as usize
-                                | (get(s - 2)? as usize) << 8
-                                | (get(s - 1)? as usize) << 16)
-                                + (1 << 16)
-                                + 4
-                        }
-                        _ => v + 4,
-                    };
+                    let (len, next) = repeat_len(src, s, v)?;
+                    s = next;
                     copy(out, base, last_offset, len, dlen).ok_or_else(|| bad("bad repeat"))?;
                 } else {
                     last_offset = offset;
@@ -182,6 +161,43 @@ pub fn decode_block(src: &[u8], out: &mut Vec<u8>, max_output: usize) -> Result<
         return Err(bad("block shorter than declared"));
     }
     Ok(())
+}
+
+/// The block's decoded length (at most `max_output`, and 4 MiB as S2's blocks) and the length
+/// of the varint that holds it.
+fn block_header(src: &[u8], max_output: usize) -> Result<(usize, usize)> {
+    let bad = |d: &str| err("s2 block", d);
+    let (dlen, n) = uvarint(src).ok_or_else(|| bad("bad length"))?;
+    let dlen = usize::try_from(dlen).map_err(|_| bad("length"))?;
+    if dlen > max_output.min(4 << 20) {
+        return Err(bad("block too large"));
+    }
+    Ok((dlen, n))
+}
+
+/// The length of an S2 repeat with tag value `v` (5..7 add 1 to 3 length bytes, starting at
+/// `s`), and where the next tag is.
+#[inline]
+fn repeat_len(src: &[u8], s: usize, v: usize) -> Result<(usize, usize)> {
+    let get = |i: usize| {
+        src.get(i)
+            .copied()
+            .ok_or_else(|| err("s2 block", "truncated"))
+    };
+    Ok(match v {
+        5 => (get(s)? as usize + 8, s + 1),
+        6 => (
+            (get(s)? as usize | (get(s + 1)? as usize) << 8) + (1 << 8) + 4,
+            s + 2,
+        ),
+        7 => (
+            (get(s)? as usize | (get(s + 1)? as usize) << 8 | (get(s + 2)? as usize) << 16)
+                + (1 << 16)
+                + 4,
+            s + 3,
+        ),
+        _ => (v + 4, s),
+    })
 }
 
 fn copy(out: &mut Vec<u8>, base: usize, offset: usize, len: usize, dlen: usize) -> Option<()> {
