@@ -22,7 +22,8 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 /// A file to read, and where its result goes.
 pub(super) struct FileJob {
     pub path: PathBuf,
-    pub compression: Option<String>,
+    /// Shared by all the files compressed alike (no string per file).
+    pub compression: Option<Arc<str>>,
     pub slot: Arc<JobSlot>,
 }
 
@@ -73,6 +74,8 @@ pub(super) fn next_job<J>(jobs: &Mutex<Receiver<J>>) -> Option<J> {
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
+    /// Files shorter than this are one chunk (see `upload_file`).
+    pub single_chunk: usize,
     pub progress: &'a ProgressCounters,
     /// Workers waiting for a job: the spare threads a large file may borrow.
     pub idle: AtomicUsize,
@@ -100,6 +103,7 @@ impl Workers<'_> {
                             &job.path,
                             self.progress,
                             Some(&self.idle),
+                            self.single_chunk,
                         )
                     }))
                     .unwrap_or_else(|_| {
