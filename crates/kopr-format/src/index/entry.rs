@@ -162,7 +162,7 @@ impl FromIterator<IndexEntry> for IndexBuilder {
     fn from_iter<I: IntoIterator<Item = IndexEntry>>(iter: I) -> Self {
         let mut all: Vec<IndexEntry> = iter.into_iter().collect();
         // Stable: entries of one id keep their order, so ties resolve as `add` resolves them.
-        all.sort_by(|a, b| a.content_id.cmp(&b.content_id));
+        all.sort_by_key(|e| e.content_id);
         let mut unique: Vec<IndexEntry> = Vec::with_capacity(all.len());
         for e in all {
             match unique.last_mut() {

@@ -105,14 +105,16 @@ fn upload_file(
         }
         w.write_bytes(&buf[..filled])?;
         let mut total = filled as u64;
-        while !eof {
-            let n = f.read(buf).map_err(|e| local(path, e))?;
-            if n == 0 {
-                break;
+        if !eof {
+            loop {
+                let n = f.read(buf).map_err(|e| local(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                w.write_bytes(&buf[..n])?;
+                total += n as u64;
+                ProgressCounters::add(&progress.hashed_bytes, n as u64);
             }
-            w.write_bytes(&buf[..n])?;
-            total += n as u64;
-            ProgressCounters::add(&progress.hashed_bytes, n as u64);
         }
         Ok((w.result()?, total))
     })
