@@ -132,16 +132,16 @@ impl Postamble {
     }
 }
 
-/// Starts a pack: `prefix` (a copy of the format blob in repositories without password
-/// change, as Kopia writes them; else empty), then [`PREAMBLE_LEN`] random bytes. `capacity` is
-/// reserved up front so that appending contents never moves the bytes.
-pub fn start_pack(prefix: &[u8], capacity: usize) -> Vec<u8> {
-    let mut data = Vec::with_capacity(capacity.max(prefix.len() + PREAMBLE_LEN));
+/// Starts a pack in `data` (emptied first, its capacity kept, so a writer can reserve room for
+/// a whole pack once and reuse the buffer): `prefix` (a copy of the format blob in
+/// repositories without password change, as Kopia writes them; else empty), then
+/// [`PREAMBLE_LEN`] random bytes.
+pub fn start_pack(data: &mut Vec<u8>, prefix: &[u8]) {
+    data.clear();
     data.extend_from_slice(prefix);
     let start = data.len();
     data.resize(start + PREAMBLE_LEN, 0);
     rand::rngs::OsRng.fill_bytes(&mut data[start..]);
-    data
 }
 
 /// Ends a pack: random padding to a multiple of [`PADDING_UNIT`], the local index (the plain
@@ -192,7 +192,8 @@ mod tests {
     fn a_finished_pack_gives_back_its_local_index() {
         let hasher = Hasher::new("BLAKE3-256-128", &[7; 32]).unwrap();
         let enc = Encryptor::new("AES256-GCM-HMAC-SHA256", &[9; 32]).unwrap();
-        let mut pack = start_pack(b"FORMAT", 0);
+        let mut pack = vec![5; 100];
+        start_pack(&mut pack, b"FORMAT");
         assert_eq!(&pack[..6], b"FORMAT");
         assert_eq!(pack.len(), 6 + PREAMBLE_LEN);
         pack.extend_from_slice(&[1; 5000]);

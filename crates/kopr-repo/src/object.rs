@@ -170,6 +170,26 @@ impl Write for ObjectWriter<'_> {
     }
 }
 
+/// Stores `data` as a whole object of one chunk, as [`ObjectWriter`] does for a stream shorter
+/// than its splitter's shortest chunk (see [`single_chunk_limit`]): for small files, without
+/// a writer, a splitter or a copy of the data.
+pub(crate) fn write_single_chunk(
+    cm: &ContentManager,
+    data: &[u8],
+    compression: Option<&str>,
+) -> Result<ObjectId> {
+    store_chunk(cm, data, None, compression)
+}
+
+/// Streams shorter than this are never cut by the repository's splitter: they are stored as
+/// one chunk.
+pub(crate) fn single_chunk_limit(cm: &ContentManager) -> Result<usize> {
+    Ok(
+        kopr_format::splitter::SplitterFactory::new(&cm.format().config.splitter)?
+            .min_segment_size(),
+    )
+}
+
 /// Stores one chunk. Repositories whose index cannot record a compressor (index v1) compress
 /// data chunks at the object layer instead, as Kopia does: the compressed bytes (with their
 /// compressor header) become the content and the object id is marked `Z`, when that is

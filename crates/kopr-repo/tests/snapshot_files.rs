@@ -272,3 +272,45 @@ fn file_rewritten_while_read_stores_bytes_of_its_versions() {
     .unwrap();
     assert!(fs::read(dst.join("rewritten")).unwrap() == stored);
 }
+
+#[test]
+fn small_files_are_stored_as_the_object_writer_stores_them() {
+    // Files shorter than the splitter's shortest chunk skip the object writer: their objects
+    // must be the writer's, on both sides of that length and of the read buffer's (1 MiB).
+    use kopr_repo::object::{ObjectWriter, WriterOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "FIXED-128K");
+    let k = 128 << 10;
+    let sizes = [
+        0,
+        1,
+        4000,
+        k - 1,
+        k,
+        k + 1,
+        3 * k,
+        (1 << 20) - 1,
+        (1 << 20) + 7,
+    ];
+    let data = random_bytes(11, (1 << 20) + 7);
+    for n in sizes {
+        fs::write(src.join(format!("f{n}")), &data[..n]).unwrap();
+    }
+    let m = snap(&repo, &src);
+    assert_eq!(m.stats.total_file_count, sizes.len() as i32);
+    let entries = root_entries(&repo, &m);
+    for n in sizes {
+        let e = entries
+            .iter()
+            .find(|e| e.name == format!("f{n}"))
+            .expect("file entry");
+        let mut w = ObjectWriter::new(repo.contents(), WriterOptions::default()).unwrap();
+        w.write_bytes(&data[..n]).unwrap();
+        assert_eq!(e.object_id, w.result().unwrap(), "{n} bytes");
+        assert_eq!(e.file_size, n as i64);
+        let stored = kopr_repo::object::read_object(repo.contents(), &e.object_id).unwrap();
+        assert_eq!(stored, &data[..n], "{n} bytes");
+    }
+}

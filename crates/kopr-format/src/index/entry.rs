@@ -156,10 +156,27 @@ impl IndexBuilder {
 }
 
 impl FromIterator<IndexEntry> for IndexBuilder {
+    /// Builds from entries in any order as [`IndexBuilder::add`] one by one would, but sorts
+    /// them once and builds the map in bulk (an index blob of a first snapshot holds an entry
+    /// per file: inserting them one by one in hash order was most of its encoding time).
     fn from_iter<I: IntoIterator<Item = IndexEntry>>(iter: I) -> Self {
-        let mut b = IndexBuilder::new();
-        b.extend(iter);
-        b
+        let mut all: Vec<IndexEntry> = iter.into_iter().collect();
+        // Stable: entries of one id keep their order, so ties resolve as `add` resolves them.
+        all.sort_by_key(|e| e.content_id);
+        let mut unique: Vec<IndexEntry> = Vec::with_capacity(all.len());
+        for e in all {
+            match unique.last_mut() {
+                Some(last) if last.content_id == e.content_id => {
+                    if pick_winner(&e, last) {
+                        *last = e;
+                    }
+                }
+                _ => unique.push(e),
+            }
+        }
+        IndexBuilder {
+            entries: unique.into_iter().map(|e| (e.content_id, e)).collect(),
+        }
     }
 }
 
@@ -199,6 +216,25 @@ mod tests {
             .cloned()
             .reduce(merge_winner)
             .unwrap()
+    }
+
+    #[test]
+    fn collecting_keeps_the_winners_that_adding_one_by_one_keeps() {
+        // Duplicates in both orders, exact ties (the earlier stays), deletions.
+        let ids = ["aa", "bb", "cc", "dd", "ee"];
+        let mut list = Vec::new();
+        for i in 0..60u32 {
+            let id = ids[(i as usize * 7) % ids.len()];
+            let ts = i64::from((i * 13) % 5);
+            list.push(entry(id, ts, &format!("p{}", i % 4), i, i % 9 == 0));
+        }
+        let mut one_by_one = IndexBuilder::new();
+        for e in list.clone() {
+            one_by_one.add(e);
+        }
+        let collected: IndexBuilder = list.into_iter().collect();
+        assert_eq!(collected, one_by_one);
+        assert_eq!(collected.len(), ids.len());
     }
 
     // Kopia's merged_test.go, TestMerged: three indexes with overlapping ids.

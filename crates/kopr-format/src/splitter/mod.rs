@@ -157,6 +157,15 @@ impl SplitterFactory {
         }
     }
 
+    /// The shortest chunk the splitters of this factory cut: a stream shorter than this is
+    /// one chunk (a dynamic splitter never cuts before half its nominal size).
+    pub fn min_segment_size(&self) -> usize {
+        match self.kind {
+            Kind::Fixed { size } => size,
+            Kind::Buzhash { average } | Kind::RabinKarp { average } => average / 2,
+        }
+    }
+
     /// A new splitter, at the start of a stream.
     pub fn create(&self) -> Box<dyn Splitter> {
         // The averages in the table are valid, so the constructors cannot fail.

@@ -391,3 +391,22 @@ fn reset_restarts_the_stream() {
         assert_eq!(splitter.next_split_point(&[]), None);
     }
 }
+
+#[test]
+fn min_segment_size_is_the_shortest_cut() {
+    // Zeros cut a dynamic splitter's chunk as early as possible, and a fixed one cuts at its size:
+    // a stream one byte shorter than the minimum is one chunk, and the minimum is reached.
+    for name in supported_splitters() {
+        let min = SplitterFactory::new(name).unwrap().min_segment_size();
+        assert_eq!(
+            split_all(name, &vec![0; min - 1]).unwrap(),
+            [min - 1],
+            "{name}"
+        );
+        assert_eq!(
+            split_all(name, &vec![0; min + 1]).unwrap(),
+            [min, 1],
+            "{name}"
+        );
+    }
+}

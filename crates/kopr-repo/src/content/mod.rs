@@ -32,7 +32,7 @@ mod pack_write;
 mod read;
 mod recover;
 pub use maintenance::{pack_session, INDEX_SHARD_SIZE};
-use read::local_entry;
+use read::{local_entry, local_ref};
 
 /// Who writes: recorded in session markers.
 #[derive(Debug, Clone)]
@@ -54,16 +54,23 @@ struct OpenPack {
 /// Mutable state of the writer, behind one lock.
 #[derive(Debug, Default)]
 struct WriteState {
-    open: HashMap<&'static str, OpenPack>,
+    open: FxHashMap<&'static str, OpenPack>,
     /// Packs being uploaded, readable until they land.
     uploading: HashMap<String, Arc<Vec<u8>>>,
     uploading_items: FxHashMap<ContentId, IndexEntry>,
-    /// Contents in written packs whose index blob is not written yet.
-    uncommitted: BTreeMap<ContentId, IndexEntry>,
+    /// Contents in written packs whose index blob is not written yet (a hash map: looked up
+    /// once per content written, and sorted only when the index blob is built).
+    uncommitted: FxHashMap<ContentId, IndexEntry>,
     session: Option<SessionInfo>,
     session_markers: Vec<String>,
     failed: Option<String>,
+    /// Buffers of packs written, kept for the next packs: a new buffer's pages would each be
+    /// faulted in (and zeroed) again as contents are appended.
+    spare_buffers: Vec<Vec<u8>>,
 }
+
+/// Pack buffers kept for reuse (one per background writer: as many as are freed at once).
+const SPARE_BUFFERS: usize = BACKGROUND_WRITES;
 
 /// A pack on its way to storage.
 #[derive(Debug)]
@@ -87,15 +94,44 @@ struct Finished {
     result: std::result::Result<(), String>,
 }
 
-/// The packs being written in the background: how many are running and those finished but not
-/// yet accounted for (moved to the uncommitted set by the next writer or by `flush`).
+/// The packs on their way to storage. Every pack counts from the moment it is full (or
+/// flushed) until its write ended, whether the thread that filled it writes it or a
+/// background writer does; `flush` waits on `done` for that count to reach zero.
 #[derive(Debug, Default)]
 struct BackgroundWrites {
-    state: Mutex<(usize, Vec<Finished>)>,
+    state: Mutex<Writes>,
     done: Condvar,
     /// Set when a writer finished, so that the writes of contents (one check each) take the
     /// lock only when there is something to account for.
     finished_any: std::sync::atomic::AtomicBool,
+}
+
+/// What [`BackgroundWrites`] guards.
+#[derive(Debug, Default)]
+struct Writes {
+    /// Packs whose write has not ended yet (foreground and background).
+    in_flight: usize,
+    /// Background writers running.
+    running: usize,
+    /// Packs background writers finished, not yet accounted for (moved to the uncommitted
+    /// set by the next content write or by `flush`).
+    finished: Vec<Finished>,
+}
+
+/// What a write needs to know of a content already in the index.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    deleted: bool,
+    timestamp: i64,
+}
+
+impl Known {
+    fn of(e: &IndexEntry) -> Self {
+        Known {
+            deleted: e.deleted,
+            timestamp: e.timestamp_seconds,
+        }
+    }
 }
 
 /// Counters of what a manager did, for progress and summaries.
@@ -126,7 +162,6 @@ pub struct ContentManager {
     identity: WriterIdentity,
     committed: RwLock<CommittedIndex>,
     state: Mutex<WriteState>,
-    uploads_done: Condvar,
     background: Arc<BackgroundWrites>,
     stats: Mutex<WriteStats>,
 }
@@ -172,7 +207,6 @@ impl ContentManager {
             identity,
             committed: RwLock::new(CommittedIndex::default()),
             state: Mutex::new(WriteState::default()),
-            uploads_done: Condvar::new(),
             background: Arc::default(),
             stats: Mutex::new(WriteStats::default()),
         };
@@ -282,7 +316,7 @@ impl ContentManager {
         compression: Option<&str>,
     ) -> Result<ContentId> {
         let id = self.content_id_for(data, prefix)?;
-        let previous = self.content_info(&id)?;
+        let previous = self.known(&id)?;
         if let Some(e) = &previous {
             if !e.deleted {
                 if let Ok(mut s) = self.stats.lock() {
@@ -298,13 +332,26 @@ impl ContentManager {
         })
     }
 
+    /// Whether `id` is known (written by this manager or committed), and if so whether it is
+    /// deleted and when it was written: what a write needs, without copying the entry.
+    fn known(&self, id: &ContentId) -> Result<Option<Known>> {
+        {
+            let s = self.state.lock().map_err(|_| poisoned())?;
+            if let Some(e) = local_ref(&s, id) {
+                return Ok(Some(Known::of(e)));
+            }
+        }
+        let committed = self.committed.read().map_err(|_| poisoned())?;
+        Ok(committed.get(id)?.as_ref().map(Known::of))
+    }
+
     /// Compresses, encrypts (into `payload`, reused between calls) and appends a content
     /// that is not in the repository yet.
     fn store_new(
         &self,
         id: ContentId,
         data: &[u8],
-        previous: Option<IndexEntry>,
+        previous: Option<Known>,
         compression: Option<&str>,
         payload: &mut Vec<u8>,
     ) -> Result<ContentId> {
@@ -317,10 +364,10 @@ impl ContentManager {
                     "an earlier pack write failed: {msg}"
                 )));
             }
-            if previous.is_none() && local_entry(&s, &id).is_some() {
+            if previous.is_none() && local_ref(&s, &id).is_some() {
                 return Ok(id); // another thread stored it meanwhile
             }
-            let prev_ts = previous.map(|e| e.timestamp_seconds).unwrap_or(-1);
+            let prev_ts = previous.map(|e| e.timestamp).unwrap_or(-1);
             let ts = self.write_time(prev_ts);
             let prefix = pack_prefix(&id);
             if !s.open.contains_key(prefix) {
@@ -393,21 +440,18 @@ impl ContentManager {
                 .map(|p| self.start_upload(&mut s, p))
                 .collect()
         };
+        // Every pack started is written (or fails) before returning, so none stays counted
+        // as on its way.
+        let mut failed = None;
         for p in to_upload {
-            self.upload(p)?;
+            if let Err(e) = self.upload(p) {
+                failed.get_or_insert(e);
+            }
         }
-        self.wait_background()?;
-        let mut s = self.state.lock().map_err(|_| poisoned())?;
-        while !s.uploading.is_empty() {
-            // Packs other threads write themselves notify; background writers started
-            // meanwhile by other threads are accounted for on the next turn.
-            s = self
-                .uploads_done
-                .wait_timeout(s, std::time::Duration::from_millis(20))
-                .map_err(|_| poisoned())?
-                .0;
-            self.account_background(&mut s);
+        if let Some(e) = failed {
+            return Err(e);
         }
+        let mut s = self.wait_writes()?;
         if let Some(msg) = s.failed.take() {
             return Err(RepoError::Invalid(format!("pack write failed: {msg}")));
         }

@@ -12,7 +12,7 @@ impl ContentManager {
         let Ok(mut bg) = self.background.state.lock() else {
             return Some(p);
         };
-        if bg.0 >= BACKGROUND_WRITES || p.trailer.is_err() {
+        if bg.running >= BACKGROUND_WRITES || p.trailer.is_err() {
             return Some(p);
         }
         let st = self.st.clone();
@@ -30,6 +30,8 @@ impl ContentManager {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     st.put_blob(&blob_id, &data, &PutOptions::default())
                 }));
+                // The uploading set holds the last reference: its buffer can be reused.
+                drop(data);
                 let result = match result {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
@@ -41,25 +43,29 @@ impl ContentManager {
                     result,
                 };
                 if let Ok(mut bg) = background.state.lock() {
-                    bg.0 -= 1;
-                    bg.1.push(finished);
+                    bg.running -= 1;
+                    bg.in_flight -= 1;
+                    bg.finished.push(finished);
                 }
                 background.finished_any.store(true, Ordering::Release);
                 background.done.notify_all();
             });
         match spawned {
             Ok(_) => {
-                bg.0 += 1;
+                bg.running += 1;
                 None
             }
             // No thread: the pack went with the closure; say so as a failed write.
             Err(e) => {
-                bg.1.push(Finished {
+                bg.in_flight -= 1;
+                bg.finished.push(Finished {
                     blob_id: failed_id,
                     items: Vec::new(),
                     result: Err(format!("cannot start a pack writer: {e}")),
                 });
+                drop(bg);
                 self.background.finished_any.store(true, Ordering::Release);
+                self.background.done.notify_all();
                 None
             }
         }
@@ -72,7 +78,7 @@ impl ContentManager {
             return;
         }
         let finished = match self.background.state.lock() {
-            Ok(mut bg) if !bg.1.is_empty() => std::mem::take(&mut bg.1),
+            Ok(mut bg) if !bg.finished.is_empty() => std::mem::take(&mut bg.finished),
             _ => return,
         };
         for f in finished {
@@ -80,18 +86,39 @@ impl ContentManager {
         }
     }
 
-    /// Waits until no background writer is running, and accounts for what they wrote.
-    pub(super) fn wait_background(&self) -> Result<()> {
-        {
-            let mut bg = self.background.state.lock().map_err(|_| poisoned())?;
-            while bg.0 > 0 {
-                bg = self.background.done.wait(bg).map_err(|_| poisoned())?;
+    /// Waits until every pack on its way has been written (by whichever thread), accounts for
+    /// what background writers wrote, and returns the writer's state with no pack uploading
+    /// (packs other threads fill meanwhile are waited for too).
+    pub(super) fn wait_writes(&self) -> Result<std::sync::MutexGuard<'_, WriteState>> {
+        loop {
+            {
+                let mut bg = self.background.state.lock().map_err(|_| poisoned())?;
+                while bg.in_flight > 0 {
+                    bg = self.background.done.wait(bg).map_err(|_| poisoned())?;
+                }
+            }
+            self.background.finished_any.store(true, Ordering::Release);
+            let mut s = self.state.lock().map_err(|_| poisoned())?;
+            self.account_background(&mut s);
+            if s.uploading.is_empty() {
+                return Ok(s);
             }
         }
-        self.background.finished_any.store(true, Ordering::Release);
-        let mut s = self.state.lock().map_err(|_| poisoned())?;
-        self.account_background(&mut s);
-        Ok(())
+    }
+
+    /// Counts a pack on its way to storage (see [`BackgroundWrites`]).
+    fn pack_started(&self) {
+        if let Ok(mut bg) = self.background.state.lock() {
+            bg.in_flight += 1;
+        }
+    }
+
+    /// Counts a pack the thread that filled it has written (or failed to), waking `flush`.
+    fn pack_ended(&self) {
+        if let Ok(mut bg) = self.background.state.lock() {
+            bg.in_flight -= 1;
+        }
+        self.background.done.notify_all();
     }
 
     pub(super) fn write_time(&self, previous: i64) -> i64 {
@@ -150,9 +177,14 @@ impl ContentManager {
         // Room for a full pack and its trailer, so appending never moves the bytes (pages are
         // only touched as contents arrive).
         let max = self.format.config.effective_max_pack_size() as usize;
+        let room = max + max / 8 + (1 << 20);
+        let mut data = match s.spare_buffers.pop() {
+            Some(b) if b.capacity() >= room => b,
+            _ => Vec::with_capacity(room),
+        };
         // Repositories without password change start every pack with a copy of the format
         // blob, as Kopia does; then random bytes.
-        let data = pack::start_pack(self.format.pack_format_prefix(), max + max / 8 + (1 << 20));
+        pack::start_pack(&mut data, self.format.pack_format_prefix());
         Ok(OpenPack {
             blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
             data,
@@ -190,6 +222,7 @@ impl ContentManager {
             .append_trailer(&mut data, &items)
             .map_err(|e| e.to_string());
         let data = Arc::new(data);
+        self.pack_started();
         s.uploading.insert(p.blob_id.clone(), data.clone());
         for e in &items {
             s.uploading_items.insert(e.content_id, e.clone());
@@ -216,11 +249,16 @@ impl ContentManager {
                 .map_err(RepoError::from),
             Err(e) => Err(RepoError::Invalid(format!("cannot finish pack: {e}"))),
         };
-        let mut s = self.state.lock().map_err(|_| poisoned())?;
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.finish_upload(&mut s, &blob_id, items, &outcome);
-        drop(s);
-        self.uploads_done.notify_all();
+        drop(data);
+        match self.state.lock() {
+            Ok(mut s) => self.finish_upload(&mut s, &blob_id, items, &outcome),
+            Err(_) => {
+                self.pack_ended();
+                return Err(poisoned());
+            }
+        }
+        self.pack_ended();
         result
     }
 
@@ -233,7 +271,13 @@ impl ContentManager {
         items: Vec<IndexEntry>,
         result: &std::result::Result<(), String>,
     ) {
-        s.uploading.remove(blob_id);
+        if let Some(data) = s.uploading.remove(blob_id) {
+            if s.spare_buffers.len() < SPARE_BUFFERS {
+                if let Ok(buffer) = Arc::try_unwrap(data) {
+                    s.spare_buffers.push(buffer);
+                }
+            }
+        }
         for e in &items {
             s.uploading_items.remove(&e.content_id);
         }

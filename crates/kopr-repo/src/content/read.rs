@@ -138,12 +138,16 @@ impl ContentManager {
 }
 
 pub(super) fn local_entry(s: &WriteState, id: &ContentId) -> Option<IndexEntry> {
+    local_ref(s, id).cloned()
+}
+
+/// The entry of a content this manager wrote and has not committed yet.
+pub(super) fn local_ref<'s>(s: &'s WriteState, id: &ContentId) -> Option<&'s IndexEntry> {
     s.open
         .values()
         .find_map(|p| p.items.get(id))
         .or_else(|| s.uploading_items.get(id))
         .or_else(|| s.uncommitted.get(id))
-        .cloned()
 }
 
 fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> {

@@ -22,41 +22,61 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 /// A file to read, and where its result goes.
 pub(super) struct FileJob {
     pub path: PathBuf,
-    pub compression: Option<String>,
+    /// Shared by all the files compressed alike (no string per file).
+    pub compression: Option<Arc<str>>,
     pub slot: Arc<JobSlot>,
 }
 
 /// The result of one job, filled once by a worker.
 #[derive(Default)]
 pub(super) struct JobSlot {
-    result: Mutex<Option<Uploaded>>,
+    state: Mutex<SlotState>,
     done: Condvar,
 }
 
+#[derive(Default)]
+struct SlotState {
+    result: Option<Uploaded>,
+    /// Whether the walk waits for the result: only then does `set` wake it (a wake-up is a
+    /// system call even with nobody waiting, and most results are there before they are
+    /// asked for).
+    waited: bool,
+}
+
 impl JobSlot {
-    /// Stores the result and wakes the waiter.
+    /// Stores the result and wakes the waiter, if any.
     pub(super) fn set(&self, r: Uploaded) {
-        if let Ok(mut g) = self.result.lock() {
-            *g = Some(r);
+        let waited = match self.state.lock() {
+            Ok(mut g) => {
+                g.result = Some(r);
+                g.waited
+            }
+            Err(_) => true,
+        };
+        if waited {
+            self.done.notify_all();
         }
-        self.done.notify_all();
     }
 
     /// Whether the result is there.
     pub(super) fn is_done(&self) -> bool {
-        self.result.lock().map(|g| g.is_some()).unwrap_or(true)
+        self.state
+            .lock()
+            .map(|g| g.result.is_some())
+            .unwrap_or(true)
     }
 
     /// Waits for the result and takes it.
     pub(super) fn take(&self) -> Uploaded {
         let lost = || Err(RepoError::Worker("upload worker failed".into()));
-        let Ok(mut g) = self.result.lock() else {
+        let Ok(mut g) = self.state.lock() else {
             return lost();
         };
         loop {
-            if let Some(r) = g.take() {
+            if let Some(r) = g.result.take() {
                 return r;
             }
+            g.waited = true;
             g = match self.done.wait(g) {
                 Ok(g) => g,
                 Err(_) => return lost(),
@@ -73,6 +93,8 @@ pub(super) fn next_job<J>(jobs: &Mutex<Receiver<J>>) -> Option<J> {
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
+    /// Files shorter than this are one chunk (see `upload_file`).
+    pub single_chunk: usize,
     pub progress: &'a ProgressCounters,
     /// Workers waiting for a job: the spare threads a large file may borrow.
     pub idle: AtomicUsize,
@@ -100,6 +122,7 @@ impl Workers<'_> {
                             &job.path,
                             self.progress,
                             Some(&self.idle),
+                            self.single_chunk,
                         )
                     }))
                     .unwrap_or_else(|_| {

@@ -50,6 +50,10 @@ pub const INCOMPLETE_CANCELED: &str = "canceled";
 /// Reads one file into an object; `progress` counts bytes as they are read. With `spare`, the
 /// chunks are stored on idle pool workers too (see [`ObjectWriter::with_spare_workers`]).
 ///
+/// A file that ends before `single_chunk` bytes (the splitter's shortest cut, see
+/// [`crate::object::single_chunk_limit`]) is stored as one content straight from the read
+/// buffer, as the object writer would store it, without setting one up.
+///
 /// A file that changes while it is read is stored as read: reads stop at the first end of file,
 /// so the object holds the bytes seen (Kopia does the same and records the object's length).
 fn upload_file(
@@ -58,42 +62,62 @@ fn upload_file(
     path: &Path,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
+    single_chunk: usize,
 ) -> Result<(ObjectId, u64)> {
     let mut f = fs::File::open(path).map_err(|e| local(path, e))?;
-    let mut w = ObjectWriter::new(
-        repo.contents(),
-        WriterOptions {
-            prefix: None,
-            compression: compression.map(str::to_string),
-            metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-            splitter: None,
-        },
-    )?;
-    if let Some(spare) = spare {
-        w = w.with_spare_workers(spare);
-    }
     thread_local! {
         /// One read buffer per thread, reused file after file (no allocation per file).
         static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let total = READ_BUF.with(|cell| -> Result<u64> {
+    READ_BUF.with(|cell| -> Result<(ObjectId, u64)> {
         let mut taken = cell.try_borrow_mut().ok();
         let mut own = Vec::new();
         let buf: &mut Vec<u8> = taken.as_deref_mut().unwrap_or(&mut own);
         buf.resize(READ_BUFFER, 0);
-        let mut total = 0u64;
-        loop {
-            let n = f.read(buf).map_err(|e| local(path, e))?;
+        // Fill the buffer once, up to the end of the file or of the buffer.
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < buf.len() {
+            let n = f.read(&mut buf[filled..]).map_err(|e| local(path, e))?;
             if n == 0 {
+                eof = true;
                 break;
             }
-            w.write_bytes(&buf[..n])?;
-            total += n as u64;
+            filled += n;
             ProgressCounters::add(&progress.hashed_bytes, n as u64);
         }
-        Ok(total)
-    })?;
-    Ok((w.result()?, total))
+        if eof && filled < single_chunk {
+            let oid =
+                crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
+            return Ok((oid, filled as u64));
+        }
+        let mut w = ObjectWriter::new(
+            repo.contents(),
+            WriterOptions {
+                prefix: None,
+                compression: compression.map(str::to_string),
+                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                splitter: None,
+            },
+        )?;
+        if let Some(spare) = spare {
+            w = w.with_spare_workers(spare);
+        }
+        w.write_bytes(&buf[..filled])?;
+        let mut total = filled as u64;
+        if !eof {
+            loop {
+                let n = f.read(buf).map_err(|e| local(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                w.write_bytes(&buf[..n])?;
+                total += n as u64;
+                ProgressCounters::add(&progress.hashed_bytes, n as u64);
+            }
+        }
+        Ok((w.result()?, total))
+    })
 }
 
 /// A failed read of the local file `path`.
@@ -114,9 +138,10 @@ pub(super) fn upload_counted(
     path: &Path,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
+    single_chunk: usize,
 ) -> Result<(ObjectId, u64)> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, path, progress, spare);
+    let r = upload_file(repo, compression, path, progress, spare, single_chunk);
     progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
     if r.is_ok() {
         ProgressCounters::add(&progress.hashed_files, 1);
@@ -200,6 +225,9 @@ pub fn create_snapshot(
         progress,
         on_progress,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
+        forced_compressor: opts.compression.as_deref().map(Arc::from),
+        policy_compressor: Arc::from(policy.compression.compressor_name.as_str()),
+        single_chunk: crate::object::single_chunk_limit(repo.contents())?,
         policy,
     };
     let root = if md.is_file() {
@@ -266,12 +294,15 @@ fn root_entry(
 
 /// Snapshots a single file: the root entry is the file.
 fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Result<DirEntry> {
-    let compression = up.opts.compression.clone().or_else(|| {
-        up.policy
-            .compressor_for(&root_name(path), md.len() as i64)
-            .map(str::to_string)
-    });
-    let (oid, len) = upload_counted(up.repo, compression.as_deref(), path, &up.progress, None)?;
+    let compression = up.compressor_for(&root_name(path), md.len() as i64);
+    let (oid, len) = upload_counted(
+        up.repo,
+        compression.as_deref(),
+        path,
+        &up.progress,
+        None,
+        up.single_chunk,
+    )?;
     up.stats.total_file_count = 1;
     up.stats.non_cached_files = 1;
     up.stats.total_file_size = len as i64;
@@ -303,6 +334,7 @@ fn upload_root_dir(
     let progress = up.progress.clone();
     let pool = Workers {
         repo: up.repo,
+        single_chunk: up.single_chunk,
         progress: &progress,
         idle: AtomicUsize::new(0),
         stop: &halt,

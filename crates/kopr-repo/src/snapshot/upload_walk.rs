@@ -67,6 +67,12 @@ pub(super) struct Uploader<'a> {
     pub(super) progress: Arc<ProgressCounters>,
     pub(super) on_progress: &'a mut dyn FnMut(&Progress),
     pub(super) rules: Vec<crate::ignore::Rule>,
+    /// The upload's compressor (`--compression`), over the policy's.
+    pub(super) forced_compressor: Option<Arc<str>>,
+    /// The policy's compressor name, shared by the files it applies to.
+    pub(super) policy_compressor: Arc<str>,
+    /// Files shorter than this are one chunk (see `upload_file`).
+    pub(super) single_chunk: usize,
     pub(super) policy: kopr_format::policy::Policy,
 }
 
@@ -107,6 +113,17 @@ impl Uploader<'_> {
             });
         }
         ProgressCounters::add(&self.progress.errors, 1);
+    }
+
+    /// The compressor of a file named `name` of `size` bytes: the upload's, else the policy's
+    /// when its rules apply to the file.
+    pub(super) fn compressor_for(&self, name: &str, size: i64) -> Option<Arc<str>> {
+        if let Some(c) = &self.forced_compressor {
+            return Some(c.clone());
+        }
+        self.policy
+            .compressor_for(name, size)
+            .map(|_| self.policy_compressor.clone())
     }
 
     pub(super) fn report(&mut self) {
@@ -312,11 +329,7 @@ impl Uploader<'_> {
             ProgressCounters::add(&self.progress.cached_files, 1);
             ProgressCounters::add(&self.progress.cached_bytes, size as u64);
         } else {
-            let compression = self.opts.compression.clone().or_else(|| {
-                self.policy
-                    .compressor_for(&entry.name, size)
-                    .map(str::to_string)
-            });
+            let compression = self.compressor_for(&entry.name, size);
             let slot = self.read_file(path.to_path_buf(), compression, size as u64)?;
             pd.files.push((pd.entries.len(), rel.to_string(), slot));
         }
@@ -329,7 +342,7 @@ impl Uploader<'_> {
     fn read_file(
         &mut self,
         path: PathBuf,
-        compression: Option<String>,
+        compression: Option<Arc<str>>,
         size: u64,
     ) -> Result<Arc<JobSlot>> {
         let slot = Arc::new(JobSlot::default());
@@ -358,6 +371,7 @@ impl Uploader<'_> {
                         &path,
                         &self.progress,
                         None,
+                        self.single_chunk,
                     )
                 };
                 slot.set(r);
