@@ -56,7 +56,7 @@ fn keep_and_delete(h: &Harness) -> (Vec<ContentId>, Vec<String>) {
         .list_contents(false)
         .unwrap()
         .into_iter()
-        .filter(|e| packs.contains(&e.pack_blob_id))
+        .filter(|e| packs.contains(&e.pack_blob_id.to_string()))
         .map(|e| e.content_id)
         .collect();
     assert!(!ids.is_empty());

@@ -158,7 +158,7 @@ impl ContentManager {
         data.resize(start + pack::PREAMBLE_LEN, 0);
         rand::rngs::OsRng.fill_bytes(&mut data[start..]);
         Ok(OpenPack {
-            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
+            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)).into(),
             data,
             items: FxHashMap::default(),
         })
@@ -178,7 +178,7 @@ impl ContentManager {
         };
         let (blob_id, bytes) = info.seal(&self.format.hasher, &self.format.encryptor)?;
         self.st.put_blob(&blob_id, &bytes, &PutOptions::default())?;
-        s.session_markers.push(blob_id);
+        s.session_markers.push(blob_id.into());
         let id = info.id.clone();
         s.session = Some(info);
         Ok(id)

@@ -46,7 +46,7 @@ pub(super) fn make_plan(
         }
     }
     let cache = repo.content_cache();
-    let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<&BlobId, Vec<usize>> = BTreeMap::new();
     for (i, p) in plan.pieces.iter().enumerate() {
         by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
     }
@@ -59,7 +59,7 @@ pub(super) fn make_plan(
                 .into_iter()
                 .map(|(start, end, path)| {
                     let r = Range {
-                        pack: pack.to_string(),
+                        pack: pack.clone(),
                         start,
                         end,
                         pieces: Vec::new(),
@@ -105,7 +105,7 @@ pub(super) fn make_plan(
                 _ => {
                     ranges.extend(current.take());
                     current = Some(Range {
-                        pack: pack.to_string(),
+                        pack: pack.clone(),
                         start,
                         end,
                         pieces: vec![i],
