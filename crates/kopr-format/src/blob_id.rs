@@ -12,7 +12,7 @@ use crate::string_id::string_id;
 
 string_id!(
     /// The name of one blob in a repository's storage.
-    BlobId
+    BlobId(std::sync::Arc<str>)
 );
 
 impl BlobId {

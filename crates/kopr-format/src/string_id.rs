@@ -7,12 +7,13 @@
 //! from `String`/`&str`, and serializes as a plain JSON string. None of them checks its text:
 //! they name what an id is, not what it must look like.
 
-/// Defines `$name` as an `Arc<str>` newtype with the traits listed in the module doc.
+/// Defines `$name` as a newtype of `$inner` (an `Arc<str>` or another such id) with the traits
+/// listed in the module doc.
 macro_rules! string_id {
-    ($(#[$meta:meta])* $name:ident) => {
+    ($(#[$meta:meta])* $name:ident($inner:ty)) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(std::sync::Arc<str>);
+        pub struct $name($inner);
 
         impl $name {
             /// The id's text.
@@ -23,7 +24,7 @@ macro_rules! string_id {
 
         impl Default for $name {
             fn default() -> Self {
-                $name(std::sync::Arc::from(""))
+                $name(<$inner>::from(""))
             }
         }
 
@@ -60,19 +61,19 @@ macro_rules! string_id {
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(std::sync::Arc::from(s))
+                $name(<$inner>::from(s))
             }
         }
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(std::sync::Arc::from(s))
+                $name(<$inner>::from(s))
             }
         }
 
         impl From<&String> for $name {
             fn from(s: &String) -> Self {
-                $name(std::sync::Arc::from(s.as_str()))
+                $name(<$inner>::from(s.as_str()))
             }
         }
 

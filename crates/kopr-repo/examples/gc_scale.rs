@@ -240,7 +240,7 @@ fn build(dir: &str, contents: u64, snapshots: u64, file_bytes: usize) {
                 object_id: oid,
                 dir_summary: None,
             }),
-            id: String::new(),
+            id: Default::default(),
             description: String::new(),
             stats: Default::default(),
             incomplete_reason: String::new(),

@@ -60,7 +60,9 @@ fn keep_and_delete(h: &Harness) -> (Vec<ContentId>, Vec<String>) {
         .map(|e| e.content_id)
         .collect();
     assert!(!ids.is_empty());
-    r.manifests().delete(r.contents(), &doomed).unwrap();
+    r.manifests()
+        .delete(r.contents(), doomed.manifest_id())
+        .unwrap();
     r.flush().unwrap();
     (ids, packs)
 }

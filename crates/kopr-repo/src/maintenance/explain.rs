@@ -21,6 +21,7 @@ use kopr_blob::BlobMetadata;
 use kopr_format::maintenance::{RunInfo, Schedule};
 use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
+use kopr_format::snapshot::SnapshotId;
 use kopr_format::BlobId;
 use serde::Serialize;
 
@@ -135,7 +136,7 @@ pub struct PackFate {
 #[serde(rename_all = "camelCase")]
 pub struct DeletedSnapshot {
     /// Manifest id.
-    pub id: String,
+    pub id: SnapshotId,
     /// `user@host:path`.
     pub source: String,
     /// When it was deleted.
@@ -576,7 +577,7 @@ fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSn
             plan.at(plan.blob_cycle(written, d))
         };
         out.push(DeletedSnapshot {
-            id: e.id.clone(),
+            id: e.id.clone().into(),
             source,
             deleted_at: e.modified,
             old_data_gone_by: when(

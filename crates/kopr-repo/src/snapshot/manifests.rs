@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kopr_format::snapshot::{SnapshotManifest, SourceInfo, SNAPSHOT_MANIFEST_TYPE};
+use kopr_format::snapshot::{SnapshotId, SnapshotManifest, SourceInfo, SNAPSHOT_MANIFEST_TYPE};
 
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -21,7 +21,7 @@ pub fn list_snapshots(
         let mut m: SnapshotManifest = serde_json::from_str(e.data.get()).map_err(|err| {
             RepoError::Invalid(format!("snapshot manifest {} is malformed: {err}", e.id))
         })?;
-        m.id = e.id;
+        m.id = e.id.into();
         out.push(m);
     }
     out.sort_by_key(|m| m.start_time);
@@ -29,14 +29,15 @@ pub fn list_snapshots(
 }
 
 /// Loads one snapshot by manifest id.
-pub fn load_snapshot(repo: &Repository, id: &str) -> Result<SnapshotManifest> {
-    let (e, mut m): (_, SnapshotManifest) = repo.manifests().get(repo.contents(), id)?;
+pub fn load_snapshot(repo: &Repository, id: &SnapshotId) -> Result<SnapshotManifest> {
+    let (e, mut m): (_, SnapshotManifest) =
+        repo.manifests().get(repo.contents(), id.manifest_id())?;
     if !is_snapshot(&e.labels) {
         return Err(RepoError::Invalid(format!(
             "manifest {id} is not a snapshot"
         )));
     }
-    m.id = e.id;
+    m.id = e.id.into();
     Ok(m)
 }
 
