@@ -54,7 +54,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"p0123abcd-s1-c1\"");
         let back: BlobId = serde_json::from_str("\"q99\"").unwrap();
         assert_eq!(back, "q99");
-        assert!(BlobId::from("a") < BlobId::from("b"));
+        let (a, b) = (BlobId::from("a"), BlobId::from("b"));
+        assert!(a < b, "ordered as text");
     }
 
     #[test]
