@@ -77,7 +77,7 @@ pub fn contents_in_short_packs(
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
     let chosen = choose_packs(repo, pack_prefix, only_prefixed, 100)?;
-    let packs: HashSet<&str> = chosen.packs.iter().map(|(id, _)| id.as_str()).collect();
+    let packs: HashSet<BlobId> = chosen.packs.into_iter().map(|(id, _)| id).collect();
     contents_of(repo, &packs, only_prefixed)
 }
 
@@ -144,7 +144,7 @@ pub fn choose_packs(
 /// The second pass: the live contents of `packs`, by pack and offset.
 fn contents_of(
     repo: &Repository,
-    packs: &HashSet<&str>,
+    packs: &HashSet<BlobId>,
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
     let mut out = Vec::new();
@@ -153,10 +153,13 @@ fn contents_of(
     }
     repo.contents()
         .for_each_committed(false, &mut |e: &IndexEntry| {
-            if packs.contains(e.pack_blob_id.as_str())
-                && (!only_prefixed || e.content_id.has_prefix())
-            {
-                out.push(e.clone());
+            if let Some(pack) = packs.get(e.pack_blob_id.as_str()) {
+                if !only_prefixed || e.content_id.has_prefix() {
+                    // the pack's one id, shared by its entries, instead of each decoded copy
+                    let mut e = e.clone();
+                    e.pack_blob_id = pack.clone();
+                    out.push(e);
+                }
             }
             Ok(())
         })?;
@@ -220,10 +223,7 @@ pub fn rewrite_short_packs(
             n += packs[end].1;
             end += 1;
         }
-        let batch: HashSet<&str> = packs[first..end]
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .collect();
+        let batch: HashSet<BlobId> = packs[first..end].iter().map(|(id, _)| id.clone()).collect();
         let candidates = contents_of(repo, &batch, only_prefixed)?;
         rewrite_batch(repo, candidates, &partly_unused, now, safety, &mut st)?;
         first = end;
