@@ -20,7 +20,7 @@ fn random_id(rng: &mut impl Rng) -> ContentId {
 fn entry(i: usize, id: ContentId) -> IndexEntry {
     IndexEntry {
         content_id: id,
-        pack_blob_id: format!("p{:032x}", i / PER_PACK),
+        pack_blob_id: format!("p{:032x}", i / PER_PACK).into(),
         pack_offset: ((i % PER_PACK) * 100_000) as u32,
         packed_length: 100_028,
         original_length: 100_000,

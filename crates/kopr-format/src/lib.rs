@@ -4,6 +4,7 @@
 //! Kopia's repository format (see `docs/format.md` in the repository root).
 
 pub mod blob_crypto;
+pub mod blob_id;
 pub mod compression;
 pub mod crypto;
 pub mod ecc;
@@ -25,5 +26,7 @@ pub mod repository_blob;
 pub mod session;
 pub mod snapshot;
 pub mod splitter;
+mod string_id;
 pub mod units;
+pub use blob_id::BlobId;
 pub use error::{FormatError, Result};

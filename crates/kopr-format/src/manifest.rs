@@ -11,17 +11,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{FormatError, Result};
+use crate::string_id::string_id;
 
 /// Content id prefix of manifest contents.
 pub const MANIFEST_CONTENT_PREFIX: u8 = b'm';
 /// Random bytes in a manifest id (hex-encoded).
 pub const MANIFEST_ID_LEN: usize = 16;
 
+string_id!(
+    /// A manifest's id: hex of [`MANIFEST_ID_LEN`] random bytes when kopr or Kopia made it,
+    /// taken as given when read.
+    ManifestId(std::sync::Arc<str>)
+);
+
 /// One manifest entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestEntry {
     /// Hex id.
-    pub id: String,
+    pub id: ManifestId,
     /// Labels (sorted, as Go marshals maps); Kopia's deletion records have `"labels":null`.
     #[serde(default, deserialize_with = "crate::snapshot::null_as_default")]
     pub labels: BTreeMap<String, String>,
@@ -51,10 +58,10 @@ struct Batch {
 }
 
 /// A new random manifest id.
-pub fn new_manifest_id() -> String {
+pub fn new_manifest_id() -> ManifestId {
     let mut b = [0u8; MANIFEST_ID_LEN];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    hex::encode(b)
+    hex::encode(b).into()
 }
 
 /// Encodes entries as a manifest content (gzip of the JSON batch plus newline).

@@ -9,7 +9,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{FormatError, Result};
+use crate::manifest::ManifestId;
 use crate::object_id::ObjectId;
+use crate::string_id::string_id;
 
 /// Content prefix of directory objects.
 pub const DIRECTORY_PREFIX: u8 = b'k';
@@ -348,12 +350,43 @@ pub struct SnapshotStats {
     pub error_count: i32,
 }
 
+string_id!(
+    /// A snapshot's id: the id of its manifest ([`SnapshotId::manifest_id`]), named apart so
+    /// that a snapshot id is not taken for any manifest's.
+    SnapshotId(ManifestId)
+);
+
+impl SnapshotId {
+    /// The id of the snapshot's manifest.
+    pub fn manifest_id(&self) -> &ManifestId {
+        &self.0
+    }
+}
+
+impl From<ManifestId> for SnapshotId {
+    fn from(id: ManifestId) -> Self {
+        SnapshotId(id)
+    }
+}
+
+impl From<SnapshotId> for ManifestId {
+    fn from(id: SnapshotId) -> Self {
+        id.0
+    }
+}
+
+impl AsRef<ManifestId> for SnapshotId {
+    fn as_ref(&self) -> &ManifestId {
+        &self.0
+    }
+}
+
 /// A snapshot manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotManifest {
     /// The manifest id (filled in when loaded).
     #[serde(default)]
-    pub id: String,
+    pub id: SnapshotId,
     /// What was snapshotted.
     pub source: SourceInfo,
     /// Free text.
@@ -396,6 +429,28 @@ pub struct SnapshotManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_ids_are_their_manifests_ids_and_serialize_as_plain_strings() {
+        let mid = ManifestId::from("0123456789abcdef0123456789abcdef");
+        let sid = SnapshotId::from(mid.clone());
+        assert_eq!(sid.manifest_id(), &mid);
+        assert_eq!(ManifestId::from(sid.clone()), mid);
+        assert_eq!(sid.to_string(), mid.to_string());
+        assert_eq!(
+            serde_json::to_string(&sid).unwrap(),
+            "\"0123456789abcdef0123456789abcdef\""
+        );
+        let mut m: SnapshotManifest = serde_json::from_value(serde_json::json!({
+            "id": "abc", "source": {"host":"h","userName":"u","path":"/p"},
+            "startTime": "2024-01-01T00:00:00Z", "endTime": "2024-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        assert_eq!(m.id, "abc");
+        m.id = sid;
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["id"], "0123456789abcdef0123456789abcdef");
+    }
 
     fn file_entry() -> DirEntry {
         DirEntry {
@@ -517,7 +572,7 @@ mod tests {
     #[test]
     fn snapshot_manifest_round_trips() {
         let m = SnapshotManifest {
-            id: String::new(),
+            id: SnapshotId::default(),
             source: SourceInfo {
                 host: "h".into(),
                 user_name: "u".into(),

@@ -60,7 +60,7 @@ fn index_samples() -> Vec<Vec<u8>> {
     for i in 0..20u8 {
         bld.add(IndexEntry {
             content_id: content(i),
-            pack_blob_id: format!("p{:032x}", i % 3),
+            pack_blob_id: format!("p{:032x}", i % 3).into(),
             pack_offset: u32::from(i) * 100,
             packed_length: 100,
             original_length: 80,

@@ -217,7 +217,7 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
         }
     }
     let (start, len) = (u64::from(entry.pack_offset), u64::from(entry.packed_length));
-    if entry.pack_blob_id.starts_with('q') {
+    if entry.pack_blob_id.is_metadata_pack() {
         // A metadata pack (directories, indirect lists) holds what the next reads of a walk
         // need: fetch it whole once, as Kopia's metadata cache does, instead of one request
         // per directory.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::index::ContentId;
 use kopr_format::manifest::{
-    decode_batch, encode_batch, new_manifest_id, ManifestEntry, MANIFEST_CONTENT_PREFIX,
+    decode_batch, encode_batch, new_manifest_id, ManifestEntry, ManifestId, MANIFEST_CONTENT_PREFIX,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -24,8 +24,8 @@ pub const AUTO_COMPACTION_THRESHOLD: usize = 16;
 
 #[derive(Debug, Default)]
 struct State {
-    committed: HashMap<String, ManifestEntry>,
-    deleted: HashMap<String, ManifestEntry>,
+    committed: HashMap<ManifestId, ManifestEntry>,
+    deleted: HashMap<ManifestId, ManifestEntry>,
     contents: Vec<ContentId>,
     pending: Vec<ManifestEntry>,
     loaded: bool,
@@ -51,7 +51,7 @@ impl ManifestManager {
         if s.loaded {
             return Ok(());
         }
-        let mut merged: HashMap<String, ManifestEntry> = HashMap::new();
+        let mut merged: HashMap<ManifestId, ManifestEntry> = HashMap::new();
         let mut contents = Vec::new();
         for e in cm.list_prefixed(MANIFEST_CONTENT_PREFIX, false)? {
             let data = cm.get_content(&e.content_id)?;
@@ -93,7 +93,7 @@ impl ManifestManager {
         cm: &ContentManager,
         labels: BTreeMap<String, String>,
         payload: &T,
-    ) -> Result<String> {
+    ) -> Result<ManifestId> {
         if kopr_format::labels::type_of(&labels).is_none_or(|t| t.is_empty()) {
             return Err(RepoError::Config("'type' label is required".into()));
         }
@@ -115,14 +115,14 @@ impl ManifestManager {
     }
 
     /// Marks a manifest deleted.
-    pub fn delete(&self, cm: &ContentManager, id: &str) -> Result<()> {
+    pub fn delete(&self, cm: &ContentManager, id: &ManifestId) -> Result<()> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         self.ensure_loaded(cm, &mut s)?;
         let Some(e) = s
             .committed
             .get(id)
             .cloned()
-            .or_else(|| s.pending.iter().find(|e| e.id == id).cloned())
+            .or_else(|| s.pending.iter().find(|e| e.id == *id).cloned())
         else {
             return Err(RepoError::NotFound(format!("manifest {id} not found")));
         };
@@ -139,7 +139,7 @@ impl ManifestManager {
         Ok(())
     }
 
-    fn view(&self, cm: &ContentManager) -> Result<HashMap<String, ManifestEntry>> {
+    fn view(&self, cm: &ContentManager) -> Result<HashMap<ManifestId, ManifestEntry>> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         self.ensure_loaded(cm, &mut s)?;
         let mut all = s.committed.clone();
@@ -193,7 +193,7 @@ impl ManifestManager {
     pub fn get<T: DeserializeOwned>(
         &self,
         cm: &ContentManager,
-        id: &str,
+        id: &ManifestId,
     ) -> Result<(ManifestEntry, T)> {
         let e = self
             .view(cm)?
@@ -219,7 +219,7 @@ impl ManifestManager {
         };
         batch.extend(s.pending.iter().cloned());
         if compact {
-            let mut by_id: BTreeMap<String, ManifestEntry> = BTreeMap::new();
+            let mut by_id: BTreeMap<ManifestId, ManifestEntry> = BTreeMap::new();
             for e in batch {
                 match by_id.get(&e.id) {
                     Some(old) if old.modified > e.modified => {}

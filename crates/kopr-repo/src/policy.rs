@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, Local, Months, TimeZone, Utc};
 use kopr_format::labels;
+use kopr_format::manifest::ManifestId;
 use kopr_format::policy::{Policy, RetentionPolicy};
 use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
 
@@ -20,7 +21,7 @@ pub fn labels_for(si: &SourceInfo) -> BTreeMap<String, String> {
 }
 
 /// The policy defined exactly for `si`, if any.
-pub fn get_defined(repo: &Repository, si: &SourceInfo) -> Result<Option<(String, Policy)>> {
+pub fn get_defined(repo: &Repository, si: &SourceInfo) -> Result<Option<(ManifestId, Policy)>> {
     let found = repo.manifests().find(repo.contents(), &labels_for(si))?;
     let Some(e) = found.into_iter().rfind(|e| e.labels == labels_for(si)) else {
         return Ok(None);
@@ -55,7 +56,7 @@ pub fn remove(repo: &Repository, si: &SourceInfo) -> Result<usize> {
 }
 
 /// The target of the policy whose manifest id is `id`, if there is one.
-pub fn target_of(repo: &Repository, id: &str) -> Option<SourceInfo> {
+pub fn target_of(repo: &Repository, id: &ManifestId) -> Option<SourceInfo> {
     list(repo)
         .ok()?
         .into_iter()
@@ -64,7 +65,7 @@ pub fn target_of(repo: &Repository, id: &str) -> Option<SourceInfo> {
 }
 
 /// Every defined policy with its target.
-pub fn list(repo: &Repository) -> Result<Vec<(SourceInfo, String, Policy)>> {
+pub fn list(repo: &Repository) -> Result<Vec<(SourceInfo, ManifestId, Policy)>> {
     let mut out = Vec::new();
     for e in repo
         .manifests()
@@ -311,7 +312,8 @@ pub fn expire(
         .collect();
     if really_delete {
         for s in &expired {
-            repo.manifests().delete(repo.contents(), &s.id)?;
+            repo.manifests()
+                .delete(repo.contents(), s.id.manifest_id())?;
         }
         repo.flush()?;
     }
@@ -344,7 +346,7 @@ mod tests {
             .into_iter()
             .zip(snaps)
             .filter(|(r, _)| !r.is_empty())
-            .map(|(r, s)| (s.id.clone(), r))
+            .map(|(r, s)| (s.id.to_string(), r))
             .collect()
     }
 

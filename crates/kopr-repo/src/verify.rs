@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use kopr_format::index::{ContentId, IndexEntry};
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
 use kopr_format::snapshot::DirEntry;
+use kopr_format::BlobId;
 use serde::Serialize;
 
 use crate::error::{RepoError, Result};
@@ -20,7 +21,7 @@ pub struct ContentProblem {
     /// The content.
     pub content_id: String,
     /// Its pack.
-    pub pack_blob_id: String,
+    pub pack_blob_id: BlobId,
     /// What is wrong.
     pub problem: String,
     /// `snapshot-id path` of every file or directory that needs it.
@@ -58,10 +59,10 @@ pub fn verify_contents(
     download_percent: f64,
     include_deleted: bool,
 ) -> Result<ContentVerifyReport> {
-    let mut blobs: HashMap<String, u64> = HashMap::new();
+    let mut blobs: HashMap<BlobId, u64> = HashMap::new();
     for p in [PACK_PREFIX_DATA, PACK_PREFIX_METADATA] {
         for bm in repo.storage().list_all(p)? {
-            blobs.insert(bm.id, bm.length);
+            blobs.insert(BlobId::from(bm.id), bm.length);
         }
     }
     let mut report = ContentVerifyReport::default();

@@ -65,7 +65,7 @@ fn tree(dir: &Path, seeds: &[u64]) -> SourceInfo {
     }
 }
 
-fn snapshot(r: &Repository, dir: &Path, seeds: &[u64]) -> String {
+fn snapshot(r: &Repository, dir: &Path, seeds: &[u64]) -> kopr_format::snapshot::SnapshotId {
     let src = tree(dir, seeds);
     create_snapshot(r, dir, &src, &UploadOptions::default(), &mut |_| {})
         .unwrap()
@@ -104,7 +104,9 @@ fn writers_reusing_collected_data_during_maintenance_lose_nothing() {
         {
             let r = shared.open("u");
             let id = snapshot(&r, &tmp.join(format!("doomed{round}")), &[round * 100 + 50]);
-            r.manifests().delete(r.contents(), &id).unwrap();
+            r.manifests()
+                .delete(r.contents(), id.manifest_id())
+                .unwrap();
             r.flush().unwrap();
         }
         let deletes_before = faulty.calls(Op::Delete);

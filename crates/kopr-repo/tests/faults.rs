@@ -64,7 +64,7 @@ impl Setup {
         self.clock.advance(Duration::from_secs(h * 3600));
     }
 
-    fn snapshot(&self, tmp: &Path, seed: u64) -> String {
+    fn snapshot(&self, tmp: &Path, seed: u64) -> kopr_format::snapshot::SnapshotId {
         let dir = tmp.join(format!("src{seed}"));
         let src = tree(&dir, seed);
         create_snapshot(
@@ -171,7 +171,9 @@ fn transient_failures_on_every_kind_of_call_are_retried_away() {
     // the second snapshot deleted; a day later full maintenance deletes its packs, the first
     // deletion failing once
     let r = s.open();
-    r.manifests().delete(r.contents(), &doomed).unwrap();
+    r.manifests()
+        .delete(r.contents(), doomed.manifest_id())
+        .unwrap();
     r.flush().unwrap();
     let packs_before = s.mem.list_all("p").unwrap().len();
     s.faulty

@@ -56,11 +56,13 @@ fn keep_and_delete(h: &Harness) -> (Vec<ContentId>, Vec<String>) {
         .list_contents(false)
         .unwrap()
         .into_iter()
-        .filter(|e| packs.contains(&e.pack_blob_id))
+        .filter(|e| packs.contains(&e.pack_blob_id.to_string()))
         .map(|e| e.content_id)
         .collect();
     assert!(!ids.is_empty());
-    r.manifests().delete(r.contents(), &doomed).unwrap();
+    r.manifests()
+        .delete(r.contents(), doomed.manifest_id())
+        .unwrap();
     r.flush().unwrap();
     (ids, packs)
 }

@@ -17,7 +17,7 @@ use kopr_repo::verify::verify_contents;
 use kopr_repo::{OpenOptions, Repository};
 use kopr_testkit::random_bytes;
 
-fn setup(tmp: &Path) -> (Arc<dyn BlobStorage>, String) {
+fn setup(tmp: &Path) -> (Arc<dyn BlobStorage>, kopr_format::snapshot::SnapshotId) {
     let st: Arc<dyn BlobStorage> = Arc::new(MemoryStorage::new());
     let opts = CreateOptions {
         key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),

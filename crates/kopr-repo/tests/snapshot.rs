@@ -129,10 +129,12 @@ fn deleted_snapshots_disappear_from_listings() {
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
     let m1 = snap(&repo, &src);
     let m2 = snap(&repo, &src);
-    repo.manifests().delete(repo.contents(), &m1.id).unwrap();
+    repo.manifests()
+        .delete(repo.contents(), m1.id.manifest_id())
+        .unwrap();
     repo.flush().unwrap();
     let reopened = Repository::open(st, "pw", OpenOptions::default()).unwrap();
-    let ids: Vec<String> = list_snapshots(&reopened, None)
+    let ids: Vec<kopr_format::snapshot::SnapshotId> = list_snapshots(&reopened, None)
         .unwrap()
         .into_iter()
         .map(|m| m.id)
@@ -246,8 +248,10 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
     assert_eq!(info("b.zip").compression_header_id, 0);
 
     // pin the oldest: it survives expiry
-    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) =
-        repo.manifests().get(repo.contents(), &ids[0].id).unwrap();
+    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) = repo
+        .manifests()
+        .get(repo.contents(), ids[0].id.manifest_id())
+        .unwrap();
     pinned.pins = vec!["keep".into()];
     repo.manifests().delete(repo.contents(), &entry.id).unwrap();
     let pinned_id = repo
@@ -267,12 +271,15 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
         "dry run deletes nothing"
     );
     policy::expire(&repo, &si, true).unwrap();
-    let left: Vec<String> = list_snapshots(&repo, Some(&si))
+    let left: Vec<kopr_format::snapshot::SnapshotId> = list_snapshots(&repo, Some(&si))
         .unwrap()
         .into_iter()
         .map(|m| m.id)
         .collect();
-    assert_eq!(left, vec![pinned_id, ids[2].id.clone(), ids[3].id.clone()]);
+    assert_eq!(
+        left,
+        vec![pinned_id.into(), ids[2].id.clone(), ids[3].id.clone()]
+    );
 }
 
 #[test]

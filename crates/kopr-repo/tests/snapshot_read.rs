@@ -508,7 +508,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
         &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
     )
     .unwrap();
-    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<String> {
+    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<kopr_format::BlobId> {
         kopr_repo::snapshot::object_content_ids(&repo, oid)
             .unwrap()
             .iter()
@@ -528,7 +528,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     big_packs.dedup();
     assert!(big_packs.len() >= 2, "{big_packs:?}");
     // Lose a pack holding part of `big` (not the one of the small files, if they have one).
-    let small_packs: Vec<String> = dm
+    let small_packs: Vec<kopr_format::BlobId> = dm
         .entries
         .iter()
         .filter(|e| e.name != "big")
@@ -545,7 +545,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
 
     let dst = tmp.path().join("dst");
     let err = restore(&repo, &root, &dst, RestoreOptions::default()).unwrap_err();
-    assert!(err.to_string().contains(&lost), "{err}");
+    assert!(err.to_string().contains(lost.as_str()), "{err}");
     assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
 
     let dst = tmp.path().join("dst2");
@@ -563,7 +563,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     .unwrap();
     assert_eq!(rs.failed, 1, "{failed:?}");
     assert_eq!(failed[0].0, dst.join("big"), "{failed:?}");
-    assert!(failed[0].1.contains(&lost), "{failed:?}");
+    assert!(failed[0].1.contains(lost.as_str()), "{failed:?}");
     assert_eq!(rs.files, 50);
     for f in 0..50u64 {
         let name = format!("small{f:02}");

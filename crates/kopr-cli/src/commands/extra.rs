@@ -28,7 +28,7 @@ pub fn pin(
         return Err(super::ReadOnlyConnection.into());
     }
     for id in ids {
-        let manifests = match load_snapshot(repo, id) {
+        let manifests = match load_snapshot(repo, &id.into()) {
             Ok(m) => vec![m],
             Err(_) => {
                 let found: Vec<_> = list_snapshots(repo, None)
@@ -71,7 +71,7 @@ pub fn pin(
                 .put(repo.contents(), m.source.labels(), &m)
                 .with_context(|| format!("error pinning {id}"))?;
             repo.manifests()
-                .delete(repo.contents(), &old_id)
+                .delete(repo.contents(), old_id.manifest_id())
                 .context("error deleting old manifest")?;
         }
     }

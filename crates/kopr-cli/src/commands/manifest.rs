@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
         ManifestCommand::Show { items } => {
             for id in items {
                 let (md, data) = mm
-                    .get::<Box<serde_json::value::RawValue>>(cm, &id)
+                    .get::<Box<serde_json::value::RawValue>>(cm, &id.as_str().into())
                     .with_context(|| format!("error getting metadata for {id:?}"))?;
                 writeln!(out, "// id: {id}")?;
                 writeln!(out, "// length: {}", md.data.get().len())?;
@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
                 return Err(super::ReadOnlyConnection.into());
             }
             for id in &items {
-                mm.delete(cm, id)
+                mm.delete(cm, &id.into())
                     .with_context(|| format!("unable to delete manifest {id}"))?;
             }
             repo.flush()?;

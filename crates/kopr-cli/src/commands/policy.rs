@@ -225,7 +225,7 @@ impl PolicyTargets {
         }
         self.targets
             .iter()
-            .map(|t| match policy::target_of(repo, t) {
+            .map(|t| match policy::target_of(repo, &t.into()) {
                 Some(si) => Ok(si),
                 None => parse_target(cfg, Some(t), false)
                     .with_context(|| format!("unable to parse source info: {t:?}")),

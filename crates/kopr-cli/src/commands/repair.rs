@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use kopr_format::index::{ContentId, IndexEntry};
+use kopr_format::BlobId;
 use kopr_repo::maintenance::safety::SafetyParameters;
 use kopr_repo::Repository;
 
@@ -134,7 +135,7 @@ pub fn content_rewrite(
     let cm = repo.contents();
     let chosen = contents_to_rewrite(repo, a)?;
     let now = cm.clock().now().timestamp();
-    let mut by_pack: BTreeMap<String, Vec<IndexEntry>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<BlobId, Vec<IndexEntry>> = BTreeMap::new();
     let (mut retained, mut retained_bytes) = (0u64, 0u64);
     for e in chosen.into_values() {
         let age = now - e.timestamp_seconds;

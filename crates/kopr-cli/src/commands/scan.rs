@@ -92,7 +92,7 @@ pub struct RunSummary {
 #[serde(rename_all = "camelCase")]
 pub struct LastSnapshot {
     /// Manifest id.
-    pub id: String,
+    pub id: kopr_format::snapshot::SnapshotId,
     /// `user@host:path`.
     pub source: String,
     /// When it started.

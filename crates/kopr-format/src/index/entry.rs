@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::content_id::ContentId;
 use super::{v1, v2};
+use crate::blob_id::BlobId;
 use crate::error::{FormatError, Result};
 
 /// What an index says about one content (Kopia's content `Info`).
@@ -17,7 +18,7 @@ pub struct IndexEntry {
     /// The content.
     pub content_id: ContentId,
     /// Pack blob holding it.
-    pub pack_blob_id: String,
+    pub pack_blob_id: BlobId,
     /// Offset in the pack (below 2^30 in index v2, 2^31 in v1).
     pub pack_offset: u32,
     /// Bytes in the pack (compressed and encrypted).

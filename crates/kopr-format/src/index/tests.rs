@@ -91,7 +91,7 @@ fn handcrafted_v2() {
 #[test]
 fn handcrafted_v2_minimal_with_empty_pack() {
     let e = IndexEntry {
-        pack_blob_id: String::new(),
+        pack_blob_id: Default::default(),
         timestamp_seconds: 0,
         ..entry("xabcd", "", 7)
     };
@@ -192,7 +192,7 @@ fn at_most_255_formats() {
     let mk = |i: u32| {
         let mut e = entry("00", "", 0);
         e.content_id = ContentId::new(None, &i.to_be_bytes()).unwrap();
-        e.pack_blob_id = e.content_id.to_string();
+        e.pack_blob_id = e.content_id.to_string().into();
         e.format_version = 1;
         e.compression_header_id = 1000 + i;
         e
@@ -293,7 +293,7 @@ fn kopia_like_entries(version: u8) -> Vec<IndexEntry> {
             let packed = r(2) % (1 << 28);
             out.push(IndexEntry {
                 content_id: ContentId::new(prefix, &h[..20]).unwrap(),
-                pack_blob_id: hex::encode(Sha256::digest(i.to_string())),
+                pack_blob_id: hex::encode(Sha256::digest(i.to_string())).into(),
                 pack_offset: r(1) & ((1 << 28) - 1),
                 packed_length: packed,
                 original_length: if version == 1 {

@@ -174,7 +174,7 @@ impl Layout {
         let packed_length = be_u32(&v[16..20]);
         Ok(IndexEntry {
             content_id,
-            pack_blob_id: name.to_owned(),
+            pack_blob_id: name.into(),
             pack_offset: offset_and_flags & !DELETED_FLAG,
             packed_length,
             original_length: packed_length.wrapping_sub(self.per_content_overhead),
@@ -221,7 +221,7 @@ mod tests {
                 ..ok.clone()
             },
             IndexEntry {
-                pack_blob_id: String::new(),
+                pack_blob_id: Default::default(),
                 ..ok.clone()
             },
             IndexEntry {

@@ -373,7 +373,7 @@ impl Layout {
         )?;
         Ok(IndexEntry {
             content_id,
-            pack_blob_id: pack_name(data, info)?.to_owned(),
+            pack_blob_id: pack_name(data, info)?.into(),
             pack_offset: offset_and_flags & !DELETED_FLAG,
             packed_length,
             original_length,

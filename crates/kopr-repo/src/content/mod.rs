@@ -16,7 +16,7 @@ use kopr_blob::clock::Clock;
 use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::compression::{self, HeaderId};
 use kopr_format::index::{ContentId, IndexEntry};
-use kopr_format::{blob_crypto, pack};
+use kopr_format::{blob_crypto, pack, BlobId};
 use rand::RngCore;
 
 use crate::committed_index::{CommittedIndex, LoadedIndex};
@@ -46,7 +46,7 @@ pub struct WriterIdentity {
 /// A pack being filled.
 #[derive(Debug)]
 struct OpenPack {
-    blob_id: String,
+    blob_id: BlobId,
     data: Vec<u8>,
     items: FxHashMap<ContentId, IndexEntry>,
 }
@@ -56,13 +56,13 @@ struct OpenPack {
 struct WriteState {
     open: FxHashMap<&'static str, OpenPack>,
     /// Packs being uploaded, readable until they land.
-    uploading: HashMap<String, Arc<Vec<u8>>>,
+    uploading: HashMap<BlobId, Arc<Vec<u8>>>,
     uploading_items: FxHashMap<ContentId, IndexEntry>,
     /// Contents in written packs whose index blob is not written yet (a hash map: looked up
     /// once per content written, and sorted only when the index blob is built).
     uncommitted: FxHashMap<ContentId, IndexEntry>,
     session: Option<SessionInfo>,
-    session_markers: Vec<String>,
+    session_markers: Vec<BlobId>,
     failed: Option<String>,
     /// Buffers of packs written, kept for the next packs: a new buffer's pages would each be
     /// faulted in (and zeroed) again as contents are appended.
@@ -75,7 +75,7 @@ const SPARE_BUFFERS: usize = BACKGROUND_WRITES;
 /// A pack on its way to storage.
 #[derive(Debug)]
 struct PendingUpload {
-    blob_id: String,
+    blob_id: BlobId,
     data: Arc<Vec<u8>>,
     items: Vec<IndexEntry>,
     /// Whether the trailer could be appended.
@@ -89,7 +89,7 @@ const BACKGROUND_WRITES: usize = 2;
 /// A pack a background writer finished writing (or failed to).
 #[derive(Debug)]
 struct Finished {
-    blob_id: String,
+    blob_id: BlobId,
     items: Vec<IndexEntry>,
     result: std::result::Result<(), String>,
 }

@@ -186,7 +186,7 @@ impl ContentManager {
         // blob, as Kopia does; then random bytes.
         pack::start_pack(&mut data, self.format.pack_format_prefix());
         Ok(OpenPack {
-            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)),
+            blob_id: format!("{prefix}{}-{session}", hex::encode(rnd)).into(),
             data,
             items: FxHashMap::default(),
         })
@@ -206,7 +206,7 @@ impl ContentManager {
         };
         let (blob_id, bytes) = info.seal(&self.format.hasher, &self.format.encryptor)?;
         self.st.put_blob(&blob_id, &bytes, &PutOptions::default())?;
-        s.session_markers.push(blob_id);
+        s.session_markers.push(blob_id.into());
         let id = info.id.clone();
         s.session = Some(info);
         Ok(id)

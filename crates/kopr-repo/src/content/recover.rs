@@ -3,6 +3,7 @@
 
 use kopr_format::index::{Index, IndexEntry};
 use kopr_format::pack;
+use kopr_format::BlobId;
 
 use super::{poisoned, ContentManager};
 use crate::error::{RepoError, Result};
@@ -17,6 +18,7 @@ impl ContentManager {
         let index = Index::parse_with_v1_overhead(plain, self.format.encryptor.overhead() as u32)
             .map_err(|e| bad(e.to_string()))?;
         let mut out = Vec::with_capacity(index.len());
+        let pack = BlobId::from(pack_blob_id);
         for e in index.iter() {
             let mut e = e.map_err(|e| bad(e.to_string()))?;
             let end = u64::from(e.pack_offset) + u64::from(e.packed_length);
@@ -27,7 +29,7 @@ impl ContentManager {
                     data.len()
                 )));
             }
-            e.pack_blob_id = pack_blob_id.to_string();
+            e.pack_blob_id = pack.clone();
             out.push(e);
         }
         Ok(out)

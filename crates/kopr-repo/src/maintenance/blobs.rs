@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use kopr_blob::BlobMetadata;
-use kopr_format::units;
+use kopr_format::{units, BlobId};
 use serde::Serialize;
 
 use super::safety::SafetyParameters;
@@ -68,7 +68,7 @@ pub fn retention(
 
 /// Blobs under `prefixes` that no index entry (deleted ones included) points to.
 pub fn unreferenced_blobs(repo: &Repository, prefixes: &[&str]) -> Result<Vec<BlobMetadata>> {
-    let mut used: HashSet<String> = HashSet::new();
+    let mut used: HashSet<BlobId> = HashSet::new();
     repo.contents().for_each_committed(true, &mut |e| {
         if !used.contains(&e.pack_blob_id) {
             used.insert(e.pack_blob_id.clone());
@@ -78,7 +78,7 @@ pub fn unreferenced_blobs(repo: &Repository, prefixes: &[&str]) -> Result<Vec<Bl
     let mut out = Vec::new();
     for p in prefixes {
         for bm in repo.storage().list_all(p)? {
-            if !used.contains(&bm.id) {
+            if !used.contains(bm.id.as_str()) {
                 out.push(bm);
             }
         }

@@ -21,6 +21,8 @@ use kopr_blob::BlobMetadata;
 use kopr_format::maintenance::{RunInfo, Schedule};
 use kopr_format::manifest::MANIFEST_CONTENT_PREFIX;
 use kopr_format::pack::{PACK_PREFIX_DATA, PACK_PREFIX_METADATA};
+use kopr_format::snapshot::SnapshotId;
+use kopr_format::BlobId;
 use serde::Serialize;
 
 use super::blobs::{retention, Retention};
@@ -111,7 +113,7 @@ impl Rule {
 #[serde(rename_all = "camelCase")]
 pub struct PackFate {
     /// The blob.
-    pub blob_id: String,
+    pub blob_id: BlobId,
     /// Its size in storage.
     pub bytes: u64,
     /// Packed bytes of garbage contents in it (0 for blobs no index references).
@@ -134,7 +136,7 @@ pub struct PackFate {
 #[serde(rename_all = "camelCase")]
 pub struct DeletedSnapshot {
     /// Manifest id.
-    pub id: String,
+    pub id: SnapshotId,
     /// `user@host:path`.
     pub source: String,
     /// When it was deleted.
@@ -244,7 +246,7 @@ pub fn explain(repo: &Repository, safety: &SafetyParameters) -> Result<Explanati
     let sessions = repo.contents().active_sessions()?;
     let unreferenced: Vec<BlobMetadata> = listed
         .into_iter()
-        .filter(|b| !packs.contains_key(&b.id))
+        .filter(|b| !packs.contains_key(b.id.as_str()))
         .collect();
     let unreferenced_ok_now = deletable_now(&unreferenced, &sessions, safety, now);
     out_packs.extend(unreferenced_fates(
@@ -332,7 +334,7 @@ fn aggregate_packs(
     repo: &Repository,
     plan: &Plan<'_>,
     now: DateTime<Utc>,
-) -> Result<HashMap<String, PackAgg>> {
+) -> Result<HashMap<BlobId, PackAgg>> {
     let safety = plan.safety;
     let (used, _) = find_in_use_contents(repo)?;
     let now_plan = Plan {
@@ -341,7 +343,7 @@ fn aggregate_packs(
         cycles: vec![now],
         deletes: Vec::new(),
     };
-    let mut packs: HashMap<String, PackAgg> = HashMap::new();
+    let mut packs: HashMap<BlobId, PackAgg> = HashMap::new();
     repo.contents().for_each_committed(true, &mut |e| {
         let agg = packs.entry(e.pack_blob_id.clone()).or_default();
         if e.content_id.prefix() == Some(MANIFEST_CONTENT_PREFIX) || used.contains(&e.content_id) {
@@ -395,7 +397,7 @@ fn aggregate_packs(
 /// What becomes of each pack that holds garbage: the rule that holds it and when it goes.
 fn pack_fates(
     plan: &Plan<'_>,
-    packs: &HashMap<String, PackAgg>,
+    packs: &HashMap<BlobId, PackAgg>,
     sizes: &HashMap<String, (u64, DateTime<Utc>)>,
     rewrite_at: &HashMap<&str, usize>,
     full_enabled: bool,
@@ -405,7 +407,7 @@ fn pack_fates(
         let Some((drop, rule)) = agg.worst else {
             continue;
         };
-        let Some(&(bytes, written)) = sizes.get(id) else {
+        let Some(&(bytes, written)) = sizes.get(id.as_str()) else {
             continue;
         };
         let rewritten = rewrite_at.get(id.as_str()).copied();
@@ -471,7 +473,7 @@ fn unreferenced_fates(
             }
         };
         out_packs.push(PackFate {
-            blob_id: bm.id,
+            blob_id: bm.id.into(),
             bytes: bm.length,
             garbage_bytes: 0,
             live_contents: 0,
@@ -512,7 +514,7 @@ fn totals_by_rule(out_packs: &[PackFate], safety: &SafetyParameters) -> Vec<Rule
 #[allow(clippy::too_many_arguments)]
 fn reclaimable_now(
     out_packs: &[PackFate],
-    packs: &HashMap<String, PackAgg>,
+    packs: &HashMap<BlobId, PackAgg>,
     sizes: &HashMap<String, (u64, DateTime<Utc>)>,
     unreferenced_ok_now: &std::collections::HashSet<String>,
     sched: &Schedule,
@@ -544,10 +546,10 @@ fn reclaimable_now(
                             && now.timestamp() - a.newest_live
                                 >= safety.rewrite_min_age.num_seconds()))
                     && sizes
-                        .get(&p.blob_id)
+                        .get(p.blob_id.as_str())
                         .is_some_and(|x| now_cutoff - x.1 >= safety.blob_delete_min_age)
             }
-            None => unreferenced_ok_now.contains(&p.blob_id),
+            None => unreferenced_ok_now.contains(p.blob_id.as_str()),
         };
         if ok {
             full_cycle_now.blobs += 1;
@@ -571,7 +573,7 @@ fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSn
             plan.at(plan.blob_cycle(written, d))
         };
         out.push(DeletedSnapshot {
-            id: e.id.clone(),
+            id: e.id.clone().into(),
             source,
             deleted_at: e.modified,
             old_data_gone_by: when(

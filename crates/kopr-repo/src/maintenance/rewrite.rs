@@ -14,6 +14,7 @@ use kopr_format::maintenance_stats::RewriteContentsStats;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kopr_format::index::IndexEntry;
+use kopr_format::BlobId;
 use serde::Serialize;
 
 use super::safety::SafetyParameters;
@@ -63,9 +64,9 @@ pub fn exceeds_unused_share(unused: u64, total: u64, max_unused_percent: u32) ->
 #[derive(Debug, Default)]
 pub struct ChosenPacks {
     /// Chosen packs (sorted) with their live content counts.
-    pub packs: Vec<(String, u64)>,
+    pub packs: Vec<(BlobId, u64)>,
     /// Packs chosen for their unused share, with their unused packed bytes.
-    pub partly_unused: HashMap<String, u64>,
+    pub partly_unused: HashMap<BlobId, u64>,
 }
 
 /// The live contents of short packs whose blob id starts with `pack_prefix` (all packs when
@@ -76,7 +77,7 @@ pub fn contents_in_short_packs(
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
     let chosen = choose_packs(repo, pack_prefix, only_prefixed, 100)?;
-    let packs: HashSet<&str> = chosen.packs.iter().map(|(id, _)| id.as_str()).collect();
+    let packs: HashSet<BlobId> = chosen.packs.into_iter().map(|(id, _)| id).collect();
     contents_of(repo, &packs, only_prefixed)
 }
 
@@ -91,7 +92,7 @@ pub fn choose_packs(
 ) -> Result<ChosenPacks> {
     let max = u64::from(repo.format().config.effective_max_pack_size());
     let threshold = max * SHORT_PACK_THRESHOLD_PERCENT / 100;
-    let mut packs: HashMap<String, PackSummary> = HashMap::new();
+    let mut packs: HashMap<BlobId, PackSummary> = HashMap::new();
     repo.contents()
         .for_each_committed(true, &mut |e: &IndexEntry| {
             if !e.pack_blob_id.starts_with(pack_prefix) {
@@ -120,15 +121,18 @@ pub fn choose_packs(
         .filter(|v| v.len() >= 2)
         .flatten()
         .collect();
-    let partly_unused: HashMap<String, u64> = packs
+    let partly_unused: HashMap<BlobId, u64> = packs
         .iter()
         .filter(|(_, p)| p.live > 0 && exceeds_unused_share(p.deleted, p.total, max_unused_percent))
         .map(|(id, p)| (id.clone(), p.deleted))
         .collect();
-    chosen.extend(partly_unused.keys().map(String::as_str));
-    let mut chosen: Vec<(String, u64)> = chosen
+    chosen.extend(partly_unused.keys().map(BlobId::as_str));
+    let mut chosen: Vec<(BlobId, u64)> = chosen
         .into_iter()
-        .map(|id| (id.to_string(), packs.get(id).map_or(0, |p| p.live)))
+        .map(|id| match packs.get_key_value(id) {
+            Some((k, p)) => (k.clone(), p.live),
+            None => (BlobId::from(id), 0),
+        })
         .collect();
     chosen.sort();
     Ok(ChosenPacks {
@@ -140,7 +144,7 @@ pub fn choose_packs(
 /// The second pass: the live contents of `packs`, by pack and offset.
 fn contents_of(
     repo: &Repository,
-    packs: &HashSet<&str>,
+    packs: &HashSet<BlobId>,
     only_prefixed: bool,
 ) -> Result<Vec<IndexEntry>> {
     let mut out = Vec::new();
@@ -149,10 +153,13 @@ fn contents_of(
     }
     repo.contents()
         .for_each_committed(false, &mut |e: &IndexEntry| {
-            if packs.contains(e.pack_blob_id.as_str())
-                && (!only_prefixed || e.content_id.has_prefix())
-            {
-                out.push(e.clone());
+            if let Some(pack) = packs.get(e.pack_blob_id.as_str()) {
+                if !only_prefixed || e.content_id.has_prefix() {
+                    // the pack's one id, shared by its entries, instead of each decoded copy
+                    let mut e = e.clone();
+                    e.pack_blob_id = pack.clone();
+                    out.push(e);
+                }
             }
             Ok(())
         })?;
@@ -216,10 +223,7 @@ pub fn rewrite_short_packs(
             n += packs[end].1;
             end += 1;
         }
-        let batch: HashSet<&str> = packs[first..end]
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .collect();
+        let batch: HashSet<BlobId> = packs[first..end].iter().map(|(id, _)| id.clone()).collect();
         let candidates = contents_of(repo, &batch, only_prefixed)?;
         rewrite_batch(repo, candidates, &partly_unused, now, safety, &mut st)?;
         first = end;
@@ -239,7 +243,7 @@ pub fn rewrite_short_packs(
 fn rewrite_batch(
     repo: &Repository,
     candidates: Vec<IndexEntry>,
-    partly_unused: &HashMap<String, u64>,
+    partly_unused: &HashMap<BlobId, u64>,
     now: i64,
     safety: &SafetyParameters,
     st: &mut RewriteStats,
@@ -285,7 +289,7 @@ fn rewrite_round(
     repo: &Repository,
     workers: usize,
     round: &[&[IndexEntry]],
-    partly_unused: &HashMap<String, u64>,
+    partly_unused: &HashMap<BlobId, u64>,
     st: &mut RewriteStats,
 ) -> Result<()> {
     let results = crate::parallel::map("content rewrite worker", workers, round, &|| false, |g| {

@@ -11,6 +11,7 @@ use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, EntryType, SnapshotManifest, DIRECTORY_STREAM,
 };
+use kopr_format::BlobId;
 use serde::Serialize;
 
 use crate::error::{RepoError, Result};
@@ -270,7 +271,7 @@ impl<'a> DirRewriter<'a> {
 pub fn verify_file(
     repo: &Repository,
     e: &DirEntry,
-    packs: &HashMap<String, u64>,
+    packs: &HashMap<BlobId, u64>,
     download: bool,
 ) -> std::result::Result<(), String> {
     let cm = repo.contents();
@@ -321,14 +322,14 @@ pub fn verify_file(
 }
 
 /// The length of every pack blob (`p` and `q`).
-pub fn pack_lengths(repo: &Repository) -> Result<HashMap<String, u64>> {
+pub fn pack_lengths(repo: &Repository) -> Result<HashMap<BlobId, u64>> {
     let mut out = HashMap::new();
     for prefix in [
         kopr_format::pack::PACK_PREFIX_DATA,
         kopr_format::pack::PACK_PREFIX_METADATA,
     ] {
         for bm in repo.storage().list_all(prefix)? {
-            out.insert(bm.id, bm.length);
+            out.insert(BlobId::from(bm.id), bm.length);
         }
     }
     Ok(out)

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use kopr_format::labels;
-use kopr_format::snapshot::{SnapshotManifest, SourceInfo};
+use kopr_format::snapshot::{SnapshotId, SnapshotManifest, SourceInfo};
 
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -22,7 +22,7 @@ pub fn list_snapshots(
         let mut m: SnapshotManifest = serde_json::from_str(e.data.get()).map_err(|err| {
             RepoError::Invalid(format!("snapshot manifest {} is malformed: {err}", e.id))
         })?;
-        m.id = e.id;
+        m.id = e.id.into();
         out.push(m);
     }
     out.sort_by_key(|m| m.start_time);
@@ -30,14 +30,15 @@ pub fn list_snapshots(
 }
 
 /// Loads one snapshot by manifest id.
-pub fn load_snapshot(repo: &Repository, id: &str) -> Result<SnapshotManifest> {
-    let (e, mut m): (_, SnapshotManifest) = repo.manifests().get(repo.contents(), id)?;
+pub fn load_snapshot(repo: &Repository, id: &SnapshotId) -> Result<SnapshotManifest> {
+    let (e, mut m): (_, SnapshotManifest) =
+        repo.manifests().get(repo.contents(), id.manifest_id())?;
     if !is_snapshot(&e.labels) {
         return Err(RepoError::Invalid(format!(
             "manifest {id} is not a snapshot"
         )));
     }
-    m.id = e.id;
+    m.id = e.id.into();
     Ok(m)
 }
 

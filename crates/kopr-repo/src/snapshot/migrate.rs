@@ -11,7 +11,7 @@ use std::io::Read;
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::object_id::ObjectId;
 use kopr_format::policy::Policy;
-use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotManifest};
+use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotId, SnapshotManifest};
 
 use crate::error::{RepoError, Result};
 use crate::object::{read_object, ObjectReader, ObjectWriter, WriterOptions};
@@ -106,7 +106,7 @@ impl<'a> Migrator<'a> {
     pub fn copy_snapshot(&mut self, m: &SnapshotManifest) -> Result<SnapshotManifest> {
         let policy = crate::policy::effective(self.dst, &m.source)?;
         let mut new = m.clone();
-        new.id = String::new();
+        new.id = SnapshotId::default();
         new.root_entry = match &m.root_entry {
             Some(r) => Some(self.copy_entry(r, &policy)?),
             None => None,
@@ -116,7 +116,8 @@ impl<'a> Migrator<'a> {
         new.id = self
             .dst
             .manifests()
-            .put(self.dst.contents(), m.source.labels(), &new)?;
+            .put(self.dst.contents(), m.source.labels(), &new)?
+            .into();
         Ok(new)
     }
 }

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use kopr_format::compression;
 use kopr_format::index::{ContentId, IndexEntry};
 use kopr_format::snapshot::DirEntry;
+use kopr_format::{compression, BlobId};
 
 use super::{
     create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_metadata,
@@ -94,7 +94,7 @@ struct Piece {
 
 /// One read of a pack: `[start, end)` and the pieces inside it.
 struct Range {
-    pack: String,
+    pack: BlobId,
     start: u64,
     end: u64,
     pieces: Vec<usize>,

@@ -378,7 +378,7 @@ fn save_manifest(
     }
     let end = repo.contents().clock().now();
     let mut manifest = SnapshotManifest {
-        id: String::new(),
+        id: kopr_format::snapshot::SnapshotId::default(),
         source: source.clone(),
         description: opts.description.clone(),
         start_time: start.timestamp_nanos_opt().unwrap_or(0),
@@ -398,7 +398,8 @@ fn save_manifest(
     repo.contents().flush()?;
     manifest.id = repo
         .manifests()
-        .put(repo.contents(), source.labels(), &manifest)?;
+        .put(repo.contents(), source.labels(), &manifest)?
+        .into();
     repo.flush()?;
     Ok(manifest)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::{DirEntry, DirManifest, EntryType};
+use kopr_format::BlobId;
 
 use super::walk::{walk_tree, TreeVisitor, Visit};
 use crate::error::{RepoError, Result};
@@ -196,14 +197,14 @@ impl TreeVisitor for VerifyWalk<'_> {
 }
 
 /// The length of every pack blob (`p` and `q`).
-fn pack_blob_lengths(repo: &Repository) -> Result<HashMap<String, u64>> {
+fn pack_blob_lengths(repo: &Repository) -> Result<HashMap<BlobId, u64>> {
     let mut out = HashMap::new();
     for prefix in [
         kopr_format::pack::PACK_PREFIX_DATA,
         kopr_format::pack::PACK_PREFIX_METADATA,
     ] {
         for bm in repo.storage().list_all(prefix)? {
-            out.insert(bm.id, bm.length);
+            out.insert(BlobId::from(bm.id), bm.length);
         }
     }
     Ok(out)
@@ -215,7 +216,7 @@ fn check_presence(
     repo: &Repository,
     e: &DirEntry,
     path: &str,
-    packs: Option<&HashMap<String, u64>>,
+    packs: Option<&HashMap<BlobId, u64>>,
     report: &mut VerifyReport,
 ) {
     let cm = repo.contents();

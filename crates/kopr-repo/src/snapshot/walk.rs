@@ -83,7 +83,7 @@ pub fn read_dir(repo: &Repository, oid: &ObjectId) -> Result<Vec<DirEntry>> {
 /// it names (an object id's entry has only its id and type).
 pub fn resolve(repo: &Repository, spec: &str) -> Result<DirEntry> {
     let (head, rest) = spec.split_once('/').unwrap_or((spec, ""));
-    let mut entry = match super::load_snapshot(repo, head) {
+    let mut entry = match super::load_snapshot(repo, &head.into()) {
         Ok(m) => m
             .root_entry
             .ok_or_else(|| RepoError::Invalid(format!("snapshot {head} has no root")))?,

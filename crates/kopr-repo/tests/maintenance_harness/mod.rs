@@ -101,7 +101,13 @@ impl Harness {
     }
 
     /// Writes a directory with `files` random files and snapshots it; returns the manifest id.
-    pub fn snapshot(&self, r: &Repository, name: &str, seed: u64, files: usize) -> String {
+    pub fn snapshot(
+        &self,
+        r: &Repository,
+        name: &str,
+        seed: u64,
+        files: usize,
+    ) -> kopr_format::snapshot::SnapshotId {
         let dir = self.tmp.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..files {
@@ -214,7 +220,9 @@ impl Interleave<'_> {
         )
         .unwrap();
         // hide the manifest again: the upload is "still running"
-        r.manifests().delete(r.contents(), &m.id).unwrap();
+        r.manifests()
+            .delete(r.contents(), m.id.manifest_id())
+            .unwrap();
         r.flush().unwrap();
         *self.pending.lock().unwrap() = Some((r, m));
     }

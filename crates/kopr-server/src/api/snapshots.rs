@@ -231,7 +231,7 @@ fn run_snapshot(opener: &Opener, si: &SourceInfo, task: &TaskHandle) -> Result<S
             "Found {fatal} fatal error(s) while snapshotting {si}."
         ));
     }
-    Ok(m.id)
+    Ok(m.id.into())
 }
 
 fn snapshot_json(m: &SnapshotManifest, retention: &[String]) -> Value {

@@ -87,8 +87,8 @@ pub(super) fn pin(cfg: &ConnectionConfig, repo: &Repository, a: PinArgs) -> Resu
 pub(super) fn delete(repo: &Repository, a: DeleteArgs) -> Result<()> {
     let DeleteArgs { ids, delete } = a;
     for id in &ids {
-        let m =
-            snap::load_snapshot(repo, id).with_context(|| format!("snapshot {id} not found"))?;
+        let m = snap::load_snapshot(repo, &id.into())
+            .with_context(|| format!("snapshot {id} not found"))?;
         if !delete {
             println!(
                 "Would delete snapshot {id} of {} at {} (pass --delete to confirm)",
@@ -97,7 +97,8 @@ pub(super) fn delete(repo: &Repository, a: DeleteArgs) -> Result<()> {
             );
             continue;
         }
-        repo.manifests().delete(repo.contents(), id)?;
+        repo.manifests()
+            .delete(repo.contents(), m.id.manifest_id())?;
         println!(
             "Deleted snapshot {id} of {} at {}",
             m.source,

@@ -135,7 +135,7 @@ fn targets(
     let mut out = Vec::new();
     for id in &c.manifest_ids {
         out.push(
-            snap::load_snapshot(repo, id)
+            snap::load_snapshot(repo, &id.into())
                 .with_context(|| format!("error loading snapshots: {id}"))?,
         );
     }
@@ -204,12 +204,13 @@ fn rewrite_all(
             continue;
         }
         if c.commit {
-            man.id = String::new();
+            man.id = Default::default();
             let new_id = repo
                 .manifests()
                 .put(repo.contents(), man.source.labels(), &man)?;
-            repo.manifests().delete(repo.contents(), &old.id)?;
-            man.id = new_id;
+            repo.manifests()
+                .delete(repo.contents(), old.id.manifest_id())?;
+            man.id = new_id.into();
         }
         eprintln!(
             "  {} replaced manifest from {} to {}",

@@ -81,7 +81,8 @@ pub(super) fn copy_or_move(
                     "{dst} ({}) already exists - deleting source",
                     ts(m.start_time)
                 );
-                repo.manifests().delete(repo.contents(), &m.id)?;
+                repo.manifests()
+                    .delete(repo.contents(), m.id.manifest_id())?;
             } else {
                 eprintln!("{dst} ({}) already exists", ts(m.start_time));
             }
@@ -93,11 +94,12 @@ pub(super) fn copy_or_move(
         }
         let src_id = m.id.clone();
         let mut copy = m;
-        copy.id = String::new();
+        copy.id = Default::default();
         copy.source = dst.clone();
         repo.manifests().put(repo.contents(), dst.labels(), &copy)?;
         if is_move {
-            repo.manifests().delete(repo.contents(), &src_id)?;
+            repo.manifests()
+                .delete(repo.contents(), src_id.manifest_id())?;
         }
     }
     repo.flush()?;

@@ -109,7 +109,8 @@ pub(super) fn verify(repo: &Repository, a: VerifyArgs) -> Result<()> {
     } else {
         ids.iter()
             .map(|id| {
-                snap::load_snapshot(repo, id).with_context(|| format!("snapshot {id} not found"))
+                snap::load_snapshot(repo, &id.into())
+                    .with_context(|| format!("snapshot {id} not found"))
             })
             .collect::<Result<Vec<_>>>()?
     };

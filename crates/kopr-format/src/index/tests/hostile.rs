@@ -90,9 +90,9 @@ fn arb_entry(hash_len: usize) -> impl Strategy<Value = IndexEntry> {
             |(p, h, pack, off, pl, ol, ts, del, comp, fv, key)| IndexEntry {
                 content_id: ContentId::new(p, &h).unwrap(),
                 pack_blob_id: if pack == 4 {
-                    String::new()
+                    Default::default()
                 } else {
-                    format!("p{pack:x}-s1")
+                    format!("p{pack:x}-s1").into()
                 },
                 pack_offset: off,
                 packed_length: pl,

@@ -41,7 +41,7 @@ fn vector_entries(p: &Vector) -> Vec<IndexEntry> {
         let packed = (u64::from(i.wrapping_mul(40503).wrapping_add(7)) % p.len_mod) as u32;
         let e = IndexEntry {
             content_id: ContentId::new(prefix, &h[..p.hash_len]).unwrap(),
-            pack_blob_id: pack.clone(),
+            pack_blob_id: pack.as_str().into(),
             pack_offset: (u64::from(i.wrapping_mul(2_654_435_761)) % p.off_mod) as u32,
             packed_length: packed,
             original_length: if p.version == 1 {
@@ -58,7 +58,7 @@ fn vector_entries(p: &Vector) -> Vec<IndexEntry> {
         if i % 11 == 0 {
             out.push(e.clone());
             out.push(IndexEntry {
-                pack_blob_id: format!("q{pack}"),
+                pack_blob_id: format!("q{pack}").into(),
                 deleted: i % 2 == 0,
                 ..e
             });

@@ -12,7 +12,7 @@ pub(super) fn make_plan(
 ) -> Result<Plan> {
     let mut plan = plan_targets(repo, files, opts, result)?;
     let cache = repo.content_cache();
-    let mut by_pack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<&BlobId, Vec<usize>> = BTreeMap::new();
     for (i, p) in plan.pieces.iter().enumerate() {
         by_pack.entry(&p.entry.pack_blob_id).or_default().push(i);
     }
@@ -85,7 +85,7 @@ fn plan_targets(
 fn take_cached(
     all: &[Piece],
     cache: &crate::content_cache::ContentCache,
-    pack: &str,
+    pack: &BlobId,
     pieces: &mut Vec<usize>,
 ) -> Vec<(PathBuf, Range)> {
     let mut in_cache: Vec<(PathBuf, Range)> = cache
@@ -93,7 +93,7 @@ fn take_cached(
         .into_iter()
         .map(|(start, end, path)| {
             let r = Range {
-                pack: pack.to_string(),
+                pack: pack.clone(),
                 start,
                 end,
                 pieces: Vec::new(),
@@ -120,7 +120,7 @@ fn take_cached(
 
 /// Sorts the pieces of one pack by offset and appends their reads to `ranges`: pieces closer
 /// than [`COALESCE_GAP`] share a read, which grows no longer than [`MAX_RANGE`].
-fn coalesce(all: &[Piece], pack: &str, mut pieces: Vec<usize>, ranges: &mut Vec<Range>) {
+fn coalesce(all: &[Piece], pack: &BlobId, mut pieces: Vec<usize>, ranges: &mut Vec<Range>) {
     pieces.sort_by_key(|&i| all[i].entry.pack_offset);
     let mut current: Option<Range> = None;
     for i in pieces {
@@ -133,7 +133,7 @@ fn coalesce(all: &[Piece], pack: &str, mut pieces: Vec<usize>, ranges: &mut Vec<
             _ => {
                 ranges.extend(current.take());
                 current = Some(Range {
-                    pack: pack.to_string(),
+                    pack: pack.clone(),
                     start,
                     end,
                     pieces: vec![i],
