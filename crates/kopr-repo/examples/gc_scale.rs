@@ -194,17 +194,12 @@ fn build(dir: &str, contents: u64, snapshots: u64, file_bytes: usize) {
             next_dir += churn;
         }
         let (src, m) = snapshot_of(&repo, &current, s);
-        let id = repo
-            .manifests()
-            .put(repo.contents(), src.labels(), &m)
-            .expect("manifest");
+        let id = repo.manifests().put(src.labels(), &m).expect("manifest");
         ids.push(id);
         repo.flush().expect("flush");
     }
     for id in &ids[..ids.len() / 2] {
-        repo.manifests()
-            .delete(repo.contents(), id)
-            .expect("delete");
+        repo.manifests().delete(id).expect("delete");
     }
     repo.flush().expect("flush");
     let written = next_dir * FILES_PER_DIR as u64;

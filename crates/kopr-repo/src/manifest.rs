@@ -5,7 +5,7 @@
 //! as one more content; when more than 16 manifest contents exist, flushing compacts them into one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::index::ContentId;
@@ -31,9 +31,10 @@ struct State {
     loaded: bool,
 }
 
-/// Reads and writes manifests of one repository.
-#[derive(Debug, Default)]
+/// Reads and writes manifests of one repository, through its content manager.
+#[derive(Debug)]
 pub struct ManifestManager {
+    cm: Arc<ContentManager>,
     state: Mutex<State>,
 }
 
@@ -42,19 +43,22 @@ fn poisoned() -> RepoError {
 }
 
 impl ManifestManager {
-    /// A manager that loads lazily.
-    pub fn new() -> Self {
-        Self::default()
+    /// A manager of the manifests stored through `cm`, loaded at first use.
+    pub fn new(cm: Arc<ContentManager>) -> Self {
+        ManifestManager {
+            cm,
+            state: Mutex::new(State::default()),
+        }
     }
 
-    fn ensure_loaded(&self, cm: &ContentManager, s: &mut State) -> Result<()> {
+    fn ensure_loaded(&self, s: &mut State) -> Result<()> {
         if s.loaded {
             return Ok(());
         }
         let mut merged: HashMap<ManifestId, ManifestEntry> = HashMap::new();
         let mut contents = Vec::new();
-        for e in cm.list_prefixed(MANIFEST_CONTENT_PREFIX, false)? {
-            let data = cm.get_content(&e.content_id)?;
+        for e in self.cm.list_prefixed(MANIFEST_CONTENT_PREFIX, false)? {
+            let data = self.cm.get_content(&e.content_id)?;
             let entries = decode_batch(&data).map_err(|err| {
                 RepoError::Invalid(format!(
                     "manifest content {} is malformed: {err}",
@@ -90,7 +94,6 @@ impl ManifestManager {
     /// Stores `payload` with `labels` (which must include `type`); returns the new id.
     pub fn put<T: Serialize>(
         &self,
-        cm: &ContentManager,
         labels: BTreeMap<String, String>,
         payload: &T,
     ) -> Result<ManifestId> {
@@ -101,7 +104,7 @@ impl ManifestManager {
         let entry = ManifestEntry {
             id: new_manifest_id(),
             labels,
-            modified: cm.clock().now(),
+            modified: self.cm.clock().now(),
             deleted: false,
             data: RawValue::from_string(json).map_err(|e| RepoError::Invalid(e.to_string()))?,
         };
@@ -115,9 +118,9 @@ impl ManifestManager {
     }
 
     /// Marks a manifest deleted.
-    pub fn delete(&self, cm: &ContentManager, id: &ManifestId) -> Result<()> {
+    pub fn delete(&self, id: &ManifestId) -> Result<()> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
-        self.ensure_loaded(cm, &mut s)?;
+        self.ensure_loaded(&mut s)?;
         let Some(e) = s
             .committed
             .get(id)
@@ -128,7 +131,8 @@ impl ManifestManager {
         };
         s.pending.push(ManifestEntry {
             deleted: true,
-            modified: cm
+            modified: self
+                .cm
                 .clock()
                 .now()
                 .max(e.modified + chrono::Duration::nanoseconds(1)),
@@ -139,9 +143,9 @@ impl ManifestManager {
         Ok(())
     }
 
-    fn view(&self, cm: &ContentManager) -> Result<HashMap<ManifestId, ManifestEntry>> {
+    fn view(&self) -> Result<HashMap<ManifestId, ManifestEntry>> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
-        self.ensure_loaded(cm, &mut s)?;
+        self.ensure_loaded(&mut s)?;
         let mut all = s.committed.clone();
         for p in &s.pending {
             match all.get(&p.id) {
@@ -156,13 +160,9 @@ impl ManifestManager {
     }
 
     /// Entries whose labels include all of `labels`, oldest first.
-    pub fn find(
-        &self,
-        cm: &ContentManager,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Vec<ManifestEntry>> {
+    pub fn find(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ManifestEntry>> {
         let mut v: Vec<ManifestEntry> = self
-            .view(cm)?
+            .view()?
             .into_values()
             .filter(|e| labels.iter().all(|(k, val)| e.labels.get(k) == Some(val)))
             .collect();
@@ -172,13 +172,9 @@ impl ManifestManager {
 
     /// Deletion records (labels kept, payload gone) whose labels include all of `labels`,
     /// oldest first. Compaction forgets them, so this is what is still on record.
-    pub fn find_deleted(
-        &self,
-        cm: &ContentManager,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Vec<ManifestEntry>> {
+    pub fn find_deleted(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ManifestEntry>> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
-        self.ensure_loaded(cm, &mut s)?;
+        self.ensure_loaded(&mut s)?;
         let mut v: Vec<ManifestEntry> = s
             .deleted
             .values()
@@ -190,13 +186,9 @@ impl ManifestManager {
     }
 
     /// One entry and its decoded payload.
-    pub fn get<T: DeserializeOwned>(
-        &self,
-        cm: &ContentManager,
-        id: &ManifestId,
-    ) -> Result<(ManifestEntry, T)> {
+    pub fn get<T: DeserializeOwned>(&self, id: &ManifestId) -> Result<(ManifestEntry, T)> {
         let e = self
-            .view(cm)?
+            .view()?
             .remove(id)
             .ok_or_else(|| RepoError::NotFound(format!("manifest {id} not found")))?;
         let v = serde_json::from_str(e.data.get())
@@ -205,12 +197,12 @@ impl ManifestManager {
     }
 
     /// Writes pending entries as one manifest content (compacting when there are many).
-    pub fn flush(&self, cm: &ContentManager) -> Result<()> {
+    pub fn flush(&self) -> Result<()> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         if s.pending.is_empty() {
             return Ok(());
         }
-        self.ensure_loaded(cm, &mut s)?;
+        self.ensure_loaded(&mut s)?;
         let compact = s.contents.len() + 1 > AUTO_COMPACTION_THRESHOLD;
         let mut batch: Vec<ManifestEntry> = if compact {
             s.committed.values().cloned().collect()
@@ -231,7 +223,7 @@ impl ManifestManager {
             batch = by_id.into_values().filter(|e| !e.deleted).collect();
         }
         let data = encode_batch(&batch)?;
-        let id = cm.write_content(
+        let id = self.cm.write_content(
             &data,
             Some(MANIFEST_CONTENT_PREFIX),
             Some(DEFAULT_METADATA_COMPRESSION),
@@ -239,7 +231,7 @@ impl ManifestManager {
         if compact {
             for old in std::mem::take(&mut s.contents) {
                 if old != id {
-                    cm.delete_content(&old)?;
+                    self.cm.delete_content(&old)?;
                 }
             }
         }

@@ -22,7 +22,7 @@ pub fn labels_for(si: &SourceInfo) -> BTreeMap<String, String> {
 
 /// The policy defined exactly for `si`, if any.
 pub fn get_defined(repo: &Repository, si: &SourceInfo) -> Result<Option<(ManifestId, Policy)>> {
-    let found = repo.manifests().find(repo.contents(), &labels_for(si))?;
+    let found = repo.manifests().find(&labels_for(si))?;
     let Some(e) = found.into_iter().rfind(|e| e.labels == labels_for(si)) else {
         return Ok(None);
     };
@@ -33,12 +33,12 @@ pub fn get_defined(repo: &Repository, si: &SourceInfo) -> Result<Option<(Manifes
 
 /// Replaces the policy of `si` (call `repo.flush()` to persist).
 pub fn set(repo: &Repository, si: &SourceInfo, p: &Policy) -> Result<()> {
-    for e in repo.manifests().find(repo.contents(), &labels_for(si))? {
+    for e in repo.manifests().find(&labels_for(si))? {
         if e.labels == labels_for(si) {
-            repo.manifests().delete(repo.contents(), &e.id)?;
+            repo.manifests().delete(&e.id)?;
         }
     }
-    repo.manifests().put(repo.contents(), labels_for(si), p)?;
+    repo.manifests().put(labels_for(si), p)?;
     Ok(())
 }
 
@@ -46,9 +46,9 @@ pub fn set(repo: &Repository, si: &SourceInfo, p: &Policy) -> Result<()> {
 /// was defined). Call `repo.flush()` to persist.
 pub fn remove(repo: &Repository, si: &SourceInfo) -> Result<usize> {
     let mut n = 0;
-    for e in repo.manifests().find(repo.contents(), &labels_for(si))? {
+    for e in repo.manifests().find(&labels_for(si))? {
         if e.labels == labels_for(si) {
-            repo.manifests().delete(repo.contents(), &e.id)?;
+            repo.manifests().delete(&e.id)?;
             n += 1;
         }
     }
@@ -67,10 +67,7 @@ pub fn target_of(repo: &Repository, id: &ManifestId) -> Option<SourceInfo> {
 /// Every defined policy with its target.
 pub fn list(repo: &Repository) -> Result<Vec<(SourceInfo, ManifestId, Policy)>> {
     let mut out = Vec::new();
-    for e in repo
-        .manifests()
-        .find(repo.contents(), &labels::of_type(labels::POLICY))?
-    {
+    for e in repo.manifests().find(&labels::of_type(labels::POLICY))? {
         let si = labels::source_of(&e.labels);
         if let Ok(p) = serde_json::from_str::<Policy>(e.data.get()) {
             out.push((si, e.id, p));
@@ -312,8 +309,7 @@ pub fn expire(
         .collect();
     if really_delete {
         for s in &expired {
-            repo.manifests()
-                .delete(repo.contents(), s.id.manifest_id())?;
+            repo.manifests().delete(s.id.manifest_id())?;
         }
         repo.flush()?;
     }

@@ -48,7 +48,7 @@ impl Default for OpenOptions {
 pub struct Repository {
     storage: Arc<dyn BlobStorage>,
     format: Arc<FormatManager>,
-    contents: ContentManager,
+    contents: Arc<ContentManager>,
     manifests: ManifestManager,
     content_cache: ContentCache,
     options: OpenOptions,
@@ -96,13 +96,13 @@ impl Repository {
             None => storage,
         };
         let cache = BlobCache::new(options.cache_dir.as_ref().map(|d| d.join("indexes")));
-        let contents = ContentManager::new(
+        let contents = Arc::new(ContentManager::new(
             storage.clone(),
             format.clone(),
             options.clock.clone(),
             cache,
             options.identity.clone(),
-        )?;
+        )?);
         let content_cache = ContentCache::new(
             options.cache_dir.as_ref().map(|d| d.join("contents")),
             options.content_cache_bytes,
@@ -110,8 +110,8 @@ impl Repository {
         Ok(Repository {
             storage,
             format,
+            manifests: ManifestManager::new(contents.clone()),
             contents,
-            manifests: ManifestManager::new(),
             content_cache,
             options,
         })
@@ -149,7 +149,7 @@ impl Repository {
 
     /// Writes everything pending.
     pub fn flush(&self) -> Result<()> {
-        self.manifests.flush(&self.contents)?;
+        self.manifests.flush()?;
         self.contents.flush()
     }
 }

@@ -104,9 +104,7 @@ fn writers_reusing_collected_data_during_maintenance_lose_nothing() {
         {
             let r = shared.open("u");
             let id = snapshot(&r, &tmp.join(format!("doomed{round}")), &[round * 100 + 50]);
-            r.manifests()
-                .delete(r.contents(), id.manifest_id())
-                .unwrap();
+            r.manifests().delete(id.manifest_id()).unwrap();
             r.flush().unwrap();
         }
         let deletes_before = faulty.calls(Op::Delete);

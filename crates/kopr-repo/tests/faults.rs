@@ -171,9 +171,7 @@ fn transient_failures_on_every_kind_of_call_are_retried_away() {
     // the second snapshot deleted; a day later full maintenance deletes its packs, the first
     // deletion failing once
     let r = s.open();
-    r.manifests()
-        .delete(r.contents(), doomed.manifest_id())
-        .unwrap();
+    r.manifests().delete(doomed.manifest_id()).unwrap();
     r.flush().unwrap();
     let packs_before = s.mem.list_all("p").unwrap().len();
     s.faulty

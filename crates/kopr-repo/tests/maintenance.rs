@@ -60,9 +60,7 @@ fn keep_and_delete(h: &Harness) -> (Vec<ContentId>, Vec<String>) {
         .map(|e| e.content_id)
         .collect();
     assert!(!ids.is_empty());
-    r.manifests()
-        .delete(r.contents(), doomed.manifest_id())
-        .unwrap();
+    r.manifests().delete(doomed.manifest_id()).unwrap();
     r.flush().unwrap();
     (ids, packs)
 }
@@ -392,9 +390,7 @@ fn gc_refuses_to_collect_around_a_snapshot_with_missing_contents() {
         object_id: ObjectId::direct(ghost),
         dir_summary: None,
     });
-    r.manifests()
-        .put(r.contents(), m.source.labels(), &m)
-        .unwrap();
+    r.manifests().put(m.source.labels(), &m).unwrap();
     r.flush().unwrap();
     drop(r);
     h.advance_hours(1);

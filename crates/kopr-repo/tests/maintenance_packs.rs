@@ -185,9 +185,7 @@ fn interleaved_then_delete(h: &Harness, b_len: usize) -> Vec<String> {
     let packs = h.pack_ids();
     snap(&a);
     assert_eq!(h.pack_ids(), packs, "the second snapshot wrote no data");
-    r.manifests()
-        .delete(r.contents(), doomed.manifest_id())
-        .unwrap();
+    r.manifests().delete(doomed.manifest_id()).unwrap();
     r.flush().unwrap();
     packs
 }

@@ -129,9 +129,7 @@ fn deleted_snapshots_disappear_from_listings() {
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
     let m1 = snap(&repo, &src);
     let m2 = snap(&repo, &src);
-    repo.manifests()
-        .delete(repo.contents(), m1.id.manifest_id())
-        .unwrap();
+    repo.manifests().delete(m1.id.manifest_id()).unwrap();
     repo.flush().unwrap();
     let reopened = Repository::open(st, "pw", OpenOptions::default()).unwrap();
     let ids: Vec<kopr_format::snapshot::SnapshotId> = list_snapshots(&reopened, None)
@@ -248,16 +246,11 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
     assert_eq!(info("b.zip").compression_header_id, 0);
 
     // pin the oldest: it survives expiry
-    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) = repo
-        .manifests()
-        .get(repo.contents(), ids[0].id.manifest_id())
-        .unwrap();
+    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) =
+        repo.manifests().get(ids[0].id.manifest_id()).unwrap();
     pinned.pins = vec!["keep".into()];
-    repo.manifests().delete(repo.contents(), &entry.id).unwrap();
-    let pinned_id = repo
-        .manifests()
-        .put(repo.contents(), entry.labels.clone(), &pinned)
-        .unwrap();
+    repo.manifests().delete(&entry.id).unwrap();
+    let pinned_id = repo.manifests().put(entry.labels.clone(), &pinned).unwrap();
     repo.flush().unwrap();
 
     let dry = policy::expire(&repo, &si, false).unwrap();

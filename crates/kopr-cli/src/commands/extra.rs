@@ -68,10 +68,10 @@ pub fn pin(
             eprintln!("Updating {what}");
             let old_id = std::mem::take(&mut m.id);
             repo.manifests()
-                .put(repo.contents(), m.source.labels(), &m)
+                .put(m.source.labels(), &m)
                 .with_context(|| format!("error pinning {id}"))?;
             repo.manifests()
-                .delete(repo.contents(), old_id.manifest_id())
+                .delete(old_id.manifest_id())
                 .context("error deleting old manifest")?;
         }
     }

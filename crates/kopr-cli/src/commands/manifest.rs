@@ -22,7 +22,6 @@ struct EntryMetadata<'a> {
 
 pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
     let (cfg, repo) = ctx.open_repository()?;
-    let cm = repo.contents();
     let mm = repo.manifests();
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -30,7 +29,7 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
         ManifestCommand::Show { items } => {
             for id in items {
                 let (md, data) = mm
-                    .get::<Box<serde_json::value::RawValue>>(cm, &id.as_str().into())
+                    .get::<Box<serde_json::value::RawValue>>(&id.as_str().into())
                     .with_context(|| format!("error getting metadata for {id:?}"))?;
                 writeln!(out, "// id: {id}")?;
                 writeln!(out, "// length: {}", md.data.get().len())?;
@@ -48,7 +47,7 @@ pub fn run(ctx: &Context, cmd: ManifestCommand) -> Result<()> {
                 return Err(super::ReadOnlyConnection.into());
             }
             for id in &items {
-                mm.delete(cm, &id.into())
+                mm.delete(&id.into())
                     .with_context(|| format!("unable to delete manifest {id}"))?;
             }
             repo.flush()?;
@@ -66,7 +65,7 @@ fn list(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let (cm, mm) = (repo.contents(), repo.manifests());
+    let mm = repo.manifests();
     let mut labels = BTreeMap::new();
     for kv in filter {
         match kv.find(':') {
@@ -76,7 +75,7 @@ fn list(
             _ => bail!("invalid list filter {kv:?}, missing ':'"),
         }
     }
-    let mut items = mm.find(cm, &labels).context("unable to find manifests")?;
+    let mut items = mm.find(&labels).context("unable to find manifests")?;
     // Kopia: by the values of the --sort keys in turn, then by modification time.
     items.sort_by(|a, b| {
         for key in sort {

@@ -563,7 +563,7 @@ fn reclaimable_now(
 fn deleted_snapshots(repo: &Repository, plan: &Plan<'_>) -> Result<Vec<DeletedSnapshot>> {
     let labels = crate::snapshot::snapshot_labels(None);
     let mut out = Vec::new();
-    for e in repo.manifests().find_deleted(repo.contents(), &labels)? {
+    for e in repo.manifests().find_deleted(&labels)? {
         let si = kopr_format::labels::source_of(&e.labels);
         let source = format!("{}@{}:{}", si.user_name, si.host, si.path);
         let when = |written: DateTime<Utc>| {

@@ -14,7 +14,7 @@ pub fn manifest_labels() -> BTreeMap<String, String> {
 
 /// The stored parameters, or Kopia's defaults when none are stored.
 pub fn get_params(repo: &Repository) -> Result<MaintenanceParams> {
-    let found = repo.manifests().find(repo.contents(), &manifest_labels())?;
+    let found = repo.manifests().find(&manifest_labels())?;
     let Some(latest) = found.last() else {
         return Ok(MaintenanceParams::kopia_default());
     };
@@ -28,12 +28,11 @@ pub fn get_params(repo: &Repository) -> Result<MaintenanceParams> {
 
 /// Replaces the stored parameters (the caller flushes).
 pub fn set_params(repo: &Repository, params: &MaintenanceParams) -> Result<()> {
-    let old = repo.manifests().find(repo.contents(), &manifest_labels())?;
+    let old = repo.manifests().find(&manifest_labels())?;
     for e in old {
-        repo.manifests().delete(repo.contents(), &e.id)?;
+        repo.manifests().delete(&e.id)?;
     }
-    repo.manifests()
-        .put(repo.contents(), manifest_labels(), params)?;
+    repo.manifests().put(manifest_labels(), params)?;
     Ok(())
 }
 

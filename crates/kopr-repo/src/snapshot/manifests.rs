@@ -18,7 +18,7 @@ pub fn list_snapshots(
 ) -> Result<Vec<SnapshotManifest>> {
     let labels = snapshot_labels(source);
     let mut out = Vec::new();
-    for e in repo.manifests().find(repo.contents(), &labels)? {
+    for e in repo.manifests().find(&labels)? {
         let mut m: SnapshotManifest = serde_json::from_str(e.data.get()).map_err(|err| {
             RepoError::Invalid(format!("snapshot manifest {} is malformed: {err}", e.id))
         })?;
@@ -31,8 +31,7 @@ pub fn list_snapshots(
 
 /// Loads one snapshot by manifest id.
 pub fn load_snapshot(repo: &Repository, id: &SnapshotId) -> Result<SnapshotManifest> {
-    let (e, mut m): (_, SnapshotManifest) =
-        repo.manifests().get(repo.contents(), id.manifest_id())?;
+    let (e, mut m): (_, SnapshotManifest) = repo.manifests().get(id.manifest_id())?;
     if !is_snapshot(&e.labels) {
         return Err(RepoError::Invalid(format!(
             "manifest {id} is not a snapshot"

@@ -113,11 +113,7 @@ impl<'a> Migrator<'a> {
         };
         new.storage_stats = None;
         self.dst.contents().flush()?;
-        new.id = self
-            .dst
-            .manifests()
-            .put(self.dst.contents(), m.source.labels(), &new)?
-            .into();
+        new.id = self.dst.manifests().put(m.source.labels(), &new)?.into();
         Ok(new)
     }
 }

@@ -396,10 +396,7 @@ fn save_manifest(
     };
     // Data and directories first, so the manifest never points at unwritten contents.
     repo.contents().flush()?;
-    manifest.id = repo
-        .manifests()
-        .put(repo.contents(), source.labels(), &manifest)?
-        .into();
+    manifest.id = repo.manifests().put(source.labels(), &manifest)?.into();
     repo.flush()?;
     Ok(manifest)
 }

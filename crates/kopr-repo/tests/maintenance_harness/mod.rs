@@ -220,18 +220,14 @@ impl Interleave<'_> {
         )
         .unwrap();
         // hide the manifest again: the upload is "still running"
-        r.manifests()
-            .delete(r.contents(), m.id.manifest_id())
-            .unwrap();
+        r.manifests().delete(m.id.manifest_id()).unwrap();
         r.flush().unwrap();
         *self.pending.lock().unwrap() = Some((r, m));
     }
 
     pub fn finish_upload(&self) {
         if let Some((r, m)) = self.pending.lock().unwrap().take() {
-            r.manifests()
-                .put(r.contents(), m.source.labels(), &m)
-                .unwrap();
+            r.manifests().put(m.source.labels(), &m).unwrap();
             r.flush().unwrap();
         }
     }

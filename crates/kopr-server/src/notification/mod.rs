@@ -293,7 +293,7 @@ fn template_labels(name: &str) -> BTreeMap<String, String> {
 pub fn list_profiles(repo: &Repository) -> Result<Vec<Profile>> {
     let labels = labels::of_type(PROFILE_TYPE);
     let mut by_name: BTreeMap<String, Profile> = BTreeMap::new();
-    for e in repo.manifests().find(repo.contents(), &labels)? {
+    for e in repo.manifests().find(&labels)? {
         let p: Profile = serde_json::from_str(e.data.get()).map_err(|err| {
             NotifyError::Invalid(format!("notification profile {} is malformed: {err}", e.id))
         })?;
@@ -305,9 +305,7 @@ pub fn list_profiles(repo: &Repository) -> Result<Vec<Profile>> {
 
 /// One profile.
 pub fn get_profile(repo: &Repository, name: &str) -> Result<Option<Profile>> {
-    let found = repo
-        .manifests()
-        .find(repo.contents(), &profile_labels(name))?;
+    let found = repo.manifests().find(&profile_labels(name))?;
     match found.last() {
         None => Ok(None),
         Some(e) => serde_json::from_str(e.data.get()).map(Some).map_err(|err| {
@@ -321,12 +319,12 @@ fn replace(
     labels: BTreeMap<String, String>,
     payload: Option<&impl Serialize>,
 ) -> Result<bool> {
-    let old = repo.manifests().find(repo.contents(), &labels)?;
+    let old = repo.manifests().find(&labels)?;
     if let Some(p) = payload {
-        repo.manifests().put(repo.contents(), labels, p)?;
+        repo.manifests().put(labels, p)?;
     }
     for e in &old {
-        repo.manifests().delete(repo.contents(), &e.id)?;
+        repo.manifests().delete(&e.id)?;
     }
     repo.flush()?;
     Ok(!old.is_empty())
@@ -417,7 +415,7 @@ pub fn list_templates(repo: &Repository) -> Result<Vec<TemplateInfo>> {
         })
         .collect();
     let labels = labels::of_type(TEMPLATE_TYPE);
-    for e in repo.manifests().find(repo.contents(), &labels)? {
+    for e in repo.manifests().find(&labels)? {
         let name = e.labels.get("template").cloned().unwrap_or_default();
         out.insert(
             name.clone(),
@@ -433,9 +431,7 @@ pub fn list_templates(repo: &Repository) -> Result<Vec<TemplateInfo>> {
 
 /// The customized text of a template, if any.
 pub fn get_template(repo: &Repository, name: &str) -> Result<Option<String>> {
-    let found = repo
-        .manifests()
-        .find(repo.contents(), &template_labels(name))?;
+    let found = repo.manifests().find(&template_labels(name))?;
     match found.last() {
         None => Ok(None),
         Some(e) => serde_json::from_str::<TemplateManifest>(e.data.get())

@@ -97,8 +97,7 @@ pub(super) fn delete(repo: &Repository, a: DeleteArgs) -> Result<()> {
             );
             continue;
         }
-        repo.manifests()
-            .delete(repo.contents(), m.id.manifest_id())?;
+        repo.manifests().delete(m.id.manifest_id())?;
         println!(
             "Deleted snapshot {id} of {} at {}",
             m.source,

@@ -205,11 +205,8 @@ fn rewrite_all(
         }
         if c.commit {
             man.id = Default::default();
-            let new_id = repo
-                .manifests()
-                .put(repo.contents(), man.source.labels(), &man)?;
-            repo.manifests()
-                .delete(repo.contents(), old.id.manifest_id())?;
+            let new_id = repo.manifests().put(man.source.labels(), &man)?;
+            repo.manifests().delete(old.id.manifest_id())?;
             man.id = new_id.into();
         }
         eprintln!(

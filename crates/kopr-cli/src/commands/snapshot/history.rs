@@ -81,8 +81,7 @@ pub(super) fn copy_or_move(
                     "{dst} ({}) already exists - deleting source",
                     ts(m.start_time)
                 );
-                repo.manifests()
-                    .delete(repo.contents(), m.id.manifest_id())?;
+                repo.manifests().delete(m.id.manifest_id())?;
             } else {
                 eprintln!("{dst} ({}) already exists", ts(m.start_time));
             }
@@ -96,10 +95,9 @@ pub(super) fn copy_or_move(
         let mut copy = m;
         copy.id = Default::default();
         copy.source = dst.clone();
-        repo.manifests().put(repo.contents(), dst.labels(), &copy)?;
+        repo.manifests().put(dst.labels(), &copy)?;
         if is_move {
-            repo.manifests()
-                .delete(repo.contents(), src_id.manifest_id())?;
+            repo.manifests().delete(src_id.manifest_id())?;
         }
     }
     repo.flush()?;
