@@ -78,7 +78,7 @@ fn write_contents(repo: &Path, items: &[Vec<u8>]) -> Vec<String> {
         .iter()
         .map(|d| {
             r.contents()
-                .write_content(d, None, Some("zstd-fastest"))
+                .write_content(d, None, kopr_format::compression::by_name("zstd-fastest"))
                 .unwrap()
                 .to_string()
         })

@@ -200,6 +200,24 @@ pub fn by_name(name: &str) -> Option<&'static Compressor> {
     ALL.iter().find(|c| c.name == name)
 }
 
+/// A policy's or flag's compression, resolved once where it enters (so writers hold a
+/// compressor, not a name to look up per chunk): `None` for none (empty or `none`), an error
+/// for a name Kopia does not register.
+pub fn resolve(name: Option<&str>) -> Result<Option<&'static Compressor>> {
+    match name.map(str::trim) {
+        None | Some("") | Some("none") => Ok(None),
+        Some(n) => by_name(n).map(Some).ok_or_else(|| {
+            FormatError::InvalidInput(format!("unknown compression algorithm: {n}"))
+        }),
+    }
+}
+
+/// The compressor of directory listings and indirect object lists ([`DEFAULT_METADATA_COMPRESSION`]).
+pub fn metadata_default() -> &'static Compressor {
+    // The name is one of ALL's (a unit test checks it).
+    by_name(DEFAULT_METADATA_COMPRESSION).unwrap_or(&ALL[ALL.len() - 1])
+}
+
 /// The compressor with this header id.
 pub fn by_header_id(id: HeaderId) -> Option<&'static Compressor> {
     ALL.iter().find(|c| c.id == id)

@@ -153,8 +153,8 @@ fn write_dir(
         &dm.encode(),
         WriterOptions {
             prefix: Some(DIRECTORY_PREFIX),
-            compression: Some("zstd-fastest".into()),
-            metadata_compression: Some("zstd-fastest".into()),
+            compression: kopr_format::compression::by_name("zstd-fastest"),
+            metadata_compression: kopr_format::compression::by_name("zstd-fastest"),
             splitter: None,
         },
     )
@@ -240,8 +240,8 @@ fn snapshot_of(repo: &Repository, current: &[DirEntry], s: u64) -> (SourceInfo, 
         &root.encode(),
         WriterOptions {
             prefix: Some(DIRECTORY_PREFIX),
-            compression: Some("zstd-fastest".into()),
-            metadata_compression: Some("zstd-fastest".into()),
+            compression: kopr_format::compression::by_name("zstd-fastest"),
+            metadata_compression: kopr_format::compression::by_name("zstd-fastest"),
             splitter: None,
         },
     )

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::index::ContentId;
 use kopr_format::manifest::{
     decode_batch, encode_batch, new_manifest_id, ManifestEntry, ManifestId, MANIFEST_CONTENT_PREFIX,
@@ -226,7 +225,7 @@ impl ManifestManager {
         let id = self.cm.write_content(
             &data,
             Some(MANIFEST_CONTENT_PREFIX),
-            Some(DEFAULT_METADATA_COMPRESSION),
+            Some(kopr_format::compression::metadata_default()),
         )?;
         if compact {
             for old in std::mem::take(&mut s.contents) {

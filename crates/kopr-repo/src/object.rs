@@ -7,7 +7,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kopr_format::compression;
+use kopr_format::compression::{self, Compressor};
 use kopr_format::object_id::{decode_indirect, encode_indirect, IndirectEntry, ObjectId};
 use kopr_format::splitter::{new_splitter, Splitter};
 
@@ -23,9 +23,9 @@ pub struct WriterOptions {
     /// Content id prefix (`k` for directories, `m` for manifests, none for file data).
     pub prefix: Option<u8>,
     /// Compressor for the data chunks (`None` for no compression).
-    pub compression: Option<String>,
+    pub compression: Option<&'static Compressor>,
     /// Compressor for indirect lists.
-    pub metadata_compression: Option<String>,
+    pub metadata_compression: Option<&'static Compressor>,
     /// Splitter name; the repository's when `None`.
     pub splitter: Option<String>,
 }
@@ -121,7 +121,7 @@ impl<'a> ObjectWriter<'a> {
     /// Stores queued chunks, one thread per chunk, keeping their order.
     fn store_queued(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.queued);
-        let (cm, prefix, comp) = (self.cm, self.opts.prefix, self.opts.compression.as_deref());
+        let (cm, prefix, comp) = (self.cm, self.opts.prefix, self.opts.compression);
         let ids = crate::parallel::map("chunk writer", queued.len(), &queued, &|| false, |c| {
             store_chunk(cm, &c.1, prefix, comp)
         })?;
@@ -149,8 +149,8 @@ impl<'a> ObjectWriter<'a> {
             self.cm,
             WriterOptions {
                 prefix: Some(self.opts.prefix.unwrap_or(INDIRECT_CONTENT_PREFIX)),
-                compression: self.opts.metadata_compression.clone(),
-                metadata_compression: self.opts.metadata_compression.clone(),
+                compression: self.opts.metadata_compression,
+                metadata_compression: self.opts.metadata_compression,
                 splitter: None,
             },
         )?;
@@ -176,7 +176,7 @@ impl Write for ObjectWriter<'_> {
 pub(crate) fn write_single_chunk(
     cm: &ContentManager,
     data: &[u8],
-    compression: Option<&str>,
+    compression: Option<&'static Compressor>,
 ) -> Result<ObjectId> {
     store_chunk(cm, data, None, compression)
 }
@@ -198,14 +198,12 @@ fn store_chunk(
     cm: &ContentManager,
     data: &[u8],
     prefix: Option<u8>,
-    comp: Option<&str>,
+    comp: Option<&'static Compressor>,
 ) -> Result<ObjectId> {
     if cm.format().supports_content_compression() {
         return Ok(ObjectId::direct(cm.write_content(data, prefix, comp)?));
     }
-    if let Some(name) = comp.filter(|n| prefix.is_none() && !n.is_empty() && *n != "none") {
-        let c = compression::by_name(name)
-            .ok_or_else(|| RepoError::Config(format!("unknown compression algorithm: {name}")))?;
+    if let Some(c) = comp.filter(|_| prefix.is_none()) {
         let mut compressed = Vec::new();
         c.compress(data, &mut compressed)?;
         if compressed.len() < data.len() {

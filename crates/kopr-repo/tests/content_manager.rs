@@ -43,9 +43,19 @@ fn contents_round_trip_before_and_after_flush_and_reopen() {
         .into_bytes();
     let rnd = random_bytes(1, 300_000);
     let a = cm.write_content(&small, None, None).unwrap();
-    let b = cm.write_content(&text, None, Some("zstd-fastest")).unwrap();
+    let b = cm
+        .write_content(
+            &text,
+            None,
+            kopr_format::compression::by_name("zstd-fastest"),
+        )
+        .unwrap();
     let c = cm
-        .write_content(&rnd, Some(b'k'), Some("zstd-fastest"))
+        .write_content(
+            &rnd,
+            Some(b'k'),
+            kopr_format::compression::by_name("zstd-fastest"),
+        )
         .unwrap();
     assert_eq!(c.prefix(), Some(b'k'));
     // readable while still in open packs
@@ -213,7 +223,11 @@ fn concurrent_writers_in_one_process_store_everything_once() {
                         let data = random_bytes(seed, 20_000);
                         (
                             repo.contents()
-                                .write_content(&data, None, Some("zstd-fastest"))
+                                .write_content(
+                                    &data,
+                                    None,
+                                    kopr_format::compression::by_name("zstd-fastest"),
+                                )
                                 .unwrap(),
                             data,
                         )
@@ -348,7 +362,7 @@ fn every_hash_and_encryption_combination_round_trips() {
             let data = random_bytes(7, 10_000);
             let id = repo
                 .contents()
-                .write_content(&data, Some(b'm'), Some("zstd"))
+                .write_content(&data, Some(b'm'), kopr_format::compression::by_name("zstd"))
                 .unwrap();
             repo.flush().unwrap();
             let reopened = Repository::open(st, PW, OpenOptions::default()).unwrap();

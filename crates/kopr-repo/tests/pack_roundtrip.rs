@@ -61,7 +61,7 @@ proptest! {
         let repo = Repository::from_format(st.clone(), format(), OpenOptions::default()).unwrap();
         let mut expect = HashMap::new();
         for it in &items {
-            let id = repo.contents().write_content(&it.data, it.prefix, it.compress.then_some("zstd-fastest")).unwrap();
+            let id = repo.contents().write_content(&it.data, it.prefix, it.compress.then(|| kopr_format::compression::by_name("zstd-fastest")).flatten()).unwrap();
             expect.insert(id, (it.data.clone(), false));
         }
         for it in items.iter().filter(|i| i.delete) {

@@ -234,3 +234,21 @@ proptest! {
         prop_assert_eq!(out, data);
     }
 }
+
+#[test]
+fn names_resolve_once_to_compressors() {
+    assert!(resolve(None).unwrap().is_none());
+    assert!(resolve(Some("")).unwrap().is_none());
+    assert!(resolve(Some("none")).unwrap().is_none());
+    let c = resolve(Some("zstd-fastest")).unwrap().unwrap();
+    assert_eq!(
+        (c.name, c.header_id()),
+        ("zstd-fastest", by_name("zstd-fastest").unwrap().header_id())
+    );
+    let err = resolve(Some("zstd-fastets")).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown compression algorithm: zstd-fastets"),
+        "{err}"
+    );
+    assert_eq!(metadata_default().name, DEFAULT_METADATA_COMPRESSION);
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use chrono::Utc;
 use kopr_blob::clock::Clock;
 use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
-use kopr_format::compression::{self, HeaderId};
+use kopr_format::compression::{self, Compressor, HeaderId};
 use kopr_format::index::{ContentId, IndexEntry};
 use kopr_format::{blob_crypto, pack, BlobId};
 use rand::RngCore;
@@ -307,13 +307,13 @@ impl ContentManager {
 
     /// Stores `data` and returns its id; a content already present is not written again.
     ///
-    /// `compression` names a compressor (e.g. `zstd-fastest`); data that does not shrink is
-    /// stored uncompressed.
+    /// `compression` is resolved by the caller once (`kopr_format::compression::resolve`); data
+    /// that does not shrink is stored uncompressed.
     pub fn write_content(
         &self,
         data: &[u8],
         prefix: Option<u8>,
-        compression: Option<&str>,
+        compression: Option<&'static Compressor>,
     ) -> Result<ContentId> {
         let id = self.content_id_for(data, prefix)?;
         let previous = self.known(&id)?;
@@ -352,7 +352,7 @@ impl ContentManager {
         id: ContentId,
         data: &[u8],
         previous: Option<Known>,
-        compression: Option<&str>,
+        compression: Option<&'static Compressor>,
         payload: &mut Vec<u8>,
     ) -> Result<ContentId> {
         let header = self.compress_and_encrypt(&id, data, compression, payload)?;

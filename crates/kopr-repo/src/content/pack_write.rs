@@ -136,7 +136,7 @@ impl ContentManager {
         &self,
         id: &ContentId,
         data: &[u8],
-        comp: Option<&str>,
+        comp: Option<&'static Compressor>,
         out: &mut Vec<u8>,
     ) -> Result<HeaderId> {
         COMPRESSED.with(|cell| {
@@ -147,10 +147,7 @@ impl ContentManager {
             // Index v1 cannot record a compressor: such repositories store contents as they are
             // (Kopia refuses content compression there too).
             let comp = comp.filter(|_| self.format.supports_content_compression());
-            if let Some(name) = comp.filter(|n| !n.is_empty() && *n != "none") {
-                let c = compression::by_name(name).ok_or_else(|| {
-                    RepoError::Config(format!("unknown compression algorithm: {name}"))
-                })?;
+            if let Some(c) = comp {
                 c.compress(data, &mut compressed)?;
                 if compressed.len() < data.len() {
                     header = c.header_id();

@@ -90,7 +90,7 @@ fn flush_writes_kopia_legacy_index_blobs_in_index_v1() {
     // Compression is requested but index v1 cannot record it: stored as is.
     let id = repo
         .contents()
-        .write_content(&data, None, Some("zstd"))
+        .write_content(&data, None, kopr_format::compression::by_name("zstd"))
         .unwrap();
     repo.contents().flush().unwrap();
     assert!(ids(&*st, "x").is_empty(), "no epoch blobs");

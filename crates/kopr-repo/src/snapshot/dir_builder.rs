@@ -5,7 +5,7 @@
 use std::fs;
 use std::sync::Arc;
 
-use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
+use kopr_format::compression;
 use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
@@ -138,8 +138,8 @@ pub(crate) fn write_directory(
         &manifest.encode(),
         WriterOptions {
             prefix: Some(DIRECTORY_PREFIX),
-            compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
-            metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+            compression: Some(compression::metadata_default()),
+            metadata_compression: Some(compression::metadata_default()),
             splitter: None,
         },
     )

@@ -15,6 +15,7 @@ use kopr_format::object_id::ObjectId;
 use super::{upload_counted, ProgressCounters};
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
+use kopr_format::compression::Compressor;
 
 /// A file's object and the bytes read into it.
 pub(super) type Uploaded = Result<(ObjectId, u64)>;
@@ -23,7 +24,7 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 pub(super) struct FileJob {
     pub path: PathBuf,
     /// Shared by all the files compressed alike (no string per file).
-    pub compression: Option<Arc<str>>,
+    pub compression: Option<&'static Compressor>,
     pub slot: Arc<JobSlot>,
 }
 
@@ -118,7 +119,7 @@ impl Workers<'_> {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         upload_counted(
                             self.repo,
-                            job.compression.as_deref(),
+                            job.compression,
                             &job.path,
                             self.progress,
                             Some(&self.idle),

@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
 use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, EntryType, SnapshotManifest, DIRECTORY_STREAM,
 };
@@ -87,7 +86,7 @@ pub fn on_failure(
                 WriterOptions {
                     prefix: None,
                     compression: None,
-                    metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                    metadata_compression: Some(kopr_format::compression::metadata_default()),
                     splitter: None,
                 },
             )?;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
+use kopr_format::compression;
 use kopr_format::object_id::ObjectId;
 use kopr_format::policy::Policy;
 use kopr_format::snapshot::{DirEntry, DirManifest, EntryType, SnapshotId, SnapshotManifest};
@@ -45,16 +45,14 @@ impl<'a> Migrator<'a> {
         if let Some(o) = self.copied.get(&e.object_id) {
             return Ok(o.clone());
         }
-        let compression = policy
-            .compressor_for(&e.name, e.file_size)
-            .map(str::to_string);
+        let compression = compression::resolve(policy.compressor_for(&e.name, e.file_size))?;
         let mut r = ObjectReader::open(self.src.contents(), &e.object_id)?;
         let mut w = ObjectWriter::new(
             self.dst.contents(),
             WriterOptions {
                 prefix: None,
                 compression,
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                metadata_compression: Some(compression::metadata_default()),
                 splitter: None,
             },
         )?;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use kopr_format::compression::DEFAULT_METADATA_COMPRESSION;
+use kopr_format::compression::{self, Compressor};
 use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
@@ -58,7 +58,7 @@ pub const INCOMPLETE_CANCELED: &str = "canceled";
 /// so the object holds the bytes seen (Kopia does the same and records the object's length).
 fn upload_file(
     repo: &Repository,
-    compression: Option<&str>,
+    compression: Option<&'static Compressor>,
     path: &Path,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
@@ -95,8 +95,8 @@ fn upload_file(
             repo.contents(),
             WriterOptions {
                 prefix: None,
-                compression: compression.map(str::to_string),
-                metadata_compression: Some(DEFAULT_METADATA_COMPRESSION.into()),
+                compression,
+                metadata_compression: Some(compression::metadata_default()),
                 splitter: None,
             },
         )?;
@@ -134,7 +134,7 @@ const READ_BUFFER: usize = 1 << 20;
 /// [`upload_file`] counted as a file in flight, then a hashed file.
 pub(super) fn upload_counted(
     repo: &Repository,
-    compression: Option<&str>,
+    compression: Option<&'static Compressor>,
     path: &Path,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
@@ -225,8 +225,8 @@ pub fn create_snapshot(
         progress,
         on_progress,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
-        forced_compressor: opts.compression.as_deref().map(Arc::from),
-        policy_compressor: Arc::from(policy.compression.compressor_name.as_str()),
+        forced_compressor: compression::resolve(opts.compression.as_deref())?,
+        policy_compressor: compression::resolve(Some(&policy.compression.compressor_name))?,
         single_chunk: crate::object::single_chunk_limit(repo.contents())?,
         policy,
     };
@@ -297,7 +297,7 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
     let compression = up.compressor_for(&root_name(path), md.len() as i64);
     let (oid, len) = upload_counted(
         up.repo,
-        compression.as_deref(),
+        compression,
         path,
         &up.progress,
         None,

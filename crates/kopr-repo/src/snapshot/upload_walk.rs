@@ -21,6 +21,7 @@ use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
 use crate::object::{read_object, WriterOptions};
 use crate::repository::Repository;
+use kopr_format::compression::Compressor;
 
 /// Batches queued per worker before the walk waits for the workers.
 pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
@@ -68,9 +69,9 @@ pub(super) struct Uploader<'a> {
     pub(super) on_progress: &'a mut dyn FnMut(&Progress),
     pub(super) rules: Vec<crate::ignore::Rule>,
     /// The upload's compressor (`--compression`), over the policy's.
-    pub(super) forced_compressor: Option<Arc<str>>,
-    /// The policy's compressor name, shared by the files it applies to.
-    pub(super) policy_compressor: Arc<str>,
+    pub(super) forced_compressor: Option<&'static Compressor>,
+    /// The policy's compressor, for the files its rules apply to.
+    pub(super) policy_compressor: Option<&'static Compressor>,
     /// Files shorter than this are one chunk (see `upload_file`).
     pub(super) single_chunk: usize,
     pub(super) policy: kopr_format::policy::Policy,
@@ -117,13 +118,13 @@ impl Uploader<'_> {
 
     /// The compressor of a file named `name` of `size` bytes: the upload's, else the policy's
     /// when its rules apply to the file.
-    pub(super) fn compressor_for(&self, name: &str, size: i64) -> Option<Arc<str>> {
-        if let Some(c) = &self.forced_compressor {
-            return Some(c.clone());
+    pub(super) fn compressor_for(&self, name: &str, size: i64) -> Option<&'static Compressor> {
+        if self.forced_compressor.is_some() {
+            return self.forced_compressor;
         }
         self.policy
             .compressor_for(name, size)
-            .map(|_| self.policy_compressor.clone())
+            .and(self.policy_compressor)
     }
 
     pub(super) fn report(&mut self) {
@@ -342,7 +343,7 @@ impl Uploader<'_> {
     fn read_file(
         &mut self,
         path: PathBuf,
-        compression: Option<Arc<str>>,
+        compression: Option<&'static Compressor>,
         size: u64,
     ) -> Result<Arc<JobSlot>> {
         let slot = Arc::new(JobSlot::default());
@@ -367,7 +368,7 @@ impl Uploader<'_> {
                 } else {
                     upload_counted(
                         self.repo,
-                        compression.as_deref(),
+                        compression,
                         &path,
                         &self.progress,
                         None,
