@@ -76,7 +76,7 @@ fn invalid(msg: impl Into<String>) -> FormatError {
 struct Tables<'a> {
     formats: Vec<Format>,
     pack_ids: Vec<&'a str>,
-    pack_numbers: std::collections::HashMap<&'a str, usize>,
+    pack_numbers: rustc_hash::FxHashMap<&'a str, usize>,
     max_packed: u32,
     max_original: u32,
     max_offset: u32,
