@@ -191,9 +191,45 @@ fn kopiaignore_rules_exclude_files_and_directories() {
     );
 }
 
+/// A global policy compressing all but `.zip` files, and a policy of `si` keeping the latest
+/// two snapshots only; checks what `si` inherits.
+fn set_policies_keep_latest_two_and_compress_but_zip(repo: &Repository, si: &SourceInfo) {
+    use kopr_format::policy::Policy;
+    use kopr_repo::policy;
+    let mut global = Policy::kopia_default();
+    global.compression.compressor_name = "zstd-fastest".into();
+    global.compression.never_compress = vec![".zip".into()];
+    policy::set(repo, &SourceInfo::default(), &global).unwrap();
+    let mut mine = Policy::default();
+    mine.retention.keep_latest = Some(2);
+    mine.retention.keep_hourly = Some(0);
+    mine.retention.keep_daily = Some(0);
+    mine.retention.keep_weekly = Some(0);
+    mine.retention.keep_monthly = Some(0);
+    mine.retention.keep_annual = Some(0);
+    policy::set(repo, si, &mine).unwrap();
+    repo.flush().unwrap();
+    let eff = policy::effective(repo, si).unwrap();
+    assert_eq!(eff.retention.keep_latest, Some(2));
+    assert_eq!(eff.compression.compressor_name, "zstd-fastest");
+}
+
+/// Pins snapshot `id` (its manifest rewritten with a pin); returns the new manifest id.
+fn pin(
+    repo: &Repository,
+    id: &kopr_format::snapshot::SnapshotId,
+) -> kopr_format::manifest::ManifestId {
+    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) =
+        repo.manifests().get(id.manifest_id()).unwrap();
+    pinned.pins = vec!["keep".into()];
+    repo.manifests().delete(&entry.id).unwrap();
+    let pinned_id = repo.manifests().put(entry.labels.clone(), &pinned).unwrap();
+    repo.flush().unwrap();
+    pinned_id
+}
+
 #[test]
 fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
-    use kopr_format::policy::Policy;
     use kopr_repo::policy;
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -202,23 +238,7 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
     fs::write(src.join("b.zip"), "zipped already ".repeat(1000)).unwrap();
     let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
     let si = source(&src);
-    let mut global = Policy::kopia_default();
-    global.compression.compressor_name = "zstd-fastest".into();
-    global.compression.never_compress = vec![".zip".into()];
-    policy::set(&repo, &SourceInfo::default(), &global).unwrap();
-    let mut mine = Policy::default();
-    mine.retention.keep_latest = Some(2);
-    mine.retention.keep_hourly = Some(0);
-    mine.retention.keep_daily = Some(0);
-    mine.retention.keep_weekly = Some(0);
-    mine.retention.keep_monthly = Some(0);
-    mine.retention.keep_annual = Some(0);
-    policy::set(&repo, &si, &mine).unwrap();
-    repo.flush().unwrap();
-    let eff = policy::effective(&repo, &si).unwrap();
-    assert_eq!(eff.retention.keep_latest, Some(2));
-    assert_eq!(eff.compression.compressor_name, "zstd-fastest");
-
+    set_policies_keep_latest_two_and_compress_but_zip(&repo, &si);
     let mut ids = Vec::new();
     for i in 0..4 {
         fs::write(src.join("n"), format!("{i}")).unwrap();
@@ -246,13 +266,7 @@ fn policies_inherit_and_expire_old_snapshots_but_never_pinned_ones() {
     assert_eq!(info("b.zip").compression_header_id, 0);
 
     // pin the oldest: it survives expiry
-    let (entry, mut pinned): (_, kopr_format::snapshot::SnapshotManifest) =
-        repo.manifests().get(ids[0].id.manifest_id()).unwrap();
-    pinned.pins = vec!["keep".into()];
-    repo.manifests().delete(&entry.id).unwrap();
-    let pinned_id = repo.manifests().put(entry.labels.clone(), &pinned).unwrap();
-    repo.flush().unwrap();
-
+    let pinned_id = pin(&repo, &ids[0].id);
     let dry = policy::expire(&repo, &si, false).unwrap();
     assert_eq!(
         dry.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),

@@ -491,6 +491,41 @@ fn a_panicking_restore_reader_is_an_error_and_leaves_no_temporary() {
     }
 }
 
+/// A data pack holding part of the entry `big` of `dm` (which spans several packs) and
+/// nothing of the other entries.
+fn a_pack_only_big_uses(repo: &Repository, dm: &kopr_format::snapshot::DirManifest) -> String {
+    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<String> {
+        kopr_repo::snapshot::object_content_ids(repo, oid)
+            .unwrap()
+            .iter()
+            .map(|c| {
+                repo.contents()
+                    .content_info(c)
+                    .unwrap()
+                    .unwrap()
+                    .pack_blob_id
+                    .to_string()
+            })
+            .filter(|p| p.starts_with('p'))
+            .collect()
+    };
+    let big = dm.entries.iter().find(|e| e.name == "big").unwrap();
+    let mut big_packs = pack_of(&big.object_id);
+    big_packs.sort();
+    big_packs.dedup();
+    assert!(big_packs.len() >= 2, "{big_packs:?}");
+    let small_packs: Vec<String> = dm
+        .entries
+        .iter()
+        .filter(|e| e.name != "big")
+        .flat_map(|e| pack_of(&e.object_id))
+        .collect();
+    big_packs
+        .into_iter()
+        .find(|p| !small_packs.contains(p))
+        .unwrap()
+}
+
 #[test]
 fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     let tmp = tempfile::tempdir().unwrap();
@@ -508,37 +543,7 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
         &kopr_repo::object::read_object(repo.contents(), &root.object_id).unwrap(),
     )
     .unwrap();
-    let pack_of = |oid: &kopr_format::object_id::ObjectId| -> Vec<kopr_format::BlobId> {
-        kopr_repo::snapshot::object_content_ids(&repo, oid)
-            .unwrap()
-            .iter()
-            .map(|c| {
-                repo.contents()
-                    .content_info(c)
-                    .unwrap()
-                    .unwrap()
-                    .pack_blob_id
-            })
-            .filter(|p| p.starts_with('p'))
-            .collect()
-    };
-    let big = dm.entries.iter().find(|e| e.name == "big").unwrap();
-    let mut big_packs = pack_of(&big.object_id);
-    big_packs.sort();
-    big_packs.dedup();
-    assert!(big_packs.len() >= 2, "{big_packs:?}");
-    // Lose a pack holding part of `big` (not the one of the small files, if they have one).
-    let small_packs: Vec<kopr_format::BlobId> = dm
-        .entries
-        .iter()
-        .filter(|e| e.name != "big")
-        .flat_map(|e| pack_of(&e.object_id))
-        .collect();
-    let lost = big_packs
-        .iter()
-        .find(|p| !small_packs.contains(p))
-        .unwrap()
-        .clone();
+    let lost = a_pack_only_big_uses(&repo, &dm);
     drop(repo);
     st.delete_blob(&lost).unwrap();
     let repo = Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
