@@ -263,17 +263,34 @@ fn restores_over_existing_files(
     assert_eq!(leftovers, 0);
 }
 
-/// Storage that counts the reads of each blob.
+/// Storage that counts the reads of each blob, and can make reads of data packs panic.
 #[derive(Debug)]
 struct CountingStorage {
     inner: Arc<dyn BlobStorage>,
     gets: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Every read: blob, offset, length.
     reads: std::sync::Mutex<Vec<(String, u64, Option<u64>)>>,
+    /// Reads left before a read of a data pack panics.
+    calm: std::sync::atomic::AtomicI64,
+}
+
+impl CountingStorage {
+    fn new(inner: Arc<dyn BlobStorage>) -> Self {
+        CountingStorage {
+            inner,
+            gets: Default::default(),
+            reads: Default::default(),
+            calm: std::sync::atomic::AtomicI64::new(i64::MAX),
+        }
+    }
 }
 
 impl BlobStorage for CountingStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
+        let left = self.calm.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if id.starts_with('p') && left <= 0 {
+            panic!("storage bug reading {id}");
+        }
         *self.gets.lock().unwrap().entry(id.to_string()).or_default() += 1;
         self.reads
             .lock()
@@ -334,11 +351,9 @@ fn restore_reads_each_byte_of_a_data_pack_once() {
     let m = snap(&repo, &src);
     drop(repo);
 
-    let counting = Arc::new(CountingStorage {
-        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
-        gets: Default::default(),
-        reads: Default::default(),
-    });
+    let counting = Arc::new(CountingStorage::new(Arc::new(
+        FilesystemStorage::open(tmp.path().join("repo")).unwrap(),
+    )));
     let packs: Vec<String> = counting
         .list_all("p")
         .unwrap()
@@ -408,47 +423,6 @@ fn restore_temporaries(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Storage whose reads of data packs panic after `calm` of them succeeded.
-#[derive(Debug)]
-struct PanickingStorage {
-    inner: Arc<dyn BlobStorage>,
-    calm: std::sync::atomic::AtomicI64,
-}
-
-impl BlobStorage for PanickingStorage {
-    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
-        let left = self.calm.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        if id.starts_with('p') && left <= 0 {
-            panic!("storage bug reading {id}");
-        }
-        self.inner.get_blob(id, offset, length)
-    }
-    fn get_metadata(&self, id: &str) -> kopr_blob::Result<kopr_blob::BlobMetadata> {
-        self.inner.get_metadata(id)
-    }
-    fn put_blob(
-        &self,
-        id: &str,
-        data: &[u8],
-        opts: &kopr_blob::PutOptions,
-    ) -> kopr_blob::Result<()> {
-        self.inner.put_blob(id, data, opts)
-    }
-    fn delete_blob(&self, id: &str) -> kopr_blob::Result<()> {
-        self.inner.delete_blob(id)
-    }
-    fn list_blobs(
-        &self,
-        prefix: &str,
-        cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
-    ) -> kopr_blob::Result<()> {
-        self.inner.list_blobs(prefix, cb)
-    }
-    fn display_name(&self) -> String {
-        self.inner.display_name()
-    }
-}
-
 /// A restore reader that panics fails the restore with an error naming the panic, and leaves
 /// no temporary file behind (the other readers' files are either whole or absent).
 #[test]
@@ -462,10 +436,7 @@ fn a_panicking_restore_reader_is_an_error_and_leaves_no_temporary() {
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
     let m = snap(&repo, &src);
     drop(repo);
-    let panicking = Arc::new(PanickingStorage {
-        inner: st,
-        calm: std::sync::atomic::AtomicI64::new(i64::MAX),
-    });
+    let panicking = Arc::new(CountingStorage::new(st));
     let repo = Repository::open(panicking.clone(), "pw", OpenOptions::default()).unwrap();
     // Opening and reading the root directory pass; the second data read panics.
     panicking.calm.store(1, std::sync::atomic::Ordering::SeqCst);
@@ -620,11 +591,9 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     let m = snap(&repo, &src);
     drop(repo);
     let root = m.root_entry.unwrap();
-    let counting = Arc::new(CountingStorage {
-        inner: Arc::new(FilesystemStorage::open(tmp.path().join("repo")).unwrap()),
-        gets: Default::default(),
-        reads: Default::default(),
-    });
+    let counting = Arc::new(CountingStorage::new(Arc::new(
+        FilesystemStorage::open(tmp.path().join("repo")).unwrap(),
+    )));
     let cache = tmp.path().join("cache");
     let open = |limit: u64| {
         let opts = OpenOptions {
