@@ -30,6 +30,19 @@ pub struct WriterOptions {
     pub splitter: Option<String>,
 }
 
+impl WriterOptions {
+    /// The options of a file's data: compressed with `compression`, its chunk list (if any)
+    /// with the metadata default, cut by the repository's splitter.
+    pub fn file_data(compression: Option<&'static Compressor>) -> Self {
+        WriterOptions {
+            prefix: None,
+            compression,
+            metadata_compression: Some(compression::metadata_default()),
+            splitter: None,
+        }
+    }
+}
+
 /// Writes one object; call [`ObjectWriter::result`] to get its id.
 pub struct ObjectWriter<'a> {
     cm: &'a ContentManager,

@@ -83,12 +83,7 @@ pub fn on_failure(
             let oid = write_object(
                 repo.contents(),
                 text.as_bytes(),
-                WriterOptions {
-                    prefix: None,
-                    compression: None,
-                    metadata_compression: Some(kopr_format::compression::metadata_default()),
-                    splitter: None,
-                },
+                WriterOptions::file_data(None),
             )?;
             Ok(Some(DirEntry {
                 name: format!(".INVALID.{}", input.name),

@@ -47,15 +47,7 @@ impl<'a> Migrator<'a> {
         }
         let compression = compression::resolve(policy.compressor_for(&e.name, e.file_size))?;
         let mut r = ObjectReader::open(self.src.contents(), &e.object_id)?;
-        let mut w = ObjectWriter::new(
-            self.dst.contents(),
-            WriterOptions {
-                prefix: None,
-                compression,
-                metadata_compression: Some(compression::metadata_default()),
-                splitter: None,
-            },
-        )?;
+        let mut w = ObjectWriter::new(self.dst.contents(), WriterOptions::file_data(compression))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = r

@@ -91,15 +91,7 @@ fn upload_file(
                 crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
             return Ok((oid, filled as u64));
         }
-        let mut w = ObjectWriter::new(
-            repo.contents(),
-            WriterOptions {
-                prefix: None,
-                compression,
-                metadata_compression: Some(compression::metadata_default()),
-                splitter: None,
-            },
-        )?;
+        let mut w = ObjectWriter::new(repo.contents(), WriterOptions::file_data(compression))?;
         if let Some(spare) = spare {
             w = w.with_spare_workers(spare);
         }
