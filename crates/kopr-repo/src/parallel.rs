@@ -4,9 +4,9 @@
 //!
 //! [`map`] takes a list of items and returns their results in order (the object writer's
 //! chunks, maintenance's pack rewrites, the restore's reads of a batch); [`stream`] runs the
-//! jobs a producer on the calling thread sends while it goes on (the snapshot verify walk). The
-//! snapshot upload keeps its own pool (`snapshot::file_pool`: batches of small files, idle
-//! workers lent to large files).
+//! jobs a producer on the calling thread sends while it goes on (the snapshot verify walk), and
+//! [`stream_counting_idle`] also counts the workers waiting for a job, whom a job may lend work
+//! to (the snapshot upload: batches of files, a large file's chunks stored on idle workers).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -100,12 +100,36 @@ pub(crate) fn stream<J: Send, R>(
     panicked: impl Fn(&J, RepoError) + Sync,
     produce: impl FnOnce(SyncSender<J>) -> R,
 ) -> R {
+    stream_counting_idle(
+        what,
+        workers,
+        depth,
+        &AtomicUsize::new(0),
+        job,
+        panicked,
+        produce,
+    )
+}
+
+/// [`stream`], with `idle` counting the workers waiting for a job while they wait: the spare
+/// threads a job may lend work to (the snapshot upload stores a large file's chunks on them).
+pub(crate) fn stream_counting_idle<J: Send, R>(
+    what: &str,
+    workers: usize,
+    depth: usize,
+    idle: &AtomicUsize,
+    job: impl Fn(&J) + Sync,
+    panicked: impl Fn(&J, RepoError) + Sync,
+    produce: impl FnOnce(SyncSender<J>) -> R,
+) -> R {
     let (tx, rx) = sync_channel::<J>(depth);
     let rx = Mutex::new(rx);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
             s.spawn(|| loop {
+                idle.fetch_add(1, Ordering::Relaxed);
                 let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                idle.fetch_sub(1, Ordering::Relaxed);
                 let Some(j) = next else { break };
                 if let Err(err) = guarded(what, || {
                     job(&j);
@@ -189,5 +213,33 @@ mod tests {
         assert_eq!(sent, 10);
         assert_eq!(sum.load(Ordering::Relaxed), 45 - 7);
         assert_eq!(panics.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn stream_counts_the_workers_waiting_for_a_job() {
+        let idle = AtomicUsize::new(0);
+        let seen = AtomicUsize::new(usize::MAX);
+        stream_counting_idle(
+            "counter",
+            3,
+            1,
+            &idle,
+            |_: &u32| seen.store(idle.load(Ordering::SeqCst), Ordering::SeqCst),
+            |_, _| {},
+            |tx| {
+                // Every worker waits before the first job is sent…
+                while idle.load(Ordering::SeqCst) < 3 {
+                    std::thread::yield_now();
+                }
+                tx.send(1).expect("workers are running");
+            },
+        );
+        // …and the one running it is not counted while it runs.
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            idle.load(Ordering::SeqCst),
+            0,
+            "all gone after the queue closed"
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! The workers that read files into objects while the directory walk goes on.
 //!
-//! The walk hands every file it must read to a bounded queue and keeps walking; one worker per
-//! core takes files from the queue. Each job has a [`JobSlot`] where its result lands, which
-//! the walk waits on when it finishes the file's directory. A worker whose file is large
-//! stores its chunks on the other workers' threads while they have nothing queued.
+//! The walk hands every file it must read, in batches, to the bounded queue of
+//! `parallel::stream_counting_idle` and keeps walking; one worker per core reads them. Each
+//! job has a [`JobSlot`] where its result lands, which the walk waits on when it finishes the
+//! file's directory. A worker whose file is large stores its chunks on the other workers'
+//! threads while they have nothing queued.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex};
 
 use kopr_format::object_id::ObjectId;
@@ -86,55 +86,51 @@ impl JobSlot {
     }
 }
 
-/// The next job of a queue shared by several workers; `None` once the queue is closed.
-pub(super) fn next_job<J>(jobs: &Mutex<Receiver<J>>) -> Option<J> {
-    jobs.lock().ok().and_then(|rx| rx.recv().ok())
-}
-
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
     /// Files shorter than this are one chunk (see `upload_file`).
     pub single_chunk: usize,
     pub progress: &'a ProgressCounters,
-    /// Workers waiting for a job: the spare threads a large file may borrow.
+    /// Workers waiting for a job (counted by `parallel::stream_counting_idle`): the spare
+    /// threads a large file may borrow.
     pub idle: AtomicUsize,
     /// Set on cancellation or a fatal error: the remaining jobs end as canceled.
     pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl Workers<'_> {
-    /// One worker: takes batches of jobs until the queue is closed.
-    pub(super) fn run(&self, jobs: &Mutex<Receiver<Vec<FileJob>>>) {
-        loop {
-            self.idle.fetch_add(1, Ordering::Relaxed);
-            let batch = next_job(jobs);
-            self.idle.fetch_sub(1, Ordering::Relaxed);
-            let Some(batch) = batch else { break };
-            for job in batch {
-                let r = if (self.stop)() {
-                    Err(RepoError::Canceled)
-                } else {
-                    // A panic must still fill the slot, or the walk would wait for it forever.
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        upload_counted(
-                            self.repo,
-                            job.compression,
-                            &job.path,
-                            self.progress,
-                            Some(&self.idle),
-                            self.single_chunk,
-                        )
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(RepoError::Worker(format!(
-                            "{}: upload worker panicked",
-                            job.path.display()
-                        )))
-                    })
-                };
-                job.slot.set(r);
-            }
+    /// Reads one batch of files, each into its slot (a panic while reading one file fills
+    /// that file's slot with the error, and the batch goes on).
+    pub(super) fn read_batch(&self, batch: &[FileJob]) {
+        for job in batch {
+            let r = if (self.stop)() {
+                Err(RepoError::Canceled)
+            } else {
+                let what = format!("{}: upload worker", job.path.display());
+                crate::parallel::guarded(&what, || {
+                    upload_counted(
+                        self.repo,
+                        job.compression,
+                        &job.path,
+                        self.progress,
+                        Some(&self.idle),
+                        self.single_chunk,
+                    )
+                })
+            };
+            job.slot.set(r);
+        }
+    }
+
+    /// A batch whose reader failed outside any one file: every file it did not finish fails,
+    /// so the walk never waits for a slot nobody fills.
+    pub(super) fn fail_unfinished(batch: &[FileJob], err: &RepoError) {
+        for job in batch.iter().filter(|j| !j.slot.is_done()) {
+            job.slot.set(Err(RepoError::Worker(format!(
+                "{}: {err}",
+                job.path.display()
+            ))));
         }
     }
 }

@@ -19,7 +19,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
 };
 
-use super::file_pool::Workers;
+use super::file_pool::{FileJob, Workers};
 use super::upload_estimate::Estimator;
 use super::upload_walk::{Uploader, QUEUED_BATCHES_PER_WORKER};
 use super::{list_snapshots, Progress, ProgressCounters};
@@ -321,8 +321,6 @@ fn upload_root_dir(
     // The policy's upload.maxParallelFileReads, else one reader per core.
     let workers = kopr_format::policy_fields::max_parallel_file_reads(&up.policy.extra)
         .unwrap_or_else(crate::parallelism);
-    let (tx, rx) = std::sync::mpsc::sync_channel(workers * QUEUED_BATCHES_PER_WORKER);
-    let rx = std::sync::Mutex::new(rx);
     let progress = up.progress.clone();
     let pool = Workers {
         repo: up.repo,
@@ -336,19 +334,25 @@ fn upload_root_dir(
             let est = Estimator::new(&progress, &stop, &up.policy, up.rules.clone());
             s.spawn(move || est.run(dir));
         }
-        let (pool, rx) = (&pool, &rx);
-        for _ in 0..workers {
-            s.spawn(move || pool.run(rx));
-        }
-        up.jobs = Some(tx);
-        let r = up.upload_dir(dir, previous);
-        // Close the queue: workers end after their current file (all of them on error).
-        up.jobs = None;
-        if r.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        stop.store(true, Ordering::Relaxed);
-        r
+        crate::parallel::stream_counting_idle(
+            "upload worker",
+            workers,
+            workers * QUEUED_BATCHES_PER_WORKER,
+            &pool.idle,
+            |batch: &Vec<FileJob>| pool.read_batch(batch),
+            |batch, err| Workers::fail_unfinished(batch, &err),
+            |tx| {
+                up.jobs = Some(tx);
+                let r = up.upload_dir(dir, previous);
+                // Close the queue: workers end after their current file (all of them on error).
+                up.jobs = None;
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                stop.store(true, Ordering::Relaxed);
+                r
+            },
+        )
     });
     let (oid, summary) = uploaded?;
     let mut entry = root_entry(dir, md, EntryType::Directory, oid);
