@@ -107,8 +107,7 @@ impl Workers<'_> {
             let r = if (self.stop)() {
                 Err(RepoError::Canceled)
             } else {
-                let what = format!("{}: upload worker", job.path.display());
-                crate::parallel::guarded(&what, || {
+                crate::parallel::guarded("upload worker", || {
                     upload_counted(
                         self.repo,
                         job.compression,
@@ -117,6 +116,13 @@ impl Workers<'_> {
                         Some(&self.idle),
                         self.single_chunk,
                     )
+                })
+                .map_err(|e| match e {
+                    // A panic names its file (formatted only then, not for every file).
+                    RepoError::Worker(m) if m.starts_with("upload worker panicked") => {
+                        RepoError::Worker(format!("{}: {m}", job.path.display()))
+                    }
+                    e => e,
                 })
             };
             job.slot.set(r);
