@@ -1,7 +1,8 @@
 //! TLS that trusts one server certificate by its SHA-256, as Kopia's WebDAV
 //! `trustedServerCertificateFingerprint` does for self-signed servers: the certificate's names
 //! and issuer are not checked, its fingerprint must match, and the handshake signatures are
-//! verified as usual.
+//! verified as usual. The same verifier with no fingerprint accepts any certificate
+//! (`--disable-tls-verification`).
 
 use std::sync::Arc;
 
@@ -22,8 +23,20 @@ pub fn pinned_config(sha256_hex: &str) -> Result<ClientConfig, BlobError> {
         .map_err(|e| BlobError::Other(format!("TLS setup failed: {e}")))?;
     Ok(builder
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { want, provider }))
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            want: Some(want),
+            provider,
+        }))
         .with_no_client_auth())
+}
+
+/// A verifier that accepts every server certificate (`--disable-tls-verification`); the
+/// handshake signatures are still verified.
+pub(crate) fn accept_any(provider: Arc<CryptoProvider>) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Pinned {
+        want: None,
+        provider,
+    })
 }
 
 /// The 32 bytes of a hex SHA-256 fingerprint.
@@ -38,9 +51,10 @@ pub fn parse_fingerprint(s: &str) -> Result<Vec<u8>, BlobError> {
         })
 }
 
+/// Trusts the server certificate whose DER has the SHA-256 `want`, or any with `None`.
 #[derive(Debug)]
 struct Pinned {
-    want: Vec<u8>,
+    want: Option<Vec<u8>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -53,14 +67,17 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(want) = &self.want else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let got = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        if got.as_ref() == self.want.as_slice() {
+        if got.as_ref() == want.as_slice() {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
                 "the server's certificate (SHA-256 {}) is not the trusted one ({}): check --server-cert-fingerprint",
                 hex::encode(got.as_ref()),
-                hex::encode(&self.want)
+                hex::encode(want)
             )))
         }
     }

@@ -133,45 +133,39 @@ impl Concurrent<'_> {
 
     /// Reads random blobs back (not found is fine before their write finished) until done.
     fn reader(&self) {
-        loop {
-            let picked = self.shared.lock().ok().and_then(|g| g.pick());
-            if let Some((id, seed, written)) = picked {
-                match self.st.pick().get_blob(&id, 0, None) {
-                    Ok(got) => {
-                        if got != data_from_seed(seed, self.opt.max_blob_length) {
-                            self.fail(format!("invalid data read for {id}"));
-                            return;
-                        }
-                    }
-                    Err(BlobError::NotFound(_)) if !written => {}
-                    Err(e) => {
-                        self.fail(format!("unexpected error when reading {id}: {e}"));
-                        return;
-                    }
-                }
-            }
-            if self.done() {
-                return;
-            }
-            std::thread::yield_now();
-        }
+        self.read_until_done(|id, seed| {
+            let got = self.st.pick().get_blob(id, 0, None)?;
+            Ok((got != data_from_seed(seed, self.opt.max_blob_length))
+                .then(|| format!("invalid data read for {id}")))
+        });
     }
 
     /// Reads random blobs' metadata (not found is fine before their write finished) until done.
     fn metadata_reader(&self) {
+        self.read_until_done(|id, seed| {
+            let bm = self.st.pick().get_metadata(id)?;
+            let want = data_from_seed(seed, self.opt.max_blob_length).len() as u64;
+            Ok((bm.length != want).then(|| {
+                format!(
+                    "unexpected partial read - invalid length read for {id}: {} wanted {want}",
+                    bm.length
+                )
+            }))
+        });
+    }
+
+    /// Picks random written (or being written) blobs and runs `read` on each until done;
+    /// `read` returns what is wrong with what it read, if anything. Not found is fine for a
+    /// blob whose write has not finished; any other error, or a wrong answer, fails the test.
+    fn read_until_done(&self, read: impl Fn(&str, u64) -> Result<Option<String>, BlobError>) {
         loop {
             let picked = self.shared.lock().ok().and_then(|g| g.pick());
             if let Some((id, seed, written)) = picked {
-                match self.st.pick().get_metadata(&id) {
-                    Ok(bm) => {
-                        let want = data_from_seed(seed, self.opt.max_blob_length).len() as u64;
-                        if bm.length != want {
-                            self.fail(format!(
-                                "unexpected partial read - invalid length read for {id}: {} wanted {want}",
-                                bm.length
-                            ));
-                            return;
-                        }
+                match read(&id, seed) {
+                    Ok(None) => {}
+                    Ok(Some(wrong)) => {
+                        self.fail(wrong);
+                        return;
                     }
                     Err(BlobError::NotFound(_)) if !written => {}
                     Err(e) => {
