@@ -110,13 +110,7 @@ fn one_changed_byte_in_a_large_file_writes_only_nearby_chunks() {
     );
     assert!(after.deduplicated_contents > before.deduplicated_contents + 5);
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m, &dst);
     assert_eq!(fs::read(dst.join("big")).unwrap(), data);
 }
 
@@ -167,13 +161,7 @@ fn kopiaignore_rules_exclude_files_and_directories() {
     );
     assert_eq!(m.stats.excluded_dir_count, 1);
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m, &dst);
     let got: Vec<String> = walk(&dst)
         .into_iter()
         .map(|e| e.0.to_string_lossy().into_owned())
@@ -334,13 +322,7 @@ fn canceled_snapshot_is_a_checkpoint_and_resuming_reuses_its_files() {
         "files of the checkpoint are not read again"
     );
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m2.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m2, &dst);
     assert_eq!(
         walk(&src)
             .into_iter()

@@ -2,7 +2,6 @@
 //! while they are read.
 
 use kopr_blob::BlobStorage;
-use kopr_repo::snapshot::{restore, RestoreOptions};
 use kopr_testkit::random_bytes;
 use std::fs;
 use std::sync::Arc;
@@ -73,13 +72,7 @@ fn hard_links_are_two_files_with_one_object() {
     );
 
     let dst = tmp.path().join("dst");
-    let rs = restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    let rs = restore_all(&repo, &m, &dst);
     assert_eq!(rs.files, 2);
     assert_eq!(fs::read(dst.join("a")).unwrap(), data);
     assert_eq!(fs::read(dst.join("b")).unwrap(), data);
@@ -119,13 +112,7 @@ fn sparse_file_restores_byte_for_byte_and_its_zeros_dedup() {
     );
 
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m, &dst);
     let got = fs::read(dst.join("sparse")).unwrap();
     assert_eq!(got.len(), 64 << 20);
     assert!(got[..63 << 20].iter().all(|&b| b == 0), "the hole is zeros");
@@ -194,13 +181,7 @@ fn file_growing_while_read_is_stored_as_a_consistent_prefix() {
     assert_eq!(m.stats.total_file_size, stored.len() as i64 + 6);
 
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m, &dst);
     assert!(fs::read(dst.join("growing.log")).unwrap() == stored);
 
     // Once the writer stopped, the next snapshot reads the file again and gets all of it.
@@ -263,13 +244,7 @@ fn file_rewritten_while_read_stores_bytes_of_its_versions() {
     assert_eq!(stored.len(), len);
     assert!(stored.iter().all(|&b| b == 0xAA || b == 0xBB));
     let dst = tmp.path().join("dst");
-    restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    restore_all(&repo, &m, &dst);
     assert!(fs::read(dst.join("rewritten")).unwrap() == stored);
 }
 

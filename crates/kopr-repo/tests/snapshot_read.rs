@@ -364,13 +364,7 @@ fn restore_reads_each_byte_of_a_data_pack_once() {
     let repo = Repository::open(counting.clone(), "pw", OpenOptions::default()).unwrap();
     counting.gets.lock().unwrap().clear();
     let dst = tmp.path().join("dst");
-    let rs = restore(
-        &repo,
-        m.root_entry.as_ref().unwrap(),
-        &dst,
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    let rs = restore_all(&repo, &m, &dst);
     assert_eq!(rs.files, 20 * 102 + 2, "{rs:?}");
     kopr_testkit::assert_same_tree(&src, &dst);
     let gets = counting.gets.lock().unwrap().clone();

@@ -112,6 +112,21 @@ pub fn snap(repo: &Repository, src: &Path) -> kopr_format::snapshot::SnapshotMan
     .unwrap()
 }
 
+/// Restores the whole of snapshot `m` to `dst` with the default options.
+pub fn restore_all(
+    repo: &Repository,
+    m: &kopr_format::snapshot::SnapshotManifest,
+    dst: &Path,
+) -> kopr_repo::snapshot::RestoreStats {
+    kopr_repo::snapshot::restore(
+        repo,
+        m.root_entry.as_ref().expect("a root"),
+        dst,
+        kopr_repo::snapshot::RestoreOptions::default(),
+    )
+    .unwrap()
+}
+
 pub fn root_entries(
     repo: &Repository,
     m: &kopr_format::snapshot::SnapshotManifest,
