@@ -232,6 +232,11 @@ mod tests {
                     std::thread::yield_now();
                 }
                 tx.send(1).expect("workers are running");
+                // The queue stays open until the job has looked (closing it wakes the others,
+                // who then stop waiting).
+                while seen.load(Ordering::SeqCst) == usize::MAX {
+                    std::thread::yield_now();
+                }
             },
         );
         // …and the one running it is not counted while it runs.
