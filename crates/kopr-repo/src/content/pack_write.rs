@@ -146,7 +146,12 @@ impl ContentManager {
             let mut plain: &[u8] = data;
             // Index v1 cannot record a compressor: such repositories store contents as they are
             // (Kopia refuses content compression there too).
-            let comp = comp.filter(|_| self.format.supports_content_compression());
+            // Data that looks incompressible (media, archives, random bytes) is not tried:
+            // compressing it would cost CPU for nothing.
+            let comp = comp.filter(|_| {
+                self.format.supports_content_compression()
+                    && !compression::looks_incompressible(data)
+            });
             if let Some(c) = comp {
                 c.compress(data, &mut compressed)?;
                 if compressed.len() < data.len() {
