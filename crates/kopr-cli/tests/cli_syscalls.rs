@@ -68,7 +68,8 @@ fn a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file() {
     for (name, bound) in [
         ("openat", 1.2),
         ("statx", 1.2),
-        ("read", 2.5),
+        // One read per small file: a short read at the listed size is its end.
+        ("read", 1.2),
         ("close", 1.2),
         ("futex", 0.6),
         ("mmap", 0.1),
@@ -86,7 +87,7 @@ fn a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file() {
         .filter(|k| k.as_str() != "fcntl" && k.as_str() != "total")
         .map(|k| per_file(k))
         .sum();
-    assert!(total < 6.5, "{total:.2} system calls per file:\n{table}");
+    assert!(total < 5.0, "{total:.2} system calls per file:\n{table}");
 }
 
 /// Counts the system calls of `snapshot create DIR`.

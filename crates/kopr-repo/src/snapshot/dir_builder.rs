@@ -46,6 +46,7 @@ impl Uploader<'_> {
             subdirs,
             file_entries,
             out,
+            ..
         } = pd;
         for (idx, child) in subdirs {
             let (oid, sub) = child.get().cloned().ok_or_else(|| {

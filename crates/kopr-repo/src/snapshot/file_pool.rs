@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use kopr_format::object_id::ObjectId;
 
+use super::local_file::LocalFile;
 use super::{upload_counted, ProgressCounters};
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -23,6 +24,10 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 /// A file to read, and where its result goes.
 pub(super) struct FileJob {
     pub path: PathBuf,
+    /// The directory the file was listed in, opened once for all its files.
+    pub dir: Option<Arc<std::fs::File>>,
+    /// The size the listing gave.
+    pub size: u64,
     /// Shared by all the files compressed alike (no string per file).
     pub compression: Option<&'static Compressor>,
     pub slot: Arc<JobSlot>,
@@ -108,10 +113,15 @@ impl Workers<'_> {
                 Err(RepoError::Canceled)
             } else {
                 crate::parallel::guarded("upload worker", || {
+                    let file = LocalFile {
+                        path: &job.path,
+                        dir: job.dir.as_deref(),
+                        size: Some(job.size),
+                    };
                     upload_counted(
                         self.repo,
                         job.compression,
-                        &job.path,
+                        &file,
                         self.progress,
                         Some(&self.idle),
                         self.single_chunk,

@@ -12,6 +12,7 @@ mod dir_builder;
 pub mod estimate;
 mod file_pool;
 pub mod fix;
+mod local_file;
 pub(crate) mod manifests;
 pub mod migrate;
 mod objects;

@@ -20,6 +20,7 @@ use kopr_format::snapshot::{
 };
 
 use super::file_pool::{FileJob, Workers};
+use super::local_file::LocalFile;
 use super::upload_estimate::Estimator;
 use super::upload_walk::{Uploader, QUEUED_BATCHES_PER_WORKER};
 use super::{list_snapshots, Progress, ProgressCounters};
@@ -59,12 +60,13 @@ pub const INCOMPLETE_CANCELED: &str = "canceled";
 fn upload_file(
     repo: &Repository,
     compression: Option<&'static Compressor>,
-    path: &Path,
+    file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
     single_chunk: usize,
 ) -> Result<(ObjectId, u64)> {
-    let mut f = fs::File::open(path).map_err(|e| local(path, e))?;
+    let path = file.path;
+    let mut f = file.open().map_err(|e| local(path, e))?;
     thread_local! {
         /// One read buffer per thread, reused file after file (no allocation per file).
         static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -75,17 +77,11 @@ fn upload_file(
         let buf: &mut Vec<u8> = taken.as_deref_mut().unwrap_or(&mut own);
         buf.resize(READ_BUFFER, 0);
         // Fill the buffer once, up to the end of the file or of the buffer.
-        let mut filled = 0;
-        let mut eof = false;
-        while filled < buf.len() {
-            let n = f.read(&mut buf[filled..]).map_err(|e| local(path, e))?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            filled += n;
-            ProgressCounters::add(&progress.hashed_bytes, n as u64);
-        }
+        let (filled, eof) = file
+            .fill(&mut f, buf, |n| {
+                ProgressCounters::add(&progress.hashed_bytes, n as u64)
+            })
+            .map_err(|e| local(path, e))?;
         if eof && filled < single_chunk {
             let oid =
                 crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
@@ -127,13 +123,13 @@ const READ_BUFFER: usize = 1 << 20;
 pub(super) fn upload_counted(
     repo: &Repository,
     compression: Option<&'static Compressor>,
-    path: &Path,
+    file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
     single_chunk: usize,
 ) -> Result<(ObjectId, u64)> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, path, progress, spare, single_chunk);
+    let r = upload_file(repo, compression, file, progress, spare, single_chunk);
     progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
     if r.is_ok() {
         ProgressCounters::add(&progress.hashed_files, 1);
@@ -287,10 +283,15 @@ fn root_entry(
 /// Snapshots a single file: the root entry is the file.
 fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Result<DirEntry> {
     let compression = up.compressor_for(&root_name(path), md.len() as i64);
+    let file = LocalFile {
+        path,
+        dir: None,
+        size: Some(md.len()),
+    };
     let (oid, len) = upload_counted(
         up.repo,
         compression,
-        path,
+        &file,
         &up.progress,
         None,
         up.single_chunk,

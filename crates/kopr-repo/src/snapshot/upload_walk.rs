@@ -16,6 +16,7 @@ use kopr_format::snapshot::{
 };
 
 use super::file_pool::{FileJob, JobSlot};
+use super::local_file::LocalFile;
 use super::upload::{is_cache_dir, mtime_nanos, owner, upload_counted};
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
@@ -34,6 +35,9 @@ const FILES_PER_BATCH: usize = 16;
 /// written) once they are, children before parents.
 pub(super) struct PendingDir {
     pub(super) dir: PathBuf,
+    /// The directory opened once, for the workers to open its files by name; dropped when
+    /// the walk leaves it (only the queued files keep it open).
+    pub(super) handle: Option<Arc<fs::File>>,
     pub(super) entries: Vec<DirEntry>,
     pub(super) summary: DirectorySummary,
     /// (entry index, relative path, result) of each file being read.
@@ -156,6 +160,7 @@ impl Uploader<'_> {
         let out = Arc::new(DirSlot::new());
         let mut pd = PendingDir {
             dir: dir.to_path_buf(),
+            handle: None,
             entries: Vec::new(),
             summary: DirectorySummary::default(),
             files: Vec::new(),
@@ -174,7 +179,7 @@ impl Uploader<'_> {
         let prev: HashMap<&str, &DirEntry> = previous
             .map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect())
             .unwrap_or_default();
-        for (name, path) in names {
+        for (name, listed) in names {
             if self.canceled() {
                 pd.summary.incomplete_reason = INCOMPLETE_CANCELED.into();
                 break;
@@ -185,39 +190,38 @@ impl Uploader<'_> {
                 format!("{rel}/{name}")
             };
             let previous = prev.get(name.as_str()).copied();
-            self.walk_entry(&mut pd, name, &path, &child_rel, previous)?;
+            self.walk_entry(&mut pd, name, &listed, &child_rel, previous)?;
         }
+        pd.handle = None;
         self.rules.truncate(rules_before);
         self.pending.push_back(pd);
         self.finish_pending(false)?;
         Ok(out)
     }
 
-    /// The names and paths in `dir`, sorted; none for a cache directory, which is kept empty
+    /// The entries of `dir` by name, sorted; none for a cache directory, which is kept empty
     /// as Kopia does. Errors listing it are recorded in `summary`.
     fn list_dir(
         &mut self,
         dir: &Path,
         rel: &str,
         summary: &mut DirectorySummary,
-    ) -> Vec<(String, PathBuf)> {
-        let mut names: Vec<(String, PathBuf)> = Vec::new();
+    ) -> Vec<(String, fs::DirEntry)> {
+        let mut names: Vec<(String, fs::DirEntry)> = Vec::new();
         let cache_dir = self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir);
         match fs::read_dir(dir) {
             _ if cache_dir => {}
             Ok(rd) => {
                 for e in rd {
                     match e {
-                        Ok(e) => {
-                            names.push((e.file_name().to_string_lossy().into_owned(), e.path()))
-                        }
+                        Ok(e) => names.push((e.file_name().to_string_lossy().into_owned(), e)),
                         Err(err) => self.error(summary, rel, err, true),
                     }
                 }
             }
             Err(err) => self.error(summary, rel, err, true),
         }
-        names.sort();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         names
     }
 
@@ -237,16 +241,18 @@ impl Uploader<'_> {
 
     /// Records one entry of a walked directory: walks a subdirectory, stores a symlink, reuses
     /// or queues a file; sockets, fifos and devices are not backed up. `previous` is the entry
-    /// of the same name in the previous snapshot.
+    /// of the same name in the previous snapshot. Its metadata is read relative to the
+    /// listed directory (the name alone is resolved), not through the full path.
     fn walk_entry(
         &mut self,
         pd: &mut PendingDir,
         name: String,
-        path: &Path,
+        listed: &fs::DirEntry,
         rel: &str,
         previous: Option<&DirEntry>,
     ) -> Result<()> {
-        let md = match fs::symlink_metadata(path) {
+        let path = &listed.path();
+        let md = match listed.metadata() {
             Ok(m) => m,
             Err(e) => {
                 self.error(&mut pd.summary, rel, e, false);
@@ -331,7 +337,11 @@ impl Uploader<'_> {
             ProgressCounters::add(&self.progress.cached_bytes, size as u64);
         } else {
             let compression = self.compressor_for(&entry.name, size);
-            let slot = self.read_file(path.to_path_buf(), compression, size as u64)?;
+            if pd.handle.is_none() {
+                pd.handle = fs::File::open(&pd.dir).ok().map(Arc::new);
+            }
+            let dir = pd.handle.clone();
+            let slot = self.read_file(path.to_path_buf(), dir, compression, size as u64)?;
             pd.files.push((pd.entries.len(), rel.to_string(), slot));
         }
         Ok(())
@@ -343,6 +353,7 @@ impl Uploader<'_> {
     fn read_file(
         &mut self,
         path: PathBuf,
+        dir: Option<Arc<fs::File>>,
         compression: Option<&'static Compressor>,
         size: u64,
     ) -> Result<Arc<JobSlot>> {
@@ -351,6 +362,8 @@ impl Uploader<'_> {
             Some(_) => {
                 self.batch.push(FileJob {
                     path,
+                    dir,
+                    size,
                     compression,
                     slot: slot.clone(),
                 });
@@ -366,10 +379,15 @@ impl Uploader<'_> {
                 let r = if self.canceled() {
                     Err(RepoError::Canceled)
                 } else {
+                    let file = LocalFile {
+                        path: &path,
+                        dir: dir.as_deref(),
+                        size: Some(size),
+                    };
                     upload_counted(
                         self.repo,
                         compression,
-                        &path,
+                        &file,
                         &self.progress,
                         None,
                         self.single_chunk,
