@@ -29,7 +29,7 @@ pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
 /// Files under this size are handed to the workers in batches of up to [`FILES_PER_BATCH`]
 /// files or this many bytes.
 const SMALL_FILE: u64 = 256 << 10;
-const FILES_PER_BATCH: usize = 16;
+const FILES_PER_BATCH: usize = 64;
 
 /// A directory walked whose files may still be being read; it is finished (its manifest
 /// written) once they are, children before parents.
