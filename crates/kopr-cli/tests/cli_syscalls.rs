@@ -3,6 +3,8 @@
 //! the hand-off to the upload workers is batched (before batching it cost three `futex` calls a
 //! file; asking the available parallelism per file added reads of the cgroup files), and a
 //! worker wakes the walk only when it waits for that file's result (one `futex` a file before).
+//! A restore of many small files likewise costs each file its creation, write, metadata
+//! through the descriptor and rename, without lock hand-offs between the readers.
 //! Timings stay in benchmarks; these counts do not depend on the machine's speed.
 
 use std::collections::HashMap;
@@ -12,7 +14,7 @@ use kopr_testkit::cli::Kopr;
 
 const FILES: usize = 600;
 
-fn strace() -> Option<&'static str> {
+fn strace(test: &str) -> Option<&'static str> {
     let found = Command::new("strace")
         .arg("-V")
         .output()
@@ -20,10 +22,7 @@ fn strace() -> Option<&'static str> {
     if found {
         return Some("strace");
     }
-    kopr_testkit::env::skip(
-        "a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file",
-        "strace is not installed (.ci/run installs it)",
-    );
+    kopr_testkit::env::skip(test, "strace is not installed (.ci/run installs it)");
     None
 }
 
@@ -44,16 +43,15 @@ fn counts(table: &str) -> HashMap<String, u64> {
 
 #[test]
 fn a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file() {
-    let Some(strace) = strace() else { return };
+    let Some(strace) = strace("a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file")
+    else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let k = Kopr::new(env!("CARGO_BIN_EXE_kopr"), &tmp.path().join("cfg.json"));
     k.create_filesystem(&tmp.path().join("repo"));
     let src = tmp.path().join("src");
-    for i in 0..FILES {
-        let d = src.join(format!("d{}", i % 6));
-        std::fs::create_dir_all(&d).expect("mkdir");
-        std::fs::write(d.join(format!("f{i}")), format!("file {i}").repeat(i % 50)).expect("write");
-    }
+    make_tree(&src);
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
     // What a snapshot of an empty directory costs (start-up, repository, manifests) is
@@ -90,6 +88,72 @@ fn a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file() {
     assert!(total < 5.0, "{total:.2} system calls per file:\n{table}");
 }
 
+/// FILES small files in six directories.
+fn make_tree(src: &std::path::Path) {
+    for i in 0..FILES {
+        let d = src.join(format!("d{}", i % 6));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(format!("f{i}")), format!("file {i}").repeat(i % 50)).expect("write");
+    }
+}
+
+#[test]
+fn a_restore_costs_a_bounded_number_of_system_calls_per_file() {
+    let Some(strace) = strace("a_restore_costs_a_bounded_number_of_system_calls_per_file") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let k = Kopr::new(env!("CARGO_BIN_EXE_kopr"), &tmp.path().join("cfg.json"));
+    k.create_filesystem(&tmp.path().join("repo"));
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    k.ok(&["snapshot", "create", src.to_str().expect("utf-8")]);
+    k.ok(&["snapshot", "create", empty.to_str().expect("utf-8")]);
+    let id_of = |dir: &std::path::Path| {
+        let out = k.ok(&["snapshot", "ls", dir.to_str().expect("utf-8"), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v[0]["id"].as_str().expect("id").to_string()
+    };
+    let (files_id, empty_id) = (id_of(&src), id_of(&empty));
+    let restore = |id: &str, name: &str| {
+        let dst = tmp.path().join(name);
+        let args = ["snapshot", "restore", id, dst.to_str().expect("utf-8")];
+        run_counted(strace, &k, &args, &tmp.path().join(format!("{name}.txt")))
+    };
+    let (base, _) = restore(&empty_id, "restored-empty");
+    let (c, table) = restore(&files_id, "restored");
+    kopr_testkit::assert_same_tree(&src, &tmp.path().join("restored"));
+    let per_file = |name: &str| {
+        let n = c.get(name).copied().unwrap_or(0);
+        n.saturating_sub(base.get(name).copied().unwrap_or(0)) as f64 / FILES as f64
+    };
+    assert!(
+        per_file("rename") > 0.9,
+        "every file is renamed into place:\n{table}"
+    );
+    for (name, bound) in [
+        ("openat", 1.2),
+        // Whether the destination is in the way: one lstat.
+        ("statx", 1.2),
+        ("rename", 1.1),
+        // Owner and mode through the descriptor, not the path.
+        ("fchmod", 1.1),
+        ("chmod", 0.1),
+        ("lchown", 0.1),
+        // The readers create their files side by side (creating one under a shared lock cost
+        // three futex calls a file).
+        ("futex", 0.5),
+    ] {
+        assert!(
+            per_file(name) <= bound,
+            "{name}: {:.2} calls per file (at most {bound}):\n{table}",
+            per_file(name)
+        );
+    }
+}
+
 /// Counts the system calls of `snapshot create DIR`.
 fn measure(
     strace: &str,
@@ -97,11 +161,26 @@ fn measure(
     dir: &std::path::Path,
     out_file: &std::path::Path,
 ) -> (HashMap<String, u64>, String) {
+    run_counted(
+        strace,
+        k,
+        &["snapshot", "create", dir.to_str().expect("utf-8")],
+        out_file,
+    )
+}
+
+/// Counts the system calls of the kopr command `args`.
+fn run_counted(
+    strace: &str,
+    k: &Kopr,
+    args: &[&str],
+    out_file: &std::path::Path,
+) -> (HashMap<String, u64>, String) {
     let run = Command::new(strace)
         .args(["-f", "-c", "-o"])
         .arg(out_file)
         .arg(env!("CARGO_BIN_EXE_kopr"))
-        .args(["snapshot", "create", dir.to_str().expect("utf-8")])
+        .args(args)
         .env("KOPR_CONFIG_PATH", k.cfg())
         .env("KOPR_PASSWORD", kopr_testkit::cli::PASSWORD)
         .output()

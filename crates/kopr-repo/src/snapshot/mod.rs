@@ -42,6 +42,6 @@ pub use walk::{read_dir, resolve, walk_tree, TreeVisitor, Visit, VisitFn};
 
 // What `restore_batch` and `file_pool` use of their siblings, by their `super::` paths.
 use restore::{
-    create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_metadata,
+    create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_file_metadata,
 };
 use upload::upload_counted;

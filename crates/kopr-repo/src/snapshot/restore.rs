@@ -2,6 +2,7 @@
 //! that `restore_batch` writes pack by pack; directories get their metadata last, deepest
 //! first. Files are written under temporary names and renamed into place.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,7 +144,18 @@ fn is_restore_temporary(name: &std::ffi::OsStr) -> bool {
 }
 
 /// Temporary files being written by restores in this process, for [`remove_restore_temporaries`].
-static RESTORE_TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+static RESTORE_TEMPORARIES: std::sync::Mutex<Option<HashSet<PathBuf>>> =
+    std::sync::Mutex::new(None);
+/// Held shared while a temporary file is created and listed, and taken exclusively (for good) by
+/// an interrupt: then no temporary file appears unlisted, while the readers of a restore create
+/// theirs at the same time (creating a file under one lock serialized them).
+static CREATING_TEMPORARIES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn live_temporaries() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
+    RESTORE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Creates a restore's temporary file for `dest`, registered so that an interrupt can remove it.
 pub(super) fn create_restore_temporary(dest: &Path) -> Result<(PathBuf, fs::File)> {
@@ -151,13 +163,14 @@ pub(super) fn create_restore_temporary(dest: &Path) -> Result<(PathBuf, fs::File
         "{RESTORE_TEMPORARY_PREFIX}{:016x}",
         rand::random::<u64>()
     ));
-    // Created under the lock: once an interrupt holds it, no temporary file appears unlisted.
-    let mut live = RESTORE_TEMPORARIES
-        .lock()
+    let creating = CREATING_TEMPORARIES
+        .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let f = fs::File::create(&tmp).map_err(|err| io_err(&tmp, err))?;
-    live.push(tmp.clone());
-    drop(live);
+    live_temporaries()
+        .get_or_insert_with(HashSet::new)
+        .insert(tmp.clone());
+    drop(creating);
     // Tests interrupt a restore here: it says where it is and waits for the signal.
     if std::env::var_os("KOPR_TEST_STALL_RESTORE").is_some() {
         eprintln!("writing {}", tmp.display());
@@ -170,22 +183,24 @@ pub(super) fn create_restore_temporary(dest: &Path) -> Result<(PathBuf, fs::File
 
 /// Forgets a temporary file that was renamed or removed.
 pub(super) fn forget_restore_temporary(tmp: &Path) {
-    let mut live = RESTORE_TEMPORARIES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    live.retain(|p| p != tmp);
+    if let Some(live) = live_temporaries().as_mut() {
+        live.remove(tmp);
+    }
 }
 
 /// Removes the temporary files of restores under way, for an interrupt handler about to end
-/// the process: it keeps the lock, so no restore creates another one afterwards.
+/// the process: it waits for the files being created, and keeps the locks, so no restore
+/// creates another one afterwards.
 pub fn remove_restore_temporaries() {
-    let live = RESTORE_TEMPORARIES
-        .lock()
+    let creating = CREATING_TEMPORARIES
+        .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for p in live.iter() {
+    let live = live_temporaries();
+    for p in live.iter().flatten() {
         let _ = fs::remove_file(p);
     }
     std::mem::forget(live);
+    std::mem::forget(creating);
 }
 
 /// Removes the temporary files a killed restore left in `dir`.
@@ -394,6 +409,40 @@ pub(super) fn restore_file(
 /// Sets an entry's owner (when asked), permissions and modification time on `dest`, without
 /// following a symlink. Owners go first: `chown` clears setuid and setgid. A mode of 0 is a
 /// real mode (Kopia omits the field), and a symlink has no mode of its own.
+/// Sets a restored file's owner, permissions and times through its open descriptor, before
+/// it is renamed into place (no lookups of its path). `dest` names it in errors.
+pub(super) fn set_file_metadata(
+    f: &fs::File,
+    e: &DirEntry,
+    dest: &Path,
+    opts: RestoreOptions,
+) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if opts.restore_owners {
+            // A refused change is ignored, as Kopia ignores permission errors by default.
+            let _ = std::os::unix::fs::fchown(f, Some(e.user_id), Some(e.group_id));
+        }
+        f.set_permissions(fs::Permissions::from_mode(e.permissions.0 & 0o7777))
+            .map_err(|err| io_err(dest, err))?;
+    }
+    let t = system_time(e.mod_time);
+    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .map_err(|err| io_err(dest, err))
+}
+
+/// A time in nanoseconds since the Unix epoch (negative before it).
+fn system_time(nanos: i64) -> std::time::SystemTime {
+    let d = std::time::Duration::from_nanos(nanos.unsigned_abs());
+    let t = if nanos >= 0 {
+        std::time::UNIX_EPOCH.checked_add(d)
+    } else {
+        std::time::UNIX_EPOCH.checked_sub(d)
+    };
+    t.unwrap_or(std::time::UNIX_EPOCH)
+}
+
 pub(super) fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
     #[cfg(unix)]
     {

@@ -23,7 +23,7 @@ use kopr_format::snapshot::DirEntry;
 use kopr_format::{compression, BlobId};
 
 use super::{
-    create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_metadata,
+    create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_file_metadata,
     RestoreOptions,
 };
 use crate::error::{RepoError, Result};
@@ -457,18 +457,20 @@ impl Run<'_> {
         if st.remaining > 0 {
             return Ok(());
         }
+        // Owner, mode and times through the descriptor, then the rename into place.
+        let metadata = set_file_metadata(&f, &target.entry, dest, self.opts);
         drop(f);
         let Some(tmp) = st.tmp.take() else {
             return Ok(());
         };
-        let renamed = fs::rename(&tmp, dest).map_err(|err| io_err(dest, err));
+        let renamed =
+            metadata.and_then(|()| fs::rename(&tmp, dest).map_err(|err| io_err(dest, err)));
         if renamed.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         forget_restore_temporary(&tmp);
         renamed?;
         drop(st);
-        set_metadata(&target.entry, dest, self.opts)?;
         self.files.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(target.length, Ordering::Relaxed);
         Ok(())

@@ -162,13 +162,19 @@ fn plan_file(
     dest: &std::path::Path,
     opts: RestoreOptions,
 ) -> Result<Option<Vec<PlannedChunk>>> {
-    if dest.exists() && !opts.overwrite {
+    // One lstat for both checks (most destinations do not exist); a symlink is in the way
+    // only when it leads somewhere, as `exists` says.
+    let found = fs::symlink_metadata(dest).ok();
+    let exists = found
+        .as_ref()
+        .is_some_and(|m| !m.file_type().is_symlink() || dest.exists());
+    if exists && !opts.overwrite {
         return Err(RepoError::Invalid(format!(
             "{} already exists (use --overwrite)",
             dest.display()
         )));
     }
-    if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+    if found.is_some_and(|m| m.is_dir()) {
         return Err(RepoError::Invalid(format!(
             "{}: the snapshot has a file here, but a directory is in the way; move it away or restore to another target",
             dest.display()
