@@ -179,7 +179,7 @@ impl Index {
         let id = ContentId::from_key(key)?;
         match &self.layout {
             Layout::V1(l) => l.decode(&self.data, id, value),
-            Layout::V2(l) => l.decode(&self.data, id, value),
+            Layout::V2(l) => l.decode(id, value),
         }
     }
 

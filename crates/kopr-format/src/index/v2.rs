@@ -22,6 +22,7 @@ use super::content_id::{ContentId, MAX_KEY_LEN};
 use super::entry::IndexEntry;
 use super::{be_u16, be_u24, be_u32, malformed, section};
 use crate::error::{FormatError, Result};
+use crate::BlobId;
 
 /// The version byte.
 pub const VERSION: u8 = 2;
@@ -270,8 +271,9 @@ pub(crate) struct Layout {
     pub(crate) entry_size: usize,
     pub(crate) count: usize,
     base_timestamp: u32,
-    packs_at: usize,
-    pack_count: usize,
+    /// The pack table's names, made once: the entries of a pack share one [`BlobId`] (no
+    /// allocation per decoded entry).
+    packs: Vec<BlobId>,
     formats: Vec<Format>,
 }
 
@@ -317,27 +319,22 @@ impl Layout {
                 encryption_key_id: f[5],
             })
             .collect();
-        for p in pack_table.chunks_exact(PACK_INFO_SIZE) {
-            pack_name(data, p)?;
-        }
+        let packs = pack_table
+            .chunks_exact(PACK_INFO_SIZE)
+            .map(|p| pack_name(data, p).map(BlobId::from))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Layout {
             key_size,
             entry_size,
             count,
             base_timestamp,
-            packs_at,
-            pack_count,
+            packs,
             formats,
         })
     }
 
     /// Decodes one entry value for `content_id`.
-    pub(crate) fn decode(
-        &self,
-        data: &[u8],
-        content_id: ContentId,
-        v: &[u8],
-    ) -> Result<IndexEntry> {
+    pub(crate) fn decode(&self, content_id: ContentId, v: &[u8]) -> Result<IndexEntry> {
         if v.len() < ENTRY_MIN {
             return Err(malformed(format!("entry of {} bytes", v.len())));
         }
@@ -359,21 +356,15 @@ impl Layout {
                 self.formats.len()
             ))
         })?;
-        if pack_no >= self.pack_count {
-            return Err(malformed(format!(
+        let pack = self.packs.get(pack_no).ok_or_else(|| {
+            malformed(format!(
                 "entry {content_id} uses pack {pack_no} of {}",
-                self.pack_count
-            )));
-        }
-        let info = section(
-            data,
-            self.packs_at + pack_no * PACK_INFO_SIZE,
-            PACK_INFO_SIZE,
-            "pack table",
-        )?;
+                self.packs.len()
+            ))
+        })?;
         Ok(IndexEntry {
             content_id,
-            pack_blob_id: pack_name(data, info)?.into(),
+            pack_blob_id: pack.clone(),
             pack_offset: offset_and_flags & !DELETED_FLAG,
             packed_length,
             original_length,
@@ -411,6 +402,26 @@ mod tests {
             compression_header_id: 0,
             encryption_key_id: 0,
         }
+    }
+
+    #[test]
+    fn decoded_entries_of_one_pack_share_its_name() {
+        let entries = [
+            e("aa01", "p1"),
+            e("aa02", "p2"),
+            e("aa03", "p1"),
+            e("aa04", "p1"),
+        ];
+        let refs: Vec<&IndexEntry> = entries.iter().collect();
+        let index = crate::index::Index::parse(encode(&refs).unwrap()).unwrap();
+        let got: Vec<IndexEntry> = index.iter().map(|r| r.unwrap()).collect();
+        let names: Vec<&str> = got.iter().map(|e| e.pack_blob_id.as_str()).collect();
+        assert_eq!(names, ["p1", "p2", "p1", "p1"]);
+        // One allocation per pack, not per entry.
+        let at = |i: usize| got[i].pack_blob_id.as_str().as_ptr();
+        assert_eq!(at(0), at(2));
+        assert_eq!(at(0), at(3));
+        assert_ne!(at(0), at(1));
     }
 
     #[test]
