@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A real many-files tree, side by side: a first snapshot of OLD, a snapshot of NEW at the same
+# path (a newer version of the same tree), a restore of it, and the repository's size, for kopr,
+# restic, BorgBackup and rustic (those installed), each with its defaults. Prints the median
+# wall time and peak RSS of each step over RUNS runs.
+#
+#   bench/real_tree.sh OLD NEW [RUNS=2]
+#
+# Issue 16's tree is a compiler toolchain's documentation and libraries (~52,000 files,
+# 1.3 GB), e.g. OLD=~/.rustup/toolchains/stable-x86_64-unknown-linux-gnu and
+# NEW=~/.rustup/toolchains/nightly-x86_64-unknown-linux-gnu. Both are copied under BENCH_DIR
+# (default /tmp/kopr-real) first, outside the timings, and read from the page cache.
+#
+# Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+old="${1:?usage: real_tree.sh OLD NEW [RUNS]}"
+new="${2:?usage: real_tree.sh OLD NEW [RUNS]}"
+runs="${3:-2}"
+kopr="${KOPR:-$here/../target/release/kopr}"
+work="${BENCH_DIR:-/tmp/kopr-real}"
+export RESTIC_PASSWORD=pw BORG_PASSPHRASE=pw RUSTIC_PASSWORD=pw KOPR_PASSWORD=pw
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+tools=(kopr)
+command -v restic >/dev/null && tools+=(restic)
+command -v borg >/dev/null && tools+=(borg)
+command -v rustic >/dev/null && tools+=(rustic)
+
+mkdir -p "$work"
+results="$work/results.tsv"
+: > "$results"
+
+# timed TOOL STEP RUN -- command...: appends "tool step run seconds maxrss_kb"
+timed() {
+  local tool=$1 step=$2 run=$3
+  shift 4
+  if ! /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err.log"; then
+    echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
+  fi
+  local last
+  last=$(tail -1 "$work/err.log")
+  echo -e "$tool\t$step\t$run\t${last% *}\t${last#* }" >> "$results"
+}
+
+# put TREE: makes $work/tree a copy of TREE (the same path for every version)
+put() {
+  rm -rf "$work/tree" && cp -a "$1" "$work/tree" && sync
+  find "$work/tree" -type f -exec cat {} + >/dev/null 2>&1 || true
+}
+
+for run in $(seq 1 "$runs"); do
+  for tool in "${tools[@]}"; do
+    repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
+    rm -rf "$repo" "$dst" "$cfg" "$cfg".*
+    put "$old"
+    case $tool in
+      kopr)
+        "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
+        timed kopr first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$work/tree" ;;
+      restic)
+        restic init -r "$repo" >/dev/null
+        timed restic first "$run" -- restic -r "$repo" backup "$work/tree" ;;
+      borg)
+        borg init -e repokey "$repo" >/dev/null
+        timed borg first "$run" -- borg create "$repo::first" "$work/tree" ;;
+      rustic)
+        rustic -r "$repo" init >/dev/null 2>&1
+        timed rustic first "$run" -- rustic -r "$repo" backup "$work/tree" ;;
+    esac
+    put "$new"
+    case $tool in
+      kopr)
+        timed kopr newversion "$run" -- "$kopr" --config-file "$cfg" snapshot create "$work/tree"
+        id=$("$kopr" --config-file "$cfg" snapshot ls "$work/tree" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+        timed kopr restore "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst" ;;
+      restic)
+        timed restic newversion "$run" -- restic -r "$repo" backup "$work/tree"
+        timed restic restore "$run" -- restic -r "$repo" restore latest --target "$dst" ;;
+      borg)
+        timed borg newversion "$run" -- borg create "$repo::second" "$work/tree"
+        mkdir -p "$dst"
+        timed borg restore "$run" -- sh -c "cd '$dst' && borg extract '$repo::second'" ;;
+      rustic)
+        timed rustic newversion "$run" -- rustic -r "$repo" backup "$work/tree"
+        timed rustic restore "$run" -- rustic -r "$repo" restore latest "$dst" ;;
+    esac
+    echo -e "$tool\tsize\t$run\t$(du -sb "$repo" | cut -f1)\t0" >> "$results"
+    rm -rf "$dst"
+  done
+done
+
+python3 - "$results" <<'PY'
+import collections, statistics, sys
+d = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    tool, step, _run, secs, rss = line.rstrip("\n").split("\t")
+    d[(tool, step)].append((float(secs), int(rss)))
+tools = [t for t in ["kopr", "restic", "borg", "rustic"] if (t, "first") in d]
+print("| step | " + " | ".join(tools) + " |")
+print("|---|" + "---|" * len(tools))
+for step in ["first", "newversion", "restore"]:
+    cells = []
+    for t in tools:
+        v = d.get((t, step))
+        cells.append("-" if not v else f"{statistics.median(x[0] for x in v):.1f} s ({max(x[1] for x in v) / 1024:.0f} MiB)")
+    print(f"| {step} | " + " | ".join(cells) + " |")
+cells = [f"{statistics.median(x[0] for x in d[(t, 'size')]) / 2**20:.0f} MiB" for t in tools]
+print("| repository size | " + " | ".join(cells) + " |")
+PY
