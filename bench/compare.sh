@@ -22,34 +22,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 size="${1:-1024}"
 runs="${2:-3}"
-kopr="${KOPR:-$here/../target/release/kopr}"
 work="${BENCH_DIR:-/tmp/kopr-bench}"
-export RESTIC_PASSWORD=pw BORG_PASSPHRASE=pw RUSTIC_PASSWORD=pw KOPR_PASSWORD=pw
-export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-
-tools=(kopr)
-command -v restic >/dev/null && tools+=(restic)
-command -v borg >/dev/null && tools+=(borg)
-command -v rustic >/dev/null && tools+=(rustic)
-
-results="$work/results.tsv"
-mkdir -p "$work"
-: > "$results"
-
-# timed STEP TOOL RUN -- command...: appends "tool step run seconds maxrss_kb"
-timed() {
-  local tool=$1 step=$2 run=$3
-  shift 4
-  if ! /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err.log"; then
-    echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
-  fi
-  local last
-  last=$(tail -1 "$work/err.log")
-  if ! echo "$last" | grep -Eq '^[0-9.]+ [0-9]+$'; then
-    echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
-  fi
-  echo -e "$tool\t$step\t$run\t${last% *}\t${last#* }" >> "$results"
-}
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 for run in $(seq 1 "$runs"); do
   src="$work/src"

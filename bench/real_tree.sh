@@ -17,31 +17,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 old="${1:?usage: real_tree.sh OLD NEW [RUNS]}"
 new="${2:?usage: real_tree.sh OLD NEW [RUNS]}"
 runs="${3:-2}"
-kopr="${KOPR:-$here/../target/release/kopr}"
 work="${BENCH_DIR:-/tmp/kopr-real}"
-export RESTIC_PASSWORD=pw BORG_PASSPHRASE=pw RUSTIC_PASSWORD=pw KOPR_PASSWORD=pw
-export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-
-tools=(kopr)
-command -v restic >/dev/null && tools+=(restic)
-command -v borg >/dev/null && tools+=(borg)
-command -v rustic >/dev/null && tools+=(rustic)
-
-mkdir -p "$work"
-results="$work/results.tsv"
-: > "$results"
-
-# timed TOOL STEP RUN -- command...: appends "tool step run seconds maxrss_kb"
-timed() {
-  local tool=$1 step=$2 run=$3
-  shift 4
-  if ! /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err.log"; then
-    echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
-  fi
-  local last
-  last=$(tail -1 "$work/err.log")
-  echo -e "$tool\t$step\t$run\t${last% *}\t${last#* }" >> "$results"
-}
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 # put TREE: makes $work/tree a copy of TREE (the same path for every version)
 put() {

@@ -58,27 +58,23 @@ fn a_first_snapshot_costs_a_bounded_number_of_system_calls_per_file() {
     // subtracted, so the counts are those of the files.
     let (base, _) = measure(strace, &k, &empty, &tmp.path().join("base.txt"));
     let (c, table) = measure(strace, &k, &src, &tmp.path().join("files.txt"));
-    let per_file = |name: &str| {
-        let n = c.get(name).copied().unwrap_or(0);
-        n.saturating_sub(base.get(name).copied().unwrap_or(0)) as f64 / FILES as f64
-    };
+    let per_file = |name: &str| per_file(&c, &base, name);
     assert!(per_file("openat") > 0.9, "every file is opened:\n{table}");
-    for (name, bound) in [
-        ("openat", 1.2),
-        ("statx", 1.2),
-        // One read per small file: a short read at the listed size is its end.
-        ("read", 1.2),
-        ("close", 1.2),
-        ("futex", 0.6),
-        ("mmap", 0.1),
-        ("madvise", 0.1),
-    ] {
-        assert!(
-            per_file(name) <= bound,
-            "{name}: {:.2} calls per file (at most {bound}):\n{table}",
-            per_file(name)
-        );
-    }
+    assert_bounds(
+        &c,
+        &base,
+        &table,
+        &[
+            ("openat", 1.2),
+            ("statx", 1.2),
+            // One read per small file: a short read at the listed size is its end.
+            ("read", 1.2),
+            ("close", 1.2),
+            ("futex", 0.6),
+            ("mmap", 0.1),
+            ("madvise", 0.1),
+        ],
+    );
     // Debug builds of the standard library check each closed descriptor with fcntl.
     let total: f64 = c
         .keys()
@@ -125,31 +121,48 @@ fn a_restore_costs_a_bounded_number_of_system_calls_per_file() {
     let (base, _) = restore(&empty_id, "restored-empty");
     let (c, table) = restore(&files_id, "restored");
     kopr_testkit::assert_same_tree(&src, &tmp.path().join("restored"));
-    let per_file = |name: &str| {
-        let n = c.get(name).copied().unwrap_or(0);
-        n.saturating_sub(base.get(name).copied().unwrap_or(0)) as f64 / FILES as f64
-    };
     assert!(
-        per_file("rename") > 0.9,
+        per_file(&c, &base, "rename") > 0.9,
         "every file is renamed into place:\n{table}"
     );
-    for (name, bound) in [
-        ("openat", 1.2),
-        // Whether the destination is in the way: one lstat.
-        ("statx", 1.2),
-        ("rename", 1.1),
-        // Owner and mode through the descriptor, not the path.
-        ("fchmod", 1.1),
-        ("chmod", 0.1),
-        ("lchown", 0.1),
-        // The readers create their files side by side (creating one under a shared lock cost
-        // three futex calls a file).
-        ("futex", 0.5),
-    ] {
+    assert_bounds(
+        &c,
+        &base,
+        &table,
+        &[
+            ("openat", 1.2),
+            // Whether the destination is in the way: one lstat.
+            ("statx", 1.2),
+            ("rename", 1.1),
+            // Owner and mode through the descriptor, not the path.
+            ("fchmod", 1.1),
+            ("chmod", 0.1),
+            ("lchown", 0.1),
+            // The readers create their files side by side (creating one under a shared lock
+            // cost three futex calls a file).
+            ("futex", 0.5),
+        ],
+    );
+}
+
+/// Calls of `name` per file: those of the run over the files, less those of the baseline.
+fn per_file(c: &HashMap<String, u64>, base: &HashMap<String, u64>, name: &str) -> f64 {
+    let n = c.get(name).copied().unwrap_or(0);
+    n.saturating_sub(base.get(name).copied().unwrap_or(0)) as f64 / FILES as f64
+}
+
+/// Asserts each `(syscall, most calls per file)` of `bounds`, showing strace's table if not.
+fn assert_bounds(
+    c: &HashMap<String, u64>,
+    base: &HashMap<String, u64>,
+    table: &str,
+    bounds: &[(&str, f64)],
+) {
+    for &(name, bound) in bounds {
+        let n = per_file(c, base, name);
         assert!(
-            per_file(name) <= bound,
-            "{name}: {:.2} calls per file (at most {bound}):\n{table}",
-            per_file(name)
+            n <= bound,
+            "{name}: {n:.2} calls per file (at most {bound}):\n{table}"
         );
     }
 }
