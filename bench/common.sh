@@ -28,3 +28,40 @@ timed() {
   fi
   echo -e "$tool\t$step\t$run\t${last% *}\t${last#* }" >> "$results"
 }
+
+# init_repo TOOL REPO CFG: a new, empty repository of TOOL (kopr's connection in CFG)
+init_repo() {
+  case $1 in
+    kopr) rm -f "$3" "$3".*; "$kopr" --config-file "$3" repository create filesystem --path "$2" >/dev/null ;;
+    restic) restic init -r "$2" >/dev/null ;;
+    borg) borg init -e repokey "$2" >/dev/null ;;
+    rustic) rustic -r "$2" init >/dev/null 2>&1 ;;
+  esac
+}
+
+# backup TOOL STEP RUN REPO CFG SRC ARCHIVE [KOPR_FLAGS...]: a timed snapshot of SRC (ARCHIVE
+# names borg's archive; the flags go to kopr's `snapshot create`)
+backup() {
+  local tool=$1 step=$2 run=$3 repo=$4 cfg=$5 src=$6 archive=$7
+  shift 7
+  case $tool in
+    kopr) timed kopr "$step" "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" "$@" ;;
+    restic) timed restic "$step" "$run" -- restic -r "$repo" backup "$src" ;;
+    borg) timed borg "$step" "$run" -- borg create "$repo::$archive" "$src" ;;
+    rustic) timed rustic "$step" "$run" -- rustic -r "$repo" backup "$src" ;;
+  esac
+}
+
+# restore_latest TOOL STEP RUN REPO CFG SRC DST ARCHIVE: a timed restore of the latest snapshot
+# of SRC (borg: of ARCHIVE) into DST
+restore_latest() {
+  local tool=$1 step=$2 run=$3 repo=$4 cfg=$5 src=$6 dst=$7 archive=$8 id
+  case $tool in
+    kopr)
+      id=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+      timed kopr "$step" "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst" ;;
+    restic) timed restic "$step" "$run" -- restic -r "$repo" restore latest --target "$dst" ;;
+    borg) mkdir -p "$dst"; timed borg "$step" "$run" -- sh -c "cd '$dst' && borg extract '$repo::$archive'" ;;
+    rustic) timed rustic "$step" "$run" -- rustic -r "$repo" restore latest "$dst" ;;
+  esac
+}

@@ -34,48 +34,27 @@ for run in $(seq 1 "$runs"); do
   for tool in "${tools[@]}"; do
     repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
     rm -rf "$repo" "$dst"
-    [ "$tool" != kopr ] || rm -f "$cfg" "$cfg.kopia-password"
-    case $tool in
-      kopr)
-        "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
-        timed kopr first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}" ;;
-      restic)
-        restic init -r "$repo" >/dev/null
-        timed restic first "$run" -- restic -r "$repo" backup "$src" ;;
-      borg)
-        borg init -e repokey "$repo" >/dev/null
-        timed borg first "$run" -- borg create "$repo::first" "$src" ;;
-      rustic)
-        rustic -r "$repo" init >/dev/null 2>&1
-        timed rustic first "$run" -- rustic -r "$repo" backup "$src" ;;
-    esac
+    init_repo "$tool" "$repo" "$cfg"
+    backup "$tool" first "$run" "$repo" "$cfg" "$src" first --compression "${KOPR_COMPRESSION:-zstd}"
   done
   python3 "$here/make_corpus.py" "$src" "$size" 42 --change
   sync
   for tool in "${tools[@]}"; do
     repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
+    backup "$tool" incremental "$run" "$repo" "$cfg" "$src" second --compression "${KOPR_COMPRESSION:-zstd}"
+    restore_latest "$tool" restore "$run" "$repo" "$cfg" "$src" "$dst" second
     case $tool in
       kopr)
-        timed kopr incremental "$run" -- "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}"
-        id=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
         first=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-        timed kopr restore "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst"
         timed kopr check "$run" -- "$kopr" --config-file "$cfg" snapshot verify
         timed kopr prune "$run" -- sh -c "'$kopr' --config-file '$cfg' snapshot delete '$first' --delete && '$kopr' --config-file '$cfg' maintenance run --full --safety=none" ;;
       restic)
-        timed restic incremental "$run" -- restic -r "$repo" backup "$src"
-        timed restic restore "$run" -- restic -r "$repo" restore latest --target "$dst"
         timed restic check "$run" -- restic -r "$repo" check --read-data
         timed restic prune "$run" -- restic -r "$repo" forget --keep-last 1 --prune ;;
       borg)
-        timed borg incremental "$run" -- borg create "$repo::second" "$src"
-        mkdir -p "$dst"
-        timed borg restore "$run" -- sh -c "cd '$dst' && borg extract '$repo::second'"
         timed borg check "$run" -- borg check --verify-data "$repo"
         timed borg prune "$run" -- sh -c "borg prune --keep-last 1 '$repo' && borg compact '$repo'" ;;
       rustic)
-        timed rustic incremental "$run" -- rustic -r "$repo" backup "$src"
-        timed rustic restore "$run" -- rustic -r "$repo" restore latest "$dst"
         timed rustic check "$run" -- rustic -r "$repo" check --read-data
         timed rustic prune "$run" -- rustic -r "$repo" forget --keep-last 1 --prune ;;
     esac
@@ -137,24 +116,13 @@ for run in $(seq 1 "$runs"); do
   for tool in "${tools[@]}"; do
     repo="$work/srepo-$tool" cfg="$work/kopr-small.config"
     rm -rf "$repo"
-    case $tool in
-      kopr) rm -f "$cfg" "$cfg.kopia-password"
-        "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
-        timed kopr small-first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$ssrc" ;;
-      restic) restic init -r "$repo" >/dev/null; timed restic small-first "$run" -- restic -r "$repo" backup "$ssrc" ;;
-      borg) borg init -e repokey "$repo" >/dev/null; timed borg small-first "$run" -- borg create "$repo::first" "$ssrc" ;;
-      rustic) rustic -r "$repo" init >/dev/null 2>&1; timed rustic small-first "$run" -- rustic -r "$repo" backup "$ssrc" ;;
-    esac
+    init_repo "$tool" "$repo" "$cfg"
+    backup "$tool" small-first "$run" "$repo" "$cfg" "$ssrc" first
   done
   make_small "$ssrc" "$small" 1 && sync
   for tool in "${tools[@]}"; do
     repo="$work/srepo-$tool" cfg="$work/kopr-small.config"
-    case $tool in
-      kopr) timed kopr small-newversion "$run" -- "$kopr" --config-file "$cfg" snapshot create "$ssrc" ;;
-      restic) timed restic small-newversion "$run" -- restic -r "$repo" backup "$ssrc" ;;
-      borg) timed borg small-newversion "$run" -- borg create "$repo::second" "$ssrc" ;;
-      rustic) timed rustic small-newversion "$run" -- rustic -r "$repo" backup "$ssrc" ;;
-    esac
+    backup "$tool" small-newversion "$run" "$repo" "$cfg" "$ssrc" second
   done
 done
 

@@ -30,39 +30,13 @@ put() {
 for run in $(seq 1 "$runs"); do
   for tool in "${tools[@]}"; do
     repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
-    rm -rf "$repo" "$dst" "$cfg" "$cfg".*
+    rm -rf "$repo" "$dst"
     put "$old"
-    case $tool in
-      kopr)
-        "$kopr" --config-file "$cfg" repository create filesystem --path "$repo" >/dev/null
-        timed kopr first "$run" -- "$kopr" --config-file "$cfg" snapshot create "$work/tree" ;;
-      restic)
-        restic init -r "$repo" >/dev/null
-        timed restic first "$run" -- restic -r "$repo" backup "$work/tree" ;;
-      borg)
-        borg init -e repokey "$repo" >/dev/null
-        timed borg first "$run" -- borg create "$repo::first" "$work/tree" ;;
-      rustic)
-        rustic -r "$repo" init >/dev/null 2>&1
-        timed rustic first "$run" -- rustic -r "$repo" backup "$work/tree" ;;
-    esac
+    init_repo "$tool" "$repo" "$cfg"
+    backup "$tool" first "$run" "$repo" "$cfg" "$work/tree" first
     put "$new"
-    case $tool in
-      kopr)
-        timed kopr newversion "$run" -- "$kopr" --config-file "$cfg" snapshot create "$work/tree"
-        id=$("$kopr" --config-file "$cfg" snapshot ls "$work/tree" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-        timed kopr restore "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst" ;;
-      restic)
-        timed restic newversion "$run" -- restic -r "$repo" backup "$work/tree"
-        timed restic restore "$run" -- restic -r "$repo" restore latest --target "$dst" ;;
-      borg)
-        timed borg newversion "$run" -- borg create "$repo::second" "$work/tree"
-        mkdir -p "$dst"
-        timed borg restore "$run" -- sh -c "cd '$dst' && borg extract '$repo::second'" ;;
-      rustic)
-        timed rustic newversion "$run" -- rustic -r "$repo" backup "$work/tree"
-        timed rustic restore "$run" -- rustic -r "$repo" restore latest "$dst" ;;
-    esac
+    backup "$tool" newversion "$run" "$repo" "$cfg" "$work/tree" second
+    restore_latest "$tool" restore "$run" "$repo" "$cfg" "$work/tree" "$dst" second
     echo -e "$tool\tsize\t$run\t$(du -sb "$repo" | cut -f1)\t0" >> "$results"
     rm -rf "$dst"
   done
