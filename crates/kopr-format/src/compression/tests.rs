@@ -252,3 +252,31 @@ fn names_resolve_once_to_compressors() {
     );
     assert_eq!(metadata_default().name, DEFAULT_METADATA_COMPRESSION);
 }
+
+#[test]
+fn zstd_levels_are_what_the_table_says() {
+    // zstd-fastest (the default policy's) is written at libzstd's level 2, zstd at 3: each
+    // frame is the one libzstd's own one-shot compression makes at that level (no checksum).
+    let text: String = (0..2000)
+        .map(|i| format!("let x{i} = {} * {};\n", i * 7919 % 1013, i % 97))
+        .collect();
+    let frame = |level: i32| {
+        let mut c = zstd::bulk::Compressor::new(level).unwrap();
+        c.include_checksum(false).unwrap();
+        c.compress(text.as_bytes()).unwrap()
+    };
+    // The levels make different frames of this text, so the check below tells them apart.
+    assert_ne!(frame(1), frame(2));
+    for (name, level) in [
+        ("zstd-fastest", 2),
+        ("zstd", 3),
+        ("zstd-better-compression", 7),
+    ] {
+        let mut out = Vec::new();
+        by_name(name)
+            .unwrap()
+            .compress(text.as_bytes(), &mut out)
+            .unwrap();
+        assert_eq!(&out[4..], &frame(level)[..], "{name}");
+    }
+}
