@@ -208,9 +208,15 @@ impl ContentCache {
         }
         let end = start + bytes.len() as u64;
         let written = (|| -> std::io::Result<PathBuf> {
-            fs::create_dir_all(&dir)?;
             let tmp = dir.join(format!(".{:016x}.tmp", rand::random::<u64>()));
-            let mut f = fs::File::create(&tmp)?;
+            // The pack's directory exists but for its first range: no mkdir per range.
+            let mut f = match fs::File::create(&tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir_all(&dir)?;
+                    fs::File::create(&tmp)?
+                }
+                r => r?,
+            };
             let path = dir.join(format!("{start:x}-{end:x}"));
             let r = f.write_all(bytes).and_then(|()| fs::rename(&tmp, &path));
             if r.is_err() {
