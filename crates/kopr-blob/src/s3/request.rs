@@ -57,6 +57,19 @@ impl<'a> Req<'a> {
     }
 }
 
+/// The `x-amz-content-sha256` of a request. A body sent over a connection that protects it
+/// (see [`S3Storage::body_protected_by_tls`]) goes as `UNSIGNED-PAYLOAD`, as the AWS SDKs,
+/// OpenDAL and minio-go send it over TLS: hashing every uploaded pack cost a SHA-256 pass over
+/// all the data written. Otherwise the body's SHA-256 is signed, so that nothing on the way can
+/// change it.
+pub(super) fn payload_hash(body: Option<&[u8]>, protected: bool) -> String {
+    match body {
+        None => sigv4::EMPTY_SHA256.to_string(),
+        Some(_) if protected => sigv4::UNSIGNED_PAYLOAD.to_string(),
+        Some(b) => sigv4::sha256_hex(b),
+    }
+}
+
 impl S3Storage {
     pub(super) fn execute(&self, req: &Req) -> std::result::Result<ureq::Response, Failure> {
         let mut retried = false;
@@ -82,12 +95,27 @@ impl S3Storage {
         req: &Req,
         region: &str,
     ) -> std::result::Result<ureq::Response, Failure> {
+        let (url, headers) = self.signed(req, region);
+        let mut r = self.agent.request(req.method, &url);
+        for (k, v) in &headers {
+            r = r.set(k, v);
+        }
+        let res = match req.body {
+            Some(b) => r.send_bytes(b),
+            None => r.call(),
+        };
+        match res {
+            Ok(resp) if (200..300).contains(&resp.status()) => Ok(resp),
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Err(status_failure(resp)),
+            Err(ureq::Error::Transport(t)) => Err(transport_failure(&t)),
+        }
+    }
+
+    /// The URL and headers (with `authorization`) of `req` signed for `region`.
+    pub(super) fn signed(&self, req: &Req, region: &str) -> (String, Vec<(String, String)>) {
         let (host, path) = self.location(req.key);
         let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let payload_hash = req
-            .body
-            .map(sigv4::sha256_hex)
-            .unwrap_or_else(|| sigv4::EMPTY_SHA256.to_string());
+        let payload_hash = payload_hash(req.body, self.body_protected_by_tls());
         let mut headers = vec![
             ("host".to_string(), host.clone()),
             ("x-amz-date".to_string(), amz_date.clone()),
@@ -113,25 +141,19 @@ impl S3Storage {
                 region,
             },
         );
+        headers.push(("authorization".to_string(), auth));
         let mut url = format!("{}://{host}{path}", self.scheme);
         if !req.query.is_empty() {
             url.push('?');
             url.push_str(&sigv4::canonical_query(&req.query));
         }
-        let mut r = self.agent.request(req.method, &url);
-        for (k, v) in &headers {
-            r = r.set(k, v);
-        }
-        r = r.set("authorization", &auth);
-        let res = match req.body {
-            Some(b) => r.send_bytes(b),
-            None => r.call(),
-        };
-        match res {
-            Ok(resp) if (200..300).contains(&resp.status()) => Ok(resp),
-            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Err(status_failure(resp)),
-            Err(ureq::Error::Transport(t)) => Err(transport_failure(&t)),
-        }
+        (url, headers)
+    }
+
+    /// Whether the connection itself keeps a body from being changed on the way: TLS with
+    /// the server's certificate checked (not plain HTTP, not `--disable-tls-verification`).
+    fn body_protected_by_tls(&self) -> bool {
+        self.scheme == "https" && !self.opts.do_not_verify_tls
     }
 
     /// Names a failure of `op` on blob `id` as a [`BlobError`].

@@ -278,14 +278,17 @@ impl Restorer<'_> {
         }
         match e.entry_type {
             EntryType::Directory => {
-                if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_dir()) {
-                    return Err(RepoError::Refused(format!(
-                        "{}: the snapshot has a directory here, but a file is in the way; move it away or restore to another target",
-                        dest.display()
-                    )));
+                match fs::symlink_metadata(dest) {
+                    Ok(m) if !m.is_dir() => {
+                        return Err(RepoError::Refused(format!(
+                            "{}: the snapshot has a directory here, but a file is in the way; move it away or restore to another target",
+                            dest.display()
+                        )));
+                    }
+                    // A directory that was there may hold what a killed restore left.
+                    Ok(_) => remove_leftover_temporaries(dest),
+                    Err(_) => fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?,
                 }
-                fs::create_dir_all(dest).map_err(|err| io_err(dest, err))?;
-                remove_leftover_temporaries(dest);
                 let dm = DirManifest::decode(&restore_batch::read_small_object(
                     self.repo,
                     &e.object_id,
