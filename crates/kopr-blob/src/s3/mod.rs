@@ -477,3 +477,5 @@ impl BlobStorage for S3Storage {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_payload;
