@@ -76,6 +76,9 @@ pub(crate) fn load_index_blob(
     })
 }
 
+/// Index blobs fetched at once when a view is loaded (latency, not CPU, bounds an object store).
+const INDEX_LOADERS: usize = 8;
+
 impl CommittedIndex {
     /// Replaces the set of indexes with `set`, reusing already loaded ones.
     pub(crate) fn update(
@@ -92,17 +95,26 @@ impl CommittedIndex {
             .map(|l| (l.blob.id.clone(), l))
             .collect();
         let mut seen = HashSet::new();
-        let mut new = Vec::with_capacity(set.len());
-        for bm in set {
-            if !seen.insert(bm.id.clone()) {
-                continue;
-            }
-            match old.remove(&bm.id) {
-                Some(l) => new.push(l),
-                None => new.push(Arc::new(load_index_blob(st, enc, cache, bm)?)),
-            }
-        }
-        self.indexes = new;
+        let unique: Vec<&BlobMetadata> = set.iter().filter(|bm| seen.insert(&bm.id)).collect();
+        let missing: Vec<&BlobMetadata> = unique
+            .iter()
+            .copied()
+            .filter(|bm| !old.contains_key(&bm.id))
+            .collect();
+        // Fetched side by side: on an object store each index blob is a round trip.
+        let loaded =
+            crate::parallel::map("index loader", INDEX_LOADERS, &missing, &|| false, |bm| {
+                load_index_blob(st, enc, cache, bm).map(Arc::new)
+            })?;
+        let mut loaded: HashMap<&str, Arc<LoadedIndex>> = missing
+            .iter()
+            .map(|bm| bm.id.as_str())
+            .zip(loaded)
+            .collect();
+        self.indexes = unique
+            .iter()
+            .filter_map(|bm| old.remove(&bm.id).or_else(|| loaded.remove(bm.id.as_str())))
+            .collect();
         self.watermark = watermark;
         Ok(())
     }
