@@ -101,11 +101,14 @@ impl CommittedIndex {
             .copied()
             .filter(|bm| !old.contains_key(&bm.id))
             .collect();
-        // Fetched side by side: on an object store each index blob is a round trip.
-        let loaded =
-            crate::parallel::map("index loader", INDEX_LOADERS, &missing, &|| false, |bm| {
-                load_index_blob(st, enc, cache, bm).map(Arc::new)
-            })?;
+        // Loaded side by side when several must be fetched: on an object store each is a round
+        // trip. Those in the local cache (all but the newest, after the first open) are read on
+        // this thread.
+        let to_fetch = missing.iter().filter(|bm| !cache.contains(&bm.id)).count();
+        let loaders = if to_fetch > 1 { INDEX_LOADERS } else { 1 };
+        let loaded = crate::parallel::map("index loader", loaders, &missing, &|| false, |bm| {
+            load_index_blob(st, enc, cache, bm).map(Arc::new)
+        })?;
         let mut loaded: HashMap<&str, Arc<LoadedIndex>> = missing
             .iter()
             .map(|bm| bm.id.as_str())

@@ -27,6 +27,11 @@ impl BlobCache {
         self.dir.as_ref().filter(|_| ok).map(|d| d.join(id))
     }
 
+    /// Whether `id` is cached (without reading it).
+    pub fn contains(&self, id: &str) -> bool {
+        self.path(id).is_some_and(|p| p.is_file())
+    }
+
     /// The cached bytes of `id`, if present.
     pub fn get(&self, id: &str) -> Option<Vec<u8>> {
         fs::read(self.path(id)?).ok()
