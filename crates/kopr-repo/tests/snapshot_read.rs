@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod common;
+use common::counting::CountingStorage;
 use common::*;
 
 #[test]
@@ -261,67 +262,6 @@ fn restores_over_existing_files(
         })
         .count();
     assert_eq!(leftovers, 0);
-}
-
-/// Storage that counts the reads of each blob, and can make reads of data packs panic.
-#[derive(Debug)]
-struct CountingStorage {
-    inner: Arc<dyn BlobStorage>,
-    gets: std::sync::Mutex<std::collections::HashMap<String, u64>>,
-    /// Every read: blob, offset, length.
-    reads: std::sync::Mutex<Vec<(String, u64, Option<u64>)>>,
-    /// Reads left before a read of a data pack panics.
-    calm: std::sync::atomic::AtomicI64,
-}
-
-impl CountingStorage {
-    fn new(inner: Arc<dyn BlobStorage>) -> Self {
-        CountingStorage {
-            inner,
-            gets: Default::default(),
-            reads: Default::default(),
-            calm: std::sync::atomic::AtomicI64::new(i64::MAX),
-        }
-    }
-}
-
-impl BlobStorage for CountingStorage {
-    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
-        let left = self.calm.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        if id.starts_with('p') && left <= 0 {
-            panic!("storage bug reading {id}");
-        }
-        *self.gets.lock().unwrap().entry(id.to_string()).or_default() += 1;
-        self.reads
-            .lock()
-            .unwrap()
-            .push((id.to_string(), offset, length));
-        self.inner.get_blob(id, offset, length)
-    }
-    fn get_metadata(&self, id: &str) -> kopr_blob::Result<kopr_blob::BlobMetadata> {
-        self.inner.get_metadata(id)
-    }
-    fn put_blob(
-        &self,
-        id: &str,
-        data: &[u8],
-        opts: &kopr_blob::PutOptions,
-    ) -> kopr_blob::Result<()> {
-        self.inner.put_blob(id, data, opts)
-    }
-    fn delete_blob(&self, id: &str) -> kopr_blob::Result<()> {
-        self.inner.delete_blob(id)
-    }
-    fn list_blobs(
-        &self,
-        prefix: &str,
-        cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
-    ) -> kopr_blob::Result<()> {
-        self.inner.list_blobs(prefix, cb)
-    }
-    fn display_name(&self) -> String {
-        self.inner.display_name()
-    }
 }
 
 /// A restore reads no byte of a data pack twice: its reads of a pack are disjoint and coalesce

@@ -4,6 +4,8 @@
 // Each test binary uses some of these helpers.
 #![allow(dead_code)]
 
+pub mod counting;
+
 use kopr_blob::filesystem::FilesystemStorage;
 use kopr_blob::BlobStorage;
 use kopr_format::snapshot::SourceInfo;
