@@ -116,7 +116,7 @@ impl Workers<'_> {
                     let file = LocalFile {
                         path: &job.path,
                         dir: job.dir.as_deref(),
-                        size: Some(job.size),
+                        size: job.size,
                     };
                     upload_counted(
                         self.repo,

@@ -12,8 +12,8 @@ pub(super) struct LocalFile<'a> {
     pub path: &'a Path,
     /// The directory the file was listed in, when it could be opened.
     pub dir: Option<&'a fs::File>,
-    /// The size the listing gave, if known.
-    pub size: Option<u64>,
+    /// The size the listing gave.
+    pub size: u64,
 }
 
 impl LocalFile<'_> {
@@ -54,7 +54,7 @@ impl LocalFile<'_> {
             }
             filled += n;
             on_read(n);
-            if n < asked && self.size == Some(filled as u64) {
+            if n < asked && self.size == filled as u64 {
                 return Ok((filled, true));
             }
         }
@@ -76,7 +76,7 @@ mod tests {
         let lf = LocalFile {
             path: &path,
             dir: Some(&d),
-            size: Some(5),
+            size: 5,
         };
         let mut f = lf.open().unwrap();
         let mut buf = vec![0u8; 64];
@@ -98,7 +98,7 @@ mod tests {
         let lf = LocalFile {
             path: &path,
             dir: None,
-            size: Some(3),
+            size: 3,
         };
         let mut f = lf.open().unwrap();
         fs::OpenOptions::new()
@@ -118,7 +118,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn opening_through_the_directory_reads_the_named_file_and_reports_a_missing_one() {
+    fn opening_through_the_directory_resolves_only_the_name_and_reports_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a"), b"A").unwrap();
         let d = fs::File::open(dir.path()).unwrap();
@@ -126,7 +126,18 @@ mod tests {
         let lf = LocalFile {
             path: &path,
             dir: Some(&d),
-            size: None,
+            size: 0,
+        };
+        let mut s = String::new();
+        lf.open().unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "A");
+        // Only the name is resolved, in the opened directory: a path whose directory is gone
+        // (or was renamed since the listing) still opens the listed file.
+        let moved = Path::new("/nonexistent-kopr-dir/a");
+        let lf = LocalFile {
+            path: moved,
+            dir: Some(&d),
+            size: 0,
         };
         let mut s = String::new();
         lf.open().unwrap().read_to_string(&mut s).unwrap();
@@ -135,7 +146,7 @@ mod tests {
         let lf = LocalFile {
             path: &missing,
             dir: Some(&d),
-            size: None,
+            size: 0,
         };
         assert_eq!(lf.open().unwrap_err().kind(), io::ErrorKind::NotFound);
     }

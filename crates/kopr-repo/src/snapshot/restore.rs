@@ -456,10 +456,6 @@ pub(super) fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> R
                 .map_err(|err| io_err(dest, err))?;
         }
     }
-    let nanos = e.mod_time;
-    let t = filetime::FileTime::from_unix_time(
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000) as u32,
-    );
+    let t = filetime::FileTime::from_system_time(system_time(e.mod_time));
     filetime::set_symlink_file_times(dest, t, t).map_err(|err| io_err(dest, err))
 }

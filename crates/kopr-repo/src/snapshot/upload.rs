@@ -286,7 +286,7 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
     let file = LocalFile {
         path,
         dir: None,
-        size: Some(md.len()),
+        size: md.len(),
     };
     let (oid, len) = upload_counted(
         up.repo,

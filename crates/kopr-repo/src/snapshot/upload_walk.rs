@@ -37,7 +37,9 @@ pub(super) struct PendingDir {
     pub(super) dir: PathBuf,
     /// The directory opened once, for the workers to open its files by name; dropped when
     /// the walk leaves it (only the queued files keep it open).
-    pub(super) handle: Option<Arc<fs::File>>,
+    /// `None` until a file needs it; `Some(None)` when the directory could not be opened (its
+    /// files are then opened by path, and the open is not tried again for each).
+    pub(super) handle: Option<Option<Arc<fs::File>>>,
     pub(super) entries: Vec<DirEntry>,
     pub(super) summary: DirectorySummary,
     /// (entry index, relative path, result) of each file being read.
@@ -337,10 +339,10 @@ impl Uploader<'_> {
             ProgressCounters::add(&self.progress.cached_bytes, size as u64);
         } else {
             let compression = self.compressor_for(&entry.name, size);
-            if pd.handle.is_none() {
-                pd.handle = fs::File::open(&pd.dir).ok().map(Arc::new);
-            }
-            let dir = pd.handle.clone();
+            let dir = pd
+                .handle
+                .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
+                .clone();
             let slot = self.read_file(path.to_path_buf(), dir, compression, size as u64)?;
             pd.files.push((pd.entries.len(), rel.to_string(), slot));
         }
@@ -382,7 +384,7 @@ impl Uploader<'_> {
                     let file = LocalFile {
                         path: &path,
                         dir: dir.as_deref(),
-                        size: Some(size),
+                        size,
                     };
                     upload_counted(
                         self.repo,
