@@ -109,14 +109,11 @@ impl CommittedIndex {
         let loaded = crate::parallel::map("index loader", loaders, &missing, &|| false, |bm| {
             load_index_blob(st, enc, cache, bm).map(Arc::new)
         })?;
-        let mut loaded: HashMap<&str, Arc<LoadedIndex>> = missing
-            .iter()
-            .map(|bm| bm.id.as_str())
-            .zip(loaded)
-            .collect();
+        // `missing` is `unique` less the loaded ones, in order: its blobs fill the gaps.
+        let mut loaded = loaded.into_iter();
         self.indexes = unique
             .iter()
-            .filter_map(|bm| old.remove(&bm.id).or_else(|| loaded.remove(bm.id.as_str())))
+            .filter_map(|bm| old.remove(&bm.id).or_else(|| loaded.next()))
             .collect();
         self.watermark = watermark;
         Ok(())
