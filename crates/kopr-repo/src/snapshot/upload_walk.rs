@@ -253,7 +253,7 @@ impl Uploader<'_> {
         rel: &str,
         previous: Option<&DirEntry>,
     ) -> Result<()> {
-        let path = &listed.path();
+        let path = listed.path();
         let md = match listed.metadata() {
             Ok(m) => m,
             Err(e) => {
@@ -284,12 +284,12 @@ impl Uploader<'_> {
                 .filter(|p| p.entry_type == EntryType::Directory)
                 .and_then(|p| read_object(self.repo.contents(), &p.object_id).ok())
                 .and_then(|b| DirManifest::decode(&b).ok());
-            let child = self.walk_dir(path, rel, prev_dir.as_ref())?;
+            let child = self.walk_dir(&path, rel, prev_dir.as_ref())?;
             entry.entry_type = EntryType::Directory;
             pd.subdirs.push((pd.entries.len(), child));
             self.stats.total_directory_count += 1;
         } else if ft.is_symlink() {
-            let target = match fs::read_link(path) {
+            let target = match fs::read_link(&path) {
                 Ok(t) => t,
                 Err(e) => {
                     self.error(&mut pd.summary, rel, e, false);
@@ -321,7 +321,7 @@ impl Uploader<'_> {
         &mut self,
         pd: &mut PendingDir,
         entry: &mut DirEntry,
-        path: &Path,
+        path: PathBuf,
         rel: &str,
         size: i64,
         previous: Option<&DirEntry>,
@@ -343,7 +343,7 @@ impl Uploader<'_> {
                 .handle
                 .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
                 .clone();
-            let slot = self.read_file(path.to_path_buf(), dir, compression, size as u64)?;
+            let slot = self.read_file(path, dir, compression, size as u64)?;
             pd.files.push((pd.entries.len(), rel.to_string(), slot));
         }
         Ok(())
