@@ -258,3 +258,33 @@ fn ctrl_c_during_a_restore_leaves_no_temporary_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn restore_parallel_one_restores_the_same_and_zero_is_refused_on_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, _repo, src, ids) = repo_with_snapshots(tmp.path());
+    let serial = tmp.path().join("serial");
+    k.ok(&[
+        "snapshot",
+        "restore",
+        &ids[1],
+        serial.to_str().unwrap(),
+        "--parallel=1",
+    ]);
+    for name in ["a.txt", "c.txt", "sub/b.bin"] {
+        assert_eq!(
+            std::fs::read(serial.join(name)).unwrap(),
+            std::fs::read(src.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    for bad in ["--parallel=0", "--parallel=many", "--parallel=-2"] {
+        let dst = tmp.path().join("refused");
+        let out = k.run(&["snapshot", "restore", &ids[1], dst.to_str().unwrap(), bad]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert_eq!(err.trim().lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains("--parallel"), "{bad}: {err}");
+        assert!(!dst.exists(), "{bad} restored something");
+    }
+}

@@ -33,6 +33,7 @@ pub use progress::{Progress, ProgressCounters};
 pub use restore::{
     remove_restore_temporaries, restore, restore_reporting, RestoreOptions, RestoreStats,
 };
+pub use restore_batch::DEFAULT_READERS as DEFAULT_RESTORE_READERS;
 pub use stats::{storage_stats, StorageUsage};
 pub use upload::{
     create_snapshot, UploadOptions, CACHEDIR_SIGNATURE, CACHEDIR_TAG, INCOMPLETE_CANCELED,

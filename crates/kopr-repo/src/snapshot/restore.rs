@@ -26,6 +26,9 @@ pub struct RestoreOptions {
     /// Restore every entry that can be restored and report the others in
     /// [`RestoreStats::failed`] instead of stopping at the first error.
     pub ignore_errors: bool,
+    /// File ranges read (and files written) at once; 0 for the default,
+    /// [`DEFAULT_RESTORE_READERS`](super::DEFAULT_RESTORE_READERS).
+    pub parallel: usize,
 }
 
 /// Counters of a restore.

@@ -41,9 +41,11 @@ pub(super) const COALESCE_GAP: u64 = 1 << 20;
 /// and nothing of a pack was written before all of it had arrived. Parts of a few MiB spread
 /// every pack over the readers (each byte is still read once) and keep the bytes in flight low.
 const MAX_RANGE: u64 = 4 << 20;
-/// Ranges fetched at once: an object store answers each after a round trip, so more readers
-/// than cores keep the connection busy.
-const READERS: usize = 8;
+/// Ranges fetched at once unless told otherwise ([`RestoreOptions::parallel`]): an object store
+/// answers each after a round trip, so more readers than cores keep the connections busy. A
+/// cold restore of 512 MiB from S3 on loopback took 1.14–1.22 s with 16 readers against
+/// 1.26–1.60 s with 8; from the filesystem the two are level.
+pub const DEFAULT_READERS: usize = 16;
 /// The fetched bytes held at once, across readers (one range larger than this still goes,
 /// alone).
 const MAX_IN_FLIGHT: u64 = 128 << 20;
@@ -153,7 +155,11 @@ pub(super) fn restore_files(
     // A job's error is recorded by `Run::fail`, which also stops the walk and the other
     // batches; `map` then starts no further job, and turns a panic into an error.
     let stop = || failed.load(Ordering::Relaxed);
-    let outcome = crate::parallel::map("restore reader", READERS, &jobs, &stop, |job| {
+    let readers = match opts.parallel {
+        0 => DEFAULT_READERS,
+        n => n,
+    };
+    let outcome = crate::parallel::map("restore reader", readers, &jobs, &stop, |job| {
         run.job(job).map_err(|err| {
             run.fail(err);
             RepoError::Canceled

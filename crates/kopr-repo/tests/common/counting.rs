@@ -4,8 +4,9 @@ use kopr_blob::BlobStorage;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Storage that counts the reads of each blob and how many index blobs are read at once; it
-/// can make reads of data packs panic, and reads of index blobs slow.
+/// Storage that counts the reads of each blob and how many index blobs and data packs are
+/// read at once; it can make reads of data packs panic, and reads of index blobs or data packs
+/// slow.
 #[derive(Debug)]
 pub struct CountingStorage {
     inner: Arc<dyn BlobStorage>,
@@ -19,6 +20,11 @@ pub struct CountingStorage {
     index_reads_now: AtomicUsize,
     /// The most index blobs read at once.
     pub index_reads_at_once: AtomicUsize,
+    /// Whether a read of a data pack takes 50 ms.
+    pub slow_pack_reads: AtomicBool,
+    pack_reads_now: AtomicUsize,
+    /// The most reads of data packs at once.
+    pub pack_reads_at_once: AtomicUsize,
 }
 
 impl CountingStorage {
@@ -31,20 +37,32 @@ impl CountingStorage {
             slow_index_reads: AtomicBool::new(false),
             index_reads_now: AtomicUsize::new(0),
             index_reads_at_once: AtomicUsize::new(0),
+            slow_pack_reads: AtomicBool::new(false),
+            pack_reads_now: AtomicUsize::new(0),
+            pack_reads_at_once: AtomicUsize::new(0),
         }
     }
 
     fn read(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
-        if !id.starts_with('x') {
-            return self.inner.get_blob(id, offset, length);
-        }
-        let now = self.index_reads_now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.index_reads_at_once.fetch_max(now, Ordering::SeqCst);
-        if self.slow_index_reads.load(Ordering::SeqCst) {
+        let (now, at_once, slow) = match id.as_bytes().first() {
+            Some(b'x') => (
+                &self.index_reads_now,
+                &self.index_reads_at_once,
+                &self.slow_index_reads,
+            ),
+            Some(b'p') => (
+                &self.pack_reads_now,
+                &self.pack_reads_at_once,
+                &self.slow_pack_reads,
+            ),
+            _ => return self.inner.get_blob(id, offset, length),
+        };
+        at_once.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        if slow.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let r = self.inner.get_blob(id, offset, length);
-        self.index_reads_now.fetch_sub(1, Ordering::SeqCst);
+        now.fetch_sub(1, Ordering::SeqCst);
         r
     }
 }

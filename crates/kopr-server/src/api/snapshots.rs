@@ -383,6 +383,7 @@ pub(super) async fn restore(
                     overwrite: out.overwrite_files,
                     restore_owners: !out.skip_owners,
                     ignore_errors,
+                    parallel: 0,
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -21,6 +21,10 @@ pub struct RestoreArgs {
     /// Restore everything that can be restored, listing what could not.
     #[arg(long = "ignore-errors")]
     pub ignore_errors: bool,
+    /// Restore parallelism: file ranges read and written at once (1 = one at a time).
+    #[arg(long, default_value_t = snap::DEFAULT_RESTORE_READERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
 }
 
 /// Verify snapshots: directories are read, the contents of a share of the files are read,
@@ -54,6 +58,7 @@ pub(super) fn restore(repo: &Repository, a: RestoreArgs) -> Result<()> {
         restore_owners: _,
         skip_owners,
         ignore_errors,
+        parallel,
     } = a;
     let entry = resolve(repo, &source)?;
     let started = Instant::now();
@@ -71,6 +76,7 @@ pub(super) fn restore(repo: &Repository, a: RestoreArgs) -> Result<()> {
             overwrite,
             restore_owners: !skip_owners,
             ignore_errors,
+            parallel: usize::from(parallel),
         },
         &mut |path, err| eprintln!("not restored: {}", error_about(path, err)),
     )?;
