@@ -384,11 +384,18 @@ fn zstd_decompress(body: &[u8], out: &mut Vec<u8>, max_output: usize, limit: u64
         }
         let d = slot.as_mut()?;
         let start = out.len();
-        out.resize(start + size, 0);
-        let r = d.decompress_to_buffer(body, &mut out[start..]);
+        let r = if start == 0 {
+            // Straight into the vector's spare room: zeroing it first would cost a pass over
+            // every restored byte.
+            out.reserve_exact(size);
+            d.decompress_to_buffer(body, out)
+        } else {
+            out.resize(start + size, 0);
+            d.decompress_to_buffer(body, &mut out[start..])
+        };
         Some(match r {
             // A frame that holds more than one frame's stated size is read as a stream.
-            Ok(n) if n == size => Ok(n),
+            Ok(n) if n == size && out.len() == start + size => Ok(n),
             Ok(_) | Err(_) => {
                 out.truncate(start);
                 Err(err("zstd", "frame size"))

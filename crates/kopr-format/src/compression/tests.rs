@@ -26,10 +26,29 @@ fn zstd_frames_with_and_without_sizes_decode() {
         (streamed, data.clone()),
         (two, [data.clone(), data.clone()].concat()),
     ] {
+        // Appended after what the vector holds; into an empty one (decoded straight into its
+        // spare room), whatever room it already has.
+        let input = [&header[..], &body].concat();
         let mut out = b"kept".to_vec();
-        decompress(&[&header[..], &body].concat(), &mut out).unwrap();
+        decompress(&input, &mut out).unwrap();
         assert_eq!(&out[..4], b"kept");
         assert!(out[4..] == want[..]);
+        for room in [0, 1000, 4 << 20] {
+            let mut out = Vec::with_capacity(room);
+            decompress(&input, &mut out).unwrap();
+            assert!(out == want, "room {room}");
+        }
+    }
+    // A frame whose stated size is short of what it holds is not trusted past that size.
+    let mut short = with_size.clone();
+    let fhd = short[4];
+    assert_eq!(fhd >> 6, 2, "a 4-byte content size field");
+    let stated_at = 5 + usize::from(fhd & 0x20 == 0);
+    short[stated_at..stated_at + 4].copy_from_slice(&1000u32.to_le_bytes());
+    let mut out = Vec::with_capacity(4 << 20);
+    match decompress(&[&header[..], &short].concat(), &mut out) {
+        Ok(_) => assert!(out == data),
+        Err(_) => assert!(out.is_empty()),
     }
     // A stated size larger than the limit is refused without allocating it.
     let mut out = Vec::new();
