@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::content::ContentManager;
+use crate::content_cache::{self, ContentCache};
 use crate::error::{RepoError, Result};
 
 /// Manifest contents above which a flush compacts them into one.
@@ -34,6 +35,9 @@ struct State {
 #[derive(Debug)]
 pub struct ManifestManager {
     cm: Arc<ContentManager>,
+    /// Where manifest contents read from storage are kept for the next command (on an object
+    /// store, each manifest pack is otherwise a round trip per command).
+    cache: Arc<ContentCache>,
     state: Mutex<State>,
 }
 
@@ -44,8 +48,16 @@ fn poisoned() -> RepoError {
 impl ManifestManager {
     /// A manager of the manifests stored through `cm`, loaded at first use.
     pub fn new(cm: Arc<ContentManager>) -> Self {
+        Self::with_cache(cm, Arc::new(ContentCache::disabled()))
+    }
+
+    /// A manager of the manifests stored through `cm`, reading them through `cache`. A
+    /// manifest content never changes under its id, and a cached copy is used only when it
+    /// decodes (and so authenticates); which contents exist still comes from the index.
+    pub fn with_cache(cm: Arc<ContentManager>, cache: Arc<ContentCache>) -> Self {
         ManifestManager {
             cm,
+            cache,
             state: Mutex::new(State::default()),
         }
     }
@@ -57,7 +69,7 @@ impl ManifestManager {
         let mut merged: HashMap<ManifestId, ManifestEntry> = HashMap::new();
         let mut contents = Vec::new();
         for e in self.cm.list_prefixed(MANIFEST_CONTENT_PREFIX, false)? {
-            let data = self.cm.get_content(&e.content_id)?;
+            let data = content_cache::get_content(&self.cm, &self.cache, &e.content_id)?;
             let entries = decode_batch(&data).map_err(|err| {
                 RepoError::Invalid(format!(
                     "manifest content {} is malformed: {err}",

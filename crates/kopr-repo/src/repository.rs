@@ -50,7 +50,7 @@ pub struct Repository {
     format: Arc<FormatManager>,
     contents: Arc<ContentManager>,
     manifests: ManifestManager,
-    content_cache: ContentCache,
+    content_cache: Arc<ContentCache>,
     options: OpenOptions,
 }
 
@@ -103,14 +103,14 @@ impl Repository {
             cache,
             options.identity.clone(),
         )?);
-        let content_cache = ContentCache::new(
+        let content_cache = Arc::new(ContentCache::new(
             options.cache_dir.as_ref().map(|d| d.join("contents")),
             options.content_cache_bytes,
-        );
+        ));
         Ok(Repository {
             storage,
             format,
-            manifests: ManifestManager::new(contents.clone()),
+            manifests: ManifestManager::with_cache(contents.clone(), content_cache.clone()),
             contents,
             content_cache,
             options,
@@ -132,7 +132,7 @@ impl Repository {
         &self.contents
     }
 
-    /// The local cache of contents read by restores.
+    /// The local cache of contents read by restores and of manifests.
     pub fn content_cache(&self) -> &ContentCache {
         &self.content_cache
     }
