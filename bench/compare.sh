@@ -147,29 +147,41 @@ if [ -n "$s3s" ]; then
     restic -r "s3:http://127.0.0.1:$port/restic" init >/dev/null
     restic -r "s3:http://127.0.0.1:$port/restic" backup "$src" >/dev/null
   fi
+  # The CPU seconds the S3 server and the command spent (utime+stime of the server, and of the
+  # shell's waited-for children), so the report can tell how much of a restore the two cores
+  # allowed: s3s-fs reads files 4 KiB at a time through tokio's blocking pool and takes about as
+  # much CPU as the client.
+  tick=$(getconf CLK_TCK)
+  : > "$work/s3cpu.tsv"
+  s3_timed() {
+    local s0 c0
+    s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat"); c0=$(awk '{print $16 + $17}' /proc/$$/stat)
+    timed "$@"
+    echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")\t$(awk -v a="$c0" -v t="$tick" '{print ($16 + $17 - a) / t}' /proc/$$/stat)" >> "$work/s3cpu.tsv"
+  }
   fetch_bin="$here/../target/release/examples/s3_fetch"
   [ -x "$fetch_bin" ] || (cd "$here/.." && cargo build --quiet --release -p kopr-blob --example s3_fetch)
   for run in $(seq 1 "$runs"); do
-    # The floor: every pack of kopr's bucket fetched whole on 8 readers, bytes dropped.
-    timed floor s3-restore-cold "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 8
+    # The floor: every pack of kopr's bucket fetched whole on 16 readers (as many as kopr's restore), bytes dropped.
+    s3_timed floor s3-restore-cold "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 16
     dst="$work/restore-s3"
     rm -rf "$dst" "$HOME/.cache/kopr"
-    timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    s3_timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
-    timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    s3_timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
     if command -v restic >/dev/null; then
       rm -rf "$HOME/.cache/restic"
-      timed restic s3-restore-cold "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      s3_timed restic s3-restore-cold "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
       rm -rf "$dst"
-      timed restic s3-restore-warm "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      s3_timed restic s3-restore-warm "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
       rm -rf "$dst"
     fi
   done
   kill $s3pid 2>/dev/null || true
 fi
 
-python3 - "$results" "$size" "$runs" <<'PY'
+python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" <<'PY'
 import statistics, sys, collections
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 d = collections.defaultdict(list)
@@ -220,5 +232,20 @@ if ("kopr", "s3-restore-cold") in d and "restore" in k:
     print(f"kopr restore from S3 on loopback / from the filesystem: cold cache {k['s3-restore-cold'] / k['restore']:.2f}x, warm {k.get('s3-restore-warm', 0) / k['restore']:.2f}x")
 if ("floor", "s3-restore-cold") in d and ("kopr", "s3-restore-cold") in d:
     f = statistics.median(x[0] for x in d[("floor", "s3-restore-cold")])
-    print(f"S3: fetching every pack of the bucket (8 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k['s3-restore-cold']:.2f} s = {k['s3-restore-cold'] / f:.2f}x that floor")
+    print(f"S3: fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k['s3-restore-cold']:.2f} s = {k['s3-restore-cold'] / f:.2f}x that floor")
+try:
+    cpu = collections.defaultdict(list)
+    for line in open(sys.argv[4]):
+        tool, step, _run, server, client = line.split()
+        cpu[(tool, step)].append((float(server), float(client)))
+    cores = int(sys.argv[5])
+    for (tool, step), v in cpu.items():
+        server = statistics.median(x[0] for x in v)
+        client = statistics.median(x[1] for x in v)
+        wall = statistics.median(x[0] for x in d[(tool, step)])
+        bound = (server + client) / cores
+        print(f"S3 CPU, {tool} {step}: the server {server:.2f} s, the client {client:.2f} s; "
+              f"on {cores} cores that is at least {bound:.2f} s of wall time, and it took {wall:.2f} s = {wall / bound:.2f}x")
+except (OSError, ValueError, ZeroDivisionError):
+    pass
 PY

@@ -14,7 +14,7 @@ use kopr_blob::clock::Clock;
 use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::repository_blob::EpochParameters;
 
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 
 /// Prefix of epoch marker blobs.
 pub(crate) const EPOCH_MARKER_PREFIX: &str = "xe";
@@ -141,6 +141,26 @@ pub(crate) fn longest_range_checkpoints(ranges: &[RangeCheckpoint]) -> Vec<Range
 }
 
 /// Whether the write epoch should advance, given the index blobs of the current epoch.
+/// Lists every prefix, each on its own thread, in the order given.
+fn list_side_by_side<P: AsRef<str> + Sync>(
+    st: &dyn BlobStorage,
+    prefixes: &[P],
+) -> Result<Vec<Vec<BlobMetadata>>> {
+    std::thread::scope(|scope| {
+        let listings: Vec<_> = prefixes
+            .iter()
+            .map(|p| scope.spawn(move || st.list_all(p.as_ref())))
+            .collect();
+        listings
+            .into_iter()
+            .map(|l| match l.join() {
+                Ok(listed) => Ok(listed?),
+                Err(_) => Err(RepoError::Worker("an epoch listing panicked".into())),
+            })
+            .collect()
+    })
+}
+
 pub(crate) fn should_advance(bms: &[BlobMetadata], params: &EpochParameters) -> bool {
     let (Some(min), Some(max)) = (
         bms.iter().map(|b| b.timestamp).min(),
@@ -246,7 +266,20 @@ impl EpochManager {
             valid_until: Some(self.clock.now() + refresh),
             ..EpochState::default()
         };
-        let markers = self.st.list_all(EPOCH_MARKER_PREFIX)?;
+        // Each list is a round trip on an object store: the four kinds are listed side by side,
+        // then the epochs around the write epoch, as Kopia does.
+        let [markers, watermarks, singles, range_blobs]: [Vec<BlobMetadata>; 4] =
+            list_side_by_side(
+                &*self.st,
+                &[
+                    EPOCH_MARKER_PREFIX,
+                    DELETION_WATERMARK_PREFIX,
+                    SINGLE_EPOCH_COMPACTION_PREFIX,
+                    RANGE_CHECKPOINT_PREFIX,
+                ],
+            )?
+            .try_into()
+            .map_err(|_| RepoError::Worker("epoch listing lost a prefix".into()))?;
         for m in &markers {
             if let Some(n) = epoch_number_from_blob_id(&m.id) {
                 let t = s.epoch_start_time.entry(n).or_insert(m.timestamp);
@@ -258,7 +291,6 @@ impl EpochManager {
         }
         s.epoch_markers = markers;
 
-        let watermarks = self.st.list_all(DELETION_WATERMARK_PREFIX)?;
         s.deletion_watermark = watermarks
             .iter()
             .filter_map(|b| deletion_watermark_from_blob_id(&b.id))
@@ -266,7 +298,7 @@ impl EpochManager {
         s.watermark_blobs = watermarks;
 
         let mut by_epoch: BTreeMap<i64, Vec<BlobMetadata>> = BTreeMap::new();
-        for b in self.st.list_all(SINGLE_EPOCH_COMPACTION_PREFIX)? {
+        for b in singles {
             if let Some(n) = epoch_number_from_blob_id(&b.id) {
                 by_epoch.entry(n).or_default().push(b);
             }
@@ -278,7 +310,7 @@ impl EpochManager {
         }
 
         let mut by_range: BTreeMap<(i64, i64), Vec<BlobMetadata>> = BTreeMap::new();
-        for b in self.st.list_all(RANGE_CHECKPOINT_PREFIX)? {
+        for b in range_blobs {
             if let Some(r) = epoch_range_from_blob_id(&b.id) {
                 by_range.entry(r).or_default().push(b);
             }
@@ -298,12 +330,15 @@ impl EpochManager {
             .collect();
         s.range_checkpoints = longest_range_checkpoints(&ranges);
 
-        for n in (s.write_epoch - 1)..=(s.write_epoch + 1) {
-            if n >= 0 {
-                s.uncompacted
-                    .insert(n, self.st.list_all(&uncompacted_epoch_prefix(n))?);
-            }
-        }
+        let epochs: Vec<i64> = ((s.write_epoch - 1)..=(s.write_epoch + 1))
+            .filter(|n| *n >= 0)
+            .collect();
+        let prefixes: Vec<String> = epochs
+            .iter()
+            .map(|n| uncompacted_epoch_prefix(*n))
+            .collect();
+        let lists = list_side_by_side(&*self.st, &prefixes)?;
+        s.uncompacted.extend(epochs.into_iter().zip(lists));
         Ok(s)
     }
 

@@ -1,5 +1,6 @@
-//! Reads that each cost a round trip on an object store: opening a repository fetches its
-//! index blobs side by side and still sees every content they list; a restore reads as many
+//! Reads that each cost a round trip on an object store: opening a repository lists its epoch
+//! blobs side by side, fetches its index blobs side by side and still sees every content they
+//! list; a restore reads as many
 //! file ranges at once as it is told (16 by default); manifests are read once into the local
 //! content cache and from there by the next command.
 
@@ -45,6 +46,20 @@ fn index_blobs_are_fetched_side_by_side_and_all_are_seen() {
 }
 
 #[test]
+fn opening_a_repository_lists_the_epoch_blobs_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    drop(repo);
+    let slow = Arc::new(CountingStorage::new(st));
+    slow.slow_lists.store(true, Ordering::SeqCst);
+    let repo = Repository::open(slow.clone(), "pw", OpenOptions::default()).unwrap();
+    list_snapshots(&repo, None).unwrap();
+    // Markers, watermarks, compactions and range checkpoints at once; then the epochs.
+    let most = slow.lists_at_once.load(Ordering::SeqCst);
+    assert!(most >= 4, "listed {most} prefixes at once at most");
+}
+
+#[test]
 fn a_restore_reads_as_many_ranges_at_once_as_it_is_told() {
     let tmp = tempfile::tempdir().unwrap();
     let (st, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
@@ -65,7 +80,7 @@ fn a_restore_reads_as_many_ranges_at_once_as_it_is_told() {
     slow.slow_pack_reads.store(true, Ordering::SeqCst);
     let repo = Repository::open(slow.clone(), "pw", OpenOptions::default()).unwrap();
     let root = whole.root_entry.as_ref().unwrap();
-    let mut most = |parallel: usize, name: &str| {
+    let most = |parallel: usize, name: &str| {
         slow.pack_reads_at_once.store(0, Ordering::SeqCst);
         let dst = tmp.path().join(name);
         let opts = RestoreOptions {

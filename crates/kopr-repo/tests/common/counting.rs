@@ -4,9 +4,9 @@ use kopr_blob::BlobStorage;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Storage that counts the reads of each blob and how many index blobs and data packs are
-/// read at once; it can make reads of data packs panic, and reads of index blobs or data packs
-/// slow.
+/// Storage that counts the reads of each blob and how many index blobs, data packs and
+/// listings are read at once; it can make reads of data packs panic, and reads of index blobs
+/// or data packs, and listings, slow.
 #[derive(Debug)]
 pub struct CountingStorage {
     inner: Arc<dyn BlobStorage>,
@@ -25,6 +25,11 @@ pub struct CountingStorage {
     pack_reads_now: AtomicUsize,
     /// The most reads of data packs at once.
     pub pack_reads_at_once: AtomicUsize,
+    /// Whether a listing takes 50 ms.
+    pub slow_lists: AtomicBool,
+    lists_now: AtomicUsize,
+    /// The most listings at once.
+    pub lists_at_once: AtomicUsize,
 }
 
 impl CountingStorage {
@@ -40,7 +45,26 @@ impl CountingStorage {
             slow_pack_reads: AtomicBool::new(false),
             pack_reads_now: AtomicUsize::new(0),
             pack_reads_at_once: AtomicUsize::new(0),
+            slow_lists: AtomicBool::new(false),
+            lists_now: AtomicUsize::new(0),
+            lists_at_once: AtomicUsize::new(0),
         }
+    }
+
+    /// Runs `op` counted in `now` / `at_once`, after 50 ms when `slow`.
+    fn counted<T>(
+        now: &AtomicUsize,
+        at_once: &AtomicUsize,
+        slow: &AtomicBool,
+        op: impl FnOnce() -> T,
+    ) -> T {
+        at_once.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        if slow.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let r = op();
+        now.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 
     fn read(&self, id: &str, offset: u64, length: Option<u64>) -> kopr_blob::Result<Vec<u8>> {
@@ -57,13 +81,9 @@ impl CountingStorage {
             ),
             _ => return self.inner.get_blob(id, offset, length),
         };
-        at_once.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-        if slow.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let r = self.inner.get_blob(id, offset, length);
-        now.fetch_sub(1, Ordering::SeqCst);
-        r
+        Self::counted(now, at_once, slow, || {
+            self.inner.get_blob(id, offset, length)
+        })
     }
 }
 
@@ -99,7 +119,12 @@ impl BlobStorage for CountingStorage {
         prefix: &str,
         cb: &mut dyn FnMut(kopr_blob::BlobMetadata) -> kopr_blob::Result<()>,
     ) -> kopr_blob::Result<()> {
-        self.inner.list_blobs(prefix, cb)
+        Self::counted(
+            &self.lists_now,
+            &self.lists_at_once,
+            &self.slow_lists,
+            || self.inner.list_blobs(prefix, cb),
+        )
     }
     fn display_name(&self) -> String {
         self.inner.display_name()
