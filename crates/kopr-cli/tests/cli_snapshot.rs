@@ -341,3 +341,57 @@ fn progress_bar_on_a_terminal() {
     assert!(text.contains('\x1b'), "and erased: {text:?}");
     assert!(text.contains("Created snapshot with root k"), "{text:?}");
 }
+
+/// Bytes of the files under `dir` (a filesystem repository's `p` directory: its data packs).
+fn data_pack_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let md = e.metadata().unwrap();
+        total += if md.is_dir() {
+            data_pack_bytes(&e.path())
+        } else {
+            md.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn snapshot_create_compression_none_overrides_a_compressing_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("repository.config");
+    let repo = tmp.path().join("repo");
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    create_repository(&cfg, &repo);
+    ok(
+        &cfg,
+        &["policy", "set", "--global", "--compression", "zstd"],
+    );
+    let s = src.to_str().unwrap();
+    let text = |i: u32| format!("line {i} of a text that compresses well\n").repeat(50_000);
+
+    std::fs::write(src.join("t"), text(1)).unwrap();
+    let before = data_pack_bytes(&repo.join("p"));
+    ok(&cfg, &["snapshot", "create", s, "--compression", "none"]);
+    let stored = data_pack_bytes(&repo.join("p")) - before;
+    assert!(stored >= text(1).len() as u64, "{stored} bytes stored");
+
+    // Without the flag the policy's zstd applies again.
+    std::fs::write(src.join("t"), text(2)).unwrap();
+    let before = data_pack_bytes(&repo.join("p"));
+    ok(&cfg, &["snapshot", "create", s]);
+    let stored = data_pack_bytes(&repo.join("p")) - before;
+    assert!(stored < text(2).len() as u64 / 10, "{stored} bytes stored");
+
+    let out = kopr(
+        &cfg,
+        &["snapshot", "create", s, "--compression", "nonesuch"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown compression algorithm"), "{err}");
+}

@@ -31,7 +31,7 @@ use crate::repository::Repository;
 /// How a snapshot is taken.
 #[derive(Debug, Clone, Default)]
 pub struct UploadOptions {
-    /// Compressor for file contents (`None`: Kopia's default policy, no compression).
+    /// Compressor for file contents, `none` included, over the policy's (`None`: the policy's).
     pub compression: Option<String>,
     /// Free-text description.
     pub description: String,
@@ -213,7 +213,11 @@ pub fn create_snapshot(
         progress,
         on_progress,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
-        forced_compressor: compression::resolve(opts.compression.as_deref())?,
+        forced_compressor: opts
+            .compression
+            .as_deref()
+            .map(|name| compression::resolve(Some(name)))
+            .transpose()?,
         policy_compressor: compression::resolve(Some(&policy.compression.compressor_name))?,
         single_chunk: crate::object::single_chunk_limit(repo.contents())?,
         policy,

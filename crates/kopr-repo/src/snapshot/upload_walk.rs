@@ -74,8 +74,8 @@ pub(super) struct Uploader<'a> {
     pub(super) progress: Arc<ProgressCounters>,
     pub(super) on_progress: &'a mut dyn FnMut(&Progress),
     pub(super) rules: Vec<crate::ignore::Rule>,
-    /// The upload's compressor (`--compression`), over the policy's.
-    pub(super) forced_compressor: Option<&'static Compressor>,
+    /// The upload's compressor (`--compression`; `Some(None)` for none), over the policy's.
+    pub(super) forced_compressor: Option<Option<&'static Compressor>>,
     /// The policy's compressor, for the files its rules apply to.
     pub(super) policy_compressor: Option<&'static Compressor>,
     /// Files shorter than this are one chunk (see `upload_file`).
@@ -125,8 +125,8 @@ impl Uploader<'_> {
     /// The compressor of a file named `name` of `size` bytes: the upload's, else the policy's
     /// when its rules apply to the file.
     pub(super) fn compressor_for(&self, name: &str, size: i64) -> Option<&'static Compressor> {
-        if self.forced_compressor.is_some() {
-            return self.forced_compressor;
+        if let Some(forced) = self.forced_compressor {
+            return forced;
         }
         self.policy
             .compressor_for(name, size)

@@ -15,7 +15,7 @@ pub struct CreateArgs {
     /// Free-form snapshot description.
     #[arg(long, default_value = "")]
     pub description: String,
-    /// Compression for file contents (e.g. zstd-fastest); none by default, as Kopia's policy.
+    /// Compression for file contents (e.g. zstd-fastest, or none) instead of the policy's.
     #[arg(long)]
     pub compression: Option<String>,
     /// Output result in JSON format to stdout.
@@ -26,7 +26,7 @@ pub struct CreateArgs {
 /// `snapshot create`.
 pub(super) fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -> Result<()> {
     if let Some(c) = &a.compression {
-        if kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
+        if c != "none" && kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
             bail!("unknown compression algorithm {c:?}");
         }
     }
