@@ -12,7 +12,10 @@
 # S3 server can be run (s3s-fs: S3S_FS, target/tools/bin/s3s-fs or on PATH), a restore from
 # S3 on loopback with a cold and a warm local cache, against the same restore from the
 # filesystem repository (kopr and restic; borg has no S3), beside the floor of fetching every
-# pack of the bucket (`cargo run --release -p kopr-blob --example s3_fetch`).
+# pack of the bucket (`cargo run --release -p kopr-blob --example s3_fetch`) and the CPU seconds
+# the server and the client spent. The same again against an s3s-fs that reads 1 MiB at a time
+# and sends with TCP_NODELAY, as real S3 servers do, when bench/s3s_fast.sh has built it
+# (S3S_FAST, default target/tools/s3s-fast/target/release/s3s-fs).
 #
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH. All use their
 # default chunking; compression is comparable: restic 'auto' (zstd), rustic default (zstd),
@@ -127,18 +130,35 @@ for run in $(seq 1 "$runs"); do
 done
 
 # --- restore from S3 on loopback, cold and warm cache, against the filesystem restore -------
-s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
-[ -x "$s3s" ] || s3s="$(command -v s3s-fs || true)"
-if [ -n "$s3s" ]; then
+# The CPU seconds the S3 server and the command spent (utime+stime of the server, and of the
+# shell's waited-for children), so the report can tell how much of a restore the two cores
+# allowed: s3s-fs reads files 4 KiB at a time through tokio's blocking pool and takes about as
+# much CPU as the client.
+tick=$(getconf CLK_TCK)
+: > "$work/s3cpu.tsv"
+s3_timed() {
+  local s0 c0
+  s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat"); c0=$(awk '{print $16 + $17}' /proc/$$/stat)
+  timed "$@"
+  echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")\t$(awk -v a="$c0" -v t="$tick" '{print ($16 + $17 - a) / t}' /proc/$$/stat)" >> "$work/s3cpu.tsv"
+}
+fetch_bin="$here/../target/release/examples/s3_fetch"
+
+# s3_restores LABEL SERVER [ENV=VALUE...]: a bucket on SERVER (an s3s-fs binary, run with the
+# given environment), kopr's (and restic's) snapshot of the corpus in it, then per run: the
+# fetch floor, kopr's cold and warm restores and restic's, as steps LABEL-restore-cold/-warm.
+s3_restores() {
+  local label=$1 server=$2 port cfg src sid dst run
+  shift 2
   port=$((20000 + RANDOM % 20000))
   rm -rf "$work/s3data" && mkdir -p "$work/s3data/kopr" "$work/s3data/restic"
-  "$s3s" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3data" >/dev/null 2>&1 &
+  env "$@" "$server" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3data" >/dev/null 2>&1 &
   s3pid=$!
   trap 'kill $s3pid 2>/dev/null || true' EXIT
   sleep 1
   export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
   cfg="$work/kopr-s3.config" src="$work/src"
-  rm -f "$cfg" "$cfg.kopia-password"
+  rm -f "$cfg" "$cfg.kopia-password" "$cfg.kopr-key"
   "$kopr" --config-file "$cfg" repository create s3 --bucket kopr --endpoint "http://127.0.0.1:$port" \
     --access-key benchkey --secret-access-key benchsecret >/dev/null
   "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}" >/dev/null
@@ -147,39 +167,36 @@ if [ -n "$s3s" ]; then
     restic -r "s3:http://127.0.0.1:$port/restic" init >/dev/null
     restic -r "s3:http://127.0.0.1:$port/restic" backup "$src" >/dev/null
   fi
-  # The CPU seconds the S3 server and the command spent (utime+stime of the server, and of the
-  # shell's waited-for children), so the report can tell how much of a restore the two cores
-  # allowed: s3s-fs reads files 4 KiB at a time through tokio's blocking pool and takes about as
-  # much CPU as the client.
-  tick=$(getconf CLK_TCK)
-  : > "$work/s3cpu.tsv"
-  s3_timed() {
-    local s0 c0
-    s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat"); c0=$(awk '{print $16 + $17}' /proc/$$/stat)
-    timed "$@"
-    echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")\t$(awk -v a="$c0" -v t="$tick" '{print ($16 + $17 - a) / t}' /proc/$$/stat)" >> "$work/s3cpu.tsv"
-  }
-  fetch_bin="$here/../target/release/examples/s3_fetch"
   [ -x "$fetch_bin" ] || (cd "$here/.." && cargo build --quiet --release -p kopr-blob --example s3_fetch)
   for run in $(seq 1 "$runs"); do
-    # The floor: every pack of kopr's bucket fetched whole on 16 readers (as many as kopr's restore), bytes dropped.
-    s3_timed floor s3-restore-cold "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 16
+    # The floor: every pack of kopr's bucket fetched whole on 16 readers (as many as kopr's
+    # restore), bytes dropped.
+    s3_timed floor "$label-restore-cold" "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 16
     dst="$work/restore-s3"
     rm -rf "$dst" "$HOME/.cache/kopr"
-    s3_timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    s3_timed kopr "$label-restore-cold" "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
-    s3_timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
+    s3_timed kopr "$label-restore-warm" "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
     if command -v restic >/dev/null; then
       rm -rf "$HOME/.cache/restic"
-      s3_timed restic s3-restore-cold "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      s3_timed restic "$label-restore-cold" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
       rm -rf "$dst"
-      s3_timed restic s3-restore-warm "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      s3_timed restic "$label-restore-warm" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
       rm -rf "$dst"
     fi
   done
   kill $s3pid 2>/dev/null || true
-fi
+  wait $s3pid 2>/dev/null || true
+}
+
+s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
+[ -x "$s3s" ] || s3s="$(command -v s3s-fs || true)"
+[ -z "$s3s" ] || s3_restores s3 "$s3s"
+# The same against s3s-fs built by bench/s3s_fast.sh: 1 MiB reads and TCP_NODELAY, as real
+# servers (MinIO, AWS) send, so the server takes a fraction of the CPU and never stalls.
+s3fast="${S3S_FAST:-$here/../target/tools/s3s-fast/target/release/s3s-fs}"
+[ ! -x "$s3fast" ] || s3_restores s3fast "$s3fast" S3S_NODELAY=1 S3S_READ=1048576
 
 python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" <<'PY'
 import statistics, sys, collections
@@ -191,7 +208,8 @@ tools = []
 for r in rows:
     if r[0] not in tools and r[0] != "floor":
         tools.append(r[0])
-steps = ["first", "incremental", "restore", "check", "prune", "small-first", "small-newversion", "s3-restore-cold", "s3-restore-warm"]
+steps = ["first", "incremental", "restore", "check", "prune", "small-first", "small-newversion",
+         "s3-restore-cold", "s3-restore-warm", "s3fast-restore-cold", "s3fast-restore-warm"]
 print(f"corpus {sys.argv[2]} MiB, median of {sys.argv[3]} runs (wall seconds / peak RSS MiB)\n")
 print("| step | " + " | ".join(tools) + " |")
 print("|---|" + "---|" * len(tools))
@@ -228,11 +246,13 @@ except (OSError, ValueError, ZeroDivisionError):
 if ("floor", "small-first") in d and ("kopr", "small-first") in d:
     f = statistics.median(x[0] for x in d[("floor", "small-first")])
     print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
-if ("kopr", "s3-restore-cold") in d and "restore" in k:
-    print(f"kopr restore from S3 on loopback / from the filesystem: cold cache {k['s3-restore-cold'] / k['restore']:.2f}x, warm {k.get('s3-restore-warm', 0) / k['restore']:.2f}x")
-if ("floor", "s3-restore-cold") in d and ("kopr", "s3-restore-cold") in d:
-    f = statistics.median(x[0] for x in d[("floor", "s3-restore-cold")])
-    print(f"S3: fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k['s3-restore-cold']:.2f} s = {k['s3-restore-cold'] / f:.2f}x that floor")
+for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and TCP_NODELAY")):
+    cold, warm = f"{label}-restore-cold", f"{label}-restore-warm"
+    if ("kopr", cold) in d and "restore" in k:
+        print(f"kopr restore from S3 on loopback ({server}) / from the filesystem: cold cache {k[cold] / k['restore']:.2f}x, warm {k.get(warm, 0) / k['restore']:.2f}x")
+    if ("floor", cold) in d and ("kopr", cold) in d:
+        f = statistics.median(x[0] for x in d[("floor", cold)])
+        print(f"  fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k[cold]:.2f} s = {k[cold] / f:.2f}x that floor")
 try:
     cpu = collections.defaultdict(list)
     for line in open(sys.argv[4]):
