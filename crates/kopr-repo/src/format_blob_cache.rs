@@ -15,6 +15,11 @@
 //! client drop its copies ([`FormatBlobCache::forget`]) before and after the write, and every
 //! check that the stored format is still the one opened reads the storage, never this cache.
 //!
+//! kopr uses a copy only beside its check file (`<blob id>.kopr-check`: a digest of the storage's
+//! name and the copy's bytes, written with it), so a copy written for another repository
+//! sharing the directory, or by another program, is never taken for this repository's (with
+//! the same password it would decrypt). Kopia ignores the check files.
+//!
 //! A missing, unreadable, unwritable or read-only cache directory only disables this cache;
 //! nothing here is ever an error. Time comes from the injected [`Clock`] (the copy's
 //! modification time is set from it), so tests cross the validity without waiting.
@@ -47,18 +52,35 @@ pub fn effective_setting(nanos: i64) -> i64 {
     }
 }
 
-/// Whether `name` (a directory entry) is one of this cache's files or a temporary file of one.
+/// Whether `name` (a directory entry) is one of this cache's files: a copy, its check file,
+/// or a temporary file of either.
 pub fn is_cache_file_name(name: &str) -> bool {
     CACHED_BLOB_IDS
         .iter()
-        .any(|id| name == *id || name.starts_with(&format!("{id}.tmp-")))
+        .any(|id| name == *id || name.starts_with(&format!("{id}.")))
 }
 
 /// Removes the cached format blobs in `dir` (best effort).
 pub fn forget_in(dir: &Path) {
     for id in CACHED_BLOB_IDS {
         let _ = fs::remove_file(dir.join(id));
+        let _ = fs::remove_file(dir.join(check_name(id)));
     }
+}
+
+fn check_name(id: &str) -> String {
+    format!("{id}.kopr-check")
+}
+
+/// What the check file of a copy of `bytes` from the storage named `storage` holds.
+fn check_of(storage: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"kopr format blob cache v1\0");
+    h.update(storage.as_bytes());
+    h.update(b"\0");
+    h.update(bytes);
+    hex::encode(h.finalize())
 }
 
 /// Bytes of a format blob and where they came from.
@@ -121,10 +143,12 @@ impl FormatBlobCache {
         }
     }
 
-    /// The cached copy of `id`, when it is younger than the validity by the clock. A copy
-    /// dated in the future by more than the validity (a clock that jumped) is not used.
-    fn fresh(&self, id: &str) -> Option<Vec<u8>> {
-        let path = self.dir.as_ref()?.join(id);
+    /// The cached copy of `id` from `storage`, when it is younger than the validity by the
+    /// clock and its check file vouches for it. A copy dated in the future by more than the
+    /// validity (a clock that jumped) is not used.
+    fn fresh(&self, storage: &str, id: &str) -> Option<Vec<u8>> {
+        let dir = self.dir.as_ref()?;
+        let path = dir.join(id);
         let mtime = fs::metadata(&path).ok()?.modified().ok()?;
         let now: SystemTime = self.clock.now().into();
         let young = match now.duration_since(mtime) {
@@ -134,24 +158,31 @@ impl FormatBlobCache {
         if !young {
             return None;
         }
-        fs::read(&path).ok()
+        let bytes = fs::read(&path).ok()?;
+        let check = fs::read(dir.join(check_name(id))).ok()?;
+        (check == check_of(storage, &bytes).as_bytes()).then_some(bytes)
     }
 
-    /// Writes `data` as the cached copy of `id`, dated now by the clock; any failure only
-    /// leaves the copy absent.
-    fn store(&self, id: &str, data: &[u8]) {
+    /// Writes `data` from `storage` as the cached copy of `id`, dated now by the clock, and
+    /// its check file; any failure only leaves the copy unused.
+    fn store(&self, storage: &str, id: &str, data: &[u8]) {
         let Some(dir) = &self.dir else { return };
-        if self.try_store(dir, id, data).is_err() {
+        let stored = fs::create_dir_all(dir)
+            .and_then(|()| self.write_file(dir, id, data))
+            .and_then(|()| {
+                self.write_file(dir, &check_name(id), check_of(storage, data).as_bytes())
+            });
+        if stored.is_err() {
             // An old copy must not outlive a failed refresh.
             let _ = fs::remove_file(dir.join(id));
         }
     }
 
-    fn try_store(&self, dir: &Path, id: &str, data: &[u8]) -> std::io::Result<()> {
+    /// Writes `dir/name` whole or not at all (a temporary file renamed), dated by the clock.
+    fn write_file(&self, dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(
-            "{id}.tmp-{}-{}",
+            "{name}.tmp-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
@@ -160,7 +191,7 @@ impl FormatBlobCache {
             f.write_all(data)?;
             f.set_modified(self.clock.now().into())?;
             drop(f);
-            fs::rename(&tmp, dir.join(id))
+            fs::rename(&tmp, dir.join(name))
         })();
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -176,8 +207,9 @@ impl FormatBlobCache {
         id: &str,
         use_cache: bool,
     ) -> Result<Option<Fetched>> {
+        let storage = st.display_name();
         if use_cache && self.dir.is_some() {
-            if let Some(bytes) = self.fresh(id) {
+            if let Some(bytes) = self.fresh(&storage, id) {
                 return Ok(Some(Fetched {
                     bytes,
                     from_cache: true,
@@ -186,7 +218,7 @@ impl FormatBlobCache {
         }
         match st.get_blob(id, 0, None) {
             Ok(bytes) => {
-                self.store(id, &bytes);
+                self.store(&storage, id, &bytes);
                 Ok(Some(Fetched {
                     bytes,
                     from_cache: false,
@@ -195,6 +227,7 @@ impl FormatBlobCache {
             Err(BlobError::NotFound(_)) => {
                 if let Some(d) = &self.dir {
                     let _ = fs::remove_file(d.join(id));
+                    let _ = fs::remove_file(d.join(check_name(id)));
                 }
                 Ok(None)
             }
