@@ -380,7 +380,10 @@ pub fn set_client(ctx: &Context, a: SetClientArgs) -> Result<()> {
         if n < 0 {
             info("Disabling format blob cache");
         } else {
-            info(format!("Setting format blob cache duration to {}", go_nanos(n)));
+            info(format!(
+                "Setting format blob cache duration to {}",
+                go_nanos(n)
+            ));
         }
         cfg.format_blob_cache_duration = n;
         any = true;

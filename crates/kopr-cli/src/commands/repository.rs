@@ -193,7 +193,8 @@ pub fn format_cache_setting(duration: Option<&str>, disable: bool) -> Result<Opt
     match duration {
         None => Ok(None),
         Some(d) => {
-            let n = parse_duration_nanos(d).context("invalid --repository-format-cache-duration")?;
+            let n =
+                parse_duration_nanos(d).context("invalid --repository-format-cache-duration")?;
             Ok((n != 0).then_some(n))
         }
     }
