@@ -275,3 +275,21 @@ fn an_unusable_cache_directory_only_disables_the_cache() {
     e.open("pw");
     assert_eq!(e.gets(), (2, 2));
 }
+
+#[test]
+fn a_raw_format_write_drops_the_copies_it_is_given() {
+    // What `repository upgrade` does: the format read from storage, written back changed.
+    let e = env();
+    e.open("pw");
+    let mut raw = format_params::RawFormat::open(&*e.st, "pw").unwrap();
+    raw.blob_cache = kopr_repo::format_blob_cache::FormatBlobCache::new(
+        Some(e.cache.clone()),
+        0,
+        e.clock.clone(),
+    );
+    let mut c = raw.config.clone();
+    c.max_pack_size = 30 << 20;
+    raw.write_config(&*e.st, c).unwrap();
+    assert!(!e.cache.join(REPOSITORY_BLOB_ID).exists());
+    assert_eq!(pack_size_mib(&e.open("pw")), 30);
+}
