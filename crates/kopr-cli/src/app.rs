@@ -425,6 +425,16 @@ pub struct ConnectArgs {
     /// Override username used by this repository connection.
     #[arg(long = "override-username")]
     pub override_username: Option<String>,
+    /// Duration of kopia.repository format blob cache (at most 15m).
+    #[arg(
+        long = "repository-format-cache-duration",
+        hide = true,
+        value_name = "DURATION"
+    )]
+    pub repository_format_cache_duration: Option<String>,
+    /// Disable caching of kopia.repository format blob.
+    #[arg(long = "disable-repository-format-cache", hide = true)]
+    pub disable_repository_format_cache: bool,
 }
 
 /// `repository status` flags.

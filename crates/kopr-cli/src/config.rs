@@ -108,6 +108,18 @@ pub struct ConnectionConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub throttling: Option<kopr_blob::throttle::ThrottleLimits>,
+    /// Kopia's `formatBlobCacheDuration` (nanoseconds): how long the copies of the format
+    /// blobs in the cache directory are used; 0 (unset) for 15 minutes, negative: disabled.
+    #[serde(
+        rename = "formatBlobCacheDuration",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
+    pub format_blob_cache_duration: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Where the config file lives: `--config-file`, `KOPR_CONFIG_PATH`/`KOPIA_CONFIG_PATH`, else
@@ -397,6 +409,7 @@ mod tests {
             description: "d".into(),
             read_only: false,
             throttling: None,
+            format_blob_cache_duration: 0,
         };
         cfg.save(&p).unwrap();
         assert_eq!(ConnectionConfig::load(&p).unwrap(), cfg);

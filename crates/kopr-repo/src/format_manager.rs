@@ -12,6 +12,7 @@ use kopr_format::repository_blob::{
 use kopr_format::FormatError;
 
 use crate::error::{RepoError, Result};
+use crate::format_blob_cache::FormatBlobCache;
 
 /// Options of `repository create`; empty strings mean Kopia's defaults.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +54,8 @@ pub struct FormatManager {
     /// What every new pack starts with: in repositories without password change, Kopia's
     /// checksummed copy of `kopia.repository` as stored (for format recovery); else nothing.
     pub pack_prefix: Vec<u8>,
+    /// Where the format blobs were cached locally: dropped when this manager rewrites them.
+    blob_cache: FormatBlobCache,
 }
 
 /// Tool name written into new repositories.
@@ -188,6 +191,10 @@ pub trait FormatKeyCache {
     fn store(&self, unique_id: &[u8], password: &str, key: &[u8]);
 }
 
+/// A key derived from the password within one open: the unique id and key derivation it was
+/// derived for, and the key (a retry from storage does not pay for the derivation again).
+type DerivedKey = Option<(Vec<u8>, String, Vec<u8>)>;
+
 impl FormatManager {
     /// Opens the repository in `st` with `password`, trying the key remembered in `cache` first;
     /// a key that does not decrypt the format is ignored and the password derived again.
@@ -196,20 +203,100 @@ impl FormatManager {
         password: &str,
         cache: &dyn FormatKeyCache,
     ) -> Result<FormatManager> {
-        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
-            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
-        let blob = RepositoryBlob::parse(&bytes)?;
-        if let Some(key) = cache.load(&blob.unique_id, password) {
-            match Self::open_with_key_and_bytes(st, blob.clone(), &key, &bytes) {
-                Err(RepoError::InvalidPassword) => {}
-                other => return other,
+        Self::open_with_caches(st, password, cache, &FormatBlobCache::disabled())
+    }
+
+    /// [`FormatManager::open_cached`] that also takes the format blobs from `blobs` while its
+    /// copies are fresh (and refreshes them from storage otherwise). When anything fails with
+    /// a cached copy in use (a corrupt copy, another repository's, a key that does not decrypt
+    /// it, a copy older than a password change), the copies are dropped and the blobs read
+    /// from storage once more; only that second answer counts, so a wrong password is still
+    /// [`RepoError::InvalidPassword`] and a right one is never refused for a stale copy.
+    pub fn open_with_caches(
+        st: &dyn BlobStorage,
+        password: &str,
+        key_cache: &dyn FormatKeyCache,
+        blobs: &FormatBlobCache,
+    ) -> Result<FormatManager> {
+        let mut derived: DerivedKey = None;
+        if blobs.trusted() {
+            let mut used_cache = false;
+            match Self::open_once(
+                st,
+                password,
+                key_cache,
+                blobs,
+                true,
+                &mut used_cache,
+                &mut derived,
+            ) {
+                Ok(fm) => return Ok(fm),
+                Err(e) if !used_cache => return Err(e),
+                Err(_) => blobs.forget(),
             }
         }
-        let key = blob.derive_format_key(password)?;
+        let mut used_cache = false;
+        Self::open_once(
+            st,
+            password,
+            key_cache,
+            blobs,
+            false,
+            &mut used_cache,
+            &mut derived,
+        )
+    }
+
+    /// One try of [`FormatManager::open_with_caches`]: the cache is read when `use_cache`,
+    /// and `used_cache` says whether any copy was.
+    fn open_once(
+        st: &dyn BlobStorage,
+        password: &str,
+        key_cache: &dyn FormatKeyCache,
+        blobs: &FormatBlobCache,
+        use_cache: bool,
+        used_cache: &mut bool,
+        derived: &mut DerivedKey,
+    ) -> Result<FormatManager> {
+        let fetched = blobs
+            .read(st, REPOSITORY_BLOB_ID, use_cache)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        *used_cache |= fetched.from_cache;
+        let bytes = fetched.bytes;
+        let blob = RepositoryBlob::parse(&bytes)?;
+        let mut blobcfg = || -> Result<Option<Vec<u8>>> {
+            Ok(blobs.read(st, BLOBCFG_BLOB_ID, use_cache)?.map(|f| {
+                *used_cache |= f.from_cache;
+                f.bytes
+            }))
+        };
+        let attach = |mut fm: FormatManager| {
+            fm.blob_cache = blobs.clone();
+            fm
+        };
+        if let Some(key) = key_cache.load(&blob.unique_id, password) {
+            match Self::open_parts(blob.clone(), &key, &bytes, &mut blobcfg) {
+                Err(RepoError::InvalidPassword) => {}
+                other => return other.map(attach),
+            }
+        }
+        let key = match derived {
+            Some((id, algo, key)) if *id == blob.unique_id && *algo == blob.key_algo => key.clone(),
+            _ => {
+                let key = blob.derive_format_key(password)?;
+                *derived = Some((blob.unique_id.clone(), blob.key_algo.clone(), key.clone()));
+                key
+            }
+        };
         let unique_id = blob.unique_id.clone();
-        let fm = Self::open_with_key_and_bytes(st, blob, &key, &bytes)?;
-        cache.store(&unique_id, password, &key);
-        Ok(fm)
+        let fm = Self::open_parts(blob, &key, &bytes, &mut blobcfg)?;
+        key_cache.store(&unique_id, password, &key);
+        Ok(attach(fm))
+    }
+
+    /// The cache of the format blobs this manager was opened with (disabled when none).
+    pub fn blob_cache(&self) -> &FormatBlobCache {
+        &self.blob_cache
     }
 
     /// Opens the repository in `st` with `password`.
@@ -237,6 +324,19 @@ impl FormatManager {
         key: &[u8],
         format_bytes: &[u8],
     ) -> Result<FormatManager> {
+        Self::open_parts(blob, key, format_bytes, &mut || {
+            read_optional(st, BLOBCFG_BLOB_ID)
+        })
+    }
+
+    /// Opens the format blob `blob` (stored as `format_bytes`) with `key`; `blobcfg` reads
+    /// `kopia.blobcfg` once the key is known to be right.
+    fn open_parts(
+        blob: RepositoryBlob,
+        key: &[u8],
+        format_bytes: &[u8],
+        blobcfg: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+    ) -> Result<FormatManager> {
         let config = match blob.decrypt_config(key) {
             Ok(c) => c,
             Err(FormatError::Decrypt(_)) => return Err(RepoError::InvalidPassword),
@@ -244,7 +344,7 @@ impl FormatManager {
         };
         check_supported(&config)?;
         config.validate()?;
-        let blob_config = match read_optional(st, BLOBCFG_BLOB_ID)? {
+        let blob_config = match blobcfg()? {
             Some(b) => blob.decode_blobcfg(&b, key).map_err(|e| match e {
                 FormatError::Decrypt(_) => {
                     RepoError::Invalid("unable to decrypt kopia.blobcfg".into())
@@ -270,6 +370,7 @@ impl FormatManager {
             encryptor,
             pack_prefix,
             format_key: key.to_vec(),
+            blob_cache: FormatBlobCache::disabled(),
         })
     }
 
@@ -314,6 +415,8 @@ impl FormatManager {
         let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
             .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
         if RepositoryBlob::parse(&bytes)? != self.repository_blob {
+            // Opened from a stale cached copy, perhaps: the next open reads storage.
+            self.blob_cache.forget();
             return Err(RepoError::Refused(
                 "kopia.repository changed since the repository was opened; run the command again"
                     .into(),
@@ -334,18 +437,26 @@ impl FormatManager {
             retention_period: retention(&self.blob_config),
             ..PutOptions::default()
         };
-        match blobcfg {
-            None => st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?,
-            Some(cfg) if self.blob_config.is_retention_enabled() => {
-                st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
-                st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+        // The cached copies go before the writes (a crash between them leaves none) and after
+        // (a concurrent open of this client may have cached the old blobs meanwhile).
+        self.blob_cache.forget();
+        let written = (|| -> Result<()> {
+            match blobcfg {
+                None => st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?,
+                Some(cfg) if self.blob_config.is_retention_enabled() => {
+                    st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
+                    st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+                }
+                Some(cfg) => {
+                    st.delete_blob(BLOBCFG_BLOB_ID)?;
+                    st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
+                    st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
+                }
             }
-            Some(cfg) => {
-                st.delete_blob(BLOBCFG_BLOB_ID)?;
-                st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?;
-                st.put_blob(BLOBCFG_BLOB_ID, &cfg, &put)?;
-            }
-        }
+            Ok(())
+        })();
+        self.blob_cache.forget();
+        written?;
         Ok(new_key)
     }
 

@@ -27,6 +27,7 @@ use kopr_format::FormatError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
+use crate::format_blob_cache::FormatBlobCache;
 use crate::format_manager::FormatManager;
 use crate::index_cache::BlobCache;
 
@@ -225,6 +226,9 @@ pub struct RawFormat {
     pub config: RepositoryConfig,
     /// Object-lock settings.
     pub blobcfg: BlobStorageConfig,
+    /// The local copies of the format blobs, dropped by every write (and when the stored
+    /// format turns out to differ from this one); disabled unless the caller sets it.
+    pub blob_cache: FormatBlobCache,
 }
 
 impl RawFormat {
@@ -249,6 +253,7 @@ impl RawFormat {
             key,
             config,
             blobcfg,
+            blob_cache: FormatBlobCache::disabled(),
         })
     }
 
@@ -269,6 +274,8 @@ impl RawFormat {
         let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
             .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
         if RepositoryBlob::parse(&bytes)? != fm.repository_blob {
+            // Opened from a stale cached copy, perhaps: the next open reads storage.
+            fm.blob_cache().forget();
             return Err(RepoError::Invalid(
                 "kopia.repository changed since the repository was opened; run the command again"
                     .into(),
@@ -280,6 +287,7 @@ impl RawFormat {
             key: fm.format_key.clone(),
             config: fm.config.clone(),
             blobcfg: fm.blob_config.clone(),
+            blob_cache: fm.blob_cache().clone(),
         })
     }
 
@@ -297,6 +305,7 @@ impl RawFormat {
             .map_err(|e| RepoError::Invalid(format!("invalid blob-config options: {e}")))?;
         let now = read_optional(st, REPOSITORY_BLOB_ID)?.unwrap_or_default();
         if now != self.bytes {
+            self.blob_cache.forget();
             return Err(RepoError::Invalid(
                 "kopia.repository changed since it was read; run the command again".into(),
             ));
@@ -305,12 +314,19 @@ impl RawFormat {
         blob.encrypt_config(&config, &self.key)?;
         let bytes = blob.to_bytes();
         let put = put_options(blobcfg);
-        if *blobcfg != self.blobcfg {
-            let data = blob.encode_blobcfg(blobcfg, &self.key)?;
-            st.put_blob(BLOBCFG_BLOB_ID, &data, &put)?;
-            self.blobcfg = blobcfg.clone();
-        }
-        st.put_blob(REPOSITORY_BLOB_ID, &bytes, &put)?;
+        // The cached copies go before the writes and after them (see `change_password`).
+        self.blob_cache.forget();
+        let written = (|| -> Result<()> {
+            if *blobcfg != self.blobcfg {
+                let data = blob.encode_blobcfg(blobcfg, &self.key)?;
+                st.put_blob(BLOBCFG_BLOB_ID, &data, &put)?;
+                self.blobcfg = blobcfg.clone();
+            }
+            st.put_blob(REPOSITORY_BLOB_ID, &bytes, &put)?;
+            Ok(())
+        })();
+        self.blob_cache.forget();
+        written?;
         self.bytes = bytes;
         self.blob = blob;
         self.config = config;
@@ -567,7 +583,10 @@ pub fn rollback_upgrade(st: &dyn BlobStorage, raw: &RawFormat) -> Result<bool> {
     }
     let data = st.get_blob(&oldest.id, 0, None)?;
     RepositoryBlob::parse(&data)?;
-    st.put_blob(REPOSITORY_BLOB_ID, &data, &put_options(&raw.blobcfg))?;
+    raw.blob_cache.forget();
+    let put = st.put_blob(REPOSITORY_BLOB_ID, &data, &put_options(&raw.blobcfg));
+    raw.blob_cache.forget();
+    put?;
     st.delete_blob(&oldest.id)?;
     Ok(true)
 }

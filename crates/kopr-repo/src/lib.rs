@@ -13,6 +13,7 @@ pub mod content_cache;
 pub mod content_stats;
 pub mod epoch;
 pub mod error;
+pub mod format_blob_cache;
 pub mod format_manager;
 pub mod format_params;
 pub mod ignore;

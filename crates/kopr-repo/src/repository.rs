@@ -11,6 +11,7 @@ use kopr_format::repository_blob::LOCKING_PREFIXES;
 use crate::content::{ContentManager, WriterIdentity};
 use crate::content_cache::ContentCache;
 use crate::error::Result;
+use crate::format_blob_cache::FormatBlobCache;
 use crate::format_manager::{self, CreateOptions, FormatManager};
 use crate::index_cache::BlobCache;
 use crate::manifest::ManifestManager;
@@ -27,6 +28,11 @@ pub struct OpenOptions {
     pub identity: WriterIdentity,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// How long the copies of `kopia.repository` and `kopia.blobcfg` cached in `cache_dir`
+    /// are used, in nanoseconds (the connection's `formatBlobCacheDuration`): 0 for Kopia's
+    /// 15 minutes, capped at 15 minutes; negative reads storage first (see
+    /// [`crate::format_blob_cache`]).
+    pub format_blob_cache_nanos: i64,
 }
 
 impl Default for OpenOptions {
@@ -39,8 +45,19 @@ impl Default for OpenOptions {
                 host: "localhost".into(),
             },
             clock: Arc::new(SystemClock),
+            format_blob_cache_nanos: 0,
         }
     }
+}
+
+/// No remembered format keys: the password is derived on every open.
+struct NoKeyCache;
+
+impl format_manager::FormatKeyCache for NoKeyCache {
+    fn load(&self, _: &[u8], _: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn store(&self, _: &[u8], _: &str, _: &[u8]) {}
 }
 
 /// An open repository.
@@ -66,8 +83,7 @@ impl Repository {
         password: &str,
         options: OpenOptions,
     ) -> Result<Self> {
-        let format = Arc::new(FormatManager::open(&*storage, password)?);
-        Self::from_format(storage, format, options)
+        Self::open_cached(storage, password, &NoKeyCache, options)
     }
 
     /// Opens the repository in `storage`, with a cache of the password-derived key.
@@ -77,7 +93,14 @@ impl Repository {
         key_cache: &dyn crate::format_manager::FormatKeyCache,
         options: OpenOptions,
     ) -> Result<Self> {
-        let format = Arc::new(FormatManager::open_cached(&*storage, password, key_cache)?);
+        let blobs = FormatBlobCache::new(
+            options.cache_dir.clone(),
+            options.format_blob_cache_nanos,
+            options.clock.clone(),
+        );
+        let format = Arc::new(FormatManager::open_with_caches(
+            &*storage, password, key_cache, &blobs,
+        )?);
         Self::from_format(storage, format, options)
     }
 

@@ -141,7 +141,9 @@ pub fn cache(ctx: &Context, cmd: CacheCommand) -> Result<()> {
                 if let Ok(entries) = std::fs::read_dir(&dir) {
                     for e in entries.filter_map(|e| e.ok()) {
                         let name = e.file_name().to_string_lossy().into_owned();
-                        if !CACHE_PARTS.contains(&name.as_str()) {
+                        if !CACHE_PARTS.contains(&name.as_str())
+                            && !kopr_repo::format_blob_cache::is_cache_file_name(&name)
+                        {
                             bail!(
                                 "refusing to clear {}: it holds {name:?}, which is not a cache; remove it by hand",
                                 dir.display()

@@ -296,6 +296,7 @@ pub fn open_with(
             user: cfg.username.clone(),
             host: cfg.hostname.clone(),
         },
+        format_blob_cache_nanos: cfg.format_blob_cache_duration,
         ..OpenOptions::default()
     };
     let opened = match key_cache {

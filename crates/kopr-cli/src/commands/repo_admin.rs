@@ -77,6 +77,12 @@ pub struct SetClientArgs {
     /// Change hostname.
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Duration of kopia.repository format blob cache (at most 15m).
+    #[arg(long = "repository-format-cache-duration", value_name = "DURATION")]
+    pub repository_format_cache_duration: Option<String>,
+    /// Disable caching of kopia.repository format blob.
+    #[arg(long = "disable-repository-format-cache")]
+    pub disable_repository_format_cache: bool,
 }
 
 /// `repository throttle …`
@@ -365,6 +371,21 @@ pub fn set_client(ctx: &Context, a: SetClientArgs) -> Result<()> {
     if let Some(h) = a.hostname {
         info(format!("Setting local hostname to {h}"));
         cfg.hostname = h;
+        any = true;
+    }
+    if let Some(n) = super::repository::format_cache_setting(
+        a.repository_format_cache_duration.as_deref(),
+        a.disable_repository_format_cache,
+    )? {
+        if n < 0 {
+            info("Disabling format blob cache");
+        } else {
+            info(format!(
+                "Setting format blob cache duration to {}",
+                go_nanos(n)
+            ));
+        }
+        cfg.format_blob_cache_duration = n;
         any = true;
     }
     if !any {

@@ -183,6 +183,23 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64> {
     Ok(total)
 }
 
+/// The `formatBlobCacheDuration` that `--repository-format-cache-duration` and
+/// `--disable-repository-format-cache` ask for (Kopia's: disabling is -1), `None` without
+/// either flag.
+pub fn format_cache_setting(duration: Option<&str>, disable: bool) -> Result<Option<i64>> {
+    if disable {
+        return Ok(Some(-1));
+    }
+    match duration {
+        None => Ok(None),
+        Some(d) => {
+            let n =
+                parse_duration_nanos(d).context("invalid --repository-format-cache-duration")?;
+            Ok((n != 0).then_some(n))
+        }
+    }
+}
+
 /// The format choices of `repository create`'s flags.
 fn create_options(create: &crate::app::CreateArgs) -> Result<CreateOptions> {
     Ok(CreateOptions {
@@ -288,6 +305,11 @@ fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
                 &new,
             )
             .map_err(|e2| anyhow::anyhow!(e2).context(e.to_string()))?;
+            if !cfg.caching.cache_directory.is_empty() {
+                kopr_repo::format_blob_cache::forget_in(std::path::Path::new(
+                    &cfg.caching.cache_directory,
+                ));
+            }
             eprintln!("NOTE: Finished the interrupted password change.");
             let blob = kopr_format::repository_blob::RepositoryBlob::parse(&st.get_blob(
                 REPOSITORY_BLOB_ID,
@@ -352,6 +374,7 @@ fn create_repository(
         description: String::new(),
         read_only: false,
         throttling: None,
+        format_blob_cache_duration: 0,
     };
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
     let key_cache = ctx
@@ -429,6 +452,11 @@ fn connect_repository(
         .cache_directory
         .or_else(|| std::env::var_os("KOPIA_CACHE_DIRECTORY").map(PathBuf::from))
         .unwrap_or_else(|| config::default_cache_dir(&ctx.config_path));
+    let format_blob_cache_duration = format_cache_setting(
+        args.repository_format_cache_duration.as_deref(),
+        args.disable_repository_format_cache,
+    )?
+    .unwrap_or(kopr_repo::format_blob_cache::DEFAULT_VALIDITY_NANOS);
     let cfg = ConnectionConfig {
         description: args
             .description
@@ -446,11 +474,15 @@ fn connect_repository(
             .unwrap_or_else(config::current_username),
         read_only: args.readonly,
         throttling: None,
+        format_blob_cache_duration,
     };
     let password = match password {
         Some(p) => p,
         None => ctx.password("Enter password to open repository: ", false)?,
     };
+    // Copies of the format blobs left by an earlier connection (perhaps to another
+    // repository) are not trusted: this open reads the storage and caches afresh.
+    kopr_repo::format_blob_cache::forget_in(&cache_dir);
     // Opening proves the password and the format before anything is written locally.
     let cache = config::FileKeyCache::connecting(&ctx.config_path);
     let key_cache = ctx

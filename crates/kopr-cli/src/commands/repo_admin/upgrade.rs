@@ -69,10 +69,17 @@ fn open_raw(ctx: &Context) -> Result<(ConnectionConfig, Arc<dyn BlobStorage>, Ra
     }
     let st = throttled(storage::open(&cfg.storage)?, cfg.throttling);
     let password = ctx.password("Enter password to open repository: ", true)?;
-    let raw = RawFormat::open(st.as_ref(), &password).map_err(|e| match e {
+    let mut raw = RawFormat::open(st.as_ref(), &password).map_err(|e| match e {
         kopr_repo::RepoError::InvalidPassword => anyhow!("invalid repository password"),
         e => anyhow!(e).context("unable to open repository"),
     })?;
+    // The format was read from storage; the local copies are dropped by every write.
+    raw.blob_cache = kopr_repo::format_blob_cache::FormatBlobCache::new(
+        (!cfg.caching.cache_directory.is_empty())
+            .then(|| std::path::PathBuf::from(&cfg.caching.cache_directory)),
+        cfg.format_blob_cache_duration,
+        Arc::new(kopr_blob::clock::SystemClock),
+    );
     Ok((cfg, st, raw))
 }
 

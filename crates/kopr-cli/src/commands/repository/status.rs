@@ -37,7 +37,8 @@ fn status_json(ctx: &Context, cfg: &ConnectionConfig, f: &FormatManager) -> serd
         "hostname": cfg.hostname,
         "username": cfg.username,
         "enableActions": false,
-        "formatBlobCacheDuration": 900_000_000_000i64,
+        "formatBlobCacheDuration":
+            kopr_repo::format_blob_cache::effective_setting(cfg.format_blob_cache_duration),
     });
     if cfg.read_only {
         client["readonly"] = json!(true);
@@ -88,9 +89,14 @@ fn print_connection(ctx: &Context, cfg: &ConnectionConfig) {
     println!("Hostname:            {}", cfg.hostname);
     println!("Username:            {}", cfg.username);
     println!("Read-only:           {}", cfg.read_only);
-    // kopr reads the format blob afresh on every open; Kopia's default cache time is shown
-    // because Kopia's clients of the same config use it.
-    println!("Format blob cache:   15m0s");
+    // As Kopia: the setting as configured (larger values are used capped at 15 minutes).
+    match kopr_repo::format_blob_cache::effective_setting(cfg.format_blob_cache_duration) {
+        n if n > 0 => println!(
+            "Format blob cache:   {}",
+            units::duration(chrono::Duration::nanoseconds(n))
+        ),
+        _ => println!("Format blob cache:   disabled"),
+    }
     println!();
     println!("Storage type:        {}", cfg.storage.kind);
     match storage_capacity(&cfg.storage) {
