@@ -27,6 +27,20 @@ pub(crate) fn guarded<R>(what: &str, job: impl FnOnce() -> Result<R>) -> Result<
     })
 }
 
+/// Starts a scoped thread named `what` (as `top -H`, `perf` and tests see it; the kernel keeps
+/// 15 bytes of it). Like [`std::thread::Scope::spawn`], it panics when no thread can be made.
+fn spawn_named<'scope, 'env, F>(s: &'scope std::thread::Scope<'scope, 'env>, what: &str, f: F)
+where
+    F: FnOnce() + Send + 'scope,
+{
+    if let Err(e) = std::thread::Builder::new()
+        .name(what.to_string())
+        .spawn_scoped(s, f)
+    {
+        panic!("failed to start a {what} thread: {e}");
+    }
+}
+
 /// Runs `job` on every item on up to `workers` threads, items taken in order by whichever
 /// thread is free, and returns the results in the items' order, or the first error in that
 /// order. After a job fails, or once `stop` says so, no item is started any more
@@ -59,7 +73,7 @@ pub(crate) fn map<T: Sync, R: Send>(
         let slots: Vec<Mutex<Option<Result<R>>>> = items.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..workers {
-                s.spawn(|| loop {
+                spawn_named(s, what, || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     let r = run(item);
@@ -126,7 +140,7 @@ pub(crate) fn stream_counting_idle<J: Send, R>(
     let rx = Mutex::new(rx);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
-            s.spawn(|| loop {
+            spawn_named(s, what, || loop {
                 idle.fetch_add(1, Ordering::Relaxed);
                 let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
                 idle.fetch_sub(1, Ordering::Relaxed);
