@@ -4,9 +4,10 @@
 //! request for `kopia.repository` or `kopia.blobcfg` (seen through a recording relay).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use kopr_testkit::cli::Kopr;
+use kopr_testkit::relay::recording_relay;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kopr");
 
@@ -27,21 +28,11 @@ impl Env {
     }
 
     fn create(&self, extra: &[&str]) {
-        let repo = self.tmp.path().join("repo");
         let cache = self.cache();
-        let mut args = vec![
-            "repository",
-            "create",
-            "filesystem",
-            "--path",
-            repo.to_str().unwrap(),
-            "--format-block-key-derivation-algorithm",
-            "testing-only-insecure",
-            "--cache-directory",
-            cache.to_str().unwrap(),
-        ];
+        let mut args = vec!["--cache-directory", cache.to_str().unwrap()];
         args.extend_from_slice(extra);
-        self.kopr.ok(&args);
+        self.kopr
+            .create_filesystem_with(&self.tmp.path().join("repo"), &args);
     }
 
     /// The connection config's `formatBlobCacheDuration` (absent: `null`).
@@ -161,42 +152,6 @@ fn cache_clear_accepts_the_copies_and_a_readonly_connection_uses_them() {
     assert!(!e.cache().join("kopia.repository").exists());
     e.kopr.ok(&["repository", "status"]);
     assert!(e.cache().join("kopia.repository").is_file());
-}
-
-/// A plain-TCP relay on loopback to `upstream` that keeps a copy of every byte sent up it.
-fn recording_relay(upstream: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
-    use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for mut down in listener.incoming().flatten() {
-            let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                continue;
-            };
-            let (Ok(mut down_w), Ok(mut up_r)) = (down.try_clone(), up.try_clone()) else {
-                continue;
-            };
-            let record = record.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 64 << 10];
-                while let Ok(n @ 1..) = down.read(&mut buf) {
-                    record.lock().unwrap().extend_from_slice(&buf[..n]);
-                    if up.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = up.shutdown(Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut up_r, &mut down_w);
-                let _ = down_w.shutdown(Shutdown::Both);
-            });
-        }
-    });
-    (port, seen)
 }
 
 /// The request lines (`GET /bucket/kopia.repository HTTP/1.1`) recorded so far; the record

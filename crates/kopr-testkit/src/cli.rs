@@ -79,7 +79,12 @@ impl Kopr {
 
     /// Creates a filesystem repository at `repo` with a fast key derivation and connects.
     pub fn create_filesystem(&self, repo: &Path) {
-        self.ok(&[
+        self.create_filesystem_with(repo, &[]);
+    }
+
+    /// [`Kopr::create_filesystem`] with `extra` flags after the usual ones.
+    pub fn create_filesystem_with(&self, repo: &Path, extra: &[&str]) {
+        let mut args = vec![
             "repository",
             "create",
             "filesystem",
@@ -87,7 +92,9 @@ impl Kopr {
             repo.to_str().expect("utf-8 path"),
             "--format-block-key-derivation-algorithm",
             "testing-only-insecure",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 }
 

@@ -1,10 +1,11 @@
 //! Test helpers shared by kopr's test suites: deterministic pseudo-random data, so tests are
 //! reproducible and need no RNG crates, a real S3 server on loopback ([`s3`]), whole-tree
-//! comparisons ([`tree`]) and Kopia's own repositories ([`fixtures`]).
+//! comparisons ([`tree`]), a recording TCP relay ([`relay`]) and Kopia's own repositories ([`fixtures`]).
 
 pub mod cli;
 pub mod env;
 pub mod fixtures;
+pub mod relay;
 pub mod s3;
 pub mod servers;
 pub mod tree;

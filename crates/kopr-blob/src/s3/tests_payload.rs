@@ -2,49 +2,11 @@
 //! certificate checks, their SHA-256 is signed: the request builder, and uploads through a
 //! recording relay to a real S3 server (s3s-fs) on loopback.
 
-use std::sync::Arc;
-
+use kopr_testkit::relay::recording_relay;
 use kopr_testkit::s3::{S3Server, TlsProxy, ACCESS_KEY, SECRET_KEY, TEST_CA_PEM};
 
 use super::tests::opts;
 use super::*;
-
-/// A plain-TCP relay on loopback to `upstream` that keeps a copy of every byte sent up it (the
-/// requests as the server gets them, after [`TlsProxy`] took TLS off).
-fn recording_relay(upstream: u16) -> (u16, Arc<std::sync::Mutex<Vec<u8>>>) {
-    use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for mut down in listener.incoming().flatten() {
-            let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                continue;
-            };
-            let (Ok(mut down_w), Ok(mut up_r)) = (down.try_clone(), up.try_clone()) else {
-                continue;
-            };
-            let record = record.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 64 << 10];
-                while let Ok(n @ 1..) = down.read(&mut buf) {
-                    record.lock().unwrap().extend_from_slice(&buf[..n]);
-                    if up.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = up.shutdown(Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut up_r, &mut down_w);
-                let _ = down_w.shutdown(Shutdown::Both);
-            });
-        }
-    });
-    (port, seen)
-}
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
