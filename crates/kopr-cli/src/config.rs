@@ -179,6 +179,21 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 impl ConnectionConfig {
+    /// The connection's cache directory, when caching is on.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        (!self.caching.cache_directory.is_empty())
+            .then(|| PathBuf::from(&self.caching.cache_directory))
+    }
+
+    /// The local copies of the format blobs, as this connection keeps them.
+    pub fn format_blob_cache(&self) -> kopr_repo::format_blob_cache::FormatBlobCache {
+        kopr_repo::format_blob_cache::FormatBlobCache::new(
+            self.cache_dir(),
+            self.format_blob_cache_duration,
+            std::sync::Arc::new(kopr_blob::clock::SystemClock),
+        )
+    }
+
     /// Loads the config; a missing file means "not connected".
     pub fn load(path: &Path) -> Result<ConnectionConfig> {
         let data = match fs::read(path) {

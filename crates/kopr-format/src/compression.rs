@@ -408,10 +408,10 @@ fn zstd_decompress(body: &[u8], out: &mut Vec<u8>, max_output: usize, limit: u64
     }
 }
 
+mod entropy;
 /// S2 streams (klauspost/compress): chunks of `type ‖ 3-byte length ‖ body` after the stream
 /// identifier `S2sTwO`; data chunks carry a masked CRC-32C of the uncompressed bytes. Blocks
 /// are snappy blocks, plus S2's repeat-offset copies.
-mod entropy;
 pub mod s2;
 
 pub use entropy::looks_incompressible;

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -207,23 +206,8 @@ impl ContentCache {
             return;
         }
         let end = start + bytes.len() as u64;
-        let written = (|| -> std::io::Result<PathBuf> {
-            let tmp = dir.join(format!(".{:016x}.tmp", rand::random::<u64>()));
-            // The pack's directory exists but for its first range: no mkdir per range.
-            let mut f = match fs::File::create(&tmp) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir_all(&dir)?;
-                    fs::File::create(&tmp)?
-                }
-                r => r?,
-            };
-            let path = dir.join(format!("{start:x}-{end:x}"));
-            let r = f.write_all(bytes).and_then(|()| fs::rename(&tmp, &path));
-            if r.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            r.map(|()| path)
-        })();
+        let written =
+            crate::cache_file::write_whole(&dir, &format!("{start:x}-{end:x}"), bytes, None);
         if let Ok(path) = written {
             self.listed_add(pack, (start, end, path));
             self.account(bytes.len() as u64);

@@ -25,9 +25,7 @@
 //! modification time is set from it), so tests cross the validity without waiting.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -35,6 +33,7 @@ use kopr_blob::clock::{Clock, SystemClock};
 use kopr_blob::{BlobError, BlobStorage};
 use kopr_format::repository_blob::{BLOBCFG_BLOB_ID, REPOSITORY_BLOB_ID};
 
+use crate::cache_file::write_whole;
 use crate::error::Result;
 
 /// Kopia's default (and largest) validity of a cached format blob: 15 minutes, in nanoseconds.
@@ -55,6 +54,7 @@ pub fn effective_setting(nanos: i64) -> i64 {
 /// Whether `name` (a directory entry) is one of this cache's files: a copy, its check file,
 /// or a temporary file of either.
 pub fn is_cache_file_name(name: &str) -> bool {
+    let name = name.strip_prefix('.').unwrap_or(name);
     CACHED_BLOB_IDS
         .iter()
         .any(|id| name == *id || name.starts_with(&format!("{id}.")))
@@ -63,9 +63,14 @@ pub fn is_cache_file_name(name: &str) -> bool {
 /// Removes the cached format blobs in `dir` (best effort).
 pub fn forget_in(dir: &Path) {
     for id in CACHED_BLOB_IDS {
-        let _ = fs::remove_file(dir.join(id));
-        let _ = fs::remove_file(dir.join(check_name(id)));
+        remove_copy(dir, id);
     }
+}
+
+/// Removes the copy of `id` in `dir` and its check file (best effort).
+fn remove_copy(dir: &Path, id: &str) {
+    let _ = fs::remove_file(dir.join(id));
+    let _ = fs::remove_file(dir.join(check_name(id)));
 }
 
 fn check_name(id: &str) -> String {
@@ -124,11 +129,6 @@ impl FormatBlobCache {
         FormatBlobCache::new(None, -1, Arc::new(SystemClock))
     }
 
-    /// How long a cached copy is used.
-    pub fn validity(&self) -> Duration {
-        self.validity
-    }
-
     /// Whether a fresh cached copy may be used on the first read (the directory is set and
     /// the setting is not negative).
     pub fn trusted(&self) -> bool {
@@ -141,6 +141,16 @@ impl FormatBlobCache {
         if let Some(d) = &self.dir {
             forget_in(d);
         }
+    }
+
+    /// Runs `write` (a write of the format blobs) with the copies dropped before it (a crash
+    /// in between leaves none) and after it (an open by this client meanwhile may have cached
+    /// the old blobs), whatever its outcome.
+    pub(crate) fn around_write<T>(&self, write: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.forget();
+        let written = write();
+        self.forget();
+        written
     }
 
     /// The cached copy of `id` from `storage`, when it is younger than the validity by the
@@ -167,36 +177,19 @@ impl FormatBlobCache {
     /// its check file; any failure only leaves the copy unused.
     fn store(&self, storage: &str, id: &str, data: &[u8]) {
         let Some(dir) = &self.dir else { return };
-        let stored = fs::create_dir_all(dir)
-            .and_then(|()| self.write_file(dir, id, data))
-            .and_then(|()| {
-                self.write_file(dir, &check_name(id), check_of(storage, data).as_bytes())
-            });
+        let now = Some(self.clock.now().into());
+        let stored = write_whole(dir, id, data, now).and_then(|_| {
+            write_whole(
+                dir,
+                &check_name(id),
+                check_of(storage, data).as_bytes(),
+                now,
+            )
+        });
         if stored.is_err() {
             // An old copy must not outlive a failed refresh.
             let _ = fs::remove_file(dir.join(id));
         }
-    }
-
-    /// Writes `dir/name` whole or not at all (a temporary file renamed), dated by the clock.
-    fn write_file(&self, dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            "{name}.tmp-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(data)?;
-            f.set_modified(self.clock.now().into())?;
-            drop(f);
-            fs::rename(&tmp, dir.join(name))
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
     }
 
     /// Reads `id`: the fresh cached copy when `use_cache` allows it, else the storage (the
@@ -226,8 +219,7 @@ impl FormatBlobCache {
             }
             Err(BlobError::NotFound(_)) => {
                 if let Some(d) = &self.dir {
-                    let _ = fs::remove_file(d.join(id));
-                    let _ = fs::remove_file(d.join(check_name(id)));
+                    remove_copy(d, id);
                 }
                 Ok(None)
             }

@@ -195,18 +195,20 @@ pub trait FormatKeyCache {
 /// derived for, and the key (a retry from storage does not pay for the derivation again).
 type DerivedKey = Option<(Vec<u8>, String, Vec<u8>)>;
 
-impl FormatManager {
-    /// Opens the repository in `st` with `password`, trying the key remembered in `cache` first;
-    /// a key that does not decrypt the format is ignored and the password derived again.
-    pub fn open_cached(
-        st: &dyn BlobStorage,
-        password: &str,
-        cache: &dyn FormatKeyCache,
-    ) -> Result<FormatManager> {
-        Self::open_with_caches(st, password, cache, &FormatBlobCache::disabled())
-    }
+/// No remembered format keys: the password is derived on every open.
+pub(crate) struct NoKeyCache;
 
-    /// [`FormatManager::open_cached`] that also takes the format blobs from `blobs` while its
+impl FormatKeyCache for NoKeyCache {
+    fn load(&self, _: &[u8], _: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn store(&self, _: &[u8], _: &str, _: &[u8]) {}
+}
+
+impl FormatManager {
+    /// Opens the repository in `st` with `password`, trying the key remembered in `key_cache`
+    /// first (a key that does not decrypt the format is ignored and the password derived
+    /// again), and taking the format blobs from `blobs` while its
     /// copies are fresh (and refreshes them from storage otherwise). When anything fails with
     /// a cached copy in use (a corrupt copy, another repository's, a key that does not decrypt
     /// it, a copy older than a password change), the copies are dropped and the blobs read
@@ -299,13 +301,9 @@ impl FormatManager {
         &self.blob_cache
     }
 
-    /// Opens the repository in `st` with `password`.
+    /// Opens the repository in `st` with `password`, read from storage.
     pub fn open(st: &dyn BlobStorage, password: &str) -> Result<FormatManager> {
-        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
-            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
-        let blob = RepositoryBlob::parse(&bytes)?;
-        let key = blob.derive_format_key(password)?;
-        Self::open_with_key_and_bytes(st, blob, &key, &bytes)
+        Self::open_with_caches(st, password, &NoKeyCache, &FormatBlobCache::disabled())
     }
 
     /// Opens with an already-derived format key (used when parameters are rewritten).
@@ -315,16 +313,7 @@ impl FormatManager {
         key: &[u8],
     ) -> Result<FormatManager> {
         let bytes = blob.to_bytes();
-        Self::open_with_key_and_bytes(st, blob, key, &bytes)
-    }
-
-    fn open_with_key_and_bytes(
-        st: &dyn BlobStorage,
-        blob: RepositoryBlob,
-        key: &[u8],
-        format_bytes: &[u8],
-    ) -> Result<FormatManager> {
-        Self::open_parts(blob, key, format_bytes, &mut || {
+        Self::open_parts(blob, key, &bytes, &mut || {
             read_optional(st, BLOBCFG_BLOB_ID)
         })
     }
@@ -437,10 +426,7 @@ impl FormatManager {
             retention_period: retention(&self.blob_config),
             ..PutOptions::default()
         };
-        // The cached copies go before the writes (a crash between them leaves none) and after
-        // (a concurrent open of this client may have cached the old blobs meanwhile).
-        self.blob_cache.forget();
-        let written = (|| -> Result<()> {
+        self.blob_cache.around_write(|| {
             match blobcfg {
                 None => st.put_blob(REPOSITORY_BLOB_ID, &new_blob.to_bytes(), &put)?,
                 Some(cfg) if self.blob_config.is_retention_enabled() => {
@@ -454,9 +440,7 @@ impl FormatManager {
                 }
             }
             Ok(())
-        })();
-        self.blob_cache.forget();
-        written?;
+        })?;
         Ok(new_key)
     }
 

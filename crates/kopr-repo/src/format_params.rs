@@ -314,9 +314,7 @@ impl RawFormat {
         blob.encrypt_config(&config, &self.key)?;
         let bytes = blob.to_bytes();
         let put = put_options(blobcfg);
-        // The cached copies go before the writes and after them (see `change_password`).
-        self.blob_cache.forget();
-        let written = (|| -> Result<()> {
+        self.blob_cache.around_write(|| {
             if *blobcfg != self.blobcfg {
                 let data = blob.encode_blobcfg(blobcfg, &self.key)?;
                 st.put_blob(BLOBCFG_BLOB_ID, &data, &put)?;
@@ -324,9 +322,7 @@ impl RawFormat {
             }
             st.put_blob(REPOSITORY_BLOB_ID, &bytes, &put)?;
             Ok(())
-        })();
-        self.blob_cache.forget();
-        written?;
+        })?;
         self.bytes = bytes;
         self.blob = blob;
         self.config = config;
@@ -583,10 +579,9 @@ pub fn rollback_upgrade(st: &dyn BlobStorage, raw: &RawFormat) -> Result<bool> {
     }
     let data = st.get_blob(&oldest.id, 0, None)?;
     RepositoryBlob::parse(&data)?;
-    raw.blob_cache.forget();
-    let put = st.put_blob(REPOSITORY_BLOB_ID, &data, &put_options(&raw.blobcfg));
-    raw.blob_cache.forget();
-    put?;
+    raw.blob_cache.around_write(|| {
+        Ok(st.put_blob(REPOSITORY_BLOB_ID, &data, &put_options(&raw.blobcfg))?)
+    })?;
     st.delete_blob(&oldest.id)?;
     Ok(true)
 }

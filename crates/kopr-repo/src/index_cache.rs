@@ -4,7 +4,6 @@
 //! read-only cache directory only disables caching: it is never an error.
 
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// A directory of cached blobs, named by blob id.
@@ -39,17 +38,9 @@ impl BlobCache {
 
     /// Stores `data` as `id`, silently giving up on any error.
     pub fn put(&self, id: &str, data: &[u8]) {
-        let (Some(dir), Some(path)) = (self.dir.as_ref(), self.path(id)) else {
-            return;
-        };
-        let _ = (|| -> std::io::Result<()> {
-            fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!(".{id}.{}.tmp", std::process::id()));
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(data)?;
-            drop(f);
-            fs::rename(&tmp, &path)
-        })();
+        if let (Some(dir), Some(_)) = (self.dir.as_ref(), self.path(id)) {
+            let _ = crate::cache_file::write_whole(dir, id, data, None);
+        }
     }
 
     /// Removes cached blobs that are not in `keep`.

@@ -7,6 +7,7 @@
 
 #![warn(unreachable_pub)]
 
+mod cache_file;
 pub(crate) mod committed_index;
 pub mod content;
 pub mod content_cache;

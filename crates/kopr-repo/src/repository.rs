@@ -50,16 +50,6 @@ impl Default for OpenOptions {
     }
 }
 
-/// No remembered format keys: the password is derived on every open.
-struct NoKeyCache;
-
-impl format_manager::FormatKeyCache for NoKeyCache {
-    fn load(&self, _: &[u8], _: &str) -> Option<Vec<u8>> {
-        None
-    }
-    fn store(&self, _: &[u8], _: &str, _: &[u8]) {}
-}
-
 /// An open repository.
 #[derive(Debug)]
 pub struct Repository {
@@ -83,7 +73,7 @@ impl Repository {
         password: &str,
         options: OpenOptions,
     ) -> Result<Self> {
-        Self::open_cached(storage, password, &NoKeyCache, options)
+        Self::open_cached(storage, password, &format_manager::NoKeyCache, options)
     }
 
     /// Opens the repository in `storage`, with a cache of the password-derived key.

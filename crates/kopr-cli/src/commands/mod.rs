@@ -281,8 +281,7 @@ pub fn open_with(
         st
     };
     let opts = OpenOptions {
-        cache_dir: (!cfg.caching.cache_directory.is_empty())
-            .then(|| PathBuf::from(&cfg.caching.cache_directory)),
+        cache_dir: cfg.cache_dir(),
         // Kopia's content cache: worth it where every read is a network round trip.
         // (unless `cache set` gave a size).
         content_cache_bytes: cfg

@@ -305,11 +305,7 @@ fn change_password(ctx: &Context, flag: Option<String>) -> Result<()> {
                 &new,
             )
             .map_err(|e2| anyhow::anyhow!(e2).context(e.to_string()))?;
-            if !cfg.caching.cache_directory.is_empty() {
-                kopr_repo::format_blob_cache::forget_in(std::path::Path::new(
-                    &cfg.caching.cache_directory,
-                ));
-            }
+            cfg.format_blob_cache().forget();
             eprintln!("NOTE: Finished the interrupted password change.");
             let blob = kopr_format::repository_blob::RepositoryBlob::parse(&st.get_blob(
                 REPOSITORY_BLOB_ID,

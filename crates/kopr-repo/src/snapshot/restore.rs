@@ -412,11 +412,9 @@ pub(super) fn restore_file(
     Ok(n)
 }
 
-/// Sets an entry's owner (when asked), permissions and modification time on `dest`, without
-/// following a symlink. Owners go first: `chown` clears setuid and setgid. A mode of 0 is a
-/// real mode (Kopia omits the field), and a symlink has no mode of its own.
 /// Sets a restored file's owner, permissions and times through its open descriptor, before
-/// it is renamed into place (no lookups of its path). `dest` names it in errors.
+/// it is renamed into place (no lookups of its path), in [`set_metadata`]'s order. `dest`
+/// names it in errors.
 pub(super) fn set_file_metadata(
     f: &fs::File,
     e: &DirEntry,
@@ -449,6 +447,9 @@ fn system_time(nanos: i64) -> std::time::SystemTime {
     t.unwrap_or(std::time::UNIX_EPOCH)
 }
 
+/// Sets an entry's owner (when asked), permissions and modification time on `dest`, without
+/// following a symlink. Owners go first: `chown` clears setuid and setgid. A mode of 0 is a
+/// real mode (Kopia omits the field), and a symlink has no mode of its own.
 pub(super) fn set_metadata(e: &DirEntry, dest: &Path, opts: RestoreOptions) -> Result<()> {
     #[cfg(unix)]
     {

@@ -74,12 +74,7 @@ fn open_raw(ctx: &Context) -> Result<(ConnectionConfig, Arc<dyn BlobStorage>, Ra
         e => anyhow!(e).context("unable to open repository"),
     })?;
     // The format was read from storage; the local copies are dropped by every write.
-    raw.blob_cache = kopr_repo::format_blob_cache::FormatBlobCache::new(
-        (!cfg.caching.cache_directory.is_empty())
-            .then(|| std::path::PathBuf::from(&cfg.caching.cache_directory)),
-        cfg.format_blob_cache_duration,
-        Arc::new(kopr_blob::clock::SystemClock),
-    );
+    raw.blob_cache = cfg.format_blob_cache();
     Ok((cfg, st, raw))
 }
 

@@ -26,8 +26,10 @@ pub struct CreateArgs {
 /// `snapshot create`.
 pub(super) fn create(cfg: &ConnectionConfig, repo: &Repository, a: CreateArgs) -> Result<()> {
     if let Some(c) = &a.compression {
-        if c != "none" && kopr_format::compression::by_name(c).is_none_or(|c| !c.is_supported()) {
-            bail!("unknown compression algorithm {c:?}");
+        // `none` resolves to no compressor; a name known only for reading is refused too.
+        match kopr_format::compression::resolve(Some(c)) {
+            Ok(comp) if comp.is_none_or(|comp| comp.is_supported()) => {}
+            _ => bail!("unknown compression algorithm {c:?}"),
         }
     }
     if cfg.read_only {
