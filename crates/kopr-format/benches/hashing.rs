@@ -1,4 +1,6 @@
-//! Throughput of every content hash over a 1 MiB block and a 4 KiB block.
+//! Throughput of every content hash over a 1 MiB block and a 4 KiB block, and of the
+//! default hash over 1,000 short contents (0 to 4 KiB, as many small files give) hashed one
+//! at a time and side by side (`Hasher::hash_many`).
 
 mod common;
 
@@ -20,9 +22,28 @@ fn hashing(c: &mut Criterion) {
     }
 }
 
+fn hashing_short_contents(c: &mut Criterion) {
+    let data = common::random_bytes(1 << 20, 2);
+    let inputs: Vec<&[u8]> = (0..1000usize)
+        .map(|i| {
+            let (start, len) = ((i * 7919) % 4096, (i * 104_729) % 4097);
+            &data[start..start + len]
+        })
+        .collect();
+    let total: usize = inputs.iter().map(|d| d.len()).sum();
+    let h = Hasher::new(kopr_format::hashing::DEFAULT_HASH, &[7u8; 32]).unwrap();
+    let mut g = c.benchmark_group("hashing/1000-short-contents");
+    g.throughput(Throughput::Bytes(total as u64));
+    g.bench_function("one-at-a-time", |b| {
+        b.iter(|| inputs.iter().map(|d| h.hash(d)).collect::<Vec<_>>())
+    });
+    g.bench_function("side-by-side", |b| b.iter(|| h.hash_many(&inputs)));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::quick();
-    targets = hashing
+    targets = hashing, hashing_short_contents
 }
 criterion_main!(benches);

@@ -194,6 +194,35 @@ pub(crate) fn write_single_chunk(
     store_chunk(cm, data, None, compression)
 }
 
+/// Stores each of `chunks` (data, with the compressor of its file) as one object, hashing
+/// them together first where the repository compresses contents itself (index v2).
+pub(crate) fn write_single_chunks(
+    cm: &ContentManager,
+    chunks: &[(&[u8], Option<&'static Compressor>)],
+) -> Vec<Result<ObjectId>> {
+    if !cm.format().supports_content_compression() {
+        return chunks
+            .iter()
+            .map(|&(data, comp)| write_single_chunk(cm, data, comp))
+            .collect();
+    }
+    let data: Vec<&[u8]> = chunks.iter().map(|c| c.0).collect();
+    match cm.content_ids_for(&data, None) {
+        Ok(ids) => ids
+            .into_iter()
+            .zip(chunks)
+            .map(|(id, &(data, comp))| Ok(ObjectId::direct(cm.write_content_as(id, data, comp)?)))
+            .collect(),
+        Err(e) => {
+            let msg = e.to_string();
+            chunks
+                .iter()
+                .map(|_| Err(RepoError::Invalid(msg.clone())))
+                .collect()
+        }
+    }
+}
+
 /// Streams shorter than this are never cut by the repository's splitter: they are stored as
 /// one chunk.
 pub(crate) fn single_chunk_limit(cm: &ContentManager) -> Result<usize> {

@@ -289,3 +289,81 @@ fn small_files_are_stored_as_the_object_writer_stores_them() {
         assert_eq!(stored, &data[..n], "{n} bytes");
     }
 }
+
+#[test]
+fn short_files_stored_together_get_the_objects_of_one_at_a_time() {
+    // Short files are read whole and stored a batch at a time, their contents hashed side by
+    // side: each must still get the object its bytes alone give, with BLAKE3 (hashed side by
+    // side) and with another hash (one at a time), and repeated bytes must be stored once.
+    for hash in ["BLAKE3-256-128", "BLAKE2B-256-128"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        let st: Arc<dyn BlobStorage> = Arc::new(
+            kopr_blob::filesystem::FilesystemStorage::create(tmp.path().join("repo")).unwrap(),
+        );
+        let opts = kopr_repo::format_manager::CreateOptions {
+            key_derivation: kopr_format::crypto::PBKDF2_ALGORITHM.into(),
+            hash: hash.into(),
+            ..Default::default()
+        };
+        kopr_repo::Repository::create(&*st, &opts, "pw").unwrap();
+        let repo = kopr_repo::Repository::open(st.clone(), "pw", kopr_repo::OpenOptions::default())
+            .unwrap();
+        let data = random_bytes(5, 1 << 16);
+        // Lengths around blocks (64 bytes) and chunks (1 KiB) of BLAKE3, and up to 6 chunks;
+        // more files than one batch; every 10th file a copy of the one before.
+        let mut files: Vec<(String, usize, usize)> = Vec::new();
+        for i in 0..700usize {
+            let (start, len) = match (i % 10, files.last()) {
+                (9, Some(prev)) => (prev.1, prev.2),
+                _ => {
+                    let len = match i % 7 {
+                        0 => (i / 7) % 5 * 1024,
+                        1 => (i / 7) % 17 * 64,
+                        2 => (i / 7) % 5 * 1024 + 1,
+                        _ => (i * 7919) % 6200,
+                    };
+                    ((i * 131) % 1000, len)
+                }
+            };
+            fs::create_dir_all(src.join(format!("d{}", i % 3))).unwrap();
+            let name = format!("d{}/f{i:03}", i % 3);
+            fs::write(src.join(&name), &data[start..start + len]).unwrap();
+            files.push((name, start, len));
+        }
+        let m = snap(&repo, &src);
+        assert_eq!(m.stats.total_file_count, 700, "{hash}");
+        let distinct: std::collections::HashSet<&[u8]> =
+            files.iter().map(|(_, s, l)| &data[*s..s + l]).collect();
+        // One data content (no prefix) per distinct file body.
+        let data_contents = repo
+            .contents()
+            .list_contents(false)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.content_id.prefix().is_none())
+            .count();
+        assert_eq!(data_contents, distinct.len(), "{hash}");
+        let root = root_entries(&repo, &m);
+        for d in &root {
+            let bytes = kopr_repo::object::read_object(repo.contents(), &d.object_id).unwrap();
+            let dir = kopr_format::snapshot::DirManifest::decode(&bytes).unwrap();
+            for e in dir.entries {
+                let (_, start, len) = files
+                    .iter()
+                    .find(|f| f.0 == format!("{}/{}", d.name, e.name))
+                    .unwrap();
+                let body = &data[*start..start + len];
+                let id = repo.contents().content_id_for(body, None).unwrap();
+                assert_eq!(
+                    e.object_id,
+                    kopr_format::object_id::ObjectId::direct(id),
+                    "{hash} {}",
+                    e.name
+                );
+                let stored = kopr_repo::object::read_object(repo.contents(), &e.object_id).unwrap();
+                assert_eq!(stored, body, "{hash} {}", e.name);
+            }
+        }
+    }
+}

@@ -316,6 +316,28 @@ impl ContentManager {
         compression: Option<&'static Compressor>,
     ) -> Result<ContentId> {
         let id = self.content_id_for(data, prefix)?;
+        self.write_content_as(id, data, compression)
+    }
+
+    /// The content ids of many contents with the same prefix, hashed together (several times as
+    /// fast as one by one for short contents hashed with BLAKE3, see
+    /// `kopr_format::hashing::Hasher::hash_many`).
+    pub fn content_ids_for(&self, data: &[&[u8]], prefix: Option<u8>) -> Result<Vec<ContentId>> {
+        let hashes = self.format.hasher.hash_many(data);
+        hashes
+            .iter()
+            .map(|h| Ok(ContentId::new(prefix, h.as_bytes())?))
+            .collect()
+    }
+
+    /// [`ContentManager::write_content`] of `data` whose id is known: `id` must be
+    /// [`ContentManager::content_id_for`] of `data`.
+    pub fn write_content_as(
+        &self,
+        id: ContentId,
+        data: &[u8],
+        compression: Option<&'static Compressor>,
+    ) -> Result<ContentId> {
         let previous = self.known(&id)?;
         if let Some(e) = &previous {
             if !e.deleted {

@@ -13,10 +13,37 @@ use std::sync::{Arc, Condvar, Mutex};
 use kopr_format::object_id::ObjectId;
 
 use super::local_file::LocalFile;
-use super::{upload_counted, ProgressCounters};
+use super::upload::{counted_done, upload_or_keep, FileRead};
+use super::ProgressCounters;
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
 use kopr_format::compression::Compressor;
+
+/// Bytes of short files a worker keeps before storing them (see [`Workers::read_batch`]).
+const KEPT_BYTES: usize = 4 << 20;
+
+thread_local! {
+    /// Each worker's buffer of kept files, reused batch after batch.
+    static KEPT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Short files read whole and not stored yet: their bytes one after another, and each one's
+/// job (its index in the batch) and range.
+struct Kept {
+    data: Vec<u8>,
+    files: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+/// A worker's error for `job`: a panic names its file (formatted only then, not for every
+/// file).
+fn named(job: &FileJob, e: RepoError) -> RepoError {
+    match e {
+        RepoError::Worker(m) if m.starts_with("upload worker panicked") => {
+            RepoError::Worker(format!("{}: {m}", job.path.display()))
+        }
+        e => e,
+    }
+}
 
 /// A file's object and the bytes read into it.
 pub(super) type Uploaded = Result<(ObjectId, u64)>;
@@ -107,38 +134,99 @@ pub(super) struct Workers<'a> {
 impl Workers<'_> {
     /// Reads one batch of files, each into its slot (a panic while reading one file fills
     /// that file's slot with the error, and the batch goes on).
+    ///
+    /// Files short enough to be one chunk are read whole and kept, then stored together (at
+    /// the end of the batch, or once [`KEPT_BYTES`] are kept), so that their contents are
+    /// hashed side by side (`ContentManager::content_ids_for`).
     pub(super) fn read_batch(&self, batch: &[FileJob]) {
-        for job in batch {
-            let r = if (self.stop)() {
-                Err(RepoError::Canceled)
-            } else {
-                crate::parallel::guarded("upload worker", || {
-                    let file = LocalFile {
-                        path: &job.path,
-                        dir: job.dir.as_deref(),
-                        size: job.size,
-                    };
-                    upload_counted(
-                        self.repo,
-                        job.compression,
-                        &file,
-                        self.progress,
-                        Some(&self.idle),
-                        self.single_chunk,
-                    )
-                })
-                .map_err(|e| match e {
-                    // A panic names its file (formatted only then, not for every file).
-                    RepoError::Worker(m) if m.starts_with("upload worker panicked") => {
-                        RepoError::Worker(format!("{}: {m}", job.path.display()))
-                    }
-                    e => e,
-                })
-            };
-            job.slot.set(r);
+        let mut kept = Kept {
+            data: KEPT.with(|k| k.take()),
+            files: Vec::new(),
+        };
+        for (i, job) in batch.iter().enumerate() {
+            if (self.stop)() {
+                job.slot.set(Err(RepoError::Canceled));
+                continue;
+            }
+            let start = kept.data.len();
+            let r = crate::parallel::guarded("upload worker", || {
+                let file = LocalFile {
+                    path: &job.path,
+                    dir: job.dir.as_deref(),
+                    size: job.size,
+                };
+                upload_or_keep(
+                    self.repo,
+                    job.compression,
+                    &file,
+                    self.progress,
+                    Some(&self.idle),
+                    self.single_chunk,
+                    &mut kept.data,
+                )
+            });
+            match r {
+                Ok(FileRead::Stored(oid, len)) => job.slot.set(Ok((oid, len))),
+                Ok(FileRead::Kept(len)) => kept.files.push((i, start..start + len)),
+                Err(e) => {
+                    kept.data.truncate(start);
+                    job.slot.set(Err(named(job, e)));
+                }
+            }
+            if kept.data.len() >= KEPT_BYTES {
+                self.store_kept(batch, &mut kept);
+            }
         }
+        self.store_kept(batch, &mut kept);
+        KEPT.with(|k| k.set(kept.data));
     }
 
+    /// Stores the kept files, each as one chunk, and fills their slots.
+    fn store_kept(&self, batch: &[FileJob], kept: &mut Kept) {
+        if kept.files.is_empty() {
+            return;
+        }
+        let stored = if (self.stop)() {
+            Err(RepoError::Canceled)
+        } else {
+            crate::parallel::guarded("upload worker", || {
+                let chunks: Vec<(&[u8], Option<&'static Compressor>)> = kept
+                    .files
+                    .iter()
+                    .map(|(i, r)| (&kept.data[r.clone()], batch[*i].compression))
+                    .collect();
+                Ok(crate::object::write_single_chunks(
+                    self.repo.contents(),
+                    &chunks,
+                ))
+            })
+        };
+        let mut results = match stored {
+            Ok(r) => r,
+            Err(e) => {
+                let canceled = matches!(e, RepoError::Canceled);
+                let msg = e.to_string();
+                let each = || match canceled {
+                    true => RepoError::Canceled,
+                    false => RepoError::Worker(msg.clone()),
+                };
+                kept.files.iter().map(|_| Err(each())).collect()
+            }
+        }
+        .into_iter();
+        for (i, range) in kept.files.drain(..) {
+            let job = &batch[i];
+            let r = results
+                .next()
+                .unwrap_or_else(|| Err(RepoError::Worker("a kept file was not stored".into())));
+            counted_done(self.progress, r.is_ok());
+            job.slot.set(
+                r.map(|oid| (oid, range.len() as u64))
+                    .map_err(|e| named(job, e)),
+            );
+        }
+        kept.data.clear();
+    }
     /// A batch whose reader failed outside any one file: every file it did not finish fails,
     /// so the walk never waits for a slot nobody fills.
     pub(super) fn fail_unfinished(batch: &[FileJob], err: &RepoError) {

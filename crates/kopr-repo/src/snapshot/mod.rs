@@ -45,4 +45,3 @@ pub use walk::{read_dir, resolve, walk_tree, TreeVisitor, Visit, VisitFn};
 use restore::{
     create_restore_temporary, forget_restore_temporary, io_err, restore_file, set_file_metadata,
 };
-use upload::upload_counted;

@@ -57,6 +57,9 @@ pub const INCOMPLETE_CANCELED: &str = "canceled";
 ///
 /// A file that changes while it is read is stored as read: reads stop at the first end of file,
 /// so the object holds the bytes seen (Kopia does the same and records the object's length).
+///
+/// With `keep`, such a short file is not stored: its bytes are appended to `keep`, for the
+/// caller to store with others ([`FileRead::Kept`]).
 fn upload_file(
     repo: &Repository,
     compression: Option<&'static Compressor>,
@@ -64,14 +67,15 @@ fn upload_file(
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
     single_chunk: usize,
-) -> Result<(ObjectId, u64)> {
+    keep: Option<&mut Vec<u8>>,
+) -> Result<FileRead> {
     let path = file.path;
     let mut f = file.open().map_err(|e| local(path, e))?;
     thread_local! {
         /// One read buffer per thread, reused file after file (no allocation per file).
         static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    READ_BUF.with(|cell| -> Result<(ObjectId, u64)> {
+    READ_BUF.with(|cell| -> Result<FileRead> {
         let mut taken = cell.try_borrow_mut().ok();
         let mut own = Vec::new();
         let buf: &mut Vec<u8> = taken.as_deref_mut().unwrap_or(&mut own);
@@ -83,9 +87,13 @@ fn upload_file(
             })
             .map_err(|e| local(path, e))?;
         if eof && filled < single_chunk {
+            if let Some(keep) = keep {
+                keep.extend_from_slice(&buf[..filled]);
+                return Ok(FileRead::Kept(filled));
+            }
             let oid =
                 crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
-            return Ok((oid, filled as u64));
+            return Ok(FileRead::Stored(oid, filled as u64));
         }
         let mut w = ObjectWriter::new(repo.contents(), WriterOptions::file_data(compression))?;
         if let Some(spare) = spare {
@@ -104,8 +112,16 @@ fn upload_file(
                 ProgressCounters::add(&progress.hashed_bytes, n as u64);
             }
         }
-        Ok((w.result()?, total))
+        Ok(FileRead::Stored(w.result()?, total))
     })
+}
+
+/// What [`upload_file`] did with a file.
+pub(super) enum FileRead {
+    /// Stored: its object and the bytes read into it.
+    Stored(ObjectId, u64),
+    /// Read whole (this many bytes) into the caller's buffer, to be stored by the caller.
+    Kept(usize),
 }
 
 /// A failed read of the local file `path`.
@@ -129,12 +145,48 @@ pub(super) fn upload_counted(
     single_chunk: usize,
 ) -> Result<(ObjectId, u64)> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, file, progress, spare, single_chunk);
-    progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
-    if r.is_ok() {
-        ProgressCounters::add(&progress.hashed_files, 1);
+    let r = upload_file(repo, compression, file, progress, spare, single_chunk, None);
+    let r = r.and_then(|read| match read {
+        FileRead::Stored(oid, len) => Ok((oid, len)),
+        FileRead::Kept(_) => Err(RepoError::Worker("a file was kept unasked".into())),
+    });
+    counted_done(progress, r.is_ok());
+    r
+}
+
+/// [`upload_counted`] that keeps a short file's bytes in `keep` instead of storing it; the
+/// caller stores it and then calls [`counted_done`] for it.
+pub(super) fn upload_or_keep(
+    repo: &Repository,
+    compression: Option<&'static Compressor>,
+    file: &LocalFile<'_>,
+    progress: &ProgressCounters,
+    spare: Option<&AtomicUsize>,
+    single_chunk: usize,
+    keep: &mut Vec<u8>,
+) -> Result<FileRead> {
+    ProgressCounters::add(&progress.hashing_files, 1);
+    let r = upload_file(
+        repo,
+        compression,
+        file,
+        progress,
+        spare,
+        single_chunk,
+        Some(keep),
+    );
+    if !matches!(r, Ok(FileRead::Kept(_))) {
+        counted_done(progress, r.is_ok());
     }
     r
+}
+
+/// Counts a file no longer in flight, and hashed if it was stored.
+pub(super) fn counted_done(progress: &ProgressCounters, stored: bool) {
+    progress.hashing_files.fetch_sub(1, Ordering::Relaxed);
+    if stored {
+        ProgressCounters::add(&progress.hashed_files, 1);
+    }
 }
 
 /// The name of the file that marks a cache directory (<https://bford.info/cachedir/>).

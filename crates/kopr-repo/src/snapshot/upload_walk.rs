@@ -27,9 +27,12 @@ use kopr_format::compression::Compressor;
 /// Batches queued per worker before the walk waits for the workers.
 pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
 /// Files under this size are handed to the workers in batches of up to [`FILES_PER_BATCH`]
-/// files or this many bytes.
+/// files or [`BATCH_BYTES`]; a larger one on its own. Batches are large enough for a worker to hash many short files
+/// side by side (`file_pool::Workers::read_batch`), and small enough that a tree of a few
+/// hundred files still keeps every worker busy.
 const SMALL_FILE: u64 = 256 << 10;
-const FILES_PER_BATCH: usize = 64;
+const FILES_PER_BATCH: usize = 256;
+const BATCH_BYTES: u64 = 256 << 10;
 
 /// A directory walked whose files may still be being read; it is finished (its manifest
 /// written) once they are, children before parents.
@@ -372,7 +375,7 @@ impl Uploader<'_> {
                 self.batch_bytes += size;
                 if size >= SMALL_FILE
                     || self.batch.len() >= FILES_PER_BATCH
-                    || self.batch_bytes >= SMALL_FILE
+                    || self.batch_bytes >= BATCH_BYTES
                 {
                     self.send_batch()?;
                 }
