@@ -18,6 +18,9 @@ mkdir -p "$work"
 timed() {
   local tool=$1 step=$2 run=$3
   shift 4
+  # Nothing left to write back from the previous step: on 2 cores the kernel's writeback of
+  # one tool's repository would otherwise run during the next one's timed command.
+  sync
   if ! /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err.log"; then
     echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
   fi

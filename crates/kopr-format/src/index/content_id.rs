@@ -155,13 +155,22 @@ impl ContentId {
 
 impl fmt::Display for ContentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One write of the whole text: ids are printed by the hundred thousand (directory
+        // listings, logs), and a formatting call per byte cost more than the rest.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 1 + 2 * MAX_HASH_LEN];
+        let mut n = 0;
         if self.prefix != 0 {
-            write!(f, "{}", char::from(self.prefix))?;
+            text[0] = self.prefix;
+            n = 1;
         }
-        for b in self.hash() {
-            write!(f, "{b:02x}")?;
+        for &b in self.hash() {
+            text[n] = HEX[usize::from(b >> 4)];
+            text[n + 1] = HEX[usize::from(b & 15)];
+            n += 2;
         }
-        Ok(())
+        // A prefix is an ASCII letter (checked when the id is made), the rest hex digits.
+        f.write_str(std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?)
     }
 }
 

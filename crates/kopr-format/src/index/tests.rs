@@ -379,3 +379,22 @@ fn iter_prefix_finds_exactly_the_prefixed_entries_in_both_versions() {
         assert!(got(b'z').is_empty());
     }
 }
+
+#[test]
+fn content_ids_print_as_prefix_and_lowercase_hex_and_parse_back() {
+    for len in 1..=32usize {
+        let hash: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        for prefix in [None, Some(b'g'), Some(b'k'), Some(b'z')] {
+            let id = ContentId::new(prefix, &hash).unwrap();
+            let text = id.to_string();
+            let want = format!(
+                "{}{}",
+                prefix.map(char::from).map(String::from).unwrap_or_default(),
+                hex::encode(&hash)
+            );
+            assert_eq!(text, want, "{len} bytes, prefix {prefix:?}");
+            assert_eq!(text.parse::<ContentId>().unwrap(), id);
+            assert_eq!(format!("{id:?}"), format!("ContentId({want})"));
+        }
+    }
+}
