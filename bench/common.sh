@@ -13,23 +13,27 @@ command -v rustic >/dev/null && tools+=(rustic)
 results="$work/results.tsv"
 mkdir -p "$work"
 : > "$results"
+: > "$work/cpu.tsv"
 
-# timed TOOL STEP RUN -- command...: appends "tool step run seconds maxrss_kb"
+# timed TOOL STEP RUN -- command...: appends "tool step run seconds maxrss_kb" to the results,
+# and "tool step run cpu_seconds" (user + system) to $work/cpu.tsv
 timed() {
   local tool=$1 step=$2 run=$3
   shift 4
   # Nothing left to write back from the previous step: on 2 cores the kernel's writeback of
   # one tool's repository would otherwise run during the next one's timed command.
   sync
-  if ! /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err.log"; then
+  if ! /usr/bin/time -f "%e %M %U %S" "$@" >/dev/null 2>"$work/err.log"; then
     echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
   fi
   local last
   last=$(tail -1 "$work/err.log")
-  if ! echo "$last" | grep -Eq '^[0-9.]+ [0-9]+$'; then
+  if ! echo "$last" | grep -Eq '^[0-9.]+ [0-9]+ [0-9.]+ [0-9.]+$'; then
     echo "$tool $step failed:" >&2; cat "$work/err.log" >&2; exit 1
   fi
-  echo -e "$tool\t$step\t$run\t${last% *}\t${last#* }" >> "$results"
+  read -r secs rss user sys <<<"$last"
+  echo -e "$tool\t$step\t$run\t$secs\t$rss" >> "$results"
+  echo -e "$tool\t$step\t$run\t$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" >> "$work/cpu.tsv"
 }
 
 # init_repo TOOL REPO CFG: a new, empty repository of TOOL (kopr's connection in CFG)

@@ -8,7 +8,9 @@
 # Then, on a tree of SMALL_FILES (default 100000) small files: a first snapshot, and a new
 # version of the tree (a third of the files changed slightly, as a new release of a tree of
 # sources or documentation), beside the floor of reading the tree (lstat+open+read of every
-# file on every core: `cargo run --release -p kopr-repo --example read_tree`). And, where an
+# file on every core: `cargo run --release -p kopr-repo --example read_tree`); and kopr's split
+# of that time between bytes and files: the same bytes as one file, and as many empty files
+# beside their own floor. And, where an
 # S3 server can be run (s3s-fs: S3S_FS, target/tools/bin/s3s-fs or on PATH), a restore from
 # S3 on loopback with a cold and a warm local cache, against the same restore from the
 # filesystem repository (kopr and restic; borg has no S3), beside the floor of fetching every
@@ -16,6 +18,8 @@
 # the server and the client spent. The same again against an s3s-fs that reads 1 MiB at a time
 # and sends with TCP_NODELAY, as real S3 servers do, when bench/s3s_fast.sh has built it
 # (S3S_FAST, default target/tools/s3s-fast/target/release/s3s-fs).
+#
+# Every timed command starts after a `sync`, so that no step's writeback runs during the next.
 #
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH. All use their
 # default chunking; compression is comparable: restic 'auto' (zstd), rustic default (zstd),
@@ -122,6 +126,33 @@ for run in $(seq 1 "$runs"); do
     init_repo "$tool" "$repo" "$cfg"
     backup "$tool" small-first "$run" "$repo" "$cfg" "$ssrc" first
   done
+  # The split of kopr's time between files and bytes: the same bytes as one file (per-byte
+  # work alone: hashing, encryption, pack writes), and as many empty files (per-file work
+  # alone), each beside its floor.
+  sone="$work/small-onefile" sempty="$work/small-empty"
+  rm -rf "$sone" "$sempty" && mkdir -p "$sone" "$sempty"
+  python3 - "$ssrc" "$sone/all" "$sempty" <<'PYS'
+import os, sys
+src, one, empty = sys.argv[1:4]
+with open(one, "wb") as out:
+    for d, dirs, files in os.walk(src):
+        dirs.sort()
+        rel = os.path.relpath(d, src)
+        os.makedirs(os.path.join(empty, rel), exist_ok=True)
+        for f in sorted(files):
+            with open(os.path.join(d, f), "rb") as fh:
+                out.write(fh.read())
+            open(os.path.join(empty, rel, f), "wb").close()
+PYS
+  sync
+  timed floor small-empty "$run" -- "$floor_bin" "$sempty"
+  for step in onefile empty; do
+    dir="$sone"; [ "$step" = empty ] && dir="$sempty"
+    rm -rf "$work/srepo-split"
+    init_repo kopr "$work/srepo-split" "$work/kopr-split.config"
+    backup kopr "small-$step" "$run" "$work/srepo-split" "$work/kopr-split.config" "$dir" split
+  done
+  rm -rf "$sone" "$sempty" "$work/srepo-split"
   make_small "$ssrc" "$small" 1 && sync
   for tool in "${tools[@]}"; do
     repo="$work/srepo-$tool" cfg="$work/kopr-small.config"
@@ -138,6 +169,9 @@ tick=$(getconf CLK_TCK)
 : > "$work/s3cpu.tsv"
 s3_timed() {
   local s0 c0
+  # Written back before the counts start: `sync` does writeback in its own time, which would
+  # count as the client's.
+  sync
   s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat"); c0=$(awk '{print $16 + $17}' /proc/$$/stat)
   timed "$@"
   echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")\t$(awk -v a="$c0" -v t="$tick" '{print ($16 + $17 - a) / t}' /proc/$$/stat)" >> "$work/s3cpu.tsv"
@@ -198,7 +232,7 @@ s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
 s3fast="${S3S_FAST:-$here/../target/tools/s3s-fast/target/release/s3s-fs}"
 [ ! -x "$s3fast" ] || s3_restores s3fast "$s3fast" S3S_NODELAY=1 S3S_READ=1048576
 
-python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" <<'PY'
+python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" "$work/cpu.tsv" <<'PY'
 import statistics, sys, collections
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 d = collections.defaultdict(list)
@@ -225,7 +259,7 @@ for s in steps:
 sizes = [statistics.median(x[0] for x in d[(t, 'size')]) / 2**20 for t in tools]
 print("| repository | " + " | ".join(f"{s:.1f} MiB" for s in sizes) + " |")
 if "kopr" in tools:
-    k = {s: statistics.median(x[0] for x in d[("kopr", s)]) for s in steps if ("kopr", s) in d}
+    k = {s: statistics.median(x[0] for x in v) for (t, s), v in d.items() if t == "kopr"}
     print()
     for t in tools:
         if t == "kopr":
@@ -246,6 +280,11 @@ except (OSError, ValueError, ZeroDivisionError):
 if ("floor", "small-first") in d and ("kopr", "small-first") in d:
     f = statistics.median(x[0] for x in d[("floor", "small-first")])
     print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
+    if "small-onefile" in k:
+        print(f"  kopr's snapshot of the same bytes as one file (the per-byte work alone: hashing, encryption, pack writes) {k['small-onefile']:.2f} s")
+    if ("floor", "small-empty") in d and "small-empty" in k:
+        fe = statistics.median(x[0] for x in d[("floor", "small-empty")])
+        print(f"  as many empty files (the per-file work alone): floor {fe:.2f} s, kopr {k['small-empty']:.2f} s = {k['small-empty'] / fe:.2f}x")
 for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and TCP_NODELAY")):
     cold, warm = f"{label}-restore-cold", f"{label}-restore-warm"
     if ("kopr", cold) in d and "restore" in k:
@@ -267,5 +306,25 @@ try:
         print(f"S3 CPU, {tool} {step}: the server {server:.2f} s, the client {client:.2f} s; "
               f"on {cores} cores that is at least {bound:.2f} s of wall time, and it took {wall:.2f} s = {wall / bound:.2f}x")
 except (OSError, ValueError, ZeroDivisionError):
+    pass
+# The least a cold restore from S3 on loopback can take here: the filesystem restore's CPU, plus
+# the client's CPU to receive the bytes (the fetch floor's) and the server's, on every core.
+try:
+    own = collections.defaultdict(list)
+    for line in open(sys.argv[6]):
+        tool, step, _run, secs = line.split()
+        own[(tool, step)].append(float(secs))
+    fs_cpu = statistics.median(own[("kopr", "restore")])
+    for label in ("s3", "s3fast"):
+        cold = f"{label}-restore-cold"
+        if (("floor", cold) not in cpu) or (("kopr", cold) not in cpu) or "restore" not in k:
+            continue
+        receive = statistics.median(x[1] for x in cpu[("floor", cold)])
+        server = statistics.median(x[0] for x in cpu[("kopr", cold)])
+        least = (fs_cpu + receive + server) / cores
+        print(f"{label}: a cold restore cannot take less than (the filesystem restore's {fs_cpu:.2f} CPU-s + receiving "
+              f"{receive:.2f} + the server {server:.2f}) / {cores} cores = {least:.2f} s = {least / k['restore']:.2f}x the "
+              f"filesystem restore; kopr's took {k[cold]:.2f} s = {k[cold] / least:.2f}x that")
+except (OSError, ValueError, ZeroDivisionError, KeyError, statistics.StatisticsError, NameError):
     pass
 PY

@@ -58,6 +58,15 @@ pub fn encode_index(version: u32, entries: Vec<IndexEntry>) -> Result<Vec<u8>> {
     })
 }
 
+/// [`encode_index`] of borrowed entries (nothing copied): a pack's local index and the index
+/// blob of a flush, built while the writers wait.
+pub fn encode_index_refs<'a>(
+    version: u32,
+    entries: impl IntoIterator<Item = &'a IndexEntry>,
+) -> Result<Vec<u8>> {
+    Ok(kopr_format::index::encode_index_refs(version, entries)?)
+}
+
 /// A blob's metadata as Kopia serializes it in compaction logs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LoggedBlob {

@@ -64,6 +64,40 @@ pub fn encode_index_v1(entries: impl IntoIterator<Item = IndexEntry>) -> Result<
     Ok(out)
 }
 
+/// Encodes borrowed entries, in any order, as index `version` (1 or 2) with the random suffix:
+/// the bytes [`encode_index_v1`] or [`encode_index_v2`] give for the same entries (deduplicated
+/// by [`pick_winner`], sorted by id), without copying an entry.
+pub fn encode_index_refs<'a>(
+    version: u32,
+    entries: impl IntoIterator<Item = &'a IndexEntry>,
+) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&IndexEntry> = entries.into_iter().collect();
+    // Stable: entries of one id keep their order, so ties resolve as `IndexBuilder::add` does.
+    sorted.sort_by_key(|e| e.content_id);
+    let mut unique: Vec<&IndexEntry> = Vec::with_capacity(sorted.len());
+    for e in sorted {
+        match unique.last_mut() {
+            Some(last) if last.content_id == e.content_id => {
+                if pick_winner(e, last) {
+                    *last = e;
+                }
+            }
+            _ => unique.push(e),
+        }
+    }
+    let mut out = match version {
+        1 => v1::encode(&unique)?,
+        2 => v2::encode(&unique)?,
+        v => {
+            return Err(FormatError::InvalidInput(format!(
+                "unsupported index format version {v}"
+            )))
+        }
+    };
+    append_random_suffix(&mut out);
+    Ok(out)
+}
+
 /// Appends [`RANDOM_SUFFIX_LEN`] random bytes.
 pub fn append_random_suffix(out: &mut Vec<u8>) {
     let start = out.len();

@@ -77,7 +77,8 @@ const SPARE_BUFFERS: usize = BACKGROUND_WRITES;
 struct PendingUpload {
     blob_id: BlobId,
     data: Arc<Vec<u8>>,
-    items: Vec<IndexEntry>,
+    /// Its contents, whose entries wait in `WriteState::uploading_items` meanwhile.
+    items: Vec<ContentId>,
     /// Whether the trailer could be appended.
     trailer: std::result::Result<(), String>,
 }
@@ -90,7 +91,7 @@ const BACKGROUND_WRITES: usize = 2;
 #[derive(Debug)]
 struct Finished {
     blob_id: BlobId,
-    items: Vec<IndexEntry>,
+    items: Vec<ContentId>,
     result: std::result::Result<(), String>,
 }
 
@@ -480,12 +481,12 @@ impl ContentManager {
         if s.uncommitted.is_empty() {
             return self.end_session(&mut s);
         }
-        let entries: Vec<IndexEntry> = s.uncommitted.values().cloned().collect();
         let session = match &s.session {
             Some(si) => si.id.clone(),
             None => self.session_id(&mut s)?,
         };
-        let index_bytes = legacy_index::encode_index(self.format.index_version(), entries)?;
+        let index_bytes =
+            legacy_index::encode_index_refs(self.format.index_version(), s.uncommitted.values())?;
         let written = match &self.legacy {
             Some(legacy) => {
                 legacy.write_index_blobs(std::slice::from_ref(&index_bytes), &session)?

@@ -18,6 +18,7 @@ impl ContentManager {
         let st = self.st.clone();
         let background = self.background.clone();
         let failed_id = p.blob_id.clone();
+        let failed_items = p.items.clone();
         let PendingUpload {
             blob_id,
             data,
@@ -60,7 +61,7 @@ impl ContentManager {
                 bg.in_flight -= 1;
                 bg.finished.push(Finished {
                     blob_id: failed_id,
-                    items: Vec::new(),
+                    items: failed_items,
                     result: Err(format!("cannot start a pack writer: {e}")),
                 });
                 drop(bg);
@@ -218,17 +219,19 @@ impl ContentManager {
     /// trailer (padding, encrypted local index, postamble) is appended in place, so the pack
     /// is never copied; contents keep their offsets for reads while it uploads.
     pub(super) fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> PendingUpload {
-        let items: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
+        let entries: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
         let mut data = std::mem::take(&mut p.data);
         let trailer = self
-            .append_trailer(&mut data, &items)
+            .append_trailer(&mut data, &entries)
             .map_err(|e| e.to_string());
         let data = Arc::new(data);
         self.pack_started();
         s.uploading.insert(p.blob_id.clone(), data.clone());
-        for e in &items {
-            s.uploading_items.insert(e.content_id, e.clone());
-        }
+        // The entries wait in the uploading set (moved, not copied: this runs under the lock
+        // every writer takes); the pack keeps only their ids.
+        let items = entries.iter().map(|e| e.content_id).collect();
+        s.uploading_items
+            .extend(entries.into_iter().map(|e| (e.content_id, e)));
         PendingUpload {
             blob_id: p.blob_id,
             data,
@@ -270,7 +273,7 @@ impl ContentManager {
         &self,
         s: &mut WriteState,
         blob_id: &str,
-        items: Vec<IndexEntry>,
+        items: Vec<ContentId>,
         result: &std::result::Result<(), String>,
     ) {
         if let Some(data) = s.uploading.remove(blob_id) {
@@ -280,12 +283,13 @@ impl ContentManager {
                 }
             }
         }
-        for e in &items {
-            s.uploading_items.remove(&e.content_id);
-        }
+        let entries: Vec<IndexEntry> = items
+            .iter()
+            .filter_map(|id| s.uploading_items.remove(id))
+            .collect();
         match result {
             Ok(()) => {
-                for e in items {
+                for e in entries {
                     s.uncommitted.insert(e.content_id, e);
                 }
                 if let Ok(mut st) = self.stats.lock() {
@@ -298,7 +302,7 @@ impl ContentManager {
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
     pub(super) fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
-        let local_index = legacy_index::encode_index(self.format.index_version(), items.to_vec())?;
+        let local_index = legacy_index::encode_index_refs(self.format.index_version(), items)?;
         pack::finish_pack(
             out,
             &local_index,
