@@ -86,19 +86,14 @@ fn hash_side_by_side(key: &[u8; OUT_LEN], inputs: &[&[u8]]) -> Option<Vec<[u8; O
             let len = data.len().min(start + CHUNK_LEN) - start;
             let slot = slots + c;
             let counter = c as u64;
-            if len == CHUNK_LEN && chunks > 1 {
-                let blocks = BLOCKS_PER_CHUNK;
-                runs.push(Run {
-                    blocks,
-                    counter,
-                    input,
-                    start,
-                    slot,
-                });
-                continue;
-            }
-            // Every block but the last (which carries CHUNK_END, and ROOT for a lone chunk).
-            let blocks = len.div_ceil(BLOCK_LEN).max(1) - 1;
+            // A full chunk of a longer input is one run, ended with CHUNK_END. Any other
+            // chunk's run is every block but the last, which carries CHUNK_END (and ROOT for
+            // a lone chunk) and is compressed alone.
+            let whole = len == CHUNK_LEN && chunks > 1;
+            let blocks = match whole {
+                true => BLOCKS_PER_CHUNK,
+                false => len.div_ceil(BLOCK_LEN).max(1) - 1,
+            };
             if blocks > 0 {
                 runs.push(Run {
                     blocks,
@@ -107,6 +102,9 @@ fn hash_side_by_side(key: &[u8; OUT_LEN], inputs: &[&[u8]]) -> Option<Vec<[u8; O
                     start,
                     slot,
                 });
+            }
+            if whole {
+                continue;
             }
             let last = start + blocks * BLOCK_LEN;
             last_blocks.push(LastBlock {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use kopr_format::object_id::ObjectId;
 
 use super::local_file::LocalFile;
-use super::upload::{counted_done, upload_or_keep, FileRead};
+use super::upload::{counted_done, upload_counted, FileRead};
 use super::ProgressCounters;
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -155,14 +155,14 @@ impl Workers<'_> {
                     dir: job.dir.as_deref(),
                     size: job.size,
                 };
-                upload_or_keep(
+                upload_counted(
                     self.repo,
                     job.compression,
                     &file,
                     self.progress,
                     Some(&self.idle),
                     self.single_chunk,
-                    &mut kept.data,
+                    Some(&mut kept.data),
                 )
             });
             match r {

@@ -135,7 +135,9 @@ fn local(path: &Path, source: std::io::Error) -> RepoError {
 /// Size of the reads of file data.
 const READ_BUFFER: usize = 1 << 20;
 
-/// [`upload_file`] counted as a file in flight, then a hashed file.
+/// [`upload_file`] counted as a file in flight, then (once stored) as a hashed file. With
+/// `keep`, a short file's bytes are kept there instead of stored ([`FileRead::Kept`]): the
+/// caller stores it, then calls [`counted_done`] for it.
 pub(super) fn upload_counted(
     repo: &Repository,
     compression: Option<&'static Compressor>,
@@ -143,42 +145,24 @@ pub(super) fn upload_counted(
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
     single_chunk: usize,
-) -> Result<(ObjectId, u64)> {
-    ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, file, progress, spare, single_chunk, None);
-    let r = r.and_then(|read| match read {
-        FileRead::Stored(oid, len) => Ok((oid, len)),
-        FileRead::Kept(_) => Err(RepoError::Worker("a file was kept unasked".into())),
-    });
-    counted_done(progress, r.is_ok());
-    r
-}
-
-/// [`upload_counted`] that keeps a short file's bytes in `keep` instead of storing it; the
-/// caller stores it and then calls [`counted_done`] for it.
-pub(super) fn upload_or_keep(
-    repo: &Repository,
-    compression: Option<&'static Compressor>,
-    file: &LocalFile<'_>,
-    progress: &ProgressCounters,
-    spare: Option<&AtomicUsize>,
-    single_chunk: usize,
-    keep: &mut Vec<u8>,
+    keep: Option<&mut Vec<u8>>,
 ) -> Result<FileRead> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(
-        repo,
-        compression,
-        file,
-        progress,
-        spare,
-        single_chunk,
-        Some(keep),
-    );
+    let r = upload_file(repo, compression, file, progress, spare, single_chunk, keep);
     if !matches!(r, Ok(FileRead::Kept(_))) {
         counted_done(progress, r.is_ok());
     }
     r
+}
+
+impl FileRead {
+    /// The object of a file read without `keep` (which is always stored).
+    pub(super) fn stored(self) -> Result<(ObjectId, u64)> {
+        match self {
+            FileRead::Stored(oid, len) => Ok((oid, len)),
+            FileRead::Kept(_) => Err(RepoError::Worker("a file was kept unasked".into())),
+        }
+    }
 }
 
 /// Counts a file no longer in flight, and hashed if it was stored.
@@ -351,7 +335,9 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
         &up.progress,
         None,
         up.single_chunk,
-    )?;
+        None,
+    )
+    .and_then(FileRead::stored)?;
     up.stats.total_file_count = 1;
     up.stats.non_cached_files = 1;
     up.stats.total_file_size = len as i64;

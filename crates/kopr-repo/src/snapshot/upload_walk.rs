@@ -396,7 +396,9 @@ impl Uploader<'_> {
                         &self.progress,
                         None,
                         self.single_chunk,
+                        None,
                     )
+                    .and_then(super::upload::FileRead::stored)
                 };
                 slot.set(r);
             }
