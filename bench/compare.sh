@@ -161,20 +161,19 @@ PYS
 done
 
 # --- restore from S3 on loopback, cold and warm cache, against the filesystem restore -------
-# The CPU seconds the S3 server and the command spent (utime+stime of the server, and of the
-# shell's waited-for children), so the report can tell how much of a restore the two cores
-# allowed: s3s-fs reads files 4 KiB at a time through tokio's blocking pool and takes about as
-# much CPU as the client.
+# The CPU seconds the S3 server spent on each step (utime+stime of the server; the command's
+# own are in cpu.tsv, as every step's), so the report can tell how much of a restore the two
+# cores allowed: s3s-fs reads files 4 KiB at a time through tokio's blocking pool and takes
+# about as much CPU as the client.
 tick=$(getconf CLK_TCK)
 : > "$work/s3cpu.tsv"
 s3_timed() {
-  local s0 c0
-  # Written back before the counts start: `sync` does writeback in its own time, which would
-  # count as the client's.
+  local s0
+  # Written back before the count starts (timed's own `sync` then has nothing to do).
   sync
-  s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat"); c0=$(awk '{print $16 + $17}' /proc/$$/stat)
+  s0=$(awk '{print $14 + $15}' "/proc/$s3pid/stat")
   timed "$@"
-  echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")\t$(awk -v a="$c0" -v t="$tick" '{print ($16 + $17 - a) / t}' /proc/$$/stat)" >> "$work/s3cpu.tsv"
+  echo -e "$1\t$2\t$3\t$(awk -v a="$s0" -v t="$tick" '{print ($14 + $15 - a) / t}' "/proc/$s3pid/stat")" >> "$work/s3cpu.tsv"
 }
 fetch_bin="$here/../target/release/examples/s3_fetch"
 
@@ -293,14 +292,18 @@ for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and 
         f = statistics.median(x[0] for x in d[("floor", cold)])
         print(f"  fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k[cold]:.2f} s = {k[cold] / f:.2f}x that floor")
 try:
+    own = collections.defaultdict(list)
+    for line in open(sys.argv[6]):
+        tool, step, _run, secs = line.split()
+        own[(tool, step)].append(float(secs))
     cpu = collections.defaultdict(list)
     for line in open(sys.argv[4]):
-        tool, step, _run, server, client = line.split()
-        cpu[(tool, step)].append((float(server), float(client)))
+        tool, step, _run, server = line.split()
+        cpu[(tool, step)].append(float(server))
     cores = int(sys.argv[5])
     for (tool, step), v in cpu.items():
-        server = statistics.median(x[0] for x in v)
-        client = statistics.median(x[1] for x in v)
+        server = statistics.median(v)
+        client = statistics.median(own[(tool, step)])
         wall = statistics.median(x[0] for x in d[(tool, step)])
         bound = (server + client) / cores
         print(f"S3 CPU, {tool} {step}: the server {server:.2f} s, the client {client:.2f} s; "
@@ -310,17 +313,13 @@ except (OSError, ValueError, ZeroDivisionError):
 # The least a cold restore from S3 on loopback can take here: the filesystem restore's CPU, plus
 # the client's CPU to receive the bytes (the fetch floor's) and the server's, on every core.
 try:
-    own = collections.defaultdict(list)
-    for line in open(sys.argv[6]):
-        tool, step, _run, secs = line.split()
-        own[(tool, step)].append(float(secs))
     fs_cpu = statistics.median(own[("kopr", "restore")])
     for label in ("s3", "s3fast"):
         cold = f"{label}-restore-cold"
         if (("floor", cold) not in cpu) or (("kopr", cold) not in cpu) or "restore" not in k:
             continue
-        receive = statistics.median(x[1] for x in cpu[("floor", cold)])
-        server = statistics.median(x[0] for x in cpu[("kopr", cold)])
+        receive = statistics.median(own[("floor", cold)])
+        server = statistics.median(cpu[("kopr", cold)])
         least = (fs_cpu + receive + server) / cores
         print(f"{label}: a cold restore cannot take less than (the filesystem restore's {fs_cpu:.2f} CPU-s + receiving "
               f"{receive:.2f} + the server {server:.2f}) / {cores} cores = {least:.2f} s = {least / k['restore']:.2f}x the "

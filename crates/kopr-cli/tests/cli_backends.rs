@@ -132,21 +132,6 @@ fn make_tree(root: &Path, seed: u64) {
     std::fs::write(root.join("empty"), b"").unwrap();
 }
 
-/// The total size of the files under `root`.
-fn walk_sizes(root: &Path) -> u64 {
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk_sizes(&p)
-            } else {
-                std::fs::metadata(&p).unwrap().len()
-            }
-        })
-        .sum()
-}
-
 fn snapshot(case: &Case, src: &Path) -> String {
     let out = case.ok(&["snapshot", "create", src.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -179,7 +164,7 @@ fn life_cycle(case: &Case, create: &[String]) {
     let listed = case.ok(&["snapshot", "ls"]);
     assert!(listed.contains("files:11"), "{listed}");
 
-    let live: u64 = walk_sizes(&src);
+    let live: u64 = kopr_testkit::tree::bytes_under(&src);
 
     case.ok(&["snapshot", "delete", &first, "--delete"]);
     let before = case.packs();

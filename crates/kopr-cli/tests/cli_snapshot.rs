@@ -342,23 +342,6 @@ fn progress_bar_on_a_terminal() {
     assert!(text.contains("Created snapshot with root k"), "{text:?}");
 }
 
-/// Bytes of the files under `dir` (a filesystem repository's `p` directory: its data packs).
-fn data_pack_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut total = 0;
-    for e in entries.flatten() {
-        let md = e.metadata().unwrap();
-        total += if md.is_dir() {
-            data_pack_bytes(&e.path())
-        } else {
-            md.len()
-        };
-    }
-    total
-}
-
 #[test]
 fn snapshot_create_compression_none_overrides_a_compressing_policy() {
     let tmp = tempfile::tempdir().unwrap();
@@ -375,16 +358,16 @@ fn snapshot_create_compression_none_overrides_a_compressing_policy() {
     let text = |i: u32| format!("line {i} of a text that compresses well\n").repeat(50_000);
 
     std::fs::write(src.join("t"), text(1)).unwrap();
-    let before = data_pack_bytes(&repo.join("p"));
+    let before = kopr_testkit::tree::bytes_under(&repo.join("p"));
     ok(&cfg, &["snapshot", "create", s, "--compression", "none"]);
-    let stored = data_pack_bytes(&repo.join("p")) - before;
+    let stored = kopr_testkit::tree::bytes_under(&repo.join("p")) - before;
     assert!(stored >= text(1).len() as u64, "{stored} bytes stored");
 
     // Without the flag the policy's zstd applies again.
     std::fs::write(src.join("t"), text(2)).unwrap();
-    let before = data_pack_bytes(&repo.join("p"));
+    let before = kopr_testkit::tree::bytes_under(&repo.join("p"));
     ok(&cfg, &["snapshot", "create", s]);
-    let stored = data_pack_bytes(&repo.join("p")) - before;
+    let stored = kopr_testkit::tree::bytes_under(&repo.join("p")) - before;
     assert!(stored < text(2).len() as u64 / 10, "{stored} bytes stored");
 
     let out = kopr(

@@ -272,12 +272,7 @@ impl Hasher {
             Engine::HmacSha3_224(keyed) => copy_prefix(&mut full, &run_mac(keyed, parts)),
             Engine::HmacSha3_256(keyed) => copy_prefix(&mut full, &run_mac(keyed, parts)),
         }
-        // Zero what truncation drops, keeping the `ContentHash` invariant.
-        full[self.output_len..].fill(0);
-        ContentHash {
-            bytes: full,
-            len: self.output_len as u8,
-        }
+        self.truncated(&full)
     }
 
     /// Hashes each of `inputs`, in order: the same as [`Hasher::hash`] of each. BLAKE3 hashes
@@ -300,9 +295,11 @@ impl Hasher {
             .collect()
     }
 
+    /// The first `output_len` bytes of a full hash, as a `ContentHash`.
     fn truncated(&self, full_hash: &[u8]) -> ContentHash {
         let mut full = [0u8; MAX_HASH_LEN];
         copy_prefix(&mut full, full_hash);
+        // Zero what truncation drops, keeping the `ContentHash` invariant.
         full[self.output_len..].fill(0);
         ContentHash {
             bytes: full,

@@ -140,7 +140,6 @@ pub(crate) fn longest_range_checkpoints(ranges: &[RangeCheckpoint]) -> Vec<Range
     chain(0, &by_min, &mut memo).into_iter().cloned().collect()
 }
 
-/// Whether the write epoch should advance, given the index blobs of the current epoch.
 /// Lists every prefix, each on its own thread, in the order given.
 fn list_side_by_side<P: AsRef<str> + Sync>(
     st: &dyn BlobStorage,
@@ -161,6 +160,7 @@ fn list_side_by_side<P: AsRef<str> + Sync>(
     })
 }
 
+/// Whether the write epoch should advance, given the index blobs of the current epoch.
 pub(crate) fn should_advance(bms: &[BlobMetadata], params: &EpochParameters) -> bool {
     let (Some(min), Some(max)) = (
         bms.iter().map(|b| b.timestamp).min(),

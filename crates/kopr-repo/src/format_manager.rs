@@ -61,7 +61,8 @@ pub struct FormatManager {
 /// Tool name written into new repositories.
 pub const TOOL_NAME: &str = "kopr";
 
-fn read_optional(st: &dyn BlobStorage, id: &str) -> Result<Option<Vec<u8>>> {
+/// Blob `id`, or `None` when the storage has none.
+pub(crate) fn read_optional(st: &dyn BlobStorage, id: &str) -> Result<Option<Vec<u8>>> {
     match st.get_blob(id, 0, None) {
         Ok(b) => Ok(Some(b)),
         Err(BlobError::NotFound(_)) => Ok(None),
@@ -221,32 +222,28 @@ impl FormatManager {
         blobs: &FormatBlobCache,
     ) -> Result<FormatManager> {
         let mut derived: DerivedKey = None;
-        if blobs.trusted() {
+        // One try; on failure, whether a cached copy was used in it.
+        let mut open = |use_cache| {
             let mut used_cache = false;
-            match Self::open_once(
+            Self::open_once(
                 st,
                 password,
                 key_cache,
                 blobs,
-                true,
+                use_cache,
                 &mut used_cache,
                 &mut derived,
-            ) {
+            )
+            .map_err(|e| (e, used_cache))
+        };
+        if blobs.trusted() {
+            match open(true) {
                 Ok(fm) => return Ok(fm),
-                Err(e) if !used_cache => return Err(e),
-                Err(_) => blobs.forget(),
+                Err((e, false)) => return Err(e),
+                Err((_, true)) => blobs.forget(),
             }
         }
-        let mut used_cache = false;
-        Self::open_once(
-            st,
-            password,
-            key_cache,
-            blobs,
-            false,
-            &mut used_cache,
-            &mut derived,
-        )
+        open(false).map_err(|(e, _)| e)
     }
 
     /// One try of [`FormatManager::open_with_caches`]: the cache is read when `use_cache`,
@@ -294,6 +291,19 @@ impl FormatManager {
         let fm = Self::open_parts(blob, &key, &bytes, &mut blobcfg)?;
         key_cache.store(&unique_id, password, &key);
         Ok(attach(fm))
+    }
+
+    /// `kopia.repository` as stored now, when it is still the one this manager opened; `None`
+    /// after a concurrent change (or an open from a stale cached copy), with the cached
+    /// copies dropped so that the next open reads the storage.
+    pub(crate) fn stored_if_unchanged(&self, st: &dyn BlobStorage) -> Result<Option<Vec<u8>>> {
+        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
+            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
+        if RepositoryBlob::parse(&bytes)? == self.repository_blob {
+            return Ok(Some(bytes));
+        }
+        self.blob_cache.forget();
+        Ok(None)
     }
 
     /// The cache of the format blobs this manager was opened with (disabled when none).
@@ -401,11 +411,7 @@ impl FormatManager {
             ));
         }
         // The blob as stored now must be the one this manager opened (no concurrent change).
-        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
-            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
-        if RepositoryBlob::parse(&bytes)? != self.repository_blob {
-            // Opened from a stale cached copy, perhaps: the next open reads storage.
-            self.blob_cache.forget();
+        if self.stored_if_unchanged(st)?.is_none() {
             return Err(RepoError::Refused(
                 "kopia.repository changed since the repository was opened; run the command again"
                     .into(),

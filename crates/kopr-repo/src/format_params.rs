@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kopr_blob::clock::Clock;
-use kopr_blob::{BlobError, BlobMetadata, BlobStorage, PutOptions};
+use kopr_blob::{BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::index::IndexEntry;
 use kopr_format::repository_blob::{
     BlobStorageConfig, EpochParameters, RepositoryBlob, RepositoryConfig, BLOBCFG_BLOB_ID,
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
 use crate::format_blob_cache::FormatBlobCache;
-use crate::format_manager::FormatManager;
+use crate::format_manager::{read_optional, FormatManager};
 use crate::index_cache::BlobCache;
 
 /// Kopia's smallest and largest pack sizes.
@@ -92,14 +92,6 @@ fn put_options(c: &BlobStorageConfig) -> PutOptions {
         retention_period: (c.retention_period_nanos > 0)
             .then(|| std::time::Duration::from_nanos(c.retention_period_nanos as u64)),
         ..PutOptions::default()
-    }
-}
-
-fn read_optional(st: &dyn BlobStorage, id: &str) -> Result<Option<Vec<u8>>> {
-    match st.get_blob(id, 0, None) {
-        Ok(b) => Ok(Some(b)),
-        Err(BlobError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -271,16 +263,12 @@ impl RawFormat {
 
     /// The format an open repository uses; refused when the stored blob is no longer that one.
     pub fn from_manager(st: &dyn BlobStorage, fm: &FormatManager) -> Result<RawFormat> {
-        let bytes = read_optional(st, REPOSITORY_BLOB_ID)?
-            .ok_or_else(|| RepoError::NotInitialized(st.display_name()))?;
-        if RepositoryBlob::parse(&bytes)? != fm.repository_blob {
-            // Opened from a stale cached copy, perhaps: the next open reads storage.
-            fm.blob_cache().forget();
+        let Some(bytes) = fm.stored_if_unchanged(st)? else {
             return Err(RepoError::Invalid(
                 "kopia.repository changed since the repository was opened; run the command again"
                     .into(),
             ));
-        }
+        };
         Ok(RawFormat {
             bytes,
             blob: fm.repository_blob.clone(),

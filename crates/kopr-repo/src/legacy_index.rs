@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use kopr_blob::clock::Clock;
 use kopr_blob::{BlobError, BlobMetadata, BlobStorage, PutOptions};
 use kopr_format::blob_crypto;
-use kopr_format::index::{encode_index_v1, encode_index_v2, Index, IndexBuilder, IndexEntry};
+use kopr_format::index::{Index, IndexBuilder, IndexEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::committed_index::load_index_blob;
@@ -45,22 +45,9 @@ pub fn eventual_consistency_settle_time() -> Duration {
     Duration::hours(1)
 }
 
-/// Encodes index entries in the repository's index version, with Kopia's random suffix.
-pub fn encode_index(version: u32, entries: Vec<IndexEntry>) -> Result<Vec<u8>> {
-    Ok(match version {
-        1 => encode_index_v1(entries)?,
-        2 => encode_index_v2(entries)?,
-        v => {
-            return Err(RepoError::Invalid(format!(
-                "unsupported index format version {v}"
-            )))
-        }
-    })
-}
-
-/// [`encode_index`] of borrowed entries (nothing copied): a pack's local index and the index
-/// blob of a flush, built while the writers wait.
-pub fn encode_index_refs<'a>(
+/// Encodes index entries (borrowed, in any order) in the repository's index version, with
+/// Kopia's random suffix: a pack's local index, the index blob of a flush, compaction shards.
+pub fn encode_index<'a>(
     version: u32,
     entries: impl IntoIterator<Item = &'a IndexEntry>,
 ) -> Result<Vec<u8>> {
@@ -325,10 +312,7 @@ impl LegacyIndexManager {
             .shard(INDEX_SHARD_SIZE)?;
         let mut plain = Vec::with_capacity(shards.len());
         for shard in shards {
-            plain.push(encode_index(
-                self.format.index_version(),
-                shard.into_entries(),
-            )?);
+            plain.push(encode_index(self.format.index_version(), shard.entries())?);
         }
         let outputs = self.write_index_blobs(&plain, "")?;
         stats.inputs = inputs.len();

@@ -200,26 +200,22 @@ pub(crate) fn write_single_chunks(
     cm: &ContentManager,
     chunks: &[(&[u8], Option<&'static Compressor>)],
 ) -> Vec<Result<ObjectId>> {
-    if !cm.format().supports_content_compression() {
-        return chunks
-            .iter()
-            .map(|&(data, comp)| write_single_chunk(cm, data, comp))
-            .collect();
-    }
     let data: Vec<&[u8]> = chunks.iter().map(|c| c.0).collect();
-    match cm.content_ids_for(&data, None) {
-        Ok(ids) => ids
+    let ids = match cm.format().supports_content_compression() {
+        true => cm.content_ids_for(&data, None).ok(),
+        false => None,
+    };
+    match ids {
+        Some(ids) => ids
             .into_iter()
             .zip(chunks)
             .map(|(id, &(data, comp))| Ok(ObjectId::direct(cm.write_content_as(id, data, comp)?)))
             .collect(),
-        Err(e) => {
-            let msg = e.to_string();
-            chunks
-                .iter()
-                .map(|_| Err(RepoError::Invalid(msg.clone())))
-                .collect()
-        }
+        // One at a time (index v1 compresses at the object layer, before hashing).
+        None => chunks
+            .iter()
+            .map(|&(data, comp)| write_single_chunk(cm, data, comp))
+            .collect(),
     }
 }
 

@@ -487,24 +487,6 @@ fn a_file_spanning_a_missing_pack_fails_alone_and_leaves_no_temporary() {
     assert_eq!(restore_temporaries(&dst), Vec::<PathBuf>::new());
 }
 
-/// The bytes of the files under `dir`.
-fn bytes_under(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let md = e.metadata().unwrap();
-            if md.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += md.len();
-            }
-        }
-    }
-    total
-}
-
 /// Restores `root` to `dest` and requires the tree to equal `src`.
 fn restore_equal(
     repo: &Repository,
@@ -549,7 +531,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     restore_equal(&repo, &root, &src, &tmp.path().join("one"));
     assert!(pack_reads() > 0);
     each_metadata_pack_read_once(&counting);
-    let cached = bytes_under(&cache.join("contents"));
+    let cached = kopr_testkit::tree::bytes_under(&cache.join("contents"));
     assert!(cached > 200 * 4000, "{cached}");
 
     counting.gets.lock().unwrap().clear();
@@ -567,7 +549,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     fs::remove_dir_all(&cache).unwrap();
     let repo = open(100_000);
     restore_equal(&repo, &root, &src, &tmp.path().join("four"));
-    let cached = bytes_under(&cache.join("contents"));
+    let cached = kopr_testkit::tree::bytes_under(&cache.join("contents"));
     assert!(cached <= 100_000, "{cached}");
 
     // Without a limit nothing is cached.
@@ -580,7 +562,7 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
         RestoreOptions::default(),
     )
     .unwrap();
-    assert_eq!(bytes_under(&cache.join("contents")), 0);
+    assert_eq!(kopr_testkit::tree::bytes_under(&cache.join("contents")), 0);
 }
 
 /// 5 directories of 40 small files, and a large file.

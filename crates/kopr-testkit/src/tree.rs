@@ -49,6 +49,27 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The bytes of the regular files under `dir`, at any depth (0 for a missing directory): a
+/// repository's packs, a cache's contents.
+pub fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
 /// Every entry below `root` (and `root` itself as `.`), sorted by path.
 pub fn scan(root: &Path) -> Vec<Node> {
     fn node(path: String, p: &Path) -> Node {

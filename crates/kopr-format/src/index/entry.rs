@@ -5,6 +5,7 @@
 //! out in id order, and can split itself into shards by the FNV-1a hash of the id's text
 //! form, as Kopia does when an index grows too large.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::content_id::ContentId;
@@ -156,27 +157,35 @@ impl IndexBuilder {
     }
 }
 
+/// Entries (owned or borrowed) sorted by id, one per id: the winner under [`pick_winner`], an
+/// exact tie keeping the earlier entry, as [`IndexBuilder::add`] one by one would keep.
+pub(crate) fn sorted_unique<E: Borrow<IndexEntry>>(mut all: Vec<E>) -> Vec<E> {
+    // Stable: entries of one id keep their order, so ties resolve as `add` resolves them.
+    all.sort_by_key(|e| e.borrow().content_id);
+    let mut unique: Vec<E> = Vec::with_capacity(all.len());
+    for e in all {
+        match unique.last_mut() {
+            Some(last) if (*last).borrow().content_id == e.borrow().content_id => {
+                if pick_winner(e.borrow(), (*last).borrow()) {
+                    *last = e;
+                }
+            }
+            _ => unique.push(e),
+        }
+    }
+    unique
+}
+
 impl FromIterator<IndexEntry> for IndexBuilder {
     /// Builds from entries in any order as [`IndexBuilder::add`] one by one would, but sorts
     /// them once and builds the map in bulk (an index blob of a first snapshot holds an entry
     /// per file: inserting them one by one in hash order was most of its encoding time).
     fn from_iter<I: IntoIterator<Item = IndexEntry>>(iter: I) -> Self {
-        let mut all: Vec<IndexEntry> = iter.into_iter().collect();
-        // Stable: entries of one id keep their order, so ties resolve as `add` resolves them.
-        all.sort_by_key(|e| e.content_id);
-        let mut unique: Vec<IndexEntry> = Vec::with_capacity(all.len());
-        for e in all {
-            match unique.last_mut() {
-                Some(last) if last.content_id == e.content_id => {
-                    if pick_winner(&e, last) {
-                        *last = e;
-                    }
-                }
-                _ => unique.push(e),
-            }
-        }
         IndexBuilder {
-            entries: unique.into_iter().map(|e| (e.content_id, e)).collect(),
+            entries: sorted_unique(iter.into_iter().collect())
+                .into_iter()
+                .map(|e| (e.content_id, e))
+                .collect(),
         }
     }
 }

@@ -71,20 +71,7 @@ pub fn encode_index_refs<'a>(
     version: u32,
     entries: impl IntoIterator<Item = &'a IndexEntry>,
 ) -> Result<Vec<u8>> {
-    let mut sorted: Vec<&IndexEntry> = entries.into_iter().collect();
-    // Stable: entries of one id keep their order, so ties resolve as `IndexBuilder::add` does.
-    sorted.sort_by_key(|e| e.content_id);
-    let mut unique: Vec<&IndexEntry> = Vec::with_capacity(sorted.len());
-    for e in sorted {
-        match unique.last_mut() {
-            Some(last) if last.content_id == e.content_id => {
-                if pick_winner(e, last) {
-                    *last = e;
-                }
-            }
-            _ => unique.push(e),
-        }
-    }
+    let unique = entry::sorted_unique(entries.into_iter().collect());
     let mut out = match version {
         1 => v1::encode(&unique)?,
         2 => v2::encode(&unique)?,

@@ -7,9 +7,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use kopr_blob::{BlobMetadata, PutOptions};
 use kopr_format::blob_crypto;
-use kopr_format::index::{
-    encode_index_v1_stable, encode_index_v2_stable, ContentId, IndexBuilder, IndexEntry,
-};
+use kopr_format::index::{ContentId, IndexBuilder, IndexEntry};
 use rand::RngCore;
 
 use super::{local_entry, poisoned, ContentManager};
@@ -295,9 +293,9 @@ impl ContentManager {
         let mut written = Vec::with_capacity(shards.len());
         for shard in shards {
             let bytes = if self.format.index_version() == 1 {
-                encode_index_v1_stable(shard.into_entries())?
+                shard.encode_v1_stable()?
             } else {
-                encode_index_v2_stable(shard.into_entries())?
+                shard.encode_v2_stable()?
             };
             let (id, encrypted) = blob_crypto::encrypt_blob(
                 &self.format.hasher,

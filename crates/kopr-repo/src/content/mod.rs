@@ -323,7 +323,11 @@ impl ContentManager {
     /// The content ids of many contents with the same prefix, hashed together (several times as
     /// fast as one by one for short contents hashed with BLAKE3, see
     /// `kopr_format::hashing::Hasher::hash_many`).
-    pub fn content_ids_for(&self, data: &[&[u8]], prefix: Option<u8>) -> Result<Vec<ContentId>> {
+    pub(crate) fn content_ids_for(
+        &self,
+        data: &[&[u8]],
+        prefix: Option<u8>,
+    ) -> Result<Vec<ContentId>> {
         let hashes = self.format.hasher.hash_many(data);
         hashes
             .iter()
@@ -333,7 +337,7 @@ impl ContentManager {
 
     /// [`ContentManager::write_content`] of `data` whose id is known: `id` must be
     /// [`ContentManager::content_id_for`] of `data`.
-    pub fn write_content_as(
+    pub(crate) fn write_content_as(
         &self,
         id: ContentId,
         data: &[u8],
@@ -486,7 +490,7 @@ impl ContentManager {
             None => self.session_id(&mut s)?,
         };
         let index_bytes =
-            legacy_index::encode_index_refs(self.format.index_version(), s.uncommitted.values())?;
+            legacy_index::encode_index(self.format.index_version(), s.uncommitted.values())?;
         let written = match &self.legacy {
             Some(legacy) => {
                 legacy.write_index_blobs(std::slice::from_ref(&index_bytes), &session)?

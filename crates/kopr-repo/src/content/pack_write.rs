@@ -302,7 +302,7 @@ impl ContentManager {
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
     pub(super) fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
-        let local_index = legacy_index::encode_index_refs(self.format.index_version(), items)?;
+        let local_index = legacy_index::encode_index(self.format.index_version(), items)?;
         pack::finish_pack(
             out,
             &local_index,

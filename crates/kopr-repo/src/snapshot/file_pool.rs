@@ -186,8 +186,9 @@ impl Workers<'_> {
         if kept.files.is_empty() {
             return;
         }
-        let stored = if (self.stop)() {
-            Err(RepoError::Canceled)
+        let each_fails = |e: &dyn Fn() -> RepoError| kept.files.iter().map(|_| Err(e())).collect();
+        let stored: Vec<Result<ObjectId>> = if (self.stop)() {
+            each_fails(&|| RepoError::Canceled)
         } else {
             crate::parallel::guarded("upload worker", || {
                 let chunks: Vec<(&[u8], Option<&'static Compressor>)> = kept
@@ -200,20 +201,9 @@ impl Workers<'_> {
                     &chunks,
                 ))
             })
+            .unwrap_or_else(|panicked| each_fails(&|| RepoError::Worker(panicked.to_string())))
         };
-        let mut results = match stored {
-            Ok(r) => r,
-            Err(e) => {
-                let canceled = matches!(e, RepoError::Canceled);
-                let msg = e.to_string();
-                let each = || match canceled {
-                    true => RepoError::Canceled,
-                    false => RepoError::Worker(msg.clone()),
-                };
-                kept.files.iter().map(|_| Err(each())).collect()
-            }
-        }
-        .into_iter();
+        let mut results = stored.into_iter();
         for (i, range) in kept.files.drain(..) {
             let job = &batch[i];
             let r = results
@@ -227,6 +217,7 @@ impl Workers<'_> {
         }
         kept.data.clear();
     }
+
     /// A batch whose reader failed outside any one file: every file it did not finish fails,
     /// so the walk never waits for a slot nobody fills.
     pub(super) fn fail_unfinished(batch: &[FileJob], err: &RepoError) {
