@@ -4,6 +4,7 @@
 
 pub mod azure;
 pub mod clock;
+pub mod direct_write;
 pub mod fault;
 pub mod filesystem;
 pub mod gcs;
