@@ -1,8 +1,10 @@
 //! Writing a large new file without copying it into the page cache (`O_DIRECT`), for files
-//! that are written once and not read again soon: pack blobs of a filesystem repository and
-//! the ranges of the local content cache. A backup then does not push the user's own files out
-//! of the page cache, and skips a copy of every byte into it (on the 2-core VMs kopr is
-//! measured on, that copy cost more than hashing and encrypting the same bytes).
+//! that are written once, synced, and not read again soon: pack blobs of a filesystem
+//! repository. A backup then does not push the user's own files out of the page cache, and
+//! skips a copy of every byte into it (on the 2-core VMs kopr is measured on, that copy cost
+//! more than hashing and encrypting the same bytes). The local content cache does not use it:
+//! its files are read again by the next restore, and are never synced, so through the page
+//! cache a slow disk does not hold up the restore that fills it.
 //!
 //! Direct I/O needs the buffer, the length and the file offset aligned to the device's block
 //! size, so the bytes go through a reused, aligned buffer of [`BOUNCE`] bytes per thread, the

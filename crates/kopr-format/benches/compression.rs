@@ -1,5 +1,7 @@
 //! Throughput of every supported, non-deprecated compressor over 256 KiB of text-like data,
-//! compressing and decompressing (throughput counts uncompressed bytes).
+//! compressing and decompressing (throughput counts uncompressed bytes), and of the guess that
+//! skips compressing data that would not shrink (`looks_incompressible`), on a short file's
+//! worth of random bytes (counted whole) and on a chunk (sampled).
 
 mod common;
 
@@ -36,9 +38,21 @@ fn compression(c: &mut Criterion) {
     g.finish();
 }
 
+fn incompressible_guess(c: &mut Criterion) {
+    let mut g = c.benchmark_group("looks_incompressible");
+    for len in [4 << 10, 1 << 20] {
+        let data = common::random_bytes(len, 3);
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(BenchmarkId::from_parameter(len), |b| {
+            b.iter(|| assert!(compression::looks_incompressible(&data)))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::quick();
-    targets = compression
+    targets = compression, incompressible_guess
 }
 criterion_main!(benches);

@@ -13,6 +13,8 @@
 //! of the repository's encryptor (contents, pack indexes, whole-blob crypto) gets it, as
 //! Kopia wraps its encryptor.
 
+use std::ops::Range;
+
 use hkdf::Hkdf;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
@@ -192,6 +194,38 @@ impl Encryptor {
         let Some(ecc) = &self.ecc else {
             return self.open(ciphertext, content_id, out);
         };
+        let sealed = self.ecc_decode(ecc, ciphertext, content_id)?;
+        self.open(&sealed, content_id, out)
+    }
+
+    /// Decrypts `ciphertext` where it lies, without copying it first, and returns the
+    /// plaintext: a part of `ciphertext`. For readers that own the fetched bytes and need
+    /// them only once (restores, verification). Errors are those of [`Encryptor::decrypt`];
+    /// after one, `ciphertext` holds unspecified bytes.
+    pub fn decrypt_in_place<'a>(
+        &self,
+        ciphertext: &'a mut [u8],
+        content_id: &[u8],
+    ) -> Result<&'a mut [u8]> {
+        let Some(ecc) = &self.ecc else {
+            let plain = self.open_in_place(ciphertext, content_id)?;
+            return Ok(&mut ciphertext[plain]);
+        };
+        let mut sealed = self.ecc_decode(ecc, ciphertext, content_id)?;
+        let plain = self.open_in_place(&mut sealed, content_id)?;
+        // The plaintext is shorter than the error-corrected bytes that carried it.
+        let len = plain.len();
+        ciphertext[..len].copy_from_slice(&sealed[plain]);
+        Ok(&mut ciphertext[..len])
+    }
+
+    /// The sealed bytes inside error-corrected `ciphertext`.
+    fn ecc_decode(
+        &self,
+        ecc: &ReedSolomonCrc32,
+        ciphertext: &[u8],
+        content_id: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut sealed = Vec::with_capacity(ciphertext.len());
         ecc.decode(ciphertext, &mut sealed).map_err(|e| {
             FormatError::Decrypt(format!(
@@ -199,43 +233,53 @@ impl Encryptor {
                 hex::encode(content_id)
             ))
         })?;
-        self.open(&sealed, content_id, out)
+        Ok(sealed)
     }
 
     /// The AEAD part of [`Encryptor::decrypt`].
     fn open(&self, ciphertext: &[u8], content_id: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        if ciphertext.len() < OVERHEAD {
-            return Err(FormatError::Decrypt(format!(
-                "ciphertext too short: {} bytes",
-                ciphertext.len()
-            )));
-        }
-        let (nonce, body_and_tag) = ciphertext.split_at(NONCE_LEN);
-        let mut n = [0u8; NONCE_LEN];
-        n.copy_from_slice(nonce);
-        let key = self.content_key(content_id);
+        let nonce = nonce_of(ciphertext)?;
         let start = out.len();
-        out.extend_from_slice(body_and_tag);
-        let opened = key
-            .open_in_place(
-                Nonce::assume_unique_for_key(n),
-                Aad::from(content_id),
-                &mut out[start..],
-            )
-            .map(|plain| plain.len());
-        match opened {
+        out.extend_from_slice(&ciphertext[NONCE_LEN..]);
+        match self.open_body(nonce, content_id, &mut out[start..]) {
             Ok(len) => {
                 out.truncate(start + len);
                 Ok(())
             }
-            Err(_) => {
+            Err(e) => {
                 out.truncate(start);
-                Err(FormatError::Decrypt(format!(
-                    "cannot decrypt content {}: wrong key or corrupted data",
-                    hex::encode(content_id)
-                )))
+                Err(e)
             }
         }
+    }
+
+    /// The AEAD part of [`Encryptor::decrypt_in_place`]: where in `sealed` the plaintext is.
+    fn open_in_place(&self, sealed: &mut [u8], content_id: &[u8]) -> Result<Range<usize>> {
+        let nonce = nonce_of(sealed)?;
+        let len = self.open_body(nonce, content_id, &mut sealed[NONCE_LEN..])?;
+        Ok(NONCE_LEN..NONCE_LEN + len)
+    }
+
+    /// Authenticates and decrypts `body_and_tag` in place; the plaintext's length.
+    fn open_body(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        content_id: &[u8],
+        body_and_tag: &mut [u8],
+    ) -> Result<usize> {
+        self.content_key(content_id)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(content_id),
+                body_and_tag,
+            )
+            .map(|plain| plain.len())
+            .map_err(|_| {
+                FormatError::Decrypt(format!(
+                    "cannot decrypt content {}: wrong key or corrupted data",
+                    hex::encode(content_id)
+                ))
+            })
     }
 
     /// Bytes that encryption adds to a plaintext (nonce and tag): 28. Error correction, when
@@ -247,6 +291,21 @@ impl Encryptor {
     /// The algorithm's name, as stored in the repository format.
     pub fn algorithm(&self) -> &str {
         self.algorithm
+    }
+}
+
+/// The nonce at the start of sealed bytes, which must be long enough to hold nonce and tag.
+fn nonce_of(sealed: &[u8]) -> Result<[u8; NONCE_LEN]> {
+    match sealed.get(..NONCE_LEN) {
+        Some(n) if sealed.len() >= OVERHEAD => {
+            let mut nonce = [0u8; NONCE_LEN];
+            nonce.copy_from_slice(n);
+            Ok(nonce)
+        }
+        _ => Err(FormatError::Decrypt(format!(
+            "ciphertext too short: {} bytes",
+            sealed.len()
+        ))),
     }
 }
 
@@ -352,6 +411,42 @@ mod tests {
                 enc.decrypt(&ct1, b"content-1", &mut pt).unwrap();
                 enc.decrypt(&ct2, b"content-1", &mut pt).unwrap();
                 assert_eq!(pt, [&data[..len], &data[..len]].concat());
+            }
+        }
+    }
+
+    #[test]
+    fn decrypting_in_place_gives_what_decrypt_gives_and_rejects_what_it_rejects() {
+        let ecc = || crate::ecc::ReedSolomonCrc32::new(2).unwrap();
+        let with_ecc = all_encryptors()
+            .into_iter()
+            .map(|e| e.with_ecc(Some(ecc())));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+        for enc in all_encryptors().into_iter().chain(with_ecc) {
+            for len in [0, 1, 17, 4096, data.len()] {
+                let mut ct = Vec::new();
+                enc.encrypt(&data[..len], b"cid", &mut ct);
+                let mut copied = Vec::new();
+                enc.decrypt(&ct, b"cid", &mut copied).unwrap();
+                let mut in_place = ct.clone();
+                let plain = enc.decrypt_in_place(&mut in_place, b"cid").unwrap();
+                assert_eq!(plain, &data[..len]);
+                assert_eq!(plain, &copied[..]);
+                // another id, damage past what ECC repairs, or a short input: errors
+                let mut other = ct.clone();
+                assert!(enc.decrypt_in_place(&mut other, b"cie").is_err());
+                let mut bad = ct.clone();
+                for b in &mut bad {
+                    *b ^= 0x11;
+                }
+                assert!(matches!(
+                    enc.decrypt_in_place(&mut bad, b"cid"),
+                    Err(FormatError::Decrypt(_))
+                ));
+            }
+            for len in 0..OVERHEAD {
+                let mut short = vec![0u8; len];
+                assert!(enc.decrypt_in_place(&mut short, b"cid").is_err());
             }
         }
     }

@@ -306,9 +306,9 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
     let Some(entry) = cm.stored_entry(id)? else {
         return cm.get_content(id);
     };
-    if let Some((path, packed)) = cache.get(&entry) {
-        match cm.decode_packed(&entry, &packed) {
-            Ok(data) => return Ok(data),
+    if let Some((path, mut packed)) = cache.get(&entry) {
+        match cm.decode_packed_in_place(&entry, &mut packed) {
+            Ok(data) => return Ok(data.into_owned()),
             Err(_) => cache.remove(&path),
         }
     }

@@ -1,6 +1,8 @@
 //! Reading contents back: from the packs being written or from storage, authenticated,
 //! decrypted and decompressed; listing and looking up index entries, committed and local.
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl ContentManager {
@@ -21,7 +23,7 @@ impl ContentManager {
                 ),
             }
         };
-        let packed = match local {
+        let mut packed = match local {
             Some(b) => b,
             None => self.st.get_blob(
                 &entry.pack_blob_id,
@@ -29,7 +31,9 @@ impl ContentManager {
                 Some(u64::from(entry.packed_length)),
             )?,
         };
-        self.decode_packed(&entry, &packed)
+        Ok(self
+            .decode_packed_in_place(&entry, &mut packed)?
+            .into_owned())
     }
 
     /// Where a content's packed bytes are in storage, for reads that fetch many contents of a
@@ -50,16 +54,7 @@ impl ContentManager {
 
     /// Decodes the packed bytes of a content described by `entry`.
     pub fn decode_packed(&self, entry: &IndexEntry, packed: &[u8]) -> Result<Vec<u8>> {
-        let corrupt = |detail: String| RepoError::CorruptContent {
-            id: entry.content_id.to_string(),
-            detail,
-        };
-        if entry.encryption_key_id != 0 {
-            return Err(corrupt(format!(
-                "unsupported encryption key id {}",
-                entry.encryption_key_id
-            )));
-        }
+        self.check_key_id(entry)?;
         let mut plain = Vec::with_capacity(packed.len());
         self.format
             .encryptor
@@ -68,25 +63,41 @@ impl ContentManager {
                 pack::content_iv(entry.content_id.hash()),
                 &mut plain,
             )
-            .map_err(|e| {
-                corrupt(format!(
-                    "{e} (pack {} offset {} length {})",
-                    entry.pack_blob_id, entry.pack_offset, entry.packed_length
-                ))
-            })?;
+            .map_err(|e| decrypt_error(entry, e))?;
         if entry.compression_header_id == 0 {
             return Ok(plain);
         }
-        let mut out = Vec::with_capacity(entry.original_length as usize);
-        let header =
-            compression::decompress(&plain, &mut out).map_err(|e| corrupt(e.to_string()))?;
-        if header.0 != entry.compression_header_id {
-            return Err(corrupt(format!(
-                "compression header {:08x} does not match index {:08x}",
-                header.0, entry.compression_header_id
-            )));
+        decompress_plain(entry, &plain)
+    }
+
+    /// [`ContentManager::decode_packed`] over bytes the caller owns and needs no more: they
+    /// are decrypted where they lie, and an uncompressed content is returned as a part of
+    /// them, so no byte is copied. After an error `packed` holds unspecified bytes.
+    pub fn decode_packed_in_place<'a>(
+        &self,
+        entry: &IndexEntry,
+        packed: &'a mut [u8],
+    ) -> Result<Cow<'a, [u8]>> {
+        self.check_key_id(entry)?;
+        let plain = self
+            .format
+            .encryptor
+            .decrypt_in_place(packed, pack::content_iv(entry.content_id.hash()))
+            .map_err(|e| decrypt_error(entry, e))?;
+        if entry.compression_header_id == 0 {
+            return Ok(Cow::Borrowed(plain));
         }
-        Ok(out)
+        decompress_plain(entry, plain).map(Cow::Owned)
+    }
+
+    fn check_key_id(&self, entry: &IndexEntry) -> Result<()> {
+        if entry.encryption_key_id != 0 {
+            return Err(corrupt(
+                entry,
+                format!("unsupported encryption key id {}", entry.encryption_key_id),
+            ));
+        }
+        Ok(())
     }
 
     /// Every content known (committed and written by this manager), in id order.
@@ -164,4 +175,41 @@ fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> 
     let e = s.uploading_items.get(id)?;
     let data = s.uploading.get(&e.pack_blob_id)?;
     slice(data, e).map(|b| (e.clone(), b))
+}
+
+/// A content that does not decode: the error names it.
+fn corrupt(entry: &IndexEntry, detail: String) -> RepoError {
+    RepoError::CorruptContent {
+        id: entry.content_id.to_string(),
+        detail,
+    }
+}
+
+/// A content that does not authenticate: the error names it and where it was read.
+fn decrypt_error(entry: &IndexEntry, e: kopr_format::FormatError) -> RepoError {
+    corrupt(
+        entry,
+        format!(
+            "{e} (pack {} offset {} length {})",
+            entry.pack_blob_id, entry.pack_offset, entry.packed_length
+        ),
+    )
+}
+
+/// Decompresses a decrypted content, checking that its compressor is the one its index entry
+/// names.
+fn decompress_plain(entry: &IndexEntry, plain: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(entry.original_length as usize);
+    let header =
+        compression::decompress(plain, &mut out).map_err(|e| corrupt(entry, e.to_string()))?;
+    if header.0 != entry.compression_header_id {
+        return Err(corrupt(
+            entry,
+            format!(
+                "compression header {:08x} does not match index {:08x}",
+                header.0, entry.compression_header_id
+            ),
+        ));
+    }
+    Ok(out)
 }

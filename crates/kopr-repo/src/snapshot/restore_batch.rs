@@ -11,6 +11,7 @@
 //! name and renamed into place when its last chunk lands. With a content cache (object
 //! stores), contents found there are not fetched, and fetched ones are kept there.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -99,6 +100,7 @@ struct Range {
     pack: BlobId,
     start: u64,
     end: u64,
+    /// In offset order: their bytes are cut out of the range one after the other.
     pieces: Vec<usize>,
 }
 
@@ -274,7 +276,7 @@ impl Run<'_> {
         let cache = self.repo.content_cache();
         self.reserve(r.end - r.start);
         let done = match cache.read(path, r.start, r.end) {
-            Some(bytes) => self.write_cached(r, &bytes),
+            Some(mut bytes) => self.write_cached(r, &mut bytes),
             None => Ok(false),
         };
         self.release(r.end - r.start);
@@ -302,17 +304,18 @@ impl Run<'_> {
 
     /// Writes the pieces of a cached range when every one decodes (else writes nothing, so
     /// that fetching them again writes no chunk twice); returns whether it wrote them.
-    fn write_cached(&self, r: &Range, bytes: &[u8]) -> Result<bool> {
-        let decoded: Result<Vec<Vec<u8>>> = r
-            .pieces
-            .iter()
-            .map(|&p| self.decode(&self.plan.pieces[p], r, bytes))
-            .collect();
-        let Ok(decoded) = decoded else {
+    fn write_cached(&self, r: &Range, bytes: &mut [u8]) -> Result<bool> {
+        let mut decoded = Vec::with_capacity(r.pieces.len());
+        let all = self.for_each_piece(r, bytes, |p, packed| {
+            let piece = &self.plan.pieces[p];
+            decoded.push((piece, self.decode(piece, packed?)?));
+            Ok(())
+        });
+        if all.is_err() {
             return Ok(false);
-        };
-        for (&p, data) in r.pieces.iter().zip(decoded) {
-            for &(t, offset) in &self.plan.pieces[p].writes {
+        }
+        for (piece, data) in decoded {
+            for &(t, offset) in &piece.writes {
                 self.write(t, offset, &data)?;
             }
         }
@@ -329,10 +332,10 @@ impl Run<'_> {
             .get_blob(&r.pack, r.start, Some(len))
             .map_err(RepoError::from);
         let out = match fetched {
-            Ok(bytes) => {
-                let written = self.write_pieces(r, &bytes);
+            Ok(mut bytes) => {
+                // Kept before the pieces are decrypted where they lie.
                 self.repo.content_cache().put(&r.pack, r.start, &bytes);
-                written
+                self.write_pieces(r, &mut bytes)
             }
             Err(err) => self.fail_pieces(&r.pieces, &err),
         };
@@ -340,41 +343,70 @@ impl Run<'_> {
         out
     }
 
-    fn write_pieces(&self, r: &Range, bytes: &[u8]) -> Result<()> {
-        for &p in &r.pieces {
+    fn write_pieces(&self, r: &Range, bytes: &mut [u8]) -> Result<()> {
+        self.for_each_piece(r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
-            match self.decode(piece, r, bytes) {
+            match packed.and_then(|packed| self.decode(piece, packed)) {
                 Ok(data) => {
                     for &(t, offset) in &piece.writes {
                         self.write(t, offset, &data)?;
                     }
+                    Ok(())
                 }
-                Err(err) => self.fail_pieces(&[p], &err)?,
+                Err(err) => self.fail_pieces(&[p], &err),
             }
+        })
+    }
+
+    /// Calls `f` with each piece of `r` and its packed bytes, cut out of `bytes` (the range's):
+    /// the pieces are in offset order, so each is a separate part that can be decrypted where
+    /// it lies. A piece the bytes do not hold (a pack shorter than its index says), or that
+    /// overlaps the one before it (an index that cannot be right), gets an error instead.
+    fn for_each_piece<'b>(
+        &self,
+        r: &Range,
+        bytes: &'b mut [u8],
+        mut f: impl FnMut(usize, Result<&'b mut [u8]>) -> Result<()>,
+    ) -> Result<()> {
+        // `rest` is what follows the last piece cut; it starts at `cut` in the range.
+        let mut rest = bytes;
+        let mut cut = 0usize;
+        for &p in &r.pieces {
+            let e = &self.plan.pieces[p].entry;
+            let start = (u64::from(e.pack_offset) - r.start) as usize;
+            let len = e.packed_length as usize;
+            let packed = match start.checked_sub(cut) {
+                Some(gap) if gap + len <= rest.len() => {
+                    let (piece, after) = std::mem::take(&mut rest)[gap..].split_at_mut(len);
+                    rest = after;
+                    cut = start + len;
+                    Ok(piece)
+                }
+                Some(_) => Err(RepoError::Invalid(format!(
+                    "pack {} is shorter than its index says (content {} at {}+{})",
+                    e.pack_blob_id, e.content_id, e.pack_offset, e.packed_length
+                ))),
+                None => Err(RepoError::Invalid(format!(
+                    "content {} overlaps another in pack {} (at {}+{})",
+                    e.content_id, e.pack_blob_id, e.pack_offset, e.packed_length
+                ))),
+            };
+            f(p, packed)?;
         }
         Ok(())
     }
 
-    /// The plain bytes of a piece, from the bytes of its range.
-    fn decode(&self, piece: &Piece, r: &Range, bytes: &[u8]) -> Result<Vec<u8>> {
+    /// The plain bytes of a piece, from its packed bytes (decrypted where they lie).
+    fn decode<'b>(&self, piece: &Piece, packed: &'b mut [u8]) -> Result<Cow<'b, [u8]>> {
         let e = &piece.entry;
-        let start = (u64::from(e.pack_offset) - r.start) as usize;
-        let packed = bytes
-            .get(start..start + e.packed_length as usize)
-            .ok_or_else(|| {
-                RepoError::Invalid(format!(
-                    "pack {} is shorter than its index says (content {} at {}+{})",
-                    e.pack_blob_id, e.content_id, e.pack_offset, e.packed_length
-                ))
-            })?;
-        let mut data = self.repo.contents().decode_packed(e, packed)?;
+        let mut data = self.repo.contents().decode_packed_in_place(e, packed)?;
         if piece.object_compressed {
             let mut out = Vec::new();
             compression::decompress(&data, &mut out).map_err(|err| RepoError::CorruptContent {
                 id: e.content_id.to_string(),
                 detail: err.to_string(),
             })?;
-            data = out;
+            data = Cow::Owned(out);
         }
         if data.len() as u64 != piece.length {
             return Err(RepoError::Invalid(format!(

@@ -19,6 +19,8 @@ pub(super) fn make_plan(
     let mut cached = Vec::new();
     let mut ranges = Vec::new();
     for (pack, mut pieces) in by_pack {
+        // In offset order, as every range keeps them (see `Range::pieces`).
+        pieces.sort_by_key(|&i| plan.pieces[i].entry.pack_offset);
         if cache.is_enabled() {
             cached.extend(take_cached(&plan.pieces, cache, pack, &mut pieces));
         }
@@ -118,10 +120,9 @@ fn take_cached(
     in_cache
 }
 
-/// Sorts the pieces of one pack by offset and appends their reads to `ranges`: pieces closer
-/// than [`COALESCE_GAP`] share a read, which grows no longer than [`MAX_RANGE`].
-fn coalesce(all: &[Piece], pack: &BlobId, mut pieces: Vec<usize>, ranges: &mut Vec<Range>) {
-    pieces.sort_by_key(|&i| all[i].entry.pack_offset);
+/// Appends the reads of one pack's pieces (in offset order) to `ranges`: pieces closer than
+/// [`COALESCE_GAP`] share a read, which grows no longer than [`MAX_RANGE`].
+fn coalesce(all: &[Piece], pack: &BlobId, pieces: Vec<usize>, ranges: &mut Vec<Range>) {
     let mut current: Option<Range> = None;
     for i in pieces {
         let (start, end) = extent(&all[i].entry);
