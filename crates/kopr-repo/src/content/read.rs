@@ -54,7 +54,7 @@ impl ContentManager {
 
     /// Decodes the packed bytes of a content described by `entry`.
     pub fn decode_packed(&self, entry: &IndexEntry, packed: &[u8]) -> Result<Vec<u8>> {
-        self.check_key_id(entry)?;
+        check_key_id(entry)?;
         let mut plain = Vec::with_capacity(packed.len());
         self.format
             .encryptor
@@ -78,7 +78,7 @@ impl ContentManager {
         entry: &IndexEntry,
         packed: &'a mut [u8],
     ) -> Result<Cow<'a, [u8]>> {
-        self.check_key_id(entry)?;
+        check_key_id(entry)?;
         let plain = self
             .format
             .encryptor
@@ -88,16 +88,6 @@ impl ContentManager {
             return Ok(Cow::Borrowed(plain));
         }
         decompress_plain(entry, plain).map(Cow::Owned)
-    }
-
-    fn check_key_id(&self, entry: &IndexEntry) -> Result<()> {
-        if entry.encryption_key_id != 0 {
-            return Err(corrupt(
-                entry,
-                format!("unsupported encryption key id {}", entry.encryption_key_id),
-            ));
-        }
-        Ok(())
     }
 
     /// Every content known (committed and written by this manager), in id order.
@@ -177,6 +167,18 @@ fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> 
     slice(data, e).map(|b| (e.clone(), b))
 }
 
+/// Contents are sealed with encryption key 0, the only one Kopia writes (the index field is
+/// reserved for more).
+fn check_key_id(entry: &IndexEntry) -> Result<()> {
+    if entry.encryption_key_id != 0 {
+        return Err(corrupt(
+            entry,
+            format!("unsupported encryption key id {}", entry.encryption_key_id),
+        ));
+    }
+    Ok(())
+}
+
 /// A content that does not decode: the error names it.
 fn corrupt(entry: &IndexEntry, detail: String) -> RepoError {
     RepoError::CorruptContent {
@@ -196,10 +198,15 @@ fn decrypt_error(entry: &IndexEntry, e: kopr_format::FormatError) -> RepoError {
     )
 }
 
+/// The most a decompressed content's buffer reserves up front (contents are at most a few MiB;
+/// a longer one grows as it decompresses).
+const MAX_LENGTH_HINT: usize = 64 << 20;
+
 /// Decompresses a decrypted content, checking that its compressor is the one its index entry
 /// names.
 fn decompress_plain(entry: &IndexEntry, plain: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(entry.original_length as usize);
+    // The index's length is a hint only: a damaged one must not reserve gigabytes.
+    let mut out = Vec::with_capacity((entry.original_length as usize).min(MAX_LENGTH_HINT));
     let header =
         compression::decompress(plain, &mut out).map_err(|e| corrupt(entry, e.to_string()))?;
     if header.0 != entry.compression_header_id {
