@@ -6,9 +6,13 @@ export RESTIC_PASSWORD=pw BORG_PASSPHRASE=pw RUSTIC_PASSWORD=pw KOPR_PASSWORD=pw
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
 tools=(kopr)
-command -v restic >/dev/null && tools+=(restic)
-command -v borg >/dev/null && tools+=(borg)
-command -v rustic >/dev/null && tools+=(rustic)
+for t in restic borg rustic; do
+  if command -v "$t" >/dev/null; then
+    tools+=("$t")
+  else
+    echo "$t is not on PATH: left out of the comparison" >&2
+  fi
+done
 
 results="$work/results.tsv"
 mkdir -p "$work"

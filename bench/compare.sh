@@ -231,11 +231,19 @@ s3_restores() {
 
 s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
 [ -x "$s3s" ] || s3s="$(command -v s3s-fs || true)"
-[ -z "$s3s" ] || s3_restores s3 "$s3s"
+if [ -n "$s3s" ]; then
+  s3_restores s3 "$s3s"
+else
+  echo "s3s-fs not found (S3S_FS, target/tools/bin, PATH): no restores from s3s-fs" >&2
+fi
 # The same against s3s-fs built by bench/s3s_fast.sh: 1 MiB reads and TCP_NODELAY, as real
 # servers (MinIO, AWS) send, so the server takes a fraction of the CPU and never stalls.
 s3fast="${S3S_FAST:-$here/../target/tools/s3s-fast/target/release/s3s-fs}"
-[ ! -x "$s3fast" ] || s3_restores s3fast "$s3fast" S3S_NODELAY=1 S3S_READ=1048576
+if [ -x "$s3fast" ]; then
+  s3_restores s3fast "$s3fast" S3S_NODELAY=1 S3S_READ=1048576
+else
+  echo "$s3fast not built (bench/s3s_fast.sh): no restores from the faster server" >&2
+fi
 
 python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" "$work/cpu.tsv" <<'PY'
 import statistics, sys, collections
