@@ -306,7 +306,7 @@ impl Run<'_> {
     /// that fetching them again writes no chunk twice); returns whether it wrote them.
     fn write_cached(&self, r: &Range, bytes: &mut [u8]) -> Result<bool> {
         let mut decoded = Vec::with_capacity(r.pieces.len());
-        let all = self.for_each_piece(r, bytes, |p, packed| {
+        let all = for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
             decoded.push((piece, self.decode(piece, packed?)?));
             Ok(())
@@ -344,7 +344,7 @@ impl Run<'_> {
     }
 
     fn write_pieces(&self, r: &Range, bytes: &mut [u8]) -> Result<()> {
-        self.for_each_piece(r, bytes, |p, packed| {
+        for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
             match packed.and_then(|packed| self.decode(piece, packed)) {
                 Ok(data) => {
@@ -356,44 +356,6 @@ impl Run<'_> {
                 Err(err) => self.fail_pieces(&[p], &err),
             }
         })
-    }
-
-    /// Calls `f` with each piece of `r` and its packed bytes, cut out of `bytes` (the range's):
-    /// the pieces are in offset order, so each is a separate part that can be decrypted where
-    /// it lies. A piece the bytes do not hold (a pack shorter than its index says), or that
-    /// overlaps the one before it (an index that cannot be right), gets an error instead.
-    fn for_each_piece<'b>(
-        &self,
-        r: &Range,
-        bytes: &'b mut [u8],
-        mut f: impl FnMut(usize, Result<&'b mut [u8]>) -> Result<()>,
-    ) -> Result<()> {
-        // `rest` is what follows the last piece cut; it starts at `cut` in the range.
-        let mut rest = bytes;
-        let mut cut = 0usize;
-        for &p in &r.pieces {
-            let e = &self.plan.pieces[p].entry;
-            let start = (u64::from(e.pack_offset) - r.start) as usize;
-            let len = e.packed_length as usize;
-            let packed = match start.checked_sub(cut) {
-                Some(gap) if gap + len <= rest.len() => {
-                    let (piece, after) = std::mem::take(&mut rest)[gap..].split_at_mut(len);
-                    rest = after;
-                    cut = start + len;
-                    Ok(piece)
-                }
-                Some(_) => Err(RepoError::Invalid(format!(
-                    "pack {} is shorter than its index says (content {} at {}+{})",
-                    e.pack_blob_id, e.content_id, e.pack_offset, e.packed_length
-                ))),
-                None => Err(RepoError::Invalid(format!(
-                    "content {} overlaps another in pack {} (at {}+{})",
-                    e.content_id, e.pack_blob_id, e.pack_offset, e.packed_length
-                ))),
-            };
-            f(p, packed)?;
-        }
-        Ok(())
     }
 
     /// The plain bytes of a piece, from its packed bytes (decrypted where they lie).
@@ -532,4 +494,115 @@ pub(super) fn read_small_object(repo: &Repository, oid: &ObjectId) -> Result<Vec
         detail: e.to_string(),
     })?;
     Ok(out)
+}
+
+/// Calls `f` with each piece of `r` (indexes into `all`) and its packed bytes, cut out of
+/// `bytes` (the range's): the pieces are in offset order, so each is a separate part that can
+/// be decrypted where it lies. A piece the bytes do not hold (a pack shorter than its index
+/// says), or that starts before the end of the one before it (an index that cannot be right),
+/// gets an error instead; the pieces after it still get their bytes.
+fn for_each_piece<'b>(
+    all: &[Piece],
+    r: &Range,
+    bytes: &'b mut [u8],
+    mut f: impl FnMut(usize, Result<&'b mut [u8]>) -> Result<()>,
+) -> Result<()> {
+    // `rest` is what follows the last piece cut; it starts at `cut` in the range.
+    let mut rest = bytes;
+    let mut cut = 0u64;
+    for &p in &r.pieces {
+        let e = &all[p].entry;
+        let len = e.packed_length as usize;
+        let gap = u64::from(e.pack_offset)
+            .checked_sub(r.start)
+            .and_then(|start| start.checked_sub(cut))
+            .and_then(|gap| usize::try_from(gap).ok());
+        let packed = match gap {
+            Some(gap) if gap.checked_add(len).is_some_and(|end| end <= rest.len()) => {
+                let (piece, after) = std::mem::take(&mut rest)[gap..].split_at_mut(len);
+                rest = after;
+                cut = u64::from(e.pack_offset) - r.start + len as u64;
+                Ok(piece)
+            }
+            Some(_) => Err(RepoError::Invalid(format!(
+                "pack {} is shorter than its index says (content {} at {}+{})",
+                e.pack_blob_id, e.content_id, e.pack_offset, e.packed_length
+            ))),
+            None => Err(RepoError::Invalid(format!(
+                "content {} overlaps another in pack {} (at {}+{})",
+                e.content_id, e.pack_blob_id, e.pack_offset, e.packed_length
+            ))),
+        };
+        f(p, packed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(offset: u32, len: u32) -> Piece {
+        Piece {
+            entry: IndexEntry {
+                content_id: ContentId::new(None, &[offset as u8; 16]).unwrap(),
+                pack_blob_id: "p0".into(),
+                pack_offset: offset,
+                packed_length: len,
+                original_length: len,
+                timestamp_seconds: 0,
+                deleted: false,
+                format_version: 2,
+                compression_header_id: 0,
+                encryption_key_id: 0,
+            },
+            object_compressed: false,
+            length: 0,
+            writes: Vec::new(),
+        }
+    }
+
+    /// What `for_each_piece` hands out for each piece: its bytes, or its error.
+    fn cut(
+        all: &[Piece],
+        start: u64,
+        bytes: &mut [u8],
+    ) -> Vec<std::result::Result<Vec<u8>, String>> {
+        let r = Range {
+            pack: BlobId::from("p0"),
+            start,
+            end: start + bytes.len() as u64,
+            pieces: (0..all.len()).collect(),
+        };
+        let mut got = Vec::new();
+        for_each_piece(all, &r, bytes, |_, b| {
+            got.push(b.map(|b| b.to_vec()).map_err(|e| e.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        got
+    }
+
+    #[test]
+    fn pieces_are_cut_at_their_offsets_and_bad_ones_get_errors() {
+        let mut bytes: Vec<u8> = (100..120).collect();
+        // At 100..103, 105..110 (after a gap), 110..120 (adjacent).
+        let all = [piece(100, 3), piece(105, 5), piece(110, 10)];
+        let got = cut(&all, 100, &mut bytes.clone());
+        assert_eq!(
+            got,
+            [
+                Ok(vec![100, 101, 102]),
+                Ok((105..110).collect()),
+                Ok((110..120).collect())
+            ]
+        );
+        // One overlapping the one before it, and one past the end: errors for those alone.
+        let all = [piece(100, 5), piece(103, 2), piece(106, 2), piece(118, 5)];
+        let got = cut(&all, 100, &mut bytes);
+        assert_eq!(got[0], Ok((100..105).collect()));
+        assert!(got[1].as_ref().unwrap_err().contains("overlaps"), "{got:?}");
+        assert_eq!(got[2], Ok(vec![106, 107]));
+        assert!(got[3].as_ref().unwrap_err().contains("shorter"), "{got:?}");
+    }
 }
