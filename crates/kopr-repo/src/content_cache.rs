@@ -338,23 +338,7 @@ pub fn get_content(cm: &ContentManager, cache: &ContentCache, id: &ContentId) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kopr_format::index::ContentId;
-
-    /// An index entry for `len` bytes of `pack` at `offset`.
-    fn entry(pack: &str, offset: u32, len: u32) -> IndexEntry {
-        IndexEntry {
-            content_id: ContentId::new(None, &[offset as u8 + 1; 16]).unwrap(),
-            pack_blob_id: pack.into(),
-            pack_offset: offset,
-            packed_length: len,
-            original_length: len,
-            timestamp_seconds: 0,
-            deleted: false,
-            format_version: 2,
-            compression_header_id: 0,
-            encryption_key_id: 0,
-        }
-    }
+    use crate::test_entries::entry;
 
     fn pack_bytes() -> Vec<u8> {
         (0..4096u32).map(|i| (i * 7 % 251) as u8).collect()

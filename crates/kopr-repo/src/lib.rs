@@ -29,6 +29,8 @@ pub mod repo_log;
 pub mod repository;
 pub(crate) mod session;
 pub mod snapshot;
+#[cfg(test)]
+mod test_entries;
 pub mod verify;
 
 pub use error::{RepoError, Result};

@@ -544,18 +544,7 @@ mod tests {
 
     fn piece(offset: u32, len: u32) -> Piece {
         Piece {
-            entry: IndexEntry {
-                content_id: ContentId::new(None, &[offset as u8; 16]).unwrap(),
-                pack_blob_id: "p0".into(),
-                pack_offset: offset,
-                packed_length: len,
-                original_length: len,
-                timestamp_seconds: 0,
-                deleted: false,
-                format_version: 2,
-                compression_header_id: 0,
-                encryption_key_id: 0,
-            },
+            entry: crate::test_entries::entry("p0", offset, len),
             object_compressed: false,
             length: 0,
             writes: Vec::new(),
