@@ -198,15 +198,15 @@ fn decrypt_error(entry: &IndexEntry, e: kopr_format::FormatError) -> RepoError {
     )
 }
 
-/// The most a decompressed content's buffer reserves up front (contents are at most a few MiB;
-/// a longer one grows as it decompresses).
-const MAX_LENGTH_HINT: usize = 64 << 20;
-
 /// Decompresses a decrypted content, checking that its compressor is the one its index entry
 /// names.
 fn decompress_plain(entry: &IndexEntry, plain: &[u8]) -> Result<Vec<u8>> {
-    // The index's length is a hint only: a damaged one must not reserve gigabytes.
-    let mut out = Vec::with_capacity((entry.original_length as usize).min(MAX_LENGTH_HINT));
+    // The index's length is a hint only: a damaged one reserves no more than the format's
+    // longest content (a longer output grows as it decompresses).
+    let hint = entry
+        .original_length
+        .min(kopr_format::index::v2::MAX_CONTENT_LEN);
+    let mut out = Vec::with_capacity(hint as usize);
     let header =
         compression::decompress(plain, &mut out).map_err(|e| corrupt(entry, e.to_string()))?;
     if header.0 != entry.compression_header_id {

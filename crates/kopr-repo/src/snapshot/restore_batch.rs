@@ -507,21 +507,21 @@ fn for_each_piece<'b>(
     bytes: &'b mut [u8],
     mut f: impl FnMut(usize, Result<&'b mut [u8]>) -> Result<()>,
 ) -> Result<()> {
-    // `rest` is what follows the last piece cut; it starts at `cut` in the range.
+    let total = bytes.len();
+    // What follows the last piece cut.
     let mut rest = bytes;
-    let mut cut = 0u64;
     for &p in &r.pieces {
         let e = &all[p].entry;
         let len = e.packed_length as usize;
+        // Where the piece starts in `rest`; none when it starts before it.
         let gap = u64::from(e.pack_offset)
             .checked_sub(r.start)
-            .and_then(|start| start.checked_sub(cut))
-            .and_then(|gap| usize::try_from(gap).ok());
+            .and_then(|start| usize::try_from(start).ok())
+            .and_then(|start| start.checked_sub(total - rest.len()));
         let packed = match gap {
             Some(gap) if gap.checked_add(len).is_some_and(|end| end <= rest.len()) => {
                 let (piece, after) = std::mem::take(&mut rest)[gap..].split_at_mut(len);
                 rest = after;
-                cut = u64::from(e.pack_offset) - r.start + len as u64;
                 Ok(piece)
             }
             Some(_) => Err(RepoError::Invalid(format!(
