@@ -43,6 +43,24 @@ fn reads_and_lists(st: &dyn BlobStorage) {
         st.get_blob("pabc0123456789abcdef0123456789abcdef", 6, Some(6)),
         Err(BlobError::InvalidRange { .. })
     ));
+    // Into a caller's buffer: the same bytes and the same refusals as a ranged get.
+    let mut buf = [0u8; 5];
+    st.read_blob_into("pabc0123456789abcdef0123456789abcdef", 6, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"world");
+    st.read_blob_into("pabc0123456789abcdef0123456789abcdef", 0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"hello");
+    st.read_blob_into("pabc0123456789abcdef0123456789abcdef", 11, &mut [])
+        .unwrap();
+    assert!(matches!(
+        st.read_blob_into("pabc0123456789abcdef0123456789abcdef", 7, &mut buf),
+        Err(BlobError::InvalidRange { .. })
+    ));
+    assert!(matches!(
+        st.read_blob_into("pmissing00", 0, &mut buf),
+        Err(BlobError::NotFound(_))
+    ));
     assert!(st
         .get_blob("pabc0123456789abcdef0123456789abcdef", 12, None)
         .is_err());

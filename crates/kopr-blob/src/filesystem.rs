@@ -282,6 +282,19 @@ impl BlobStorage for FilesystemStorage {
         Ok(buf)
     }
 
+    fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        valid_id(id)?;
+        let f =
+            fs::File::open(self.blob_path(id)).map_err(|e| BlobError::from_io("read", id, e))?;
+        let actual = f
+            .metadata()
+            .map_err(|e| BlobError::from_io("read", id, e))?
+            .len();
+        checked_range(id, actual, offset, Some(out.len() as u64))?;
+        std::os::unix::fs::FileExt::read_exact_at(&f, out, offset)
+            .map_err(|e| BlobError::from_io("read", id, e))
+    }
+
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
         valid_id(id)?;
         let md = fs::metadata(self.blob_path(id)).map_err(|e| BlobError::from_io("stat", id, e))?;

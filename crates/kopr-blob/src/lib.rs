@@ -137,6 +137,22 @@ pub struct PutOptions {
 pub trait BlobStorage: Send + Sync + std::fmt::Debug {
     /// Reads `length` bytes at `offset` (to the end when `None`).
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>>;
+    /// Reads `out.len()` bytes at `offset` into `out`, failing as
+    /// [`get_blob`](Self::get_blob) would with that length. A caller reading many ranges keeps
+    /// one buffer for all of them: no allocation, page faults or zeroing per read. Backends that
+    /// can read into the buffer directly override it; the default copies.
+    fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        let bytes = self.get_blob(id, offset, Some(out.len() as u64))?;
+        if bytes.len() != out.len() {
+            return Err(BlobError::Transient(format!(
+                "read of {id}: got {} of {} bytes",
+                bytes.len(),
+                out.len()
+            )));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(())
+    }
     /// The metadata of one blob.
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata>;
     /// Writes a blob atomically: readers never see part of it.

@@ -44,6 +44,9 @@ impl BlobStorage for LockingStorage {
     fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
         self.inner.get_blob(id, offset, length)
     }
+    fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.inner.read_blob_into(id, offset, out)
+    }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {
         self.inner.get_metadata(id)

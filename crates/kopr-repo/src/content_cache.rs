@@ -147,22 +147,37 @@ impl ContentCache {
         }
     }
 
-    /// The bytes of a cached range file, if it has the length its name says.
-    pub fn read(&self, path: &std::path::Path, start: u64, end: u64) -> Option<Vec<u8>> {
-        let data = match fs::read(path) {
-            Ok(d) => d,
-            Err(_) => {
-                self.forget_listing(path);
-                return None;
-            }
+    /// The bytes of a cached range file, read into the buffer `buffer(len)` gives, if the file
+    /// has the length its name says (`end - start`).
+    pub fn read_into<'b>(
+        &self,
+        path: &std::path::Path,
+        start: u64,
+        end: u64,
+        buffer: impl FnOnce(usize) -> &'b mut [u8],
+    ) -> Option<&'b mut [u8]> {
+        let Ok(f) = fs::File::open(path) else {
+            self.forget_listing(path);
+            return None;
         };
-        if data.len() as u64 != end - start {
+        let len = end.checked_sub(start)?;
+        let Some(len) = f
+            .metadata()
+            .ok()
+            .filter(|m| m.len() == len)
+            .and_then(|_| usize::try_from(len).ok())
+        else {
+            self.remove(path);
+            return None;
+        };
+        let out = buffer(len);
+        if out.len() != len || std::os::unix::fs::FileExt::read_exact_at(&f, out, 0).is_err() {
             self.remove(path);
             return None;
         }
         // Recently used: the sweep removes the oldest first.
         self.touch(path, None);
-        Some(data)
+        Some(out)
     }
 
     /// The cached packed bytes of `entry`'s content, if a cached range holds them.

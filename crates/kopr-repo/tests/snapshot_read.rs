@@ -543,6 +543,15 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     counting.gets.lock().unwrap().clear();
     restore_equal(&repo, &root, &src, &tmp.path().join("three"));
     assert!(pack_reads() > 0);
+
+    // So is one cut short (its name says a longer range).
+    for_every_cached_content(&cache, |v| {
+        let b = fs::read(v).unwrap();
+        fs::write(v, &b[..b.len() - 1]).unwrap();
+    });
+    counting.gets.lock().unwrap().clear();
+    restore_equal(&repo, &root, &src, &tmp.path().join("three-b"));
+    assert!(pack_reads() > 0);
     drop(repo);
 
     // The cache stays within its limit.
@@ -600,16 +609,23 @@ fn each_metadata_pack_read_once(counting: &CountingStorage) {
 
 /// Flips the last byte of every cached content (the length stays).
 fn damage_every_cached_content(cache: &Path) {
+    for_every_cached_content(cache, |v| {
+        let mut b = fs::read(v).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        fs::write(v, b).unwrap();
+    });
+}
+
+fn for_every_cached_content(cache: &Path, mut f: impl FnMut(&Path)) {
     let mut victims = Vec::new();
     for shard in fs::read_dir(cache.join("contents")).unwrap().flatten() {
         for e in fs::read_dir(shard.path()).unwrap().flatten() {
             victims.push(e.path());
         }
     }
+    assert!(!victims.is_empty());
     for v in &victims {
-        let mut b = fs::read(v).unwrap();
-        let last = b.len() - 1;
-        b[last] ^= 1;
-        fs::write(v, b).unwrap();
+        f(v);
     }
 }

@@ -90,6 +90,27 @@ impl ContentManager {
         decompress_plain(entry, plain).map(Cow::Owned)
     }
 
+    /// [`ContentManager::decode_packed_in_place`] with a compressed content's plain bytes in
+    /// `out` (whose allocation a caller decoding many contents keeps) instead of a new vector.
+    pub fn decode_packed_into<'a>(
+        &self,
+        entry: &IndexEntry,
+        packed: &'a mut [u8],
+        out: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8]> {
+        check_key_id(entry)?;
+        let plain = self
+            .format
+            .encryptor
+            .decrypt_in_place(packed, pack::content_iv(entry.content_id.hash()))
+            .map_err(|e| decrypt_error(entry, e))?;
+        if entry.compression_header_id == 0 {
+            return Ok(plain);
+        }
+        decompress_plain_into(entry, plain, out)?;
+        Ok(out)
+    }
+
     /// Every content known (committed and written by this manager), in id order.
     pub fn list_contents(&self, include_deleted: bool) -> Result<Vec<IndexEntry>> {
         let all = self.committed.read().map_err(|_| poisoned())?.all()?;
@@ -201,14 +222,25 @@ fn decrypt_error(entry: &IndexEntry, e: kopr_format::FormatError) -> RepoError {
 /// Decompresses a decrypted content, checking that its compressor is the one its index entry
 /// names.
 fn decompress_plain(entry: &IndexEntry, plain: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_plain_into(entry, plain, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses a content's plain bytes into `out`, replacing what it held.
+fn decompress_plain_into(entry: &IndexEntry, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
     // The index's length is a hint only: a damaged one reserves no more than the format's
     // longest content (a longer output grows as it decompresses).
     let hint = entry
         .original_length
-        .min(kopr_format::index::v2::MAX_CONTENT_LEN);
-    let mut out = Vec::with_capacity(hint as usize);
-    let header =
-        compression::decompress(plain, &mut out).map_err(|e| corrupt(entry, e.to_string()))?;
+        .min(kopr_format::index::v2::MAX_CONTENT_LEN) as usize;
+    if out.capacity() < hint {
+        // A new allocation rather than a grown one: growing would copy the old bytes.
+        *out = Vec::with_capacity(hint);
+    } else {
+        out.clear();
+    }
+    let header = compression::decompress(plain, out).map_err(|e| corrupt(entry, e.to_string()))?;
     if header.0 != entry.compression_header_id {
         return Err(corrupt(
             entry,
@@ -218,5 +250,5 @@ fn decompress_plain(entry: &IndexEntry, plain: &[u8]) -> Result<Vec<u8>> {
             ),
         ));
     }
-    Ok(out)
+    Ok(())
 }

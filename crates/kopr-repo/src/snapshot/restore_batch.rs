@@ -11,7 +11,6 @@
 //! name and renamed into place when its last chunk lands. With a content cache (object
 //! stores), contents found there are not fetched, and fetched ones are kept there.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -56,6 +55,33 @@ pub(super) const BATCH_FILES: usize = 50_000;
 /// …or this many bytes of files.
 pub(super) const BATCH_BYTES: u64 = 8 << 30;
 
+/// A reader's buffers, kept for the next range (in [`Run::spare`]): the fetched (packed) bytes
+/// and a decompressed piece. Fresh ones per range cost page faults, and zeroing where a
+/// backend reads into initialized memory only.
+#[derive(Default)]
+struct ReaderBuffers {
+    packed: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl ReaderBuffers {
+    /// The first `len` bytes of the packed buffer.
+    fn packed(&mut self, len: usize) -> &mut [u8] {
+        Self::fit(&mut self.packed, len)
+    }
+
+    /// The first `len` bytes of `buf`, allocated anew when shorter: zeroed and whole (grown,
+    /// it would copy), at least as long as the longest coalesced range so that it is
+    /// allocated once and comes zeroed from the system rather than by a pass over it.
+    fn fit(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+        if buf.len() < len {
+            *buf = Vec::new();
+            *buf = vec![0; len.max(MAX_RANGE as usize)];
+        }
+        &mut buf[..len]
+    }
+}
+
 /// What a batch restored.
 #[derive(Debug, Default)]
 pub(super) struct BatchResult {
@@ -93,6 +119,21 @@ struct Piece {
     length: u64,
     /// (target, offset in the file).
     writes: Vec<(usize, u64)>,
+}
+
+impl Piece {
+    /// `data`, when it is as long as the chunk should be.
+    fn checked<'d>(&self, data: &'d [u8]) -> Result<&'d [u8]> {
+        if data.len() as u64 != self.length {
+            return Err(RepoError::Invalid(format!(
+                "chunk {} has {} bytes, index says {}",
+                self.entry.content_id,
+                data.len(),
+                self.length
+            )));
+        }
+        Ok(data)
+    }
 }
 
 /// One read of a pack: `[start, end)` and the pieces inside it.
@@ -153,6 +194,7 @@ pub(super) fn restore_files(
         bytes: AtomicU64::new(0),
         in_flight: Mutex::new(0),
         room: Condvar::new(),
+        spare: Mutex::new(Vec::new()),
     };
     // A job's error is recorded by `Run::fail`, which also stops the walk and the other
     // batches; `map` then starts no further job, and turns a panic into an error.
@@ -208,6 +250,8 @@ struct Run<'a> {
     /// Bytes fetched and not yet written.
     in_flight: Mutex<u64>,
     room: Condvar,
+    /// Buffers no reader holds: as many as were in use at once, not one per reader.
+    spare: Mutex<Vec<ReaderBuffers>>,
 }
 
 impl Run<'_> {
@@ -217,6 +261,17 @@ impl Run<'_> {
             Job::Range(i) => self.fetch(&self.plan.ranges[*i]),
             Job::Cached(p) => self.cached(*p),
         }
+    }
+
+    /// Runs `f` with a spare set of buffers (or a new one), kept for the next range after.
+    fn with_buffers<T>(&self, f: impl FnOnce(&mut ReaderBuffers) -> T) -> T {
+        let taken = self.spare.lock().ok().and_then(|mut v| v.pop());
+        let mut buffers = taken.unwrap_or_default();
+        let out = f(&mut buffers);
+        if let Ok(mut v) = self.spare.lock() {
+            v.push(buffers);
+        }
+        out
     }
 
     /// Stops the batch with its first error.
@@ -275,10 +330,13 @@ impl Run<'_> {
         let (path, r) = &self.plan.cached[i];
         let cache = self.repo.content_cache();
         self.reserve(r.end - r.start);
-        let done = match cache.read(path, r.start, r.end) {
-            Some(mut bytes) => self.write_cached(r, &mut bytes),
-            None => Ok(false),
-        };
+        let done =
+            self.with_buffers(
+                |b| match cache.read_into(path, r.start, r.end, |n| b.packed(n)) {
+                    Some(bytes) => self.write_cached(r, bytes),
+                    None => Ok(false),
+                },
+            );
         self.release(r.end - r.start);
         if done? {
             return Ok(());
@@ -305,10 +363,15 @@ impl Run<'_> {
     /// Writes the pieces of a cached range when every one decodes (else writes nothing, so
     /// that fetching them again writes no chunk twice); returns whether it wrote them.
     fn write_cached(&self, r: &Range, bytes: &mut [u8]) -> Result<bool> {
+        let mut plains: Vec<Vec<u8>> = r.pieces.iter().map(|_| Vec::new()).collect();
+        let mut plains = plains.iter_mut();
         let mut decoded = Vec::with_capacity(r.pieces.len());
         let all = for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
-            decoded.push((piece, self.decode(piece, packed?)?));
+            let plain = plains
+                .next()
+                .ok_or_else(|| RepoError::Invalid("more pieces than the range holds".into()))?;
+            decoded.push((piece, self.decode_into(piece, packed?, plain)?));
             Ok(())
         });
         if all.is_err() {
@@ -316,7 +379,7 @@ impl Run<'_> {
         }
         for (piece, data) in decoded {
             for &(t, offset) in &piece.writes {
-                self.write(t, offset, &data)?;
+                self.write(t, offset, data)?;
             }
         }
         Ok(true)
@@ -326,30 +389,34 @@ impl Run<'_> {
     fn fetch(&self, r: &Range) -> Result<()> {
         let len = r.end - r.start;
         self.reserve(len);
-        let fetched = self
-            .repo
-            .storage()
-            .get_blob(&r.pack, r.start, Some(len))
-            .map_err(RepoError::from);
-        let out = match fetched {
-            Ok(mut bytes) => {
-                // Kept before the pieces are decrypted where they lie.
-                self.repo.content_cache().put(&r.pack, r.start, &bytes);
-                self.write_pieces(r, &mut bytes)
-            }
-            Err(err) => self.fail_pieces(&r.pieces, &err),
-        };
+        let out = self.with_buffers(|b| self.fetch_into(r, b));
         self.release(len);
         out
     }
 
-    fn write_pieces(&self, r: &Range, bytes: &mut [u8]) -> Result<()> {
+    fn fetch_into(&self, r: &Range, buffers: &mut ReaderBuffers) -> Result<()> {
+        let len = usize::try_from(r.end - r.start)
+            .map_err(|_| RepoError::Invalid(format!("range of pack {} too long", r.pack)))?;
+        let ReaderBuffers { packed, plain } = buffers;
+        let bytes = ReaderBuffers::fit(packed, len);
+        let fetched = self.repo.storage().read_blob_into(&r.pack, r.start, bytes);
+        match fetched.map_err(RepoError::from) {
+            Ok(()) => {
+                // Kept before the pieces are decrypted where they lie.
+                self.repo.content_cache().put(&r.pack, r.start, bytes);
+                self.write_pieces(r, bytes, plain)
+            }
+            Err(err) => self.fail_pieces(&r.pieces, &err),
+        }
+    }
+
+    fn write_pieces(&self, r: &Range, bytes: &mut [u8], plain: &mut Vec<u8>) -> Result<()> {
         for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
-            match packed.and_then(|packed| self.decode(piece, packed)) {
+            match packed.and_then(|packed| self.decode_into(piece, packed, plain)) {
                 Ok(data) => {
                     for &(t, offset) in &piece.writes {
-                        self.write(t, offset, &data)?;
+                        self.write(t, offset, data)?;
                     }
                     Ok(())
                 }
@@ -358,27 +425,27 @@ impl Run<'_> {
         })
     }
 
-    /// The plain bytes of a piece, from its packed bytes (decrypted where they lie).
-    fn decode<'b>(&self, piece: &Piece, packed: &'b mut [u8]) -> Result<Cow<'b, [u8]>> {
+    /// The plain bytes of a piece, from its packed bytes (decrypted where they lie) or, when
+    /// compressed, decompressed into `plain` (a reader's buffer, used again for its next piece).
+    fn decode_into<'b>(
+        &self,
+        piece: &Piece,
+        packed: &'b mut [u8],
+        plain: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
         let e = &piece.entry;
-        let mut data = self.repo.contents().decode_packed_in_place(e, packed)?;
+        let contents = self.repo.contents();
         if piece.object_compressed {
+            let data = contents.decode_packed_into(e, packed, &mut *plain)?;
             let mut out = Vec::new();
-            compression::decompress(&data, &mut out).map_err(|err| RepoError::CorruptContent {
+            compression::decompress(data, &mut out).map_err(|err| RepoError::CorruptContent {
                 id: e.content_id.to_string(),
                 detail: err.to_string(),
             })?;
-            data = Cow::Owned(out);
+            *plain = out;
+            return piece.checked(plain);
         }
-        if data.len() as u64 != piece.length {
-            return Err(RepoError::Invalid(format!(
-                "chunk {} has {} bytes, index says {}",
-                e.content_id,
-                data.len(),
-                piece.length
-            )));
-        }
-        Ok(data)
+        piece.checked(contents.decode_packed_into(e, packed, plain)?)
     }
 
     /// A read or decode failed: the files of `pieces` fail (each once), or the batch stops.
