@@ -143,15 +143,7 @@ pub trait BlobStorage: Send + Sync + std::fmt::Debug {
     /// can read into the buffer directly override it; the default copies.
     fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
         let bytes = self.get_blob(id, offset, Some(out.len() as u64))?;
-        if bytes.len() != out.len() {
-            return Err(BlobError::Transient(format!(
-                "read of {id}: got {} of {} bytes",
-                bytes.len(),
-                out.len()
-            )));
-        }
-        out.copy_from_slice(&bytes);
-        Ok(())
+        fill_exactly(&format!("read of {id}"), &bytes, out)
     }
     /// The metadata of one blob.
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata>;
@@ -187,6 +179,20 @@ pub trait BlobStorage: Send + Sync + std::fmt::Debug {
         })?;
         Ok(out)
     }
+}
+
+/// Copies the bytes of a read (`what`, for the error) into `out`, which they must fill
+/// exactly; fewer or more bytes are a transient error (a connection cut short).
+pub(crate) fn fill_exactly(what: &str, bytes: &[u8], out: &mut [u8]) -> Result<()> {
+    if bytes.len() != out.len() {
+        return Err(BlobError::Transient(format!(
+            "{what}: got {} of {} bytes",
+            bytes.len(),
+            out.len()
+        )));
+    }
+    out.copy_from_slice(bytes);
+    Ok(())
 }
 
 /// Checks a requested range against a blob length and returns the byte range.

@@ -324,8 +324,10 @@ fn range_header(id: &str, offset: u64, length: Option<u64>) -> Result<Option<Str
     }
     Ok(Some(match length {
         Some(l) => {
-            let last = offset
-                .checked_add(l - 1)
+            // (no range is empty: an empty read asks for none)
+            let last = l
+                .checked_sub(1)
+                .and_then(|m| offset.checked_add(m))
                 .ok_or_else(|| BlobError::InvalidRange {
                     id: id.to_string(),
                     offset,
@@ -336,19 +338,6 @@ fn range_header(id: &str, offset: u64, length: Option<u64>) -> Result<Option<Str
         }
         None => format!("bytes={offset}-"),
     }))
-}
-
-/// Puts the bytes of a read into `out`, which they must fill exactly.
-fn copy_into(id: &str, bytes: Vec<u8>, out: &mut [u8]) -> Result<()> {
-    if bytes.len() != out.len() {
-        return Err(BlobError::Transient(format!(
-            "S3 get of {id}: got {} of {} bytes",
-            bytes.len(),
-            out.len()
-        )));
-    }
-    out.copy_from_slice(&bytes);
-    Ok(())
 }
 
 /// `bytes a-b/total` → total.
@@ -384,12 +373,15 @@ impl BlobStorage for S3Storage {
     fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
         let len = out.len() as u64;
         let key = self.key(id)?;
-        let Some(range) = range_header(id, offset, Some(len))
-            .ok()
-            .flatten()
-            .filter(|_| len > 0)
-        else {
-            return copy_into(id, self.get_blob(id, offset, Some(len))?, out);
+        // An empty read is only a range check (as get_blob makes it); a range that does not
+        // fit in u64 gets get_blob's error.
+        let range = match len {
+            0 => None,
+            _ => range_header(id, offset, Some(len)).ok().flatten(),
+        };
+        let Some(range) = range else {
+            let bytes = self.get_blob(id, offset, Some(len))?;
+            return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
         };
         let req = Req::new("GET", Some(&key)).header("range", range.as_str());
         let resp = match self.execute(&req) {
@@ -400,7 +392,7 @@ impl BlobStorage for S3Storage {
                 ..
             }) => {
                 let bytes = self.nothing_after(id, content_range, offset, Some(len))?;
-                return copy_into(id, bytes, out);
+                return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
             }
             Err(f) => return Err(self.error(f, "get", id)),
         };
@@ -409,7 +401,7 @@ impl BlobStorage for S3Storage {
         if resp.status() != 206 || content_length != Some(len) {
             // The whole object, or a shorter part: checked (and cut) as get_blob does.
             let bytes = self.read_object(resp, id, offset, Some(len), true)?;
-            return copy_into(id, bytes, out);
+            return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
         }
         // Straight into the caller's buffer: no zeroing, no second copy.
         resp.into_reader()

@@ -36,6 +36,21 @@ fn conformance_with_and_without_prefix() {
 }
 
 #[test]
+fn range_headers_name_the_last_byte_and_refuse_empty_or_overflowing_ranges() {
+    assert_eq!(range_header("p1", 0, None).unwrap(), None);
+    assert_eq!(
+        range_header("p1", 6, Some(5)).unwrap().as_deref(),
+        Some("bytes=6-10")
+    );
+    assert_eq!(
+        range_header("p1", 7, None).unwrap().as_deref(),
+        Some("bytes=7-")
+    );
+    assert!(range_header("p1", 6, Some(0)).is_err());
+    assert!(range_header("p1", u64::MAX, Some(2)).is_err());
+}
+
+#[test]
 fn keys_are_prefix_plus_blob_id_and_listing_pages() {
     let Some(srv) = S3Server::start() else { return };
     srv.create_bucket("bucket-k");

@@ -78,12 +78,7 @@ impl ContentManager {
         entry: &IndexEntry,
         packed: &'a mut [u8],
     ) -> Result<Cow<'a, [u8]>> {
-        check_key_id(entry)?;
-        let plain = self
-            .format
-            .encryptor
-            .decrypt_in_place(packed, pack::content_iv(entry.content_id.hash()))
-            .map_err(|e| decrypt_error(entry, e))?;
+        let plain = self.decrypt_in_place(entry, packed)?;
         if entry.compression_header_id == 0 {
             return Ok(Cow::Borrowed(plain));
         }
@@ -98,17 +93,23 @@ impl ContentManager {
         packed: &'a mut [u8],
         out: &'a mut Vec<u8>,
     ) -> Result<&'a [u8]> {
+        let plain = self.decrypt_in_place(entry, packed)?;
+        if entry.compression_header_id == 0 {
+            return Ok(plain);
+        }
+        decompress_plain_into(entry, plain, out)?;
+        Ok(out)
+    }
+
+    /// The plain (possibly compressed) bytes of a content, decrypted where they lie.
+    fn decrypt_in_place<'a>(&self, entry: &IndexEntry, packed: &'a mut [u8]) -> Result<&'a [u8]> {
         check_key_id(entry)?;
         let plain = self
             .format
             .encryptor
             .decrypt_in_place(packed, pack::content_iv(entry.content_id.hash()))
             .map_err(|e| decrypt_error(entry, e))?;
-        if entry.compression_header_id == 0 {
-            return Ok(plain);
-        }
-        decompress_plain_into(entry, plain, out)?;
-        Ok(out)
+        Ok(plain)
     }
 
     /// Every content known (committed and written by this manager), in id order.
