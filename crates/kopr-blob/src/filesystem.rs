@@ -4,7 +4,6 @@
 //! `<file>.tmp.<random hex>` and are renamed into place, so readers never see partial blobs.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -265,24 +264,15 @@ fn write_atomic(path: &Path, data: &[u8], id: &str) -> Result<()> {
     Ok(())
 }
 
-impl BlobStorage for FilesystemStorage {
-    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
-        valid_id(id)?;
-        let mut f =
-            fs::File::open(self.blob_path(id)).map_err(|e| BlobError::from_io("read", id, e))?;
-        let actual = f
-            .metadata()
-            .map_err(|e| BlobError::from_io("read", id, e))?
-            .len();
-        let r = checked_range(id, actual, offset, length)?;
-        let mut buf = vec![0u8; r.len()];
-        f.seek(SeekFrom::Start(offset))
-            .and_then(|_| f.read_exact(&mut buf))
-            .map_err(|e| BlobError::from_io("read", id, e))?;
-        Ok(buf)
-    }
-
-    fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+impl FilesystemStorage {
+    /// Blob `id`, open for reading, and the part of it a read of `length` bytes (to the end
+    /// when `None`) at `offset` covers, checked against its length.
+    fn open_range(
+        &self,
+        id: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<(fs::File, std::ops::Range<usize>)> {
         valid_id(id)?;
         let f =
             fs::File::open(self.blob_path(id)).map_err(|e| BlobError::from_io("read", id, e))?;
@@ -290,9 +280,28 @@ impl BlobStorage for FilesystemStorage {
             .metadata()
             .map_err(|e| BlobError::from_io("read", id, e))?
             .len();
-        checked_range(id, actual, offset, Some(out.len() as u64))?;
-        std::os::unix::fs::FileExt::read_exact_at(&f, out, offset)
-            .map_err(|e| BlobError::from_io("read", id, e))
+        let r = checked_range(id, actual, offset, length)?;
+        Ok((f, r))
+    }
+}
+
+/// Fills `out` from `f` at `offset` (of blob `id`, for the error).
+fn read_exact_at(f: &fs::File, id: &str, out: &mut [u8], offset: u64) -> Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, out, offset)
+        .map_err(|e| BlobError::from_io("read", id, e))
+}
+
+impl BlobStorage for FilesystemStorage {
+    fn get_blob(&self, id: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let (f, r) = self.open_range(id, offset, length)?;
+        let mut buf = vec![0u8; r.len()];
+        read_exact_at(&f, id, &mut buf, offset)?;
+        Ok(buf)
+    }
+
+    fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        let (f, _) = self.open_range(id, offset, Some(out.len() as u64))?;
+        read_exact_at(&f, id, out, offset)
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {

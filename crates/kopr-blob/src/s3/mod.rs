@@ -268,6 +268,48 @@ impl S3Storage {
         Ok(Vec::new())
     }
 
+    /// Reads `out.len()` bytes at `offset` straight into `out` (`None`) when the server answers
+    /// with exactly that part; else the bytes as [`BlobStorage::get_blob`] reads and checks
+    /// them: an empty read (a range check only), the whole object, a shorter part.
+    fn read_ranged_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<Option<Vec<u8>>> {
+        let len = out.len() as u64;
+        // (a range past u64 gets get_blob's error)
+        let range = match len {
+            0 => None,
+            _ => range_header(id, offset, Some(len)).ok().flatten(),
+        };
+        let Some(range) = range else {
+            return self.get_blob(id, offset, Some(len)).map(Some);
+        };
+        let key = self.key(id)?;
+        let req = Req::new("GET", Some(&key)).header("range", range.as_str());
+        let resp = match self.execute(&req) {
+            Ok(r) => r,
+            Err(Failure::Status {
+                status: 416,
+                content_range,
+                ..
+            }) => {
+                return self
+                    .nothing_after(id, content_range, offset, Some(len))
+                    .map(Some)
+            }
+            Err(f) => return Err(self.error(f, "get", id)),
+        };
+        let content_length: Option<u64> =
+            resp.header("content-length").and_then(|v| v.parse().ok());
+        if resp.status() != 206 || content_length != Some(len) {
+            return self
+                .read_object(resp, id, offset, Some(len), true)
+                .map(Some);
+        }
+        // No zeroing, no second copy.
+        resp.into_reader()
+            .read_exact(out)
+            .map_err(|e| self.read_failure("get", id, e))?;
+        Ok(None)
+    }
+
     /// Reads the body of a GET answer and checks it is the length asked (or announced).
     fn read_object(
         &self,
@@ -371,42 +413,10 @@ impl BlobStorage for S3Storage {
     }
 
     fn read_blob_into(&self, id: &str, offset: u64, out: &mut [u8]) -> Result<()> {
-        let len = out.len() as u64;
-        let key = self.key(id)?;
-        // An empty read is only a range check (as get_blob makes it); a range that does not
-        // fit in u64 gets get_blob's error.
-        let range = match len {
-            0 => None,
-            _ => range_header(id, offset, Some(len)).ok().flatten(),
-        };
-        let Some(range) = range else {
-            let bytes = self.get_blob(id, offset, Some(len))?;
-            return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
-        };
-        let req = Req::new("GET", Some(&key)).header("range", range.as_str());
-        let resp = match self.execute(&req) {
-            Ok(r) => r,
-            Err(Failure::Status {
-                status: 416,
-                content_range,
-                ..
-            }) => {
-                let bytes = self.nothing_after(id, content_range, offset, Some(len))?;
-                return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
-            }
-            Err(f) => return Err(self.error(f, "get", id)),
-        };
-        let content_length: Option<u64> =
-            resp.header("content-length").and_then(|v| v.parse().ok());
-        if resp.status() != 206 || content_length != Some(len) {
-            // The whole object, or a shorter part: checked (and cut) as get_blob does.
-            let bytes = self.read_object(resp, id, offset, Some(len), true)?;
-            return crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out);
+        match self.read_ranged_into(id, offset, out)? {
+            None => Ok(()),
+            Some(bytes) => crate::fill_exactly(&format!("S3 get of {id}"), &bytes, out),
         }
-        // Straight into the caller's buffer: no zeroing, no second copy.
-        resp.into_reader()
-            .read_exact(out)
-            .map_err(|e| self.read_failure("get", id, e))
     }
 
     fn get_metadata(&self, id: &str) -> Result<BlobMetadata> {

@@ -104,12 +104,11 @@ impl ContentManager {
     /// The plain (possibly compressed) bytes of a content, decrypted where they lie.
     fn decrypt_in_place<'a>(&self, entry: &IndexEntry, packed: &'a mut [u8]) -> Result<&'a [u8]> {
         check_key_id(entry)?;
-        let plain = self
-            .format
+        self.format
             .encryptor
             .decrypt_in_place(packed, pack::content_iv(entry.content_id.hash()))
-            .map_err(|e| decrypt_error(entry, e))?;
-        Ok(plain)
+            .map(|plain| &*plain)
+            .map_err(|e| decrypt_error(entry, e))
     }
 
     /// Every content known (committed and written by this manager), in id order.

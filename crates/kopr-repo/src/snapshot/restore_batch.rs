@@ -65,16 +65,12 @@ struct ReaderBuffers {
 }
 
 impl ReaderBuffers {
-    /// The first `len` bytes of the packed buffer.
-    fn packed(&mut self, len: usize) -> &mut [u8] {
-        Self::fit(&mut self.packed, len)
-    }
-
     /// The first `len` bytes of `buf`, allocated anew when shorter: zeroed and whole (grown,
     /// it would copy), at least as long as the longest coalesced range so that it is
     /// allocated once and comes zeroed from the system rather than by a pass over it.
     fn fit(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
         if buf.len() < len {
+            // The old allocation goes first, so that the two are never held at once.
             *buf = Vec::new();
             *buf = vec![0; len.max(MAX_RANGE as usize)];
         }
@@ -330,13 +326,14 @@ impl Run<'_> {
         let (path, r) = &self.plan.cached[i];
         let cache = self.repo.content_cache();
         self.reserve(r.end - r.start);
-        let done =
-            self.with_buffers(
-                |b| match cache.read_into(path, r.start, r.end, |n| b.packed(n)) {
-                    Some(bytes) => self.write_cached(r, bytes),
-                    None => Ok(false),
-                },
-            );
+        let done = self.with_buffers(|b| {
+            match cache.read_into(path, r.start, r.end, |n| {
+                ReaderBuffers::fit(&mut b.packed, n)
+            }) {
+                Some(bytes) => self.write_cached(r, bytes),
+                None => Ok(false),
+            }
+        });
         self.release(r.end - r.start);
         if done? {
             return Ok(());
