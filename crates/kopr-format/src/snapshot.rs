@@ -31,7 +31,7 @@ pub mod utc_nanos {
 
     /// Writes a Go time.
     pub fn serialize<S: Serializer>(n: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::gotime::format(&to_time(*n)))
+        crate::gotime::serialize(&to_time(*n), s)
     }
 
     /// Reads an RFC 3339 time.
@@ -89,7 +89,22 @@ impl Permissions {
 
 impl Serialize for Permissions {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("0{:o}", self.to_go_mode()))
+        // Octal digits after a leading zero, written by hand: one per directory entry, and
+        // `format!` cost several times more than the digits.
+        let mut buf = [0u8; 12];
+        let mut at = buf.len();
+        let mut m = self.to_go_mode();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (m & 7) as u8;
+            m >>= 3;
+            if m == 0 {
+                break;
+            }
+        }
+        at -= 1;
+        buf[at] = b'0';
+        s.serialize_str(std::str::from_utf8(&buf[at..]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -500,6 +515,7 @@ mod tests {
             (0o1777, "\"04000777\""),
             (0o644, "\"0644\""),
             (0o7000, "\"064000000\""),
+            (0o000, "\"00\""),
         ] {
             assert_eq!(serde_json::to_string(&Permissions(unix)).unwrap(), kopia);
             assert_eq!(

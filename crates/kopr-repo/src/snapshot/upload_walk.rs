@@ -192,7 +192,12 @@ impl Uploader<'_> {
             let child_rel = if rel.is_empty() {
                 name.clone()
             } else {
-                format!("{rel}/{name}")
+                // Not `format!`: once per entry, and its machinery cost more than the copy.
+                let mut p = String::with_capacity(rel.len() + 1 + name.len());
+                p.push_str(rel);
+                p.push('/');
+                p.push_str(&name);
+                p
             };
             let previous = prev.get(name.as_str()).copied();
             self.walk_entry(&mut pd, name, &listed, &child_rel, previous)?;
