@@ -1,6 +1,6 @@
-//! The directory builder of an upload: once a walked directory's files are read, fills in
-//! their objects and its subdirectories' summaries, totals them, and writes the directory
-//! object, children before parents.
+//! The directory builder of an upload: once a walked directory's files are read and its
+//! subdirectories stored, fills in their objects and summaries, totals them, and hands the
+//! directory's manifest to the workers to store, children before parents.
 
 use std::fs;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
-use super::file_pool::JobSlot;
+use super::file_pool::{Job, JobSlot};
 use super::upload::mtime_nanos;
 use super::upload_walk::{PendingDir, Uploader};
 use super::INCOMPLETE_CANCELED;
@@ -49,9 +49,7 @@ impl Uploader<'_> {
             ..
         } = pd;
         for (idx, child) in subdirs {
-            let (oid, sub) = child.get().cloned().ok_or_else(|| {
-                RepoError::Worker("subdirectory finished after its parent".into())
-            })?;
+            let (oid, sub) = child.take()?;
             add_subdir(&mut summary, &sub);
             entries[idx].object_id = oid;
             entries[idx].dir_summary = Some(sub);
@@ -83,9 +81,8 @@ impl Uploader<'_> {
             entries,
             summary: Some(summary.clone()),
         };
-        let oid = write_directory(self.repo.contents(), &manifest)?;
-        let _ = out.set((oid, summary));
-        Ok(())
+        let _ = out.summary.set(summary);
+        self.send(Job::Dir { manifest, out })
     }
 
     /// Fills in the objects and lengths of the files read for a directory; returns the entry

@@ -1,19 +1,24 @@
-//! The workers that read files into objects while the directory walk goes on.
+//! The workers that read files into objects, and write directory objects, while the directory
+//! walk goes on.
 //!
 //! The walk hands every file it must read, in batches, to the bounded queue of
 //! `parallel::stream_counting_idle` and keeps walking; one worker per core reads them. Each
 //! job has a [`JobSlot`] where its result lands, which the walk waits on when it finishes the
 //! file's directory. A worker whose file is large stores its chunks on the other workers'
-//! threads while they have nothing queued.
+//! threads while they have nothing queued. A finished directory's manifest comes through the
+//! same queue: encoding, compressing and storing it is most of the walk's own work on a tree
+//! of small files, and the walk alone cannot keep up with the workers.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex};
 
 use kopr_format::object_id::ObjectId;
+use kopr_format::snapshot::DirManifest;
 
 use super::local_file::LocalFile;
 use super::upload::{counted_done, upload_counted, FileRead};
+use super::upload_walk::DirSlot;
 use super::ProgressCounters;
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
@@ -58,6 +63,17 @@ pub(super) struct FileJob {
     /// Shared by all the files compressed alike (no string per file).
     pub compression: Option<&'static Compressor>,
     pub slot: Arc<JobSlot>,
+}
+
+/// What the walk hands to the workers.
+pub(super) enum Job {
+    /// Files to read, each into its slot.
+    Files(Vec<FileJob>),
+    /// A finished directory to store; its object lands in `out` (with a length of 0).
+    Dir {
+        manifest: DirManifest,
+        out: Arc<DirSlot>,
+    },
 }
 
 /// The result of one job, filled once by a worker.
@@ -132,6 +148,19 @@ pub(super) struct Workers<'a> {
 }
 
 impl Workers<'_> {
+    /// Runs one job of the walk's.
+    pub(super) fn run(&self, job: &Job) {
+        match job {
+            Job::Files(batch) => self.read_batch(batch),
+            // Written even after a cancellation: the directories of an incomplete snapshot
+            // are stored too, as when the walk wrote them itself.
+            Job::Dir { manifest, out } => out.object.set(
+                super::dir_builder::write_directory(self.repo.contents(), manifest)
+                    .map(|oid| (oid, 0)),
+            ),
+        }
+    }
+
     /// Reads one batch of files, each into its slot (a panic while reading one file fills
     /// that file's slot with the error, and the batch goes on).
     ///
@@ -218,14 +247,22 @@ impl Workers<'_> {
         kept.data.clear();
     }
 
-    /// A batch whose reader failed outside any one file: every file it did not finish fails,
-    /// so the walk never waits for a slot nobody fills.
-    pub(super) fn fail_unfinished(batch: &[FileJob], err: &RepoError) {
-        for job in batch.iter().filter(|j| !j.slot.is_done()) {
-            job.slot.set(Err(RepoError::Worker(format!(
-                "{}: {err}",
-                job.path.display()
-            ))));
+    /// A job whose worker failed outside any one file: every file it did not finish (or the
+    /// directory it did not store) fails, so the walk never waits for a slot nobody fills.
+    pub(super) fn fail_unfinished(job: &Job, err: &RepoError) {
+        match job {
+            Job::Files(batch) => {
+                for job in batch.iter().filter(|j| !j.slot.is_done()) {
+                    job.slot.set(Err(RepoError::Worker(format!(
+                        "{}: {err}",
+                        job.path.display()
+                    ))));
+                }
+            }
+            Job::Dir { out, .. } if !out.object.is_done() => out.object.set(Err(
+                RepoError::Worker(format!("storing a directory failed: {err}")),
+            )),
+            Job::Dir { .. } => {}
         }
     }
 }

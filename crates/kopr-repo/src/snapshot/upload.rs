@@ -19,7 +19,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
 };
 
-use super::file_pool::{FileJob, Workers};
+use super::file_pool::{Job, Workers};
 use super::local_file::LocalFile;
 use super::upload_estimate::Estimator;
 use super::upload_walk::{Uploader, QUEUED_BATCHES_PER_WORKER};
@@ -382,8 +382,8 @@ fn upload_root_dir(
             workers,
             workers * QUEUED_BATCHES_PER_WORKER,
             &pool.idle,
-            |batch: &Vec<FileJob>| pool.read_batch(batch),
-            |batch, err| Workers::fail_unfinished(batch, &err),
+            |job: &Job| pool.run(job),
+            |job, err| Workers::fail_unfinished(job, &err),
             |tx| {
                 up.jobs = Some(tx);
                 let r = up.upload_dir(dir, previous);

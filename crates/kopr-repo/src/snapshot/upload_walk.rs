@@ -15,7 +15,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, EntryError, EntryType, Permissions, SnapshotStats,
 };
 
-use super::file_pool::{FileJob, JobSlot};
+use super::file_pool::{FileJob, Job, JobSlot};
 use super::local_file::LocalFile;
 use super::upload::{is_cache_dir, mtime_nanos, owner, upload_counted};
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
@@ -55,19 +55,37 @@ pub(super) struct PendingDir {
 }
 
 impl PendingDir {
+    /// Whether its files are read and its subdirectories stored.
     pub(super) fn ready(&self) -> bool {
         self.files.iter().all(|(_, _, j)| j.is_done())
+            && self.subdirs.iter().all(|(_, d)| d.object.is_done())
     }
 }
 
-/// A finished directory: its object and summary.
-pub(super) type DirSlot = std::sync::OnceLock<(ObjectId, DirectorySummary)>;
+/// A finished directory: its summary, set by the walk when it finishes the directory, and its
+/// object, set by the worker that stores it.
+#[derive(Default)]
+pub(super) struct DirSlot {
+    pub(super) summary: std::sync::OnceLock<DirectorySummary>,
+    pub(super) object: JobSlot,
+}
+
+impl DirSlot {
+    /// Waits for the directory to be stored; its object and summary.
+    pub(super) fn take(&self) -> Result<(ObjectId, DirectorySummary)> {
+        let (oid, _) = self.object.take()?;
+        let summary = self.summary.get().cloned().ok_or_else(|| {
+            RepoError::Worker("a directory was stored before it was finished".into())
+        })?;
+        Ok((oid, summary))
+    }
+}
 
 pub(super) struct Uploader<'a> {
     pub(super) repo: &'a Repository,
     pub(super) opts: &'a UploadOptions,
     /// The workers' queue; files are read on the walking thread without one.
-    pub(super) jobs: Option<SyncSender<Vec<FileJob>>>,
+    pub(super) jobs: Option<SyncSender<Job>>,
     /// Small files gathered for the next hand-off, and their bytes.
     pub(super) batch: Vec<FileJob>,
     pub(super) batch_bytes: u64,
@@ -149,9 +167,7 @@ impl Uploader<'_> {
     ) -> Result<(ObjectId, DirectorySummary)> {
         let root = self.walk_dir(dir, "", previous)?;
         self.finish_pending(true)?;
-        root.get()
-            .cloned()
-            .ok_or_else(|| RepoError::Worker("directory upload did not finish".into()))
+        root.take()
     }
 
     /// Walks `dir`: records its entries, queues the files to read, walks subdirectories, and
@@ -162,7 +178,7 @@ impl Uploader<'_> {
         rel: &str,
         previous: Option<&DirManifest>,
     ) -> Result<Arc<DirSlot>> {
-        let out = Arc::new(DirSlot::new());
+        let out = Arc::new(DirSlot::default());
         let mut pd = PendingDir {
             dir: dir.to_path_buf(),
             handle: None,
@@ -418,9 +434,14 @@ impl Uploader<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        self.send(Job::Files(batch))
+    }
+
+    /// Queues a job for the workers.
+    pub(super) fn send(&self, job: Job) -> Result<()> {
         match &self.jobs {
             Some(jobs) => jobs
-                .send(batch)
+                .send(job)
                 .map_err(|_| RepoError::Worker("upload workers stopped".into())),
             None => Err(RepoError::Worker("upload workers stopped".into())),
         }
