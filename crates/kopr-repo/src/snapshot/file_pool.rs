@@ -44,7 +44,7 @@ struct Kept {
 fn named(job: &FileJob, e: RepoError) -> RepoError {
     match e {
         RepoError::Worker(m) if m.starts_with("upload worker panicked") => {
-            RepoError::Worker(format!("{}: {m}", job.path.display()))
+            RepoError::Worker(format!("{}: {m}", job.slot.path.display()))
         }
         e => e,
     }
@@ -55,7 +55,6 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 
 /// A file to read, and where its result goes.
 pub(super) struct FileJob {
-    pub path: PathBuf,
     /// The directory the file was listed in, opened once for all its files.
     pub dir: Option<Arc<std::fs::File>>,
     /// The size the listing gave.
@@ -79,6 +78,8 @@ pub(super) enum Job {
 /// The result of one job, filled once by a worker.
 #[derive(Default)]
 pub(super) struct JobSlot {
+    /// The file read (empty for a directory's object).
+    pub path: PathBuf,
     state: Mutex<SlotState>,
     done: Condvar,
 }
@@ -93,6 +94,14 @@ struct SlotState {
 }
 
 impl JobSlot {
+    /// The slot of the file at `path`.
+    pub(super) fn new(path: PathBuf) -> JobSlot {
+        JobSlot {
+            path,
+            ..JobSlot::default()
+        }
+    }
+
     /// Stores the result and wakes the waiter, if any.
     pub(super) fn set(&self, r: Uploaded) {
         let waited = match self.state.lock() {
@@ -180,7 +189,7 @@ impl Workers<'_> {
             let start = kept.data.len();
             let r = crate::parallel::guarded("upload worker", || {
                 let file = LocalFile {
-                    path: &job.path,
+                    path: &job.slot.path,
                     dir: job.dir.as_deref(),
                     size: job.size,
                 };
@@ -255,7 +264,7 @@ impl Workers<'_> {
                 for job in batch.iter().filter(|j| !j.slot.is_done()) {
                     job.slot.set(Err(RepoError::Worker(format!(
                         "{}: {err}",
-                        job.path.display()
+                        job.slot.path.display()
                     ))));
                 }
             }

@@ -216,7 +216,7 @@ impl Uploader<'_> {
                 p
             };
             let previous = prev.get(name.as_str()).copied();
-            self.walk_entry(&mut pd, name, &listed, &child_rel, previous)?;
+            self.walk_entry(&mut pd, name, &listed, child_rel, previous)?;
         }
         pd.handle = None;
         self.rules.truncate(rules_before);
@@ -274,18 +274,18 @@ impl Uploader<'_> {
         pd: &mut PendingDir,
         name: String,
         listed: &fs::DirEntry,
-        rel: &str,
+        rel: String,
         previous: Option<&DirEntry>,
     ) -> Result<()> {
         let path = listed.path();
         let md = match listed.metadata() {
             Ok(m) => m,
             Err(e) => {
-                self.error(&mut pd.summary, rel, e, false);
+                self.error(&mut pd.summary, &rel, e, false);
                 return Ok(());
             }
         };
-        if self.excluded(rel, &md) {
+        if self.excluded(&rel, &md) {
             return Ok(());
         }
         let (mode, uid, gid) = owner(&md);
@@ -308,7 +308,7 @@ impl Uploader<'_> {
                 .filter(|p| p.entry_type == EntryType::Directory)
                 .and_then(|p| read_object(self.repo.contents(), &p.object_id).ok())
                 .and_then(|b| DirManifest::decode(&b).ok());
-            let child = self.walk_dir(&path, rel, prev_dir.as_ref())?;
+            let child = self.walk_dir(&path, &rel, prev_dir.as_ref())?;
             entry.entry_type = EntryType::Directory;
             pd.subdirs.push((pd.entries.len(), child));
             self.stats.total_directory_count += 1;
@@ -316,7 +316,7 @@ impl Uploader<'_> {
             let target = match fs::read_link(&path) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.error(&mut pd.summary, rel, e, false);
+                    self.error(&mut pd.summary, &rel, e, false);
                     return Ok(());
                 }
             };
@@ -346,7 +346,7 @@ impl Uploader<'_> {
         pd: &mut PendingDir,
         entry: &mut DirEntry,
         path: PathBuf,
-        rel: &str,
+        rel: String,
         size: i64,
         previous: Option<&DirEntry>,
     ) -> Result<()> {
@@ -368,7 +368,7 @@ impl Uploader<'_> {
                 .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
                 .clone();
             let slot = self.read_file(path, dir, compression, size as u64)?;
-            pd.files.push((pd.entries.len(), rel.to_string(), slot));
+            pd.files.push((pd.entries.len(), rel, slot));
         }
         Ok(())
     }
@@ -383,11 +383,12 @@ impl Uploader<'_> {
         compression: Option<&'static Compressor>,
         size: u64,
     ) -> Result<Arc<JobSlot>> {
-        let slot = Arc::new(JobSlot::default());
+        // The path lives in the slot, which the walk drops last: freed by the thread that
+        // allocated it (a worker freeing the walk's allocations contends for its heap lock).
+        let slot = Arc::new(JobSlot::new(path));
         match &self.jobs {
             Some(_) => {
                 self.batch.push(FileJob {
-                    path,
                     dir,
                     size,
                     compression,
@@ -406,7 +407,7 @@ impl Uploader<'_> {
                     Err(RepoError::Canceled)
                 } else {
                     let file = LocalFile {
-                        path: &path,
+                        path: &slot.path,
                         dir: dir.as_deref(),
                         size,
                     };
