@@ -60,6 +60,17 @@ impl Ord for ContentId {
     }
 }
 
+impl ContentId {
+    /// A word ordered as the ids are where it differs: the prefix byte, then the first seven
+    /// (zero-padded) hash bytes. Equal words say nothing; `cmp` then decides.
+    pub(crate) fn sort_word(&self) -> u64 {
+        let mut w = [0u8; 8];
+        w[0] = self.prefix;
+        w[1..].copy_from_slice(&self.hash[..7]);
+        u64::from_be_bytes(w)
+    }
+}
+
 impl PartialOrd for ContentId {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))

@@ -159,11 +159,28 @@ impl IndexBuilder {
 
 /// Entries (owned or borrowed) sorted by id, one per id: the winner under [`pick_winner`], an
 /// exact tie keeping the earlier entry, as [`IndexBuilder::add`] one by one would keep.
-pub(crate) fn sorted_unique<E: Borrow<IndexEntry>>(mut all: Vec<E>) -> Vec<E> {
-    // Stable: entries of one id keep their order, so ties resolve as `add` resolves them.
-    all.sort_by_key(|e| e.borrow().content_id);
-    let mut unique: Vec<E> = Vec::with_capacity(all.len());
-    for e in all {
+pub(crate) fn sorted_unique<E: Borrow<IndexEntry>>(all: Vec<E>) -> Vec<E> {
+    // Sorted as positions beside a word of each id (`ContentId::sort_word`): plain integer
+    // pairs in a compact array instead of ids reached through each entry. Where words tie
+    // (the same id, or ids alike in their first bytes) the run is sorted again by the full id,
+    // stably, so that entries of one id keep their order and ties resolve as `add` resolves
+    // them. An index of a first snapshot holds an entry per file, and this sort was most of
+    // writing it.
+    let id = |i: usize| all[i].borrow().content_id;
+    let mut order: Vec<(u64, usize)> = (0..all.len()).map(|i| (id(i).sort_word(), i)).collect();
+    order.sort_unstable();
+    let mut start = 0;
+    while start < order.len() {
+        let word = order[start].0;
+        let end = start + order[start..].iter().take_while(|o| o.0 == word).count();
+        if end - start > 1 {
+            order[start..end].sort_by_key(|o| id(o.1));
+        }
+        start = end;
+    }
+    let mut slots: Vec<Option<E>> = all.into_iter().map(Some).collect();
+    let mut unique: Vec<E> = Vec::with_capacity(slots.len());
+    for e in order.into_iter().filter_map(|(_, i)| slots[i].take()) {
         match unique.last_mut() {
             Some(last) if (*last).borrow().content_id == e.borrow().content_id => {
                 if pick_winner(e.borrow(), (*last).borrow()) {
@@ -368,6 +385,68 @@ mod tests {
                     .entries()
                     .all(|o| fnv1a32(o.content_id.to_string().as_bytes()) % 10 == n));
             }
+        }
+    }
+
+    /// The sort through words and positions gives what a stable sort of the entries by id
+    /// (then one winner per id) gives: ids with and without prefixes, hashes shorter than the
+    /// word and ones alike in their first bytes, many entries per id in every order.
+    #[test]
+    fn sorted_unique_matches_a_stable_sort_by_id() {
+        let reference = |mut all: Vec<IndexEntry>| {
+            all.sort_by_key(|e| e.content_id);
+            let mut unique: Vec<IndexEntry> = Vec::new();
+            for e in all {
+                match unique.last_mut() {
+                    Some(last) if last.content_id == e.content_id => {
+                        if pick_winner(&e, last) {
+                            *last = e;
+                        }
+                    }
+                    _ => unique.push(e),
+                }
+            }
+            unique
+        };
+        let ids = [
+            "00",
+            "0000",
+            "00000000000000",
+            "0000000000000000",
+            "000000000000000001",
+            "01",
+            "ff",
+            "fe01",
+            "abcdef0123456789",
+            "abcdef0123456788",
+            "abcdef01234567",
+            "kab",
+            "kab00",
+            "k0000000000000000",
+            "xab",
+            "g00000000000000ff",
+            "gff",
+        ];
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for round in 0..50 {
+            let all: Vec<IndexEntry> = (0..200)
+                .map(|i| {
+                    let id = ids[next() % ids.len()];
+                    let pack = ["p1", "p2", "p3"][next() % 3];
+                    entry(id, (next() % 4) as i64, pack, i, next() % 5 == 0)
+                })
+                .collect();
+            let got = sorted_unique(all.clone());
+            assert_eq!(got, reference(all.clone()), "round {round}");
+            let refs: Vec<&IndexEntry> = all.iter().collect();
+            let got: Vec<IndexEntry> = sorted_unique(refs).into_iter().cloned().collect();
+            assert_eq!(got, reference(all), "round {round}, borrowed");
         }
     }
 }
