@@ -128,8 +128,25 @@ impl FromStr for ObjectId {
 }
 
 impl Serialize for ObjectId {
+    /// Writes the text in one piece (every directory entry holds an object id; going through
+    /// `Display` and serde's `collect_str` cost several times more).
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        const MARKS: usize = 8;
+        if usize::from(self.indirection) > MARKS {
+            return s.collect_str(self);
+        }
+        let mut text = [0u8; MARKS + 1 + crate::index::content_id::MAX_TEXT_LEN];
+        let mut n = usize::from(self.indirection);
+        text[..n].fill(b'I');
+        if self.compressed {
+            text[n] = b'Z';
+            n += 1;
+        }
+        let mut id = [0u8; crate::index::content_id::MAX_TEXT_LEN];
+        let len = self.content.write_text(&mut id);
+        text[n..n + len].copy_from_slice(&id[..len]);
+        n += len;
+        s.serialize_str(std::str::from_utf8(&text[..n]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -255,5 +272,25 @@ mod tests {
         .is_err());
         assert!(decode_indirect(br#"{"stream":"other","entries":[]}"#).is_err());
         assert!(decode_indirect(b"garbage").is_err());
+    }
+
+    /// The JSON text of an object id is its `Display` text, whatever its indirection (past
+    /// eight levels through `Display` itself), compression and prefix, and reads back.
+    #[test]
+    fn json_text_is_the_display_text() {
+        for id in ["ab", "k0123456789abcdef0123456789abcdef", "xff"] {
+            let id: ContentId = id.parse().unwrap();
+            let compressed = ObjectId::compressed(id);
+            let json = serde_json::to_string(&compressed).unwrap();
+            assert_eq!(json, format!("\"Z{id}\""));
+            assert_eq!(serde_json::from_str::<ObjectId>(&json).unwrap(), compressed);
+            let mut oid = ObjectId::direct(id);
+            for _ in 0..12 {
+                let json = serde_json::to_string(&oid).unwrap();
+                assert_eq!(json, format!("\"{oid}\""));
+                assert_eq!(serde_json::from_str::<ObjectId>(&json).unwrap(), oid);
+                oid = ObjectId::indirect(oid);
+            }
+        }
     }
 }

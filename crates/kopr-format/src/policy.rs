@@ -294,19 +294,34 @@ impl Policy {
 
     /// The compressor for a file with this name and size, per the compression policy.
     pub fn compressor_for(&self, file_name: &str, size: i64) -> Option<&str> {
+        let ext = Policy::extension(file_name);
+        (self.compresses_extension(ext) && self.compresses_size(size))
+            .then_some(self.compression.compressor_name.as_str())
+    }
+
+    /// The extension the compression rules look at: from the last `.` of the name (`.gz` of
+    /// `a.tar.gz`), empty without one.
+    pub fn extension(file_name: &str) -> &str {
+        file_name.rfind('.').map_or("", |i| &file_name[i..])
+    }
+
+    /// Whether files with extension `ext` ([`Policy::extension`]) are compressed, sizes
+    /// aside: compression is on, the extension in `onlyCompress` (when set) and not in
+    /// `neverCompress`, ignoring ASCII case.
+    pub fn compresses_extension(&self, ext: &str) -> bool {
         let c = &self.compression;
         if c.compressor_name.is_empty() || c.compressor_name == "none" {
-            return None;
+            return false;
         }
-        let ext = file_name.rfind('.').map_or("", |i| &file_name[i..]);
         let has = |list: &[String]| list.iter().any(|e| e.eq_ignore_ascii_case(ext));
-        if (!c.only_compress.is_empty() && !has(&c.only_compress)) || has(&c.never_compress) {
-            return None;
-        }
-        if size < c.min_size || (c.max_size > 0 && size > c.max_size) {
-            return None;
-        }
-        Some(&c.compressor_name)
+        (c.only_compress.is_empty() || has(&c.only_compress)) && !has(&c.never_compress)
+    }
+
+    /// Whether a file of `size` bytes is compressed, extensions aside: within `minSize` and
+    /// `maxSize` (0: no limit).
+    pub fn compresses_size(&self, size: i64) -> bool {
+        let c = &self.compression;
+        size >= c.min_size && (c.max_size <= 0 || size <= c.max_size)
     }
 }
 
@@ -325,6 +340,41 @@ mod tests {
         let js = serde_json::to_value(&p).unwrap();
         assert_eq!(js["compression"]["compressorName"], "zstd-fastest");
         assert!(js["compression"]["neverCompress"].as_array().unwrap().len() > 20);
+    }
+
+    #[test]
+    fn compression_rules_split_into_extension_and_size() {
+        let mut p = Policy::new_repository_default();
+        p.compression.min_size = 10;
+        p.compression.max_size = 100;
+        assert_eq!(Policy::extension("a.tar.gz"), ".gz");
+        assert_eq!(Policy::extension("Makefile"), "");
+        for (name, size, compressed) in [
+            ("a.txt", 9, false),
+            ("a.txt", 10, true),
+            ("a.txt", 100, true),
+            ("a.txt", 101, false),
+            ("a.ZIP", 50, false),
+            ("a.zip", 50, false),
+        ] {
+            assert_eq!(
+                p.compressor_for(name, size).is_some(),
+                compressed,
+                "{name} {size}"
+            );
+            let ext = Policy::extension(name);
+            assert_eq!(
+                p.compresses_extension(ext) && p.compresses_size(size),
+                compressed
+            );
+        }
+        p.compression.max_size = 0;
+        assert!(p.compresses_size(i64::MAX));
+        p.compression.only_compress = vec![".TXT".into()];
+        assert!(p.compresses_extension(".txt"));
+        assert!(!p.compresses_extension(".md"));
+        p.compression.compressor_name = "none".into();
+        assert!(!p.compresses_extension(".txt"));
     }
 
     #[test]

@@ -164,12 +164,15 @@ impl ContentId {
     }
 }
 
-impl fmt::Display for ContentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One write of the whole text: ids are printed by the hundred thousand (directory
-        // listings, logs), and a formatting call per byte cost more than the rest.
+/// Longest text of a content id: a prefix letter and two hex digits per hash byte.
+pub(crate) const MAX_TEXT_LEN: usize = 1 + 2 * MAX_HASH_LEN;
+
+impl ContentId {
+    /// Writes the id's text into `text`; its length. One write of the whole text: ids are
+    /// printed by the hundred thousand (directory listings and objects, logs), and a
+    /// formatting call per byte cost more than the rest.
+    pub(crate) fn write_text(&self, text: &mut [u8; MAX_TEXT_LEN]) -> usize {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 1 + 2 * MAX_HASH_LEN];
         let mut n = 0;
         if self.prefix != 0 {
             text[0] = self.prefix;
@@ -180,6 +183,14 @@ impl fmt::Display for ContentId {
             text[n + 1] = HEX[usize::from(b & 15)];
             n += 2;
         }
+        n
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; MAX_TEXT_LEN];
+        let n = self.write_text(&mut text);
         // A prefix is an ASCII letter (checked when the id is made), the rest hex digits.
         f.write_str(std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?)
     }

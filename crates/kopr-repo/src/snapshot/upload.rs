@@ -245,6 +245,7 @@ pub fn create_snapshot(
         batch: Vec::new(),
         batch_bytes: 0,
         pending: VecDeque::new(),
+        extensions: Default::default(),
         stats: SnapshotStats::default(),
         progress,
         on_progress,

@@ -24,6 +24,9 @@ use crate::object::{read_object, WriterOptions};
 use crate::repository::Repository;
 use kopr_format::compression::Compressor;
 
+/// Extensions whose compression rule the walk remembers (a tree can have a different
+/// "extension" per file, e.g. rotated logs).
+const EXTENSIONS_REMEMBERED: usize = 1024;
 /// Batches queued per worker before the walk waits for the workers.
 pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
 /// Files under this size are handed to the workers in batches of up to [`FILES_PER_BATCH`]
@@ -102,6 +105,8 @@ pub(super) struct Uploader<'a> {
     /// Files shorter than this are one chunk (see `upload_file`).
     pub(super) single_chunk: usize,
     pub(super) policy: kopr_format::policy::Policy,
+    /// Whether the policy compresses files by extension, for the extensions seen so far.
+    pub(super) extensions: HashMap<String, bool>,
 }
 
 impl Uploader<'_> {
@@ -145,13 +150,29 @@ impl Uploader<'_> {
 
     /// The compressor of a file named `name` of `size` bytes: the upload's, else the policy's
     /// when its rules apply to the file.
-    pub(super) fn compressor_for(&self, name: &str, size: i64) -> Option<&'static Compressor> {
+    pub(super) fn compressor_for(&mut self, name: &str, size: i64) -> Option<&'static Compressor> {
         if let Some(forced) = self.forced_compressor {
             return forced;
         }
-        self.policy
-            .compressor_for(name, size)
-            .and(self.policy_compressor)
+        // The extension rules are looked up once per extension: a policy lists a few dozen
+        // extensions, and matching each file against them all cost more than the rest of
+        // the walk's own work per file. At most `EXTENSIONS_REMEMBERED` are kept.
+        let ext = kopr_format::policy::Policy::extension(name);
+        let by_extension = match self.extensions.get(ext) {
+            Some(&b) => b,
+            None => {
+                let b = self.policy.compresses_extension(ext);
+                if self.extensions.len() < EXTENSIONS_REMEMBERED {
+                    self.extensions.insert(ext.to_string(), b);
+                }
+                b
+            }
+        };
+        if by_extension && self.policy.compresses_size(size) {
+            self.policy_compressor
+        } else {
+            None
+        }
     }
 
     pub(super) fn report(&mut self) {
