@@ -6,8 +6,8 @@
 //! job has a [`JobSlot`] where its result lands, which the walk waits on when it finishes the
 //! file's directory. A worker whose file is large stores its chunks on the other workers'
 //! threads while they have nothing queued. A finished directory's manifest comes through the
-//! same queue: encoding, compressing and storing it is most of the walk's own work on a tree
-//! of small files, and the walk alone cannot keep up with the workers.
+//! same queue: encoding, compressing and storing it was most of the walk's own work on a tree
+//! of small files, and the walk is the one thread that does not scale with the cores.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;

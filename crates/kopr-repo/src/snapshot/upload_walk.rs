@@ -16,8 +16,7 @@ use kopr_format::snapshot::{
 };
 
 use super::file_pool::{FileJob, Job, JobSlot};
-use super::local_file::LocalFile;
-use super::upload::{is_cache_dir, mtime_nanos, owner, upload_counted};
+use super::upload::{is_cache_dir, mtime_nanos, owner};
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
 use crate::object::{read_object, WriterOptions};
@@ -87,7 +86,8 @@ impl DirSlot {
 pub(super) struct Uploader<'a> {
     pub(super) repo: &'a Repository,
     pub(super) opts: &'a UploadOptions,
-    /// The workers' queue; files are read on the walking thread without one.
+    /// The workers' queue (files to read, directories to store), open while the tree is
+    /// walked.
     pub(super) jobs: Option<SyncSender<Job>>,
     /// Small files gathered for the next hand-off, and their bytes.
     pub(super) batch: Vec<FileJob>,
@@ -394,9 +394,8 @@ impl Uploader<'_> {
         Ok(())
     }
 
-    /// Hands a file to the workers (or reads it here when there are none).
-    /// Small files go to the workers in batches (one hand-off, one wake-up for many files),
-    /// a large one on its own.
+    /// Hands a file to the workers. Small files go in batches (one hand-off, one wake-up for
+    /// many files), a large one on its own.
     fn read_file(
         &mut self,
         path: PathBuf,
@@ -407,44 +406,18 @@ impl Uploader<'_> {
         // The path lives in the slot, which the walk drops last: freed by the thread that
         // allocated it (a worker freeing the walk's allocations contends for its heap lock).
         let slot = Arc::new(JobSlot::new(path));
-        match &self.jobs {
-            Some(_) => {
-                self.batch.push(FileJob {
-                    dir,
-                    size,
-                    compression,
-                    slot: slot.clone(),
-                });
-                self.batch_bytes += size;
-                if size >= SMALL_FILE
-                    || self.batch.len() >= FILES_PER_BATCH
-                    || self.batch_bytes >= BATCH_BYTES
-                {
-                    self.send_batch()?;
-                }
-            }
-            None => {
-                let r = if self.canceled() {
-                    Err(RepoError::Canceled)
-                } else {
-                    let file = LocalFile {
-                        path: &slot.path,
-                        dir: dir.as_deref(),
-                        size,
-                    };
-                    upload_counted(
-                        self.repo,
-                        compression,
-                        &file,
-                        &self.progress,
-                        None,
-                        self.single_chunk,
-                        None,
-                    )
-                    .and_then(super::upload::FileRead::stored)
-                };
-                slot.set(r);
-            }
+        self.batch.push(FileJob {
+            dir,
+            size,
+            compression,
+            slot: slot.clone(),
+        });
+        self.batch_bytes += size;
+        if size >= SMALL_FILE
+            || self.batch.len() >= FILES_PER_BATCH
+            || self.batch_bytes >= BATCH_BYTES
+        {
+            self.send_batch()?;
         }
         Ok(slot)
     }
