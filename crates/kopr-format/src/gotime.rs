@@ -77,8 +77,8 @@ fn format_rare(t: &DateTime<Utc>) -> String {
     }
 }
 
-/// Serde `with` module for `DateTime<Utc>` fields.
-/// Writes the common case without a string of its own.
+/// Serializes a time for serde's `with` on `DateTime<Utc>` fields (the common case without a
+/// string of its own).
 pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; GO_TIME_MAX];
     match write_go(t, &mut buf) {
