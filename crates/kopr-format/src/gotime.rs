@@ -9,10 +9,15 @@ const GO_TIME_MAX: usize = 30;
 
 /// Formats a time as Go does.
 pub fn format(t: &DateTime<Utc>) -> String {
+    with_text(t, str::to_string)
+}
+
+/// `f` of a time's Go text, without a string of its own in the common case.
+fn with_text<R>(t: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
     let mut buf = [0u8; GO_TIME_MAX];
     match write_go(t, &mut buf) {
-        Some(s) => s.to_string(),
-        None => format_rare(t),
+        Some(text) => f(text),
+        None => f(&format_rare(t)),
     }
 }
 
@@ -77,14 +82,9 @@ fn format_rare(t: &DateTime<Utc>) -> String {
     }
 }
 
-/// Serializes a time for serde's `with` on `DateTime<Utc>` fields (the common case without a
-/// string of its own).
+/// Serializes a time for serde's `with` on `DateTime<Utc>` fields.
 pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; GO_TIME_MAX];
-    match write_go(t, &mut buf) {
-        Some(text) => s.serialize_str(text),
-        None => s.serialize_str(&format_rare(t)),
-    }
+    with_text(t, |text| s.serialize_str(text))
 }
 
 /// Parses any RFC 3339 time.

@@ -73,15 +73,34 @@ impl ObjectId {
     }
 }
 
+/// Longest text of an object id: an `I` per level of indirection, `Z`, the content id.
+const MAX_TEXT_LEN: usize = u8::MAX as usize + 1 + crate::index::content_id::MAX_TEXT_LEN;
+
+impl ObjectId {
+    /// The id's text, written into `text` in one piece: every directory entry holds an object
+    /// id, and going through `Display` and serde's `collect_str` cost several times more.
+    fn write_text<'a>(
+        &self,
+        text: &'a mut [u8; MAX_TEXT_LEN],
+    ) -> std::result::Result<&'a str, std::str::Utf8Error> {
+        let mut n = usize::from(self.indirection);
+        text[..n].fill(b'I');
+        if self.compressed {
+            text[n] = b'Z';
+            n += 1;
+        }
+        n += self.content.write_text(&mut text[n..]);
+        // Letters and hex digits only (a content id's prefix is checked when it is made).
+        std::str::from_utf8(&text[..n])
+    }
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for _ in 0..self.indirection {
-            f.write_str("I")?;
-        }
-        if self.compressed {
-            f.write_str("Z")?;
-        }
-        write!(f, "{}", self.content)
+        f.write_str(
+            self.write_text(&mut [0u8; MAX_TEXT_LEN])
+                .map_err(|_| fmt::Error)?,
+        )
     }
 }
 
@@ -128,25 +147,11 @@ impl FromStr for ObjectId {
 }
 
 impl Serialize for ObjectId {
-    /// Writes the text in one piece (every directory entry holds an object id; going through
-    /// `Display` and serde's `collect_str` cost several times more).
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        const MARKS: usize = 8;
-        if usize::from(self.indirection) > MARKS {
-            return s.collect_str(self);
-        }
-        let mut text = [0u8; MARKS + 1 + crate::index::content_id::MAX_TEXT_LEN];
-        let mut n = usize::from(self.indirection);
-        text[..n].fill(b'I');
-        if self.compressed {
-            text[n] = b'Z';
-            n += 1;
-        }
-        let mut id = [0u8; crate::index::content_id::MAX_TEXT_LEN];
-        let len = self.content.write_text(&mut id);
-        text[n..n + len].copy_from_slice(&id[..len]);
-        n += len;
-        s.serialize_str(std::str::from_utf8(&text[..n]).map_err(serde::ser::Error::custom)?)
+        s.serialize_str(
+            self.write_text(&mut [0u8; MAX_TEXT_LEN])
+                .map_err(serde::ser::Error::custom)?,
+        )
     }
 }
 
@@ -274,8 +279,8 @@ mod tests {
         assert!(decode_indirect(b"garbage").is_err());
     }
 
-    /// The JSON text of an object id is its `Display` text, whatever its indirection (past
-    /// eight levels through `Display` itself), compression and prefix, and reads back.
+    /// The JSON text of an object id is its `Display` text, whatever its indirection,
+    /// compression and prefix, and reads back.
     #[test]
     fn json_text_is_the_display_text() {
         for id in ["ab", "k0123456789abcdef0123456789abcdef", "xff"] {

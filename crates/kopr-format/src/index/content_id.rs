@@ -168,10 +168,10 @@ impl ContentId {
 pub(crate) const MAX_TEXT_LEN: usize = 1 + 2 * MAX_HASH_LEN;
 
 impl ContentId {
-    /// Writes the id's text into `text`; its length. One write of the whole text: ids are
-    /// printed by the hundred thousand (directory listings and objects, logs), and a
-    /// formatting call per byte cost more than the rest.
-    pub(crate) fn write_text(&self, text: &mut [u8; MAX_TEXT_LEN]) -> usize {
+    /// Writes the id's text at the start of `text` (at least [`MAX_TEXT_LEN`] bytes); its
+    /// length. One write of the whole text: ids are printed by the hundred thousand (directory
+    /// listings and objects, logs), and a formatting call per byte cost more than the rest.
+    pub(crate) fn write_text(&self, text: &mut [u8]) -> usize {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut n = 0;
         if self.prefix != 0 {

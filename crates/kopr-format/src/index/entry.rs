@@ -169,14 +169,10 @@ pub(crate) fn sorted_unique<E: Borrow<IndexEntry>>(all: Vec<E>) -> Vec<E> {
     let id = |i: usize| all[i].borrow().content_id;
     let mut order: Vec<(u64, usize)> = (0..all.len()).map(|i| (id(i).sort_word(), i)).collect();
     order.sort_unstable();
-    let mut start = 0;
-    while start < order.len() {
-        let word = order[start].0;
-        let end = start + order[start..].iter().take_while(|o| o.0 == word).count();
-        if end - start > 1 {
-            order[start..end].sort_by_key(|o| id(o.1));
+    for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            run.sort_by_key(|o| id(o.1));
         }
-        start = end;
     }
     let mut slots: Vec<Option<E>> = all.into_iter().map(Some).collect();
     let mut unique: Vec<E> = Vec::with_capacity(slots.len());

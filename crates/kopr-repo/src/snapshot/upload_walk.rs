@@ -106,7 +106,7 @@ pub(super) struct Uploader<'a> {
     pub(super) single_chunk: usize,
     pub(super) policy: kopr_format::policy::Policy,
     /// Whether the policy compresses files by extension, for the extensions seen so far.
-    pub(super) extensions: HashMap<String, bool>,
+    pub(super) extensions: rustc_hash::FxHashMap<String, bool>,
 }
 
 impl Uploader<'_> {
