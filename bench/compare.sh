@@ -152,6 +152,7 @@ with open(one, "wb") as out:
 PYS
   sync
   timed floor small-empty "$run" -- "$floor_bin" "$sempty"
+  timed floor small-onefile "$run" -- "$floor_bin" "$sone"
   for step in onefile empty; do
     dir="$sone"; [ "$step" = empty ] && dir="$sempty"
     rm -rf "$work/srepo-split"
@@ -247,6 +248,11 @@ fi
 
 python3 - "$results" "$size" "$runs" "$work/s3cpu.tsv" "$(nproc)" "$work/cpu.tsv" <<'PY'
 import statistics, sys, collections
+
+def ratio(a, b):
+    """a / b as '1.23x'; '-' where b rounded to 0 (/usr/bin/time counts hundredths)."""
+    return f"{a / b:.2f}x" if b > 0 else "-"
+
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 d = collections.defaultdict(list)
 for tool, step, run, secs, rss in rows:
@@ -277,7 +283,7 @@ if "kopr" in tools:
     for t in tools:
         if t == "kopr":
             continue
-        ratios = ", ".join(f"{s} {statistics.median(x[0] for x in d[(t, s)]) / k[s]:.2f}x" for s in steps if (t, s) in d and k.get(s))
+        ratios = ", ".join(f"{s} {ratio(statistics.median(x[0] for x in d[(t, s)]), k[s])}" for s in steps if (t, s) in d and k.get(s))
         print(f"{t} time / kopr time: {ratios}")
 try:
     h, sp, c, e, disk, cores = (float(x) for x in open(sys.argv[1].replace("results.tsv", "limit.txt")).read().split())
@@ -290,21 +296,39 @@ try:
               f"{cpu:.0f} MB/s; disk writes {disk:.0f} MB/s) = {first_mb / k['first'] / limit:.0%} of it")
 except (OSError, ValueError, ZeroDivisionError):
     pass
-if ("floor", "small-first") in d and ("kopr", "small-first") in d:
-    f = statistics.median(x[0] for x in d[("floor", "small-first")])
-    print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {k['small-first'] / f:.2f}x that floor")
+f = statistics.median(x[0] for x in d[("floor", "small-first")]) if ("floor", "small-first") in d else 0
+if f > 0 and ("kopr", "small-first") in d:  # /usr/bin/time counts hundredths: a tiny tree reads in 0
+    print(f"\nsmall files: reading the tree (lstat+open+read, every core) {f:.2f} s; kopr's first snapshot {k['small-first']:.2f} s = {ratio(k['small-first'], f)} that floor")
     if "small-onefile" in k:
         print(f"  kopr's snapshot of the same bytes as one file (the per-byte work alone: hashing, encryption, pack writes) {k['small-onefile']:.2f} s")
     if ("floor", "small-empty") in d and "small-empty" in k:
         fe = statistics.median(x[0] for x in d[("floor", "small-empty")])
-        print(f"  as many empty files (the per-file work alone): floor {fe:.2f} s, kopr {k['small-empty']:.2f} s = {k['small-empty'] / fe:.2f}x")
+        print(f"  as many empty files (the per-file work alone): floor {fe:.2f} s, kopr {k['small-empty']:.2f} s = {ratio(k['small-empty'], fe)}")
+    if ("floor", "small-onefile") in d and "small-onefile" in k and f > statistics.median(x[0] for x in d[("floor", "small-onefile")]):
+        # The per-file cost of the tree: its time less that of the same bytes as one file,
+        # for kopr and for the floor alike; in wall seconds and in CPU seconds (on a machine
+        # with few cores the bytes' work overlaps the files' less than the wall time shows).
+        used = collections.defaultdict(list)
+        for line in open(sys.argv[6]):
+            tool, step, _run, secs = line.split()
+            used[(tool, step)].append(float(secs))
+        fo = statistics.median(x[0] for x in d[("floor", "small-onefile")])
+        kw, fw = k["small-first"] - k["small-onefile"], f - fo
+        print(f"  per-file cost (the tree less the same bytes as one file), wall: kopr {kw:.2f} s, floor {fw:.2f} s = {ratio(kw, fw)}", end="")
+        c = {key: statistics.median(v) for key, v in used.items()}
+        if all(key in c for key in (("kopr", "small-first"), ("kopr", "small-onefile"), ("floor", "small-first"), ("floor", "small-onefile"))):
+            kc = c[("kopr", "small-first")] - c[("kopr", "small-onefile")]
+            fc = c[("floor", "small-first")] - c[("floor", "small-onefile")]
+            if fc > 0:
+                print(f"; CPU: kopr {kc:.2f} s, floor {fc:.2f} s = {ratio(kc, fc)}", end="")
+        print()
 for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and TCP_NODELAY")):
     cold, warm = f"{label}-restore-cold", f"{label}-restore-warm"
     if ("kopr", cold) in d and "restore" in k:
-        print(f"kopr restore from S3 on loopback ({server}) / from the filesystem: cold cache {k[cold] / k['restore']:.2f}x, warm {k.get(warm, 0) / k['restore']:.2f}x")
+        print(f"kopr restore from S3 on loopback ({server}) / from the filesystem: cold cache {ratio(k[cold], k['restore'])}, warm {ratio(k.get(warm, 0), k['restore'])}")
     if ("floor", cold) in d and ("kopr", cold) in d:
         f = statistics.median(x[0] for x in d[("floor", cold)])
-        print(f"  fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k[cold]:.2f} s = {k[cold] / f:.2f}x that floor")
+        print(f"  fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k[cold]:.2f} s = {ratio(k[cold], f)} that floor")
 try:
     own = collections.defaultdict(list)
     for line in open(sys.argv[6]):
@@ -321,7 +345,7 @@ try:
         wall = statistics.median(x[0] for x in d[(tool, step)])
         bound = (server + client) / cores
         print(f"S3 CPU, {tool} {step}: the server {server:.2f} s, the client {client:.2f} s; "
-              f"on {cores} cores that is at least {bound:.2f} s of wall time, and it took {wall:.2f} s = {wall / bound:.2f}x")
+              f"on {cores} cores that is at least {bound:.2f} s of wall time, and it took {wall:.2f} s = {ratio(wall, bound)}")
 except (OSError, ValueError, ZeroDivisionError):
     pass
 # The least a cold restore from S3 on loopback can take here: the filesystem restore's CPU, plus
@@ -336,8 +360,8 @@ try:
         server = statistics.median(cpu[("kopr", cold)])
         least = (fs_cpu + receive + server) / cores
         print(f"{label}: a cold restore cannot take less than (the filesystem restore's {fs_cpu:.2f} CPU-s + receiving "
-              f"{receive:.2f} + the server {server:.2f}) / {cores} cores = {least:.2f} s = {least / k['restore']:.2f}x the "
-              f"filesystem restore; kopr's took {k[cold]:.2f} s = {k[cold] / least:.2f}x that")
+              f"{receive:.2f} + the server {server:.2f}) / {cores} cores = {least:.2f} s = {ratio(least, k['restore'])} the "
+              f"filesystem restore; kopr's took {k[cold]:.2f} s = {ratio(k[cold], least)} that")
 except (OSError, ValueError, ZeroDivisionError, KeyError, statistics.StatisticsError, NameError):
     pass
 PY

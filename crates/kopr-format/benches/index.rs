@@ -1,6 +1,8 @@
 //! Lookups in a large pack index: about a million contents (100,000 under `cargo test`, which
 //! runs each benchmark once), built with the crate's [`IndexBuilder`] and encoded as index v2
-//! and v1, then searched for present and absent content ids.
+//! and v1, then searched for present and absent content ids. And the encoding of an index blob
+//! from entries held in a hash map, as a writer holds them until it flushes (a first snapshot
+//! of 100,000 small files writes one such blob of 100,000 entries at its end).
 
 mod common;
 
@@ -76,9 +78,33 @@ fn index_lookup(c: &mut Criterion) {
     g.finish();
 }
 
+fn index_encode(c: &mut Criterion) {
+    let count: usize = 100_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    // Entries of one pack share its name, as a writer's do.
+    let packs: Vec<_> = (0..count.div_ceil(PER_PACK))
+        .map(|p| entry(p * PER_PACK, random_id(&mut rng)).pack_blob_id)
+        .collect();
+    let held: std::collections::HashMap<ContentId, IndexEntry> = (0..count)
+        .map(|i| {
+            let id = random_id(&mut rng);
+            let e = IndexEntry {
+                pack_blob_id: packs[i / PER_PACK].clone(),
+                ..entry(i, id)
+            };
+            (id, e)
+        })
+        .collect();
+    let mut g = c.benchmark_group(format!("index_encode/{count}"));
+    g.bench_function("v2_from_map", |b| {
+        b.iter(|| kopr_format::index::encode_index_refs(2, held.values()).unwrap())
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::quick();
-    targets = index_lookup
+    targets = index_lookup, index_encode
 }
 criterion_main!(benches);

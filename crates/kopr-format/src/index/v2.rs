@@ -78,37 +78,78 @@ struct Tables<'a> {
     formats: Vec<Format>,
     pack_ids: Vec<&'a str>,
     pack_numbers: rustc_hash::FxHashMap<&'a str, usize>,
+    /// Pack numbers by the address of a name's text (names borrowed for `'a` stay put).
+    pack_at: rustc_hash::FxHashMap<usize, usize>,
     max_packed: u32,
     max_original: u32,
     max_offset: u32,
 }
 
 impl<'a> Tables<'a> {
-    /// Numbers formats and packs by first use; linear scans are fine for the formats (at most
-    /// 255) and a map keeps the pack numbering cheap.
-    fn collect(sorted: &[&'a IndexEntry]) -> Self {
-        let mut t = Tables {
+    fn new() -> Self {
+        Tables {
             formats: Vec::new(),
             pack_ids: Vec::new(),
             pack_numbers: Default::default(),
+            pack_at: Default::default(),
             max_packed: 0,
             max_original: 0,
             max_offset: 0,
-        };
-        for e in sorted {
-            let f = Format::of(e);
-            if !t.formats.contains(&f) {
-                t.formats.push(f);
-            }
-            if !t.pack_numbers.contains_key(e.pack_blob_id.as_str()) {
-                t.pack_numbers.insert(&e.pack_blob_id, t.pack_ids.len());
-                t.pack_ids.push(&e.pack_blob_id);
-            }
-            t.max_packed = t.max_packed.max(e.packed_length);
-            t.max_original = t.max_original.max(e.original_length);
-            t.max_offset = t.max_offset.max(e.pack_offset);
         }
-        t
+    }
+
+    /// Numbers `e`'s format and pack if they are new (in order of first use: call in id
+    /// order), takes its lengths and offset into the maxima, and returns its value with all
+    /// optional bytes. Linear scans are fine for the formats (at most 255); a map keeps the
+    /// pack numbering cheap.
+    fn add(&mut self, e: &'a IndexEntry) -> Result<[u8; ENTRY_MAX]> {
+        let f = Format::of(e);
+        let format_no = match self.formats.iter().position(|x| *x == f) {
+            Some(n) => n,
+            None => {
+                self.formats.push(f);
+                self.formats.len() - 1
+            }
+        };
+        // Entries of one pack usually share its name's allocation: found by address, the
+        // name is not read (nor hashed) again.
+        let at = e.pack_blob_id.as_ptr() as usize;
+        let pack_no = match self.pack_at.get(&at) {
+            Some(&n) => n,
+            None => {
+                let n = match self.pack_numbers.get(e.pack_blob_id.as_str()) {
+                    Some(&n) => n,
+                    None => {
+                        let n = self.pack_ids.len();
+                        self.pack_numbers.insert(&e.pack_blob_id, n);
+                        self.pack_ids.push(&e.pack_blob_id);
+                        n
+                    }
+                };
+                self.pack_at.insert(at, n);
+                n
+            }
+        };
+        self.max_packed = self.max_packed.max(e.packed_length);
+        self.max_original = self.max_original.max(e.original_length);
+        self.max_offset = self.max_offset.max(e.pack_offset);
+        let ts = u32::try_from(e.timestamp_seconds).map_err(|_| {
+            invalid(format!(
+                "timestamp {} of {} does not fit index v2",
+                e.timestamp_seconds, e.content_id
+            ))
+        })?;
+        let mut v = [0u8; ENTRY_MAX];
+        v[0..4].copy_from_slice(&ts.to_be_bytes());
+        let flags = if e.deleted { DELETED_FLAG } else { 0 };
+        v[4..8].copy_from_slice(&(e.pack_offset | flags).to_be_bytes());
+        v[8..11].copy_from_slice(&e.original_length.to_be_bytes()[1..]);
+        v[11..14].copy_from_slice(&e.packed_length.to_be_bytes()[1..]);
+        v[14..16].copy_from_slice(&(pack_no as u16).to_be_bytes()); // low 16 bits
+        v[16] = format_no as u8;
+        v[17] = (pack_no >> 16) as u8;
+        v[18] = ((e.original_length >> 24) as u8) << 4 | (e.packed_length >> 24) as u8;
+        Ok(v)
     }
 
     /// Fails, with Kopia's messages, when the index cannot hold the entries.
@@ -162,37 +203,6 @@ impl<'a> Tables<'a> {
         entry_size
     }
 
-    /// The value of one entry, all optional bytes included.
-    fn entry_value(&self, e: &IndexEntry) -> Result<[u8; ENTRY_MAX]> {
-        let ts = u32::try_from(e.timestamp_seconds).map_err(|_| {
-            invalid(format!(
-                "timestamp {} of {} does not fit index v2",
-                e.timestamp_seconds, e.content_id
-            ))
-        })?;
-        let pack_no = self
-            .pack_numbers
-            .get(e.pack_blob_id.as_str())
-            .copied()
-            .unwrap_or_default();
-        let format_no = self
-            .formats
-            .iter()
-            .position(|f| *f == Format::of(e))
-            .unwrap_or_default();
-        let mut v = [0u8; ENTRY_MAX];
-        v[0..4].copy_from_slice(&ts.to_be_bytes());
-        let flags = if e.deleted { DELETED_FLAG } else { 0 };
-        v[4..8].copy_from_slice(&(e.pack_offset | flags).to_be_bytes());
-        v[8..11].copy_from_slice(&e.original_length.to_be_bytes()[1..]);
-        v[11..14].copy_from_slice(&e.packed_length.to_be_bytes()[1..]);
-        v[14..16].copy_from_slice(&(pack_no as u16).to_be_bytes()); // low 16 bits
-        v[16] = format_no as u8;
-        v[17] = (pack_no >> 16) as u8;
-        v[18] = ((e.original_length >> 24) as u8) << 4 | (e.packed_length >> 24) as u8;
-        Ok(v)
-    }
-
     /// The pack table, the format table and the names, which start at `names_start`.
     fn write_tables(&self, names_start: usize, out: &mut Vec<u8>) {
         // Names are laid out in pack order; an empty pack id points at the start of the names.
@@ -216,10 +226,13 @@ impl<'a> Tables<'a> {
 
 /// Encodes entries already sorted by id and unique, exactly as Kopia's v2 builder does
 /// (without the random suffix).
+///
+/// Each entry is read once: the entries lie wherever their owner keeps them (a writer's hash
+/// map), so reading them in id order misses the cache on every one, and that was most of the
+/// encoding's cost. The one pass numbers packs and formats and writes every entry at the
+/// widest stride; the optional bytes no entry needed are then dropped in place, front to back.
+/// A table's limit is reported before any one entry's fault, as when the tables came first.
 pub(crate) fn encode(sorted: &[&IndexEntry]) -> Result<Vec<u8>> {
-    let tables = Tables::collect(sorted);
-    tables.check()?;
-    let entry_size = tables.entry_size();
     let key_len = match sorted.first() {
         Some(e) => e.content_id.key_len(),
         None => {
@@ -230,36 +243,61 @@ pub(crate) fn encode(sorted: &[&IndexEntry]) -> Result<Vec<u8>> {
     };
     let entry_count =
         u32::try_from(sorted.len()).map_err(|_| invalid("too many entries for one index"))?;
+    let wide = key_len + ENTRY_MAX;
+    let mut out = Vec::with_capacity(HEADER_SIZE + sorted.len() * wide);
+    out.resize(HEADER_SIZE, 0);
+    let mut tables = Tables::new();
+    let mut entry_error = None;
+    for e in sorted {
+        let value = if e.content_id.key_len() != key_len {
+            Err(invalid(format!(
+                "inconsistent key length: {} vs {key_len}",
+                e.content_id.key_len()
+            )))
+        } else {
+            tables.add(e)
+        };
+        match value {
+            Ok(v) => {
+                e.content_id.write_key(&mut out);
+                out.extend_from_slice(&v);
+            }
+            Err(err) => {
+                entry_error.get_or_insert(err);
+                out.resize(out.len() + wide, 0);
+            }
+        }
+    }
+    tables.check()?;
+    let entry_size = tables.entry_size();
+    let stride = key_len + entry_size;
     let (packs, formats) = (tables.pack_ids.len(), tables.formats.len());
-    let names_start = HEADER_SIZE
-        + sorted.len() * (key_len + entry_size)
-        + packs * PACK_INFO_SIZE
-        + formats * FORMAT_INFO_SIZE;
+    let names_start =
+        HEADER_SIZE + sorted.len() * stride + packs * PACK_INFO_SIZE + formats * FORMAT_INFO_SIZE;
     let names_len: usize = tables.pack_ids.iter().map(|p| p.len()).sum();
     if u32::try_from(names_start + names_len).is_err() {
         return Err(invalid("index too large"));
     }
-    let mut out = Vec::with_capacity(names_start + names_len);
-
-    out.push(VERSION);
-    out.push(key_len as u8); // at most MAX_KEY_LEN
-    out.extend_from_slice(&(entry_size as u16).to_be_bytes());
-    out.extend_from_slice(&entry_count.to_be_bytes());
-    out.extend_from_slice(&(packs as u32).to_be_bytes()); // at most MAX_PACKS
-    out.push(formats as u8); // at most MAX_FORMATS
-    out.extend_from_slice(&0u32.to_be_bytes()); // base timestamp
-
-    for e in sorted {
-        if e.content_id.key_len() != key_len {
-            return Err(invalid(format!(
-                "inconsistent key length: {} vs {key_len}",
-                e.content_id.key_len()
-            )));
-        }
-        let v = tables.entry_value(e)?;
-        e.content_id.write_key(&mut out);
-        out.extend_from_slice(&v[..entry_size]);
+    if let Some(err) = entry_error {
+        return Err(err);
     }
+    if stride < wide {
+        for i in 1..sorted.len() {
+            let from = HEADER_SIZE + i * wide;
+            out.copy_within(from..from + stride, HEADER_SIZE + i * stride);
+        }
+        out.truncate(HEADER_SIZE + sorted.len() * stride);
+    }
+    out.reserve_exact(names_start + names_len - out.len());
+
+    let header = &mut out[..HEADER_SIZE];
+    header[0] = VERSION;
+    header[1] = key_len as u8; // at most MAX_KEY_LEN
+    header[2..4].copy_from_slice(&(entry_size as u16).to_be_bytes());
+    header[4..8].copy_from_slice(&entry_count.to_be_bytes());
+    header[8..12].copy_from_slice(&(packs as u32).to_be_bytes()); // at most MAX_PACKS
+    header[12] = formats as u8; // at most MAX_FORMATS
+    header[13..17].copy_from_slice(&0u32.to_be_bytes()); // base timestamp
     tables.write_tables(names_start, &mut out);
     Ok(out)
 }

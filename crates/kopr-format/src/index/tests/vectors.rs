@@ -135,6 +135,63 @@ fn small_vector_full_bytes() {
     assert_eq!(encode_index_v1_stable(vector_entries(&v1)).unwrap(), want);
 }
 
+/// The encoder numbers packs by the address of a name's text when it has seen that address:
+/// entries whose names share one allocation per pack (as a writer's do), each their own (as
+/// in the vectors), or some of each, encode to the same pinned bytes, in both versions and
+/// with more than 2^16 packs.
+#[test]
+fn shared_and_separate_pack_names_encode_alike() {
+    use sha2::{Digest, Sha256};
+    #[rustfmt::skip]
+    let vectors = [
+        (Vector { name: "medium", n: 1000, hash_len: 32, pack_mod: 50, off_mod: 1 << 30, len_mod: 1 << 28, fmod: 3, cmod: 5, empty_pack_every: 0, version: 2 },
+         "1e78fb4737acb317431377cd35d1bf9803b7adc590cc444c51f4ec0b26c359b9"),
+        (Vector { name: "manypacks", n: 70000, hash_len: 16, pack_mod: 70000, off_mod: 1 << 20, len_mod: 1 << 24, fmod: 1, cmod: 1, empty_pack_every: 0, version: 2 },
+         "c062c8a3671916b65ee2ae4407bca340c1ddf5624cf684cef74e233761c34948"),
+        (Vector { name: "emptypacks", n: 10, hash_len: 16, pack_mod: 4, off_mod: 1 << 30, len_mod: 1000, fmod: 1, cmod: 1, empty_pack_every: 2, version: 2 },
+         "686bdaa9daaa0b04f491101b8516c97d7a2544fb64236c93fa8638ccebd02a07"),
+        (Vector { name: "v1", n: 1000, hash_len: 20, pack_mod: 50, off_mod: 1 << 31, len_mod: 1 << 31, fmod: 4, cmod: 1, empty_pack_every: 0, version: 1 },
+         "8d765e8aec0860e10b447883a0b1d2536ecd0b2b6ffc6bedb6a3ba2ed4ce4aab"),
+    ];
+    for (v, digest) in vectors {
+        let separate = vector_entries(&v);
+        let mut names: std::collections::HashMap<String, crate::BlobId> = Default::default();
+        let shared: Vec<IndexEntry> = separate
+            .iter()
+            .map(|e| IndexEntry {
+                pack_blob_id: names
+                    .entry(e.pack_blob_id.to_string())
+                    .or_insert_with(|| e.pack_blob_id.clone())
+                    .clone(),
+                ..e.clone()
+            })
+            .collect();
+        let mixed: Vec<IndexEntry> = shared
+            .iter()
+            .zip(&separate)
+            .enumerate()
+            .map(|(i, (a, b))| if i % 3 == 0 { b.clone() } else { a.clone() })
+            .collect();
+        if v.pack_mod < v.n {
+            assert!(names.len() < separate.len(), "{}: names are shared", v.name);
+        }
+        for (how, entries) in [
+            ("separate", &separate),
+            ("shared", &shared),
+            ("mixed", &mixed),
+        ] {
+            let bytes = encode_index_refs(u32::from(v.version), entries.iter()).unwrap();
+            let stable = &bytes[..bytes.len() - RANDOM_SUFFIX_LEN];
+            assert_eq!(
+                hex::encode(Sha256::digest(stable)),
+                digest,
+                "{} {how}",
+                v.name
+            );
+        }
+    }
+}
+
 /// Kopia's sharding (FNV-1a of the id text, modulo the shard count) gives these sizes.
 #[test]
 fn shard_sizes_match_kopia() {
