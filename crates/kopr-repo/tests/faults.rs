@@ -373,3 +373,76 @@ fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing
     kopr_testkit::assert_same_tree(&src, &dest);
     assert!(mem.list_all("p").unwrap().len() >= 12);
 }
+
+/// A repository of 1 MiB packs over faulty memory storage, and a way to open it again.
+fn small_pack_repository() -> (Arc<FaultyStorage>, impl Fn() -> Repository) {
+    let faulty = Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new())));
+    let st: Arc<dyn BlobStorage> = faulty.clone();
+    let opts = CreateOptions {
+        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
+        max_pack_size: 1 << 20,
+        ..Default::default()
+    };
+    Repository::create(&*st, &opts, "pw").unwrap();
+    let open = move || Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
+    (faulty, open)
+}
+
+#[test]
+fn a_deletion_made_while_the_contents_pack_is_written_is_indexed() {
+    let (faulty, open) = small_pack_repository();
+    // The first pack's write (in the background, once the second content fills it) takes a
+    // while: the first content is deleted meanwhile.
+    faulty.add_rule(Rule::new(
+        Op::Put,
+        "p",
+        1,
+        Fault::Delay(Duration::from_millis(400)),
+    ));
+    let r = open();
+    let cm = r.contents();
+    let (a, b) = (random_bytes(1, 600_000), random_bytes(2, 600_000));
+    let ida = cm.write_content(&a, None, None).unwrap();
+    let idb = cm.write_content(&b, None, None).unwrap();
+    cm.delete_content(&ida).unwrap();
+    assert!(cm.content_info(&ida).unwrap().unwrap().deleted);
+    cm.flush().unwrap();
+    assert_eq!(faulty.fired(Op::Put), 1, "the pack write was slowed");
+    drop(r);
+    let r = open();
+    let info = r.contents().content_info(&ida).unwrap().unwrap();
+    assert!(info.deleted, "the deletion outlived the pack's landing");
+    assert_eq!(
+        r.contents().get_content(&ida).unwrap(),
+        a,
+        "its bytes stay readable"
+    );
+    assert!(!r.contents().content_info(&idb).unwrap().unwrap().deleted);
+}
+
+#[test]
+fn a_failed_pack_write_puts_back_the_entries_its_contents_replaced() {
+    let (faulty, open) = small_pack_repository();
+    let r = open();
+    let cm = r.contents();
+    let data = random_bytes(3, 100_000);
+    let id = cm.write_content(&data, None, None).unwrap();
+    cm.flush().unwrap();
+    // Deleted (an entry waiting for the index), then undeleted into a new pack whose write
+    // fails: the deletion is what the next index records, not nothing.
+    cm.delete_content(&id).unwrap();
+    assert!(cm.undelete_content(&id).unwrap());
+    assert!(!cm.content_info(&id).unwrap().unwrap().deleted);
+    faulty.add_rule(Rule::new(Op::Put, "p", 1, Fault::Permanent));
+    let err = cm.flush().unwrap_err();
+    assert!(err.to_string().contains("injected permanent"), "{err}");
+    assert_eq!(faulty.fired(Op::Put), 1);
+    faulty.clear();
+    assert!(cm.content_info(&id).unwrap().unwrap().deleted);
+    cm.flush().unwrap();
+    drop(r);
+    let r = open();
+    let info = r.contents().content_info(&id).unwrap().unwrap();
+    assert!(info.deleted, "the deletion was indexed");
+    assert_eq!(r.contents().get_content(&id).unwrap(), data);
+}

@@ -57,10 +57,15 @@ struct WriteState {
     open: FxHashMap<&'static str, OpenPack>,
     /// Packs being uploaded, readable until they land.
     uploading: HashMap<BlobId, Arc<Vec<u8>>>,
-    uploading_items: FxHashMap<ContentId, IndexEntry>,
-    /// Contents in written packs whose index blob is not written yet (a hash map: looked up
-    /// once per content written, and sorted only when the index blob is built).
+    /// Entries whose index blob is not written yet: of contents in the packs this writer
+    /// closed (still uploading while their pack is in `uploading`, written after) and of
+    /// deletions and recovered contents. A pack's landing changes nothing here, so storing a
+    /// content costs one insert into this map: a hash map, looked up once per content written
+    /// and sorted only when the index blob is built.
     uncommitted: FxHashMap<ContentId, IndexEntry>,
+    /// Entries an uploading pack's entries replaced in `uncommitted` (a content written again,
+    /// as maintenance rewrites contents), by that pack: put back if its write fails.
+    displaced: Vec<(BlobId, IndexEntry)>,
     session: Option<SessionInfo>,
     session_markers: Vec<BlobId>,
     failed: Option<String>,
@@ -72,13 +77,11 @@ struct WriteState {
 /// Pack buffers kept for reuse (one per background writer: as many as are freed at once).
 const SPARE_BUFFERS: usize = BACKGROUND_WRITES;
 
-/// A pack on its way to storage.
+/// A pack on its way to storage (its contents' entries wait in `WriteState::uncommitted`).
 #[derive(Debug)]
 struct PendingUpload {
     blob_id: BlobId,
     data: Arc<Vec<u8>>,
-    /// Its contents, whose entries wait in `WriteState::uploading_items` meanwhile.
-    items: Vec<ContentId>,
     /// Whether the trailer could be appended.
     trailer: std::result::Result<(), String>,
 }
@@ -91,7 +94,6 @@ const BACKGROUND_WRITES: usize = 2;
 #[derive(Debug)]
 struct Finished {
     blob_id: BlobId,
-    items: Vec<ContentId>,
     result: std::result::Result<(), String>,
 }
 
@@ -114,8 +116,8 @@ struct Writes {
     in_flight: usize,
     /// Background writers running.
     running: usize,
-    /// Packs background writers finished, not yet accounted for (moved to the uncommitted
-    /// set by the next content write or by `flush`).
+    /// Packs background writers finished, not yet accounted for (by the next content write
+    /// or by `flush`: a pack that failed fails the writer).
     finished: Vec<Finished>,
 }
 
@@ -475,11 +477,13 @@ impl ContentManager {
                 failed.get_or_insert(e);
             }
         }
+        let mut s = self.wait_writes()?;
+        // A failure is reported once: the next flush indexes what did land.
+        let failed_before = s.failed.take();
         if let Some(e) = failed {
             return Err(e);
         }
-        let mut s = self.wait_writes()?;
-        if let Some(msg) = s.failed.take() {
+        if let Some(msg) = failed_before {
             return Err(RepoError::Invalid(format!("pack write failed: {msg}")));
         }
         if s.uncommitted.is_empty() {

@@ -18,13 +18,7 @@ impl ContentManager {
         let st = self.st.clone();
         let background = self.background.clone();
         let failed_id = p.blob_id.clone();
-        let failed_items = p.items.clone();
-        let PendingUpload {
-            blob_id,
-            data,
-            items,
-            ..
-        } = p;
+        let PendingUpload { blob_id, data, .. } = p;
         let spawned = std::thread::Builder::new()
             .name("kopr-pack-writer".into())
             .spawn(move || {
@@ -38,11 +32,7 @@ impl ContentManager {
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("the pack writer panicked".to_string()),
                 };
-                let finished = Finished {
-                    blob_id,
-                    items,
-                    result,
-                };
+                let finished = Finished { blob_id, result };
                 if let Ok(mut bg) = background.state.lock() {
                     bg.running -= 1;
                     bg.in_flight -= 1;
@@ -61,7 +51,6 @@ impl ContentManager {
                 bg.in_flight -= 1;
                 bg.finished.push(Finished {
                     blob_id: failed_id,
-                    items: failed_items,
                     result: Err(format!("cannot start a pack writer: {e}")),
                 });
                 drop(bg);
@@ -72,8 +61,8 @@ impl ContentManager {
         }
     }
 
-    /// Accounts for the packs background writers finished: their contents become
-    /// uncommitted (to be indexed by `flush`), a failure fails the writer.
+    /// Accounts for the packs background writers finished: their buffers can be reused, a
+    /// failure fails the writer.
     pub(super) fn account_background(&self, s: &mut WriteState) {
         if !self.background.finished_any.swap(false, Ordering::Acquire) {
             return;
@@ -83,7 +72,7 @@ impl ContentManager {
             _ => return,
         };
         for f in finished {
-            self.finish_upload(s, &f.blob_id, f.items, &f.result);
+            self.finish_upload(s, &f.blob_id, &f.result);
         }
     }
 
@@ -219,23 +208,23 @@ impl ContentManager {
     /// trailer (padding, encrypted local index, postamble) is appended in place, so the pack
     /// is never copied; contents keep their offsets for reads while it uploads.
     pub(super) fn start_upload(&self, s: &mut WriteState, mut p: OpenPack) -> PendingUpload {
-        let entries: Vec<IndexEntry> = p.items.drain().map(|(_, e)| e).collect();
         let mut data = std::mem::take(&mut p.data);
         let trailer = self
-            .append_trailer(&mut data, &entries)
+            .append_trailer(&mut data, p.items.values())
             .map_err(|e| e.to_string());
         let data = Arc::new(data);
         self.pack_started();
         s.uploading.insert(p.blob_id.clone(), data.clone());
-        // The entries wait in the uploading set (moved, not copied: this runs under the lock
-        // every writer takes); the pack keeps only their ids.
-        let items = entries.iter().map(|e| e.content_id).collect();
-        s.uploading_items
-            .extend(entries.into_iter().map(|e| (e.content_id, e)));
+        // The entries wait for the index blob from now on, moved (this runs under the lock
+        // every writer takes); whether their pack landed is whether it left `uploading`.
+        for (id, e) in p.items.drain() {
+            if let Some(old) = s.uncommitted.insert(id, e) {
+                s.displaced.push((p.blob_id.clone(), old));
+            }
+        }
         PendingUpload {
             blob_id: p.blob_id,
             data,
-            items,
             trailer,
         }
     }
@@ -244,7 +233,6 @@ impl ContentManager {
         let PendingUpload {
             blob_id,
             data,
-            items,
             trailer,
         } = p;
         let result = match trailer {
@@ -257,7 +245,7 @@ impl ContentManager {
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
         drop(data);
         match self.state.lock() {
-            Ok(mut s) => self.finish_upload(&mut s, &blob_id, items, &outcome),
+            Ok(mut s) => self.finish_upload(&mut s, &blob_id, &outcome),
             Err(_) => {
                 self.pack_ended();
                 return Err(poisoned());
@@ -267,13 +255,14 @@ impl ContentManager {
         result
     }
 
-    /// The bookkeeping of a pack write that ended: its contents leave the uploading set and,
-    /// when it landed, wait for the next index blob; a failure fails the writer.
+    /// The bookkeeping of a pack write that ended: the pack leaves the uploading set (its
+    /// buffer kept for the next pack), so its contents are read from storage from now on and
+    /// are indexed by the next `flush`; a failure drops its contents' entries and fails the
+    /// writer.
     pub(super) fn finish_upload(
         &self,
         s: &mut WriteState,
         blob_id: &str,
-        items: Vec<ContentId>,
         result: &std::result::Result<(), String>,
     ) {
         if let Some(data) = s.uploading.remove(blob_id) {
@@ -283,25 +272,37 @@ impl ContentManager {
                 }
             }
         }
-        let entries: Vec<IndexEntry> = items
-            .iter()
-            .filter_map(|id| s.uploading_items.remove(id))
-            .collect();
+        let mut displaced = Vec::new();
+        if !s.displaced.is_empty() {
+            let (mine, others) = std::mem::take(&mut s.displaced)
+                .into_iter()
+                .partition(|(by, _)| &**by == blob_id);
+            s.displaced = others;
+            displaced = mine;
+        }
         match result {
             Ok(()) => {
-                for e in entries {
-                    s.uncommitted.insert(e.content_id, e);
-                }
                 if let Ok(mut st) = self.stats.lock() {
                     st.packs_written += 1;
                 }
             }
-            Err(e) => s.failed = Some(format!("pack {blob_id}: {e}")),
+            Err(e) => {
+                s.uncommitted
+                    .retain(|_, entry| &*entry.pack_blob_id != blob_id);
+                for (_, old) in displaced {
+                    s.uncommitted.entry(old.content_id).or_insert(old);
+                }
+                s.failed = Some(format!("pack {blob_id}: {e}"));
+            }
         }
     }
 
     /// Appends padding, the encrypted local index and the postamble to pack contents.
-    pub(super) fn append_trailer(&self, out: &mut Vec<u8>, items: &[IndexEntry]) -> Result<()> {
+    pub(super) fn append_trailer<'a>(
+        &self,
+        out: &mut Vec<u8>,
+        items: impl IntoIterator<Item = &'a IndexEntry>,
+    ) -> Result<()> {
         let local_index = legacy_index::encode_index(self.format.index_version(), items)?;
         pack::finish_pack(
             out,

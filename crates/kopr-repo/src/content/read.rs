@@ -41,7 +41,10 @@ impl ContentManager {
     /// content is unknown or its pack is still being filled or uploaded by this manager.
     pub fn stored_entry(&self, id: &ContentId) -> Result<Option<IndexEntry>> {
         let s = self.state.lock().map_err(|_| poisoned())?;
-        if s.open.values().any(|p| p.items.contains_key(id)) || s.uploading_items.contains_key(id) {
+        let uploading = |e: &IndexEntry| s.uploading.contains_key(&e.pack_blob_id);
+        if s.open.values().any(|p| p.items.contains_key(id))
+            || s.uncommitted.get(id).is_some_and(uploading)
+        {
             return Ok(None);
         }
         Ok(self
@@ -129,7 +132,6 @@ impl ContentManager {
         for e in s
             .uncommitted
             .values()
-            .chain(s.uploading_items.values())
             .chain(s.open.values().flat_map(|p| p.items.values()))
         {
             if prefix.is_none() || e.content_id.prefix() == prefix {
@@ -168,7 +170,6 @@ pub(super) fn local_ref<'s>(s: &'s WriteState, id: &ContentId) -> Option<&'s Ind
     s.open
         .values()
         .find_map(|p| p.items.get(id))
-        .or_else(|| s.uploading_items.get(id))
         .or_else(|| s.uncommitted.get(id))
 }
 
@@ -183,7 +184,7 @@ fn local_bytes(s: &WriteState, id: &ContentId) -> Option<(IndexEntry, Vec<u8>)> 
             return slice(&p.data, e).map(|b| (e.clone(), b));
         }
     }
-    let e = s.uploading_items.get(id)?;
+    let e = s.uncommitted.get(id)?;
     let data = s.uploading.get(&e.pack_blob_id)?;
     slice(data, e).map(|b| (e.clone(), b))
 }
