@@ -320,8 +320,31 @@ impl Policy {
     /// Whether a file of `size` bytes is compressed, extensions aside: within `minSize` and
     /// `maxSize` (0: no limit).
     pub fn compresses_size(&self, size: i64) -> bool {
-        let c = &self.compression;
-        size >= c.min_size && (c.max_size <= 0 || size <= c.max_size)
+        self.compressed_sizes().contain(size)
+    }
+
+    /// The sizes of files compressed, as a copy apart from the policy.
+    pub fn compressed_sizes(&self) -> CompressedSizes {
+        CompressedSizes {
+            min: self.compression.min_size,
+            max: self.compression.max_size,
+        }
+    }
+}
+
+/// The sizes of files a policy compresses: `minSize` to `maxSize` (0 or less: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressedSizes {
+    /// The smallest size compressed.
+    pub min: i64,
+    /// The largest size compressed; 0 or less for no limit.
+    pub max: i64,
+}
+
+impl CompressedSizes {
+    /// Whether a file of `size` bytes is within the limits.
+    pub fn contain(&self, size: i64) -> bool {
+        size >= self.min && (self.max <= 0 || size <= self.max)
     }
 }
 

@@ -515,3 +515,57 @@ fn directories_stored_by_the_workers_sum_up_and_repeat_exactly() {
     let again = snap(&repo, &src);
     assert_eq!(again.root_entry.unwrap().object_id, root.object_id);
 }
+
+/// The policy's compression size limits apply to a file the walk listed without its size (its
+/// worker learns the size when it opens it) as to one the walk stat'ed.
+#[test]
+fn compression_size_limits_apply_to_files_whoever_sized_them() {
+    use kopr_format::policy::Policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let text = |n: usize| "compress me ".repeat(n);
+    fs::write(src.join("small.txt"), text(10)).unwrap(); // 120 bytes
+    fs::write(src.join("middle.txt"), text(100)).unwrap(); // 1,200 bytes
+    fs::write(src.join("big.txt"), text(1000)).unwrap(); // 12,000 bytes
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    let mut global = Policy::kopia_default();
+    global.compression.compressor_name = "zstd-fastest".into();
+    global.compression.min_size = 1_000;
+    global.compression.max_size = 10_000;
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    let compressed = |m: &kopr_format::snapshot::SnapshotManifest| {
+        let entries =
+            kopr_repo::snapshot::read_dir(&repo, &m.root_entry.as_ref().unwrap().object_id)
+                .unwrap();
+        let mut out: Vec<(String, bool)> = entries
+            .iter()
+            .map(|e| {
+                let info = repo
+                    .contents()
+                    .content_info(&e.object_id.content_id().unwrap())
+                    .unwrap()
+                    .unwrap();
+                (e.name.clone(), info.compression_header_id != 0)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let want = vec![
+        ("big.txt".to_string(), false),
+        ("middle.txt".to_string(), true),
+        ("small.txt".to_string(), false),
+    ];
+    let first = create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(compressed(&first), want, "sized by the workers");
+    // Changed files of the previous snapshot are stat'ed by the walk.
+    fs::write(src.join("small.txt"), text(11)).unwrap();
+    fs::write(src.join("middle.txt"), text(101)).unwrap();
+    fs::write(src.join("big.txt"), text(1001)).unwrap();
+    let second = create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(second.stats.non_cached_files, 3);
+    assert_eq!(compressed(&second), want, "sized by the walk");
+}

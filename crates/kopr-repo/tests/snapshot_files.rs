@@ -367,3 +367,63 @@ fn short_files_stored_together_get_the_objects_of_one_at_a_time() {
         }
     }
 }
+
+/// A file new to the snapshot is listed by name and type only, and the worker that reads it
+/// reads its metadata from the open file; a file of the previous snapshot is stat'ed by the
+/// walk. Either way its entry holds what `lstat` says: mode bits (setuid and sticky too),
+/// owner, modification time to the nanosecond and size, and the directory's summary the
+/// latest time.
+#[cfg(unix)]
+#[test]
+fn file_entries_hold_the_files_metadata_whoever_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let files = [
+        ("empty", 0, 0o600, 1_600_000_000, 1),
+        ("short", 10, 0o644, 1_700_000_000, 123_456_789),
+        ("setuid", 3_000, 0o4750, 1_650_000_000, 999_999_999),
+        ("sticky", 70_000, 0o1640, 1_690_000_000, 0),
+        ("large", 3 << 20, 0o755, 1_710_000_000, 500),
+    ];
+    let write = |name: &str, len: usize, mode: u32, secs: i64, nanos: u32| {
+        let p = src.join(name);
+        fs::write(&p, random_bytes(len as u64, len)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        filetime::set_file_mtime(&p, filetime::FileTime::from_unix_time(secs, nanos)).unwrap();
+    };
+    for &(name, len, mode, secs, nanos) in &files {
+        write(name, len, mode, secs, nanos);
+    }
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let check = |m: &kopr_format::snapshot::SnapshotManifest, count: usize| {
+        let root = m.root_entry.as_ref().unwrap();
+        let entries = kopr_repo::snapshot::read_dir(&repo, &root.object_id).unwrap();
+        assert_eq!(entries.len(), count);
+        let mut latest = 0;
+        for e in &entries {
+            let md = fs::symlink_metadata(src.join(&e.name)).unwrap();
+            let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+            assert_eq!(e.permissions.0, md.mode() & 0o7777, "{}", e.name);
+            assert_eq!((e.user_id, e.group_id), (md.uid(), md.gid()), "{}", e.name);
+            assert_eq!(e.mod_time, mtime, "{}", e.name);
+            assert_eq!(e.file_size, md.len() as i64, "{}", e.name);
+            latest = latest.max(mtime);
+        }
+        let summary = root.dir_summary.as_ref().unwrap();
+        assert_eq!(summary.max_mod_time, latest);
+        assert_eq!(summary.total_file_count, count as i64);
+    };
+    let first = snap(&repo, &src);
+    assert_eq!(first.stats.non_cached_files, 5);
+    check(&first, 5);
+    // A new file (read by a worker), one changed (stat'ed by the walk, then read), the rest
+    // unchanged (stat'ed and reused).
+    write("new", 5_000, 0o640, 1_720_000_000, 42);
+    write("short", 12, 0o600, 1_730_000_000, 7);
+    let second = snap(&repo, &src);
+    assert_eq!(second.stats.cached_files, 4);
+    assert_eq!(second.stats.non_cached_files, 2);
+    check(&second, 6);
+}

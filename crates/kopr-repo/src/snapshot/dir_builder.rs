@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kopr_format::compression;
 use kopr_format::snapshot::{
-    DirEntry, DirManifest, DirectorySummary, DIRECTORY_PREFIX, DIRECTORY_STREAM,
+    DirEntry, DirManifest, DirectorySummary, Permissions, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
 use super::file_pool::{Job, JobSlot};
@@ -99,8 +99,17 @@ impl Uploader<'_> {
                 Ok((oid, len)) => {
                     // The size recorded is what was read, as Kopia does for a file that
                     // changed while it was read.
-                    entries[idx].object_id = oid;
-                    entries[idx].file_size = len as i64;
+                    let e = &mut entries[idx];
+                    e.object_id = oid;
+                    e.file_size = len as i64;
+                    // A file listed without its metadata: the worker read it.
+                    if let Some(m) = slot.meta.get() {
+                        e.permissions = Permissions(m.mode);
+                        e.user_id = m.uid;
+                        e.group_id = m.gid;
+                        e.mod_time = m.mtime;
+                        summary.max_mod_time = summary.max_mod_time.max(m.mtime);
+                    }
                     self.stats.non_cached_files += 1;
                 }
                 Err(RepoError::Canceled) => {

@@ -10,19 +10,20 @@
 //! of small files, and the walk is the one thread that does not scale with the cores.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::DirManifest;
 
-use super::local_file::LocalFile;
+use super::local_file::{FileMeta, LocalFile};
 use super::upload::{counted_done, upload_counted, FileRead};
 use super::upload_walk::DirSlot;
 use super::ProgressCounters;
 use crate::error::{RepoError, Result};
 use crate::repository::Repository;
 use kopr_format::compression::Compressor;
+use kopr_format::policy::CompressedSizes;
 
 /// Bytes of short files a worker keeps before storing them (see [`Workers::read_batch`]).
 const KEPT_BYTES: usize = 4 << 20;
@@ -33,10 +34,10 @@ thread_local! {
 }
 
 /// Short files read whole and not stored yet: their bytes one after another, and each one's
-/// job (its index in the batch) and range.
+/// job (its index in the batch), range and compressor.
 struct Kept {
     data: Vec<u8>,
-    files: Vec<(usize, std::ops::Range<usize>)>,
+    files: Vec<(usize, std::ops::Range<usize>, Option<&'static Compressor>)>,
 }
 
 /// A worker's error for `job`: a panic names its file (formatted only then, not for every
@@ -57,11 +58,32 @@ pub(super) type Uploaded = Result<(ObjectId, u64)>;
 pub(super) struct FileJob {
     /// The directory the file was listed in, opened once for all its files.
     pub dir: Option<Arc<std::fs::File>>,
-    /// The size the listing gave.
-    pub size: u64,
-    /// Shared by all the files compressed alike (no string per file).
-    pub compression: Option<&'static Compressor>,
+    /// The size the listing gave; none for a file listed by name and type only, whose
+    /// metadata the worker reads from the open file (into the slot's `meta`).
+    pub size: Option<u64>,
+    pub compression: FileCompression,
     pub slot: Arc<JobSlot>,
+}
+
+/// How a file is compressed: as the walk decided, or, for a file whose size the walk did not
+/// read, with a compressor if the size is within the policy's limits.
+#[derive(Clone, Copy)]
+pub(super) enum FileCompression {
+    /// Shared by all the files compressed alike (no string per file).
+    Decided(Option<&'static Compressor>),
+    IfSize(&'static Compressor, CompressedSizes),
+}
+
+impl FileCompression {
+    /// The compressor of a file of `size` bytes.
+    pub(super) fn of_size(self, size: u64) -> Option<&'static Compressor> {
+        match self {
+            FileCompression::Decided(c) => c,
+            FileCompression::IfSize(c, sizes) => sizes
+                .contain(i64::try_from(size).unwrap_or(i64::MAX))
+                .then_some(c),
+        }
+    }
 }
 
 /// What the walk hands to the workers.
@@ -80,6 +102,9 @@ pub(super) enum Job {
 pub(super) struct JobSlot {
     /// The file read (empty for a directory's object).
     pub path: PathBuf,
+    /// The metadata of a file the walk listed without it, read by the worker (set before the
+    /// result).
+    pub meta: OnceLock<FileMeta>,
     state: Mutex<SlotState>,
     done: Condvar,
 }
@@ -143,9 +168,31 @@ impl JobSlot {
     }
 }
 
+/// What the workers read of the files the walk listed without their size: the walk sizes its
+/// batches of such files by their average (the first ones listed are batched a few at a time).
+#[derive(Default)]
+pub(super) struct UnsizedReads {
+    bytes: AtomicU64,
+    files: AtomicU64,
+}
+
+impl UnsizedReads {
+    fn add(&self, len: u64) {
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The average size of those read so far, if any.
+    pub(super) fn average(&self) -> Option<u64> {
+        let files = self.files.load(Ordering::Relaxed);
+        (files > 0).then(|| self.bytes.load(Ordering::Relaxed) / files)
+    }
+}
+
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
+    pub unsized_read: &'a UnsizedReads,
     /// Files shorter than this are one chunk (see `upload_file`).
     pub single_chunk: usize,
     pub progress: &'a ProgressCounters,
@@ -191,7 +238,8 @@ impl Workers<'_> {
                 let file = LocalFile {
                     path: &job.slot.path,
                     dir: job.dir.as_deref(),
-                    size: job.size,
+                    size: job.size.unwrap_or(0),
+                    meta: job.size.is_none().then_some(&job.slot.meta),
                 };
                 upload_counted(
                     self.repo,
@@ -203,9 +251,18 @@ impl Workers<'_> {
                     Some(&mut kept.data),
                 )
             });
+            if job.size.is_none() {
+                match &r {
+                    Ok(FileRead::Stored(_, len)) => self.unsized_read.add(*len),
+                    Ok(FileRead::Kept(len, _)) => self.unsized_read.add(*len as u64),
+                    Err(_) => {}
+                }
+            }
             match r {
                 Ok(FileRead::Stored(oid, len)) => job.slot.set(Ok((oid, len))),
-                Ok(FileRead::Kept(len)) => kept.files.push((i, start..start + len)),
+                Ok(FileRead::Kept(len, compression)) => {
+                    kept.files.push((i, start..start + len, compression))
+                }
                 Err(e) => {
                     kept.data.truncate(start);
                     job.slot.set(Err(named(job, e)));
@@ -232,7 +289,7 @@ impl Workers<'_> {
                 let chunks: Vec<(&[u8], Option<&'static Compressor>)> = kept
                     .files
                     .iter()
-                    .map(|(i, r)| (&kept.data[r.clone()], batch[*i].compression))
+                    .map(|(_, r, c)| (&kept.data[r.clone()], *c))
                     .collect();
                 Ok(crate::object::write_single_chunks(
                     self.repo.contents(),
@@ -242,7 +299,7 @@ impl Workers<'_> {
             .unwrap_or_else(|panicked| each_fails(&|| RepoError::Worker(panicked.to_string())))
         };
         let mut results = stored.into_iter();
-        for (i, range) in kept.files.drain(..) {
+        for (i, range, _) in kept.files.drain(..) {
             let job = &batch[i];
             let r = results
                 .next()

@@ -1,22 +1,81 @@
 //! A file of the source tree to read: its path, the directory it was listed in (opened once
 //! for all its files, so that opening one resolves only its name), and the size the listing
 //! saw (so that a file read whole in one short read needs no second read to find its end).
+//! A file new to the snapshot is listed by name and type only, and its metadata is read from
+//! the open file, by the worker that reads it ([`LocalFile::open_sized`]).
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::OnceLock;
+
+use super::upload::{mtime_nanos, owner};
 
 /// Where a file to read is, and what its listing said of it.
+#[derive(Clone, Copy)]
 pub(super) struct LocalFile<'a> {
     /// The full path: for errors, and to open the file without `dir`.
     pub path: &'a Path,
     /// The directory the file was listed in, when it could be opened.
     pub dir: Option<&'a fs::File>,
-    /// The size the listing gave.
+    /// The size the listing gave (none when `meta` is set).
     pub size: u64,
+    /// For a file listed without its metadata: where the metadata read from the open file
+    /// goes.
+    pub meta: Option<&'a OnceLock<FileMeta>>,
 }
 
-impl LocalFile<'_> {
+/// What a directory entry records of a file besides its size and object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileMeta {
+    /// Permission bits (with setuid, setgid and sticky).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime: i64,
+}
+
+impl FileMeta {
+    pub(super) fn of(md: &fs::Metadata) -> FileMeta {
+        let (mode, uid, gid) = owner(md);
+        FileMeta {
+            mode,
+            uid,
+            gid,
+            mtime: mtime_nanos(md),
+        }
+    }
+}
+
+impl<'a> LocalFile<'a> {
+    /// Opens the file and returns it with the description to read it by: for a file listed
+    /// without its metadata, the metadata is read from the open file (one `statx` of the
+    /// descriptor, no path to resolve) into `meta`, and its size is the one to read by. Such
+    /// a file that is no longer a regular file is an error.
+    pub(super) fn open_sized(&self) -> io::Result<(fs::File, LocalFile<'a>)> {
+        let f = self.open()?;
+        let Some(out) = self.meta else {
+            return Ok((f, *self));
+        };
+        let md = f.metadata()?;
+        if !md.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no longer a regular file",
+            ));
+        }
+        let _ = out.set(FileMeta::of(&md));
+        Ok((
+            f,
+            LocalFile {
+                size: md.len(),
+                meta: None,
+                ..*self
+            },
+        ))
+    }
+
     /// Opens the file for reading (following a symlink put in its place, as opening the path
     /// does).
     pub(super) fn open(&self) -> io::Result<fs::File> {
@@ -77,6 +136,7 @@ mod tests {
             path: &path,
             dir: Some(&d),
             size: 5,
+            meta: None,
         };
         let mut f = lf.open().unwrap();
         let mut buf = vec![0u8; 64];
@@ -99,6 +159,7 @@ mod tests {
             path: &path,
             dir: None,
             size: 3,
+            meta: None,
         };
         let mut f = lf.open().unwrap();
         fs::OpenOptions::new()
@@ -127,6 +188,7 @@ mod tests {
             path: &path,
             dir: Some(&d),
             size: 0,
+            meta: None,
         };
         let mut s = String::new();
         lf.open().unwrap().read_to_string(&mut s).unwrap();
@@ -138,6 +200,7 @@ mod tests {
             path: moved,
             dir: Some(&d),
             size: 0,
+            meta: None,
         };
         let mut s = String::new();
         lf.open().unwrap().read_to_string(&mut s).unwrap();
@@ -147,6 +210,7 @@ mod tests {
             path: &missing,
             dir: Some(&d),
             size: 0,
+            meta: None,
         };
         assert_eq!(lf.open().unwrap_err().kind(), io::ErrorKind::NotFound);
     }

@@ -19,7 +19,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
 };
 
-use super::file_pool::{Job, Workers};
+use super::file_pool::{FileCompression, Job, Workers};
 use super::local_file::LocalFile;
 use super::upload_estimate::Estimator;
 use super::upload_walk::{Uploader, QUEUED_BATCHES_PER_WORKER};
@@ -62,7 +62,7 @@ pub const INCOMPLETE_CANCELED: &str = "canceled";
 /// caller to store with others ([`FileRead::Kept`]).
 fn upload_file(
     repo: &Repository,
-    compression: Option<&'static Compressor>,
+    compression: FileCompression,
     file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
@@ -70,7 +70,9 @@ fn upload_file(
     keep: Option<&mut Vec<u8>>,
 ) -> Result<FileRead> {
     let path = file.path;
-    let mut f = file.open().map_err(|e| local(path, e))?;
+    let (mut f, sized) = file.open_sized().map_err(|e| local(path, e))?;
+    let file = &sized;
+    let compression = compression.of_size(file.size);
     thread_local! {
         /// One read buffer per thread, reused file after file (no allocation per file).
         static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -89,7 +91,7 @@ fn upload_file(
         if eof && filled < single_chunk {
             if let Some(keep) = keep {
                 keep.extend_from_slice(&buf[..filled]);
-                return Ok(FileRead::Kept(filled));
+                return Ok(FileRead::Kept(filled, compression));
             }
             let oid =
                 crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
@@ -120,8 +122,9 @@ fn upload_file(
 pub(super) enum FileRead {
     /// Stored: its object and the bytes read into it.
     Stored(ObjectId, u64),
-    /// Read whole (this many bytes) into the caller's buffer, to be stored by the caller.
-    Kept(usize),
+    /// Read whole (this many bytes) into the caller's buffer, to be stored by the caller with
+    /// this compressor.
+    Kept(usize, Option<&'static Compressor>),
 }
 
 /// A failed read of the local file `path`.
@@ -140,7 +143,7 @@ const READ_BUFFER: usize = 1 << 20;
 /// caller stores it, then calls [`counted_done`] for it.
 pub(super) fn upload_counted(
     repo: &Repository,
-    compression: Option<&'static Compressor>,
+    compression: FileCompression,
     file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
@@ -149,7 +152,7 @@ pub(super) fn upload_counted(
 ) -> Result<FileRead> {
     ProgressCounters::add(&progress.hashing_files, 1);
     let r = upload_file(repo, compression, file, progress, spare, single_chunk, keep);
-    if !matches!(r, Ok(FileRead::Kept(_))) {
+    if !matches!(r, Ok(FileRead::Kept(..))) {
         counted_done(progress, r.is_ok());
     }
     r
@@ -160,7 +163,7 @@ impl FileRead {
     pub(super) fn stored(self) -> Result<(ObjectId, u64)> {
         match self {
             FileRead::Stored(oid, len) => Ok((oid, len)),
-            FileRead::Kept(_) => Err(RepoError::Worker("a file was kept unasked".into())),
+            FileRead::Kept(..) => Err(RepoError::Worker("a file was kept unasked".into())),
         }
     }
 }
@@ -244,6 +247,8 @@ pub fn create_snapshot(
         jobs: None,
         batch: Vec::new(),
         batch_bytes: 0,
+        batch_unsized: 0,
+        unsized_read: Default::default(),
         pending: VecDeque::new(),
         extensions: Default::default(),
         stats: SnapshotStats::default(),
@@ -328,10 +333,11 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
         path,
         dir: None,
         size: md.len(),
+        meta: None,
     };
     let (oid, len) = upload_counted(
         up.repo,
-        compression,
+        FileCompression::Decided(compression),
         &file,
         &up.progress,
         None,
@@ -366,10 +372,12 @@ fn upload_root_dir(
     let workers = kopr_format::policy_fields::max_parallel_file_reads(&up.policy.extra)
         .unwrap_or_else(crate::parallelism);
     let progress = up.progress.clone();
+    let unsized_read = up.unsized_read.clone();
     let pool = Workers {
         repo: up.repo,
         single_chunk: up.single_chunk,
         progress: &progress,
+        unsized_read: &unsized_read,
         idle: AtomicUsize::new(0),
         stop: &halt,
     };

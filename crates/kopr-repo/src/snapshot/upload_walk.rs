@@ -15,7 +15,7 @@ use kopr_format::snapshot::{
     DirEntry, DirManifest, DirectorySummary, EntryError, EntryType, Permissions, SnapshotStats,
 };
 
-use super::file_pool::{FileJob, Job, JobSlot};
+use super::file_pool::{FileCompression, FileJob, Job, JobSlot, UnsizedReads};
 use super::upload::{is_cache_dir, mtime_nanos, owner};
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
@@ -35,6 +35,10 @@ pub(super) const QUEUED_BATCHES_PER_WORKER: usize = 2;
 const SMALL_FILE: u64 = 256 << 10;
 const FILES_PER_BATCH: usize = 256;
 const BATCH_BYTES: u64 = 256 << 10;
+/// Files of unknown size (listed by name and type only) per batch, until files of the kind have
+/// been read: few, so that large ones among them still spread over the workers. Then as many
+/// as the average of those read fits in [`BATCH_BYTES`], at least this many.
+const UNSIZED_PER_BATCH: usize = 8;
 
 /// A directory walked whose files may still be being read; it is finished (its manifest
 /// written) once they are, children before parents.
@@ -89,9 +93,13 @@ pub(super) struct Uploader<'a> {
     /// The workers' queue (files to read, directories to store), open while the tree is
     /// walked.
     pub(super) jobs: Option<SyncSender<Job>>,
-    /// Small files gathered for the next hand-off, and their bytes.
+    /// Small files gathered for the next hand-off, their bytes, and how many of them were
+    /// listed without their size.
     pub(super) batch: Vec<FileJob>,
     pub(super) batch_bytes: u64,
+    pub(super) batch_unsized: usize,
+    /// What the workers read of the files listed without their size.
+    pub(super) unsized_read: Arc<UnsizedReads>,
     /// Walked directories not finished yet, in the order they were walked (children first).
     pub(super) pending: VecDeque<PendingDir>,
     pub(super) stats: SnapshotStats,
@@ -154,11 +162,20 @@ impl Uploader<'_> {
         if let Some(forced) = self.forced_compressor {
             return forced;
         }
-        // The extension rules are looked up once per extension: a policy lists a few dozen
-        // extensions, and matching each file against them all cost more than the rest of
-        // the walk's own work per file. At most `EXTENSIONS_REMEMBERED` are kept.
+        if self.compresses_extension(name) && self.policy.compresses_size(size) {
+            self.policy_compressor
+        } else {
+            None
+        }
+    }
+
+    /// Whether the policy compresses a file named `name`, sizes aside. The extension rules
+    /// are looked up once per extension: a policy lists a few dozen extensions, and matching
+    /// each file against them all cost more than the rest of the walk's own work per file. At
+    /// most `EXTENSIONS_REMEMBERED` are kept.
+    fn compresses_extension(&mut self, name: &str) -> bool {
         let ext = kopr_format::policy::Policy::extension(name);
-        let by_extension = match self.extensions.get(ext) {
+        match self.extensions.get(ext) {
             Some(&b) => b,
             None => {
                 let b = self.policy.compresses_extension(ext);
@@ -167,11 +184,6 @@ impl Uploader<'_> {
                 }
                 b
             }
-        };
-        if by_extension && self.policy.compresses_size(size) {
-            self.policy_compressor
-        } else {
-            None
         }
     }
 
@@ -289,7 +301,8 @@ impl Uploader<'_> {
     /// Records one entry of a walked directory: walks a subdirectory, stores a symlink, reuses
     /// or queues a file; sockets, fifos and devices are not backed up. `previous` is the entry
     /// of the same name in the previous snapshot. Its metadata is read relative to the
-    /// listed directory (the name alone is resolved), not through the full path.
+    /// listed directory (the name alone is resolved), not through the full path; a regular
+    /// file without a previous entry is handed over unread ([`Uploader::lists_unsized`]).
     fn walk_entry(
         &mut self,
         pd: &mut PendingDir,
@@ -299,6 +312,9 @@ impl Uploader<'_> {
         previous: Option<&DirEntry>,
     ) -> Result<()> {
         let path = listed.path();
+        if previous.is_none() && self.lists_unsized(listed, &rel) {
+            return self.walk_new_file(pd, name, path, rel);
+        }
         let md = match listed.metadata() {
             Ok(m) => m,
             Err(e) => {
@@ -388,9 +404,63 @@ impl Uploader<'_> {
                 .handle
                 .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
                 .clone();
-            let slot = self.read_file(path, dir, compression, size as u64)?;
+            let slot = self.read_file(
+                path,
+                dir,
+                FileCompression::Decided(compression),
+                Some(size as u64),
+            )?;
             pd.files.push((pd.entries.len(), rel, slot));
         }
+        Ok(())
+    }
+
+    /// Whether the entry `listed` at `rel`, with no entry of its name in the previous
+    /// snapshot, is a regular file the walk hands over without reading its metadata: the
+    /// worker that reads it reads the metadata from the open file. On a tree of small files
+    /// the walk's own `statx` per file was half of the walk's work, and the walk, one thread,
+    /// fell behind the workers. An entry the ignore rules exclude is stat'ed (its size is
+    /// counted), and so is one whose type the listing does not give.
+    fn lists_unsized(&self, listed: &fs::DirEntry, rel: &str) -> bool {
+        listed.file_type().is_ok_and(|t| t.is_file())
+            && !crate::ignore::is_ignored(&self.rules, rel, false)
+    }
+
+    /// A file new to the snapshot, listed by name and type: queued to be read, its entry's
+    /// metadata filled in from the worker's (`dir_builder`).
+    fn walk_new_file(
+        &mut self,
+        pd: &mut PendingDir,
+        name: String,
+        path: PathBuf,
+        rel: String,
+    ) -> Result<()> {
+        let compression = match self.forced_compressor {
+            Some(forced) => FileCompression::Decided(forced),
+            None => match (self.compresses_extension(&name), self.policy_compressor) {
+                (true, Some(c)) => FileCompression::IfSize(c, self.policy.compressed_sizes()),
+                _ => FileCompression::Decided(None),
+            },
+        };
+        let dir = pd
+            .handle
+            .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
+            .clone();
+        let slot = self.read_file(path, dir, compression, None)?;
+        pd.file_entries.push(pd.entries.len());
+        pd.files.push((pd.entries.len(), rel, slot));
+        pd.entries.push(DirEntry {
+            name,
+            entry_type: EntryType::File,
+            permissions: Permissions(0),
+            file_size: 0,
+            mod_time: 0,
+            user_id: 0,
+            group_id: 0,
+            object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
+            dir_summary: None,
+        });
+        self.report();
         Ok(())
     }
 
@@ -400,8 +470,8 @@ impl Uploader<'_> {
         &mut self,
         path: PathBuf,
         dir: Option<Arc<fs::File>>,
-        compression: Option<&'static Compressor>,
-        size: u64,
+        compression: FileCompression,
+        size: Option<u64>,
     ) -> Result<Arc<JobSlot>> {
         // The path lives in the slot, which the walk drops last: freed by the thread that
         // allocated it (a worker freeing the walk's allocations contends for its heap lock).
@@ -412,19 +482,32 @@ impl Uploader<'_> {
             compression,
             slot: slot.clone(),
         });
-        self.batch_bytes += size;
-        if size >= SMALL_FILE
+        self.batch_bytes += size.unwrap_or(0);
+        self.batch_unsized += usize::from(size.is_none());
+        if size.is_some_and(|s| s >= SMALL_FILE)
             || self.batch.len() >= FILES_PER_BATCH
             || self.batch_bytes >= BATCH_BYTES
+            || self.batch_unsized >= self.unsized_per_batch()
         {
             self.send_batch()?;
         }
         Ok(slot)
     }
 
+    /// How many files listed without their size go in one batch.
+    fn unsized_per_batch(&self) -> usize {
+        let Some(average) = self.unsized_read.average() else {
+            return UNSIZED_PER_BATCH;
+        };
+        usize::try_from(BATCH_BYTES / average.max(1))
+            .unwrap_or(usize::MAX)
+            .clamp(UNSIZED_PER_BATCH, FILES_PER_BATCH)
+    }
+
     /// Hands the files gathered so far to the workers.
     pub(super) fn send_batch(&mut self) -> Result<()> {
         self.batch_bytes = 0;
+        self.batch_unsized = 0;
         if self.batch.is_empty() {
             return Ok(());
         }
