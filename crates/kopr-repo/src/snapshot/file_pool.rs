@@ -71,6 +71,7 @@ pub(super) struct FileJob {
 pub(super) enum FileCompression {
     /// Shared by all the files compressed alike (no string per file).
     Decided(Option<&'static Compressor>),
+    /// This compressor if the file's size is within these limits, else none.
     IfSize(&'static Compressor, CompressedSizes),
 }
 
@@ -192,6 +193,7 @@ impl UnsizedReads {
 /// Shared state of the workers.
 pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
+    /// Where the workers count what they read of files listed without their size.
     pub unsized_read: &'a UnsizedReads,
     /// Files shorter than this are one chunk (see `upload_file`).
     pub single_chunk: usize,
