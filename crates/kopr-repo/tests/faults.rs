@@ -312,10 +312,13 @@ fn listings_that_miss_recent_writes_never_make_maintenance_delete_them() {
 /// Full packs are written by background writers while the snapshot goes on: a failure of one
 /// of them (not the first, not the last) still fails the snapshot, no index points at a pack
 /// that is missing, and the next snapshot succeeds.
-#[test]
-fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing() {
-    let tmpdir = tempfile::tempdir().unwrap();
-    let tmp = tmpdir.path();
+/// A repository of 1 MiB packs over faulty memory storage (on a manual clock), the storage
+/// beneath, and a way to open the repository again.
+fn small_pack_repository() -> (
+    Arc<MemoryStorage>,
+    Arc<FaultyStorage>,
+    impl Fn() -> Repository,
+) {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     ));
@@ -328,17 +331,26 @@ fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing
         ..Default::default()
     };
     Repository::create(&*st, &opts, "pw").unwrap();
-    let open = || {
+    let open = move || {
+        let clock = clock.clone();
         Repository::open(
             st.clone(),
             "pw",
             OpenOptions {
-                clock: clock.clone(),
+                clock,
                 ..Default::default()
             },
         )
         .unwrap()
     };
+    (mem, faulty, open)
+}
+
+#[test]
+fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing() {
+    let tmpdir = tempfile::tempdir().unwrap();
+    let tmp = tmpdir.path();
+    let (mem, faulty, open) = small_pack_repository();
     // 12 MiB of random data: a dozen packs of 1 MiB, most of them filled mid-snapshot.
     let src = tmp.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -374,23 +386,9 @@ fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing
     assert!(mem.list_all("p").unwrap().len() >= 12);
 }
 
-/// A repository of 1 MiB packs over faulty memory storage, and a way to open it again.
-fn small_pack_repository() -> (Arc<FaultyStorage>, impl Fn() -> Repository) {
-    let faulty = Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new())));
-    let st: Arc<dyn BlobStorage> = faulty.clone();
-    let opts = CreateOptions {
-        key_derivation: kopr_format::crypto::TESTING_ONLY_INSECURE_ALGORITHM.into(),
-        max_pack_size: 1 << 20,
-        ..Default::default()
-    };
-    Repository::create(&*st, &opts, "pw").unwrap();
-    let open = move || Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
-    (faulty, open)
-}
-
 #[test]
 fn a_deletion_made_while_the_contents_pack_is_written_is_indexed() {
-    let (faulty, open) = small_pack_repository();
+    let (_, faulty, open) = small_pack_repository();
     // The first pack's write (in the background, once the second content fills it) takes a
     // while: the first content is deleted meanwhile.
     faulty.add_rule(Rule::new(
@@ -422,7 +420,7 @@ fn a_deletion_made_while_the_contents_pack_is_written_is_indexed() {
 
 #[test]
 fn a_failed_pack_write_puts_back_the_entries_its_contents_replaced() {
-    let (faulty, open) = small_pack_repository();
+    let (_, faulty, open) = small_pack_repository();
     let r = open();
     let cm = r.contents();
     let data = random_bytes(3, 100_000);
