@@ -257,6 +257,11 @@ rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 d = collections.defaultdict(list)
 for tool, step, run, secs, rss in rows:
     d[(tool, step)].append((float(secs), int(rss)))
+# CPU seconds (user + system) of every timed command.
+own = collections.defaultdict(list)
+for line in open(sys.argv[6]):
+    tool, step, _run, secs = line.split()
+    own[(tool, step)].append(float(secs))
 tools = []
 for r in rows:
     if r[0] not in tools and r[0] != "floor":
@@ -304,23 +309,18 @@ if f > 0 and ("kopr", "small-first") in d:  # /usr/bin/time counts hundredths: a
     if ("floor", "small-empty") in d and "small-empty" in k:
         fe = statistics.median(x[0] for x in d[("floor", "small-empty")])
         print(f"  as many empty files (the per-file work alone): floor {fe:.2f} s, kopr {k['small-empty']:.2f} s = {ratio(k['small-empty'], fe)}")
-    if ("floor", "small-onefile") in d and "small-onefile" in k and f > statistics.median(x[0] for x in d[("floor", "small-onefile")]):
+    fo = statistics.median(x[0] for x in d[("floor", "small-onefile")]) if ("floor", "small-onefile") in d else f
+    if "small-onefile" in k and f > fo:
         # The per-file cost of the tree: its time less that of the same bytes as one file,
         # for kopr and for the floor alike; in wall seconds and in CPU seconds (on a machine
         # with few cores the bytes' work overlaps the files' less than the wall time shows).
-        used = collections.defaultdict(list)
-        for line in open(sys.argv[6]):
-            tool, step, _run, secs = line.split()
-            used[(tool, step)].append(float(secs))
-        fo = statistics.median(x[0] for x in d[("floor", "small-onefile")])
         kw, fw = k["small-first"] - k["small-onefile"], f - fo
         print(f"  per-file cost (the tree less the same bytes as one file), wall: kopr {kw:.2f} s, floor {fw:.2f} s = {ratio(kw, fw)}", end="")
-        c = {key: statistics.median(v) for key, v in used.items()}
+        c = {key: statistics.median(v) for key, v in own.items()}
         if all(key in c for key in (("kopr", "small-first"), ("kopr", "small-onefile"), ("floor", "small-first"), ("floor", "small-onefile"))):
             kc = c[("kopr", "small-first")] - c[("kopr", "small-onefile")]
             fc = c[("floor", "small-first")] - c[("floor", "small-onefile")]
-            if fc > 0:
-                print(f"; CPU: kopr {kc:.2f} s, floor {fc:.2f} s = {ratio(kc, fc)}", end="")
+            print(f"; CPU: kopr {kc:.2f} s, floor {fc:.2f} s = {ratio(kc, fc)}", end="")
         print()
 for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and TCP_NODELAY")):
     cold, warm = f"{label}-restore-cold", f"{label}-restore-warm"
@@ -330,10 +330,6 @@ for label, server in (("s3", "s3s-fs"), ("s3fast", "s3s-fs with 1 MiB reads and 
         f = statistics.median(x[0] for x in d[("floor", cold)])
         print(f"  fetching every pack of the bucket (16 readers, bytes dropped) {f:.2f} s; kopr's cold restore {k[cold]:.2f} s = {ratio(k[cold], f)} that floor")
 try:
-    own = collections.defaultdict(list)
-    for line in open(sys.argv[6]):
-        tool, step, _run, secs = line.split()
-        own[(tool, step)].append(float(secs))
     cpu = collections.defaultdict(list)
     for line in open(sys.argv[4]):
         tool, step, _run, server = line.split()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kopr_format::compression;
 use kopr_format::snapshot::{
-    DirEntry, DirManifest, DirectorySummary, Permissions, DIRECTORY_PREFIX, DIRECTORY_STREAM,
+    DirEntry, DirManifest, DirectorySummary, DIRECTORY_PREFIX, DIRECTORY_STREAM,
 };
 
 use super::file_pool::{Job, JobSlot};
@@ -104,10 +104,7 @@ impl Uploader<'_> {
                     e.file_size = len as i64;
                     // A file listed without its metadata: the worker read it.
                     if let Some(m) = slot.meta.get() {
-                        e.permissions = Permissions(m.mode);
-                        e.user_id = m.uid;
-                        e.group_id = m.gid;
-                        e.mod_time = m.mtime;
+                        m.apply_to(e);
                         summary.max_mod_time = summary.max_mod_time.max(m.mtime);
                     }
                     self.stats.non_cached_files += 1;

@@ -65,8 +65,8 @@ pub(super) struct FileJob {
     pub slot: Arc<JobSlot>,
 }
 
-/// How a file is compressed: as the walk decided, or, for a file whose size the walk did not
-/// read, with a compressor if the size is within the policy's limits.
+/// How a file is compressed: as the walk decided (the upload's compressor, or none), or with
+/// the policy's compressor if the size the file is read by is within the policy's limits.
 #[derive(Clone, Copy)]
 pub(super) enum FileCompression {
     /// Shared by all the files compressed alike (no string per file).

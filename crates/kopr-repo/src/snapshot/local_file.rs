@@ -9,6 +9,8 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::OnceLock;
 
+use kopr_format::snapshot::{DirEntry, Permissions};
+
 use super::upload::{mtime_nanos, owner};
 
 /// Where a file to read is, and what its listing said of it.
@@ -37,6 +39,14 @@ pub(super) struct FileMeta {
 }
 
 impl FileMeta {
+    /// Writes this metadata into a file's directory entry.
+    pub(super) fn apply_to(&self, e: &mut DirEntry) {
+        e.permissions = Permissions(self.mode);
+        e.user_id = self.uid;
+        e.group_id = self.gid;
+        e.mod_time = self.mtime;
+    }
+
     pub(super) fn of(md: &fs::Metadata) -> FileMeta {
         let (mode, uid, gid) = owner(md);
         FileMeta {

@@ -328,7 +328,7 @@ fn root_entry(
 
 /// Snapshots a single file: the root entry is the file.
 fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Result<DirEntry> {
-    let compression = up.compressor_for(&root_name(path), md.len() as i64);
+    let compression = up.compression_for(&root_name(path));
     let file = LocalFile {
         path,
         dir: None,
@@ -337,7 +337,7 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
     };
     let (oid, len) = upload_counted(
         up.repo,
-        FileCompression::Decided(compression),
+        compression,
         &file,
         &up.progress,
         None,

@@ -16,7 +16,8 @@ use kopr_format::snapshot::{
 };
 
 use super::file_pool::{FileCompression, FileJob, Job, JobSlot, UnsizedReads};
-use super::upload::{is_cache_dir, mtime_nanos, owner};
+use super::local_file::FileMeta;
+use super::upload::is_cache_dir;
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
 use crate::object::{read_object, WriterOptions};
@@ -61,6 +62,15 @@ pub(super) struct PendingDir {
 }
 
 impl PendingDir {
+    /// The directory opened once for its files (none when it cannot be opened: its files are
+    /// then opened by path).
+    fn dir_handle(&mut self) -> Option<Arc<fs::File>> {
+        let dir = &self.dir;
+        self.handle
+            .get_or_insert_with(|| fs::File::open(dir).ok().map(Arc::new))
+            .clone()
+    }
+
     /// Whether its files are read and its subdirectories stored.
     pub(super) fn ready(&self) -> bool {
         self.files.iter().all(|(_, _, j)| j.is_done())
@@ -156,16 +166,19 @@ impl Uploader<'_> {
         ProgressCounters::add(&self.progress.errors, 1);
     }
 
-    /// The compressor of a file named `name` of `size` bytes: the upload's, else the policy's
-    /// when its rules apply to the file.
-    pub(super) fn compressor_for(&mut self, name: &str, size: i64) -> Option<&'static Compressor> {
+    /// How a file named `name` is compressed: with the upload's compressor, else with the
+    /// policy's when its extension rules apply and the size the file is read by is within its
+    /// limits (the worker that reads the file knows that size, whether or not the walk did).
+    pub(super) fn compression_for(&mut self, name: &str) -> FileCompression {
         if let Some(forced) = self.forced_compressor {
-            return forced;
+            return FileCompression::Decided(forced);
         }
-        if self.compresses_extension(name) && self.policy.compresses_size(size) {
-            self.policy_compressor
-        } else {
-            None
+        let policy_compressor = self.policy_compressor;
+        match policy_compressor {
+            Some(c) if self.compresses_extension(name) => {
+                FileCompression::IfSize(c, self.policy.compressed_sizes())
+            }
+            _ => FileCompression::Decided(None),
         }
     }
 
@@ -325,21 +338,11 @@ impl Uploader<'_> {
         if self.excluded(&rel, &md) {
             return Ok(());
         }
-        let (mode, uid, gid) = owner(&md);
-        let mtime = mtime_nanos(&md);
-        pd.summary.max_mod_time = pd.summary.max_mod_time.max(mtime);
+        let meta = FileMeta::of(&md);
+        pd.summary.max_mod_time = pd.summary.max_mod_time.max(meta.mtime);
         let ft = md.file_type();
-        let mut entry = DirEntry {
-            name,
-            entry_type: EntryType::File,
-            permissions: Permissions(mode),
-            file_size: 0,
-            mod_time: mtime,
-            user_id: uid,
-            group_id: gid,
-            object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
-            dir_summary: None,
-        };
+        let mut entry = new_entry(name)?;
+        meta.apply_to(&mut entry);
         if ft.is_dir() {
             let prev_dir = previous
                 .filter(|p| p.entry_type == EntryType::Directory)
@@ -399,17 +402,8 @@ impl Uploader<'_> {
             ProgressCounters::add(&self.progress.cached_files, 1);
             ProgressCounters::add(&self.progress.cached_bytes, size as u64);
         } else {
-            let compression = self.compressor_for(&entry.name, size);
-            let dir = pd
-                .handle
-                .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
-                .clone();
-            let slot = self.read_file(
-                path,
-                dir,
-                FileCompression::Decided(compression),
-                Some(size as u64),
-            )?;
+            let compression = self.compression_for(&entry.name);
+            let slot = self.read_file(path, pd.dir_handle(), compression, Some(size as u64))?;
             pd.files.push((pd.entries.len(), rel, slot));
         }
         Ok(())
@@ -435,31 +429,11 @@ impl Uploader<'_> {
         path: PathBuf,
         rel: String,
     ) -> Result<()> {
-        let compression = match self.forced_compressor {
-            Some(forced) => FileCompression::Decided(forced),
-            None => match (self.compresses_extension(&name), self.policy_compressor) {
-                (true, Some(c)) => FileCompression::IfSize(c, self.policy.compressed_sizes()),
-                _ => FileCompression::Decided(None),
-            },
-        };
-        let dir = pd
-            .handle
-            .get_or_insert_with(|| fs::File::open(&pd.dir).ok().map(Arc::new))
-            .clone();
-        let slot = self.read_file(path, dir, compression, None)?;
+        let compression = self.compression_for(&name);
+        let slot = self.read_file(path, pd.dir_handle(), compression, None)?;
         pd.file_entries.push(pd.entries.len());
         pd.files.push((pd.entries.len(), rel, slot));
-        pd.entries.push(DirEntry {
-            name,
-            entry_type: EntryType::File,
-            permissions: Permissions(0),
-            file_size: 0,
-            mod_time: 0,
-            user_id: 0,
-            group_id: 0,
-            object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
-            dir_summary: None,
-        });
+        pd.entries.push(new_entry(name)?);
         self.report();
         Ok(())
     }
@@ -524,4 +498,19 @@ impl Uploader<'_> {
             None => Err(RepoError::Worker("upload workers stopped".into())),
         }
     }
+}
+
+/// A file entry named `name` with its metadata and object still to be filled in.
+fn new_entry(name: String) -> Result<DirEntry> {
+    Ok(DirEntry {
+        name,
+        entry_type: EntryType::File,
+        permissions: Permissions(0),
+        file_size: 0,
+        mod_time: 0,
+        user_id: 0,
+        group_id: 0,
+        object_id: ObjectId::direct(kopr_format::index::ContentId::new(None, &[0])?),
+        dir_summary: None,
+    })
 }
