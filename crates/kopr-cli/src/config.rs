@@ -140,13 +140,27 @@ pub fn config_path(flag: Option<&Path>) -> Result<PathBuf> {
     Ok(dir.join("kopr").join("repository.config"))
 }
 
-/// The default cache directory for a config file.
-pub fn default_cache_dir(config_path: &Path) -> PathBuf {
+/// The default cache directory of a connection, derived as Kopia derives its own: under the
+/// per-user cache's `kopr/`, the first 16 hex digits of SHA-256 over the repository's unique
+/// id and the config file's absolute path. Two repositories never share one: a cache holds
+/// the repository's format blob and indexes, and another repository's copies there would make
+/// it fail to open.
+pub fn default_cache_dir(config_path: &Path, unique_id: &[u8]) -> PathBuf {
+    use sha2::Digest;
     let base = dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("kopr");
-    let digest = crc32fast::hash(config_path.to_string_lossy().as_bytes());
-    base.join(format!("{digest:08x}"))
+    let mut h = sha2::Sha256::new();
+    h.update(unique_id);
+    h.update(absolute(config_path).to_string_lossy().as_bytes());
+    base.join(&hex::encode(h.finalize())[..16])
+}
+
+/// `path` made absolute against the current directory, as Kopia stores a cache directory
+/// given on the command line (a relative one would name another directory in the next
+/// command's working directory); as it is when that fails.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn password_path(config_path: &Path) -> PathBuf {

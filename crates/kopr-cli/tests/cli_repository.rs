@@ -486,3 +486,80 @@ fn override_identity_owns_maintenance_and_names_snapshot_sources() {
     let line = kopr_testkit::cli::one_error_line(&refused);
     assert!(line.contains("default@default"), "{line}");
 }
+
+/// Two repositories connected through config files of the same relative name, in two
+/// directories, keep apart caches (each repository's format blob and indexes): the default
+/// cache directory, as Kopia's, is derived from the repository's unique id and the config
+/// file's absolute path, and a cache directory given relative is stored absolute.
+#[test]
+fn repositories_connected_through_the_same_relative_config_name_do_not_share_a_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let kopr = |cwd: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kopr"))
+            .args(["--config-file", "repository.config"])
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("KOPR_CONFIG_PATH")
+            .env_remove("KOPIA_PASSWORD")
+            .env_remove("KOPIA_CACHE_DIRECTORY")
+            .env("KOPR_PASSWORD", "pass1234")
+            .env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kopr {args:?} in {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cache_of = |cwd: &Path| -> String {
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cwd.join("repository.config")).unwrap()).unwrap();
+        cfg["caching"]["cacheDirectory"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+        kopr(d, &["repository", "create", "filesystem", "--path", "repo"]);
+    }
+    // Each opens after the other has filled its cache.
+    for _ in 0..2 {
+        for d in [&a, &b] {
+            kopr(d, &["snapshot", "ls"]);
+        }
+    }
+    let (ca, cb) = (cache_of(&a), cache_of(&b));
+    assert_ne!(ca, cb);
+    for c in [&ca, &cb] {
+        assert!(
+            c.starts_with(home.join("cache/kopr").to_str().unwrap()),
+            "{c}"
+        );
+    }
+    // Given relative, stored absolute.
+    let c = tmp.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    kopr(
+        &c,
+        &[
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            "repo",
+            "--cache-directory",
+            "mycache",
+        ],
+    );
+    assert_eq!(cache_of(&c), c.join("mycache").to_str().unwrap());
+    kopr(&c, &["cache", "set", "--cache-directory", "other"]);
+    assert_eq!(cache_of(&c), c.join("other").to_str().unwrap());
+}

@@ -590,3 +590,55 @@ fn an_endpoint_that_never_answers_is_a_one_line_error_in_bounded_time() {
         "{e}"
     );
 }
+
+/// Two clusters' repositories in buckets of the same name on two S3 servers, connected
+/// through config files of the same relative name in two directories, keep apart caches: a
+/// cache named by the config path alone was shared, and a copy of the other repository's
+/// format blob there (the storage names, `s3://velero/`, are the same) made the first one fail
+/// to open ("cannot be decrypted") until the copy aged out.
+#[test]
+fn same_bucket_names_on_two_servers_and_one_config_name_open_each_their_repository() {
+    let Some(one) = Env::new("velero") else {
+        return;
+    };
+    let Some(two) = Env::new("velero") else {
+        return;
+    };
+    let (a, b) = (one.tmp.path().join("cwd"), two.tmp.path().join("cwd"));
+    // One user: one home, one cache.
+    let cache_home = one.tmp.path().join("cache");
+    let run = |env: &Env, cwd: &Path, args: &[String]| {
+        std::fs::create_dir_all(cwd).unwrap();
+        let out = env
+            .cmd(&strs(args))
+            .current_dir(cwd)
+            .env_remove("KOPR_CONFIG_PATH")
+            .env("XDG_CACHE_HOME", &cache_home)
+            .env("KOPR_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kopr {args:?} in {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cfg = |rest: &[&str]| -> Vec<String> {
+        ["--config-file", "repository.config"]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    for (env, cwd) in [(&one, &a), (&two, &b)] {
+        let mut args = cfg(&[]);
+        args.extend(env.s3_args("create", "velero", "", &[]));
+        run(env, cwd, &args);
+    }
+    for _ in 0..2 {
+        for (env, cwd) in [(&one, &a), (&two, &b)] {
+            run(env, cwd, &cfg(&["snapshot", "ls"]));
+        }
+    }
+}

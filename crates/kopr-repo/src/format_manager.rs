@@ -70,6 +70,14 @@ pub(crate) fn read_optional(st: &dyn BlobStorage, id: &str) -> Result<Option<Vec
     }
 }
 
+/// The unique id in the storage's `kopia.repository` (readable without the password), or
+/// `None` when there is none.
+pub fn unique_id_of(st: &dyn BlobStorage) -> Result<Option<Vec<u8>>> {
+    read_optional(st, REPOSITORY_BLOB_ID)?
+        .map(|bytes| Ok(RepositoryBlob::parse(&bytes)?.unique_id))
+        .transpose()
+}
+
 /// Writes a new repository's `kopia.blobcfg` and `kopia.repository` into empty storage.
 pub fn initialize(st: &dyn BlobStorage, opts: &CreateOptions, password: &str) -> Result<()> {
     if read_optional(st, REPOSITORY_BLOB_ID)?.is_some() {

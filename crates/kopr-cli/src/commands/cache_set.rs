@@ -59,6 +59,7 @@ pub fn set(ctx: &Context, a: &CacheSetArgs) -> Result<()> {
     let c = &mut cfg.caching;
     let mut changed = 0;
     if let Some(d) = &a.cache_directory {
+        let d = crate::config::absolute(d);
         eprintln!("setting cache directory to {}", d.display());
         c.cache_directory = d.to_string_lossy().into_owned();
         changed += 1;

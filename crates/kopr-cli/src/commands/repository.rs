@@ -444,10 +444,20 @@ fn connect_repository(
     if sc.kind == "s3" {
         ensure_s3_repository(&sc, &*st)?;
     }
-    let cache_dir: PathBuf = args
+    let cache_dir: PathBuf = match args
         .cache_directory
         .or_else(|| std::env::var_os("KOPIA_CACHE_DIRECTORY").map(PathBuf::from))
-        .unwrap_or_else(|| config::default_cache_dir(&ctx.config_path));
+    {
+        Some(dir) => config::absolute(&dir),
+        // Without a readable format blob the open below fails with the reason.
+        None => config::default_cache_dir(
+            &ctx.config_path,
+            &kopr_repo::format_manager::unique_id_of(&*st)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        ),
+    };
     let format_blob_cache_duration = format_cache_setting(
         args.repository_format_cache_duration.as_deref(),
         args.disable_repository_format_cache,
