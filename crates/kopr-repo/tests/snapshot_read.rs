@@ -538,6 +538,30 @@ fn a_second_restore_reads_contents_from_the_bounded_local_cache() {
     restore_equal(&repo, &root, &src, &tmp.path().join("two"));
     assert_eq!(pack_reads(), 0, "{:?}", counting.gets.lock().unwrap());
 
+    // A copy damaged in the middle: the pieces before the damage are written from it, and
+    // only the rest is read from storage (no read starts where such a range does).
+    let mut ranges = Vec::new();
+    for_every_cached_content(&cache, |v| {
+        let pack = v.parent().unwrap().file_name().unwrap().to_string_lossy();
+        let name = v.file_name().unwrap().to_string_lossy();
+        let (start, end) = name.split_once('-').unwrap();
+        let hex = |x: &str| u64::from_str_radix(x, 16).unwrap();
+        ranges.push((pack.into_owned(), hex(start), hex(end)));
+        let mut b = fs::read(v).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 1;
+        fs::write(v, b).unwrap();
+    });
+    counting.reads.lock().unwrap().clear();
+    restore_equal(&repo, &root, &src, &tmp.path().join("mid"));
+    let reads = counting.reads.lock().unwrap().clone();
+    let inside = |(id, offset, _): &(String, u64, Option<u64>)| {
+        ranges
+            .iter()
+            .any(|(pack, start, end)| pack == id && start < offset && offset < end)
+    };
+    assert!(reads.iter().any(inside), "{reads:?} {ranges:?}");
+
     // A damaged cached copy (same length) is read from storage instead.
     damage_every_cached_content(&cache);
     counting.gets.lock().unwrap().clear();

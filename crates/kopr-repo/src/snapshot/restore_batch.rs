@@ -321,30 +321,30 @@ impl Run<'_> {
         self.room.notify_all();
     }
 
-    /// Writes pieces from a cached range, or fetches them when the copy is gone or bad.
+    /// Writes pieces from a cached range; those it cannot (all when the copy is gone, those
+    /// from the first that does not decode on when it is damaged) are fetched from storage.
     fn cached(&self, i: usize) -> Result<()> {
         let (path, r) = &self.plan.cached[i];
         let cache = self.repo.content_cache();
         self.reserve(r.end - r.start);
-        let done = self.with_buffers(|b| {
-            match cache.read_into(path, r.start, r.end, |n| {
-                ReaderBuffers::fit(&mut b.packed, n)
-            }) {
-                Some(bytes) => self.write_cached(r, bytes),
-                None => Ok(false),
+        let written = self.with_buffers(|b| {
+            let ReaderBuffers { packed, plain } = b;
+            match cache.read_into(path, r.start, r.end, |n| ReaderBuffers::fit(packed, n)) {
+                Some(bytes) => self.write_cached(r, bytes, plain),
+                None => Ok(0),
             }
         });
         self.release(r.end - r.start);
-        if done? {
+        let rest = &r.pieces[written?.min(r.pieces.len())..];
+        if rest.is_empty() {
             return Ok(());
         }
         cache.remove(path);
-        // Fetched from storage: only the part these pieces need.
-        let start = r
-            .pieces
+        // Fetched from storage: only the part the pieces not written need.
+        let start = rest
             .iter()
             .map(|&p| u64::from(self.plan.pieces[p].entry.pack_offset));
-        let end = r.pieces.iter().map(|&p| {
+        let end = rest.iter().map(|&p| {
             let e = &self.plan.pieces[p].entry;
             u64::from(e.pack_offset) + u64::from(e.packed_length)
         });
@@ -352,34 +352,35 @@ impl Run<'_> {
             pack: r.pack.clone(),
             start: start.min().unwrap_or(r.start),
             end: end.max().unwrap_or(r.end),
-            pieces: r.pieces.clone(),
+            pieces: rest.to_vec(),
         };
         self.fetch(&fetch)
     }
 
-    /// Writes the pieces of a cached range when every one decodes (else writes nothing, so
-    /// that fetching them again writes no chunk twice); returns whether it wrote them.
-    fn write_cached(&self, r: &Range, bytes: &mut [u8]) -> Result<bool> {
-        let mut plains: Vec<Vec<u8>> = r.pieces.iter().map(|_| Vec::new()).collect();
-        let mut plains = plains.iter_mut();
-        let mut decoded = Vec::with_capacity(r.pieces.len());
-        let all = for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
+    /// Writes the pieces of a cached range in order, each decoded into `plain` (one buffer
+    /// for the range, not one per piece), up to the first that does not decode (a damaged
+    /// copy); returns how many it wrote. The caller fetches the rest from storage: no chunk is
+    /// written twice. An error writing a file is returned as it is.
+    fn write_cached(&self, r: &Range, bytes: &mut [u8], plain: &mut Vec<u8>) -> Result<usize> {
+        let mut written = 0;
+        let mut write_error = None;
+        // Stops at the first piece that does not decode, or at a write error.
+        let _ = for_each_piece(&self.plan.pieces, r, bytes, |p, packed| {
             let piece = &self.plan.pieces[p];
-            let plain = plains
-                .next()
-                .ok_or_else(|| RepoError::Invalid("more pieces than the range holds".into()))?;
-            decoded.push((piece, self.decode_into(piece, packed?, plain)?));
+            let data = self.decode_into(piece, packed?, plain)?;
+            for &(t, offset) in &piece.writes {
+                if let Err(err) = self.write(t, offset, data) {
+                    write_error = Some(err);
+                    return Err(RepoError::Canceled);
+                }
+            }
+            written += 1;
             Ok(())
         });
-        if all.is_err() {
-            return Ok(false);
+        match write_error {
+            Some(err) => Err(err),
+            None => Ok(written),
         }
-        for (piece, data) in decoded {
-            for &(t, offset) in &piece.writes {
-                self.write(t, offset, data)?;
-            }
-        }
-        Ok(true)
     }
 
     /// Fetches one range and writes its pieces.
