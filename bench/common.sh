@@ -43,7 +43,7 @@ timed() {
 # init_repo TOOL REPO CFG: a new, empty repository of TOOL (kopr's connection in CFG)
 init_repo() {
   case $1 in
-    kopr) rm -f "$3" "$3".*; "$kopr" --config-file "$3" repository create filesystem --path "$2" >/dev/null ;;
+    kopr) rm -rf "$3" "$3".*; "$kopr" --config-file "$3" repository create filesystem --path "$2" --cache-directory "$3.cache" >/dev/null ;;
     restic) restic init -r "$2" >/dev/null ;;
     borg) borg init -e repokey "$2" >/dev/null ;;
     rustic) rustic -r "$2" init >/dev/null 2>&1 ;;
@@ -75,4 +75,41 @@ restore_latest() {
     borg) mkdir -p "$dst"; timed borg "$step" "$run" -- sh -c "cd '$dst' && borg extract '$repo::$archive'" ;;
     rustic) timed rustic "$step" "$run" -- rustic -r "$repo" restore latest "$dst" ;;
   esac
+}
+
+# start_s3 SERVER DATA [ENV=VALUE...]: an s3s-fs binary serving the buckets under DATA (one
+# directory per bucket) on a free loopback port, with the given environment; sets s3pid and
+# s3port, and stops the server when the script exits.
+start_s3() {
+  local server=$1 data=$2
+  shift 2
+  s3port=$((20000 + RANDOM % 20000))
+  env "$@" "$server" --host 127.0.0.1 --port "$s3port" --access-key benchkey --secret-key benchsecret "$data" >/dev/null 2>&1 &
+  s3pid=$!
+  trap 'kill $s3pid 2>/dev/null || true' EXIT
+  export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the S3 server $server did not start on port $s3port" >&2
+  exit 1
+}
+
+stop_s3() {
+  kill "$s3pid" 2>/dev/null || true
+  wait "$s3pid" 2>/dev/null || true
+}
+
+# journal_warning DIR: a warning when DIR lies on an ext4 filesystem without a journal. There
+# the kernel's inode allocator checks every free inode it passes for a recent deletion
+# (`recently_deleted` in fs/ext4/ialloc.c, only without a journal), and a restore of tens of
+# thousands of files soon after as many were deleted spends seconds of system time in it: the
+# restore times of such a tree then swing by a factor of five from run to run.
+journal_warning() {
+  local dev fstype
+  read -r dev fstype < <(df --output=source,fstype "$1" | tail -n 1)
+  if [ "$fstype" = ext4 ] && ! ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^$(basename "$dev")-"; then
+    echo "warning: $1 is on $dev, an ext4 filesystem without a journal: restores of many files there swing with the kernel's inode allocation (set RESTORE_DIR to a directory on a journaled filesystem)" >&2
+  fi
 }

@@ -188,24 +188,22 @@ fetch_bin="$here/../target/release/examples/s3_fetch"
 # given environment), kopr's (and restic's) snapshot of the corpus in it, then per run: the
 # fetch floor, kopr's cold and warm restores and restic's, as steps LABEL-restore-cold/-warm.
 s3_restores() {
-  local label=$1 server=$2 port cfg src sid dst run
+  local label=$1 server=$2 port cfg src sid dst run kcache="$work/cache-s3-kopr" rcache="$work/cache-s3-restic"
   shift 2
-  port=$((20000 + RANDOM % 20000))
   rm -rf "$work/s3data" && mkdir -p "$work/s3data/kopr" "$work/s3data/restic"
-  env "$@" "$server" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3data" >/dev/null 2>&1 &
-  s3pid=$!
-  trap 'kill $s3pid 2>/dev/null || true' EXIT
-  sleep 1
-  export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+  start_s3 "$server" "$work/s3data" "$@"
+  port=$s3port
   cfg="$work/kopr-s3.config" src="$work/src"
   rm -f "$cfg" "$cfg.kopia-password" "$cfg.kopr-key"
+  # Each tool's local cache in the scratch directory: a cold restore empties it, and leaves
+  # the user's own caches alone.
   "$kopr" --config-file "$cfg" repository create s3 --bucket kopr --endpoint "http://127.0.0.1:$port" \
-    --access-key benchkey --secret-access-key benchsecret >/dev/null
+    --access-key benchkey --secret-access-key benchsecret --cache-directory "$kcache" >/dev/null
   "$kopr" --config-file "$cfg" snapshot create "$src" --compression "${KOPR_COMPRESSION:-zstd}" >/dev/null
   sid=$("$kopr" --config-file "$cfg" snapshot ls "$src" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
   if command -v restic >/dev/null; then
-    restic -r "s3:http://127.0.0.1:$port/restic" init >/dev/null
-    restic -r "s3:http://127.0.0.1:$port/restic" backup "$src" >/dev/null
+    restic -r "s3:http://127.0.0.1:$port/restic" --cache-dir "$rcache" init >/dev/null
+    restic -r "s3:http://127.0.0.1:$port/restic" --cache-dir "$rcache" backup "$src" >/dev/null
   fi
   [ -x "$fetch_bin" ] || (cd "$here/.." && cargo build --quiet --release -p kopr-blob --example s3_fetch)
   for run in $(seq 1 "$runs"); do
@@ -213,21 +211,20 @@ s3_restores() {
     # restore), bytes dropped.
     s3_timed floor "$label-restore-cold" "$run" -- "$fetch_bin" "127.0.0.1:$port" kopr 16
     dst="$work/restore-s3"
-    rm -rf "$dst" "$HOME/.cache/kopr"
+    rm -rf "$dst" "$kcache"
     s3_timed kopr "$label-restore-cold" "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
     s3_timed kopr "$label-restore-warm" "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$sid" "$dst"
     rm -rf "$dst"
     if command -v restic >/dev/null; then
-      rm -rf "$HOME/.cache/restic"
-      s3_timed restic "$label-restore-cold" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      rm -rf "$rcache"
+      s3_timed restic "$label-restore-cold" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" --cache-dir "$rcache" restore latest --target "$dst"
       rm -rf "$dst"
-      s3_timed restic "$label-restore-warm" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" restore latest --target "$dst"
+      s3_timed restic "$label-restore-warm" "$run" -- restic -r "s3:http://127.0.0.1:$port/restic" --cache-dir "$rcache" restore latest --target "$dst"
       rm -rf "$dst"
     fi
   done
-  kill $s3pid 2>/dev/null || true
-  wait $s3pid 2>/dev/null || true
+  stop_s3
 }
 
 s3s="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"

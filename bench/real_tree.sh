@@ -12,6 +12,13 @@
 # (default /tmp/kopr-real) first, outside the timings, and read from the page cache.
 #
 # Tools: KOPR (default target/release/kopr), restic, borg, rustic on PATH.
+#
+# Where an S3 server can be run (S3S_FAST, default the s3s-fs that bench/s3s_fast.sh builds,
+# run with 1 MiB reads and TCP_NODELAY; else S3S_FS or target/tools/bin/s3s-fs), kopr and
+# restic also store NEW in a bucket on loopback (untimed) and restore it from there with a cold
+# and a warm local cache: issue 16's "restore from S3 within 1.5x of the same restore from a
+# filesystem repository". Restores go under RESTORE_DIR (default BENCH_DIR); on an ext4
+# filesystem without a journal their times swing (see journal_warning in common.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 old="${1:?usage: real_tree.sh OLD NEW [RUNS]}"
@@ -20,6 +27,49 @@ runs="${3:-2}"
 work="${BENCH_DIR:-/tmp/kopr-real}"
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
+restore_root="${RESTORE_DIR:-$work}"
+mkdir -p "$restore_root"
+journal_warning "$restore_root"
+
+s3server="${S3S_FAST:-$here/../target/tools/s3s-fast/target/release/s3s-fs}"
+[ -x "$s3server" ] || s3server="${S3S_FS:-$here/../target/tools/bin/s3s-fs}"
+[ -x "$s3server" ] || s3server="$(command -v s3s-fs || true)"
+if [ -n "$s3server" ]; then
+  rm -rf "$work/s3data" && mkdir -p "$work/s3data"
+  start_s3 "$s3server" "$work/s3data" S3S_NODELAY=1 S3S_READ=1048576
+else
+  echo "no S3 server (bench/s3s_fast.sh, S3S_FS, target/tools/bin, PATH): no restores from S3" >&2
+fi
+
+# s3_restore TOOL RUN: TOOL's snapshot of the tree into a new bucket (untimed), then its timed
+# restores from there with an empty and with a filled local cache (steps s3-restore-cold and
+# s3-restore-warm); the bucket and cache are removed after.
+s3_restore() {
+  local tool=$1 run=$2 bucket="$1-$2" dst="$restore_root/restore-s3-$1" cache="$work/cache-s3-$1"
+  local cfg="$work/kopr-s3.config" url="s3:http://127.0.0.1:$s3port/$1-$2" id
+  mkdir -p "$work/s3data/$bucket"
+  rm -rf "$cache" "$dst"
+  case $tool in
+    kopr)
+      rm -rf "$cfg" "$cfg".*
+      "$kopr" --config-file "$cfg" repository create s3 --bucket "$bucket" --endpoint "http://127.0.0.1:$s3port" \
+        --access-key benchkey --secret-access-key benchsecret --cache-directory "$cache" >/dev/null
+      "$kopr" --config-file "$cfg" snapshot create "$work/tree" >/dev/null
+      id=$("$kopr" --config-file "$cfg" snapshot ls "$work/tree" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+      rm -rf "$cache"
+      timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst"
+      rm -rf "$dst"
+      timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst" ;;
+    restic)
+      restic -r "$url" --cache-dir "$cache" init >/dev/null
+      restic -r "$url" --cache-dir "$cache" backup "$work/tree" >/dev/null
+      rm -rf "$cache"
+      timed restic s3-restore-cold "$run" -- restic -r "$url" --cache-dir "$cache" restore latest --target "$dst"
+      rm -rf "$dst"
+      timed restic s3-restore-warm "$run" -- restic -r "$url" --cache-dir "$cache" restore latest --target "$dst" ;;
+  esac
+  rm -rf "$dst" "$cache" "$work/s3data/$bucket"
+}
 
 # put TREE: makes $work/tree a copy of TREE (the same path for every version)
 put() {
@@ -29,7 +79,7 @@ put() {
 
 for run in $(seq 1 "$runs"); do
   for tool in "${tools[@]}"; do
-    repo="$work/repo-$tool" dst="$work/restore-$tool" cfg="$work/kopr.config"
+    repo="$work/repo-$tool" dst="$restore_root/restore-$tool" cfg="$work/kopr.config"
     rm -rf "$repo" "$dst"
     put "$old"
     init_repo "$tool" "$repo" "$cfg"
@@ -39,8 +89,12 @@ for run in $(seq 1 "$runs"); do
     restore_latest "$tool" restore "$run" "$repo" "$cfg" "$work/tree" "$dst" second
     echo -e "$tool\tsize\t$run\t$(du -sb "$repo" | cut -f1)\t0" >> "$results"
     rm -rf "$dst"
+    if [ -n "$s3server" ] && { [ "$tool" = kopr ] || [ "$tool" = restic ]; }; then
+      s3_restore "$tool" "$run"
+    fi
   done
 done
+[ -z "$s3server" ] || stop_s3
 
 python3 - "$results" <<'PY'
 import collections, statistics, sys
@@ -51,12 +105,21 @@ for line in open(sys.argv[1]):
 tools = [t for t in ["kopr", "restic", "borg", "rustic"] if (t, "first") in d]
 print("| step | " + " | ".join(tools) + " |")
 print("|---|" + "---|" * len(tools))
-for step in ["first", "newversion", "restore"]:
+names = {"s3-restore-cold": "restore from S3, cold cache", "s3-restore-warm": "restore from S3, warm cache"}
+for step in ["first", "newversion", "restore", "s3-restore-cold", "s3-restore-warm"]:
+    if not any((t, step) in d for t in tools):
+        continue
     cells = []
     for t in tools:
         v = d.get((t, step))
-        cells.append("-" if not v else f"{statistics.median(x[0] for x in v):.1f} s ({max(x[1] for x in v) / 1024:.0f} MiB)")
-    print(f"| {step} | " + " | ".join(cells) + " |")
+        cells.append("-" if not v else f"{statistics.median(x[0] for x in v):.2f} s ({max(x[1] for x in v) / 1024:.0f} MiB)")
+    print(f"| {names.get(step, step)} | " + " | ".join(cells) + " |")
 cells = [f"{statistics.median(x[0] for x in d[(t, 'size')]) / 2**20:.0f} MiB" for t in tools]
 print("| repository size | " + " | ".join(cells) + " |")
+med = lambda t, s: statistics.median(x[0] for x in d[(t, s)])
+for t in tools:
+    if (t, "s3-restore-cold") in d and (t, "restore") in d:
+        fs = med(t, "restore")
+        ratio = lambda s: f"{med(t, s) / fs:.2f}x" if fs > 0 else "-"
+        print(f"{t}: restore from S3 on loopback / from the filesystem: cold cache {ratio('s3-restore-cold')}, warm {ratio('s3-restore-warm')}")
 PY

@@ -45,6 +45,9 @@ impl Kopr {
             .env("TZ", "UTC")
             // Log files beside the config, not in the user's cache.
             .env("KOPR_LOG_DIR", self.cfg.with_extension("logs"))
+            // The default cache directory (the per-user cache's kopr/<hash of the config
+            // path>) beside the config too: a test run must leave the user's cache alone.
+            .env("XDG_CACHE_HOME", self.cfg.with_extension("cache-home"))
             .env_remove("KOPIA_PASSWORD")
             .stdin(Stdio::null());
         c
