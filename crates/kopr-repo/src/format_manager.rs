@@ -56,6 +56,8 @@ pub struct FormatManager {
     pub pack_prefix: Vec<u8>,
     /// Where the format blobs were cached locally: dropped when this manager rewrites them.
     blob_cache: FormatBlobCache,
+    /// Whether a local copy of a format blob was read to open (not the storage).
+    from_cached_copy: bool,
 }
 
 /// Tool name written into new repositories.
@@ -277,14 +279,15 @@ impl FormatManager {
                 f.bytes
             }))
         };
-        let attach = |mut fm: FormatManager| {
+        let attach = |mut fm: FormatManager, from_cached_copy: bool| {
             fm.blob_cache = blobs.clone();
+            fm.from_cached_copy = from_cached_copy;
             fm
         };
         if let Some(key) = key_cache.load(&blob.unique_id, password) {
             match Self::open_parts(blob.clone(), &key, &bytes, &mut blobcfg) {
                 Err(RepoError::InvalidPassword) => {}
-                other => return other.map(attach),
+                other => return other.map(|fm| attach(fm, *used_cache)),
             }
         }
         let key = match derived {
@@ -298,7 +301,7 @@ impl FormatManager {
         let unique_id = blob.unique_id.clone();
         let fm = Self::open_parts(blob, &key, &bytes, &mut blobcfg)?;
         key_cache.store(&unique_id, password, &key);
-        Ok(attach(fm))
+        Ok(attach(fm, *used_cache))
     }
 
     /// `kopia.repository` as stored now, when it is still the one this manager opened; `None`
@@ -312,6 +315,11 @@ impl FormatManager {
         }
         self.blob_cache.forget();
         Ok(None)
+    }
+
+    /// Whether this manager was opened from a local copy of a format blob.
+    pub(crate) fn opened_from_cached_copy(&self) -> bool {
+        self.from_cached_copy
     }
 
     /// The cache of the format blobs this manager was opened with (disabled when none).
@@ -378,6 +386,7 @@ impl FormatManager {
             pack_prefix,
             format_key: key.to_vec(),
             blob_cache: FormatBlobCache::disabled(),
+            from_cached_copy: false,
         })
     }
 

@@ -91,7 +91,22 @@ impl Repository {
         let format = Arc::new(FormatManager::open_with_caches(
             &*storage, password, key_cache, &blobs,
         )?);
-        Self::from_format(storage, format, options)
+        if !format.opened_from_cached_copy() {
+            return Self::from_format(storage, format, options);
+        }
+        match Self::from_format(storage.clone(), format, options.clone()) {
+            Ok(repo) => Ok(repo),
+            // A copy of another repository's format (the same password, and a storage of the
+            // same name) opens, and then this repository's indexes do not decrypt with its
+            // keys: read the format from storage, as for any copy that does not open.
+            Err(_) => {
+                blobs.forget();
+                let format = Arc::new(FormatManager::open_with_caches(
+                    &*storage, password, key_cache, &blobs,
+                )?);
+                Self::from_format(storage, format, options)
+            }
+        }
     }
 
     /// Opens with an already opened format (no password derivation). When `kopia.blobcfg`

@@ -293,3 +293,40 @@ fn a_raw_format_write_drops_the_copies_it_is_given() {
     assert!(!e.cache.join(REPOSITORY_BLOB_ID).exists());
     assert_eq!(pack_size_mib(&e.open("pw")), 30);
 }
+
+/// Two repositories with one password in storages of one name (as buckets of one name on two
+/// S3 endpoints) sharing a cache directory: each takes the other's copy of the format (its
+/// check, by storage name, vouches for it, and the password opens it), its indexes then do
+/// not decrypt, and the format is read from storage; each opens as itself and reads its data.
+#[test]
+fn a_copy_of_another_repository_under_the_same_storage_name_only_costs_a_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        cache_dir: Some(tmp.path().join("cache")),
+        ..OpenOptions::default()
+    };
+    let repository = |data: &[u8]| {
+        let st: Arc<dyn BlobStorage> = Arc::new(kopr_blob::memory::MemoryStorage::new());
+        let opts = CreateOptions {
+            key_derivation: kopr_format::crypto::PBKDF2_ALGORITHM.into(),
+            ..Default::default()
+        };
+        Repository::create(&*st, &opts, "pw").unwrap();
+        let r = Repository::open(st.clone(), "pw", OpenOptions::default()).unwrap();
+        let id = r.contents().write_content(data, None, None).unwrap();
+        r.flush().unwrap();
+        (st, id)
+    };
+    let (a, a_id) = repository(b"first repository");
+    let (b, b_id) = repository(b"second repository");
+    assert_eq!(a.display_name(), b.display_name());
+    for _ in 0..2 {
+        for (st, id, data) in [
+            (&a, &a_id, &b"first repository"[..]),
+            (&b, &b_id, &b"second repository"[..]),
+        ] {
+            let r = Repository::open(st.clone(), "pw", options.clone()).unwrap();
+            assert_eq!(r.contents().get_content(id).unwrap(), data);
+        }
+    }
+}
