@@ -16,6 +16,11 @@ fn kopr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kopr"))
         .args(args)
         .env_remove("KOPIA_BYTES_STRING_BASE_2")
+        // Logs in cargo's scratch directory, not in the user's cache.
+        .env(
+            "KOPR_LOG_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("benchmark-logs"),
+        )
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()

@@ -135,6 +135,7 @@ fn create_status_and_listings() {
         .args(["content", "show", &ids[0]])
         .env("KOPR_CONFIG_PATH", &env.config)
         .env("KOPR_PASSWORD", "pass1234")
+        .env("XDG_CACHE_HOME", env.home.join("cache"))
         .output()
         .unwrap();
     assert!(shown.status.success());

@@ -205,6 +205,8 @@ fn run_counted(
         .args(args)
         .env("KOPR_CONFIG_PATH", k.cfg())
         .env("KOPR_PASSWORD", kopr_testkit::cli::PASSWORD)
+        // Logs beside the config, not in the user's cache (as `Kopr::cmd` does).
+        .env("KOPR_LOG_DIR", k.cfg().with_extension("logs"))
         .output()
         .expect("strace runs");
     assert!(
