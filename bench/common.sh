@@ -109,6 +109,8 @@ stop_s3() {
 journal_warning() {
   local dev fstype
   read -r dev fstype < <(df --output=source,fstype "$1" | tail -n 1)
+  # /proc/fs/jbd2 names journals by the kernel's device name (dm-0, not /dev/mapper/vg-root).
+  dev=$(readlink -f "$dev" 2>/dev/null || echo "$dev")
   if [ "$fstype" = ext4 ] && ! ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^$(basename "$dev")-"; then
     echo "warning: $1 is on $dev, an ext4 filesystem without a journal: restores of many files there swing with the kernel's inode allocation (set RESTORE_DIR to a directory on a journaled filesystem)" >&2
   fi
