@@ -510,12 +510,8 @@ fn repositories_connected_through_the_same_relative_config_name_do_not_share_a_c
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "kopr {args:?} in {}: {}",
-            cwd.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let what = format_args!("kopr {args:?} in {}", cwd.display());
+        kopr_testkit::cli::succeeded(&out, what);
         String::from_utf8(out.stdout).unwrap()
     };
     let cache_of = |cwd: &Path| -> String {

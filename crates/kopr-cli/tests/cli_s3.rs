@@ -617,12 +617,8 @@ fn same_bucket_names_on_two_servers_and_one_config_name_open_each_their_reposito
             .env("KOPR_PASSWORD", PASSWORD)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "kopr {args:?} in {}: {}",
-            cwd.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let what = format_args!("kopr {args:?} in {}", cwd.display());
+        kopr_testkit::cli::succeeded(&out, what);
     };
     let cfg = |rest: &[&str]| -> Vec<String> {
         ["--config-file", "repository.config"]

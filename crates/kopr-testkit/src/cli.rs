@@ -61,22 +61,14 @@ impl Kopr {
     /// Runs, requires success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kopr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out, format_args!("kopr {args:?}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs, requires success, returns stderr (where logs go).
     pub fn ok_stderr(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kopr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out, format_args!("kopr {args:?}"));
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -99,6 +91,16 @@ impl Kopr {
         args.extend_from_slice(extra);
         self.ok(&args);
     }
+}
+
+/// Asserts that `out` is a success; the failure message names `what` (the command, where it
+/// ran) and gives its stderr.
+pub fn succeeded(out: &Output, what: std::fmt::Arguments<'_>) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Asserts a failure whose error is exactly one line, the last one on stderr (progress lines
