@@ -330,6 +330,8 @@ fn progress_bar_on_a_terminal() {
         .args(["-qec", &cmd, "/dev/null"])
         .env("KOPR_CONFIG_PATH", &cfg)
         .env("KOPR_PASSWORD", "pw123")
+        // Logs beside the config, not in the user's cache (as `Kopr::cmd` does).
+        .env("KOPR_LOG_DIR", cfg.with_extension("logs"))
         .env("TERM", "xterm")
         .env_remove("KOPIA_PASSWORD")
         .stdin(std::process::Stdio::null())
