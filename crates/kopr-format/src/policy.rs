@@ -150,6 +150,26 @@ pub struct ErrorHandlingPolicy {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl FilesPolicy {
+    /// Kopia's `files.maxFileSize`: files larger than this many bytes are left out of a
+    /// snapshot (0, unset or not a number: no limit).
+    pub fn max_file_size(&self) -> i64 {
+        self.extra
+            .get("maxFileSize")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// Kopia's `files.oneFileSystem`: entries on another filesystem than their directory
+    /// (mount points) are left out of a snapshot (unset: no).
+    pub fn one_file_system(&self) -> bool {
+        self.extra
+            .get("oneFileSystem")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
 impl ErrorHandlingPolicy {
     fn is_empty(&self) -> bool {
         *self == ErrorHandlingPolicy::default()
@@ -407,6 +427,8 @@ mod tests {
         assert_eq!(p.retention.keep_latest, Some(5));
         assert_eq!(p.files.ignore_rules, vec!["*.tmp"]);
         assert_eq!(p.files.extra["oneFileSystem"], true);
+        assert!(p.files.one_file_system());
+        assert_eq!(p.files.max_file_size(), 0);
         assert_eq!(p.extra["scheduling"]["intervalSeconds"], 3600);
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);

@@ -569,3 +569,124 @@ fn compression_size_limits_apply_to_files_whoever_sized_them() {
     assert_eq!(second.stats.non_cached_files, 3);
     assert_eq!(compressed(&second), want, "sized by the walk");
 }
+
+/// Names and sizes of the entries of a snapshot's root directory.
+fn root_entries(repo: &Repository, m: &kopr_format::snapshot::SnapshotManifest) -> Vec<String> {
+    let entries =
+        kopr_repo::snapshot::read_dir(repo, &m.root_entry.as_ref().unwrap().object_id).unwrap();
+    let mut names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    names.sort();
+    names
+}
+
+/// Kopia's `files.maxFileSize`: files over the size are left out of the snapshot (and not
+/// counted as excluded, as Kopia does not), on a first snapshot and on the next one alike;
+/// directories are kept whatever their size.
+#[test]
+fn files_over_the_policys_max_file_size_are_left_out() {
+    use kopr_format::policy::Policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("dir")).unwrap();
+    fs::write(src.join("small"), vec![1u8; 1000]).unwrap();
+    fs::write(src.join("limit"), vec![2u8; 2000]).unwrap();
+    fs::write(src.join("large"), vec![3u8; 2001]).unwrap();
+    fs::write(src.join("dir/large"), vec![4u8; 5000]).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    let mut global = Policy::kopia_default();
+    global
+        .files
+        .extra
+        .insert("maxFileSize".into(), serde_json::json!(2000));
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    for round in ["first", "next"] {
+        let m = create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {}).unwrap();
+        assert_eq!(
+            root_entries(&repo, &m),
+            ["dir", "limit", "small"],
+            "{round}"
+        );
+        let dir = kopr_repo::snapshot::read_dir(&repo, &m.root_entry.as_ref().unwrap().object_id)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == "dir")
+            .unwrap();
+        assert!(kopr_repo::snapshot::read_dir(&repo, &dir.object_id)
+            .unwrap()
+            .is_empty());
+        assert_eq!(m.stats.total_file_count, 2, "{round}");
+        assert_eq!(m.stats.excluded_file_count, 0, "{round}");
+    }
+}
+
+/// Kopia's `files.oneFileSystem`: a filesystem mounted inside the tree is left out (its
+/// mount point too); without the policy it is walked. Needs root to mount a tmpfs.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_mount_inside_the_tree_is_left_out_on_one_file_system() {
+    use kopr_format::policy::Policy;
+    use std::process::Command;
+    if !kopr_testkit::env::is_root() {
+        kopr_testkit::env::skip(
+            "a_mount_inside_the_tree_is_left_out_on_one_file_system",
+            "mounting a tmpfs needs root",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let mnt = src.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    fs::write(src.join("here"), b"on the tree's filesystem").unwrap();
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "kopr-test",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        kopr_testkit::env::skip(
+            "a_mount_inside_the_tree_is_left_out_on_one_file_system",
+            "cannot mount a tmpfs here",
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    fs::write(mnt.join("there"), b"on another filesystem").unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    let snap = || create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {});
+    let walked = snap().unwrap();
+    assert_eq!(root_entries(&repo, &walked), ["here", "mnt"]);
+    assert_eq!(walked.stats.total_file_count, 2);
+    let estimated = |p: &Policy| {
+        kopr_repo::snapshot::estimate::estimate(&src, p, 10)
+            .unwrap()
+            .total_file_count
+    };
+    let mut global = Policy::kopia_default();
+    assert_eq!(estimated(&global), 2);
+    global
+        .files
+        .extra
+        .insert("oneFileSystem".into(), serde_json::json!(true));
+    assert_eq!(estimated(&global), 1);
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    let kept = snap().unwrap();
+    assert_eq!(root_entries(&repo, &kept), ["here"]);
+    assert_eq!(kept.stats.total_file_count, 1);
+}

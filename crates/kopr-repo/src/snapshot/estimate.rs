@@ -114,6 +114,13 @@ fn is_cache_dir(dir: &Path) -> bool {
 impl Walk<'_> {
     fn dir(&mut self, dir: &Path, rel: &str) {
         self.out.total_directory_count += 1;
+        // Kopia's files.oneFileSystem: entries on another filesystem are left out, uncounted.
+        let device = self
+            .policy
+            .files
+            .one_file_system()
+            .then(|| super::upload_walk::device_of(dir))
+            .flatten();
         if self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir) {
             return;
         }
@@ -145,6 +152,9 @@ impl Walk<'_> {
             let Ok(md) = fs::symlink_metadata(&path) else {
                 continue;
             };
+            if super::upload_walk::on_another_device(&md, device) {
+                continue;
+            }
             let size = i64::try_from(md.len()).unwrap_or(i64::MAX);
             // Kopia's files.maxFileSize: larger files are left out (0: no limit).
             let too_large = md.is_file() && self.max_file_size > 0 && size > self.max_file_size;
@@ -188,12 +198,7 @@ pub fn estimate(dir: &Path, policy: &Policy, max_examples: usize) -> Result<Esti
         policy,
         rules: crate::ignore::parse("", &policy.files.ignore_rules.join("\n")),
         max_examples,
-        max_file_size: policy
-            .files
-            .extra
-            .get("maxFileSize")
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0),
+        max_file_size: policy.files.max_file_size(),
         out: Estimate {
             included: make_buckets(),
             excluded: make_buckets(),

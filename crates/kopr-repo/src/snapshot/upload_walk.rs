@@ -59,6 +59,8 @@ pub(super) struct PendingDir {
     /// Entry indexes of every file, read or reused, for the totals.
     pub(super) file_entries: Vec<usize>,
     pub(super) out: Arc<DirSlot>,
+    /// The directory's device, when the policy keeps a snapshot on one filesystem.
+    pub(super) device: Option<u64>,
 }
 
 impl PendingDir {
@@ -123,8 +125,72 @@ pub(super) struct Uploader<'a> {
     /// Files shorter than this are one chunk (see `upload_file`).
     pub(super) single_chunk: usize,
     pub(super) policy: kopr_format::policy::Policy,
+    /// The policy's `maxFileSize` and `oneFileSystem`.
+    pub(super) file_limits: FileLimits,
     /// Whether the policy compresses files by extension, for the extensions seen so far.
     pub(super) extensions: rustc_hash::FxHashMap<String, bool>,
+}
+
+/// What a snapshot leaves out besides the ignore rules, as Kopia's policy says it: files over
+/// a size, and entries on another filesystem than their directory. Kopia drops these without
+/// counting them as excluded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FileLimits {
+    /// Files larger than this are left out (0: no limit).
+    pub max_file_size: i64,
+    /// Whether mount points inside the tree are left out.
+    pub one_file_system: bool,
+}
+
+impl FileLimits {
+    pub(super) fn of(policy: &kopr_format::policy::Policy) -> FileLimits {
+        FileLimits {
+            max_file_size: policy.files.max_file_size(),
+            one_file_system: policy.files.one_file_system(),
+        }
+    }
+
+    /// Whether every entry's metadata is needed to decide whether it is left out.
+    fn need_metadata(&self) -> bool {
+        self.max_file_size > 0 || self.one_file_system
+    }
+
+    /// Whether an entry with metadata `md`, in a directory on `device`, is left out.
+    fn leave_out(&self, md: &fs::Metadata, device: Option<u64>) -> bool {
+        if self.max_file_size > 0
+            && md.is_file()
+            && i64::try_from(md.len()).map_or(true, |n| n > self.max_file_size)
+        {
+            return true;
+        }
+        on_another_device(md, device)
+    }
+}
+
+/// Whether the entry with metadata `md` lies on another device than `device` (never when
+/// `device` is none).
+pub(super) fn on_another_device(md: &fs::Metadata, device: Option<u64>) -> bool {
+    #[cfg(unix)]
+    if let Some(d) = device {
+        use std::os::unix::fs::MetadataExt;
+        return md.dev() != d;
+    }
+    let _ = (md, device);
+    false
+}
+
+/// The device `dir` lies on (none where devices are not known).
+pub(super) fn device_of(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(dir).ok().map(|m| m.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 impl Uploader<'_> {
@@ -234,6 +300,11 @@ impl Uploader<'_> {
             subdirs: Vec::new(),
             file_entries: Vec::new(),
             out: out.clone(),
+            device: self
+                .file_limits
+                .one_file_system
+                .then(|| device_of(dir))
+                .flatten(),
         };
         let names = self.list_dir(dir, rel, &mut pd.summary);
         pd.entries.reserve(names.len());
@@ -335,7 +406,7 @@ impl Uploader<'_> {
                 return Ok(());
             }
         };
-        if self.excluded(&rel, &md) {
+        if self.excluded(&rel, &md) || self.file_limits.leave_out(&md, pd.device) {
             return Ok(());
         }
         let meta = FileMeta::of(&md);
@@ -414,9 +485,11 @@ impl Uploader<'_> {
     /// worker that reads it reads the metadata from the open file. On a tree of small files
     /// the walk's own `statx` per file was half of the walk's work, and the walk, one thread,
     /// fell behind the workers. An entry the ignore rules exclude is stat'ed (its size is
-    /// counted), and so is one whose type the listing does not give.
+    /// counted), and so is one whose type the listing does not give, and every one when the
+    /// policy leaves out files by size or filesystem ([`FileLimits`]).
     fn lists_unsized(&self, listed: &fs::DirEntry, rel: &str) -> bool {
-        listed.file_type().is_ok_and(|t| t.is_file())
+        !self.file_limits.need_metadata()
+            && listed.file_type().is_ok_and(|t| t.is_file())
             && !crate::ignore::is_ignored(&self.rules, rel, false)
     }
 
