@@ -119,7 +119,7 @@ impl Walk<'_> {
             .policy
             .files
             .one_file_system()
-            .then(|| super::upload_walk::device_of(dir))
+            .then(|| super::file_limits::device_of(dir))
             .flatten();
         if self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir) {
             return;
@@ -152,7 +152,7 @@ impl Walk<'_> {
             let Ok(md) = fs::symlink_metadata(&path) else {
                 continue;
             };
-            if super::upload_walk::on_another_device(&md, device) {
+            if super::file_limits::on_another_device(&md, device) {
                 continue;
             }
             let size = i64::try_from(md.len()).unwrap_or(i64::MAX);

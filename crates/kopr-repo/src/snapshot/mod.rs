@@ -1,6 +1,7 @@
 //! Snapshots, shaped like Kopia's `snapshot` / `snapshotfs` split: snapshot manifests
 //! (`manifests`), taking a snapshot (`upload`, its directory walk `upload_walk`, the directory
-//! builder `dir_builder`, the file workers `file_pool`, `progress` and the `upload_estimate` pre-walk),
+//! builder `dir_builder`, the file workers `file_pool`, the policy's `file_limits`, `progress` and
+//! the `upload_estimate` pre-walk),
 //! restoring (`restore`, by pack in `restore_batch`), `verify`, `diff`, storage `stats`,
 //! object references (`objects`), the one tree walker with `ID/path` references (`walk`), and
 //! the commands over trees: `estimate`, `fix` (rewriting directories) and `migrate`.
@@ -10,6 +11,7 @@
 mod diff;
 mod dir_builder;
 pub mod estimate;
+mod file_limits;
 mod file_pool;
 pub mod fix;
 mod local_file;

@@ -262,7 +262,7 @@ pub fn create_snapshot(
             .transpose()?,
         policy_compressor: compression::resolve(Some(&policy.compression.compressor_name))?,
         single_chunk: crate::object::single_chunk_limit(repo.contents())?,
-        file_limits: super::upload_walk::FileLimits::of(&policy),
+        file_limits: super::file_limits::FileLimits::of(&policy),
         policy,
     };
     let root = if md.is_file() {
