@@ -150,6 +150,17 @@ pub struct ErrorHandlingPolicy {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Policy {
+    /// Kopia's `metadataCompression.compressorName`: the compressor of directory listings and
+    /// of large files' chunk lists (unset: the default, `zstd-fastest`; `none`: none).
+    pub fn metadata_compressor_name(&self) -> Option<&str> {
+        self.extra
+            .get("metadataCompression")?
+            .get("compressorName")?
+            .as_str()
+    }
+}
+
 impl FilesPolicy {
     /// Kopia's `files.maxFileSize`: files larger than this many bytes are left out of a
     /// snapshot (0, unset or not a number: no limit).

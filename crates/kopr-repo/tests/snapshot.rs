@@ -690,3 +690,45 @@ fn a_mount_inside_the_tree_is_left_out_on_one_file_system() {
     assert_eq!(root_entries(&repo, &kept), ["here"]);
     assert_eq!(kept.stats.total_file_count, 1);
 }
+
+/// Kopia's `metadataCompression`: directory listings and a large file's chunk list are
+/// compressed with it (`zstd-fastest` when unset), and stored plain under `none`; the file's
+/// data follows the compression policy all the same.
+#[test]
+fn directories_and_chunk_lists_follow_the_policys_metadata_compression() {
+    use kopr_format::policy::Policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("large"), random_bytes(7, 10 << 20)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-1M-BUZHASH");
+    let si = source(&src);
+    // Whether the root directory's content and the large file's chunk list are compressed.
+    let compressed = |m: &kopr_format::snapshot::SnapshotManifest| {
+        let is = |oid: &kopr_format::object_id::ObjectId| {
+            let id = oid.content_id().unwrap();
+            let info = repo.contents().content_info(&id).unwrap().unwrap();
+            info.compression_header_id != 0
+        };
+        let root = &m.root_entry.as_ref().unwrap().object_id;
+        let large = kopr_repo::snapshot::read_dir(&repo, root).unwrap()[0]
+            .object_id
+            .clone();
+        (is(root), is(&large.index_object_id().expect("chunked")))
+    };
+    let mut global = Policy::kopia_default();
+    global.extra.remove("metadataCompression");
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    let snap = || create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {});
+    assert_eq!(compressed(&snap().unwrap()), (true, true), "unset");
+    global.extra.insert(
+        "metadataCompression".into(),
+        serde_json::json!({"compressorName": "none"}),
+    );
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    // The file is unchanged and reused: a new one gets a new chunk list.
+    fs::write(src.join("large"), random_bytes(8, 10 << 20)).unwrap();
+    assert_eq!(compressed(&snap().unwrap()), (false, false), "none");
+}

@@ -132,18 +132,20 @@ impl Uploader<'_> {
 }
 
 /// Adds a finished subdirectory's totals, errors and times to its parent's summary.
-/// Stores a directory object as Kopia does: `k`-prefixed contents, metadata compression.
+/// Stores a directory object as Kopia does: `k`-prefixed contents, compressed (and its chunk
+/// list, if any) with the metadata compressor.
 pub(crate) fn write_directory(
     cm: &crate::content::ContentManager,
     manifest: &DirManifest,
+    metadata: Option<&'static compression::Compressor>,
 ) -> Result<kopr_format::object_id::ObjectId> {
     crate::object::write_object(
         cm,
         &manifest.encode(),
         WriterOptions {
             prefix: Some(DIRECTORY_PREFIX),
-            compression: Some(compression::metadata_default()),
-            metadata_compression: Some(compression::metadata_default()),
+            compression: metadata,
+            metadata_compression: metadata,
             splitter: None,
         },
     )

@@ -17,7 +17,7 @@ use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::DirManifest;
 
 use super::local_file::{FileMeta, LocalFile};
-use super::upload::{counted_done, upload_counted, FileRead};
+use super::upload::{counted_done, upload_counted, FileRead, ObjectSettings};
 use super::upload_walk::DirSlot;
 use super::ProgressCounters;
 use crate::error::{RepoError, Result};
@@ -195,8 +195,8 @@ pub(super) struct Workers<'a> {
     pub repo: &'a Repository,
     /// Where the workers count what they read of files listed without their size.
     pub unsized_read: &'a UnsizedReads,
-    /// Files shorter than this are one chunk (see `upload_file`).
-    pub single_chunk: usize,
+    /// How files and directories are written.
+    pub objects: ObjectSettings,
     pub progress: &'a ProgressCounters,
     /// Workers waiting for a job (counted by `parallel::stream_counting_idle`): the spare
     /// threads a large file may borrow.
@@ -213,8 +213,12 @@ impl Workers<'_> {
             // Written even after a cancellation: the directories of an incomplete snapshot
             // are stored too, as when the walk wrote them itself.
             Job::Dir { manifest, out } => out.object.set(
-                super::dir_builder::write_directory(self.repo.contents(), manifest)
-                    .map(|oid| (oid, 0)),
+                super::dir_builder::write_directory(
+                    self.repo.contents(),
+                    manifest,
+                    self.objects.metadata,
+                )
+                .map(|oid| (oid, 0)),
             ),
         }
     }
@@ -249,7 +253,7 @@ impl Workers<'_> {
                     &file,
                     self.progress,
                     Some(&self.idle),
-                    self.single_chunk,
+                    self.objects,
                     Some(&mut kept.data),
                 )
             });

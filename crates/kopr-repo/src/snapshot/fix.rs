@@ -226,7 +226,11 @@ impl<'a> DirRewriter<'a> {
             entries,
             summary: Some(summary.clone()),
         };
-        let oid = super::dir_builder::write_directory(self.repo.contents(), &manifest)?;
+        let oid = super::dir_builder::write_directory(
+            self.repo.contents(),
+            &manifest,
+            Some(kopr_format::compression::metadata_default()),
+        )?;
         let mut out = entry.clone();
         out.object_id = oid;
         out.dir_summary = Some(summary);

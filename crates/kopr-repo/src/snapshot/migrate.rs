@@ -84,7 +84,11 @@ impl<'a> Migrator<'a> {
         for child in &mut dm.entries {
             *child = self.copy_entry(child, policy)?;
         }
-        let oid = super::dir_builder::write_directory(self.dst.contents(), &dm)?;
+        let oid = super::dir_builder::write_directory(
+            self.dst.contents(),
+            &dm,
+            Some(kopr_format::compression::metadata_default()),
+        )?;
         self.objects += 1;
         self.copied.insert(e.object_id.clone(), oid.clone());
         Ok(oid)

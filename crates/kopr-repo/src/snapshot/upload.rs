@@ -66,7 +66,7 @@ fn upload_file(
     file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
-    single_chunk: usize,
+    objects: ObjectSettings,
     keep: Option<&mut Vec<u8>>,
 ) -> Result<FileRead> {
     let path = file.path;
@@ -88,7 +88,7 @@ fn upload_file(
                 ProgressCounters::add(&progress.hashed_bytes, n as u64)
             })
             .map_err(|e| local(path, e))?;
-        if eof && filled < single_chunk {
+        if eof && filled < objects.single_chunk {
             if let Some(keep) = keep {
                 keep.extend_from_slice(&buf[..filled]);
                 return Ok(FileRead::Kept(filled, compression));
@@ -97,7 +97,11 @@ fn upload_file(
                 crate::object::write_single_chunk(repo.contents(), &buf[..filled], compression)?;
             return Ok(FileRead::Stored(oid, filled as u64));
         }
-        let mut w = ObjectWriter::new(repo.contents(), WriterOptions::file_data(compression))?;
+        let opts = WriterOptions {
+            metadata_compression: objects.metadata,
+            ..WriterOptions::file_data(compression)
+        };
+        let mut w = ObjectWriter::new(repo.contents(), opts)?;
         if let Some(spare) = spare {
             w = w.with_spare_workers(spare);
         }
@@ -138,6 +142,28 @@ fn local(path: &Path, source: std::io::Error) -> RepoError {
 /// Size of the reads of file data.
 const READ_BUFFER: usize = 1 << 20;
 
+/// How an upload writes objects.
+#[derive(Clone, Copy)]
+pub(super) struct ObjectSettings {
+    /// Files shorter than this are one chunk (see [`upload_file`]).
+    pub single_chunk: usize,
+    /// The compressor of directory listings and of large files' chunk lists: the policy's
+    /// `metadataCompression`, as Kopia applies it.
+    pub metadata: Option<&'static Compressor>,
+}
+
+impl ObjectSettings {
+    fn of(repo: &Repository, policy: &kopr_format::policy::Policy) -> Result<ObjectSettings> {
+        Ok(ObjectSettings {
+            single_chunk: crate::object::single_chunk_limit(repo.contents())?,
+            metadata: match policy.metadata_compressor_name() {
+                None => Some(compression::metadata_default()),
+                Some(name) => compression::resolve(Some(name))?,
+            },
+        })
+    }
+}
+
 /// [`upload_file`] counted as a file in flight, then (once stored) as a hashed file. With
 /// `keep`, a short file's bytes are kept there instead of stored ([`FileRead::Kept`]): the
 /// caller stores it, then calls [`counted_done`] for it.
@@ -147,11 +173,11 @@ pub(super) fn upload_counted(
     file: &LocalFile<'_>,
     progress: &ProgressCounters,
     spare: Option<&AtomicUsize>,
-    single_chunk: usize,
+    objects: ObjectSettings,
     keep: Option<&mut Vec<u8>>,
 ) -> Result<FileRead> {
     ProgressCounters::add(&progress.hashing_files, 1);
-    let r = upload_file(repo, compression, file, progress, spare, single_chunk, keep);
+    let r = upload_file(repo, compression, file, progress, spare, objects, keep);
     if !matches!(r, Ok(FileRead::Kept(..))) {
         counted_done(progress, r.is_ok());
     }
@@ -261,7 +287,7 @@ pub fn create_snapshot(
             .map(|name| compression::resolve(Some(name)))
             .transpose()?,
         policy_compressor: compression::resolve(Some(&policy.compression.compressor_name))?,
-        single_chunk: crate::object::single_chunk_limit(repo.contents())?,
+        objects: ObjectSettings::of(repo, &policy)?,
         file_limits: super::file_limits::FileLimits::of(&policy),
         policy,
     };
@@ -342,7 +368,7 @@ fn upload_root_file(up: &mut Uploader<'_>, path: &Path, md: &fs::Metadata) -> Re
         &file,
         &up.progress,
         None,
-        up.single_chunk,
+        up.objects,
         None,
     )
     .and_then(FileRead::stored)?;
@@ -376,7 +402,7 @@ fn upload_root_dir(
     let unsized_read = up.unsized_read.clone();
     let pool = Workers {
         repo: up.repo,
-        single_chunk: up.single_chunk,
+        objects: up.objects,
         progress: &progress,
         unsized_read: &unsized_read,
         idle: AtomicUsize::new(0),

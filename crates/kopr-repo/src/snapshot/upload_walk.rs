@@ -18,7 +18,7 @@ use kopr_format::snapshot::{
 use super::file_limits::{device_of, FileLimits};
 use super::file_pool::{FileCompression, FileJob, Job, JobSlot, UnsizedReads};
 use super::local_file::FileMeta;
-use super::upload::is_cache_dir;
+use super::upload::{is_cache_dir, ObjectSettings};
 use super::{Progress, ProgressCounters, UploadOptions, INCOMPLETE_CANCELED};
 use crate::error::{RepoError, Result};
 use crate::object::{read_object, WriterOptions};
@@ -123,8 +123,8 @@ pub(super) struct Uploader<'a> {
     pub(super) forced_compressor: Option<Option<&'static Compressor>>,
     /// The policy's compressor, for the files its rules apply to.
     pub(super) policy_compressor: Option<&'static Compressor>,
-    /// Files shorter than this are one chunk (see `upload_file`).
-    pub(super) single_chunk: usize,
+    /// How files and directories are written.
+    pub(super) objects: ObjectSettings,
     pub(super) policy: kopr_format::policy::Policy,
     /// The policy's `maxFileSize` and `oneFileSystem`.
     pub(super) file_limits: FileLimits,
