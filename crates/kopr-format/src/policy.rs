@@ -159,6 +159,16 @@ impl Policy {
             .get("compressorName")?
             .as_str()
     }
+
+    /// Kopia's `splitter.algorithm`: the splitter of file data (unset or empty: the
+    /// repository's).
+    pub fn splitter_name(&self) -> Option<&str> {
+        self.extra
+            .get("splitter")?
+            .get("algorithm")?
+            .as_str()
+            .filter(|s| !s.is_empty())
+    }
 }
 
 impl FilesPolicy {

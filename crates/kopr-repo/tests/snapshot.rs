@@ -732,3 +732,62 @@ fn directories_and_chunk_lists_follow_the_policys_metadata_compression() {
     fs::write(src.join("large"), random_bytes(8, 10 << 20)).unwrap();
     assert_eq!(compressed(&snap().unwrap()), (false, false), "none");
 }
+
+/// Kopia's `splitter.algorithm` in a policy: file data is cut by it instead of the
+/// repository's splitter, files shorter than the repository's shortest cut included (700 KiB
+/// is one chunk for the repository's DYNAMIC-4M, two for FIXED-512K).
+#[test]
+fn file_data_is_cut_by_the_policys_splitter() {
+    use kopr_format::policy::Policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), random_bytes(1, 3 << 19)).unwrap();
+    fs::write(src.join("b"), random_bytes(2, 7 << 19)).unwrap();
+    fs::write(src.join("c"), random_bytes(5, 700 << 10)).unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    // The chunk lengths of each file.
+    let chunks = |m: &kopr_format::snapshot::SnapshotManifest| -> Vec<Vec<u64>> {
+        let root = &m.root_entry.as_ref().unwrap().object_id;
+        let mut files = kopr_repo::snapshot::read_dir(&repo, root).unwrap();
+        files.sort_by(|x, y| x.name.cmp(&y.name));
+        files
+            .iter()
+            .map(|e| match e.object_id.index_object_id() {
+                None => vec![e.file_size as u64],
+                Some(index) => {
+                    let list: serde_json::Value = serde_json::from_slice(
+                        &kopr_repo::object::read_object(repo.contents(), &index).unwrap(),
+                    )
+                    .unwrap();
+                    list["entries"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["l"].as_u64().unwrap())
+                        .collect()
+                }
+            })
+            .collect()
+    };
+    let snap = || create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {});
+    let repository_cut = chunks(&snap().unwrap());
+    assert_eq!(repository_cut[0], [3 << 19], "one chunk under DYNAMIC-4M");
+    assert_eq!(repository_cut[2], [700 << 10]);
+    let mut global = Policy::kopia_default();
+    global.extra.insert(
+        "splitter".into(),
+        serde_json::json!({"algorithm": "FIXED-512K"}),
+    );
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    // New files, so that nothing is reused from the first snapshot.
+    fs::write(src.join("a"), random_bytes(3, 3 << 19)).unwrap();
+    fs::write(src.join("b"), random_bytes(4, 7 << 19)).unwrap();
+    fs::write(src.join("c"), random_bytes(6, 700 << 10)).unwrap();
+    let policy_cut = chunks(&snap().unwrap());
+    assert_eq!(policy_cut[0], [1 << 19; 3]);
+    assert_eq!(policy_cut[1], [1 << 19; 7]);
+    assert_eq!(policy_cut[2], [1 << 19, 188 << 10]);
+}

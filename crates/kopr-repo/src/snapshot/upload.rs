@@ -18,6 +18,7 @@ use kopr_format::object_id::ObjectId;
 use kopr_format::snapshot::{
     DirEntry, DirManifest, EntryType, Permissions, SnapshotManifest, SnapshotStats, SourceInfo,
 };
+use kopr_format::splitter::SplitterFactory;
 
 use super::file_pool::{FileCompression, Job, Workers};
 use super::local_file::LocalFile;
@@ -99,6 +100,7 @@ fn upload_file(
         }
         let opts = WriterOptions {
             metadata_compression: objects.metadata,
+            splitter: objects.splitter.map(|s| s.name().to_string()),
             ..WriterOptions::file_data(compression)
         };
         let mut w = ObjectWriter::new(repo.contents(), opts)?;
@@ -145,7 +147,11 @@ const READ_BUFFER: usize = 1 << 20;
 /// How an upload writes objects.
 #[derive(Clone, Copy)]
 pub(super) struct ObjectSettings {
-    /// Files shorter than this are one chunk (see [`upload_file`]).
+    /// The policy's splitter of file data (Kopia's `splitter.algorithm`); the repository's
+    /// when none.
+    pub splitter: Option<SplitterFactory>,
+    /// Files shorter than this are one chunk (see [`upload_file`]): the shortest cut of the
+    /// splitter files are cut by.
     pub single_chunk: usize,
     /// The compressor of directory listings and of large files' chunk lists: the policy's
     /// `metadataCompression`, as Kopia applies it.
@@ -154,8 +160,16 @@ pub(super) struct ObjectSettings {
 
 impl ObjectSettings {
     fn of(repo: &Repository, policy: &kopr_format::policy::Policy) -> Result<ObjectSettings> {
+        let splitter = policy
+            .splitter_name()
+            .map(SplitterFactory::new)
+            .transpose()?;
         Ok(ObjectSettings {
-            single_chunk: crate::object::single_chunk_limit(repo.contents())?,
+            splitter,
+            single_chunk: match splitter {
+                Some(s) => s.min_segment_size(),
+                None => crate::object::single_chunk_limit(repo.contents())?,
+            },
             metadata: match policy.metadata_compressor_name() {
                 None => Some(compression::metadata_default()),
                 Some(name) => compression::resolve(Some(name))?,
