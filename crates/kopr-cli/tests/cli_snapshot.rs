@@ -380,3 +380,39 @@ fn snapshot_create_compression_none_overrides_a_compressing_policy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown compression algorithm"), "{err}");
 }
+
+/// `policy set --ignore-identical-snapshots=true`: an unchanged tree's snapshot is not saved,
+/// and `snapshot create` says so on stderr (nothing on stdout), as Kopia does.
+#[test]
+fn an_identical_snapshot_is_not_saved_under_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("repository.config");
+    let src = tmp.path().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+    create_repository(&cfg, &tmp.path().join("repo"));
+    ok(
+        &cfg,
+        &[
+            "policy",
+            "set",
+            "--global",
+            "--ignore-identical-snapshots=true",
+        ],
+    );
+    let s = src.to_str().unwrap();
+    ok(&cfg, &["snapshot", "create", s]);
+    let again = kopr(&cfg, &["snapshot", "create", s]);
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(
+            "Not saving snapshot because no files have been changed since previous snapshot"
+        ),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&cfg, &["snapshot", "ls", "--json"])).unwrap();
+    assert_eq!(listed.len(), 1);
+}

@@ -791,3 +791,43 @@ fn file_data_is_cut_by_the_policys_splitter() {
     assert_eq!(policy_cut[1], [1 << 19; 7]);
     assert_eq!(policy_cut[2], [1 << 19, 188 << 10]);
 }
+
+/// Kopia's `retention.ignoreIdenticalSnapshots`: a snapshot whose root is the same object as
+/// the newest complete snapshot's is not saved (that snapshot is the outcome); a change saves
+/// one again; without the policy identical snapshots are saved.
+#[test]
+fn identical_snapshots_are_not_saved_when_the_policy_says_so() {
+    use kopr_format::policy::Policy;
+    use kopr_repo::snapshot::{create_snapshot_outcome, list_snapshots, Created};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"one").unwrap();
+    let (_, repo) = repo_at(&tmp.path().join("repo"), "DYNAMIC-4M-BUZHASH");
+    let si = source(&src);
+    let snap = || create_snapshot_outcome(&repo, &src, &si, &UploadOptions::default(), &mut |_| {});
+    let count = || list_snapshots(&repo, Some(&si)).unwrap().len();
+    let Created::Saved(first) = snap().unwrap() else {
+        panic!("the first snapshot is saved");
+    };
+    assert!(matches!(snap().unwrap(), Created::Saved(_)), "no policy");
+    assert_eq!(count(), 2);
+    let mut global = Policy::kopia_default();
+    global.retention.ignore_identical_snapshots = Some(true);
+    kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
+    repo.flush().unwrap();
+    match snap().unwrap() {
+        Created::Identical(m) => {
+            assert_eq!(
+                m.root_entry.unwrap().object_id,
+                first.root_entry.unwrap().object_id
+            );
+            assert!(m.start_time > first.start_time, "the newest of the two");
+        }
+        other => panic!("saved again: {other:?}"),
+    }
+    assert_eq!(count(), 2);
+    fs::write(src.join("f"), b"two").unwrap();
+    assert!(matches!(snap().unwrap(), Created::Saved(_)), "changed");
+    assert_eq!(count(), 3);
+}

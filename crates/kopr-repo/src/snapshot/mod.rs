@@ -38,7 +38,8 @@ pub use restore::{
 pub use restore_batch::DEFAULT_READERS as DEFAULT_RESTORE_READERS;
 pub use stats::{storage_stats, StorageUsage};
 pub use upload::{
-    create_snapshot, UploadOptions, CACHEDIR_SIGNATURE, CACHEDIR_TAG, INCOMPLETE_CANCELED,
+    create_snapshot, create_snapshot_outcome, Created, UploadOptions, CACHEDIR_SIGNATURE,
+    CACHEDIR_TAG, INCOMPLETE_CANCELED,
 };
 pub use verify::{verify, verify_with, VerifyOptions, VerifyReport};
 pub use walk::{read_dir, resolve, walk_tree, TreeVisitor, Visit, VisitFn};

@@ -259,7 +259,8 @@ pub(super) fn owner(md: &fs::Metadata) -> (u32, u32, u32) {
     )
 }
 
-/// Takes a snapshot of `dir` as `source`, saves its manifest and flushes the repository.
+/// Takes a snapshot of `dir` as `source`, saves its manifest and flushes the repository; the
+/// manifest of [`create_snapshot_outcome`] whatever it was.
 pub fn create_snapshot(
     repo: &Repository,
     dir: &Path,
@@ -267,6 +268,34 @@ pub fn create_snapshot(
     opts: &UploadOptions,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SnapshotManifest> {
+    Ok(
+        match create_snapshot_outcome(repo, dir, source, opts, on_progress)? {
+            Created::Saved(m) | Created::Identical(m) => m,
+        },
+    )
+}
+
+/// What [`create_snapshot_outcome`] did.
+#[derive(Debug)]
+pub enum Created {
+    /// The new snapshot, saved.
+    Saved(SnapshotManifest),
+    /// Not saved: the policy's `retention.ignoreIdenticalSnapshots` is set and the new
+    /// snapshot's root is the same object as that of the newest complete snapshot of the
+    /// source, whose manifest this is.
+    Identical(SnapshotManifest),
+}
+
+/// Takes a snapshot of `dir` as `source` and saves its manifest, unless the policy ignores
+/// identical snapshots and it is one (as Kopia's `snapshot create` does); flushes the
+/// repository either way.
+pub fn create_snapshot_outcome(
+    repo: &Repository,
+    dir: &Path,
+    source: &SourceInfo,
+    opts: &UploadOptions,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Created> {
     let start = repo.contents().clock().now();
     let md = source_metadata(dir)?;
     let previous = previous_root(repo, source)?;
@@ -311,7 +340,24 @@ pub fn create_snapshot(
         upload_root_dir(&mut up, dir, &md, previous.as_ref())?
     };
     let stats = up.stats;
-    save_manifest(repo, source, opts, start, stats, root)
+    if up.policy.retention.ignore_identical_snapshots == Some(true) {
+        if let Some(newest) = newest_complete(repo, source)?
+            .filter(|m| m.root_entry.as_ref().map(|r| &r.object_id) == Some(&root.object_id))
+        {
+            // Nothing new should be written, but what was is made durable all the same.
+            repo.flush()?;
+            return Ok(Created::Identical(newest));
+        }
+    }
+    save_manifest(repo, source, opts, start, stats, root).map(Created::Saved)
+}
+
+/// The newest complete snapshot of `source`.
+fn newest_complete(repo: &Repository, source: &SourceInfo) -> Result<Option<SnapshotManifest>> {
+    Ok(list_snapshots(repo, Some(source))?
+        .into_iter()
+        .rev()
+        .find(|m| m.incomplete_reason.is_empty()))
 }
 
 /// The metadata of the source, which must be a directory or a regular file.

@@ -108,7 +108,7 @@ fn create_one(
     }
     let counters = std::sync::Arc::new(ProgressCounters::default());
     let bar = tty.then(|| SnapshotBar::start(counters.clone()));
-    let result = snap::create_snapshot(
+    let outcome = snap::create_snapshot_outcome(
         repo,
         src,
         &si,
@@ -124,6 +124,17 @@ fn create_one(
     if let Some(bar) = bar {
         bar.finish();
     }
+    let result = match outcome {
+        Ok(snap::Created::Saved(m)) => Ok(m),
+        // As Kopia: nothing printed on stdout, no retention applied.
+        Ok(snap::Created::Identical(_)) => {
+            eprintln!(
+                "Not saving snapshot because no files have been changed since previous snapshot"
+            );
+            return Ok(None);
+        }
+        Err(e) => Err(e),
+    };
     crate::commands::notification::snapshot_created(repo, &si, &result);
     let m = result?;
     print_created(&m, &si, started, a.json)?;
