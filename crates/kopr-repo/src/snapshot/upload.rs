@@ -268,11 +268,7 @@ pub fn create_snapshot(
     opts: &UploadOptions,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SnapshotManifest> {
-    Ok(
-        match create_snapshot_outcome(repo, dir, source, opts, on_progress)? {
-            Created::Saved(m) | Created::Identical(m) => m,
-        },
-    )
+    create_snapshot_outcome(repo, dir, source, opts, on_progress).map(Created::into_manifest)
 }
 
 /// What [`create_snapshot_outcome`] did.
@@ -284,6 +280,15 @@ pub enum Created {
     /// snapshot's root is the same object as that of the newest complete snapshot of the
     /// source, whose manifest this is.
     Identical(SnapshotManifest),
+}
+
+impl Created {
+    /// The manifest, saved or found.
+    pub fn into_manifest(self) -> SnapshotManifest {
+        match self {
+            Created::Saved(m) | Created::Identical(m) => m,
+        }
+    }
 }
 
 /// Takes a snapshot of `dir` as `source` and saves its manifest, unless the policy ignores
