@@ -331,12 +331,44 @@ pub fn forget_password(config_path: &Path) {
     let _ = fs::remove_file(key_cache_path(config_path));
 }
 
-/// Removes the config, the persisted password and the cache.
+/// The subdirectories a kopr (or Kopia) cache directory may hold.
+const CACHE_PARTS: &[&str] = &[
+    "contents",
+    "indexes",
+    "metadata",
+    "own-writes",
+    "blob-list",
+    "server-contents",
+];
+
+/// The name of an entry of `dir` that a cache directory does not hold (a cache directory
+/// pointed at a directory with other things in it, say by `--cache-directory=$HOME`), if any.
+pub fn not_a_cache(dir: &Path) -> Option<String> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| {
+            !CACHE_PARTS.contains(&name.as_str())
+                && !kopr_repo::format_blob_cache::is_cache_file_name(name)
+        })
+}
+
+/// Removes the config, the persisted password and the cache. A cache directory that holds
+/// anything a cache does not is left in place, with a warning (Kopia removes it whole).
 pub fn remove(config_path: &Path) -> Result<bool> {
     let existed = config_path.exists();
     if let Ok(cfg) = ConnectionConfig::load(config_path) {
-        if !cfg.caching.cache_directory.is_empty() {
-            let _ = fs::remove_dir_all(&cfg.caching.cache_directory);
+        let dir = Path::new(&cfg.caching.cache_directory);
+        match not_a_cache(dir) {
+            _ if cfg.caching.cache_directory.is_empty() => {}
+            None => {
+                let _ = fs::remove_dir_all(dir);
+            }
+            Some(name) => eprintln!(
+                "warning: left the cache directory {} in place: it holds {name:?}, which is not a cache",
+                dir.display()
+            ),
         }
     }
     for p in [

@@ -560,3 +560,43 @@ fn repositories_connected_through_the_same_relative_config_name_do_not_share_a_c
     kopr(&c, &["cache", "set", "--cache-directory", "other"]);
     assert_eq!(cache_of(&c), c.join("other").to_str().unwrap());
 }
+
+/// `repository disconnect` removes the connection's cache directory, but not one that holds
+/// anything a cache does not (a cache directory pointed at a directory of the user's, say by
+/// `--cache-directory=$HOME`): that one is left in place, with a warning.
+#[test]
+fn disconnect_removes_only_a_directory_that_is_all_cache() {
+    let env = Env::new();
+    let path = env.repo.to_str().unwrap();
+    env.ok(&["repository", "create", "filesystem", "--path", path]);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&env.config).unwrap()).unwrap();
+    let own = PathBuf::from(cfg["caching"]["cacheDirectory"].as_str().unwrap());
+    assert!(own.join("indexes").is_dir(), "a cache was made");
+    env.ok(&["repository", "disconnect"]);
+    assert!(!own.exists(), "and removed");
+
+    let mine = env.home.join("documents");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("thesis.txt"), b"years of work").unwrap();
+    let dir = mine.to_str().unwrap();
+    env.ok(&[
+        "repository",
+        "connect",
+        "filesystem",
+        "--path",
+        path,
+        "--cache-directory",
+        dir,
+    ]);
+    env.ok(&["content", "ls"]);
+    let out = env.kopr(&["repository", "disconnect"], &[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("left the cache directory"), "{err}");
+    assert_eq!(
+        std::fs::read(mine.join("thesis.txt")).unwrap(),
+        b"years of work"
+    );
+    assert!(!env.config.exists());
+}

@@ -79,16 +79,6 @@ pub fn pin(
     Ok(())
 }
 
-/// The subdirectories a kopr (or Kopia) cache directory may hold.
-const CACHE_PARTS: &[&str] = &[
-    "contents",
-    "indexes",
-    "metadata",
-    "own-writes",
-    "blob-list",
-    "server-contents",
-];
-
 /// `cache info | clear` on the connection's cache directory (no password needed).
 pub fn cache(ctx: &Context, cmd: CacheCommand) -> Result<()> {
     let cfg = ConnectionConfig::load(&ctx.config_path)?;
@@ -138,18 +128,11 @@ pub fn cache(ctx: &Context, cmd: CacheCommand) -> Result<()> {
             // Only what a cache holds is removed: a cache directory pointed at a directory
             // with anything else in it (say, by --cache-directory=$HOME) is refused.
             if partial.is_none() {
-                if let Ok(entries) = std::fs::read_dir(&dir) {
-                    for e in entries.filter_map(|e| e.ok()) {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        if !CACHE_PARTS.contains(&name.as_str())
-                            && !kopr_repo::format_blob_cache::is_cache_file_name(&name)
-                        {
-                            bail!(
-                                "refusing to clear {}: it holds {name:?}, which is not a cache; remove it by hand",
-                                dir.display()
-                            );
-                        }
-                    }
+                if let Some(name) = crate::config::not_a_cache(&dir) {
+                    bail!(
+                        "refusing to clear {}: it holds {name:?}, which is not a cache; remove it by hand",
+                        dir.display()
+                    );
                 }
             }
             eprintln!("Clearing cache directory: {}.", target.display());
