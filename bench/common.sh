@@ -16,6 +16,10 @@ done
 
 results="$work/results.tsv"
 mkdir -p "$work"
+# Every tool's cache (and kopr's logs) in the scratch directory: a run leaves the user's caches
+# alone.
+export RESTIC_CACHE_DIR="$work/cache-restic" BORG_CACHE_DIR="$work/cache-borg" RUSTIC_CACHE_DIR="$work/cache-rustic"
+export KOPR_LOG_DIR="$work/kopr-logs"
 : > "$results"
 : > "$work/cpu.tsv"
 

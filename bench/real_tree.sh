@@ -43,31 +43,30 @@ fi
 
 # s3_restore TOOL RUN: TOOL's snapshot of the tree into a new bucket (untimed), then its timed
 # restores from there with an empty and with a filled local cache (steps s3-restore-cold and
-# s3-restore-warm); the bucket and cache are removed after.
+# s3-restore-warm, by restore_latest); the bucket and cache are removed after.
 s3_restore() {
   local tool=$1 run=$2 bucket="$1-$2" dst="$restore_root/restore-s3-$1" cache="$work/cache-s3-$1"
-  local cfg="$work/kopr-s3.config" url="s3:http://127.0.0.1:$s3port/$1-$2" id
+  local cfg="$work/kopr-s3.config" repo="s3:http://127.0.0.1:$s3port/$1-$2"
   mkdir -p "$work/s3data/$bucket"
   rm -rf "$cache" "$dst"
+  # restic's cache for this bucket (restore_latest runs restic without flags for it).
+  local tools_cache=$RESTIC_CACHE_DIR
+  export RESTIC_CACHE_DIR="$cache"
   case $tool in
     kopr)
       rm -rf "$cfg" "$cfg".*
       "$kopr" --config-file "$cfg" repository create s3 --bucket "$bucket" --endpoint "http://127.0.0.1:$s3port" \
         --access-key benchkey --secret-access-key benchsecret --cache-directory "$cache" >/dev/null
-      "$kopr" --config-file "$cfg" snapshot create "$work/tree" >/dev/null
-      id=$("$kopr" --config-file "$cfg" snapshot ls "$work/tree" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-      rm -rf "$cache"
-      timed kopr s3-restore-cold "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst"
-      rm -rf "$dst"
-      timed kopr s3-restore-warm "$run" -- "$kopr" --config-file "$cfg" snapshot restore "$id" "$dst" ;;
+      "$kopr" --config-file "$cfg" snapshot create "$work/tree" >/dev/null ;;
     restic)
-      restic -r "$url" --cache-dir "$cache" init >/dev/null
-      restic -r "$url" --cache-dir "$cache" backup "$work/tree" >/dev/null
-      rm -rf "$cache"
-      timed restic s3-restore-cold "$run" -- restic -r "$url" --cache-dir "$cache" restore latest --target "$dst"
-      rm -rf "$dst"
-      timed restic s3-restore-warm "$run" -- restic -r "$url" --cache-dir "$cache" restore latest --target "$dst" ;;
+      restic -r "$repo" init >/dev/null
+      restic -r "$repo" backup "$work/tree" >/dev/null ;;
   esac
+  rm -rf "$cache"
+  restore_latest "$tool" s3-restore-cold "$run" "$repo" "$cfg" "$work/tree" "$dst" ""
+  rm -rf "$dst"
+  restore_latest "$tool" s3-restore-warm "$run" "$repo" "$cfg" "$work/tree" "$dst" ""
+  export RESTIC_CACHE_DIR=$tools_cache
   rm -rf "$dst" "$cache" "$work/s3data/$bucket"
 }
 

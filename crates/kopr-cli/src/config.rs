@@ -359,16 +359,16 @@ pub fn not_a_cache(dir: &Path) -> Option<String> {
 pub fn remove(config_path: &Path) -> Result<bool> {
     let existed = config_path.exists();
     if let Ok(cfg) = ConnectionConfig::load(config_path) {
-        let dir = Path::new(&cfg.caching.cache_directory);
-        match not_a_cache(dir) {
-            _ if cfg.caching.cache_directory.is_empty() => {}
-            None => {
-                let _ = fs::remove_dir_all(dir);
+        if let Some(dir) = cfg.cache_dir() {
+            match not_a_cache(&dir) {
+                None => {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                Some(name) => eprintln!(
+                    "warning: left the cache directory {} in place: it holds {name:?}, which is not a cache",
+                    dir.display()
+                ),
             }
-            Some(name) => eprintln!(
-                "warning: left the cache directory {} in place: it holds {name:?}, which is not a cache",
-                dir.display()
-            ),
         }
     }
     for p in [

@@ -309,9 +309,6 @@ fn listings_that_miss_recent_writes_never_make_maintenance_delete_them() {
     }
 }
 
-/// Full packs are written by background writers while the snapshot goes on: a failure of one
-/// of them (not the first, not the last) still fails the snapshot, no index points at a pack
-/// that is missing, and the next snapshot succeeds.
 /// A repository of 1 MiB packs over faulty memory storage (on a manual clock), the storage
 /// beneath, and a way to open the repository again.
 fn small_pack_repository() -> (
@@ -346,6 +343,9 @@ fn small_pack_repository() -> (
     (mem, faulty, open)
 }
 
+/// Full packs are written by background writers while the snapshot goes on: a failure of one
+/// of them (not the first, not the last) still fails the snapshot, no index points at a pack
+/// that is missing, and the next snapshot succeeds.
 #[test]
 fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing() {
     let tmpdir = tempfile::tempdir().unwrap();
@@ -386,6 +386,7 @@ fn a_failed_background_pack_write_fails_the_snapshot_and_indexes_nothing_missing
     assert!(mem.list_all("p").unwrap().len() >= 12);
 }
 
+/// A content deleted while its pack is being written stays deleted once the pack lands.
 #[test]
 fn a_deletion_made_while_the_contents_pack_is_written_is_indexed() {
     let (_, faulty, open) = small_pack_repository();
@@ -418,6 +419,7 @@ fn a_deletion_made_while_the_contents_pack_is_written_is_indexed() {
     assert!(!r.contents().content_info(&idb).unwrap().unwrap().deleted);
 }
 
+/// A pack whose write fails takes its entries out and puts back those they replaced.
 #[test]
 fn a_failed_pack_write_puts_back_the_entries_its_contents_replaced() {
     let (_, faulty, open) = small_pack_repository();

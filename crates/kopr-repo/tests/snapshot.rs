@@ -537,10 +537,7 @@ fn compression_size_limits_apply_to_files_whoever_sized_them() {
     kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
     repo.flush().unwrap();
     let compressed = |m: &kopr_format::snapshot::SnapshotManifest| {
-        let entries =
-            kopr_repo::snapshot::read_dir(&repo, &m.root_entry.as_ref().unwrap().object_id)
-                .unwrap();
-        let mut out: Vec<(String, bool)> = entries
+        let mut out: Vec<(String, bool)> = root_entries(&repo, m)
             .iter()
             .map(|e| {
                 let info = repo
@@ -570,11 +567,9 @@ fn compression_size_limits_apply_to_files_whoever_sized_them() {
     assert_eq!(compressed(&second), want, "sized by the walk");
 }
 
-/// Names and sizes of the entries of a snapshot's root directory.
-fn root_entries(repo: &Repository, m: &kopr_format::snapshot::SnapshotManifest) -> Vec<String> {
-    let entries =
-        kopr_repo::snapshot::read_dir(repo, &m.root_entry.as_ref().unwrap().object_id).unwrap();
-    let mut names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+/// The names in a snapshot's root directory, sorted.
+fn root_names(repo: &Repository, m: &kopr_format::snapshot::SnapshotManifest) -> Vec<String> {
+    let mut names: Vec<String> = root_entries(repo, m).into_iter().map(|e| e.name).collect();
     names.sort();
     names
 }
@@ -603,13 +598,8 @@ fn files_over_the_policys_max_file_size_are_left_out() {
     repo.flush().unwrap();
     for round in ["first", "next"] {
         let m = create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {}).unwrap();
-        assert_eq!(
-            root_entries(&repo, &m),
-            ["dir", "limit", "small"],
-            "{round}"
-        );
-        let dir = kopr_repo::snapshot::read_dir(&repo, &m.root_entry.as_ref().unwrap().object_id)
-            .unwrap()
+        assert_eq!(root_names(&repo, &m), ["dir", "limit", "small"], "{round}");
+        let dir = root_entries(&repo, &m)
             .into_iter()
             .find(|e| e.name == "dir")
             .unwrap();
@@ -670,7 +660,7 @@ fn a_mount_inside_the_tree_is_left_out_on_one_file_system() {
     let si = source(&src);
     let snap = || create_snapshot(&repo, &src, &si, &UploadOptions::default(), &mut |_| {});
     let walked = snap().unwrap();
-    assert_eq!(root_entries(&repo, &walked), ["here", "mnt"]);
+    assert_eq!(root_names(&repo, &walked), ["here", "mnt"]);
     assert_eq!(walked.stats.total_file_count, 2);
     let estimated = |p: &Policy| {
         kopr_repo::snapshot::estimate::estimate(&src, p, 10)
@@ -687,13 +677,12 @@ fn a_mount_inside_the_tree_is_left_out_on_one_file_system() {
     kopr_repo::policy::set(&repo, &SourceInfo::default(), &global).unwrap();
     repo.flush().unwrap();
     let kept = snap().unwrap();
-    assert_eq!(root_entries(&repo, &kept), ["here"]);
+    assert_eq!(root_names(&repo, &kept), ["here"]);
     assert_eq!(kept.stats.total_file_count, 1);
 }
 
 /// Kopia's `metadataCompression`: directory listings and a large file's chunk list are
-/// compressed with it (`zstd-fastest` when unset), and stored plain under `none`; the file's
-/// data follows the compression policy all the same.
+/// compressed with it (`zstd-fastest` when unset), and stored plain under `none`.
 #[test]
 fn directories_and_chunk_lists_follow_the_policys_metadata_compression() {
     use kopr_format::policy::Policy;
@@ -710,11 +699,11 @@ fn directories_and_chunk_lists_follow_the_policys_metadata_compression() {
             let info = repo.contents().content_info(&id).unwrap().unwrap();
             info.compression_header_id != 0
         };
-        let root = &m.root_entry.as_ref().unwrap().object_id;
-        let large = kopr_repo::snapshot::read_dir(&repo, root).unwrap()[0]
-            .object_id
-            .clone();
-        (is(root), is(&large.index_object_id().expect("chunked")))
+        let large = root_entries(&repo, m).remove(0).object_id;
+        (
+            is(&m.root_entry.as_ref().unwrap().object_id),
+            is(&large.index_object_id().expect("chunked")),
+        )
     };
     let mut global = Policy::kopia_default();
     global.extra.remove("metadataCompression");
@@ -749,10 +738,8 @@ fn file_data_is_cut_by_the_policys_splitter() {
     let si = source(&src);
     // The chunk lengths of each file.
     let chunks = |m: &kopr_format::snapshot::SnapshotManifest| -> Vec<Vec<u64>> {
-        let root = &m.root_entry.as_ref().unwrap().object_id;
-        let mut files = kopr_repo::snapshot::read_dir(&repo, root).unwrap();
-        files.sort_by(|x, y| x.name.cmp(&y.name));
-        files
+        // A directory lists its entries by name.
+        root_entries(&repo, m)
             .iter()
             .map(|e| match e.object_id.index_object_id() {
                 None => vec![e.file_size as u64],

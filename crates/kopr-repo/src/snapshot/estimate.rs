@@ -114,6 +114,9 @@ fn is_cache_dir(dir: &Path) -> bool {
 impl Walk<'_> {
     fn dir(&mut self, dir: &Path, rel: &str) {
         self.out.total_directory_count += 1;
+        if self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir) {
+            return;
+        }
         // Kopia's files.oneFileSystem: entries on another filesystem are left out, uncounted.
         let device = self
             .policy
@@ -121,9 +124,6 @@ impl Walk<'_> {
             .one_file_system()
             .then(|| super::file_limits::device_of(dir))
             .flatten();
-        if self.policy.files.ignore_cache_dirs.unwrap_or(true) && is_cache_dir(dir) {
-            return;
-        }
         let mut names: Vec<(String, std::path::PathBuf)> = match fs::read_dir(dir) {
             Ok(rd) => rd
                 .flatten()

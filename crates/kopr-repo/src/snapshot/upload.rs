@@ -303,7 +303,14 @@ pub fn create_snapshot_outcome(
 ) -> Result<Created> {
     let start = repo.contents().clock().now();
     let md = source_metadata(dir)?;
-    let previous = previous_root(repo, source)?;
+    // One listing of the source's snapshots: the newest supplies unchanged files, the newest
+    // complete one is what an identical snapshot is compared with.
+    let snapshots = list_snapshots(repo, Some(source))?;
+    let previous = previous_root(repo, snapshots.last());
+    let newest_complete = snapshots
+        .into_iter()
+        .rev()
+        .find(|m| m.incomplete_reason.is_empty());
     let policy = crate::policy::effective(repo, source)?;
     let progress = opts.progress.clone().unwrap_or_default();
     if md.is_file() {
@@ -346,7 +353,7 @@ pub fn create_snapshot_outcome(
     };
     let stats = up.stats;
     if up.policy.retention.ignore_identical_snapshots == Some(true) {
-        if let Some(newest) = newest_complete(repo, source)?
+        if let Some(newest) = newest_complete
             .filter(|m| m.root_entry.as_ref().map(|r| &r.object_id) == Some(&root.object_id))
         {
             // Nothing new should be written, but what was is made durable all the same.
@@ -355,14 +362,6 @@ pub fn create_snapshot_outcome(
         }
     }
     save_manifest(repo, source, opts, start, stats, root).map(Created::Saved)
-}
-
-/// The newest complete snapshot of `source`.
-fn newest_complete(repo: &Repository, source: &SourceInfo) -> Result<Option<SnapshotManifest>> {
-    Ok(list_snapshots(repo, Some(source))?
-        .into_iter()
-        .rev()
-        .find(|m| m.incomplete_reason.is_empty()))
 }
 
 /// The metadata of the source, which must be a directory or a regular file.
@@ -378,16 +377,14 @@ fn source_metadata(dir: &Path) -> Result<fs::Metadata> {
     Ok(md)
 }
 
-/// The root directory of the newest snapshot of `source`, complete or a checkpoint: it supplies
-/// unchanged files.
-fn previous_root(repo: &Repository, source: &SourceInfo) -> Result<Option<DirManifest>> {
-    Ok(list_snapshots(repo, Some(source))?
-        .into_iter()
-        .next_back()
-        .and_then(|m| m.root_entry)
+/// The root directory of `newest`, the newest snapshot of the source, complete or a
+/// checkpoint: it supplies unchanged files.
+fn previous_root(repo: &Repository, newest: Option<&SnapshotManifest>) -> Option<DirManifest> {
+    newest
+        .and_then(|m| m.root_entry.as_ref())
         .filter(|r| r.entry_type == EntryType::Directory)
         .and_then(|r| read_object(repo.contents(), &r.object_id).ok())
-        .and_then(|b| DirManifest::decode(&b).ok()))
+        .and_then(|b| DirManifest::decode(&b).ok())
 }
 
 /// The name of the snapshot's root entry: the source's last component.
